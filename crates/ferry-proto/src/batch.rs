@@ -1,0 +1,455 @@
+//! Messages ("batches"): cutting them into fragments on the way out, putting them
+//! back together on the way in.
+//!
+//! Flow control counts the *cost* of fragments: payload length plus
+//! [`FRAGMENT_COST`]. Both sides compute it the same way, so the receiver can hold
+//! the sender to the credit it granted.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::varint_len;
+use crate::config::{FRAGMENT_COST, MIN_FRAGMENT_PAYLOAD};
+use crate::error::ProtocolViolation;
+
+/// Flow-control cost of a fragment carrying `len` payload bytes.
+pub(crate) fn fragment_cost(len: usize) -> u64 {
+    len as u64 + FRAGMENT_COST
+}
+
+/// Largest payload of a fragment of message `number` (of `len` bytes), given the
+/// room left in a packet after header and trailer.
+pub(crate) fn fragment_size(room: usize, stream: u64, number: u64, len: usize) -> usize {
+    let max_count = (len / MIN_FRAGMENT_PAYLOAD + 1) as u64;
+    let fields = varint_len(stream) + varint_len(number) + 2 * varint_len(max_count);
+    room.saturating_sub(fields).max(MIN_FRAGMENT_PAYLOAD)
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    number: u64,
+    data: Bytes,
+    /// Fixed when the first fragment leaves (the path MTU is known by then).
+    frag_size: usize,
+    count: u32,
+    acked: Vec<u64>,
+    acked_count: u32,
+    next_unsent: u32,
+}
+
+impl Outgoing {
+    fn is_acked(&self, idx: u32) -> bool {
+        self.acked
+            .get(idx as usize / 64)
+            .is_some_and(|w| w & (1 << (idx % 64)) != 0)
+    }
+
+    fn payload(&self, idx: u32) -> Bytes {
+        let start = idx as usize * self.frag_size;
+        let end = (start + self.frag_size).min(self.data.len());
+        self.data.slice(start..end)
+    }
+
+    fn complete(&self) -> bool {
+        self.count > 0 && self.acked_count == self.count
+    }
+}
+
+/// A fragment chosen to be sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Fragment {
+    pub(crate) message: u64,
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+    pub(crate) payload: Bytes,
+    /// Whether this is the fragment's first transmission (it then consumes credit).
+    pub(crate) first: bool,
+}
+
+/// Messages queued for sending, kept until every fragment is acknowledged.
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    messages: VecDeque<Outgoing>,
+    next_number: u64,
+    buffered: usize,
+    /// Index in `messages` of the first message with fragments never sent.
+    cursor: usize,
+    retransmit: VecDeque<(u64, u32)>,
+}
+
+impl SendQueue {
+    /// Bytes of messages not yet fully acknowledged.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Queues a message; returns its number.
+    pub(crate) fn push(&mut self, data: Bytes) -> u64 {
+        let number = self.next_number;
+        self.next_number += 1;
+        self.buffered += data.len();
+        self.messages.push_back(Outgoing {
+            number,
+            data,
+            frag_size: 0,
+            count: 0,
+            acked: Vec::new(),
+            acked_count: 0,
+            next_unsent: 0,
+        });
+        number
+    }
+
+    fn get(&self, number: u64) -> Option<&Outgoing> {
+        let front = self.messages.front()?.number;
+        self.messages
+            .get(usize::try_from(number.checked_sub(front)?).ok()?)
+    }
+
+    fn get_mut(&mut self, number: u64) -> Option<&mut Outgoing> {
+        let front = self.messages.front()?.number;
+        self.messages
+            .get_mut(usize::try_from(number.checked_sub(front)?).ok()?)
+    }
+
+    /// Whether a retransmission or a never-sent fragment is waiting.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.retransmit.is_empty() || self.cursor < self.messages.len()
+    }
+
+    /// Whether fragments never sent are waiting (they need credit).
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.cursor < self.messages.len()
+    }
+
+    /// Picks the next fragment to send: retransmissions first, then new data if its
+    /// cost fits in `credit`. `room` is the payload room of one packet.
+    pub(crate) fn next_fragment(&mut self, room: usize, credit: u64) -> Option<Fragment> {
+        while let Some((number, index)) = self.retransmit.pop_front() {
+            let Some(m) = self.get(number) else { continue };
+            if m.is_acked(index) {
+                continue;
+            }
+            return Some(Fragment {
+                message: number,
+                index,
+                count: m.count,
+                payload: m.payload(index),
+                first: false,
+            });
+        }
+        let m = self.messages.get_mut(self.cursor)?;
+        if m.count == 0 {
+            m.frag_size = fragment_size(room, 0, m.number, m.data.len());
+            let count = m.data.len().div_ceil(m.frag_size).max(1);
+            m.count = u32::try_from(count).expect("max_message_size bounds the count");
+            m.acked = vec![0; count.div_ceil(64)];
+        }
+        let payload = m.payload(m.next_unsent);
+        if fragment_cost(payload.len()) > credit {
+            return None;
+        }
+        let fragment = Fragment {
+            message: m.number,
+            index: m.next_unsent,
+            count: m.count,
+            payload,
+            first: true,
+        };
+        m.next_unsent += 1;
+        if m.next_unsent == m.count {
+            self.cursor += 1;
+        }
+        Some(fragment)
+    }
+
+    /// Cost of the next never-sent fragment, if one waits and its size is known.
+    pub(crate) fn next_unsent_cost(&self, room: usize) -> Option<u64> {
+        let m = self.messages.get(self.cursor)?;
+        let size = if m.count == 0 {
+            fragment_size(room, 0, m.number, m.data.len())
+        } else {
+            m.frag_size
+        };
+        let start = m.next_unsent as usize * size;
+        Some(fragment_cost(
+            (m.data.len() - start.min(m.data.len())).min(size),
+        ))
+    }
+
+    /// A fragment was acknowledged. Returns the number of messages that became
+    /// fully acknowledged and were released.
+    pub(crate) fn on_acked(&mut self, number: u64, index: u32) -> usize {
+        let Some(m) = self.get_mut(number) else {
+            return 0;
+        };
+        if index >= m.count || m.is_acked(index) {
+            return 0;
+        }
+        m.acked[index as usize / 64] |= 1 << (index % 64);
+        m.acked_count += 1;
+        let mut released = 0;
+        while self.messages.front().is_some_and(Outgoing::complete) {
+            let m = self.messages.pop_front().expect("front exists");
+            self.buffered -= m.data.len();
+            self.cursor = self.cursor.saturating_sub(1);
+            released += 1;
+        }
+        released
+    }
+
+    /// A fragment's packet was lost: send it again unless acknowledged meanwhile.
+    pub(crate) fn on_lost(&mut self, number: u64, index: u32) {
+        if self.get(number).is_some_and(|m| !m.is_acked(index)) {
+            self.retransmit.push_back((number, index));
+        }
+    }
+
+    /// Drops everything queued (the session closed).
+    pub(crate) fn clear(&mut self) {
+        self.messages.clear();
+        self.retransmit.clear();
+        self.buffered = 0;
+        self.cursor = 0;
+    }
+}
+
+#[derive(Debug)]
+struct Incoming {
+    count: u32,
+    /// Fragments received so far, sorted by index.
+    fragments: Vec<(u32, Bytes)>,
+    bytes: usize,
+    cost: u64,
+}
+
+/// What became of a received fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// New data, of this flow-control cost.
+    New(u64),
+    /// Already received (or already delivered): dropped.
+    Duplicate,
+}
+
+/// Reassembles messages and releases them in order, exactly once.
+#[derive(Debug)]
+pub(crate) struct Reassembly {
+    next_deliver: u64,
+    pending: BTreeMap<u64, Incoming>,
+    max_message_size: usize,
+    max_fragments: u32,
+}
+
+impl Reassembly {
+    pub(crate) fn new(max_message_size: usize) -> Self {
+        Self {
+            next_deliver: 0,
+            pending: BTreeMap::new(),
+            max_message_size,
+            max_fragments: u32::try_from(max_message_size / MIN_FRAGMENT_PAYLOAD + 1)
+                .unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Takes in one fragment.
+    pub(crate) fn on_fragment(
+        &mut self,
+        message: u64,
+        index: u32,
+        count: u32,
+        payload: Bytes,
+    ) -> Result<Accepted, ProtocolViolation> {
+        if message < self.next_deliver {
+            return Ok(Accepted::Duplicate);
+        }
+        if count > self.max_fragments {
+            return Err(ProtocolViolation::MessageTooLarge);
+        }
+        if index + 1 < count && payload.len() < MIN_FRAGMENT_PAYLOAD {
+            return Err(ProtocolViolation::BadFragment);
+        }
+        let entry = self.pending.entry(message).or_insert_with(|| Incoming {
+            count,
+            fragments: Vec::new(),
+            bytes: 0,
+            cost: 0,
+        });
+        if entry.count != count {
+            return Err(ProtocolViolation::BadFragment);
+        }
+        let pos = match entry.fragments.last() {
+            Some(&(last, _)) if last < index => entry.fragments.len(),
+            None => 0,
+            _ => match entry.fragments.binary_search_by_key(&index, |f| f.0) {
+                Ok(_) => return Ok(Accepted::Duplicate),
+                Err(pos) => pos,
+            },
+        };
+        if entry.bytes + payload.len() > self.max_message_size {
+            return Err(ProtocolViolation::MessageTooLarge);
+        }
+        let cost = fragment_cost(payload.len());
+        entry.bytes += payload.len();
+        entry.cost += cost;
+        entry.fragments.insert(pos, (index, payload));
+        Ok(Accepted::New(cost))
+    }
+
+    /// The next message in order, if it is complete, with its flow-control cost.
+    pub(crate) fn pop_ready(&mut self) -> Option<(Bytes, u64)> {
+        let entry = self.pending.first_entry()?;
+        if *entry.key() != self.next_deliver
+            || entry.get().fragments.len() != entry.get().count as usize
+        {
+            return None;
+        }
+        let m = entry.remove();
+        self.next_deliver += 1;
+        let data = if m.fragments.len() == 1 {
+            m.fragments.into_iter().next().expect("one fragment").1
+        } else {
+            let mut buf = BytesMut::with_capacity(m.bytes);
+            for (_, part) in m.fragments {
+                buf.extend_from_slice(&part);
+            }
+            buf.freeze()
+        };
+        Some((data, m.cost))
+    }
+
+    /// Messages waiting for fragments or for earlier messages.
+    #[cfg(test)]
+    pub(crate) fn pending_messages(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn drain(q: &mut SendQueue, room: usize) -> Vec<Fragment> {
+        std::iter::from_fn(|| q.next_fragment(room, u64::MAX)).collect()
+    }
+
+    #[test]
+    fn split_and_reassemble() {
+        let mut q = SendQueue::default();
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        q.push(Bytes::from(data.clone()));
+        q.push(Bytes::new());
+        let frags = drain(&mut q, 1000);
+        assert_eq!(frags.iter().filter(|f| f.message == 0).count(), 11);
+        assert!(frags.iter().all(|f| f.payload.len() <= 1000));
+        let mut r = Reassembly::new(1 << 20);
+        for f in frags.iter().rev() {
+            assert!(matches!(
+                r.on_fragment(f.message, f.index, f.count, f.payload.clone()),
+                Ok(Accepted::New(_))
+            ));
+        }
+        let (m0, cost) = r.pop_ready().unwrap();
+        assert_eq!(&m0[..], &data[..]);
+        assert_eq!(cost, 10_000 + 11 * FRAGMENT_COST);
+        assert_eq!(r.pop_ready().unwrap().0.len(), 0);
+        assert!(r.pop_ready().is_none());
+        // Late duplicates are recognised.
+        let f = &frags[0];
+        assert_eq!(
+            r.on_fragment(f.message, f.index, f.count, f.payload.clone()),
+            Ok(Accepted::Duplicate)
+        );
+    }
+
+    #[test]
+    fn acks_release_and_losses_retransmit() {
+        let mut q = SendQueue::default();
+        q.push(Bytes::from(vec![1; 2500]));
+        let frags = drain(&mut q, 1000);
+        assert_eq!(frags.len(), 3);
+        assert_eq!(q.on_acked(0, 0), 0);
+        q.on_lost(0, 1);
+        q.on_lost(0, 0); // already acked: not resent
+        let again = drain(&mut q, 1000);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].index, 1);
+        assert!(!again[0].first);
+        assert_eq!(q.on_acked(0, 1), 0);
+        assert_eq!(q.on_acked(0, 2), 1);
+        assert!(q.is_empty());
+        assert_eq!(q.buffered(), 0);
+    }
+
+    #[test]
+    fn credit_blocks_new_data_only() {
+        let mut q = SendQueue::default();
+        q.push(Bytes::from(vec![0; 300]));
+        assert!(q.next_fragment(1000, 100).is_none());
+        assert_eq!(q.next_unsent_cost(1000), Some(300 + FRAGMENT_COST));
+        assert!(q.next_fragment(1000, 300 + FRAGMENT_COST).is_some());
+    }
+
+    #[test]
+    fn inconsistent_fragments_are_violations() {
+        let mut r = Reassembly::new(1 << 20);
+        r.on_fragment(0, 0, 3, Bytes::from(vec![0; 300])).unwrap();
+        assert_eq!(
+            r.on_fragment(0, 1, 4, Bytes::from(vec![0; 300])),
+            Err(ProtocolViolation::BadFragment)
+        );
+        assert_eq!(
+            r.on_fragment(1, 0, 2, Bytes::from(vec![0; 10])),
+            Err(ProtocolViolation::BadFragment),
+            "tiny non-final fragment"
+        );
+        let mut small = Reassembly::new(1000);
+        assert_eq!(
+            small.on_fragment(0, 0, 1, Bytes::from(vec![0; 1001])),
+            Err(ProtocolViolation::MessageTooLarge)
+        );
+        assert_eq!(
+            small.on_fragment(0, 0, 100, Bytes::from(vec![0; 300])),
+            Err(ProtocolViolation::MessageTooLarge)
+        );
+    }
+
+    proptest! {
+        /// Whatever order and duplication fragments arrive in, messages come out
+        /// whole, in order, once.
+        #[test]
+        fn any_arrival_order(
+            sizes in prop::collection::vec(0usize..5000, 1..8),
+            order in prop::collection::vec(any::<prop::sample::Index>(), 0..200),
+        ) {
+            let mut q = SendQueue::default();
+            let messages: Vec<Bytes> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| Bytes::from(vec![i as u8; n]))
+                .collect();
+            for m in &messages {
+                q.push(m.clone());
+            }
+            let frags = drain(&mut q, 600);
+            let mut r = Reassembly::new(1 << 20);
+            let mut out = Vec::new();
+            // Arbitrary (re)deliveries first, then everything once so all complete.
+            for ix in order.iter().map(|ix| ix.index(frags.len())).chain(0..frags.len()) {
+                let f = &frags[ix];
+                r.on_fragment(f.message, f.index, f.count, f.payload.clone()).unwrap();
+                while let Some((m, _)) = r.pop_ready() {
+                    out.push(m);
+                }
+            }
+            prop_assert_eq!(out, messages);
+            prop_assert_eq!(r.pending_messages(), 0);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Endpoint and session configuration, with documented defaults and validation.
+
+use std::time::Duration;
+
+use crate::codec::VARINT_MAX;
+use crate::error::ConfigError;
+
+/// The smallest MTU Ferry accepts: the IPv4 minimum reassembly size less IP and
+/// UDP headers, rounded down.
+pub const MIN_MTU: usize = 548;
+
+/// The largest UDP payload over IPv4.
+pub const MAX_MTU: usize = 65_507;
+
+/// Non-final fragments must carry at least this many bytes, which bounds the
+/// bookkeeping a peer can make the receiver hold per byte of credit.
+pub const MIN_FRAGMENT_PAYLOAD: usize = 256;
+
+/// The flow-control cost added to each fragment's payload length: what the
+/// receiver spends to hold a fragment, charged against the receive window.
+pub const FRAGMENT_COST: u64 = 32;
+
+/// Settings for an [`Endpoint`](crate::Endpoint) and every session it serves.
+///
+/// Build one with struct update syntax and check it with [`Config::validate`]
+/// (the endpoint does so on construction):
+///
+/// ```
+/// use std::time::Duration;
+/// use ferry_proto::Config;
+///
+/// let config = Config {
+///     mtu: 1400,
+///     ping_interval: Duration::from_secs(5),
+///     accept_incoming: true,
+///     ..Config::default()
+/// };
+/// config.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest UDP payload sent or accepted, in bytes. Default 1200, which crosses
+    /// almost every path without IP fragmentation. Both sides use the smaller of
+    /// their two values.
+    pub mtu: usize,
+    /// Largest message `send` accepts, in bytes. Default 16 MiB. The peer's limit
+    /// applies too once the handshake has told it.
+    pub max_message_size: usize,
+    /// How long `connect` keeps trying before the session closes with
+    /// [`CloseReason::Timeout`](crate::CloseReason::Timeout). Default 10 s.
+    pub handshake_timeout: Duration,
+    /// The smallest retransmission timeout (the seed protocol's
+    /// `delivery_timeout`). The timeout otherwise follows the measured RTT and
+    /// doubles after each expiry. Default 100 ms.
+    pub delivery_timeout: Duration,
+    /// RTT assumed before the first measurement. Default 100 ms.
+    pub initial_rtt: Duration,
+    /// Longest time a receiver delays an ack. Default 10 ms.
+    pub max_ack_delay: Duration,
+    /// Ack at once after this many unacknowledged data packets. Default 4.
+    pub ack_frequency: u32,
+    /// When nothing was received for this long, send a ping. Default 1 s.
+    pub ping_interval: Duration,
+    /// Close the session with `Timeout` after this many unanswered pings.
+    /// Default 5.
+    pub ping_packet_count: u32,
+    /// Bytes of messages queued and not yet acknowledged, per session, before
+    /// `send` reports [`SendError::Blocked`](crate::SendError::Blocked). One
+    /// message is always accepted into an empty buffer. Default 32 MiB.
+    pub send_buffer: usize,
+    /// Most bytes in flight (sent, not yet acknowledged or declared lost), per
+    /// session. The congestion window is capped by this. Default 16 MiB.
+    pub send_window: usize,
+    /// Most packets in flight per session. Default 16 384.
+    pub send_window_packets: usize,
+    /// Receive credit per session: flow-control cost (payload bytes plus
+    /// [`FRAGMENT_COST`] per fragment) that may be buffered before the
+    /// application polls the messages. Must hold one largest message. Default 32 MiB.
+    pub recv_window: usize,
+    /// Unreliable datagrams queued per session in each direction; the oldest is
+    /// dropped (and counted) when full. Default 256.
+    pub datagram_queue: usize,
+    /// Most sessions one endpoint serves at once. Default 4096.
+    pub max_sessions: usize,
+    /// Whether the endpoint accepts sessions started by peers. Default `false`
+    /// (a client); servers set `true`.
+    pub accept_incoming: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mtu: 1200,
+            max_message_size: 16 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            delivery_timeout: Duration::from_millis(100),
+            initial_rtt: Duration::from_millis(100),
+            max_ack_delay: Duration::from_millis(10),
+            ack_frequency: 4,
+            ping_interval: Duration::from_secs(1),
+            ping_packet_count: 5,
+            send_buffer: 32 << 20,
+            send_window: 16 << 20,
+            send_window_packets: 16_384,
+            recv_window: 32 << 20,
+            datagram_queue: 256,
+            max_sessions: 4096,
+            accept_incoming: false,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.mtu < MIN_MTU {
+            return Err(ConfigError::MtuTooSmall {
+                mtu: self.mtu,
+                min: MIN_MTU,
+            });
+        }
+        if self.mtu > MAX_MTU {
+            return Err(ConfigError::MtuTooLarge {
+                mtu: self.mtu,
+                max: MAX_MTU,
+            });
+        }
+        for (name, d) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("delivery_timeout", self.delivery_timeout),
+            ("initial_rtt", self.initial_rtt),
+            ("ping_interval", self.ping_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        for (name, v) in [
+            ("ack_frequency", self.ack_frequency as usize),
+            ("ping_packet_count", self.ping_packet_count as usize),
+            ("send_buffer", self.send_buffer),
+            ("send_window", self.send_window),
+            ("send_window_packets", self.send_window_packets),
+            ("datagram_queue", self.datagram_queue),
+            ("max_sessions", self.max_sessions),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        // Fragment indices travel as u32; keep every message's fragment count below that.
+        let max_message = (u32::MAX as u64) * MIN_FRAGMENT_PAYLOAD as u64 / 2;
+        if self.max_message_size as u64 > max_message.min(VARINT_MAX) {
+            return Err(ConfigError::TooLarge {
+                field: "max_message_size",
+                value: self.max_message_size as u64,
+                max: max_message,
+            });
+        }
+        let needed = self.min_recv_window();
+        if self.recv_window < needed {
+            return Err(ConfigError::WindowTooSmall {
+                recv_window: self.recv_window,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// The smallest `recv_window` that holds one message of `max_message_size`
+    /// with the per-fragment charge of its smallest legal fragments.
+    pub fn min_recv_window(&self) -> usize {
+        let fragments = self.max_message_size / MIN_FRAGMENT_PAYLOAD + 1;
+        self.max_message_size + fragments * FRAGMENT_COST as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = Config {
+            mtu: 100,
+            ..Config::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::MtuTooSmall { .. })
+        ));
+        let bad = Config {
+            ping_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::ZeroDuration("ping_interval"))
+        );
+        let bad = Config {
+            recv_window: 1 << 20,
+            ..Config::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(err.to_string().contains("raise `recv_window`"), "{err}");
+        let bad = Config {
+            send_window: 0,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::Zero("send_window")));
+    }
+}

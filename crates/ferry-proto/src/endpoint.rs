@@ -1,0 +1,530 @@
+//! Many sessions over one socket: routing, timers, fair transmission, events.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tracing::trace;
+
+use crate::config::Config;
+use crate::error::{ConfigError, ConnectError, DatagramError, SendError};
+use crate::event::{Event, TransportCode};
+use crate::id::{SessionId, Side};
+use crate::packet::{Close, CloseCode, Header, Packet, PacketKind};
+use crate::protection::Protection;
+use crate::session::{SessionCore, SessionEvent, State};
+use crate::stats::{EndpointStats, SessionStats};
+
+/// Refusals waiting to be sent, at most; more are dropped (they are only courtesy).
+const MAX_STATELESS: usize = 64;
+/// Closed session ids remembered so that late packets are not mistaken for new
+/// sessions and ids are never reused.
+const RETIRED_IDS: usize = 4096;
+
+/// A datagram to send, written into the buffer given to
+/// [`Endpoint::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// Bytes of the buffer to send.
+    pub size: usize,
+    /// With segmentation offload, the size of each datagram in the buffer; `None`
+    /// when the buffer holds exactly one datagram (always, for now).
+    pub segment_size: Option<usize>,
+}
+
+#[derive(Debug)]
+struct QueuedEvent {
+    event: Event,
+    /// Flow-control cost released when the application takes a message.
+    cost: u64,
+}
+
+/// One UDP socket's worth of sessions: the sans-IO heart of Ferry.
+///
+/// The endpoint owns no socket and reads no clock. Its methods fall into four
+/// kinds, as in quinn-proto:
+///
+/// - **getters** — [`session_count`](Self::session_count), [`sessions`](Self::sessions),
+///   [`stats`](Self::stats), [`config`](Self::config), and [`session`](Self::session)
+///   for a handle with the per-session getters;
+/// - **input** — [`handle_datagram`](Self::handle_datagram) for every datagram the
+///   socket receives, [`handle_timeout`](Self::handle_timeout) when the deadline of
+///   [`poll_timeout`](Self::poll_timeout) passes;
+/// - **application commands** — [`connect`](Self::connect), and `send`,
+///   `send_datagram` and `close` on a [`Session`] handle;
+/// - **output** — [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
+///   [`poll_timeout`](Self::poll_timeout).
+///
+/// After any input or command, drain the outputs in this order: `poll_transmit`
+/// until `None` (send each datagram), `poll_event` until `None`, then
+/// `poll_timeout` to know when to call `handle_timeout` if nothing arrives first.
+///
+/// ```
+/// use std::time::Instant;
+/// use ferry_proto::{Config, Endpoint, Event};
+///
+/// let now = Instant::now();
+/// let mut server = Endpoint::new(Config { accept_incoming: true, ..Config::default() }, 1).unwrap();
+/// let mut client = Endpoint::new(Config::default(), 2).unwrap();
+/// let (client_addr, server_addr) = ("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:2000".parse().unwrap());
+///
+/// let id = client.connect(now, server_addr).unwrap();
+/// client.session(id).unwrap().send(&b"hello"[..]).unwrap();
+///
+/// // A lossless "network": hand every datagram straight to the other side.
+/// let mut buf = Vec::new();
+/// for _ in 0..4 {
+///     while let Some(t) = client.poll_transmit(now, &mut buf) {
+///         server.handle_datagram(now, client_addr, buf[..t.size].into());
+///     }
+///     while let Some(t) = server.poll_transmit(now, &mut buf) {
+///         client.handle_datagram(now, server_addr, buf[..t.size].into());
+///     }
+/// }
+/// assert_eq!(server.poll_event(), Some(Event::Connected { session: id }));
+/// assert_eq!(
+///     server.poll_event(),
+///     Some(Event::Message { session: id, data: "hello".into() })
+/// );
+/// ```
+#[derive(Debug)]
+pub struct Endpoint {
+    config: Arc<Config>,
+    rng: ChaCha8Rng,
+    sessions: BTreeMap<SessionId, SessionCore>,
+    timeouts: BTreeSet<(Instant, SessionId)>,
+    ready: VecDeque<SessionId>,
+    events: VecDeque<QueuedEvent>,
+    stateless: VecDeque<(SocketAddr, Vec<u8>)>,
+    retired: VecDeque<SessionId>,
+    retired_set: HashSet<SessionId>,
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    /// Creates an endpoint. `seed` feeds the generator of session ids: give each
+    /// endpoint a different, unpredictable one (drivers use the OS's randomness;
+    /// the simulator uses fixed seeds to replay runs exactly).
+    pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            config: Arc::new(config),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            sessions: BTreeMap::new(),
+            timeouts: BTreeSet::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            stateless: VecDeque::new(),
+            retired: VecDeque::new(),
+            retired_set: HashSet::new(),
+            stats: EndpointStats::default(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters of datagrams no session took.
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// Sessions currently open (in any state but `Closed`).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The ids of the open sessions, in id order.
+    pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.sessions.keys().copied()
+    }
+
+    /// A handle on one session, or `None` if no open session has this id.
+    pub fn session(&mut self, id: SessionId) -> Option<Session<'_>> {
+        self.sessions
+            .contains_key(&id)
+            .then_some(Session { endpoint: self, id })
+    }
+
+    /// Starts or stops accepting sessions from peers. Sessions already open are
+    /// not affected.
+    pub fn set_accept_incoming(&mut self, accept: bool) {
+        Arc::make_mut(&mut self.config).accept_incoming = accept;
+    }
+
+    /// Starts a session with `remote`. The connect packet leaves on the next
+    /// [`poll_transmit`](Self::poll_transmit); [`Event::Connected`] or
+    /// [`Event::Closed`] follows. Messages may be queued at once.
+    pub fn connect(&mut self, now: Instant, remote: SocketAddr) -> Result<SessionId, ConnectError> {
+        if remote.port() == 0 || remote.ip().is_unspecified() {
+            return Err(ConnectError::InvalidRemote(remote));
+        }
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(ConnectError::TooManySessions(self.sessions.len()));
+        }
+        let id = loop {
+            let id = SessionId::from(self.rng.next_u64());
+            if !self.sessions.contains_key(&id) && !self.retired_set.contains(&id) {
+                break id;
+            }
+        };
+        let session = SessionCore::connect(id, remote, self.config.clone(), now);
+        self.sessions.insert(id, session);
+        self.touched(id);
+        Ok(id)
+    }
+
+    /// Closes every session with `code`, as [`Session::close`] does.
+    pub fn close_all(&mut self, now: Instant, code: u64) {
+        let ids: Vec<_> = self.sessions.keys().copied().collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.close(now, code);
+            }
+            self.touched(id);
+        }
+    }
+
+    /// Takes in one datagram received from `from`. Never panics, whatever the
+    /// bytes: a datagram that is malformed, corrupted, or for no session is
+    /// dropped and counted in [`stats`](Self::stats).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, mut data: BytesMut) {
+        self.stats.datagrams_received += 1;
+        let len = data.len();
+        let (header, header_len) = match Header::decode(&data) {
+            Ok(h) => h,
+            Err(e) => {
+                trace!(%from, error = %e, "dropped malformed datagram");
+                self.stats.dropped_malformed += 1;
+                return;
+            }
+        };
+        let id = header.session;
+        let Some(session) = self.sessions.get_mut(&id) else {
+            if header.kind == PacketKind::Connect {
+                self.handle_connect(now, from, header, header_len, data);
+            } else {
+                self.stats.dropped_unknown_session += 1;
+            }
+            return;
+        };
+        if session.remote() != from {
+            self.stats.dropped_wrong_address += 1;
+            return;
+        }
+        let packet = session
+            .protection()
+            .open(header.number, header_len, &mut data)
+            .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)));
+        match packet {
+            Ok(packet) => {
+                session.handle_packet(now, header, packet, len);
+                self.touched(id);
+            }
+            Err(e) => {
+                trace!(session = %id, error = %e, "dropped malformed packet");
+                self.stats.dropped_malformed += 1;
+            }
+        }
+    }
+
+    fn handle_connect(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: Header,
+        header_len: usize,
+        mut data: BytesMut,
+    ) {
+        let protection = Protection::default();
+        let hs = match protection
+            .open(header.number, header_len, &mut data)
+            .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)))
+        {
+            Ok(Packet::Connect(hs)) => hs,
+            _ => {
+                self.stats.dropped_malformed += 1;
+                return;
+            }
+        };
+        let id = header.session;
+        if self.retired_set.contains(&id) {
+            // A late retransmission of a connect for a session already over.
+            self.stats.dropped_unknown_session += 1;
+            return;
+        }
+        let refusal =
+            if !self.config.accept_incoming || self.sessions.len() >= self.config.max_sessions {
+                Some(TransportCode::Refused)
+            } else if !SessionCore::valid_handshake(&hs) {
+                Some(TransportCode::ProtocolViolation)
+            } else {
+                None
+            };
+        if let Some(code) = refusal {
+            self.stats.sessions_refused += 1;
+            if self.stateless.len() < MAX_STATELESS {
+                let mut buf = Vec::new();
+                let close = Packet::Close(Close {
+                    code: CloseCode::Transport(code as u64),
+                    reason: Bytes::new(),
+                });
+                close.encode(id, 0, &mut buf);
+                let header_len = Header {
+                    kind: PacketKind::Close,
+                    session: id,
+                    number: 0,
+                }
+                .len();
+                protection.seal(0, header_len, &mut buf);
+                self.stateless.push_back((from, buf));
+            }
+            return;
+        }
+        self.stats.sessions_accepted += 1;
+        let session = SessionCore::accept(id, from, self.config.clone(), now, header.number, &hs);
+        self.sessions.insert(id, session);
+        self.touched(id);
+    }
+
+    /// Writes the next datagram to send into `buf` (which is cleared first) and
+    /// says where it goes. Sessions take turns, one datagram each.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some((destination, bytes)) = self.stateless.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&bytes);
+            return Some(Transmit {
+                destination,
+                size: bytes.len(),
+                segment_size: None,
+            });
+        }
+        while let Some(id) = self.ready.pop_front() {
+            let Some(session) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            session.queued = false;
+            let sent = session.poll_transmit(now, buf);
+            let destination = session.remote();
+            if sent.is_some() {
+                session.queued = true;
+                self.ready.push_back(id);
+            }
+            self.refresh(id);
+            if let Some(size) = sent {
+                return Some(Transmit {
+                    destination,
+                    size,
+                    segment_size: None,
+                });
+            }
+        }
+        None
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be
+    /// called, if any timer is armed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timeouts.first().map(|&(t, _)| t)
+    }
+
+    /// Runs every timer that expired at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(&(t, id)) = self.timeouts.first() {
+            if t > now {
+                break;
+            }
+            self.timeouts.pop_first();
+            due.push(id);
+        }
+        for id in due {
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.timer_key = None;
+                session.handle_timeout(now);
+                self.touched(id);
+            }
+        }
+    }
+
+    /// The next event for the application.
+    ///
+    /// Taking a [`Event::Message`] frees its share of the session's receive
+    /// window: events not taken hold back the peer, so poll them promptly.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let QueuedEvent { event, cost } = self.events.pop_front()?;
+        let id = event.session();
+        if let Some(session) = self.sessions.get_mut(&id) {
+            match event {
+                Event::Message { .. } => {
+                    session.on_message_consumed(cost);
+                    self.mark_ready(id);
+                }
+                Event::Datagram { .. } => session.on_datagram_consumed(),
+                _ => {}
+            }
+        }
+        Some(event)
+    }
+
+    /// After anything happened to a session: collect its events, re-index its
+    /// timer, queue it to send, or forget it once closed.
+    fn touched(&mut self, id: SessionId) {
+        self.refresh(id);
+        self.mark_ready(id);
+    }
+
+    fn mark_ready(&mut self, id: SessionId) {
+        if let Some(session) = self.sessions.get_mut(&id)
+            && !session.queued
+        {
+            session.queued = true;
+            self.ready.push_back(id);
+        }
+    }
+
+    fn refresh(&mut self, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        for e in session.events.drain(..) {
+            let (event, cost) = match e {
+                SessionEvent::Connected => (Event::Connected { session: id }, 0),
+                SessionEvent::Message(data, cost) => (Event::Message { session: id, data }, cost),
+                SessionEvent::Datagram(data) => (Event::Datagram { session: id, data }, 0),
+                SessionEvent::SendReady => (Event::SendReady { session: id }, 0),
+                SessionEvent::Closed(reason) => (
+                    Event::Closed {
+                        session: id,
+                        reason,
+                    },
+                    0,
+                ),
+            };
+            self.events.push_back(QueuedEvent { event, cost });
+        }
+        let next = session.next_timeout();
+        if session.timer_key != next {
+            if let Some(old) = session.timer_key.take() {
+                self.timeouts.remove(&(old, id));
+            }
+            if let Some(at) = next {
+                self.timeouts.insert((at, id));
+            }
+            session.timer_key = next;
+        }
+        if session.state() == State::Closed {
+            if let Some(old) = session.timer_key.take() {
+                self.timeouts.remove(&(old, id));
+            }
+            self.sessions.remove(&id);
+            self.retire(id);
+        }
+    }
+
+    fn retire(&mut self, id: SessionId) {
+        if self.retired.len() >= RETIRED_IDS
+            && let Some(old) = self.retired.pop_front()
+        {
+            self.retired_set.remove(&old);
+        }
+        self.retired.push_back(id);
+        self.retired_set.insert(id);
+    }
+}
+
+/// A handle on one session of an [`Endpoint`], from [`Endpoint::session`].
+#[derive(Debug)]
+pub struct Session<'a> {
+    endpoint: &'a mut Endpoint,
+    id: SessionId,
+}
+
+impl Session<'_> {
+    fn core(&self) -> &SessionCore {
+        &self.endpoint.sessions[&self.id]
+    }
+
+    fn with<T>(&mut self, f: impl FnOnce(&mut SessionCore) -> T) -> T {
+        let session = self
+            .endpoint
+            .sessions
+            .get_mut(&self.id)
+            .expect("a handle exists only for an open session");
+        let out = f(session);
+        self.endpoint.touched(self.id);
+        out
+    }
+
+    /// The session's id, the same on both sides.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.core().remote()
+    }
+
+    /// Whether this side started the session or accepted it.
+    pub fn side(&self) -> Side {
+        self.core().side()
+    }
+
+    /// Where the session is in its lifecycle.
+    pub fn state(&self) -> State {
+        self.core().state()
+    }
+
+    /// Counters and the current RTT estimate.
+    pub fn stats(&self) -> SessionStats {
+        self.core().stats()
+    }
+
+    /// Largest message [`send`](Self::send) accepts now: the smaller of this
+    /// side's and (once known) the peer's `max_message_size`.
+    pub fn max_message_size(&self) -> usize {
+        self.core().max_message_size()
+    }
+
+    /// Largest datagram [`send_datagram`](Self::send_datagram) accepts.
+    pub fn max_datagram_size(&self) -> usize {
+        self.core().max_datagram_size()
+    }
+
+    /// Queues a message for reliable, ordered delivery. It is split into packets
+    /// of at most the MTU and delivered whole, exactly once.
+    ///
+    /// Returns [`SendError::Blocked`] when the send buffer is full (retry after
+    /// [`Event::SendReady`]), and [`SendError::TooLarge`] for messages above
+    /// [`max_message_size`](Self::max_message_size).
+    pub fn send(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        let data = data.into();
+        self.with(|s| s.send(data))
+    }
+
+    /// Queues an unreliable datagram: sent once, delivered or lost, never
+    /// retransmitted. When the queue is full the oldest datagram is dropped.
+    pub fn send_datagram(&mut self, data: impl Into<Bytes>) -> Result<(), DatagramError> {
+        let data = data.into();
+        self.with(|s| s.send_datagram(data))
+    }
+
+    /// Closes the session with an application `code`: a close packet leaves at
+    /// once, queued data is dropped, and [`Event::Closed`] reports
+    /// [`CloseReason::Local`]. The peer sees [`CloseReason::Remote`] with the same code.
+    pub fn close(&mut self, now: Instant, code: u64) {
+        self.with(|s| s.close(now, code));
+    }
+}

@@ -1,0 +1,632 @@
+//! The wire format: one header and one enum of packet kinds.
+//!
+//! Every datagram is one packet:
+//!
+//! ```text
+//! version (1) | kind (1) | session id (8) | packet number (varint) | body | protection trailer
+//! ```
+//!
+//! The protection trailer (a checksum now, an authentication tag once encryption
+//! lands) is handled by [`crate::protection`]; this module encodes and decodes the
+//! header and the body. `docs/protocol.md` describes every field byte by byte.
+//!
+//! Decoding never panics and never allocates more than the input justifies: every
+//! count read from the wire is checked against the bytes that remain.
+
+use std::ops::RangeInclusive;
+
+use bytes::Bytes;
+
+use crate::codec::{Reader, put_varint, varint_len};
+use crate::error::DecodeError;
+use crate::id::SessionId;
+
+/// The protocol version this crate speaks. Datagrams with another version are dropped.
+pub const VERSION: u8 = 1;
+
+/// Size of the fixed part of the header: version, kind and session id.
+pub const FIXED_HEADER_LEN: usize = 10;
+
+/// The longest header: the fixed part and an eight-byte packet number.
+pub const MAX_HEADER_LEN: usize = FIXED_HEADER_LEN + 8;
+
+/// The most ranges an ack or repeat request may carry.
+pub const MAX_RANGES: usize = 64;
+
+/// The longest close reason text, in bytes.
+pub const MAX_CLOSE_REASON: usize = 256;
+
+/// The kind byte of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PacketKind {
+    /// Opens a session.
+    Connect = 0x01,
+    /// Accepts a session.
+    ConnectAck = 0x02,
+    /// One fragment of a reliable message.
+    Data = 0x03,
+    /// Acknowledges ranges of packet numbers and grants receive credit.
+    Ack = 0x04,
+    /// Names packet numbers the receiver is missing, asking for them again.
+    RepeatRequest = 0x05,
+    /// A keep-alive probe.
+    Ping = 0x06,
+    /// The answer to a ping.
+    PingAck = 0x07,
+    /// Ends the session.
+    Close = 0x08,
+    /// An unreliable datagram.
+    Direct = 0x09,
+}
+
+impl PacketKind {
+    /// Parses a kind byte.
+    pub fn from_u8(b: u8) -> Result<Self, DecodeError> {
+        Ok(match b {
+            0x01 => Self::Connect,
+            0x02 => Self::ConnectAck,
+            0x03 => Self::Data,
+            0x04 => Self::Ack,
+            0x05 => Self::RepeatRequest,
+            0x06 => Self::Ping,
+            0x07 => Self::PingAck,
+            0x08 => Self::Close,
+            0x09 => Self::Direct,
+            other => return Err(DecodeError::UnknownKind(other)),
+        })
+    }
+}
+
+/// The header every packet starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// What the body holds.
+    pub kind: PacketKind,
+    /// The session this packet belongs to.
+    pub session: SessionId,
+    /// Per-direction packet number: grows by one for every packet sent, never reused.
+    pub number: u64,
+}
+
+impl Header {
+    /// Encoded length of this header.
+    pub fn len(&self) -> usize {
+        FIXED_HEADER_LEN + varint_len(self.number)
+    }
+
+    /// Appends the header to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        out.push(self.kind as u8);
+        out.extend_from_slice(&self.session.0);
+        put_varint(out, self.number);
+    }
+
+    /// Parses a header and returns it with its length.
+    pub fn decode(buf: &[u8]) -> Result<(Self, usize), DecodeError> {
+        let mut r = Reader::new(buf);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let kind = PacketKind::from_u8(r.u8()?)?;
+        let session = SessionId(r.array()?);
+        let number = r.varint()?;
+        Ok((
+            Self {
+                kind,
+                session,
+                number,
+            },
+            r.position(),
+        ))
+    }
+}
+
+/// Parameters each side announces in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// The largest UDP payload this side accepts.
+    pub max_udp_payload: u64,
+    /// The largest message this side accepts.
+    pub max_message_size: u64,
+    /// Receive credit granted before the first ack: the cumulative flow-control
+    /// cost the peer may send.
+    pub initial_max_data: u64,
+}
+
+/// One fragment of a reliable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data {
+    /// The stream the message belongs to (0 until streams land).
+    pub stream: u64,
+    /// Message ("batch") number, counting from 0 per direction.
+    pub message: u64,
+    /// Index of this fragment within the message.
+    pub fragment: u32,
+    /// How many fragments the message has (at least 1).
+    pub fragments: u32,
+    /// The fragment's bytes.
+    pub payload: Bytes,
+}
+
+/// Acknowledges packets and grants receive credit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// How long the receiver held this ack after the largest packet arrived, in µs.
+    pub delay_micros: u64,
+    /// Cumulative flow-control credit: the peer may send fragments until their
+    /// total cost reaches this value.
+    pub max_data: u64,
+    /// Acknowledged packet numbers, largest first, disjoint and not adjacent.
+    pub ranges: Vec<RangeInclusive<u64>>,
+}
+
+/// Asks the peer to send the data of these packet numbers again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatRequest {
+    /// Missing packet numbers, largest first, disjoint and not adjacent.
+    pub missing: Vec<RangeInclusive<u64>>,
+}
+
+/// Why a session is being closed, as carried on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// The application closed the session with its own code.
+    Application(u64),
+    /// The transport closed the session; see [`crate::TransportCode`].
+    Transport(u64),
+}
+
+/// Ends a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// Who closed and why.
+    pub code: CloseCode,
+    /// Human-readable detail, at most [`MAX_CLOSE_REASON`] bytes.
+    pub reason: Bytes,
+}
+
+/// Every kind of packet, with its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// Opens a session (padded to the sender's MTU).
+    Connect(Handshake),
+    /// Accepts a session.
+    ConnectAck(Handshake),
+    /// One fragment of a reliable message.
+    Data(Data),
+    /// Acknowledges packets and grants credit.
+    Ack(Ack),
+    /// A negative acknowledgement naming missing packets.
+    RepeatRequest(RepeatRequest),
+    /// A keep-alive probe.
+    Ping,
+    /// The answer to the ping with this packet number.
+    PingAck {
+        /// Packet number of the ping being answered.
+        ping: u64,
+    },
+    /// Ends the session.
+    Close(Close),
+    /// An unreliable datagram.
+    Direct(Bytes),
+}
+
+impl Packet {
+    /// The kind byte for this packet.
+    pub fn kind(&self) -> PacketKind {
+        match self {
+            Self::Connect(_) => PacketKind::Connect,
+            Self::ConnectAck(_) => PacketKind::ConnectAck,
+            Self::Data(_) => PacketKind::Data,
+            Self::Ack(_) => PacketKind::Ack,
+            Self::RepeatRequest(_) => PacketKind::RepeatRequest,
+            Self::Ping => PacketKind::Ping,
+            Self::PingAck { .. } => PacketKind::PingAck,
+            Self::Close(_) => PacketKind::Close,
+            Self::Direct(_) => PacketKind::Direct,
+        }
+    }
+
+    /// Appends the body (everything after the header) to `out`.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Connect(h) | Self::ConnectAck(h) => {
+                put_varint(out, h.max_udp_payload);
+                put_varint(out, h.max_message_size);
+                put_varint(out, h.initial_max_data);
+            }
+            Self::Data(d) => {
+                encode_data_fields(out, d.stream, d.message, d.fragment, d.fragments);
+                out.extend_from_slice(&d.payload);
+            }
+            Self::Ack(a) => {
+                put_varint(out, a.delay_micros);
+                put_varint(out, a.max_data);
+                encode_ranges(out, &a.ranges);
+            }
+            Self::RepeatRequest(r) => encode_ranges(out, &r.missing),
+            Self::Ping => {}
+            Self::PingAck { ping } => put_varint(out, *ping),
+            Self::Close(c) => {
+                let (flag, code) = match c.code {
+                    CloseCode::Application(code) => (0u8, code),
+                    CloseCode::Transport(code) => (1u8, code),
+                };
+                out.push(flag);
+                put_varint(out, code);
+                let reason = &c.reason[..c.reason.len().min(MAX_CLOSE_REASON)];
+                put_varint(out, reason.len() as u64);
+                out.extend_from_slice(reason);
+            }
+            Self::Direct(payload) => out.extend_from_slice(payload),
+        }
+    }
+
+    /// Encodes header and body into `out` (no protection trailer).
+    pub fn encode(&self, session: SessionId, number: u64, out: &mut Vec<u8>) {
+        Header {
+            kind: self.kind(),
+            session,
+            number,
+        }
+        .encode(out);
+        self.encode_body(out);
+    }
+
+    /// Parses a body of the given kind. Payloads are zero-copy slices of `body`.
+    pub fn decode_body(kind: PacketKind, body: Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(&body);
+        let packet = match kind {
+            PacketKind::Connect | PacketKind::ConnectAck => {
+                let h = Handshake {
+                    max_udp_payload: r.varint()?,
+                    max_message_size: r.varint()?,
+                    initial_max_data: r.varint()?,
+                };
+                // Connect is padded; the rest is ignored.
+                r.rest();
+                if kind == PacketKind::Connect {
+                    Self::Connect(h)
+                } else {
+                    Self::ConnectAck(h)
+                }
+            }
+            PacketKind::Data => {
+                let stream = r.varint()?;
+                let message = r.varint()?;
+                let fragment = r.varint_u32()?;
+                let fragments = r.varint_u32()?;
+                if fragments == 0 || fragment >= fragments {
+                    return Err(DecodeError::InvalidFragment {
+                        fragment,
+                        fragments,
+                    });
+                }
+                let start = r.position();
+                r.rest();
+                Self::Data(Data {
+                    stream,
+                    message,
+                    fragment,
+                    fragments,
+                    payload: body.slice(start..),
+                })
+            }
+            PacketKind::Ack => Self::Ack(Ack {
+                delay_micros: r.varint()?,
+                max_data: r.varint()?,
+                ranges: decode_ranges(&mut r)?,
+            }),
+            PacketKind::RepeatRequest => Self::RepeatRequest(RepeatRequest {
+                missing: decode_ranges(&mut r)?,
+            }),
+            PacketKind::Ping => Self::Ping,
+            PacketKind::PingAck => Self::PingAck { ping: r.varint()? },
+            PacketKind::Close => {
+                let code = match r.u8()? {
+                    0 => CloseCode::Application(r.varint()?),
+                    1 => CloseCode::Transport(r.varint()?),
+                    other => return Err(DecodeError::InvalidCloseFlag(other)),
+                };
+                let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
+                if len > MAX_CLOSE_REASON {
+                    return Err(DecodeError::ValueOutOfRange);
+                }
+                let start = r.position();
+                r.bytes(len)?;
+                Self::Close(Close {
+                    code,
+                    reason: body.slice(start..start + len),
+                })
+            }
+            PacketKind::Direct => {
+                r.rest();
+                Self::Direct(body.clone())
+            }
+        };
+        if r.remaining() != 0 {
+            return Err(DecodeError::TrailingBytes(r.remaining()));
+        }
+        Ok(packet)
+    }
+
+    /// Parses a whole unprotected packet: header and body.
+    pub fn decode(datagram: Bytes) -> Result<(Header, Self), DecodeError> {
+        let (header, len) = Header::decode(&datagram)?;
+        let packet = Self::decode_body(header.kind, datagram.slice(len..))?;
+        Ok((header, packet))
+    }
+}
+
+/// Appends the fixed fields of a data packet (everything but the payload).
+pub(crate) fn encode_data_fields(
+    out: &mut Vec<u8>,
+    stream: u64,
+    message: u64,
+    fragment: u32,
+    fragments: u32,
+) {
+    put_varint(out, stream);
+    put_varint(out, message);
+    put_varint(out, u64::from(fragment));
+    put_varint(out, u64::from(fragments));
+}
+
+/// Ranges are written largest first: the largest number, the length of the first
+/// range minus one, the count of further ranges, then for each a gap and a length
+/// (both minus their implied minimum), as in QUIC's ACK frame.
+fn encode_ranges(out: &mut Vec<u8>, ranges: &[RangeInclusive<u64>]) {
+    let ranges = &ranges[..ranges.len().min(MAX_RANGES)];
+    let Some(first) = ranges.first() else {
+        // An empty set is encoded as no ranges at all.
+        put_varint(out, 0);
+        return;
+    };
+    put_varint(out, ranges.len() as u64);
+    put_varint(out, *first.end());
+    put_varint(out, first.end() - first.start());
+    let mut smallest = *first.start();
+    for r in &ranges[1..] {
+        put_varint(out, smallest - r.end() - 2);
+        put_varint(out, r.end() - r.start());
+        smallest = *r.start();
+    }
+}
+
+fn decode_ranges(r: &mut Reader<'_>) -> Result<Vec<RangeInclusive<u64>>, DecodeError> {
+    let count = usize::try_from(r.varint()?).map_err(|_| DecodeError::TooManyRanges)?;
+    if count > MAX_RANGES {
+        return Err(DecodeError::TooManyRanges);
+    }
+    // Each range takes at least two bytes: never allocate more than the input holds.
+    let mut ranges = Vec::with_capacity(count.min(r.remaining() / 2));
+    if count == 0 {
+        return Ok(ranges);
+    }
+    let largest = r.varint()?;
+    let len = r.varint()?;
+    let mut smallest = largest.checked_sub(len).ok_or(DecodeError::InvalidRange)?;
+    ranges.push(smallest..=largest);
+    for _ in 1..count {
+        let gap = r.varint()?;
+        let len = r.varint()?;
+        let end = smallest
+            .checked_sub(gap)
+            .and_then(|v| v.checked_sub(2))
+            .ok_or(DecodeError::InvalidRange)?;
+        smallest = end.checked_sub(len).ok_or(DecodeError::InvalidRange)?;
+        ranges.push(smallest..=end);
+    }
+    Ok(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::VARINT_MAX;
+    use proptest::prelude::*;
+
+    fn round_trip(packet: &Packet, session: SessionId, number: u64) {
+        let mut out = Vec::new();
+        packet.encode(session, number, &mut out);
+        let (header, decoded) = Packet::decode(Bytes::from(out)).expect("decodes");
+        assert_eq!(header.session, session);
+        assert_eq!(header.number, number);
+        assert_eq!(header.kind, packet.kind());
+        assert_eq!(&decoded, packet);
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let id = SessionId::from(7);
+        let hs = Handshake {
+            max_udp_payload: 1200,
+            max_message_size: 1 << 24,
+            initial_max_data: 1 << 25,
+        };
+        for p in [
+            Packet::Connect(hs),
+            Packet::ConnectAck(hs),
+            Packet::Data(Data {
+                stream: 0,
+                message: 3,
+                fragment: 1,
+                fragments: 2,
+                payload: Bytes::from_static(b"hello"),
+            }),
+            Packet::Ack(Ack {
+                delay_micros: 250,
+                max_data: 99,
+                ranges: vec![10..=12, 5..=7, 0..=0],
+            }),
+            Packet::RepeatRequest(RepeatRequest {
+                missing: vec![8..=9],
+            }),
+            Packet::Ping,
+            Packet::PingAck { ping: 42 },
+            Packet::Close(Close {
+                code: CloseCode::Application(3),
+                reason: Bytes::from_static(b"bye"),
+            }),
+            Packet::Close(Close {
+                code: CloseCode::Transport(1),
+                reason: Bytes::new(),
+            }),
+            Packet::Direct(Bytes::from_static(b"datagram")),
+        ] {
+            round_trip(&p, id, 1_000_000);
+        }
+    }
+
+    #[test]
+    fn header_errors() {
+        assert_eq!(Header::decode(&[]), Err(DecodeError::Truncated));
+        assert_eq!(
+            Header::decode(&[2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            Header::decode(&[1, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::UnknownKind(0x7f))
+        );
+        assert_eq!(
+            Header::decode(&[1, 1, 0, 0, 0]),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn impossible_bodies() {
+        // Fragment index beyond count.
+        let mut out = Vec::new();
+        encode_data_fields(&mut out, 0, 0, 2, 2);
+        assert!(matches!(
+            Packet::decode_body(PacketKind::Data, Bytes::from(out)),
+            Err(DecodeError::InvalidFragment { .. })
+        ));
+        // Zero fragments.
+        let mut out = Vec::new();
+        encode_data_fields(&mut out, 0, 0, 0, 0);
+        assert!(Packet::decode_body(PacketKind::Data, Bytes::from(out)).is_err());
+        // Ack range below zero.
+        let body = vec![0, 0, 1, 3, 4];
+        assert_eq!(
+            Packet::decode_body(PacketKind::Ack, Bytes::from(body)),
+            Err(DecodeError::InvalidRange)
+        );
+        // Too many ranges claimed.
+        let mut body = vec![0, 0];
+        put_varint(&mut body, 1_000_000);
+        assert_eq!(
+            Packet::decode_body(PacketKind::Ack, Bytes::from(body)),
+            Err(DecodeError::TooManyRanges)
+        );
+        // Trailing bytes after a ping.
+        assert_eq!(
+            Packet::decode_body(PacketKind::Ping, Bytes::from_static(&[0])),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        // Close reason longer than what follows.
+        assert_eq!(
+            Packet::decode_body(PacketKind::Close, Bytes::from_static(&[0, 0, 10, b'a'])),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    fn arb_ranges() -> impl Strategy<Value = Vec<RangeInclusive<u64>>> {
+        (
+            0u64..1 << 40,
+            prop::collection::vec((0u64..1000, 0u64..1000), 0..MAX_RANGES),
+        )
+            .prop_map(|(top, steps)| {
+                let mut ranges = Vec::new();
+                let mut end = top + 2_000_000;
+                for (gap, len) in steps {
+                    let Some(start) = end.checked_sub(len) else {
+                        break;
+                    };
+                    ranges.push(start..=end);
+                    match start.checked_sub(gap + 2) {
+                        Some(e) => end = e,
+                        None => break,
+                    }
+                }
+                ranges
+            })
+    }
+
+    fn arb_packet() -> impl Strategy<Value = Packet> {
+        let bytes = prop::collection::vec(any::<u8>(), 0..1500).prop_map(Bytes::from);
+        let hs = (0..=VARINT_MAX, 0..=VARINT_MAX, 0..=VARINT_MAX).prop_map(|(a, b, c)| Handshake {
+            max_udp_payload: a,
+            max_message_size: b,
+            initial_max_data: c,
+        });
+        prop_oneof![
+            hs.clone().prop_map(Packet::Connect),
+            hs.prop_map(Packet::ConnectAck),
+            (
+                0..=VARINT_MAX,
+                0..=VARINT_MAX,
+                1..=u32::MAX,
+                any::<u32>(),
+                bytes.clone()
+            )
+                .prop_map(|(stream, message, fragments, f, payload)| Packet::Data(
+                    Data {
+                        stream,
+                        message,
+                        fragment: f % fragments,
+                        fragments,
+                        payload,
+                    }
+                )),
+            (0..=VARINT_MAX, 0..=VARINT_MAX, arb_ranges()).prop_map(|(d, m, ranges)| {
+                Packet::Ack(Ack {
+                    delay_micros: d,
+                    max_data: m,
+                    ranges,
+                })
+            }),
+            arb_ranges().prop_map(|missing| Packet::RepeatRequest(RepeatRequest { missing })),
+            Just(Packet::Ping),
+            (0..=VARINT_MAX).prop_map(|ping| Packet::PingAck { ping }),
+            (
+                any::<bool>(),
+                0..=VARINT_MAX,
+                prop::collection::vec(any::<u8>(), 0..=MAX_CLOSE_REASON)
+            )
+                .prop_map(|(app, code, reason)| Packet::Close(Close {
+                    code: if app {
+                        CloseCode::Application(code)
+                    } else {
+                        CloseCode::Transport(code)
+                    },
+                    reason: Bytes::from(reason),
+                })),
+            bytes.prop_map(Packet::Direct),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_packet_round_trips(p in arb_packet(), session in any::<u64>(), number in 0..=VARINT_MAX) {
+            round_trip(&p, SessionId::from(session), number);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok((header, packet)) = Packet::decode(Bytes::from(data)) {
+                // Whatever decodes must encode back to something that decodes the same.
+                let mut out = Vec::new();
+                packet.encode(header.session, header.number, &mut out);
+                let (h2, p2) = Packet::decode(Bytes::from(out)).unwrap();
+                prop_assert_eq!(h2, header);
+                prop_assert_eq!(p2, packet);
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The sender's record of packets in flight, and loss detection over it.
+
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use crate::ack::REORDER_THRESHOLD;
+
+/// What a tracked packet carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SentKind {
+    /// A fragment of a message: retransmitted if lost.
+    Data { message: u64, index: u32 },
+    /// An unreliable datagram: counted for congestion control, never resent.
+    Direct,
+}
+
+/// A packet that needs an acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SentPacket {
+    pub(crate) number: u64,
+    pub(crate) time: Instant,
+    pub(crate) size: u32,
+    pub(crate) kind: SentKind,
+    in_flight: bool,
+}
+
+/// Packets in flight, in packet-number order. Acked and lost entries leave the
+/// front lazily, so every operation is proportional to what it touches.
+#[derive(Debug, Default)]
+pub(crate) struct SentLog {
+    packets: VecDeque<SentPacket>,
+    bytes_in_flight: u64,
+    count_in_flight: usize,
+    last_sent: Option<Instant>,
+}
+
+impl SentLog {
+    pub(crate) fn push(&mut self, number: u64, time: Instant, size: usize, kind: SentKind) {
+        debug_assert!(self.packets.back().is_none_or(|p| p.number < number));
+        self.packets.push_back(SentPacket {
+            number,
+            time,
+            size: size as u32,
+            kind,
+            in_flight: true,
+        });
+        self.bytes_in_flight += size as u64;
+        self.count_in_flight += 1;
+        self.last_sent = Some(time);
+    }
+
+    pub(crate) fn bytes_in_flight(&self) -> u64 {
+        self.bytes_in_flight
+    }
+
+    pub(crate) fn count_in_flight(&self) -> usize {
+        self.count_in_flight
+    }
+
+    /// When the newest tracked packet was sent.
+    pub(crate) fn last_sent(&self) -> Option<Instant> {
+        self.last_sent
+    }
+
+    fn retire(&mut self, i: usize) -> SentPacket {
+        let p = &mut self.packets[i];
+        p.in_flight = false;
+        self.bytes_in_flight -= u64::from(p.size);
+        self.count_in_flight -= 1;
+        *p
+    }
+
+    fn compact(&mut self) {
+        while self.packets.front().is_some_and(|p| !p.in_flight) {
+            self.packets.pop_front();
+        }
+    }
+
+    /// Marks every in-flight packet in `range` as delivered and reports it.
+    pub(crate) fn take_range(&mut self, range: RangeInclusive<u64>, mut f: impl FnMut(SentPacket)) {
+        let mut i = self.packets.partition_point(|p| p.number < *range.start());
+        while i < self.packets.len() && self.packets[i].number <= *range.end() {
+            if self.packets[i].in_flight {
+                f(self.retire(i));
+            }
+            i += 1;
+        }
+        self.compact();
+    }
+
+    /// Declares lost every in-flight packet sent before the largest acknowledged
+    /// one by at least [`REORDER_THRESHOLD`] numbers or `delay` of time.
+    pub(crate) fn detect_lost(
+        &mut self,
+        largest_acked: u64,
+        now: Instant,
+        delay: Duration,
+        mut f: impl FnMut(SentPacket),
+    ) {
+        for i in 0..self.packets.len() {
+            let p = self.packets[i];
+            if p.number >= largest_acked {
+                break;
+            }
+            if !p.in_flight {
+                continue;
+            }
+            let by_number = p.number + REORDER_THRESHOLD <= largest_acked;
+            let by_time = p.time + delay <= now;
+            if !(by_number || by_time) {
+                // Later packets are newer in number and time: none of them is lost either.
+                break;
+            }
+            f(self.retire(i));
+        }
+        self.compact();
+    }
+
+    /// Declares every in-flight packet lost (the retransmission timer fired).
+    pub(crate) fn take_all(&mut self, mut f: impl FnMut(SentPacket)) {
+        for i in 0..self.packets.len() {
+            if self.packets[i].in_flight {
+                f(self.retire(i));
+            }
+        }
+        self.packets.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_then_loss_by_number() {
+        let t0 = Instant::now();
+        let mut log = SentLog::default();
+        for n in 1..=6 {
+            log.push(n, t0, 100, SentKind::Direct);
+        }
+        let mut acked = Vec::new();
+        log.take_range(5..=6, |p| acked.push(p.number));
+        assert_eq!(acked, vec![5, 6]);
+        let mut lost = Vec::new();
+        log.detect_lost(6, t0, Duration::from_secs(1), |p| lost.push(p.number));
+        // 1, 2, 3 are three or more below 6; 4 is not (yet).
+        assert_eq!(lost, vec![1, 2, 3]);
+        assert_eq!(log.count_in_flight(), 1);
+        assert_eq!(log.bytes_in_flight(), 100);
+        let mut lost = Vec::new();
+        log.detect_lost(
+            6,
+            t0 + Duration::from_secs(1),
+            Duration::from_secs(1),
+            |p| lost.push(p.number),
+        );
+        assert_eq!(lost, vec![4], "by time");
+        assert_eq!(log.bytes_in_flight(), 0);
+    }
+
+    #[test]
+    fn take_all_empties() {
+        let t0 = Instant::now();
+        let mut log = SentLog::default();
+        log.push(1, t0, 10, SentKind::Direct);
+        log.push(
+            2,
+            t0,
+            10,
+            SentKind::Data {
+                message: 0,
+                index: 0,
+            },
+        );
+        let mut n = 0;
+        log.take_all(|_| n += 1);
+        assert_eq!(n, 2);
+        assert_eq!(log.count_in_flight(), 0);
+    }
+}

@@ -1,0 +1,879 @@
+//! One session's state machine: handshake, reliable messages, acks, recovery,
+//! keep-alive, datagrams and close. Driven by the [`Endpoint`](crate::Endpoint).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, trace};
+
+use crate::ack::AckTracker;
+use crate::batch::{Accepted, Reassembly, SendQueue, fragment_cost};
+use crate::config::{Config, MIN_MTU};
+use crate::congestion::NewReno;
+use crate::error::{DatagramError, ProtocolViolation, SendError};
+use crate::event::{CloseReason, TransportCode};
+use crate::id::{SessionId, Side};
+use crate::packet::{
+    Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
+    RepeatRequest,
+};
+use crate::protection::Protection;
+use crate::rtt::RttEstimator;
+use crate::sent::{SentKind, SentLog, SentPacket};
+use crate::stats::SessionStats;
+use crate::timer::{Timer, Timers};
+
+/// The lifecycle of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Created by `connect`; the connect packet has not left yet.
+    Init,
+    /// The connect packet is out; waiting for the acknowledgement.
+    Handshaking,
+    /// Messages flow both ways.
+    Established,
+    /// Closed locally; the close packet is out and late packets are absorbed.
+    Closing,
+    /// Finished. The session is removed from its endpoint.
+    Closed,
+}
+
+/// Most ping answers queued at once; a flood of pings earns no more.
+const MAX_PING_ACKS: usize = 8;
+/// Retransmission backoff stops doubling after this many timeouts.
+const MAX_BACKOFF: u32 = 10;
+/// Longest retransmission timeout after backoff.
+const MAX_RTO: Duration = Duration::from_secs(60);
+
+/// Things a session tells its endpoint, which turns them into [`crate::Event`]s.
+#[derive(Debug)]
+pub(crate) enum SessionEvent {
+    Connected,
+    Message(Bytes, u64),
+    Datagram(Bytes),
+    SendReady,
+    Closed(CloseReason),
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionCore {
+    id: SessionId,
+    remote: SocketAddr,
+    side: Side,
+    state: State,
+    config: Arc<Config>,
+    protection: Protection,
+    timers: Timers,
+    /// UDP payload limit for this session: the smaller of the two sides'.
+    mtu: usize,
+    peer_max_message: usize,
+
+    // Sending.
+    next_pn: u64,
+    queue: SendQueue,
+    sent: SentLog,
+    rtt: RttEstimator,
+    cc: NewReno,
+    backoff: u32,
+    largest_acked: Option<u64>,
+    /// Cumulative credit the peer granted, and how much of it first
+    /// transmissions used.
+    peer_max_data: u64,
+    credit_used: u64,
+    directs_out: VecDeque<Bytes>,
+    send_blocked: bool,
+
+    // Handshake.
+    connect_due: bool,
+    connect_ack_due: bool,
+    connects_sent: u32,
+    connect_sent_at: Option<Instant>,
+
+    // Receiving.
+    acks: AckTracker,
+    reassembly: Reassembly,
+    credit_received: u64,
+    consumed: u64,
+    advertised_max_data: u64,
+    directs_queued: usize,
+
+    // Liveness.
+    last_recv: Instant,
+    pings_unanswered: u32,
+    ping_due: bool,
+    last_ping: Option<(u64, Instant)>,
+    ping_acks_due: VecDeque<u64>,
+
+    // Closing.
+    close_packet: Option<Close>,
+    close_due: bool,
+    close_sent_at: Option<Instant>,
+
+    stats: SessionStats,
+    pub(crate) events: VecDeque<SessionEvent>,
+    /// Bookkeeping for the endpoint: this session's key in its timer index, and
+    /// whether it sits in the send queue.
+    pub(crate) timer_key: Option<Instant>,
+    pub(crate) queued: bool,
+}
+
+impl SessionCore {
+    fn new(
+        id: SessionId,
+        remote: SocketAddr,
+        side: Side,
+        config: Arc<Config>,
+        now: Instant,
+    ) -> Self {
+        let recv_window = config.recv_window as u64;
+        let mtu = config.mtu;
+        Self {
+            id,
+            remote,
+            side,
+            state: State::Init,
+            protection: Protection::default(),
+            timers: Timers::default(),
+            mtu,
+            peer_max_message: config.max_message_size,
+            next_pn: 0,
+            queue: SendQueue::default(),
+            sent: SentLog::default(),
+            rtt: RttEstimator::new(config.initial_rtt),
+            cc: NewReno::new(mtu),
+            backoff: 0,
+            largest_acked: None,
+            peer_max_data: 0,
+            credit_used: 0,
+            directs_out: VecDeque::new(),
+            send_blocked: false,
+            connect_due: false,
+            connect_ack_due: false,
+            connects_sent: 0,
+            connect_sent_at: None,
+            acks: AckTracker::new(),
+            reassembly: Reassembly::new(config.max_message_size),
+            credit_received: 0,
+            consumed: 0,
+            advertised_max_data: recv_window,
+            directs_queued: 0,
+            last_recv: now,
+            pings_unanswered: 0,
+            ping_due: false,
+            last_ping: None,
+            ping_acks_due: VecDeque::new(),
+            close_packet: None,
+            close_due: false,
+            close_sent_at: None,
+            stats: SessionStats::default(),
+            events: VecDeque::new(),
+            timer_key: None,
+            queued: false,
+            config,
+        }
+    }
+
+    /// A session started by this side: the connect packet goes out on the next poll.
+    pub(crate) fn connect(
+        id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        now: Instant,
+    ) -> Self {
+        let mut s = Self::new(id, remote, Side::Starter, config, now);
+        s.connect_due = true;
+        s.timers
+            .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
+        s
+    }
+
+    /// A session accepted from a peer's connect packet (already validated).
+    pub(crate) fn accept(
+        id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        now: Instant,
+        pn: u64,
+        peer: &Handshake,
+    ) -> Self {
+        let mut s = Self::new(id, remote, Side::Listener, config, now);
+        s.apply_peer_params(peer);
+        s.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        s.connect_ack_due = true;
+        s.establish(now);
+        s
+    }
+
+    /// Whether a connect packet's parameters are usable.
+    pub(crate) fn valid_handshake(h: &Handshake) -> bool {
+        h.max_udp_payload >= MIN_MTU as u64 && h.max_message_size > 0 && h.initial_max_data > 0
+    }
+
+    fn apply_peer_params(&mut self, h: &Handshake) {
+        self.mtu = self.config.mtu.min(h.max_udp_payload as usize);
+        self.peer_max_message = usize::try_from(h.max_message_size).unwrap_or(usize::MAX);
+        self.peer_max_data = self.peer_max_data.max(h.initial_max_data);
+        self.cc = NewReno::new(self.mtu);
+    }
+
+    fn establish(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.timers.clear(Timer::Handshake);
+        self.timers.clear(Timer::HandshakeDeadline);
+        self.last_recv = now;
+        self.arm_keepalive();
+        self.events.push_back(SessionEvent::Connected);
+        debug!(session = %self.id, side = ?self.side, "session established");
+    }
+
+    // ---- getters ----
+
+    pub(crate) fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub(crate) fn side(&self) -> Side {
+        self.side
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    pub(crate) fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub(crate) fn stats(&self) -> SessionStats {
+        let mut s = self.stats.clone();
+        s.rtt = self.rtt.smoothed();
+        s.min_rtt = self.rtt.min().unwrap_or_default();
+        s.congestion_window = self.cc.window();
+        s.bytes_in_flight = self.sent.bytes_in_flight();
+        s
+    }
+
+    /// Largest message `send` accepts now.
+    pub(crate) fn max_message_size(&self) -> usize {
+        self.config.max_message_size.min(self.peer_max_message)
+    }
+
+    /// Largest unreliable datagram that fits in one packet.
+    pub(crate) fn max_datagram_size(&self) -> usize {
+        self.mtu - MAX_HEADER_LEN - self.protection.overhead()
+    }
+
+    // ---- application commands ----
+
+    pub(crate) fn send(&mut self, data: Bytes) -> Result<(), SendError> {
+        if matches!(self.state, State::Closing | State::Closed) {
+            return Err(SendError::Closed);
+        }
+        let max = self.max_message_size();
+        if data.len() > max {
+            return Err(SendError::TooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        if !self.queue.is_empty() && self.queue.buffered() + data.len() > self.config.send_buffer {
+            self.send_blocked = true;
+            return Err(SendError::Blocked);
+        }
+        self.queue.push(data);
+        self.stats.messages_sent += 1;
+        Ok(())
+    }
+
+    pub(crate) fn send_datagram(&mut self, data: Bytes) -> Result<(), DatagramError> {
+        if self.state != State::Established {
+            return Err(DatagramError::NotConnected);
+        }
+        let max = self.max_datagram_size();
+        if data.len() > max {
+            return Err(DatagramError::TooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        if self.directs_out.len() >= self.config.datagram_queue {
+            self.directs_out.pop_front();
+            self.stats.datagrams_dropped += 1;
+        }
+        self.directs_out.push_back(data);
+        Ok(())
+    }
+
+    pub(crate) fn close(&mut self, now: Instant, code: u64) {
+        self.close_with(
+            now,
+            CloseCode::Application(code),
+            Bytes::new(),
+            CloseReason::Local { code },
+        );
+    }
+
+    fn close_with(&mut self, now: Instant, code: CloseCode, reason: Bytes, why: CloseReason) {
+        if matches!(self.state, State::Closing | State::Closed) {
+            return;
+        }
+        debug!(session = %self.id, reason = %why, "closing session");
+        let contacted = self.state != State::Init;
+        self.queue.clear();
+        self.directs_out.clear();
+        self.timers.clear_all();
+        self.events.push_back(SessionEvent::Closed(why));
+        if contacted {
+            self.state = State::Closing;
+            self.close_packet = Some(Close { code, reason });
+            self.close_due = true;
+            let drain = (self
+                .rtt
+                .rto(self.config.max_ack_delay, self.config.delivery_timeout)
+                * 3)
+            .min(MAX_RTO);
+            self.timers.set(Timer::Drain, now + drain);
+        } else {
+            self.state = State::Closed;
+        }
+    }
+
+    /// Ends the session at once, without telling the peer (it is gone or silent).
+    fn abandon(&mut self, why: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        debug!(session = %self.id, reason = %why, "session abandoned");
+        self.queue.clear();
+        self.directs_out.clear();
+        self.timers.clear_all();
+        if self.state != State::Closing {
+            self.events.push_back(SessionEvent::Closed(why));
+        }
+        self.state = State::Closed;
+    }
+
+    fn violation(&mut self, now: Instant, v: ProtocolViolation) {
+        debug!(session = %self.id, violation = %v, "peer broke the protocol");
+        let code = TransportCode::for_violation(v) as u64;
+        self.close_with(
+            now,
+            CloseCode::Transport(code),
+            Bytes::from(v.to_string()),
+            CloseReason::ProtocolError(v),
+        );
+    }
+
+    /// The application polled a delivered message of this flow-control cost.
+    pub(crate) fn on_message_consumed(&mut self, cost: u64) {
+        self.consumed += cost;
+        let window = self.config.recv_window as u64;
+        if self.consumed + window - self.advertised_max_data >= window / 4 {
+            self.acks.request_immediate();
+        }
+    }
+
+    pub(crate) fn on_datagram_consumed(&mut self) {
+        self.directs_queued = self.directs_queued.saturating_sub(1);
+    }
+
+    // ---- input ----
+
+    /// Handles one packet that passed the integrity check.
+    pub(crate) fn handle_packet(
+        &mut self,
+        now: Instant,
+        header: Header,
+        packet: Packet,
+        len: usize,
+    ) {
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += len as u64;
+        match self.state {
+            State::Closed => return,
+            State::Closing => {
+                if matches!(packet, Packet::Close(_)) {
+                    self.state = State::Closed;
+                } else if self
+                    .close_sent_at
+                    .is_none_or(|t| now >= t + self.rtt.smoothed())
+                {
+                    // The peer missed our close: say it again, at most once per RTT.
+                    self.close_due = true;
+                }
+                return;
+            }
+            State::Init | State::Handshaking => {
+                // Before the handshake completes only its answer (or a refusal) counts.
+                match packet {
+                    Packet::ConnectAck(h) => self.on_connect_ack(now, header.number, &h),
+                    Packet::Close(c) => self.on_close(c),
+                    _ => {
+                        trace!(session = %self.id, kind = ?header.kind, "dropped before handshake")
+                    }
+                }
+                return;
+            }
+            State::Established => {}
+        }
+        let eliciting = matches!(packet, Packet::Data(_) | Packet::Direct(_));
+        let fresh = self.acks.on_packet(
+            header.number,
+            eliciting,
+            now,
+            self.config.max_ack_delay,
+            self.config.ack_frequency,
+        );
+        self.arm_ack_timer(now);
+        // Any packet from the peer proves it alive.
+        self.last_recv = now;
+        self.pings_unanswered = 0;
+        self.arm_keepalive();
+        if !fresh {
+            self.stats.duplicates += 1;
+            return;
+        }
+        match packet {
+            Packet::Connect(_) => {
+                if self.side == Side::Listener {
+                    // Our connect ack was lost: send it again.
+                    self.connect_ack_due = true;
+                }
+            }
+            Packet::ConnectAck(_) => {}
+            Packet::Data(d) => self.on_data(now, d),
+            Packet::Ack(a) => self.on_ack(now, a),
+            Packet::RepeatRequest(r) => self.on_repeat_request(now, r),
+            Packet::Ping => {
+                if self.ping_acks_due.len() >= MAX_PING_ACKS {
+                    self.ping_acks_due.pop_front();
+                }
+                self.ping_acks_due.push_back(header.number);
+                // A ping may be a probe from a sender waiting for credit.
+                self.acks.request_immediate();
+            }
+            Packet::PingAck { ping } => {
+                if let Some((pn, at)) = self.last_ping
+                    && pn == ping
+                {
+                    self.rtt
+                        .update(now.saturating_duration_since(at), Duration::ZERO);
+                    self.last_ping = None;
+                }
+            }
+            Packet::Close(c) => self.on_close(c),
+            Packet::Direct(data) => {
+                if self.directs_queued >= self.config.datagram_queue {
+                    self.stats.datagrams_dropped += 1;
+                } else {
+                    self.directs_queued += 1;
+                    self.stats.datagrams_received += 1;
+                    self.events.push_back(SessionEvent::Datagram(data));
+                }
+            }
+        }
+    }
+
+    fn on_connect_ack(&mut self, now: Instant, pn: u64, h: &Handshake) {
+        if self.side != Side::Starter {
+            return;
+        }
+        if !Self::valid_handshake(h) {
+            self.violation(now, ProtocolViolation::BadHandshake);
+            return;
+        }
+        self.apply_peer_params(h);
+        if self.connects_sent == 1
+            && let Some(at) = self.connect_sent_at
+        {
+            // Karn: only an unambiguous exchange gives an RTT sample.
+            self.rtt
+                .update(now.saturating_duration_since(at), Duration::ZERO);
+        }
+        self.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        self.establish(now);
+    }
+
+    fn on_close(&mut self, c: Close) {
+        let why = match c.code {
+            CloseCode::Application(code) => CloseReason::Remote { code },
+            CloseCode::Transport(code) => TransportCode::reason(code),
+        };
+        self.abandon(why);
+    }
+
+    fn on_data(&mut self, now: Instant, d: Data) {
+        if d.stream != 0 {
+            self.violation(now, ProtocolViolation::UnknownStream);
+            return;
+        }
+        match self
+            .reassembly
+            .on_fragment(d.message, d.fragment, d.fragments, d.payload)
+        {
+            Err(v) => self.violation(now, v),
+            Ok(Accepted::Duplicate) => self.stats.duplicates += 1,
+            Ok(Accepted::New(cost)) => {
+                self.credit_received += cost;
+                if self.credit_received > self.advertised_max_data {
+                    self.violation(now, ProtocolViolation::FlowControl);
+                    return;
+                }
+                while let Some((data, cost)) = self.reassembly.pop_ready() {
+                    self.stats.messages_received += 1;
+                    self.events.push_back(SessionEvent::Message(data, cost));
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: Ack) {
+        self.peer_max_data = self.peer_max_data.max(ack.max_data);
+        let Some(largest) = ack.ranges.first().map(|r| *r.end()) else {
+            return;
+        };
+        if largest >= self.next_pn {
+            self.violation(now, ProtocolViolation::InvalidAck);
+            return;
+        }
+        let mut newest: Option<SentPacket> = None;
+        let mut acked_any = false;
+        for range in ack.ranges {
+            let (queue, cc, stats) = (&mut self.queue, &mut self.cc, &mut self.stats);
+            self.sent.take_range(range, |p| {
+                acked_any = true;
+                cc.on_ack(p.time, u64::from(p.size), false);
+                if let SentKind::Data { message, index } = p.kind {
+                    queue.on_acked(message, index);
+                }
+                let _ = stats;
+                if newest.is_none_or(|n| p.number > n.number) {
+                    newest = Some(p);
+                }
+            });
+        }
+        if let Some(p) = newest
+            && p.number == largest
+        {
+            let delay = Duration::from_micros(ack.delay_micros)
+                .min(self.config.max_ack_delay.max(Duration::from_millis(1)) * 2);
+            self.rtt
+                .update(now.saturating_duration_since(p.time), delay);
+        }
+        if acked_any {
+            self.backoff = 0;
+        }
+        self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
+        self.detect_losses(now);
+        self.after_send_progress(now);
+    }
+
+    fn on_repeat_request(&mut self, now: Instant, r: RepeatRequest) {
+        self.stats.repeat_requests_received += 1;
+        let mut lost = Vec::new();
+        for range in r.missing {
+            if *range.start() >= self.next_pn {
+                continue;
+            }
+            self.sent.take_range(range, |p| lost.push(p));
+        }
+        self.on_lost_packets(now, lost);
+        self.after_send_progress(now);
+    }
+
+    fn detect_losses(&mut self, now: Instant) {
+        let Some(largest) = self.largest_acked else {
+            return;
+        };
+        let delay = self.rtt.smoothed().max(self.rtt.latest()) * 9 / 8;
+        let delay = delay.max(Duration::from_millis(1));
+        let mut lost = Vec::new();
+        self.sent.detect_lost(largest, now, delay, |p| lost.push(p));
+        self.on_lost_packets(now, lost);
+    }
+
+    fn on_lost_packets(&mut self, now: Instant, lost: Vec<SentPacket>) {
+        let Some(newest) = lost.iter().map(|p| p.time).max() else {
+            return;
+        };
+        for p in &lost {
+            self.stats.lost += 1;
+            if let SentKind::Data { message, index } = p.kind {
+                self.queue.on_lost(message, index);
+            }
+        }
+        self.cc.on_loss(now, newest);
+    }
+
+    /// After acks or losses: wake a blocked sender, re-arm the retransmission timer.
+    fn after_send_progress(&mut self, now: Instant) {
+        if self.send_blocked && self.queue.buffered() < self.config.send_buffer {
+            self.send_blocked = false;
+            self.events.push_back(SessionEvent::SendReady);
+        }
+        self.arm_retransmit(now);
+    }
+
+    fn rto(&self) -> Duration {
+        let base = self
+            .rtt
+            .rto(self.config.max_ack_delay, self.config.delivery_timeout);
+        (base * (1u32 << self.backoff.min(MAX_BACKOFF))).min(MAX_RTO)
+    }
+
+    fn credit(&self) -> u64 {
+        self.peer_max_data.saturating_sub(self.credit_used)
+    }
+
+    fn payload_room(&self) -> usize {
+        self.mtu - MAX_HEADER_LEN - self.protection.overhead()
+    }
+
+    fn blocked_on_credit(&self) -> bool {
+        self.queue.has_unsent()
+            && self
+                .queue
+                .next_unsent_cost(self.payload_room())
+                .is_some_and(|c| c > self.credit())
+    }
+
+    fn arm_retransmit(&mut self, now: Instant) {
+        if self.state != State::Established {
+            return;
+        }
+        if self.sent.count_in_flight() > 0 {
+            let from = self.sent.last_sent().unwrap_or(now);
+            self.timers.set(Timer::Retransmit, from + self.rto());
+        } else if self.blocked_on_credit() {
+            if self.timers.get(Timer::Retransmit).is_none() {
+                self.timers.set(Timer::Retransmit, now + self.rto());
+            }
+        } else {
+            self.timers.clear(Timer::Retransmit);
+        }
+    }
+
+    fn arm_keepalive(&mut self) {
+        let from = if self.pings_unanswered == 0 {
+            self.last_recv
+        } else {
+            self.last_ping.map_or(self.last_recv, |(_, t)| t)
+        };
+        self.timers
+            .set(Timer::KeepAlive, from + self.config.ping_interval);
+    }
+
+    // ---- timers ----
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let fired: Vec<Timer> = self.timers.expired(now).collect();
+        for timer in fired {
+            if self.state == State::Closed {
+                return;
+            }
+            match timer {
+                Timer::Handshake => self.connect_due = true,
+                Timer::HandshakeDeadline => self.abandon(CloseReason::Timeout),
+                Timer::Retransmit => self.on_retransmit_timeout(now),
+                Timer::Ack => {} // ack_due() now holds; poll_transmit sends it
+                Timer::KeepAlive => {
+                    if self.pings_unanswered >= self.config.ping_packet_count {
+                        self.abandon(CloseReason::Timeout);
+                    } else {
+                        self.ping_due = true;
+                        self.pings_unanswered += 1;
+                        // Re-armed from the ping's send time when it leaves.
+                        self.timers
+                            .set(Timer::KeepAlive, now + self.config.ping_interval);
+                    }
+                }
+                Timer::Drain => self.state = State::Closed,
+            }
+        }
+        self.arm_ack_timer(now);
+    }
+
+    fn arm_ack_timer(&mut self, now: Instant) {
+        match self.acks.deadline() {
+            // A deadline already past needs no timer: the ack is due and goes out
+            // on the next poll.
+            Some(at) if at > now => self.timers.set(Timer::Ack, at),
+            _ => self.timers.clear(Timer::Ack),
+        }
+    }
+
+    fn on_retransmit_timeout(&mut self, now: Instant) {
+        self.stats.timeouts += 1;
+        if self.sent.count_in_flight() > 0 {
+            let mut lost = Vec::new();
+            self.sent.take_all(|p| lost.push(p));
+            for p in &lost {
+                self.stats.lost += 1;
+                if let SentKind::Data { message, index } = p.kind {
+                    self.queue.on_lost(message, index);
+                }
+            }
+            self.cc.on_timeout(now);
+        } else if self.blocked_on_credit() {
+            // Our credit update may have been lost: a ping makes the peer ack again.
+            self.ping_due = true;
+        }
+        self.backoff += 1;
+        if self.sent.count_in_flight() == 0 && !self.queue.has_pending() && !self.ping_due {
+            return;
+        }
+        self.timers.set(Timer::Retransmit, now + self.rto());
+    }
+
+    // ---- output ----
+
+    fn begin(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> u64 {
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        buf.clear();
+        packet.encode(self.id, pn, buf);
+        pn
+    }
+
+    fn finish(&mut self, buf: &mut Vec<u8>, pn: u64) -> usize {
+        let header_len = FIXED_HEADER_LEN + crate::codec::varint_len(pn);
+        self.protection.seal(pn, header_len, buf);
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += buf.len() as u64;
+        buf.len()
+    }
+
+    fn emit(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> (u64, usize) {
+        let pn = self.begin(buf, packet);
+        (pn, self.finish(buf, pn))
+    }
+
+    fn handshake_params(&self) -> Handshake {
+        Handshake {
+            max_udp_payload: self.config.mtu as u64,
+            max_message_size: self.config.max_message_size as u64,
+            initial_max_data: self.config.recv_window as u64,
+        }
+    }
+
+    /// Writes the next datagram into `buf` (cleared first); returns its length.
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        match self.state {
+            State::Closed => return None,
+            State::Closing => {
+                if !self.close_due {
+                    return None;
+                }
+                self.close_due = false;
+                self.close_sent_at = Some(now);
+                let close = self.close_packet.clone()?;
+                return Some(self.emit(buf, &Packet::Close(close)).1);
+            }
+            State::Init | State::Handshaking => return self.poll_handshake(now, buf),
+            State::Established => {}
+        }
+        if self.connect_ack_due {
+            self.connect_ack_due = false;
+            let p = Packet::ConnectAck(self.handshake_params());
+            return Some(self.emit(buf, &p).1);
+        }
+        if self.acks.nack_pending() {
+            let missing = self.acks.take_nacks();
+            if !missing.is_empty() {
+                self.stats.repeat_requests_sent += 1;
+                let p = Packet::RepeatRequest(RepeatRequest { missing });
+                return Some(self.emit(buf, &p).1);
+            }
+        }
+        if self.acks.ack_due(now) {
+            if let Some((delay_micros, ranges)) = self.acks.take_ack(now) {
+                self.timers.clear(Timer::Ack);
+                self.advertised_max_data = self.consumed + self.config.recv_window as u64;
+                self.stats.acks_sent += 1;
+                let p = Packet::Ack(Ack {
+                    delay_micros,
+                    max_data: self.advertised_max_data,
+                    ranges,
+                });
+                return Some(self.emit(buf, &p).1);
+            }
+        }
+        if let Some(ping) = self.ping_acks_due.pop_front() {
+            return Some(self.emit(buf, &Packet::PingAck { ping }).1);
+        }
+        if self.ping_due {
+            self.ping_due = false;
+            self.stats.pings_sent += 1;
+            let (pn, len) = self.emit(buf, &Packet::Ping);
+            self.last_ping = Some((pn, now));
+            return Some(len);
+        }
+        self.poll_payload(now, buf)
+    }
+
+    fn poll_handshake(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        if self.side != Side::Starter || !self.connect_due {
+            return None;
+        }
+        self.connect_due = false;
+        let pn = self.begin(buf, &Packet::Connect(self.handshake_params()));
+        // Pad to the MTU: proves the path carries full-size datagrams and keeps the
+        // listener's answer smaller than the question.
+        let target = self.config.mtu - self.protection.overhead();
+        if buf.len() < target {
+            buf.resize(target, 0);
+        }
+        let len = self.finish(buf, pn);
+        self.state = State::Handshaking;
+        self.connects_sent += 1;
+        self.connect_sent_at = Some(now);
+        let rto = self.rtt.rto(Duration::ZERO, self.config.delivery_timeout)
+            * (1u32 << (self.connects_sent - 1).min(MAX_BACKOFF));
+        self.timers.set(Timer::Handshake, now + rto.min(MAX_RTO));
+        Some(len)
+    }
+
+    /// Datagrams and message fragments, within the congestion and send windows.
+    fn poll_payload(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        let window = self.cc.window().min(self.config.send_window as u64);
+        if self.sent.bytes_in_flight() + self.mtu as u64 > window
+            || self.sent.count_in_flight() >= self.config.send_window_packets
+        {
+            return None;
+        }
+        if let Some(data) = self.directs_out.pop_front() {
+            let (pn, len) = self.emit(buf, &Packet::Direct(data));
+            self.stats.datagrams_sent += 1;
+            self.sent.push(pn, now, len, SentKind::Direct);
+            self.arm_retransmit(now);
+            return Some(len);
+        }
+        let room = self.payload_room();
+        let fragment = self.queue.next_fragment(room, self.credit())?;
+        if fragment.first {
+            self.credit_used += fragment_cost(fragment.payload.len());
+        } else {
+            self.stats.retransmitted += 1;
+        }
+        let (message, index) = (fragment.message, fragment.index);
+        let p = Packet::Data(Data {
+            stream: 0,
+            message,
+            fragment: index,
+            fragments: fragment.count,
+            payload: fragment.payload,
+        });
+        let (pn, len) = self.emit(buf, &p);
+        self.sent
+            .push(pn, now, len, SentKind::Data { message, index });
+        self.arm_retransmit(now);
+        Some(len)
+    }
+}

@@ -1,0 +1,69 @@
+//! Counters for sessions and endpoints.
+
+use std::time::Duration;
+
+/// Per-session statistics, from [`Session::stats`](crate::Session::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Datagrams sent, of every kind.
+    pub packets_sent: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// Datagrams received and accepted for this session.
+    pub packets_received: u64,
+    /// UDP payload bytes received for this session.
+    pub bytes_received: u64,
+    /// Fragments sent again after a loss.
+    pub retransmitted: u64,
+    /// Packets declared lost (by acks, repeat requests or timeout).
+    pub lost: u64,
+    /// Retransmission timeouts that fired.
+    pub timeouts: u64,
+    /// Fragments or packets received more than once, and dropped.
+    pub duplicates: u64,
+    /// Messages queued by `send`.
+    pub messages_sent: u64,
+    /// Messages delivered to the application.
+    pub messages_received: u64,
+    /// Unreliable datagrams sent.
+    pub datagrams_sent: u64,
+    /// Unreliable datagrams received.
+    pub datagrams_received: u64,
+    /// Unreliable datagrams dropped because a queue was full.
+    pub datagrams_dropped: u64,
+    /// Repeat requests (negative acks) sent.
+    pub repeat_requests_sent: u64,
+    /// Repeat requests received.
+    pub repeat_requests_received: u64,
+    /// Acks sent.
+    pub acks_sent: u64,
+    /// Pings sent (keep-alive and probes).
+    pub pings_sent: u64,
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Smallest round-trip time seen (zero before the first sample).
+    pub min_rtt: Duration,
+    /// Current congestion window, bytes.
+    pub congestion_window: u64,
+    /// Bytes sent and not yet acknowledged or declared lost.
+    pub bytes_in_flight: u64,
+}
+
+/// Per-endpoint statistics: what arrived that no session took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_received: u64,
+    /// Dropped: could not be parsed, or failed the integrity check.
+    pub dropped_malformed: u64,
+    /// Dropped: no session has this id (and it was not a connect).
+    pub dropped_unknown_session: u64,
+    /// Dropped: the session exists but the datagram came from another address.
+    pub dropped_wrong_address: u64,
+    /// Dropped: larger than the configured MTU.
+    pub dropped_oversized: u64,
+    /// Sessions accepted from peers.
+    pub sessions_accepted: u64,
+    /// Connects refused (not accepting, or `max_sessions` reached).
+    pub sessions_refused: u64,
+}
