@@ -51,7 +51,7 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// The smallest retransmission timeout (the seed protocol's
     /// `delivery_timeout`). The timeout otherwise follows the measured RTT and
-    /// doubles after each expiry. Default 100 ms.
+    /// doubles after each expiry. Default 25 ms.
     pub delivery_timeout: Duration,
     /// RTT assumed before the first measurement. Default 100 ms.
     pub initial_rtt: Duration,
@@ -93,7 +93,7 @@ impl Default for Config {
             mtu: 1200,
             max_message_size: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
-            delivery_timeout: Duration::from_millis(100),
+            delivery_timeout: Duration::from_millis(25),
             initial_rtt: Duration::from_millis(100),
             max_ack_delay: Duration::from_millis(10),
             ack_frequency: 4,

@@ -90,14 +90,17 @@ impl SentLog {
     }
 
     /// Declares lost every in-flight packet sent before the largest acknowledged
-    /// one by at least [`REORDER_THRESHOLD`] numbers or `delay` of time.
+    /// one by at least [`REORDER_THRESHOLD`] numbers or `delay` of time. Returns
+    /// when the oldest survivor below the largest acknowledged packet would
+    /// become lost by time, if there is one.
     pub(crate) fn detect_lost(
         &mut self,
         largest_acked: u64,
         now: Instant,
         delay: Duration,
         mut f: impl FnMut(SentPacket),
-    ) {
+    ) -> Option<Instant> {
+        let mut loss_time = None;
         for i in 0..self.packets.len() {
             let p = self.packets[i];
             if p.number >= largest_acked {
@@ -110,9 +113,28 @@ impl SentLog {
             let by_time = p.time + delay <= now;
             if !(by_number || by_time) {
                 // Later packets are newer in number and time: none of them is lost either.
+                loss_time = Some(p.time + delay);
                 break;
             }
             f(self.retire(i));
+        }
+        self.compact();
+        loss_time
+    }
+
+    /// The oldest in-flight packets carrying data, at most `n`: declared lost to
+    /// serve as probes when the retransmission timer fires.
+    pub(crate) fn take_oldest_data(&mut self, n: usize, mut f: impl FnMut(SentPacket)) {
+        let mut taken = 0;
+        for i in 0..self.packets.len() {
+            if taken == n {
+                break;
+            }
+            let p = self.packets[i];
+            if p.in_flight && matches!(p.kind, SentKind::Data { .. }) {
+                f(self.retire(i));
+                taken += 1;
+            }
         }
         self.compact();
     }
@@ -143,7 +165,8 @@ mod tests {
         log.take_range(5..=6, |p| acked.push(p.number));
         assert_eq!(acked, vec![5, 6]);
         let mut lost = Vec::new();
-        log.detect_lost(6, t0, Duration::from_secs(1), |p| lost.push(p.number));
+        let next = log.detect_lost(6, t0, Duration::from_secs(1), |p| lost.push(p.number));
+        assert_eq!(next, Some(t0 + Duration::from_secs(1)));
         // 1, 2, 3 are three or more below 6; 4 is not (yet).
         assert_eq!(lost, vec![1, 2, 3]);
         assert_eq!(log.count_in_flight(), 1);

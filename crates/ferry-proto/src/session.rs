@@ -595,7 +595,10 @@ impl SessionCore {
         let delay = self.rtt.smoothed().max(self.rtt.latest()) * 9 / 8;
         let delay = delay.max(Duration::from_millis(1));
         let mut lost = Vec::new();
-        self.sent.detect_lost(largest, now, delay, |p| lost.push(p));
+        match self.sent.detect_lost(largest, now, delay, |p| lost.push(p)) {
+            Some(at) => self.timers.set(Timer::Loss, at),
+            None => self.timers.clear(Timer::Loss),
+        }
         self.on_lost_packets(now, lost);
     }
 
@@ -682,6 +685,10 @@ impl SessionCore {
                 Timer::Handshake => self.connect_due = true,
                 Timer::HandshakeDeadline => self.abandon(CloseReason::Timeout),
                 Timer::Retransmit => self.on_retransmit_timeout(now),
+                Timer::Loss => {
+                    self.detect_losses(now);
+                    self.arm_retransmit(now);
+                }
                 Timer::Ack => {} // ack_due() now holds; poll_transmit sends it
                 Timer::KeepAlive => {
                     if self.pings_unanswered >= self.config.ping_packet_count {
@@ -713,14 +720,25 @@ impl SessionCore {
         self.stats.timeouts += 1;
         if self.sent.count_in_flight() > 0 {
             let mut lost = Vec::new();
-            self.sent.take_all(|p| lost.push(p));
-            for p in &lost {
-                self.stats.lost += 1;
-                if let SentKind::Data { message, index } = p.kind {
-                    self.queue.on_lost(message, index);
+            if self.backoff == 0 {
+                // First expiry: probe with the two oldest fragments. Their acks let
+                // ordinary loss detection find whatever else is missing.
+                self.sent.take_oldest_data(2, |p| lost.push(p));
+                if lost.is_empty() {
+                    self.ping_due = true;
                 }
+                self.on_lost_packets(now, lost);
+            } else {
+                // Nothing came back after a probe either: persistent congestion.
+                self.sent.take_all(|p| lost.push(p));
+                for p in &lost {
+                    self.stats.lost += 1;
+                    if let SentKind::Data { message, index } = p.kind {
+                        self.queue.on_lost(message, index);
+                    }
+                }
+                self.cc.on_timeout(now);
             }
-            self.cc.on_timeout(now);
         } else if self.blocked_on_credit() {
             // Our credit update may have been lost: a ping makes the peer ack again.
             self.ping_due = true;

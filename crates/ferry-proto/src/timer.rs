@@ -9,6 +9,8 @@ pub(crate) enum Timer {
     Handshake = 0,
     /// Give up the handshake.
     HandshakeDeadline = 1,
+    /// A packet below the largest acknowledged one becomes lost by time.
+    Loss = 6,
     /// Retransmission timeout, or a probe when flow control blocks the sender.
     Retransmit = 2,
     /// A delayed ack falls due.
@@ -19,7 +21,7 @@ pub(crate) enum Timer {
     Drain = 5,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 const ALL: [Timer; COUNT] = [
     Timer::Handshake,
     Timer::HandshakeDeadline,
@@ -27,6 +29,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Ack,
     Timer::KeepAlive,
     Timer::Drain,
+    Timer::Loss,
 ];
 
 /// The deadlines, one per [`Timer`].

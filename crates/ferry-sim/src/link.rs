@@ -363,6 +363,19 @@ impl Link {
         &self.config
     }
 
+    /// Changes the conditions for datagrams sent from now on. Datagrams already in
+    /// flight arrive as they were scheduled.
+    ///
+    /// # Panics
+    ///
+    /// Panics if [`LinkConfig::validate`] fails.
+    pub fn set_config(&mut self, config: LinkConfig) {
+        if let Err(e) = config.validate() {
+            panic!("invalid LinkConfig: {e}");
+        }
+        self.config = config;
+    }
+
     /// A datagram enters the link at `now`.
     ///
     /// `now` should not go backwards between calls; the bottleneck queue assumes a
