@@ -1,6 +1,6 @@
 //! Many sessions over one socket: routing, timers, fair transmission, events.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +36,15 @@ pub struct Transmit {
     /// With segmentation offload, the size of each datagram in the buffer; `None`
     /// when the buffer holds exactly one datagram (always, for now).
     pub segment_size: Option<usize>,
+}
+
+/// What the endpoint remembers of a session it forgot.
+#[derive(Debug)]
+struct Retired {
+    remote: SocketAddr,
+    /// The close this side sent, repeated to a peer that keeps talking, and the
+    /// packet number to send it with.
+    close: Option<(Close, u64)>,
 }
 
 #[derive(Debug)]
@@ -103,7 +112,7 @@ pub struct Endpoint {
     events: VecDeque<QueuedEvent>,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     retired: VecDeque<SessionId>,
-    retired_set: HashSet<SessionId>,
+    retired_info: HashMap<SessionId, Retired>,
     stats: EndpointStats,
 }
 
@@ -122,7 +131,7 @@ impl Endpoint {
             events: VecDeque::new(),
             stateless: VecDeque::new(),
             retired: VecDeque::new(),
-            retired_set: HashSet::new(),
+            retired_info: HashMap::new(),
             stats: EndpointStats::default(),
         })
     }
@@ -172,7 +181,7 @@ impl Endpoint {
         }
         let id = loop {
             let id = SessionId::from(self.rng.next_u64());
-            if !self.sessions.contains_key(&id) && !self.retired_set.contains(&id) {
+            if !self.sessions.contains_key(&id) && !self.retired_info.contains_key(&id) {
                 break id;
             }
         };
@@ -213,6 +222,9 @@ impl Endpoint {
                 self.handle_connect(now, from, header, header_len, data);
             } else {
                 self.stats.dropped_unknown_session += 1;
+                if header.kind != PacketKind::Close {
+                    self.repeat_close(id, from);
+                }
             }
             return;
         };
@@ -236,6 +248,36 @@ impl Endpoint {
         }
     }
 
+    /// A peer still talks to a session this side closed and forgot: it missed the
+    /// close packets, so send one more.
+    fn repeat_close(&mut self, id: SessionId, from: SocketAddr) {
+        let Some(Retired {
+            remote,
+            close: Some((close, number)),
+        }) = self.retired_info.get_mut(&id)
+        else {
+            return;
+        };
+        if *remote != from || self.stateless.len() >= MAX_STATELESS {
+            return;
+        }
+        let pn = *number;
+        *number += 1;
+        let mut buf = Vec::new();
+        Packet::Close(close.clone()).encode(id, pn, &mut buf);
+        Protection::default().seal(
+            pn,
+            Header {
+                kind: PacketKind::Close,
+                session: id,
+                number: pn,
+            }
+            .len(),
+            &mut buf,
+        );
+        self.stateless.push_back((from, buf));
+    }
+
     fn handle_connect(
         &mut self,
         now: Instant,
@@ -256,7 +298,7 @@ impl Endpoint {
             }
         };
         let id = header.session;
-        if self.retired_set.contains(&id) {
+        if self.retired_info.contains_key(&id) {
             // A late retransmission of a connect for a session already over.
             self.stats.dropped_unknown_session += 1;
             return;
@@ -428,19 +470,23 @@ impl Endpoint {
             if let Some(old) = session.timer_key.take() {
                 self.timeouts.remove(&(old, id));
             }
+            let retired = Retired {
+                remote: session.remote(),
+                close: session.retirement(),
+            };
             self.sessions.remove(&id);
-            self.retire(id);
+            self.retire(id, retired);
         }
     }
 
-    fn retire(&mut self, id: SessionId) {
+    fn retire(&mut self, id: SessionId, retired: Retired) {
         if self.retired.len() >= RETIRED_IDS
             && let Some(old) = self.retired.pop_front()
         {
-            self.retired_set.remove(&old);
+            self.retired_info.remove(&old);
         }
         self.retired.push_back(id);
-        self.retired_set.insert(id);
+        self.retired_info.insert(id, retired);
     }
 }
 

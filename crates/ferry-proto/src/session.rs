@@ -45,6 +45,10 @@ pub enum State {
 const MAX_PING_ACKS: usize = 8;
 /// Retransmission backoff stops doubling after this many timeouts.
 const MAX_BACKOFF: u32 = 10;
+/// Times a close packet is repeated unprompted.
+const CLOSE_REPEATS: u32 = 2;
+/// Longest wait between two connect packets.
+const MAX_HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
 /// Longest retransmission timeout after backoff.
 const MAX_RTO: Duration = Duration::from_secs(60);
 
@@ -111,6 +115,7 @@ pub(crate) struct SessionCore {
     close_packet: Option<Close>,
     close_due: bool,
     close_sent_at: Option<Instant>,
+    close_repeats: u32,
 
     stats: SessionStats,
     pub(crate) events: VecDeque<SessionEvent>,
@@ -168,6 +173,7 @@ impl SessionCore {
             close_packet: None,
             close_due: false,
             close_sent_at: None,
+            close_repeats: 0,
             stats: SessionStats::default(),
             events: VecDeque::new(),
             timer_key: None,
@@ -245,6 +251,12 @@ impl SessionCore {
 
     pub(crate) fn protection(&self) -> &Protection {
         &self.protection
+    }
+
+    /// What to answer, after the session is forgotten, to a peer that keeps
+    /// sending: the close packet and the next packet number, if this side closed.
+    pub(crate) fn retirement(&self) -> Option<(Close, u64)> {
+        self.close_packet.clone().map(|c| (c, self.next_pn))
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
@@ -334,11 +346,14 @@ impl SessionCore {
             self.state = State::Closing;
             self.close_packet = Some(Close { code, reason });
             self.close_due = true;
-            let drain = (self
+            // The close is repeated a few times, one RTO apart, in case it is lost;
+            // after the drain period the endpoint still answers the peer's packets
+            // with it.
+            let rto = self
                 .rtt
-                .rto(self.config.max_ack_delay, self.config.delivery_timeout)
-                * 3)
-            .min(MAX_RTO);
+                .rto(self.config.max_ack_delay, self.config.delivery_timeout);
+            self.timers.set(Timer::Retransmit, now + rto);
+            let drain = (rto * (CLOSE_REPEATS + 2)).min(MAX_RTO);
             self.timers.set(Timer::Drain, now + drain);
         } else {
             self.state = State::Closed;
@@ -684,6 +699,16 @@ impl SessionCore {
             match timer {
                 Timer::Handshake => self.connect_due = true,
                 Timer::HandshakeDeadline => self.abandon(CloseReason::Timeout),
+                Timer::Retransmit if self.state == State::Closing => {
+                    if self.close_repeats < CLOSE_REPEATS {
+                        self.close_repeats += 1;
+                        self.close_due = true;
+                        let rto = self
+                            .rtt
+                            .rto(self.config.max_ack_delay, self.config.delivery_timeout);
+                        self.timers.set(Timer::Retransmit, now + rto);
+                    }
+                }
                 Timer::Retransmit => self.on_retransmit_timeout(now),
                 Timer::Loss => {
                     self.detect_losses(now);
@@ -852,9 +877,14 @@ impl SessionCore {
         self.state = State::Handshaking;
         self.connects_sent += 1;
         self.connect_sent_at = Some(now);
-        let rto = self.rtt.rto(Duration::ZERO, self.config.delivery_timeout)
-            * (1u32 << (self.connects_sent - 1).min(MAX_BACKOFF));
-        self.timers.set(Timer::Handshake, now + rto.min(MAX_RTO));
+        // Back off, but not past a second: a lossy path gets several tries
+        // within the handshake timeout.
+        let base = self.rtt.rto(Duration::ZERO, self.config.delivery_timeout);
+        let wait = base * (1u32 << (self.connects_sent - 1).min(MAX_BACKOFF));
+        self.timers.set(
+            Timer::Handshake,
+            now + wait.min(MAX_HANDSHAKE_RETRY.max(base)),
+        );
         Some(len)
     }
 

@@ -1,0 +1,98 @@
+//! Closing from either side, and what each side reports.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Pair, closed, drain};
+use ferry_proto::{CloseReason, SendError, State};
+use ferry_sim::LinkConfig;
+
+fn close_from(client_closes: bool, link: LinkConfig, seed: u64) {
+    let mut pair = Pair::new(seed, link);
+    let id = pair.establish();
+    let (closer, other) = if client_closes {
+        (pair.client, pair.server)
+    } else {
+        (pair.server, pair.client)
+    };
+    let now = pair.net.now();
+    let mut session = pair.net.endpoint(closer).session(id).unwrap();
+    session.close(now, 42);
+    assert_eq!(session.state(), State::Closing);
+    assert_eq!(session.send(vec![1]), Err(SendError::Closed));
+    let mut reasons = (None, None);
+    pair.net.run_until(Duration::from_secs(30), |net| {
+        reasons.0 = reasons.0.or(closed(&drain(net, closer)));
+        reasons.1 = reasons.1.or(closed(&drain(net, other)));
+        reasons.1.is_some()
+    });
+    assert_eq!(reasons.0, Some(CloseReason::Local { code: 42 }));
+    assert_eq!(
+        reasons.1,
+        Some(CloseReason::Remote { code: 42 }),
+        "seed {seed}"
+    );
+    assert_eq!(pair.net.endpoint(other).session_count(), 0);
+    // The closing side forgets the session after its drain period.
+    pair.net.run_for(Duration::from_secs(5));
+    assert_eq!(pair.net.endpoint(closer).session_count(), 0);
+    assert!(pair.net.endpoint(closer).session(id).is_none());
+}
+
+#[test]
+fn client_closes() {
+    close_from(
+        true,
+        LinkConfig::default().latency(Duration::from_millis(10)),
+        1,
+    );
+}
+
+#[test]
+fn server_closes() {
+    close_from(
+        false,
+        LinkConfig::default().latency(Duration::from_millis(10)),
+        2,
+    );
+}
+
+#[test]
+fn close_survives_loss() {
+    // A lost close packet is repeated when the peer's next packet (a ping, at the
+    // latest) reaches the closing side.
+    for seed in 0..20 {
+        let link = LinkConfig::default()
+            .latency(Duration::from_millis(10))
+            .random_loss(0.3);
+        close_from(seed % 2 == 0, link, 100 + seed);
+    }
+}
+
+#[test]
+fn close_all_closes_every_session() {
+    let mut pair = Pair::new(4, LinkConfig::default());
+    let ids: Vec<_> = (0..5).map(|_| pair.connect()).collect();
+    pair.net.run_for(Duration::from_millis(100));
+    assert_eq!(pair.net.endpoint(pair.server).session_count(), 5);
+    let now = pair.net.now();
+    pair.net.endpoint(pair.client).close_all(now, 9);
+    pair.net.run_for(Duration::from_secs(3));
+    let events = drain(&mut pair.net, pair.server);
+    let remote = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ferry_proto::Event::Closed {
+                    reason: CloseReason::Remote { code: 9 },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(remote, ids.len());
+    assert_eq!(pair.net.endpoint(pair.server).session_count(), 0);
+    assert_eq!(pair.net.endpoint(pair.client).session_count(), 0);
+}
