@@ -261,13 +261,18 @@ impl AckTracker {
     /// The missing ranges to request, largest first. Ranges that were filled in
     /// meanwhile are left out.
     pub(crate) fn take_nacks(&mut self) -> Vec<RangeInclusive<u64>> {
-        let mut still_missing = Vec::new();
+        let mut gaps = Vec::new();
         for &(lo, hi) in &self.nacks {
-            self.received.gaps(lo, hi, &mut still_missing, MAX_RANGES);
+            self.received.gaps(lo, hi, &mut gaps, MAX_RANGES);
         }
         self.nacks.clear();
-        still_missing.reverse();
-        still_missing.into_iter().map(|(lo, hi)| lo..=hi).collect()
+        // Gaps found at different times may touch: merge them into disjoint,
+        // non-adjacent ranges, as the wire encoding requires.
+        let mut missing = RangeSet::new(MAX_RANGES);
+        for (lo, hi) in gaps {
+            missing.insert_range(lo, hi);
+        }
+        missing.descending(MAX_RANGES)
     }
 
     /// Number of distinct ranges remembered (for bounds checks in tests).
@@ -317,6 +322,18 @@ mod tests {
         assert_eq!(t.take_nacks(), vec![2..=2]);
         t.on_packet(6, true, now, d, 100);
         assert!(!t.nack_pending(), "a gap is named once");
+    }
+
+    #[test]
+    fn gaps_found_apart_are_merged() {
+        let now = Instant::now();
+        let mut t = AckTracker::new();
+        let d = Duration::from_millis(10);
+        // 5 is found missing when 8 arrives, 6 when 9 arrives: one range 5..=6.
+        for pn in [0, 1, 2, 3, 4, 7, 8, 9] {
+            t.on_packet(pn, true, now, d, 100);
+        }
+        assert_eq!(t.take_nacks(), vec![5..=6]);
     }
 
     #[test]

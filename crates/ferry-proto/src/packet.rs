@@ -378,8 +378,19 @@ pub(crate) fn encode_data_fields(
 /// Ranges are written largest first: the largest number, the length of the first
 /// range minus one, the count of further ranges, then for each a gap and a length
 /// (both minus their implied minimum), as in QUIC's ACK frame.
+///
+/// Only the longest prefix of well-formed ranges (each below the previous with a
+/// gap of at least one) is written, so encoding can never underflow.
 fn encode_ranges(out: &mut Vec<u8>, ranges: &[RangeInclusive<u64>]) {
     let ranges = &ranges[..ranges.len().min(MAX_RANGES)];
+    let valid = ranges
+        .iter()
+        .enumerate()
+        .take_while(|(i, r)| {
+            r.start() <= r.end() && (*i == 0 || r.end().saturating_add(1) < *ranges[i - 1].start())
+        })
+        .count();
+    let ranges = &ranges[..valid];
     let Some(first) = ranges.first() else {
         // An empty set is encoded as no ranges at all.
         put_varint(out, 0);
@@ -479,6 +490,14 @@ mod tests {
         ] {
             round_trip(&p, id, 1_000_000);
         }
+    }
+
+    #[test]
+    fn malformed_ranges_are_cut_not_panicked_on() {
+        let mut out = Vec::new();
+        encode_ranges(&mut out, &[10..=12, 9..=9, 1..=2]);
+        let ranges = decode_ranges(&mut Reader::new(&out)).unwrap();
+        assert_eq!(ranges, vec![10..=12]);
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! A peer that breaks the rules is closed with a protocol error; bytes that are
+//! not ours are dropped and counted. Packets are forged by hand here.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use ferry_proto::packet::{Ack, CloseCode, Data, Handshake, Header, Packet};
+use ferry_proto::protection::Protection;
+use ferry_proto::{CloseReason, Config, Endpoint, Event, ProtocolViolation, SessionId};
+
+const PEER: &str = "192.0.2.7:9000";
+
+/// Plays a misbehaving starter against a real listening endpoint.
+struct Forger {
+    server: Endpoint,
+    id: SessionId,
+    pn: u64,
+    now: Instant,
+    peer: SocketAddr,
+}
+
+impl Forger {
+    fn new(config: Config) -> Self {
+        let server = Endpoint::new(
+            Config {
+                accept_incoming: true,
+                ..config
+            },
+            1,
+        )
+        .unwrap();
+        let mut f = Self {
+            server,
+            id: SessionId::from(0x1234),
+            pn: 0,
+            now: Instant::now(),
+            peer: PEER.parse().unwrap(),
+        };
+        f.send(Packet::Connect(Handshake {
+            max_udp_payload: 1200,
+            max_message_size: 1 << 20,
+            initial_max_data: 1 << 20,
+        }));
+        assert_eq!(
+            f.server.poll_event(),
+            Some(Event::Connected { session: f.id })
+        );
+        f
+    }
+
+    fn datagram(&mut self, packet: &Packet) -> BytesMut {
+        let mut buf = Vec::new();
+        packet.encode(self.id, self.pn, &mut buf);
+        let header_len = Header {
+            kind: packet.kind(),
+            session: self.id,
+            number: self.pn,
+        }
+        .len();
+        Protection::Checksum.seal(self.pn, header_len, &mut buf);
+        self.pn += 1;
+        BytesMut::from(&buf[..])
+    }
+
+    fn send(&mut self, packet: Packet) {
+        let d = self.datagram(&packet);
+        self.server.handle_datagram(self.now, self.peer, d);
+    }
+
+    fn data(&mut self, message: u64, fragment: u32, fragments: u32, len: usize) {
+        self.send(Packet::Data(Data {
+            stream: 0,
+            message,
+            fragment,
+            fragments,
+            payload: Bytes::from(vec![0xab; len]),
+        }));
+    }
+
+    /// Everything the server sent back, decoded.
+    fn replies(&mut self) -> Vec<Packet> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
+            assert_eq!(t.destination, self.peer);
+            let body = &buf[..t.size - 4];
+            out.push(Packet::decode(Bytes::copy_from_slice(body)).unwrap().1);
+        }
+        out
+    }
+
+    fn closed_with(&mut self) -> Option<CloseReason> {
+        std::iter::from_fn(|| self.server.poll_event()).find_map(|e| match e {
+            Event::Closed { reason, .. } => Some(reason),
+            _ => None,
+        })
+    }
+}
+
+fn assert_violation(f: &mut Forger, v: ProtocolViolation) {
+    assert_eq!(f.closed_with(), Some(CloseReason::ProtocolError(v)));
+    let close = f.replies().into_iter().find_map(|p| match p {
+        Packet::Close(c) => Some(c),
+        _ => None,
+    });
+    let close = close.expect("a close packet is sent");
+    assert!(matches!(close.code, CloseCode::Transport(_)), "{close:?}");
+}
+
+#[test]
+fn exceeding_the_receive_window_is_a_protocol_error() {
+    let config = Config {
+        max_message_size: 64 << 10,
+        recv_window: 80 << 10,
+        ..Config::default()
+    };
+    let mut f = Forger::new(config);
+    // Messages of one fragment each, never read by the application: the window
+    // (80 KiB of cost) is exceeded by about the 72nd.
+    for m in 0..100 {
+        f.data(m, 0, 1, 1100);
+        if f.server.session(f.id).is_none()
+            || f.server.session(f.id).unwrap().state() != ferry_proto::State::Established
+        {
+            break;
+        }
+    }
+    // The application never polled, so the credit was never extended.
+    let reason = std::iter::from_fn(|| f.server.poll_event()).find_map(|e| match e {
+        Event::Closed { reason, .. } => Some(reason),
+        _ => None,
+    });
+    assert_eq!(
+        reason,
+        Some(CloseReason::ProtocolError(ProtocolViolation::FlowControl))
+    );
+}
+
+#[test]
+fn inconsistent_fragment_counts() {
+    let mut f = Forger::new(Config::default());
+    f.data(0, 0, 3, 1000);
+    f.data(0, 1, 4, 1000);
+    assert_violation(&mut f, ProtocolViolation::BadFragment);
+}
+
+#[test]
+fn tiny_middle_fragments() {
+    let mut f = Forger::new(Config::default());
+    f.data(0, 0, 1000, 1);
+    assert_violation(&mut f, ProtocolViolation::BadFragment);
+}
+
+#[test]
+fn message_beyond_max_message_size() {
+    let config = Config {
+        max_message_size: 4096,
+        recv_window: 1 << 20,
+        ..Config::default()
+    };
+    let mut f = Forger::new(config);
+    for i in 0..4 {
+        f.data(0, i, 5, 1100);
+    }
+    assert_violation(&mut f, ProtocolViolation::MessageTooLarge);
+}
+
+#[test]
+fn unknown_stream() {
+    let mut f = Forger::new(Config::default());
+    f.send(Packet::Data(Data {
+        stream: 9,
+        message: 0,
+        fragment: 0,
+        fragments: 1,
+        payload: Bytes::from_static(b"x"),
+    }));
+    assert_violation(&mut f, ProtocolViolation::UnknownStream);
+}
+
+#[test]
+fn ack_for_a_packet_never_sent() {
+    let mut f = Forger::new(Config::default());
+    f.replies();
+    f.send(Packet::Ack(Ack {
+        delay_micros: 0,
+        max_data: 1 << 20,
+        ranges: vec![1_000_000..=1_000_000],
+    }));
+    assert_violation(&mut f, ProtocolViolation::InvalidAck);
+}
+
+#[test]
+fn strangers_and_garbage_are_counted_not_obeyed() {
+    let mut f = Forger::new(Config::default());
+    let now = f.now;
+    // Valid packet, wrong source address.
+    let d = f.datagram(&Packet::Direct(Bytes::from_static(b"spoofed")));
+    f.server
+        .handle_datagram(now, "192.0.2.99:1".parse().unwrap(), d);
+    // Corrupted packet.
+    let mut d = f.datagram(&Packet::Direct(Bytes::from_static(b"corrupt")));
+    let last = d.len() - 6;
+    d[last] ^= 0x40;
+    f.server.handle_datagram(now, f.peer, d);
+    // Garbage and an unknown session.
+    f.server
+        .handle_datagram(now, f.peer, BytesMut::from(&b"\x01\x03garbage"[..]));
+    f.server.handle_datagram(now, f.peer, BytesMut::new());
+    let stats = f.server.stats().clone();
+    assert_eq!(stats.dropped_wrong_address, 1);
+    assert_eq!(stats.dropped_malformed, 3);
+    assert_eq!(f.server.poll_event(), None, "nothing delivered");
+    // The session is unharmed.
+    f.send(Packet::Direct(Bytes::from_static(b"real")));
+    assert_eq!(
+        f.server.poll_event(),
+        Some(Event::Datagram {
+            session: f.id,
+            data: Bytes::from_static(b"real")
+        })
+    );
+}
+
+#[test]
+fn duplicate_connect_is_answered_again_not_duplicated() {
+    let mut f = Forger::new(Config::default());
+    let acks = |p: &Vec<Packet>| {
+        p.iter()
+            .filter(|p| matches!(p, Packet::ConnectAck(_)))
+            .count()
+    };
+    assert_eq!(acks(&f.replies()), 1);
+    f.send(Packet::Connect(Handshake {
+        max_udp_payload: 1200,
+        max_message_size: 1 << 20,
+        initial_max_data: 1 << 20,
+    }));
+    assert_eq!(acks(&f.replies()), 1, "a lost connect ack is sent again");
+    assert_eq!(f.server.session_count(), 1);
+    assert_eq!(f.server.poll_event(), None, "no second Connected");
+}
