@@ -272,7 +272,7 @@ impl Endpoint {
                 session: id,
                 number: pn,
             }
-            .len(),
+            .encoded_len(),
             &mut buf,
         );
         self.stateless.push_back((from, buf));
@@ -325,7 +325,7 @@ impl Endpoint {
                     session: id,
                     number: 0,
                 }
-                .len();
+                .encoded_len();
                 protection.seal(0, header_len, &mut buf);
                 self.stateless.push_back((from, buf));
             }

@@ -91,7 +91,7 @@ pub struct Header {
 
 impl Header {
     /// Encoded length of this header.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         FIXED_HEADER_LEN + varint_len(self.number)
     }
 

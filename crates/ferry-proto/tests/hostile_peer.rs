@@ -57,7 +57,7 @@ impl Forger {
             session: self.id,
             number: self.pn,
         }
-        .len();
+        .encoded_len();
         Protection::Checksum.seal(self.pn, header_len, &mut buf);
         self.pn += 1;
         BytesMut::from(&buf[..])
