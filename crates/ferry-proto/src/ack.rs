@@ -214,11 +214,15 @@ impl AckTracker {
         }
         // Never look below what we still remember.
         let lo = self.nack_checked.max(self.received.min().unwrap_or(0));
-        let limit = MAX_RANGES;
-        if self.nacks.len() < limit {
-            self.received.gaps(lo, horizon, &mut self.nacks, limit);
-        }
-        self.nack_checked = horizon + 1;
+        self.received.gaps(lo, horizon, &mut self.nacks, MAX_RANGES);
+        // When the list is full, resume checking after the last gap it holds, so
+        // that no hole goes unnamed.
+        self.nack_checked = match self.nacks.last() {
+            Some(&(_, hi)) if self.nacks.len() >= MAX_RANGES => {
+                hi.saturating_add(1).min(horizon + 1)
+            }
+            _ => horizon + 1,
+        };
     }
 
     /// Whether an ack should be sent now.
@@ -334,6 +338,23 @@ mod tests {
             t.on_packet(pn, true, now, d, 100);
         }
         assert_eq!(t.take_nacks(), vec![5..=6]);
+    }
+
+    #[test]
+    fn no_gap_goes_unnamed_when_the_list_is_full() {
+        let now = Instant::now();
+        let mut t = AckTracker::new();
+        let d = Duration::from_millis(10);
+        // 100 holes at once: the first 64 are named now, the rest next time.
+        for pn in (0..=200).step_by(2) {
+            t.on_packet(pn, true, now, d, 100);
+        }
+        let first = t.take_nacks();
+        assert_eq!(first.len(), MAX_RANGES);
+        t.on_packet(202, true, now, d, 100);
+        let second = t.take_nacks();
+        let named: usize = first.iter().chain(&second).count();
+        assert_eq!(named, 100, "{second:?}");
     }
 
     #[test]

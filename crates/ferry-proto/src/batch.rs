@@ -117,11 +117,6 @@ impl SendQueue {
             .get_mut(usize::try_from(number.checked_sub(front)?).ok()?)
     }
 
-    /// Whether a retransmission or a never-sent fragment is waiting.
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.retransmit.is_empty() || self.cursor < self.messages.len()
-    }
-
     /// Whether fragments never sent are waiting (they need credit).
     pub(crate) fn has_unsent(&self) -> bool {
         self.cursor < self.messages.len()

@@ -39,9 +39,11 @@ pub const FRAGMENT_COST: u64 = 32;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Largest UDP payload sent or accepted, in bytes. Default 1200, which crosses
-    /// almost every path without IP fragmentation. Both sides use the smaller of
-    /// their two values.
+    /// Largest UDP payload sent, in bytes, and announced to the peer as the largest
+    /// it may send. Default 1200, which crosses almost every path without IP
+    /// fragmentation. A session uses the smaller of the two sides' values; the
+    /// connect packet is padded to it, so a path that cannot carry it fails the
+    /// handshake instead of failing later.
     pub mtu: usize,
     /// Largest message `send` accepts, in bytes. Default 16 MiB. The peer's limit
     /// applies too once the handshake has told it.

@@ -222,7 +222,11 @@ impl Endpoint {
                 self.handle_connect(now, from, header, header_len, data);
             } else {
                 self.stats.dropped_unknown_session += 1;
-                if header.kind != PacketKind::Close {
+                if header.kind != PacketKind::Close
+                    && Protection::default()
+                        .open(header.number, header_len, &mut data)
+                        .is_ok()
+                {
                     self.repeat_close(id, from);
                 }
             }

@@ -134,6 +134,9 @@ pub struct Handshake {
     /// Receive credit granted before the first ack: the cumulative flow-control
     /// cost the peer may send.
     pub initial_max_data: u64,
+    /// Longest time this side delays an ack, in microseconds; the peer adds it to
+    /// its retransmission timeout.
+    pub max_ack_delay_micros: u64,
 }
 
 /// One fragment of a reliable message.
@@ -237,6 +240,7 @@ impl Packet {
                 put_varint(out, h.max_udp_payload);
                 put_varint(out, h.max_message_size);
                 put_varint(out, h.initial_max_data);
+                put_varint(out, h.max_ack_delay_micros);
             }
             Self::Data(d) => {
                 encode_data_fields(out, d.stream, d.message, d.fragment, d.fragments);
@@ -285,6 +289,7 @@ impl Packet {
                     max_udp_payload: r.varint()?,
                     max_message_size: r.varint()?,
                     initial_max_data: r.varint()?,
+                    max_ack_delay_micros: r.varint()?,
                 };
                 // Connect is padded; the rest is ignored.
                 r.rest();
@@ -375,9 +380,9 @@ pub(crate) fn encode_data_fields(
     put_varint(out, u64::from(fragments));
 }
 
-/// Ranges are written largest first: the largest number, the length of the first
-/// range minus one, the count of further ranges, then for each a gap and a length
-/// (both minus their implied minimum), as in QUIC's ACK frame.
+/// Ranges are written largest first: the count of ranges, the largest number, the
+/// length of the first range minus one, then for each further range a gap and a
+/// length (both minus their implied minimum), as in QUIC's ACK frame.
 ///
 /// Only the longest prefix of well-formed ranges (each below the previous with a
 /// gap of at least one) is written, so encoding can never underflow.
@@ -457,6 +462,7 @@ mod tests {
             max_udp_payload: 1200,
             max_message_size: 1 << 24,
             initial_max_data: 1 << 25,
+            max_ack_delay_micros: 10_000,
         };
         for p in [
             Packet::Connect(hs),
@@ -579,11 +585,18 @@ mod tests {
 
     fn arb_packet() -> impl Strategy<Value = Packet> {
         let bytes = prop::collection::vec(any::<u8>(), 0..1500).prop_map(Bytes::from);
-        let hs = (0..=VARINT_MAX, 0..=VARINT_MAX, 0..=VARINT_MAX).prop_map(|(a, b, c)| Handshake {
-            max_udp_payload: a,
-            max_message_size: b,
-            initial_max_data: c,
-        });
+        let hs = (
+            0..=VARINT_MAX,
+            0..=VARINT_MAX,
+            0..=VARINT_MAX,
+            0..=VARINT_MAX,
+        )
+            .prop_map(|(a, b, c, d)| Handshake {
+                max_udp_payload: a,
+                max_message_size: b,
+                initial_max_data: c,
+                max_ack_delay_micros: d,
+            });
         prop_oneof![
             hs.clone().prop_map(Packet::Connect),
             hs.prop_map(Packet::ConnectAck),

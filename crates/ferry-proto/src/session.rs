@@ -45,6 +45,8 @@ pub enum State {
 const MAX_PING_ACKS: usize = 8;
 /// Retransmission backoff stops doubling after this many timeouts.
 const MAX_BACKOFF: u32 = 10;
+/// The largest ack delay a peer may announce.
+const MAX_PEER_ACK_DELAY: Duration = Duration::from_secs(1);
 /// Times a close packet is repeated unprompted.
 const CLOSE_REPEATS: u32 = 2;
 /// Longest wait between two connect packets.
@@ -74,6 +76,8 @@ pub(crate) struct SessionCore {
     /// UDP payload limit for this session: the smaller of the two sides'.
     mtu: usize,
     peer_max_message: usize,
+    /// The peer's longest ack delay (our own until the handshake tells).
+    peer_max_ack_delay: Duration,
 
     // Sending.
     next_pn: u64,
@@ -82,6 +86,8 @@ pub(crate) struct SessionCore {
     rtt: RttEstimator,
     cc: NewReno,
     backoff: u32,
+    /// Credit probes sent since the peer last granted more credit.
+    probes: u32,
     largest_acked: Option<u64>,
     /// Cumulative credit the peer granted, and how much of it first
     /// transmissions used.
@@ -144,12 +150,14 @@ impl SessionCore {
             timers: Timers::default(),
             mtu,
             peer_max_message: config.max_message_size,
+            peer_max_ack_delay: config.max_ack_delay,
             next_pn: 0,
             queue: SendQueue::default(),
             sent: SentLog::default(),
             rtt: RttEstimator::new(config.initial_rtt),
             cc: NewReno::new(mtu),
             backoff: 0,
+            probes: 0,
             largest_acked: None,
             peer_max_data: 0,
             credit_used: 0,
@@ -222,6 +230,9 @@ impl SessionCore {
         self.mtu = self.config.mtu.min(h.max_udp_payload as usize);
         self.peer_max_message = usize::try_from(h.max_message_size).unwrap_or(usize::MAX);
         self.peer_max_data = self.peer_max_data.max(h.initial_max_data);
+        // Bounded so that a peer cannot stall our timers with an absurd value.
+        self.peer_max_ack_delay =
+            Duration::from_micros(h.max_ack_delay_micros).min(MAX_PEER_ACK_DELAY);
         self.cc = NewReno::new(self.mtu);
     }
 
@@ -351,7 +362,7 @@ impl SessionCore {
             // with it.
             let rto = self
                 .rtt
-                .rto(self.config.max_ack_delay, self.config.delivery_timeout);
+                .rto(self.peer_max_ack_delay, self.config.delivery_timeout);
             self.timers.set(Timer::Retransmit, now + rto);
             let drain = (rto * (CLOSE_REPEATS + 2)).min(MAX_RTO);
             self.timers.set(Timer::Drain, now + drain);
@@ -481,6 +492,8 @@ impl SessionCore {
                     self.rtt
                         .update(now.saturating_duration_since(at), Duration::ZERO);
                     self.last_ping = None;
+                    // The path works: stop backing off.
+                    self.backoff = 0;
                 }
             }
             Packet::Close(c) => self.on_close(c),
@@ -550,7 +563,10 @@ impl SessionCore {
     }
 
     fn on_ack(&mut self, now: Instant, ack: Ack) {
-        self.peer_max_data = self.peer_max_data.max(ack.max_data);
+        if ack.max_data > self.peer_max_data {
+            self.peer_max_data = ack.max_data;
+            self.probes = 0;
+        }
         let Some(largest) = ack.ranges.first().map(|r| *r.end()) else {
             return;
         };
@@ -577,8 +593,7 @@ impl SessionCore {
         if let Some(p) = newest
             && p.number == largest
         {
-            let delay = Duration::from_micros(ack.delay_micros)
-                .min(self.config.max_ack_delay.max(Duration::from_millis(1)) * 2);
+            let delay = Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay);
             self.rtt
                 .update(now.saturating_duration_since(p.time), delay);
         }
@@ -642,7 +657,7 @@ impl SessionCore {
     fn rto(&self) -> Duration {
         let base = self
             .rtt
-            .rto(self.config.max_ack_delay, self.config.delivery_timeout);
+            .rto(self.peer_max_ack_delay, self.config.delivery_timeout);
         (base * (1u32 << self.backoff.min(MAX_BACKOFF))).min(MAX_RTO)
     }
 
@@ -671,7 +686,8 @@ impl SessionCore {
             self.timers.set(Timer::Retransmit, from + self.rto());
         } else if self.blocked_on_credit() {
             if self.timers.get(Timer::Retransmit).is_none() {
-                self.timers.set(Timer::Retransmit, now + self.rto());
+                self.timers
+                    .set(Timer::Retransmit, now + self.probe_interval());
             }
         } else {
             self.timers.clear(Timer::Retransmit);
@@ -705,7 +721,7 @@ impl SessionCore {
                         self.close_due = true;
                         let rto = self
                             .rtt
-                            .rto(self.config.max_ack_delay, self.config.delivery_timeout);
+                            .rto(self.peer_max_ack_delay, self.config.delivery_timeout);
                         self.timers.set(Timer::Retransmit, now + rto);
                     }
                 }
@@ -721,7 +737,7 @@ impl SessionCore {
                     } else {
                         self.ping_due = true;
                         self.pings_unanswered += 1;
-                        // Re-armed from the ping's send time when it leaves.
+                        // The next ping, or the verdict, one interval from now.
                         self.timers
                             .set(Timer::KeepAlive, now + self.config.ping_interval);
                     }
@@ -742,8 +758,8 @@ impl SessionCore {
     }
 
     fn on_retransmit_timeout(&mut self, now: Instant) {
-        self.stats.timeouts += 1;
         if self.sent.count_in_flight() > 0 {
+            self.stats.timeouts += 1;
             let mut lost = Vec::new();
             if self.backoff == 0 {
                 // First expiry: probe with the two oldest fragments. Their acks let
@@ -764,15 +780,24 @@ impl SessionCore {
                 }
                 self.cc.on_timeout(now);
             }
+            self.backoff += 1;
+            self.timers.set(Timer::Retransmit, now + self.rto());
         } else if self.blocked_on_credit() {
             // Our credit update may have been lost: a ping makes the peer ack again.
             self.ping_due = true;
+            self.probes += 1;
+            self.timers
+                .set(Timer::Retransmit, now + self.probe_interval());
         }
-        self.backoff += 1;
-        if self.sent.count_in_flight() == 0 && !self.queue.has_pending() && !self.ping_due {
-            return;
-        }
-        self.timers.set(Timer::Retransmit, now + self.rto());
+    }
+
+    /// Wait between credit probes: doubling from the RTO up to the ping interval,
+    /// so a reader that stalls for long costs one ping per interval.
+    fn probe_interval(&self) -> Duration {
+        let base = self
+            .rtt
+            .rto(self.peer_max_ack_delay, self.config.delivery_timeout);
+        (base * (1u32 << self.probes.min(MAX_BACKOFF))).min(self.config.ping_interval.max(base))
     }
 
     // ---- output ----
@@ -803,6 +828,7 @@ impl SessionCore {
             max_udp_payload: self.config.mtu as u64,
             max_message_size: self.config.max_message_size as u64,
             initial_max_data: self.config.recv_window as u64,
+            max_ack_delay_micros: self.config.max_ack_delay.as_micros() as u64,
         }
     }
 

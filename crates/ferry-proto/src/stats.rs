@@ -60,10 +60,9 @@ pub struct EndpointStats {
     pub dropped_unknown_session: u64,
     /// Dropped: the session exists but the datagram came from another address.
     pub dropped_wrong_address: u64,
-    /// Dropped: larger than the configured MTU.
-    pub dropped_oversized: u64,
     /// Sessions accepted from peers.
     pub sessions_accepted: u64,
-    /// Connects refused (not accepting, or `max_sessions` reached).
+    /// Connects refused: not accepting, `max_sessions` reached, or unusable
+    /// handshake parameters.
     pub sessions_refused: u64,
 }

@@ -162,6 +162,13 @@ impl Network {
     fn flush_node(&mut self, i: usize) {
         let now = self.now;
         let node = &mut self.nodes[i];
+        // Events first: taking messages frees credit, and the ack that announces
+        // it should leave in this same flush.
+        if node.reading {
+            while let Some(event) = node.endpoint.poll_event() {
+                node.events.push_back(event);
+            }
+        }
         while let Some(t) = node.endpoint.poll_transmit(now, &mut self.buf) {
             let datagram = Bytes::copy_from_slice(&self.buf[..t.size]);
             if let Some(&to) = self.by_addr.get(&t.destination)

@@ -118,6 +118,51 @@ fn reader_that_stops_stalls_the_sender_within_the_window() {
 }
 
 #[test]
+fn long_stall_then_loss_recovers_promptly() {
+    // The reader stops for 30 s (the sender probes for credit all that while),
+    // then resumes just as the path drops a burst: probing must not have left
+    // the retransmission timer backed off.
+    let server_config = Config {
+        max_message_size: 256 << 10,
+        recv_window: 512 << 10,
+        ..Config::default()
+    };
+    let mut pair = Pair::with_configs(6, link(), Config::default(), server_config);
+    let id = pair.establish();
+    let (client, server) = (pair.client, pair.server);
+    pair.net.set_reading(server, false);
+    for _ in 0..20 {
+        pair.net
+            .endpoint(client)
+            .session(id)
+            .unwrap()
+            .send(vec![3u8; 200_000])
+            .unwrap();
+    }
+    pair.net.run_for(Duration::from_secs(30));
+    pair.net.set_reading(server, true);
+    pair.net
+        .change_link(client, server, link().random_loss(1.0));
+    pair.net
+        .change_link(server, client, link().random_loss(1.0));
+    pair.net.run_for(Duration::from_millis(300));
+    pair.net.change_link(client, server, link());
+    pair.net.change_link(server, client, link());
+    let resumed = pair.net.now();
+    let mut received = 0;
+    pair.net.run_until(Duration::from_secs(60), |net| {
+        received += drain(net, server)
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count();
+        received == 20
+    });
+    assert_eq!(received, 20);
+    let took = pair.net.now() - resumed;
+    assert!(took < Duration::from_secs(5), "recovery took {took:?}");
+}
+
+#[test]
 fn credit_update_lost_is_recovered_by_probe() {
     // The reverse path loses most packets, including window updates: the sender
     // must still finish (its probes make the receiver repeat its credit).
