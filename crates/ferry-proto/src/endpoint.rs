@@ -573,7 +573,8 @@ impl Session<'_> {
 
     /// Closes the session with an application `code`: a close packet leaves at
     /// once, queued data is dropped, and [`Event::Closed`] reports
-    /// [`CloseReason::Local`]. The peer sees [`CloseReason::Remote`] with the same code.
+    /// [`CloseReason::Local`](crate::CloseReason::Local). The peer sees
+    /// [`CloseReason::Remote`](crate::CloseReason::Remote) with the same code.
     pub fn close(&mut self, now: Instant, code: u64) {
         self.with(|s| s.close(now, code));
     }

@@ -1,0 +1,457 @@
+// Properties of ferry-proto checked on arbitrary input.
+//
+// Shared by the cargo-fuzz targets in `fuzz/fuzz_targets/` and by the stable test
+// `crates/ferry-proto/tests/fuzz_corpus.rs`, which replays the seed corpora and
+// past crashes; each `include!`s this file inside a `mod props { … }`. It depends
+// only on ferry-proto and bytes. (An `include!`d file cannot hold inner doc
+// comments, hence these plain ones.)
+//
+// `check_decode(data)`: `data` is one unprotected packet (header and body, no
+// checksum trailer). If it decodes, encoding the result and decoding again gives
+// the same header and packet; the re-encoding is canonical and no longer than the
+// input.
+//
+// `check_endpoint(data)`: `data` is a sequence of records, each a datagram sent to
+// a listening `Endpoint` after some time has passed:
+//
+//     step: u8 | flags: u8 | len: u16 (big-endian) | datagram: [u8; len]
+//
+//   - `step` advances the clock before the datagram: bits 0–6 are an amount, in
+//     seconds if bit 7 ([`STEP_SECONDS`]) is set, else in milliseconds. Timers that
+//     fall due meanwhile fire at their deadlines, as in a real driver.
+//   - `flags` bit 0 ([`SEAL`]): the driver appends a valid checksum trailer, so
+//     the fuzzer can reach the session logic without computing CRC-32s; bit 1
+//     ([`FROM_OTHER`]): the datagram comes from [`OTHER`] instead of [`PEER`].
+//   - A record cut short by the end of the input keeps what remains.
+//
+// Every run starts with a valid Connect for session [`SESSION`] from [`PEER`] (packet
+// number 0), so the fuzzer starts from an established session. After the last
+// record the clock runs on for ten minutes with no input. Checked throughout:
+//
+//   - every datagram the endpoint sends is at most the MTU, goes to an address that
+//     sent something, carries a valid checksum, decodes, belongs to a session some
+//     valid Connect named, and is no Connect, Data or Direct (the application here
+//     never connects or sends);
+//   - `Connected` comes once per session, only for a session some valid Connect
+//     named, and before any other event of that session; nothing follows `Closed`;
+//   - a `Message` needs valid Data packets in the input (the bytes of all messages
+//     delivered never exceed the payload bytes of the valid Data packets fed), and
+//     is at most `max_message_size`; a `Datagram` carries the payload of a valid
+//     Direct packet fed, and there are never more of them than such packets;
+//   - no `SendReady` (nothing was ever sent) and no `Closed` with a local reason;
+//   - `session_count() <= max_sessions`; every session the endpoint holds was
+//     announced, and an announced session only disappears after `Closed`;
+//   - the endpoint's stats count every datagram fed and every session announced;
+//   - after `handle_timeout(now)` the next deadline is later than `now` (a driver
+//     sleeping until `poll_timeout` would otherwise spin);
+//   - ten quiet minutes after the last datagram every session has closed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ferry_proto::packet::{Handshake, Header, Packet, PacketKind};
+use ferry_proto::protection::Protection;
+use ferry_proto::{CloseReason, Config, Endpoint, Event, SessionId, Transmit};
+
+/// Decodes `data` as an unprotected packet and, if it decodes, checks that
+/// decode → encode → decode is stable and the encoding canonical.
+pub fn check_decode(data: &[u8]) {
+    let Ok((header, packet)) = Packet::decode(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    assert_eq!(header.kind, packet.kind(), "header kind and body disagree");
+    let mut out = Vec::new();
+    packet.encode(header.session, header.number, &mut out);
+    let (header2, packet2) = Packet::decode(Bytes::from(out.clone()))
+        .unwrap_or_else(|e| panic!("re-encoded {packet:?} does not decode: {e}"));
+    assert_eq!(header2, header, "header changed across a round trip");
+    assert_eq!(packet2, packet, "packet changed across a round trip");
+    assert_eq!(
+        Header::decode(&out).map(|(_, len)| len),
+        Ok(header.encoded_len()),
+        "Header::len disagrees with the encoding"
+    );
+    let mut again = Vec::new();
+    packet2.encode(header2.session, header2.number, &mut again);
+    assert_eq!(again, out, "encoding is not canonical");
+    assert!(
+        out.len() <= data.len(),
+        "re-encoding grew the packet from {} to {} bytes",
+        data.len(),
+        out.len()
+    );
+}
+
+/// The session the opening Connect of every endpoint run names.
+pub const SESSION: SessionId = SessionId(*b"ferryfz1");
+/// Where the opening Connect and records without [`FROM_OTHER`] come from.
+pub const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 4433);
+/// Where records with [`FROM_OTHER`] come from.
+pub const OTHER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), 4433);
+/// Record flag: append a valid checksum trailer to the datagram.
+pub const SEAL: u8 = 0b01;
+/// Record flag: the datagram comes from [`OTHER`].
+pub const FROM_OTHER: u8 = 0b10;
+/// Record step bit: the amount is in seconds rather than milliseconds.
+pub const STEP_SECONDS: u8 = 0x80;
+/// How long the clock runs on after the last record.
+pub const QUIET: Duration = Duration::from_secs(600);
+
+/// The handshake parameters of the opening Connect.
+pub const HANDSHAKE: Handshake = Handshake {
+    max_udp_payload: 1200,
+    max_message_size: 1 << 24,
+    initial_max_data: 1 << 25,
+    max_ack_delay_micros: 10_000,
+};
+
+/// The configuration of the fuzzed listener: the defaults, accepting sessions,
+/// with few enough sessions allowed that the limit is reachable.
+pub fn listener_config() -> Config {
+    Config {
+        accept_incoming: true,
+        max_sessions: 4,
+        ..Config::default()
+    }
+}
+
+/// Encodes one record of the endpoint input format.
+pub fn record(step: u8, flags: u8, datagram: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(datagram.len()).expect("a record holds at most 65535 bytes");
+    let mut out = vec![step, flags];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(datagram);
+    out
+}
+
+/// Appends the checksum trailer to an encoded packet, as the endpoint's sender
+/// does. A packet whose header does not decode gets a trailer all the same.
+pub fn seal(mut packet: Vec<u8>) -> Vec<u8> {
+    let (number, header_len) = Header::decode(&packet)
+        .map(|(h, len)| (h.number, len))
+        .unwrap_or((0, 0));
+    Protection::Checksum.seal(number, header_len, &mut packet);
+    packet
+}
+
+/// Encodes and seals `packet` as a datagram of `session` with packet `number`.
+pub fn datagram(packet: &Packet, session: SessionId, number: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    packet.encode(session, number, &mut buf);
+    let header_len = Header {
+        kind: packet.kind(),
+        session,
+        number,
+    }
+    .encoded_len();
+    Protection::Checksum.seal(number, header_len, &mut buf);
+    buf
+}
+
+/// Checks the trailer of a received datagram and decodes it, as the endpoint does.
+pub fn open(datagram: &[u8]) -> Option<(Header, Packet)> {
+    let (header, header_len) = Header::decode(datagram).ok()?;
+    let mut buf = BytesMut::from(datagram);
+    Protection::Checksum
+        .open(header.number, header_len, &mut buf)
+        .ok()?;
+    Packet::decode(buf.freeze()).ok()
+}
+
+/// How far a run of [`check_endpoint`] got, for tests that want to know their
+/// inputs reach deep states.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// Sessions announced with `Connected`.
+    pub sessions: usize,
+    /// `Message` events.
+    pub messages: usize,
+    /// `Datagram` events.
+    pub datagrams: usize,
+}
+
+/// Feeds `data` (records, as described at the top of this file) to a listening
+/// endpoint after a valid Connect, checking every output.
+pub fn check_endpoint(data: &[u8]) -> Reached {
+    let mut driver = Driver::new(listener_config());
+    driver.feed(PEER, &datagram(&Packet::Connect(HANDSHAKE), SESSION, 0));
+    let mut input = data;
+    while let Some((step, flags, bytes)) = next_record(&mut input) {
+        let amount = u64::from(step & !STEP_SECONDS);
+        let advance = if step & STEP_SECONDS != 0 {
+            Duration::from_secs(amount)
+        } else {
+            Duration::from_millis(amount)
+        };
+        driver.run_until(driver.now + advance);
+        let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
+        if flags & SEAL != 0 {
+            driver.feed(from, &seal(bytes.to_vec()));
+        } else {
+            driver.feed(from, bytes);
+        }
+    }
+    driver.run_until(driver.now + QUIET);
+    driver.check_all_closed();
+    Reached {
+        sessions: driver.lives.len(),
+        messages: driver.message_count,
+        datagrams: driver.datagram_count,
+    }
+}
+
+/// Splits the next record off `input`: (step, flags, datagram).
+pub fn next_record<'a>(input: &mut &'a [u8]) -> Option<(u8, u8, &'a [u8])> {
+    let data = *input;
+    let step = *data.first()?;
+    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+    let len = usize::from(u16::from_be_bytes([byte(2), byte(3)]));
+    let rest = data.get(4..).unwrap_or_default();
+    let (datagram, tail) = rest.split_at(len.min(rest.len()));
+    *input = tail;
+    Some((step, byte(1), datagram))
+}
+
+/// What the driver knows of a session from its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Connected,
+    Closed,
+}
+
+/// Drives one endpoint and holds what its outputs are checked against.
+struct Driver {
+    endpoint: Endpoint,
+    config: Config,
+    now: Instant,
+    buf: Vec<u8>,
+    // What the input held.
+    fed: u64,
+    senders: HashSet<SocketAddr>,
+    connects: HashSet<SessionId>,
+    data_bytes: usize,
+    directs: HashSet<Bytes>,
+    direct_count: usize,
+    // What came out.
+    lives: BTreeMap<SessionId, Life>,
+    message_count: usize,
+    message_bytes: usize,
+    datagram_count: usize,
+}
+
+impl Driver {
+    fn new(config: Config) -> Self {
+        Self {
+            endpoint: Endpoint::new(config.clone(), 1).expect("valid config"),
+            config,
+            now: Instant::now(),
+            buf: Vec::new(),
+            fed: 0,
+            senders: HashSet::new(),
+            connects: HashSet::new(),
+            data_bytes: 0,
+            directs: HashSet::new(),
+            direct_count: 0,
+            lives: BTreeMap::new(),
+            message_count: 0,
+            message_bytes: 0,
+            datagram_count: 0,
+        }
+    }
+
+    /// Hands one datagram to the endpoint, noting what valid packet it holds.
+    fn feed(&mut self, from: SocketAddr, datagram: &[u8]) {
+        self.fed += 1;
+        self.senders.insert(from);
+        if let Some((header, packet)) = open(datagram) {
+            match packet {
+                Packet::Connect(_) => {
+                    self.connects.insert(header.session);
+                }
+                Packet::Data(d) => self.data_bytes += d.payload.len(),
+                Packet::Direct(payload) => {
+                    self.directs.insert(payload);
+                    self.direct_count += 1;
+                }
+                _ => {}
+            }
+        }
+        self.endpoint
+            .handle_datagram(self.now, from, BytesMut::from(datagram));
+        self.drain();
+    }
+
+    /// Advances the clock to `until`, firing every timer at its deadline.
+    fn run_until(&mut self, until: Instant) {
+        let mut rounds_at_now = 0;
+        while let Some(deadline) = self.endpoint.poll_timeout() {
+            if deadline > until {
+                break;
+            }
+            if deadline <= self.now {
+                rounds_at_now += 1;
+                assert!(
+                    rounds_at_now <= 16,
+                    "handle_timeout({:?}) keeps leaving a deadline at or before now ({:?} earlier)",
+                    self.now,
+                    self.now - deadline
+                );
+            } else {
+                rounds_at_now = 0;
+                self.now = deadline;
+            }
+            self.endpoint.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Takes every transmit and event, checking each, until none is left.
+    fn drain(&mut self) {
+        let mut transmits = 0;
+        loop {
+            let mut progress = false;
+            while let Some(t) = self.endpoint.poll_transmit(self.now, &mut self.buf) {
+                transmits += 1;
+                assert!(transmits <= 1000, "the endpoint keeps transmitting");
+                self.check_transmit(t);
+                progress = true;
+            }
+            while let Some(event) = self.endpoint.poll_event() {
+                self.check_event(event);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.check_sessions();
+    }
+
+    fn check_transmit(&self, t: Transmit) {
+        assert!(t.size <= self.buf.len(), "{t:?} beyond the buffer");
+        assert!(t.size <= self.config.mtu, "{t:?} above the MTU");
+        assert!(
+            self.senders.contains(&t.destination),
+            "{t:?} to an address that never sent anything"
+        );
+        let (header, packet) = open(&self.buf[..t.size])
+            .unwrap_or_else(|| panic!("the endpoint sent an invalid datagram: {t:?}"));
+        assert!(
+            self.connects.contains(&header.session),
+            "sent a packet for a session no valid Connect named: {header:?}"
+        );
+        assert!(
+            !matches!(
+                header.kind,
+                PacketKind::Connect | PacketKind::Data | PacketKind::Direct
+            ),
+            "a listener whose application sends nothing sent {packet:?}"
+        );
+    }
+
+    fn check_event(&mut self, event: Event) {
+        let session = event.session();
+        let life = self.lives.get(&session).copied();
+        if let Event::Connected { .. } = event {
+            assert!(
+                self.connects.contains(&session),
+                "Connected for {session:?} without a valid Connect"
+            );
+            assert_eq!(life, None, "a second Connected for {session:?}");
+            self.lives.insert(session, Life::Connected);
+            return;
+        }
+        assert_eq!(
+            life,
+            Some(Life::Connected),
+            "{event:?} for a session not connected or already closed"
+        );
+        match event {
+            Event::Connected { .. } => unreachable!(),
+            Event::Message { data, .. } => {
+                assert!(
+                    data.len() <= self.config.max_message_size,
+                    "message of {} bytes",
+                    data.len()
+                );
+                self.message_count += 1;
+                self.message_bytes += data.len();
+                assert!(
+                    self.message_bytes <= self.data_bytes,
+                    "{} message bytes delivered from {} bytes of valid Data payload",
+                    self.message_bytes,
+                    self.data_bytes
+                );
+            }
+            Event::Datagram { data, .. } => {
+                assert!(
+                    self.directs.contains(&data),
+                    "a Datagram no valid Direct packet carried: {data:?}"
+                );
+                self.datagram_count += 1;
+                assert!(
+                    self.datagram_count <= self.direct_count,
+                    "more Datagram events than valid Direct packets"
+                );
+            }
+            Event::SendReady { .. } => panic!("SendReady though nothing was ever sent"),
+            Event::Closed { reason, .. } => {
+                assert!(
+                    !matches!(reason, CloseReason::Local { .. }),
+                    "closed locally though nothing closed it: {reason:?}"
+                );
+                self.lives.insert(session, Life::Closed);
+            }
+        }
+    }
+
+    fn check_sessions(&self) {
+        let stats = self.endpoint.stats();
+        assert_eq!(
+            stats.datagrams_received, self.fed,
+            "stats count {} datagrams received, {} were fed",
+            stats.datagrams_received, self.fed
+        );
+        assert_eq!(
+            stats.sessions_accepted,
+            self.lives.len() as u64,
+            "stats count {} sessions accepted, {} were announced",
+            stats.sessions_accepted,
+            self.lives.len()
+        );
+        let count = self.endpoint.session_count();
+        assert!(
+            count <= self.config.max_sessions,
+            "{count} sessions open, limit {}",
+            self.config.max_sessions
+        );
+        let held: HashSet<SessionId> = self.endpoint.sessions().collect();
+        assert_eq!(held.len(), count, "sessions() and session_count() disagree");
+        for id in &held {
+            assert!(
+                self.lives.contains_key(id),
+                "the endpoint holds {id:?}, never announced"
+            );
+        }
+        for (id, life) in &self.lives {
+            assert!(
+                *life == Life::Closed || held.contains(id),
+                "{id:?} vanished without a Closed event"
+            );
+        }
+    }
+
+    fn check_all_closed(&self) {
+        let open: Vec<_> = self.endpoint.sessions().collect();
+        assert!(
+            open.is_empty(),
+            "sessions still open after {QUIET:?} without input: {open:?}"
+        );
+        for (id, life) in &self.lives {
+            assert_eq!(*life, Life::Closed, "{id:?} ended without a Closed event");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+
+use std::time::Duration;
+
+use crate::run::{CommandLine, Result, secs, timed, workspace_root};
+
+/// One check: a name for the summary and the command that performs it.
+#[derive(Debug)]
+struct Step {
+    name: &'static str,
+    command: CommandLine,
+}
+
+/// What became of a step.
+#[derive(Debug)]
+enum Outcome {
+    Passed(Duration),
+    Failed(Duration),
+    NotRun,
+}
+
+/// The checks, in order. Tests run under cargo-nextest when it is installed (plus
+/// `cargo test --doc`, since nextest does not run doc tests), else under `cargo test`.
+fn steps() -> Vec<Step> {
+    let step = |name, args: &[&str]| Step {
+        name,
+        command: CommandLine::cargo(args),
+    };
+    let mut steps = vec![
+        step("fmt", &["fmt", "--all", "--check"]),
+        step(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    if CommandLine::cargo(&["nextest", "--version"]).succeeds_quietly() {
+        steps.push(step(
+            "test",
+            &["nextest", "run", "--workspace", "--no-fail-fast"],
+        ));
+        steps.push(step("doctest", &["test", "--workspace", "--doc"]));
+    } else {
+        println!("xtask: cargo-nextest not found; tests run under `cargo test`");
+        steps.push(step("test", &["test", "--workspace", "--no-fail-fast"]));
+    }
+    let doc = step("doc", &["doc", "--workspace", "--no-deps"]);
+    steps.push(Step {
+        command: doc.command.env("RUSTDOCFLAGS", "-D warnings"),
+        ..doc
+    });
+    steps
+}
+
+/// Runs the CI checks in the workspace root and prints a summary table.
+pub fn run() -> Result {
+    let steps = steps();
+    let mut outcomes: Vec<Outcome> = steps.iter().map(|_| Outcome::NotRun).collect();
+    let mut failure = None;
+    for (i, step) in steps.iter().enumerate() {
+        println!(
+            "\n==> [{}/{}] {}: {}",
+            i + 1,
+            steps.len(),
+            step.name,
+            step.command
+        );
+        let (result, elapsed) = timed(|| step.command.status());
+        match result {
+            Ok(true) => outcomes[i] = Outcome::Passed(elapsed),
+            Ok(false) => {
+                outcomes[i] = Outcome::Failed(elapsed);
+                failure = Some((step, None));
+                break;
+            }
+            Err(e) => {
+                outcomes[i] = Outcome::Failed(elapsed);
+                failure = Some((step, Some(e)));
+                break;
+            }
+        }
+    }
+    print_summary(&steps, &outcomes);
+    match failure {
+        None => {
+            println!("\nxtask: all CI checks passed");
+            Ok(())
+        }
+        Some((step, cause)) => Err(format!(
+            "CI step `{}` failed{}\n  rerun it from {} with:\n    {}",
+            step.name,
+            cause.map(|c| format!(": {c}")).unwrap_or_default(),
+            workspace_root().display(),
+            step.command
+        )),
+    }
+}
+
+/// Prints one line per step with its result and time, and the total.
+fn print_summary(steps: &[Step], outcomes: &[Outcome]) {
+    println!("\n{:<10} {:<8} {:>8}", "step", "result", "time");
+    let mut total = Duration::ZERO;
+    for (step, outcome) in steps.iter().zip(outcomes) {
+        let (result, time) = match outcome {
+            Outcome::Passed(d) => ("ok", Some(*d)),
+            Outcome::Failed(d) => ("FAILED", Some(*d)),
+            Outcome::NotRun => ("not run", None),
+        };
+        total += time.unwrap_or_default();
+        let time = time.map(secs).unwrap_or_else(|| "-".into());
+        println!("{:<10} {result:<8} {time:>8}", step.name);
+    }
+    println!("{:<10} {:<8} {:>8}", "total", "", secs(total));
+}
