@@ -9,6 +9,42 @@ use crate::run::{CommandLine, Result, secs, timed, workspace_root};
 struct Step {
     name: &'static str,
     command: CommandLine,
+    /// Whether the step runs tests whose counts go into the final tally.
+    tests: bool,
+}
+
+/// Passed and failed test counts read from cargo test's and nextest's summaries.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// Adds the counts of every summary line among `lines`: cargo test's
+    /// `test result: ok. 3 passed; 0 failed; …` and nextest's
+    /// `Summary [ 1.2s] 98 tests run: 98 passed, 1 skipped`.
+    fn add(&mut self, lines: &[String]) {
+        for line in lines {
+            if !(line.contains("test result:") || line.contains("tests run:")) {
+                continue;
+            }
+            let words: Vec<&str> = line
+                .split(|c: char| c.is_whitespace() || c == ';' || c == ',')
+                .filter(|w| !w.is_empty())
+                .collect();
+            for pair in words.windows(2) {
+                let Ok(n) = pair[0].parse::<u64>() else {
+                    continue;
+                };
+                match pair[1] {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 /// What became of a step.
@@ -25,6 +61,9 @@ fn steps() -> Vec<Step> {
     let step = |name, args: &[&str]| Step {
         name,
         command: CommandLine::cargo(args),
+        tests: args
+            .first()
+            .is_some_and(|a| *a == "test" || *a == "nextest"),
     };
     let mut steps = vec![
         step("fmt", &["fmt", "--all", "--check"]),
@@ -63,6 +102,7 @@ pub fn run() -> Result {
     let steps = steps();
     let mut outcomes: Vec<Outcome> = steps.iter().map(|_| Outcome::NotRun).collect();
     let mut failure = None;
+    let mut tally = Tally::default();
     for (i, step) in steps.iter().enumerate() {
         println!(
             "\n==> [{}/{}] {}: {}",
@@ -71,7 +111,16 @@ pub fn run() -> Result {
             step.name,
             step.command
         );
-        let (result, elapsed) = timed(|| step.command.status());
+        let (result, elapsed) = timed(|| {
+            if step.tests {
+                step.command.status_with_lines().map(|(ok, lines)| {
+                    tally.add(&lines);
+                    ok
+                })
+            } else {
+                step.command.status()
+            }
+        });
         match result {
             Ok(true) => outcomes[i] = Outcome::Passed(elapsed),
             Ok(false) => {
@@ -87,7 +136,10 @@ pub fn run() -> Result {
         }
     }
     print_summary(&steps, &outcomes);
-    match failure {
+    let result = match failure {
+        None if tally.passed == 0 => {
+            Err("the test steps reported no test at all: check the runners' output".into())
+        }
         None => {
             println!("\nxtask: all CI checks passed");
             Ok(())
@@ -99,7 +151,10 @@ pub fn run() -> Result {
             workspace_root().display(),
             step.command
         )),
-    }
+    };
+    // The plain closing line CI reads: every test counted, whichever runner ran it.
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    result
 }
 
 /// Prints one line per step with its result and time, and the total.

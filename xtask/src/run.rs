@@ -79,6 +79,27 @@ impl CommandLine {
             .map_err(|e| format!("could not start `{self}`: {e}"))
     }
 
+    /// Runs the command, echoing its output as it comes, and returns whether it
+    /// exited successfully along with every line it printed (both streams).
+    pub fn status_with_lines(&self) -> Result<(bool, Vec<String>)> {
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start `{self}`: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let echo_out = std::thread::spawn(move || echo_lines(stdout, false));
+        let echo_err = std::thread::spawn(move || echo_lines(stderr, true));
+        let status = child
+            .wait()
+            .map_err(|e| format!("could not wait for `{self}`: {e}"))?;
+        let mut lines = echo_out.join().unwrap_or_default();
+        lines.extend(echo_err.join().unwrap_or_default());
+        Ok((status.success(), lines))
+    }
+
     /// Runs the command silently; whether it started and exited successfully.
     pub fn succeeds_quietly(&self) -> bool {
         self.command()
@@ -123,6 +144,24 @@ impl fmt::Display for CommandLine {
         }
         Ok(())
     }
+}
+
+/// Copies `stream` line by line to this process's stdout (or stderr), keeping the lines.
+fn echo_lines(stream: impl std::io::Read, to_stderr: bool) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut lines = Vec::new();
+    for line in BufReader::new(stream)
+        .lines()
+        .map_while(std::result::Result::ok)
+    {
+        if to_stderr {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        } else {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 /// Formats a duration as seconds with one decimal, e.g. `12.3s`.
