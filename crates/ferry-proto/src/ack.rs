@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn gap_is_nacked_once_past_threshold() {
-        let now = Instant::now();
+        let now = crate::test_support::epoch();
         let mut t = AckTracker::new();
         let d = Duration::from_millis(10);
         for pn in [0, 1, 3, 4, 5] {
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn gaps_found_apart_are_merged() {
-        let now = Instant::now();
+        let now = crate::test_support::epoch();
         let mut t = AckTracker::new();
         let d = Duration::from_millis(10);
         // 5 is found missing when 8 arrives, 6 when 9 arrives: one range 5..=6.
@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn no_gap_goes_unnamed_when_the_list_is_full() {
-        let now = Instant::now();
+        let now = crate::test_support::epoch();
         let mut t = AckTracker::new();
         let d = Duration::from_millis(10);
         // 100 holes at once: the first 64 are named now, the rest next time.
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn filled_gap_is_not_requested() {
-        let now = Instant::now();
+        let now = crate::test_support::epoch();
         let mut t = AckTracker::new();
         let d = Duration::from_millis(10);
         for pn in [0, 2, 3, 4] {
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn ack_timing() {
-        let now = Instant::now();
+        let now = crate::test_support::epoch();
         let d = Duration::from_millis(10);
         let mut t = AckTracker::new();
         t.on_packet(0, true, now, d, 2);
@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let now = Instant::now();
+        let now = crate::test_support::epoch();
         let mut t = AckTracker::new();
         for pn in (0..100_000).step_by(2) {
             t.on_packet(pn, false, now, Duration::ZERO, 1);

@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn slow_start_then_halving() {
-        let t0 = Instant::now();
+        let t0 = crate::test_support::epoch();
         let mut cc = NewReno::new(1000);
         let w0 = cc.window();
         cc.on_ack(t0, 1000, false);

@@ -85,3 +85,12 @@ pub use event::{CloseReason, Event, TransportCode};
 pub use id::{SessionId, Side};
 pub use session::State;
 pub use stats::{EndpointStats, SessionStats};
+
+#[cfg(test)]
+mod test_support {
+    /// The origin of unit tests' virtual time. `Instant` has no constructor but
+    /// the clock, so tests read it once here; the library itself never does.
+    pub(crate) fn epoch() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+}

@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn ack_then_loss_by_number() {
-        let t0 = Instant::now();
+        let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
         for n in 1..=6 {
             log.push(n, t0, 100, SentKind::Direct);
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn take_all_empties() {
-        let t0 = Instant::now();
+        let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
         log.push(1, t0, 10, SentKind::Direct);
         log.push(

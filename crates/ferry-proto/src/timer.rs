@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn next_and_expiry() {
-        let t0 = Instant::now();
+        let t0 = crate::test_support::epoch();
         let mut t = Timers::default();
         assert_eq!(t.next(), None);
         t.set(Timer::KeepAlive, t0 + Duration::from_secs(2));

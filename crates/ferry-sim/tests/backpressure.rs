@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Pair, drain};
+use common::{Pair, drain, receive_messages, send_copies};
 use ferry_proto::{Config, Event, SendError};
 use ferry_sim::LinkConfig;
 
@@ -85,14 +85,7 @@ fn reader_that_stops_stalls_the_sender_within_the_window() {
     let id = pair.establish();
     let (client, server) = (pair.client, pair.server);
     pair.net.set_reading(server, false);
-    for _ in 0..40 {
-        pair.net
-            .endpoint(client)
-            .session(id)
-            .unwrap()
-            .send(vec![1u8; 500_000])
-            .unwrap();
-    }
+    send_copies(&mut pair.net, client, id, &[1u8; 500_000], 40);
     pair.net.run_for(Duration::from_secs(10));
     // The server holds at most its window: the client sent little more than that.
     let sent = pair.net.endpoint(client).session(id).unwrap().stats();
@@ -106,14 +99,7 @@ fn reader_that_stops_stalls_the_sender_within_the_window() {
     assert!(held.messages_received <= 4, "{held:?}");
     // Reading again drains the backlog; credit flows and the transfer completes.
     pair.net.set_reading(server, true);
-    let mut received = 0;
-    pair.net.run_until(Duration::from_secs(120), |net| {
-        received += drain(net, server)
-            .iter()
-            .filter(|e| matches!(e, Event::Message { .. }))
-            .count();
-        received == 40
-    });
+    let received = receive_messages(&mut pair.net, server, 40, Duration::from_secs(120));
     assert_eq!(received, 40);
 }
 
@@ -131,14 +117,7 @@ fn long_stall_then_loss_recovers_promptly() {
     let id = pair.establish();
     let (client, server) = (pair.client, pair.server);
     pair.net.set_reading(server, false);
-    for _ in 0..20 {
-        pair.net
-            .endpoint(client)
-            .session(id)
-            .unwrap()
-            .send(vec![3u8; 200_000])
-            .unwrap();
-    }
+    send_copies(&mut pair.net, client, id, &[3u8; 200_000], 20);
     pair.net.run_for(Duration::from_secs(30));
     pair.net.set_reading(server, true);
     pair.net
@@ -149,14 +128,7 @@ fn long_stall_then_loss_recovers_promptly() {
     pair.net.change_link(client, server, link());
     pair.net.change_link(server, client, link());
     let resumed = pair.net.now();
-    let mut received = 0;
-    pair.net.run_until(Duration::from_secs(60), |net| {
-        received += drain(net, server)
-            .iter()
-            .filter(|e| matches!(e, Event::Message { .. }))
-            .count();
-        received == 20
-    });
+    let received = receive_messages(&mut pair.net, server, 20, Duration::from_secs(60));
     assert_eq!(received, 20);
     let took = pair.net.now() - resumed;
     assert!(took < Duration::from_secs(5), "recovery took {took:?}");
@@ -176,22 +148,8 @@ fn credit_update_lost_is_recovered_by_probe() {
     let (client, server) = (pair.client, pair.server);
     pair.net
         .change_link(server, client, link().random_loss(0.5));
-    for _ in 0..40 {
-        pair.net
-            .endpoint(client)
-            .session(id)
-            .unwrap()
-            .send(vec![2u8; 200_000])
-            .unwrap();
-    }
-    let mut received = 0;
-    pair.net.run_until(Duration::from_secs(300), |net| {
-        received += drain(net, server)
-            .iter()
-            .filter(|e| matches!(e, Event::Message { .. }))
-            .count();
-        received == 40
-    });
+    send_copies(&mut pair.net, client, id, &[2u8; 200_000], 40);
+    let received = receive_messages(&mut pair.net, server, 40, Duration::from_secs(300));
     assert_eq!(received, 40);
 }
 

@@ -65,6 +65,31 @@ pub fn drain(net: &mut Network, node: NodeId) -> Vec<Event> {
     std::iter::from_fn(|| net.poll_event(node)).collect()
 }
 
+/// Queues `count` copies of `message` on session `id` of `node`.
+pub fn send_copies(net: &mut Network, node: NodeId, id: SessionId, message: &[u8], count: usize) {
+    for _ in 0..count {
+        net.endpoint(node)
+            .session(id)
+            .unwrap()
+            .send(message.to_vec())
+            .unwrap();
+    }
+}
+
+/// Runs until `node` has received `count` messages (or `limit` passes);
+/// returns how many arrived.
+pub fn receive_messages(net: &mut Network, node: NodeId, count: usize, limit: Duration) -> usize {
+    let mut received = 0;
+    net.run_until(limit, |net| {
+        received += drain(net, node)
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count();
+        received >= count
+    });
+    received
+}
+
 /// The close reason in a list of events, if any.
 pub fn closed(events: &[Event]) -> Option<CloseReason> {
     events.iter().find_map(|e| match e {
