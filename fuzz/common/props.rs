@@ -371,20 +371,29 @@ impl Driver {
         );
         match event {
             Event::Connected { .. } => unreachable!(),
-            Event::Message { data, .. } => {
-                assert!(
-                    data.len() <= self.config.max_message_size,
-                    "message of {} bytes",
-                    data.len()
-                );
-                self.message_count += 1;
-                self.message_bytes += data.len();
-                assert!(
-                    self.message_bytes <= self.data_bytes,
-                    "{} message bytes delivered from {} bytes of valid Data payload",
-                    self.message_bytes,
-                    self.data_bytes
-                );
+            Event::Readable { session } => {
+                let mut session = self
+                    .endpoint
+                    .session(session)
+                    .expect("a readable session is held");
+                let mut taken = 0;
+                while let Some(data) = session.recv() {
+                    taken += 1;
+                    assert!(
+                        data.len() <= self.config.max_message_size,
+                        "message of {} bytes",
+                        data.len()
+                    );
+                    self.message_count += 1;
+                    self.message_bytes += data.len();
+                    assert!(
+                        self.message_bytes <= self.data_bytes,
+                        "{} message bytes delivered from {} bytes of valid Data payload",
+                        self.message_bytes,
+                        self.data_bytes
+                    );
+                }
+                assert!(taken > 0, "Readable with no message to take");
             }
             Event::Datagram { data, .. } => {
                 assert!(

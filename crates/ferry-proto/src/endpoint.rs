@@ -47,13 +47,6 @@ struct Retired {
     close: Option<(Close, u64)>,
 }
 
-#[derive(Debug)]
-struct QueuedEvent {
-    event: Event,
-    /// Flow-control cost released when the application takes a message.
-    cost: u64,
-}
-
 /// One UDP socket's worth of sessions: the sans-IO heart of Ferry.
 ///
 /// The endpoint owns no socket and reads no clock. Its methods fall into four
@@ -97,10 +90,8 @@ struct QueuedEvent {
 ///     }
 /// }
 /// assert_eq!(server.poll_event(), Some(Event::Connected { session: id }));
-/// assert_eq!(
-///     server.poll_event(),
-///     Some(Event::Message { session: id, data: "hello".into() })
-/// );
+/// assert_eq!(server.poll_event(), Some(Event::Readable { session: id }));
+/// assert_eq!(server.session(id).unwrap().recv(), Some("hello".into()));
 /// ```
 #[derive(Debug)]
 pub struct Endpoint {
@@ -109,7 +100,7 @@ pub struct Endpoint {
     sessions: BTreeMap<SessionId, SessionCore>,
     timeouts: BTreeSet<(Instant, SessionId)>,
     ready: VecDeque<SessionId>,
-    events: VecDeque<QueuedEvent>,
+    events: VecDeque<Event>,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     retired: VecDeque<SessionId>,
     retired_info: HashMap<SessionId, Retired>,
@@ -146,7 +137,8 @@ impl Endpoint {
         &self.stats
     }
 
-    /// Sessions currently open (in any state but `Closed`).
+    /// Sessions held: open ones, and closed ones whose delivered messages have
+    /// not all been taken yet.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }
@@ -156,7 +148,8 @@ impl Endpoint {
         self.sessions.keys().copied()
     }
 
-    /// A handle on one session, or `None` if no open session has this id.
+    /// A handle on one session, or `None` if the endpoint holds none with this id
+    /// (never had it, or it closed and its messages were all taken).
     pub fn session(&mut self, id: SessionId) -> Option<Session<'_>> {
         self.sessions
             .contains_key(&id)
@@ -404,22 +397,13 @@ impl Endpoint {
     }
 
     /// The next event for the application.
-    ///
-    /// Taking a [`Event::Message`] frees its share of the session's receive
-    /// window: events not taken hold back the peer, so poll them promptly.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let QueuedEvent { event, cost } = self.events.pop_front()?;
-        let id = event.session();
-        if let Some(session) = self.sessions.get_mut(&id) {
-            match event {
-                Event::Message { .. } => {
-                    session.on_message_consumed(cost);
-                    self.mark_ready(id);
-                }
-                Event::Datagram { .. } => session.on_datagram_consumed(),
-                _ => {}
-            }
+        let event = self.events.pop_front()?;
+        if let Event::Datagram { session, .. } = event
+            && let Some(s) = self.sessions.get_mut(&session)
+        {
+            s.on_datagram_consumed();
         }
         Some(event)
     }
@@ -431,6 +415,10 @@ impl Endpoint {
         self.mark_ready(id);
     }
 
+    fn refresh(&mut self, id: SessionId) {
+        self.refresh_with(id, true);
+    }
+
     fn mark_ready(&mut self, id: SessionId) {
         if let Some(session) = self.sessions.get_mut(&id)
             && !session.queued
@@ -440,26 +428,23 @@ impl Endpoint {
         }
     }
 
-    fn refresh(&mut self, id: SessionId) {
+    /// `forget` allows removing a finished session; a live [`Session`] handle
+    /// passes `false` so that its session outlives it (its drop forgets it).
+    fn refresh_with(&mut self, id: SessionId, forget: bool) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        for e in session.events.drain(..) {
-            let (event, cost) = match e {
-                SessionEvent::Connected => (Event::Connected { session: id }, 0),
-                SessionEvent::Message(data, cost) => (Event::Message { session: id, data }, cost),
-                SessionEvent::Datagram(data) => (Event::Datagram { session: id, data }, 0),
-                SessionEvent::SendReady => (Event::SendReady { session: id }, 0),
-                SessionEvent::Closed(reason) => (
-                    Event::Closed {
-                        session: id,
-                        reason,
-                    },
-                    0,
-                ),
-            };
-            self.events.push_back(QueuedEvent { event, cost });
-        }
+        self.events
+            .extend(session.events.drain(..).map(|e| match e {
+                SessionEvent::Connected => Event::Connected { session: id },
+                SessionEvent::Readable => Event::Readable { session: id },
+                SessionEvent::Datagram(data) => Event::Datagram { session: id, data },
+                SessionEvent::SendReady => Event::SendReady { session: id },
+                SessionEvent::Closed(reason) => Event::Closed {
+                    session: id,
+                    reason,
+                },
+            }));
         let next = session.next_timeout();
         if session.timer_key != next {
             if let Some(old) = session.timer_key.take() {
@@ -470,7 +455,8 @@ impl Endpoint {
             }
             session.timer_key = next;
         }
-        if session.state() == State::Closed {
+        // A closed session stays until its delivered messages are taken.
+        if forget && session.state() == State::Closed && !session.has_unread() {
             if let Some(old) = session.timer_key.take() {
                 self.timeouts.remove(&(old, id));
             }
@@ -511,9 +497,10 @@ impl Session<'_> {
             .endpoint
             .sessions
             .get_mut(&self.id)
-            .expect("a handle exists only for an open session");
+            .expect("a session outlives its handle");
         let out = f(session);
-        self.endpoint.touched(self.id);
+        self.endpoint.refresh_with(self.id, false);
+        self.endpoint.mark_ready(self.id);
         out
     }
 
@@ -564,6 +551,16 @@ impl Session<'_> {
         self.with(|s| s.send(data))
     }
 
+    /// Takes the next delivered message, if any. Messages come whole, in order,
+    /// exactly once; [`Event::Readable`] says when to call this. Taking a message
+    /// returns its share of the receive window to the peer, so read promptly: a
+    /// session whose messages are not taken stops its sender, not others.
+    ///
+    /// A closed session stays readable until its last message is taken.
+    pub fn recv(&mut self) -> Option<Bytes> {
+        self.with(SessionCore::recv)
+    }
+
     /// Queues an unreliable datagram: sent once, delivered or lost, never
     /// retransmitted. When the queue is full the oldest datagram is dropped.
     pub fn send_datagram(&mut self, data: impl Into<Bytes>) -> Result<(), DatagramError> {
@@ -577,5 +574,13 @@ impl Session<'_> {
     /// [`CloseReason::Remote`](crate::CloseReason::Remote) with the same code.
     pub fn close(&mut self, now: Instant, code: u64) {
         self.with(|s| s.close(now, code));
+    }
+}
+
+impl Drop for Session<'_> {
+    /// Forgets the session if it finished while the handle was held (a closed
+    /// session whose last message was just taken).
+    fn drop(&mut self) {
+        self.endpoint.refresh(self.id);
     }
 }

@@ -17,12 +17,13 @@ pub enum Event {
         /// The session.
         session: SessionId,
     },
-    /// A whole message arrived, in order, exactly once.
-    Message {
+    /// Messages arrived: take them with [`Session::recv`](crate::Session::recv)
+    /// until it returns `None`. Reported when the session's queue of delivered
+    /// messages goes from empty to not empty, so one event may stand for many
+    /// messages. Each message is delivered whole, in order, exactly once.
+    Readable {
         /// The session.
         session: SessionId,
-        /// The message's bytes.
-        data: Bytes,
     },
     /// An unreliable datagram arrived.
     Datagram {
@@ -51,7 +52,7 @@ impl Event {
     pub fn session(&self) -> SessionId {
         match self {
             Self::Connected { session }
-            | Self::Message { session, .. }
+            | Self::Readable { session }
             | Self::Datagram { session, .. }
             | Self::SendReady { session }
             | Self::Closed { session, .. } => *session,

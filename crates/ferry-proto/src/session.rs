@@ -58,7 +58,7 @@ const MAX_RTO: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) enum SessionEvent {
     Connected,
-    Message(Bytes, u64),
+    Readable,
     Datagram(Bytes),
     SendReady,
     Closed(CloseReason),
@@ -105,6 +105,9 @@ pub(crate) struct SessionCore {
     // Receiving.
     acks: AckTracker,
     reassembly: Reassembly,
+    /// Whole messages delivered in order, waiting for the application, with
+    /// their flow-control cost.
+    inbox: VecDeque<(Bytes, u64)>,
     credit_received: u64,
     consumed: u64,
     advertised_max_data: u64,
@@ -169,6 +172,7 @@ impl SessionCore {
             connect_sent_at: None,
             acks: AckTracker::new(),
             reassembly: Reassembly::new(config.max_message_size),
+            inbox: VecDeque::new(),
             credit_received: 0,
             consumed: 0,
             advertised_max_data: recv_window,
@@ -397,13 +401,24 @@ impl SessionCore {
         );
     }
 
-    /// The application polled a delivered message of this flow-control cost.
-    pub(crate) fn on_message_consumed(&mut self, cost: u64) {
+    /// The next delivered message, taken by the application: its flow-control
+    /// cost returns to the peer as credit.
+    pub(crate) fn recv(&mut self) -> Option<Bytes> {
+        let (data, cost) = self.inbox.pop_front()?;
         self.consumed += cost;
         let window = self.config.recv_window as u64;
-        if self.consumed + window - self.advertised_max_data >= window / 4 {
+        if self.state == State::Established
+            && self.consumed + window - self.advertised_max_data >= window / 4
+        {
             self.acks.request_immediate();
         }
+        Some(data)
+    }
+
+    /// Whether delivered messages wait to be taken (a closed session stays
+    /// readable until they are).
+    pub(crate) fn has_unread(&self) -> bool {
+        !self.inbox.is_empty()
     }
 
     pub(crate) fn on_datagram_consumed(&mut self) {
@@ -556,7 +571,10 @@ impl SessionCore {
                 }
                 while let Some((data, cost)) = self.reassembly.pop_ready() {
                     self.stats.messages_received += 1;
-                    self.events.push_back(SessionEvent::Message(data, cost));
+                    if self.inbox.is_empty() {
+                        self.events.push_back(SessionEvent::Readable);
+                    }
+                    self.inbox.push_back((data, cost));
                 }
             }
         }

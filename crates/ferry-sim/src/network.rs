@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ferry_proto::{Config, ConfigError, Endpoint, Event};
+use ferry_proto::{Config, ConfigError, Endpoint, Event, SessionId};
 
 use crate::link::{Link, LinkConfig, LinkStats};
 
@@ -18,9 +18,28 @@ struct Node {
     endpoint: Endpoint,
     addr: SocketAddr,
     events: VecDeque<Event>,
-    /// Whether the simulated application takes events as they come. When it does
-    /// not, messages stay in the endpoint and hold its receive window.
+    /// Messages the simulated application took from its sessions.
+    messages: VecDeque<(SessionId, Bytes)>,
+    /// Whether the simulated application takes events and messages as they
+    /// come. When it does not, messages stay in the endpoint and hold its
+    /// receive window.
     reading: bool,
+}
+
+impl Node {
+    /// Takes every event, and every message of every readable session.
+    fn read(&mut self) {
+        while let Some(event) = self.endpoint.poll_event() {
+            if let Event::Readable { session } = event
+                && let Some(mut s) = self.endpoint.session(session)
+            {
+                while let Some(data) = s.recv() {
+                    self.messages.push_back((session, data));
+                }
+            }
+            self.events.push_back(event);
+        }
+    }
 }
 
 /// Endpoints, the links between them, and a virtual clock.
@@ -71,6 +90,7 @@ impl Network {
             endpoint,
             addr,
             events: VecDeque::new(),
+            messages: VecDeque::new(),
             reading: true,
         });
         self.by_addr.insert(addr, index);
@@ -132,9 +152,15 @@ impl Network {
         self.nodes[node.0].events.pop_front()
     }
 
-    /// Whether the node's application takes events as they come (the default).
-    /// A node that does not read lets delivered messages pile up in its
-    /// endpoint, against its receive window.
+    /// The next message the node's application took from one of its sessions
+    /// (on [`Event::Readable`]), if any.
+    pub fn poll_message(&mut self, node: NodeId) -> Option<(SessionId, Bytes)> {
+        self.nodes[node.0].messages.pop_front()
+    }
+
+    /// Whether the node's application takes events and messages as they come
+    /// (the default). A node that does not read lets delivered messages pile up
+    /// in its endpoint, against its receive window.
     pub fn set_reading(&mut self, node: NodeId, reading: bool) {
         self.nodes[node.0].reading = reading;
     }
@@ -165,9 +191,7 @@ impl Network {
         // Events first: taking messages frees credit, and the ack that announces
         // it should leave in this same flush.
         if node.reading {
-            while let Some(event) = node.endpoint.poll_event() {
-                node.events.push_back(event);
-            }
+            node.read();
         }
         while let Some(t) = node.endpoint.poll_transmit(now, &mut self.buf) {
             let datagram = Bytes::copy_from_slice(&self.buf[..t.size]);
@@ -178,9 +202,7 @@ impl Network {
             }
         }
         if node.reading {
-            while let Some(event) = node.endpoint.poll_event() {
-                node.events.push_back(event);
-            }
+            node.read();
         }
     }
 

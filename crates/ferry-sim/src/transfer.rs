@@ -139,21 +139,21 @@ impl Transfer {
             while let Some(event) = net.poll_event(server) {
                 match event {
                     Event::Connected { .. } => report.connected = true,
-                    Event::Message { data, .. } => {
-                        if messages.get(received) == Some(&data) {
-                            report.delivered += 1;
-                            report.bytes += data.len() as u64;
-                            report.elapsed = net.now() - start;
-                        } else {
-                            report.mismatched += 1;
-                        }
-                        received += 1;
-                    }
                     Event::Closed { reason, .. } => {
                         report.closed.get_or_insert(reason);
                     }
                     _ => {}
                 }
+            }
+            while let Some((_, data)) = net.poll_message(server) {
+                if messages.get(received) == Some(&data) {
+                    report.delivered += 1;
+                    report.bytes += data.len() as u64;
+                    report.elapsed = net.now() - start;
+                } else {
+                    report.mismatched += 1;
+                }
+                received += 1;
             }
             if let Some(mut s) = net.endpoint(client).session(id) {
                 while !blocked && next < messages.len() {

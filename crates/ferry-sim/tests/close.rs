@@ -21,6 +21,7 @@ fn close_from(client_closes: bool, link: LinkConfig, seed: u64) {
     session.close(now, 42);
     assert_eq!(session.state(), State::Closing);
     assert_eq!(session.send(vec![1]), Err(SendError::Closed));
+    drop(session);
     let mut reasons = (None, None);
     pair.net.run_until(Duration::from_secs(30), |net| {
         reasons.0 = reasons.0.or(closed(&drain(net, closer)));
@@ -95,4 +96,33 @@ fn close_all_closes_every_session() {
     assert_eq!(remote, ids.len());
     assert_eq!(pair.net.endpoint(pair.server).session_count(), 0);
     assert_eq!(pair.net.endpoint(pair.client).session_count(), 0);
+}
+
+#[test]
+fn closed_session_stays_readable_until_drained() {
+    let mut pair = Pair::new(5, LinkConfig::default().latency(Duration::from_millis(10)));
+    let id = pair.establish();
+    let (client, server) = (pair.client, pair.server);
+    pair.net.set_reading(server, false);
+    common::send_copies(&mut pair.net, client, id, &[9u8; 5000], 3);
+    pair.net.run_for(Duration::from_secs(1));
+    let now = pair.net.now();
+    pair.net.endpoint(client).session(id).unwrap().close(now, 7);
+    pair.net.run_for(Duration::from_secs(1));
+    // The server learnt of the close, yet still holds the three messages.
+    let events: Vec<_> = std::iter::from_fn(|| pair.net.endpoint(server).poll_event()).collect();
+    assert_eq!(closed(&events), Some(CloseReason::Remote { code: 7 }));
+    let mut session = pair
+        .net
+        .endpoint(server)
+        .session(id)
+        .expect("still readable");
+    assert_eq!(session.state(), State::Closed);
+    let messages: Vec<_> = std::iter::from_fn(|| session.recv()).collect();
+    assert_eq!(messages.len(), 3);
+    assert!(messages.iter().all(|m| m.len() == 5000));
+    drop(session);
+    // Once drained, it is gone.
+    assert!(pair.net.endpoint(server).session(id).is_none());
+    assert_eq!(pair.net.endpoint(server).session_count(), 0);
 }
