@@ -45,6 +45,8 @@ struct Retired {
     /// The close this side sent, repeated to a peer that keeps talking, and the
     /// packet number to send it with.
     close: Option<(Close, u64)>,
+    /// The session's counters when it was forgotten.
+    stats: SessionStats,
 }
 
 /// One UDP socket's worth of sessions: the sans-IO heart of Ferry.
@@ -156,6 +158,34 @@ impl Endpoint {
             .then_some(Session { endpoint: self, id })
     }
 
+    /// The final counters of a session the endpoint has forgotten (one of the
+    /// last few thousand), for reports after the fact.
+    pub fn closed_session_stats(&self, id: SessionId) -> Option<&SessionStats> {
+        self.retired_info.get(&id).map(|r| &r.stats)
+    }
+
+    /// The network says `remote` cannot be reached (an ICMP port or host
+    /// unreachable error, as drivers learn from the socket). Sessions still
+    /// handshaking with it end at once with [`CloseReason::Refused`](crate::CloseReason::Refused)
+    /// instead of waiting for `handshake_timeout`; established sessions ignore it,
+    /// since such errors can be transient and keep-alive decides their fate.
+    pub fn handle_unreachable(&mut self, remote: SocketAddr) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.remote() == remote && matches!(s.state(), State::Init | State::Handshaking)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.refuse();
+            }
+            self.touched(id);
+        }
+    }
+
     /// Starts or stops accepting sessions from peers. Sessions already open are
     /// not affected.
     pub fn set_accept_incoming(&mut self, accept: bool) {
@@ -251,6 +281,7 @@ impl Endpoint {
         let Some(Retired {
             remote,
             close: Some((close, number)),
+            ..
         }) = self.retired_info.get_mut(&id)
         else {
             return;
@@ -463,6 +494,7 @@ impl Endpoint {
             let retired = Retired {
                 remote: session.remote(),
                 close: session.retirement(),
+                stats: session.stats(),
             };
             self.sessions.remove(&id);
             self.retire(id, retired);

@@ -375,6 +375,13 @@ impl SessionCore {
         }
     }
 
+    /// The peer cannot be reached while handshaking: give up at once.
+    pub(crate) fn refuse(&mut self) {
+        if matches!(self.state, State::Init | State::Handshaking) {
+            self.abandon(CloseReason::Refused);
+        }
+    }
+
     /// Ends the session at once, without telling the peer (it is gone or silent).
     fn abandon(&mut self, why: CloseReason) {
         if self.state == State::Closed {

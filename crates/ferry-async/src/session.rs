@@ -1,0 +1,274 @@
+//! The handle on one session.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ferry_proto::{CloseReason, SessionId, SessionStats, State};
+
+use crate::error::{DatagramError, RecvError, SendError};
+use crate::shared::Shared;
+
+/// Application code sent when the last handle of a session is dropped without
+/// closing it.
+pub const DROPPED_CODE: u64 = 0;
+
+/// A session: reliable ordered messages, unreliable datagrams, close.
+///
+/// Cheap to clone (an `Arc`); every clone is the same session. Dropping the
+/// last clone closes the session with [`DROPPED_CODE`]. All methods can be
+/// called from any task; the async ones are cancel-safe as documented on each.
+#[derive(Debug, Clone)]
+pub struct Session {
+    inner: Arc<SessionRef>,
+}
+
+#[derive(Debug)]
+struct SessionRef {
+    shared: Arc<Shared>,
+    id: SessionId,
+    remote: SocketAddr,
+}
+
+impl Drop for SessionRef {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        if let Some(mut s) = state.endpoint.session(self.id)
+            && !matches!(s.state(), State::Closing | State::Closed)
+        {
+            s.close(Instant::now(), DROPPED_CODE);
+        }
+        let closed = state.closed_reason(self.id).is_some();
+        if closed {
+            state.sessions.remove(&self.id);
+        } else if let Some(w) = state.sessions.get_mut(&self.id) {
+            w.held = false;
+        }
+        state.wake_driver();
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, id: SessionId, remote: SocketAddr) -> Self {
+        shared.lock().waiters(id).held = true;
+        Self {
+            inner: Arc::new(SessionRef { shared, id, remote }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The session's id, the same on both sides.
+    pub fn id(&self) -> SessionId {
+        self.inner.id
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote
+    }
+
+    /// Where the session is in its lifecycle.
+    pub fn state(&self) -> State {
+        let mut state = self.shared().lock();
+        state
+            .endpoint
+            .session(self.id())
+            .map_or(State::Closed, |s| s.state())
+    }
+
+    /// Counters and RTT; the final ones once the session is over.
+    pub fn stats(&self) -> SessionStats {
+        let mut state = self.shared().lock();
+        if let Some(s) = state.endpoint.session(self.id()) {
+            return s.stats();
+        }
+        state
+            .sessions
+            .get(&self.id())
+            .and_then(|w| w.final_stats.clone())
+            .unwrap_or_default()
+    }
+
+    /// Largest message [`send`](Self::send) accepts.
+    pub fn max_message_size(&self) -> usize {
+        let mut state = self.shared().lock();
+        state
+            .endpoint
+            .session(self.id())
+            .map_or(0, |s| s.max_message_size())
+    }
+
+    /// Largest datagram [`send_datagram`](Self::send_datagram) accepts.
+    pub fn max_datagram_size(&self) -> usize {
+        let mut state = self.shared().lock();
+        state
+            .endpoint
+            .session(self.id())
+            .map_or(0, |s| s.max_datagram_size())
+    }
+
+    /// Why the session cannot be used, once the endpoint said it cannot.
+    fn gone(state: &mut crate::shared::State, id: SessionId) -> Option<CloseReason> {
+        // The Closed event may still wait in the endpoint's queue.
+        state.dispatch_events();
+        state.closed_reason(id)
+    }
+
+    /// Queues a message for reliable, ordered delivery, waiting while the send
+    /// buffer is full (backpressure: memory never grows beyond `send_buffer`).
+    ///
+    /// Resolves once the message is queued, not once it is delivered.
+    /// **Cancel-safe**: if the future is dropped before it resolves, the message
+    /// was not queued.
+    pub async fn send(&self, message: impl Into<Bytes>) -> Result<(), SendError> {
+        let message = message.into();
+        poll_fn(|cx| {
+            let mut state = self.shared().lock();
+            let id = self.id();
+            let result = match state.endpoint.session(id) {
+                Some(mut s) => s.send(message.clone()),
+                None => Err(ferry_proto::SendError::Closed),
+            };
+            match result {
+                Ok(()) => {
+                    state.wake_driver();
+                    Poll::Ready(Ok(()))
+                }
+                Err(ferry_proto::SendError::Blocked) => {
+                    state.waiters(id).writers.register(cx.waker());
+                    Poll::Pending
+                }
+                Err(ferry_proto::SendError::TooLarge { size, max }) => {
+                    Poll::Ready(Err(SendError::TooLarge { size, max }))
+                }
+                Err(ferry_proto::SendError::Closed | ferry_proto::SendError::UnknownSession) => {
+                    let reason = Self::gone(&mut state, id);
+                    Poll::Ready(Err(
+                        reason.map_or(SendError::EndpointClosed, SendError::Closed)
+                    ))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next message, whole and in order. Messages the peer sent before
+    /// closing are all delivered before the close is reported.
+    ///
+    /// **Cancel-safe**: a message is taken only when the future resolves with it.
+    pub async fn recv(&self) -> Result<Bytes, RecvError> {
+        poll_fn(|cx| {
+            let mut state = self.shared().lock();
+            let id = self.id();
+            if let Some(message) = state.endpoint.session(id).and_then(|mut s| s.recv()) {
+                // Taking a message returns credit: the driver may owe the peer an ack.
+                state.wake_driver();
+                return Poll::Ready(Ok(message));
+            }
+            if let Some(reason) = state.closed_reason(id) {
+                return Poll::Ready(Err(RecvError::Closed(reason)));
+            }
+            if state.stopped {
+                return Poll::Ready(Err(RecvError::EndpointClosed));
+            }
+            state.waiters(id).readers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Sends an unreliable datagram: sent once, delivered or lost, never
+    /// retransmitted. Returns at once; when the queue is full the oldest queued
+    /// datagram is dropped.
+    pub fn send_datagram(&self, datagram: impl Into<Bytes>) -> Result<(), DatagramError> {
+        let datagram = datagram.into();
+        let mut state = self.shared().lock();
+        let id = self.id();
+        let result = match state.endpoint.session(id) {
+            Some(mut s) => s.send_datagram(datagram),
+            None => Err(ferry_proto::DatagramError::UnknownSession),
+        };
+        match result {
+            Ok(()) => {
+                state.wake_driver();
+                Ok(())
+            }
+            Err(ferry_proto::DatagramError::TooLarge { size, max }) => {
+                Err(DatagramError::TooLarge { size, max })
+            }
+            Err(ferry_proto::DatagramError::NotConnected)
+                if state
+                    .endpoint
+                    .session(id)
+                    .is_some_and(|s| matches!(s.state(), State::Init | State::Handshaking)) =>
+            {
+                Err(DatagramError::NotConnected)
+            }
+            Err(_) => match Self::gone(&mut state, id) {
+                Some(reason) => Err(DatagramError::Closed(reason)),
+                None => Err(DatagramError::EndpointClosed),
+            },
+        }
+    }
+
+    /// The next unreliable datagram. Datagrams not taken are dropped oldest
+    /// first once `datagram_queue` of them wait.
+    ///
+    /// **Cancel-safe**: a datagram is taken only when the future resolves with it.
+    pub async fn recv_datagram(&self) -> Result<Bytes, RecvError> {
+        poll_fn(|cx| {
+            let mut state = self.shared().lock();
+            let id = self.id();
+            let w = state.waiters(id);
+            if let Some(d) = w.datagrams.pop_front() {
+                return Poll::Ready(Ok(d));
+            }
+            if let Some(reason) = w.closed {
+                return Poll::Ready(Err(RecvError::Closed(reason)));
+            }
+            w.datagram_readers.register(cx.waker());
+            if state.stopped {
+                return Poll::Ready(Err(RecvError::EndpointClosed));
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes the session with an application `code`: the close packet leaves at
+    /// once and queued data is dropped. The peer sees
+    /// [`CloseReason::Remote`] with the same code.
+    pub fn close(&self, code: u64) {
+        let mut state = self.shared().lock();
+        if let Some(mut s) = state.endpoint.session(self.id()) {
+            s.close(Instant::now(), code);
+        }
+        state.dispatch_events();
+        state.wake_driver();
+    }
+
+    /// Resolves when the session has ended, with the reason.
+    ///
+    /// **Cancel-safe**: it only watches.
+    pub async fn closed(&self) -> CloseReason {
+        poll_fn(|cx| {
+            let mut state = self.shared().lock();
+            let id = self.id();
+            if let Some(reason) = state.closed_reason(id) {
+                return Poll::Ready(reason);
+            }
+            if state.stopped {
+                return Poll::Ready(CloseReason::Local { code: DROPPED_CODE });
+            }
+            state.waiters(id).watchers.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+}

@@ -1,0 +1,168 @@
+//! The driven API on tokio, over real sockets on loopback.
+
+use std::time::Duration;
+
+use ferry_tokio::{
+    BindError, CloseReason, Config, ConnectError, Endpoint, EndpointConfig, EndpointExt, RecvError,
+    SendError, State,
+};
+
+fn local() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[tokio::test]
+async fn messages_both_ways_then_close() {
+    let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+    let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let session = client.connect(server.local_addr()).await.unwrap();
+    assert_eq!(session.state(), State::Established);
+    let incoming = server.accept().await.unwrap();
+    assert_eq!(incoming.id(), session.id());
+    assert_eq!(incoming.remote_addr(), client.local_addr());
+
+    for size in [0, 1, 1199, 1200, 5000, 1 << 20] {
+        let m: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        session.send(m.clone()).await.unwrap();
+        assert_eq!(incoming.recv().await.unwrap(), m);
+        incoming.send(m.clone()).await.unwrap();
+        assert_eq!(session.recv().await.unwrap(), m);
+    }
+    assert_eq!(server.session_count(), 1);
+    assert_eq!(server.sessions(), vec![session.id()]);
+
+    session.close(42);
+    assert_eq!(session.closed().await, CloseReason::Local { code: 42 });
+    assert_eq!(incoming.closed().await, CloseReason::Remote { code: 42 });
+    assert_eq!(
+        incoming.recv().await,
+        Err(RecvError::Closed(CloseReason::Remote { code: 42 }))
+    );
+    assert!(matches!(
+        session.send(vec![1]).await,
+        Err(SendError::Closed(CloseReason::Local { code: 42 }))
+    ));
+    assert!(
+        session.stats().packets_sent > 0,
+        "final stats survive the close"
+    );
+}
+
+#[tokio::test]
+async fn datagrams() {
+    let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+    let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let session = client.connect(server.local_addr()).await.unwrap();
+    let incoming = server.accept().await.unwrap();
+    session.send_datagram(&b"hi"[..]).unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(5), incoming.recv_datagram())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&d[..], b"hi");
+    let max = session.max_datagram_size();
+    assert!(session.send_datagram(vec![0; max + 1]).is_err());
+}
+
+#[tokio::test]
+async fn binding_a_taken_port_says_so() {
+    let first = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let err = Endpoint::bind(first.local_addr(), EndpointConfig::default()).unwrap_err();
+    assert!(matches!(err, BindError::AddrInUse(_)), "{err}");
+    assert!(err.to_string().contains("already in use"), "{err}");
+}
+
+#[tokio::test]
+async fn invalid_config_is_refused_at_bind() {
+    let config = EndpointConfig::from(Config {
+        mtu: 10,
+        ..Config::default()
+    });
+    let err = Endpoint::bind(local(), config).unwrap_err();
+    assert!(matches!(err, BindError::Config(_)), "{err}");
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_fails_fast_or_times_out() {
+    // Grab a free port, then close it.
+    let port = std::net::UdpSocket::bind(local())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = EndpointConfig::from(Config {
+        handshake_timeout: Duration::from_secs(2),
+        ..Config::default()
+    });
+    let client = Endpoint::bind(local(), config).unwrap();
+    let err = client.connect(port).await.unwrap_err();
+    // Linux reports the ICMP port unreachable: refused at once.
+    assert!(
+        matches!(
+            err,
+            ConnectError::Failed(CloseReason::Refused | CloseReason::Timeout)
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("could not connect"), "{err}");
+}
+
+#[tokio::test]
+async fn listener_that_does_not_accept_refuses() {
+    let server = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let err = client.connect(server.local_addr()).await.unwrap_err();
+    assert_eq!(err, ConnectError::Failed(CloseReason::Refused));
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes_the_session() {
+    let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+    let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let session = client.connect(server.local_addr()).await.unwrap();
+    let incoming = server.accept().await.unwrap();
+    let clone = session.clone();
+    drop(session);
+    clone.send(vec![1, 2, 3]).await.unwrap();
+    assert_eq!(&incoming.recv().await.unwrap()[..], &[1, 2, 3]);
+    drop(clone);
+    assert_eq!(
+        incoming.closed().await,
+        CloseReason::Remote {
+            code: ferry_async_dropped_code()
+        }
+    );
+}
+
+fn ferry_async_dropped_code() -> u64 {
+    0
+}
+
+#[tokio::test]
+async fn closing_the_endpoint_closes_its_sessions() {
+    let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+    let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+    let a = client.connect(server.local_addr()).await.unwrap();
+    let b = client.connect(server.local_addr()).await.unwrap();
+    let a_in = server.accept().await.unwrap();
+    let b_in = server.accept().await.unwrap();
+    client.close().await;
+    assert!(client.is_closed());
+    assert!(matches!(a.closed().await, CloseReason::Local { .. }));
+    assert!(matches!(b.closed().await, CloseReason::Local { .. }));
+    assert!(matches!(a_in.closed().await, CloseReason::Remote { .. }));
+    assert!(matches!(b_in.closed().await, CloseReason::Remote { .. }));
+    assert!(client.connect(server.local_addr()).await.is_err());
+}
+
+#[tokio::test]
+async fn ipv6_loopback() {
+    let Ok(server) = Endpoint::bind("[::1]:0".parse().unwrap(), EndpointConfig::server()) else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let client = Endpoint::bind("[::1]:0".parse().unwrap(), EndpointConfig::default()).unwrap();
+    let session = client.connect(server.local_addr()).await.unwrap();
+    let incoming = server.accept().await.unwrap();
+    session.send(vec![6u8; 70_000]).await.unwrap();
+    assert_eq!(incoming.recv().await.unwrap().len(), 70_000);
+}
