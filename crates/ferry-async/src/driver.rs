@@ -79,7 +79,7 @@ impl Driver {
     fn receive(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
         while let Some(addr) = self.socket.take_unreachable() {
             debug!(%addr, "network reports destination unreachable");
-            state.endpoint.handle_unreachable(addr);
+            state.endpoint.handle_unreachable(addr.ip());
         }
         let mut progress = false;
         for _ in 0..RECV_BATCHES_PER_POLL {
@@ -109,7 +109,7 @@ impl Driver {
                     trace!(error = %e, "receive error");
                     if e.kind() == io::ErrorKind::ConnectionRefused {
                         while let Some(addr) = self.socket.take_unreachable() {
-                            state.endpoint.handle_unreachable(addr);
+                            state.endpoint.handle_unreachable(addr.ip());
                         }
                     }
                     progress = true;

@@ -61,7 +61,7 @@ pub trait AsyncUdpSocket: Send + Sync + Debug {
     /// Most datagrams one receive buffer may hold through receive offload (1 without GRO).
     fn gro_segments(&self) -> usize;
 
-    /// A destination the network reported unreachable (an ICMP error), if one is
-    /// pending.
+    /// The address that reported an ICMP unreachable error, if one is pending
+    /// (the host that refused, or a router; the port is not known).
     fn take_unreachable(&self) -> Option<SocketAddr>;
 }

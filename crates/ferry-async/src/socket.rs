@@ -56,12 +56,15 @@ pub fn udp_state(socket: &UdpSocket) -> io::Result<UdpSocketState> {
     Ok(state)
 }
 
-/// Drains the socket's error queue and returns the first unreachable destination.
+/// Drains the socket's error queue up to the first "unreachable" error and
+/// returns who reported it (the refusing host, or a router on the way).
 pub fn take_unreachable<S: AsFd>(state: &UdpSocketState, socket: &S) -> Option<SocketAddr> {
     loop {
         match state.recv_transport_error(UdpSockRef::from(socket)) {
             Ok(Some(e)) => {
-                if let Some(addr) = e.addr {
+                if let (Some(addr), quinn_udp::TransportErrorPayload::Unreachable) =
+                    (e.addr, e.payload)
+                {
                     return Some(addr);
                 }
             }

@@ -1,7 +1,7 @@
 //! Many sessions over one socket: routing, timers, fair transmission, events.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -164,21 +164,29 @@ impl Endpoint {
         self.retired_info.get(&id).map(|r| &r.stats)
     }
 
-    /// The network says `remote` cannot be reached (an ICMP port or host
-    /// unreachable error, as drivers learn from the socket). Sessions still
-    /// handshaking with it end at once with [`CloseReason::Refused`](crate::CloseReason::Refused)
-    /// instead of waiting for `handshake_timeout`; established sessions ignore it,
-    /// since such errors can be transient and keep-alive decides their fate.
-    pub fn handle_unreachable(&mut self, remote: SocketAddr) {
-        let ids: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| {
-                s.remote() == remote && matches!(s.state(), State::Init | State::Handshaking)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+    /// The network reports that a datagram to host `ip` could not be delivered
+    /// (an ICMP port or host unreachable error, as drivers learn from the
+    /// socket's error queue, which names the host but not the port).
+    ///
+    /// When every session with that host is still handshaking, none of them can
+    /// have been answered, and the error must concern one of their connect
+    /// packets: if there is exactly one, it ends at once with
+    /// [`CloseReason::Refused`](crate::CloseReason::Refused) instead of waiting
+    /// for `handshake_timeout`. In every other case the report is ambiguous and
+    /// ignored: established sessions do not end on ICMP errors (they can be
+    /// transient), and keep-alive decides their fate.
+    pub fn handle_unreachable(&mut self, ip: IpAddr) {
+        let mut handshaking = None;
+        for (id, s) in &self.sessions {
+            if s.remote().ip() != ip {
+                continue;
+            }
+            if !matches!(s.state(), State::Init | State::Handshaking) || handshaking.is_some() {
+                return;
+            }
+            handshaking = Some(*id);
+        }
+        if let Some(id) = handshaking {
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.refuse();
             }
