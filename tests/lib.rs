@@ -1,2 +1,11 @@
-//! Cross-crate tests live in this package's test targets (see `Cargo.toml`).
-//! Helpers shared between them will go here as the drivers arrive.
+//! Shared harness of the cross-crate tests: one small interface over every
+//! driver, so that each can play client or server against each other.
+//!
+//! The async drivers share their handle types (`ferry_async`); what differs is
+//! the runtime that runs the driver task. Their handles are driven here from
+//! the test thread with a runtime-free `block_on`, while the driver runs on its
+//! own runtime's threads.
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod harness;

@@ -1,0 +1,180 @@
+//! Drivers behind one interface, and deterministic test messages.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_async::{CloseReason, EndpointConfig, SessionStats};
+use futures_lite::future::block_on;
+
+/// The drivers under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `ferry-tokio`.
+    Tokio,
+}
+
+impl Driver {
+    /// Every driver.
+    pub const ALL: &'static [Driver] = &[Driver::Tokio];
+
+    /// Binds an endpoint on this driver.
+    pub fn bind(self, addr: SocketAddr, config: EndpointConfig) -> Box<dyn Peer> {
+        match self {
+            Driver::Tokio => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                let endpoint = {
+                    let _guard = rt.enter();
+                    <ferry_async::Endpoint as ferry_tokio::EndpointExt>::bind(addr, config)
+                        .expect("bind")
+                };
+                Box::new(AsyncPeer {
+                    endpoint,
+                    _runtime: Some(Arc::new(rt)),
+                })
+            }
+        }
+    }
+}
+
+/// An endpoint, whatever drives it.
+pub trait Peer: Send + Sync {
+    /// Where peers send to.
+    fn local_addr(&self) -> SocketAddr;
+    /// Opens a session.
+    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, String>;
+    /// The next incoming session.
+    fn accept(&self) -> Option<Box<dyn Conn>>;
+    /// How many sessions the endpoint holds.
+    fn session_count(&self) -> usize;
+    /// Closes every session and stops.
+    fn close(&self);
+}
+
+/// A session, whatever drives it. Every call blocks the calling thread.
+pub trait Conn: Send + Sync {
+    /// Sends a message (waits under backpressure).
+    fn send(&self, message: Bytes) -> Result<(), String>;
+    /// Receives the next message.
+    fn recv(&self) -> Result<Bytes, String>;
+    /// Closes with an application code.
+    fn close(&self, code: u64);
+    /// Waits for the end of the session.
+    fn closed(&self) -> CloseReason;
+    /// Counters.
+    fn stats(&self) -> SessionStats;
+}
+
+struct AsyncPeer {
+    endpoint: ferry_async::Endpoint,
+    /// Keeps the runtime (and so the driver task) alive.
+    _runtime: Option<Arc<tokio::runtime::Runtime>>,
+}
+
+impl Peer for AsyncPeer {
+    fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr()
+    }
+
+    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, String> {
+        let session = block_on(self.endpoint.connect(addr)).map_err(|e| e.to_string())?;
+        Ok(Box::new(AsyncConn(session)))
+    }
+
+    fn accept(&self) -> Option<Box<dyn Conn>> {
+        block_on(self.endpoint.accept()).map(|s| Box::new(AsyncConn(s)) as Box<dyn Conn>)
+    }
+
+    fn session_count(&self) -> usize {
+        self.endpoint.session_count()
+    }
+
+    fn close(&self) {
+        block_on(self.endpoint.close());
+    }
+}
+
+struct AsyncConn(ferry_async::Session);
+
+impl Conn for AsyncConn {
+    fn send(&self, message: Bytes) -> Result<(), String> {
+        block_on(self.0.send(message)).map_err(|e| e.to_string())
+    }
+
+    fn recv(&self) -> Result<Bytes, String> {
+        block_on(self.0.recv()).map_err(|e| e.to_string())
+    }
+
+    fn close(&self, code: u64) {
+        self.0.close(code);
+    }
+
+    fn closed(&self) -> CloseReason {
+        block_on(self.0.closed())
+    }
+
+    fn stats(&self) -> SessionStats {
+        self.0.stats()
+    }
+}
+
+/// Deterministic messages: sizes spread log-uniformly from 0 to `max` (so both
+/// tiny and multi-hundred-kilobyte messages are common), contents a function of
+/// the message's index and the byte's position, so a receiver can check every
+/// byte without a copy of what was sent.
+#[derive(Debug, Clone)]
+pub struct Messages {
+    state: u64,
+    max: usize,
+}
+
+impl Messages {
+    /// A sequence for `seed`, sizes up to `max` bytes.
+    pub fn new(seed: u64, max: usize) -> Self {
+        Self {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            max,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// The size of the next message.
+    pub fn next_size(&mut self) -> usize {
+        let bits = (usize::BITS - self.max.leading_zeros()) as u64;
+        let exp = self.next_u64() % (bits + 1);
+        let ceiling = (1usize << exp).min(self.max + 1);
+        (self.next_u64() % ceiling as u64) as usize
+    }
+
+    /// Message number `index` of `size` bytes.
+    pub fn content(index: usize, size: usize) -> Bytes {
+        (0..size)
+            .map(|j| Self::byte(index, j))
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    /// The expected byte at `position` of message `index`.
+    pub fn byte(index: usize, position: usize) -> u8 {
+        (index.wrapping_mul(31) ^ position.wrapping_mul(7) ^ (position >> 8)) as u8
+    }
+
+    /// Whether `data` is exactly message `index` of `size` bytes.
+    pub fn check(index: usize, size: usize, data: &[u8]) -> bool {
+        data.len() == size
+            && data
+                .iter()
+                .enumerate()
+                .all(|(j, &b)| b == Self::byte(index, j))
+    }
+}
