@@ -32,8 +32,8 @@ impl RangeSet {
         self.ranges.is_empty()
     }
 
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    /// How many disjoint ranges the set holds.
+    pub(crate) fn len_ranges(&self) -> usize {
         self.ranges.len()
     }
 
@@ -282,7 +282,7 @@ impl AckTracker {
     /// Number of distinct ranges remembered (for bounds checks in tests).
     #[cfg(test)]
     pub(crate) fn ranges(&self) -> usize {
-        self.received.len()
+        self.received.len_ranges()
     }
 }
 

@@ -217,6 +217,8 @@ impl SendQueue {
 #[derive(Debug)]
 struct Incoming {
     count: u32,
+    /// Fragments `0..contiguous` are all here.
+    contiguous: u32,
     /// Fragments received so far, sorted by index.
     fragments: Vec<(u32, Bytes)>,
     bytes: usize,
@@ -239,6 +241,8 @@ pub(crate) struct Reassembly {
     pending: BTreeMap<u64, Incoming>,
     max_message_size: usize,
     max_fragments: u32,
+    /// The furthest fragment received, in (message, fragment) order.
+    highest: Option<(u64, u32)>,
 }
 
 impl Reassembly {
@@ -249,6 +253,7 @@ impl Reassembly {
             max_message_size,
             max_fragments: u32::try_from(max_message_size / MIN_FRAGMENT_PAYLOAD + 1)
                 .unwrap_or(u32::MAX),
+            highest: None,
         }
     }
 
@@ -271,6 +276,7 @@ impl Reassembly {
         }
         let entry = self.pending.entry(message).or_insert_with(|| Incoming {
             count,
+            contiguous: 0,
             fragments: Vec::new(),
             bytes: 0,
             cost: 0,
@@ -293,7 +299,27 @@ impl Reassembly {
         entry.bytes += payload.len();
         entry.cost += cost;
         entry.fragments.insert(pos, (index, payload));
+        while entry
+            .fragments
+            .get(entry.contiguous as usize)
+            .is_some_and(|f| f.0 == entry.contiguous)
+        {
+            entry.contiguous += 1;
+        }
+        self.highest = self.highest.max(Some((message, index)));
         Ok(Accepted::New(cost))
+    }
+
+    /// Whether a fragment is missing below one that arrived: the data stream
+    /// has a hole the sender must repair (the analogue of out-of-order
+    /// segments in TCP's receive queue). Meaningful once complete messages were
+    /// taken with [`pop_ready`](Self::pop_ready).
+    pub(crate) fn has_hole(&self) -> bool {
+        let first_missing = match self.pending.get(&self.next_deliver) {
+            Some(m) => (self.next_deliver, m.contiguous),
+            None => (self.next_deliver, 0),
+        };
+        self.highest.is_some_and(|h| h >= first_missing)
     }
 
     /// The next message in order, if it is complete, with its flow-control cost.
@@ -389,6 +415,26 @@ mod tests {
         assert!(q.next_fragment(1000, 100).is_none());
         assert_eq!(q.next_unsent_cost(1000), Some(300 + FRAGMENT_COST));
         assert!(q.next_fragment(1000, 300 + FRAGMENT_COST).is_some());
+    }
+
+    #[test]
+    fn holes_are_seen_until_repaired() {
+        let mut r = Reassembly::new(1 << 20);
+        let f = |n| Bytes::from(vec![0; n]);
+        assert!(!r.has_hole());
+        r.on_fragment(0, 0, 3, f(300)).unwrap();
+        assert!(!r.has_hole(), "in order so far");
+        r.on_fragment(0, 2, 3, f(300)).unwrap();
+        assert!(r.has_hole(), "fragment 1 is missing");
+        r.on_fragment(0, 1, 3, f(300)).unwrap();
+        assert!(!r.has_hole());
+        assert!(r.pop_ready().is_some());
+        r.on_fragment(2, 0, 1, f(10)).unwrap();
+        assert!(r.has_hole(), "message 1 is missing");
+        r.on_fragment(1, 0, 1, f(10)).unwrap();
+        // Complete messages are taken before the question is asked.
+        while r.pop_ready().is_some() {}
+        assert!(!r.has_hole());
     }
 
     #[test]

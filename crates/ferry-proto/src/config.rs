@@ -59,7 +59,7 @@ pub struct Config {
     pub initial_rtt: Duration,
     /// Longest time a receiver delays an ack. Default 10 ms.
     pub max_ack_delay: Duration,
-    /// Ack at once after this many unacknowledged data packets. Default 4.
+    /// Ack at once after this many unacknowledged data packets. Default 2.
     pub ack_frequency: u32,
     /// When nothing was received for this long, send a ping. Default 1 s.
     pub ping_interval: Duration,
@@ -98,7 +98,7 @@ impl Default for Config {
             delivery_timeout: Duration::from_millis(25),
             initial_rtt: Duration::from_millis(100),
             max_ack_delay: Duration::from_millis(10),
-            ack_frequency: 4,
+            ack_frequency: 2,
             ping_interval: Duration::from_secs(1),
             ping_packet_count: 5,
             send_buffer: 32 << 20,

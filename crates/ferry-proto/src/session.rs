@@ -583,6 +583,12 @@ impl SessionCore {
                     }
                     self.inbox.push_back((data, cost));
                 }
+                // While data waits behind a hole, ack every packet at once (as TCP
+                // sends a duplicate ack per out-of-order segment): the sender
+                // learns of the loss, and of its repair, without delay.
+                if self.reassembly.has_hole() {
+                    self.acks.request_immediate();
+                }
             }
         }
     }

@@ -1,0 +1,137 @@
+//! Real sockets through the project's lossy relay: loss, reordering and
+//! duplication repaired exactly; a blackhole longer than the keep-alive limit
+//! ends both sides with `Timeout`, a shorter one is survived.
+
+use std::thread;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_async::{CloseReason, Config, EndpointConfig};
+use ferry_relay::{LinkConfig, Relay};
+use ferry_tests::harness::{Driver, Messages, Peer};
+
+fn lossy() -> LinkConfig {
+    LinkConfig::default()
+        .latency(Duration::from_millis(1))
+        .random_loss(0.05)
+        .reorder(0.02, Duration::from_millis(3))
+        .duplicate(0.02)
+}
+
+/// A client and a server with the relay between them.
+fn through_relay(
+    driver: Driver,
+    link: LinkConfig,
+    config: Config,
+) -> (Box<dyn Peer>, Box<dyn Peer>, Relay) {
+    let server = driver.bind(
+        "127.0.0.1:0".parse().unwrap(),
+        EndpointConfig::from(Config {
+            accept_incoming: true,
+            ..config.clone()
+        }),
+    );
+    let client = driver.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::from(config));
+    let relay = Relay::start(
+        "127.0.0.1:0".parse().unwrap(),
+        server.local_addr(),
+        link.clone(),
+        link,
+        7,
+    )
+    .unwrap();
+    (client, server, relay)
+}
+
+fn exchange_at_5_percent_loss(driver: Driver) {
+    {
+        let (client, server, relay) = through_relay(driver, lossy(), Config::default());
+        let mut sizes = Messages::new(5, 256 << 10);
+        let plan: Vec<usize> = (0..300).map(|_| sizes.next_size()).collect();
+        let expected = plan.clone();
+        let receiver = thread::spawn(move || {
+            let session = server.accept().expect("session");
+            for (i, &size) in expected.iter().enumerate() {
+                let data = session.recv().expect("message");
+                assert!(Messages::check(i, size, &data), "message {i}");
+            }
+            session.send(Bytes::from_static(b"done")).unwrap();
+            session.closed();
+            server
+        });
+        let session = client
+            .connect(relay.local_addr())
+            .expect("connect through the relay");
+        for (i, &size) in plan.iter().enumerate() {
+            session.send(Messages::content(i, size)).unwrap();
+        }
+        assert_eq!(&session.recv().unwrap()[..], b"done");
+        session.close(0);
+        let server = receiver.join().unwrap();
+        let stats = relay.stats();
+        assert!(stats.to_upstream.link.lost > 10, "{stats:?}");
+        assert!(stats.to_upstream.link.duplicated > 0, "{stats:?}");
+        assert!(session.stats().retransmitted > 0);
+        client.close();
+        server.close();
+    }
+}
+
+macro_rules! lossy_exchange {
+    ($($name:ident: $driver:ident,)*) => {$(
+        /// 300 messages of random sizes up to 256 KiB at 5% loss with
+        /// reordering and duplication, every byte checked.
+        #[test]
+        fn $name() {
+            exchange_at_5_percent_loss(Driver::$driver);
+        }
+    )*};
+}
+
+lossy_exchange! {
+    lossy_exchange_tokio: Tokio,
+}
+
+fn keepalive() -> Config {
+    Config {
+        ping_interval: Duration::from_millis(200),
+        ping_packet_count: 3,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn blackhole_longer_than_keepalive_times_out_both_sides() {
+    for &driver in Driver::ALL {
+        let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
+        let session = client.connect(relay.local_addr()).unwrap();
+        let incoming = server.accept().unwrap();
+        session.send(Bytes::from_static(b"before")).unwrap();
+        assert_eq!(&incoming.recv().unwrap()[..], b"before");
+        relay.blackhole(Duration::from_secs(3));
+        assert_eq!(session.closed(), CloseReason::Timeout);
+        assert_eq!(incoming.closed(), CloseReason::Timeout);
+        client.close();
+        server.close();
+    }
+}
+
+#[test]
+fn blackhole_shorter_than_keepalive_is_survived() {
+    for &driver in Driver::ALL {
+        let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
+        let session = client.connect(relay.local_addr()).unwrap();
+        let incoming = server.accept().unwrap();
+        relay.blackhole(Duration::from_millis(300));
+        // Sent into the blackhole: repaired once it lifts.
+        session.send(Bytes::from(vec![3u8; 50_000])).unwrap();
+        assert_eq!(incoming.recv().unwrap().len(), 50_000);
+        incoming.send(Bytes::from_static(b"still here")).unwrap();
+        assert_eq!(&session.recv().unwrap()[..], b"still here");
+        assert!(relay.stats().to_upstream.blackholed > 0);
+        session.close(1);
+        assert_eq!(incoming.closed(), CloseReason::Remote { code: 1 });
+        client.close();
+        server.close();
+    }
+}
