@@ -20,14 +20,32 @@ fn command_line_definition_is_consistent() {
 fn demo_with_embedded_defaults_checks_every_byte() {
     let (result, out) = ferry(&["demo"]);
     result.expect("demo succeeds");
+    assert!(out.contains("over UDP on loopback"), "{out}");
     assert!(out.contains("5% loss"), "{out}");
     assert!(out.contains("0 mismatched"), "{out}");
     assert!(out.contains("result: OK"), "{out}");
 }
 
 #[test]
+fn simulated_demo_checks_every_byte() {
+    let (result, out) = ferry(&["demo", "--simulated"]);
+    result.expect("demo succeeds");
+    assert!(out.contains("virtual time"), "{out}");
+    assert!(out.contains("result: OK"), "{out}");
+}
+
+#[test]
 fn demo_is_reproducible_by_seed() {
-    let args = ["demo", "--megabytes", "1", "--loss", "10", "--seed", "42"];
+    let args = [
+        "demo",
+        "--simulated",
+        "--megabytes",
+        "1",
+        "--loss",
+        "10",
+        "--seed",
+        "42",
+    ];
     let (a, out_a) = ferry(&args);
     let (b, out_b) = ferry(&args);
     a.unwrap();
