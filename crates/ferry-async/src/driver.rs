@@ -278,3 +278,14 @@ impl Future for Driver {
         Poll::Pending
     }
 }
+
+impl Drop for Driver {
+    /// A driver dropped unfinished (its runtime shut down) leaves nothing
+    /// waiting forever: every handle learns the endpoint is gone.
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        if !state.stopped {
+            state.stop();
+        }
+    }
+}

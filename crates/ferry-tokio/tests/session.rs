@@ -166,3 +166,26 @@ async fn ipv6_loopback() {
     session.send(vec![6u8; 70_000]).await.unwrap();
     assert_eq!(incoming.recv().await.unwrap().len(), 70_000);
 }
+
+#[test]
+fn runtime_shutdown_wakes_every_waiter() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client, session) = rt.block_on(async {
+        let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+        let session = client.connect(server.local_addr()).await.unwrap();
+        (client, session)
+    });
+    drop(rt);
+    // The drivers are gone with their runtime: waiting returns instead of hanging.
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let result = other.block_on(session.recv());
+    assert!(result.is_err(), "{result:?}");
+    other.block_on(client.close());
+}
