@@ -108,8 +108,7 @@ impl Endpoint {
             }
             let id = state.endpoint.connect(Instant::now(), remote)?;
             state.wake_driver();
-            drop(state);
-            Session::new(self.shared().clone(), id, remote)
+            Session::new(self.shared().clone(), &mut state, id, remote)
         };
         let id = session.id();
         poll_fn(|cx| {
@@ -143,12 +142,12 @@ impl Endpoint {
             let mut state = self.shared().lock();
             if let Some(id) = state.incoming.pop_front() {
                 let remote = state
-                    .endpoint
-                    .session(id)
-                    .map(|s| s.remote_addr())
+                    .sessions
+                    .get(&id)
+                    .and_then(|w| w.remote)
                     .unwrap_or_else(|| self.local_addr());
-                drop(state);
-                return Poll::Ready(Some(Session::new(self.shared().clone(), id, remote)));
+                let session = Session::new(self.shared().clone(), &mut state, id, remote);
+                return Poll::Ready(Some(session));
             }
             if state.closing || state.stopped {
                 return Poll::Ready(None);

@@ -52,8 +52,16 @@ impl Drop for SessionRef {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, id: SessionId, remote: SocketAddr) -> Self {
-        shared.lock().waiters(id).held = true;
+    /// A handle on `id`, made while the caller holds the lock (`state`), so
+    /// the driver cannot forget the session between its creation and this
+    /// handle's.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        state: &mut crate::shared::State,
+        id: SessionId,
+        remote: SocketAddr,
+    ) -> Self {
+        state.waiters(id).held = true;
         Self {
             inner: Arc::new(SessionRef { shared, id, remote }),
         }

@@ -1,6 +1,7 @@
 //! The state the driver and the handles share, behind one lock.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -29,6 +30,8 @@ impl WakerSet {
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     pub(crate) connected: bool,
+    /// The peer's address, recorded when the handshake completed.
+    pub(crate) remote: Option<SocketAddr>,
     pub(crate) closed: Option<CloseReason>,
     /// Final counters, kept once the endpoint forgot the session.
     pub(crate) final_stats: Option<SessionStats>,
@@ -103,12 +106,13 @@ impl State {
         while let Some(event) = self.endpoint.poll_event() {
             match event {
                 Event::Connected { session } => {
-                    let listener = self
-                        .endpoint
-                        .session(session)
-                        .is_some_and(|s| s.side() == Side::Listener);
+                    let (listener, remote) = match self.endpoint.session(session) {
+                        Some(s) => (s.side() == Side::Listener, Some(s.remote_addr())),
+                        None => (false, None),
+                    };
                     let w = self.waiters(session);
                     w.connected = true;
+                    w.remote = remote;
                     w.watchers.wake();
                     if listener {
                         self.incoming.push_back(session);

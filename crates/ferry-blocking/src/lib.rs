@@ -1,0 +1,120 @@
+//! Ferry on plain threads: blocking handles, no async runtime.
+//!
+//! ```no_run
+//! use std::thread;
+//! use std::time::Duration;
+//!
+//! use ferry_blocking::{Endpoint, EndpointConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Endpoint::bind("127.0.0.1:4433".parse()?, EndpointConfig::server())?;
+//! let addr = server.local_addr();
+//! // An echo server: a thread per session.
+//! thread::spawn(move || {
+//!     while let Some(session) = server.accept() {
+//!         thread::spawn(move || {
+//!             while let Ok(message) = session.recv() {
+//!                 if session.send(message).is_err() {
+//!                     break;
+//!                 }
+//!             }
+//!         });
+//!     }
+//! });
+//!
+//! let client = Endpoint::bind("127.0.0.1:0".parse()?, EndpointConfig::default())?;
+//! let session = client.connect(addr)?;
+//! session.send(&b"hello"[..])?;
+//! assert_eq!(&session.recv_timeout(Duration::from_secs(5))?[..], b"hello");
+//! session.close(0);
+//! client.close();
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/echo.rs` runs an echo server and client
+//! (`cargo run -p ferry-blocking --example echo`), `examples/bulk.rs` compares
+//! a bulk transfer with TCP (`cargo run --release -p ferry-blocking --example bulk`).
+//!
+//! # No async runtime
+//!
+//! This crate pulls in no async runtime (no tokio, async-std, smol or
+//! async-io). It reuses the driver, the shared state and the handle futures of
+//! [`ferry_async`] through a [`ferry_async::Runtime`] of its own, built on the
+//! [`polling`] crate (epoll, kqueue, event ports):
+//!
+//! - **The driver thread.** [`Endpoint::bind`] starts one thread per endpoint,
+//!   named `ferry-driver`, which runs `ferry-async`'s driver future: receive
+//!   datagrams, run the protocol's timers, send, and tell waiting handles what
+//!   happened. When the driver has nothing to do, the thread sleeps in the
+//!   poller until the socket is readable (or writable again, under
+//!   backpressure), a handle wakes it (a command was queued: the poller is
+//!   notified), or the protocol's next deadline (a retransmission, an ack, a
+//!   ping) comes. The thread ends, closing the socket, once the endpoint is
+//!   closed — by [`Endpoint::close`], which waits for it, or by dropping the
+//!   last [`Endpoint`] clone.
+//! - **The calling threads.** A blocking call ([`Session::recv`],
+//!   [`Session::send`] under backpressure, [`Endpoint::accept`],
+//!   [`Endpoint::connect`], …) polls the matching `ferry-async` future on the
+//!   calling thread and parks the thread until the driver wakes it. The
+//!   `_timeout` forms give up at a deadline and then have no effect.
+//!
+//! Handles are `Clone + Send + Sync`: share them between threads freely.
+//!
+//! Byte streams (`std::io::Read`/`Write`) are not offered yet.
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod block_on;
+mod endpoint;
+mod runtime;
+mod session;
+
+pub use endpoint::{AcceptTimeout, Endpoint};
+pub use ferry_async::{
+    BindError, CloseReason, Config, ConnectError, DatagramError, EndpointConfig, RecvError,
+    SendError, SessionId, SessionStats, State,
+};
+pub use session::Session;
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn local() -> std::net::SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn dropping_the_endpoint_ends_the_driver_thread() {
+        let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+        let session = client.connect(server.local_addr()).unwrap();
+        let incoming = server.accept().unwrap();
+        session.send(vec![1; 10_000]).unwrap();
+        assert_eq!(incoming.recv().unwrap().len(), 10_000);
+
+        let runtime = client.runtime();
+        assert!(!runtime.thread_finished());
+        drop(client);
+        // The session handle does not keep the endpoint (or its thread) alive.
+        wait_until("the client's driver thread ends", || {
+            runtime.thread_finished()
+        });
+        assert!(matches!(session.closed(), CloseReason::Local { .. }));
+        assert!(matches!(incoming.closed(), CloseReason::Remote { .. }));
+
+        let runtime = server.runtime();
+        server.close();
+        assert!(runtime.thread_finished(), "close waits for the thread");
+    }
+}

@@ -1,0 +1,137 @@
+//! The blocking handle on a session.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_async::{
+    CloseReason, DatagramError, RecvError, SendError, SessionId, SessionStats, State,
+};
+
+use crate::block_on::{block_on, block_on_until, deadline_after};
+
+/// A session: reliable ordered messages, unreliable datagrams, close.
+///
+/// Cheap to clone (an `Arc`); every clone is the same session, and any number
+/// of threads may use the clones (or one shared reference) at once: each
+/// message is received by exactly one caller. Dropping the last clone closes
+/// the session with [`ferry_async::DROPPED_CODE`].
+///
+/// The calls that wait block the calling thread; each has a `_timeout` form.
+/// A call that times out has no effect: a message that timed out in
+/// [`send_timeout`](Self::send_timeout) was not queued, and
+/// [`recv_timeout`](Self::recv_timeout) took nothing.
+#[derive(Debug, Clone)]
+pub struct Session {
+    inner: ferry_async::Session,
+}
+
+impl Session {
+    pub(crate) fn from_async(inner: ferry_async::Session) -> Self {
+        Self { inner }
+    }
+
+    /// The session's id, the same on both sides.
+    pub fn id(&self) -> SessionId {
+        self.inner.id()
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote_addr()
+    }
+
+    /// Where the session is in its lifecycle.
+    pub fn state(&self) -> State {
+        self.inner.state()
+    }
+
+    /// Counters and RTT; the final ones once the session is over.
+    pub fn stats(&self) -> SessionStats {
+        self.inner.stats()
+    }
+
+    /// Largest message [`send`](Self::send) accepts (0 once the session is gone).
+    pub fn max_message_size(&self) -> usize {
+        self.inner.max_message_size()
+    }
+
+    /// Largest datagram [`send_datagram`](Self::send_datagram) accepts (0 once
+    /// the session is gone).
+    pub fn max_datagram_size(&self) -> usize {
+        self.inner.max_datagram_size()
+    }
+
+    /// Queues a message for reliable, ordered delivery, blocking while the send
+    /// buffer is full (backpressure: memory never grows beyond the
+    /// configuration's `send_buffer`).
+    ///
+    /// Returns once the message is queued, not once it is delivered. Fails with
+    /// [`SendError::TooLarge`] for a message above
+    /// [`max_message_size`](Self::max_message_size), and
+    /// [`SendError::Closed`] or [`SendError::EndpointClosed`] once the session
+    /// or the endpoint is closed.
+    pub fn send(&self, message: impl Into<Bytes>) -> Result<(), SendError> {
+        block_on(self.inner.send(message))
+    }
+
+    /// [`send`](Self::send), blocking at most `timeout` for room in the send
+    /// buffer; then fails with [`SendError::Timeout`] and the message is not
+    /// queued. A zero `timeout` queues the message only if it fits now.
+    pub fn send_timeout(
+        &self,
+        message: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        block_on_until(self.inner.send(message), deadline_after(timeout))
+            .unwrap_or(Err(SendError::Timeout))
+    }
+
+    /// Blocks until the next message, whole and in order. Messages the peer
+    /// sent before closing are all delivered before the close is reported as
+    /// [`RecvError::Closed`].
+    pub fn recv(&self) -> Result<Bytes, RecvError> {
+        block_on(self.inner.recv())
+    }
+
+    /// [`recv`](Self::recv), blocking at most `timeout`; then fails with
+    /// [`RecvError::Timeout`] and nothing was taken. A zero `timeout` takes a
+    /// message only if one is waiting.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Bytes, RecvError> {
+        block_on_until(self.inner.recv(), deadline_after(timeout))
+            .unwrap_or(Err(RecvError::Timeout))
+    }
+
+    /// Sends an unreliable datagram: sent once, delivered or lost, never
+    /// retransmitted. Never blocks; when the queue is full the oldest queued
+    /// datagram is dropped.
+    pub fn send_datagram(&self, datagram: impl Into<Bytes>) -> Result<(), DatagramError> {
+        self.inner.send_datagram(datagram)
+    }
+
+    /// Blocks until the next unreliable datagram. Datagrams not taken are
+    /// dropped oldest first once `datagram_queue` of them wait.
+    pub fn recv_datagram(&self) -> Result<Bytes, RecvError> {
+        block_on(self.inner.recv_datagram())
+    }
+
+    /// [`recv_datagram`](Self::recv_datagram), blocking at most `timeout`; then
+    /// fails with [`RecvError::Timeout`] and nothing was taken.
+    pub fn recv_datagram_timeout(&self, timeout: Duration) -> Result<Bytes, RecvError> {
+        block_on_until(self.inner.recv_datagram(), deadline_after(timeout))
+            .unwrap_or(Err(RecvError::Timeout))
+    }
+
+    /// Closes the session with an application `code`, without blocking: the
+    /// close packet leaves at once and queued data is dropped. The peer sees
+    /// [`CloseReason::Remote`] with the same code; calls blocked on this
+    /// session return.
+    pub fn close(&self, code: u64) {
+        self.inner.close(code);
+    }
+
+    /// Blocks until the session has ended, and says why.
+    pub fn closed(&self) -> CloseReason {
+        block_on(self.inner.closed())
+    }
+}
