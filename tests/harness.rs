@@ -12,11 +12,22 @@ use futures_lite::future::block_on;
 pub enum Driver {
     /// `ferry-tokio`.
     Tokio,
+    /// `ferry-async-std`.
+    AsyncStd,
+    /// `ferry-smol`.
+    Smol,
+    /// `ferry-blocking`.
+    Blocking,
 }
 
 impl Driver {
     /// Every driver.
-    pub const ALL: &'static [Driver] = &[Driver::Tokio];
+    pub const ALL: &'static [Driver] = &[
+        Driver::Tokio,
+        Driver::AsyncStd,
+        Driver::Smol,
+        Driver::Blocking,
+    ];
 
     /// Binds an endpoint on this driver.
     pub fn bind(self, addr: SocketAddr, config: EndpointConfig) -> Box<dyn Peer> {
@@ -36,6 +47,21 @@ impl Driver {
                     endpoint,
                     _runtime: Some(Arc::new(rt)),
                 })
+            }
+            Driver::AsyncStd => Box::new(AsyncPeer {
+                endpoint: <ferry_async::Endpoint as ferry_async_std::EndpointExt>::bind(
+                    addr, config,
+                )
+                .expect("bind"),
+                _runtime: None,
+            }),
+            Driver::Smol => Box::new(AsyncPeer {
+                endpoint: <ferry_async::Endpoint as ferry_smol::EndpointExt>::bind(addr, config)
+                    .expect("bind"),
+                _runtime: None,
+            }),
+            Driver::Blocking => {
+                Box::new(ferry_blocking::Endpoint::bind(addr, config).expect("bind"))
             }
         }
     }
@@ -119,6 +145,51 @@ impl Conn for AsyncConn {
 
     fn stats(&self) -> SessionStats {
         self.0.stats()
+    }
+}
+
+impl Peer for ferry_blocking::Endpoint {
+    fn local_addr(&self) -> SocketAddr {
+        ferry_blocking::Endpoint::local_addr(self)
+    }
+
+    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, String> {
+        let session = ferry_blocking::Endpoint::connect(self, addr).map_err(|e| e.to_string())?;
+        Ok(Box::new(session))
+    }
+
+    fn accept(&self) -> Option<Box<dyn Conn>> {
+        ferry_blocking::Endpoint::accept(self).map(|s| Box::new(s) as Box<dyn Conn>)
+    }
+
+    fn session_count(&self) -> usize {
+        ferry_blocking::Endpoint::session_count(self)
+    }
+
+    fn close(&self) {
+        ferry_blocking::Endpoint::close(self);
+    }
+}
+
+impl Conn for ferry_blocking::Session {
+    fn send(&self, message: Bytes) -> Result<(), String> {
+        ferry_blocking::Session::send(self, message).map_err(|e| e.to_string())
+    }
+
+    fn recv(&self) -> Result<Bytes, String> {
+        ferry_blocking::Session::recv(self).map_err(|e| e.to_string())
+    }
+
+    fn close(&self, code: u64) {
+        ferry_blocking::Session::close(self, code);
+    }
+
+    fn closed(&self) -> CloseReason {
+        ferry_blocking::Session::closed(self)
+    }
+
+    fn stats(&self) -> SessionStats {
+        ferry_blocking::Session::stats(self)
     }
 }
 

@@ -1,5 +1,5 @@
 //! 200 concurrent client sessions against one server endpoint, each exchanging
-//! messages, all exact.
+//! messages, all exact; once per driver.
 
 use std::sync::Arc;
 use std::thread;
@@ -11,12 +11,9 @@ use ferry_tests::harness::{Driver, Messages};
 const SESSIONS: usize = 200;
 const ROUNDS: usize = 5;
 
-#[test]
-fn two_hundred_sessions_on_one_endpoint() {
-    let server =
-        Arc::new(Driver::Tokio.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::server()));
-    let client =
-        Arc::new(Driver::Tokio.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default()));
+fn two_hundred_sessions_on_one_endpoint(driver: Driver) {
+    let server = Arc::new(driver.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::server()));
+    let client = Arc::new(driver.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default()));
     let addr = server.local_addr();
 
     // The server echoes every message on every session, one thread per session.
@@ -71,4 +68,20 @@ fn two_hundred_sessions_on_one_endpoint() {
     }
     client.close();
     server.close();
+}
+
+macro_rules! many_sessions {
+    ($($name:ident: $driver:ident,)*) => {$(
+        #[test]
+        fn $name() {
+            two_hundred_sessions_on_one_endpoint(Driver::$driver);
+        }
+    )*};
+}
+
+many_sessions! {
+    two_hundred_sessions_tokio: Tokio,
+    two_hundred_sessions_async_std: AsyncStd,
+    two_hundred_sessions_smol: Smol,
+    two_hundred_sessions_blocking: Blocking,
 }

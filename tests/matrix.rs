@@ -64,9 +64,25 @@ macro_rules! matrix {
 
 matrix! {
     tokio_to_tokio: Tokio -> Tokio,
+    tokio_to_async_std: Tokio -> AsyncStd,
+    tokio_to_smol: Tokio -> Smol,
+    tokio_to_blocking: Tokio -> Blocking,
+    async_std_to_tokio: AsyncStd -> Tokio,
+    async_std_to_async_std: AsyncStd -> AsyncStd,
+    async_std_to_smol: AsyncStd -> Smol,
+    async_std_to_blocking: AsyncStd -> Blocking,
+    smol_to_tokio: Smol -> Tokio,
+    smol_to_async_std: Smol -> AsyncStd,
+    smol_to_smol: Smol -> Smol,
+    smol_to_blocking: Smol -> Blocking,
+    blocking_to_tokio: Blocking -> Tokio,
+    blocking_to_async_std: Blocking -> AsyncStd,
+    blocking_to_smol: Blocking -> Smol,
+    blocking_to_blocking: Blocking -> Blocking,
 }
 
 #[test]
 fn every_driver_is_in_the_matrix() {
-    assert_eq!(Driver::ALL.len(), 1);
+    // Adding a driver means adding its row and column to `matrix!` above.
+    assert_eq!(Driver::ALL.len(), 4);
 }

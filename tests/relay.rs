@@ -44,37 +44,35 @@ fn through_relay(
 }
 
 fn exchange_at_5_percent_loss(driver: Driver) {
-    {
-        let (client, server, relay) = through_relay(driver, lossy(), Config::default());
-        let mut sizes = Messages::new(5, 256 << 10);
-        let plan: Vec<usize> = (0..300).map(|_| sizes.next_size()).collect();
-        let expected = plan.clone();
-        let receiver = thread::spawn(move || {
-            let session = server.accept().expect("session");
-            for (i, &size) in expected.iter().enumerate() {
-                let data = session.recv().expect("message");
-                assert!(Messages::check(i, size, &data), "message {i}");
-            }
-            session.send(Bytes::from_static(b"done")).unwrap();
-            session.closed();
-            server
-        });
-        let session = client
-            .connect(relay.local_addr())
-            .expect("connect through the relay");
-        for (i, &size) in plan.iter().enumerate() {
-            session.send(Messages::content(i, size)).unwrap();
+    let (client, server, relay) = through_relay(driver, lossy(), Config::default());
+    let mut sizes = Messages::new(5, 256 << 10);
+    let plan: Vec<usize> = (0..300).map(|_| sizes.next_size()).collect();
+    let expected = plan.clone();
+    let receiver = thread::spawn(move || {
+        let session = server.accept().expect("session");
+        for (i, &size) in expected.iter().enumerate() {
+            let data = session.recv().expect("message");
+            assert!(Messages::check(i, size, &data), "message {i}");
         }
-        assert_eq!(&session.recv().unwrap()[..], b"done");
-        session.close(0);
-        let server = receiver.join().unwrap();
-        let stats = relay.stats();
-        assert!(stats.to_upstream.link.lost > 10, "{stats:?}");
-        assert!(stats.to_upstream.link.duplicated > 0, "{stats:?}");
-        assert!(session.stats().retransmitted > 0);
-        client.close();
-        server.close();
+        session.send(Bytes::from_static(b"done")).unwrap();
+        session.closed();
+        server
+    });
+    let session = client
+        .connect(relay.local_addr())
+        .expect("connect through the relay");
+    for (i, &size) in plan.iter().enumerate() {
+        session.send(Messages::content(i, size)).unwrap();
     }
+    assert_eq!(&session.recv().unwrap()[..], b"done");
+    session.close(0);
+    let server = receiver.join().unwrap();
+    let stats = relay.stats();
+    assert!(stats.to_upstream.link.lost > 10, "{stats:?}");
+    assert!(stats.to_upstream.link.duplicated > 0, "{stats:?}");
+    assert!(session.stats().retransmitted > 0);
+    client.close();
+    server.close();
 }
 
 macro_rules! lossy_exchange {
@@ -90,6 +88,9 @@ macro_rules! lossy_exchange {
 
 lossy_exchange! {
     lossy_exchange_tokio: Tokio,
+    lossy_exchange_async_std: AsyncStd,
+    lossy_exchange_smol: Smol,
+    lossy_exchange_blocking: Blocking,
 }
 
 fn keepalive() -> Config {
@@ -100,38 +101,55 @@ fn keepalive() -> Config {
     }
 }
 
-#[test]
-fn blackhole_longer_than_keepalive_times_out_both_sides() {
-    for &driver in Driver::ALL {
-        let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
-        let session = client.connect(relay.local_addr()).unwrap();
-        let incoming = server.accept().unwrap();
-        session.send(Bytes::from_static(b"before")).unwrap();
-        assert_eq!(&incoming.recv().unwrap()[..], b"before");
-        relay.blackhole(Duration::from_secs(3));
-        assert_eq!(session.closed(), CloseReason::Timeout);
-        assert_eq!(incoming.closed(), CloseReason::Timeout);
-        client.close();
-        server.close();
-    }
+fn blackhole_longer_than_keepalive_times_out_both_sides(driver: Driver) {
+    let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
+    let session = client.connect(relay.local_addr()).unwrap();
+    let incoming = server.accept().unwrap();
+    session.send(Bytes::from_static(b"before")).unwrap();
+    assert_eq!(&incoming.recv().unwrap()[..], b"before");
+    relay.blackhole(Duration::from_secs(3));
+    assert_eq!(session.closed(), CloseReason::Timeout);
+    assert_eq!(incoming.closed(), CloseReason::Timeout);
+    client.close();
+    server.close();
 }
 
-#[test]
-fn blackhole_shorter_than_keepalive_is_survived() {
-    for &driver in Driver::ALL {
-        let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
-        let session = client.connect(relay.local_addr()).unwrap();
-        let incoming = server.accept().unwrap();
-        relay.blackhole(Duration::from_millis(300));
-        // Sent into the blackhole: repaired once it lifts.
-        session.send(Bytes::from(vec![3u8; 50_000])).unwrap();
-        assert_eq!(incoming.recv().unwrap().len(), 50_000);
-        incoming.send(Bytes::from_static(b"still here")).unwrap();
-        assert_eq!(&session.recv().unwrap()[..], b"still here");
-        assert!(relay.stats().to_upstream.blackholed > 0);
-        session.close(1);
-        assert_eq!(incoming.closed(), CloseReason::Remote { code: 1 });
-        client.close();
-        server.close();
-    }
+fn blackhole_shorter_than_keepalive_is_survived(driver: Driver) {
+    let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
+    let session = client.connect(relay.local_addr()).unwrap();
+    let incoming = server.accept().unwrap();
+    relay.blackhole(Duration::from_millis(300));
+    // Sent into the blackhole: repaired once it lifts.
+    session.send(Bytes::from(vec![3u8; 50_000])).unwrap();
+    assert_eq!(incoming.recv().unwrap().len(), 50_000);
+    incoming.send(Bytes::from_static(b"still here")).unwrap();
+    assert_eq!(&session.recv().unwrap()[..], b"still here");
+    assert!(relay.stats().to_upstream.blackholed > 0);
+    session.close(1);
+    assert_eq!(incoming.closed(), CloseReason::Remote { code: 1 });
+    client.close();
+    server.close();
+}
+
+macro_rules! blackholes {
+    ($($long:ident, $short:ident: $driver:ident,)*) => {$(
+        /// A blackhole longer than the keep-alive limit: `Timeout` on both sides.
+        #[test]
+        fn $long() {
+            blackhole_longer_than_keepalive_times_out_both_sides(Driver::$driver);
+        }
+
+        /// A blackhole shorter than the keep-alive limit: survived, exact.
+        #[test]
+        fn $short() {
+            blackhole_shorter_than_keepalive_is_survived(Driver::$driver);
+        }
+    )*};
+}
+
+blackholes! {
+    long_blackhole_tokio, short_blackhole_tokio: Tokio,
+    long_blackhole_async_std, short_blackhole_async_std: AsyncStd,
+    long_blackhole_smol, short_blackhole_smol: Smol,
+    long_blackhole_blocking, short_blackhole_blocking: Blocking,
 }
