@@ -1,0 +1,560 @@
+//! The sending side of a diode: byte streams in, paced datagrams out.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use thiserror::Error;
+
+use super::DiodeSessionId;
+use super::config::{DiodeConfig, DiodeConfigError};
+use super::wire::{self, FLAG_FINAL, FLAG_START, SYMBOL_OVERHEAD, SymbolHeader};
+use crate::fec::{self, BlockParams};
+
+/// A sender command could not be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SenderError {
+    /// `max_sessions` sessions are open.
+    #[error("{0} diode sessions are open already: finish one, or raise `max_sessions`")]
+    TooManySessions(usize),
+    /// The session is not open (finished, aborted, or never opened here).
+    #[error("diode session {0} is not open")]
+    UnknownSession(DiodeSessionId),
+}
+
+/// What the sender tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderEvent {
+    /// The session can take more data again (a block left for the wire).
+    Writable {
+        /// The session.
+        session: DiodeSessionId,
+    },
+    /// Every datagram of a finished session has been handed out.
+    SessionSent {
+        /// The session.
+        session: DiodeSessionId,
+        /// Its length in bytes.
+        bytes: u64,
+    },
+}
+
+/// Counters of a [`Sender`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderStats {
+    /// Datagrams handed out (symbols, heartbeats and aborts).
+    pub datagrams: u64,
+    /// Bytes of those datagrams.
+    pub bytes: u64,
+    /// Source symbols sent.
+    pub source_symbols: u64,
+    /// Repair symbols sent.
+    pub repair_symbols: u64,
+    /// Blocks encoded and sent.
+    pub blocks: u64,
+    /// Heartbeats sent.
+    pub heartbeats: u64,
+    /// Sessions opened.
+    pub sessions_opened: u64,
+    /// Sessions whose every datagram went out.
+    pub sessions_sent: u64,
+    /// Sessions aborted.
+    pub sessions_aborted: u64,
+}
+
+/// A block waiting to be encoded. Runs on any thread: hand it to a worker,
+/// then give the result to [`Sender::handle_encoded`]. Every job taken must
+/// come back, or the sender stops at its place in the queue.
+#[derive(Debug)]
+pub struct EncodeJob {
+    seq: u64,
+    header: SymbolHeader,
+    data: Vec<u8>,
+    repair: usize,
+}
+
+/// An encoded block: its datagrams, each sealed, back to back.
+#[derive(Debug)]
+pub struct EncodedBlock {
+    seq: u64,
+    session: u64,
+    source: usize,
+    datagrams: Vec<u8>,
+    stride: usize,
+}
+
+impl EncodeJob {
+    /// Encodes the block into ready-to-send datagrams.
+    pub fn run(self) -> EncodedBlock {
+        let params = BlockParams {
+            block_len: self.header.block_len,
+            symbol_size: self.header.symbol_size,
+        };
+        let t = usize::from(self.header.symbol_size);
+        let stride = t + SYMBOL_OVERHEAD;
+        let source = params.source_symbols();
+        let mut datagrams = Vec::with_capacity((source + self.repair) * stride);
+        let mut header = self.header;
+        fec::encode_block(params, &self.data, self.repair, |esi, symbol| {
+            let start = datagrams.len();
+            datagrams.resize(start + stride, 0);
+            let d = &mut datagrams[start..];
+            header.esi = esi;
+            header.write(d);
+            d[SymbolHeader::SYMBOL_OFFSET..SymbolHeader::SYMBOL_OFFSET + t].copy_from_slice(symbol);
+            wire::seal(d);
+        });
+        EncodedBlock {
+            seq: self.seq,
+            session: self.header.session,
+            source,
+            datagrams,
+            stride,
+        }
+    }
+
+    /// Bytes of application data in the block.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the block holds no data (never true of a job handed out).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// One datagram, or a run of equal-sized ones, to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiodeTransmit {
+    /// Bytes written to the buffer.
+    pub len: usize,
+    /// The size of each datagram in it: `len` is a multiple of it, and a
+    /// driver with GSO sends the run in one call.
+    pub segment_size: usize,
+}
+
+#[derive(Debug)]
+struct SendSession {
+    buffer: Vec<u8>,
+    next_block: u64,
+    /// Blocks sealed and not yet fully sent.
+    in_flight: usize,
+    finishing: bool,
+    bytes: u64,
+    hasher: blake3::Hasher,
+    /// The application was told it cannot write: tell it when it can.
+    blocked: bool,
+}
+
+/// The sending half of a one-way transfer (sans-IO).
+///
+/// The application opens sessions, writes their bytes and finishes (or aborts)
+/// them; the sender cuts each session into blocks, has them encoded (by
+/// [`EncodeJob`]s the driver runs on its threads, or inline with
+/// [`encode_pending`](Self::encode_pending)) and hands out their datagrams,
+/// paced to `bandwidth`, with a heartbeat every `heartbeat`.
+///
+/// ```
+/// use std::time::Instant;
+/// use ferry_proto::diode::{DiodeConfig, Sender};
+///
+/// let now = Instant::now();
+/// let mut sender = Sender::new(DiodeConfig::default(), 7, now).unwrap();
+/// let session = sender.open().unwrap();
+/// assert_eq!(sender.write(session, b"hello").unwrap(), 5);
+/// sender.finish(session).unwrap();
+/// sender.encode_pending();
+/// let mut buf = vec![0; 64 * 1024];
+/// let mut datagrams = 0;
+/// while let Some(t) = sender.poll_transmit(now, &mut buf) {
+///     datagrams += t.len / t.segment_size; // send buf[..t.len] here
+/// }
+/// assert!(datagrams >= 2); // a heartbeat and the symbols of one block
+/// ```
+#[derive(Debug)]
+pub struct Sender {
+    config: DiodeConfig,
+    sender_id: u64,
+    rng: ChaCha8Rng,
+    sessions: HashMap<u64, SendSession>,
+    jobs: VecDeque<EncodeJob>,
+    next_seq: u64,
+    /// Encoded blocks waiting for their turn, by sequence.
+    encoded: BTreeMap<u64, EncodedBlock>,
+    next_send: u64,
+    /// The block being sent and how many of its datagrams went out.
+    current: Option<(EncodedBlock, usize)>,
+    control: VecDeque<(u64, u64)>,
+    tokens: f64,
+    last_refill: Instant,
+    next_heartbeat: Instant,
+    events: VecDeque<SenderEvent>,
+    stats: SenderStats,
+}
+
+impl Sender {
+    /// A sender. `seed` feeds the generator of session ids and of this
+    /// sender's id (drivers pass OS randomness); `now` starts the heartbeat.
+    pub fn new(config: DiodeConfig, seed: u64, now: Instant) -> Result<Self, DiodeConfigError> {
+        config.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Ok(Self {
+            sender_id: rng.next_u64(),
+            rng,
+            sessions: HashMap::new(),
+            jobs: VecDeque::new(),
+            next_seq: 0,
+            encoded: BTreeMap::new(),
+            next_send: 0,
+            current: None,
+            control: VecDeque::new(),
+            tokens: config.max_burst as f64,
+            last_refill: now,
+            next_heartbeat: now,
+            events: VecDeque::new(),
+            stats: SenderStats::default(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DiodeConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SenderStats {
+        &self.stats
+    }
+
+    /// Sessions open (including finished ones whose datagrams are still
+    /// going out).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Opens a session: a new byte stream with a fresh random id.
+    pub fn open(&mut self) -> Result<DiodeSessionId, SenderError> {
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(SenderError::TooManySessions(self.sessions.len()));
+        }
+        let id = loop {
+            let id = self.rng.next_u64();
+            if !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        self.sessions.insert(
+            id,
+            SendSession {
+                buffer: Vec::new(),
+                next_block: 0,
+                in_flight: 0,
+                finishing: false,
+                bytes: 0,
+                hasher: blake3::Hasher::new(),
+                blocked: false,
+            },
+        );
+        self.stats.sessions_opened += 1;
+        Ok(DiodeSessionId(id))
+    }
+
+    fn session(&mut self, id: DiodeSessionId) -> Result<&mut SendSession, SenderError> {
+        match self.sessions.get_mut(&id.0) {
+            Some(s) if !s.finishing => Ok(s),
+            _ => Err(SenderError::UnknownSession(id)),
+        }
+    }
+
+    /// How many bytes [`write`](Self::write) would take now.
+    pub fn writable(&self, id: DiodeSessionId) -> usize {
+        let Some(s) = self.sessions.get(&id.0).filter(|s| !s.finishing) else {
+            return 0;
+        };
+        let free_blocks = self.config.max_blocks_in_flight.saturating_sub(s.in_flight);
+        (free_blocks * self.config.block_size).saturating_sub(s.buffer.len())
+    }
+
+    /// Appends bytes to the session's stream; returns how many were taken,
+    /// which is fewer than offered (down to 0) when `max_blocks_in_flight`
+    /// blocks wait for the wire. A [`SenderEvent::Writable`] follows once
+    /// more can be taken.
+    pub fn write(&mut self, id: DiodeSessionId, data: &[u8]) -> Result<usize, SenderError> {
+        let block_size = self.config.block_size;
+        let max_in_flight = self.config.max_blocks_in_flight;
+        let mut taken = 0;
+        loop {
+            let s = self.session(id)?;
+            if taken == data.len() {
+                break;
+            }
+            if s.in_flight >= max_in_flight {
+                s.blocked = true;
+                break;
+            }
+            let n = (block_size - s.buffer.len()).min(data.len() - taken);
+            let chunk = &data[taken..taken + n];
+            s.buffer.extend_from_slice(chunk);
+            s.hasher.update(chunk);
+            s.bytes += n as u64;
+            taken += n;
+            if s.buffer.len() == block_size {
+                self.seal(id.0, false);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Sends what the session's current block holds now rather than when it
+    /// fills: call it when the application has nothing more to write for a
+    /// while. Returns `false` (and does nothing) when the block is empty or
+    /// `max_blocks_in_flight` blocks are already waiting.
+    pub fn flush(&mut self, id: DiodeSessionId) -> Result<bool, SenderError> {
+        let max = self.config.max_blocks_in_flight;
+        let s = self.session(id)?;
+        if s.buffer.is_empty() || s.in_flight >= max {
+            return Ok(false);
+        }
+        self.seal(id.0, false);
+        Ok(true)
+    }
+
+    /// Ends the session: its last block carries the stream's length and
+    /// BLAKE3 digest, which the receiver checks before it reports success.
+    /// [`SenderEvent::SessionSent`] follows once its last datagram went out.
+    pub fn finish(&mut self, id: DiodeSessionId) -> Result<(), SenderError> {
+        let s = self.session(id)?;
+        let digest = s.hasher.finalize();
+        let bytes = s.bytes;
+        s.buffer.extend_from_slice(&bytes.to_be_bytes());
+        s.buffer.extend_from_slice(digest.as_bytes());
+        s.finishing = true;
+        self.seal(id.0, true);
+        Ok(())
+    }
+
+    /// Abandons the session: what was not sent is dropped, and the receiver is
+    /// told (an abort datagram, sent three times) to discard it.
+    pub fn abort(&mut self, id: DiodeSessionId) -> Result<(), SenderError> {
+        let Some(s) = self.sessions.remove(&id.0) else {
+            return Err(SenderError::UnknownSession(id));
+        };
+        for _ in 0..3 {
+            self.control.push_back((id.0, s.next_block));
+        }
+        self.stats.sessions_aborted += 1;
+        Ok(())
+    }
+
+    fn seal(&mut self, id: u64, last: bool) {
+        let symbol_size = self.config.symbol_size() as u16;
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let data = std::mem::take(&mut s.buffer);
+        let block = s.next_block;
+        s.next_block += 1;
+        s.in_flight += 1;
+        let params = BlockParams {
+            block_len: data.len() as u32,
+            symbol_size,
+        };
+        let flags = if block == 0 { FLAG_START } else { 0 } | if last { FLAG_FINAL } else { 0 };
+        let repair = self.config.repair_symbols(params.source_symbols());
+        self.jobs.push_back(EncodeJob {
+            seq: self.next_seq,
+            header: SymbolHeader {
+                session: id,
+                block,
+                flags,
+                block_len: params.block_len,
+                symbol_size,
+                esi: 0,
+            },
+            data,
+            repair,
+        });
+        self.next_seq += 1;
+    }
+
+    /// The next block to encode, for a worker thread.
+    pub fn poll_encode(&mut self) -> Option<EncodeJob> {
+        while let Some(job) = self.jobs.pop_front() {
+            if self.sessions.contains_key(&job.header.session) {
+                return Some(job);
+            }
+            // Aborted: nothing to encode, but its place in the queue passes.
+            self.handle_encoded(EncodedBlock {
+                seq: job.seq,
+                session: job.header.session,
+                source: 0,
+                datagrams: Vec::new(),
+                stride: 1,
+            });
+        }
+        None
+    }
+
+    /// Takes back an encoded block.
+    pub fn handle_encoded(&mut self, block: EncodedBlock) {
+        self.encoded.insert(block.seq, block);
+    }
+
+    /// Encodes every waiting block on the calling thread.
+    pub fn encode_pending(&mut self) {
+        while let Some(job) = self.poll_encode() {
+            let block = job.run();
+            self.handle_encoded(block);
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_refill);
+        self.last_refill = self.last_refill.max(now);
+        let cap = self.config.max_burst as f64;
+        self.tokens =
+            (self.tokens + elapsed.as_secs_f64() * self.config.bandwidth as f64 / 8.0).min(cap);
+    }
+
+    /// Moves to the next block whose turn it is, skipping aborted sessions'.
+    fn next_block(&mut self) -> bool {
+        loop {
+            if self.current.is_some() {
+                return true;
+            }
+            let Some(block) = self.encoded.remove(&self.next_send) else {
+                return false;
+            };
+            self.next_send += 1;
+            if self.sessions.contains_key(&block.session) {
+                self.current = Some((block, 0));
+            }
+        }
+    }
+
+    fn block_sent(&mut self, block: EncodedBlock) {
+        self.stats.blocks += 1;
+        let max = self.config.max_blocks_in_flight;
+        let Some(s) = self.sessions.get_mut(&block.session) else {
+            return;
+        };
+        s.in_flight -= 1;
+        if s.finishing && s.in_flight == 0 {
+            let bytes = s.bytes;
+            self.sessions.remove(&block.session);
+            self.stats.sessions_sent += 1;
+            self.events.push_back(SenderEvent::SessionSent {
+                session: DiodeSessionId(block.session),
+                bytes,
+            });
+        } else if s.blocked && s.in_flight < max {
+            s.blocked = false;
+            self.events.push_back(SenderEvent::Writable {
+                session: DiodeSessionId(block.session),
+            });
+        }
+    }
+
+    /// The next datagram, or run of equal-sized datagrams (as many as fit in
+    /// `buf`), to send now; `None` when nothing is due or pacing holds the
+    /// rest back until [`poll_timeout`](Self::poll_timeout).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<DiodeTransmit> {
+        self.refill(now);
+        if now >= self.next_heartbeat && buf.len() >= wire::HEARTBEAT_LEN {
+            let interval = self.config.heartbeat;
+            self.next_heartbeat = now + interval;
+            let ms = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX);
+            let len = wire::write_heartbeat(buf, self.sender_id, ms);
+            self.count(len, 1);
+            self.stats.heartbeats += 1;
+            return Some(DiodeTransmit {
+                len,
+                segment_size: len,
+            });
+        }
+        if buf.len() >= wire::ABORT_LEN
+            && let Some((session, blocks)) = self.control.pop_front()
+        {
+            let len = wire::write_abort(buf, session, blocks);
+            self.count(len, 1);
+            return Some(DiodeTransmit {
+                len,
+                segment_size: len,
+            });
+        }
+        if !self.next_block() {
+            return None;
+        }
+        let (block, sent) = self.current.as_mut()?;
+        let stride = block.stride;
+        let total = block.datagrams.len() / stride;
+        let by_tokens = (self.tokens / stride as f64) as usize;
+        let n = (total - *sent).min(buf.len() / stride).min(by_tokens);
+        if n == 0 {
+            return None;
+        }
+        let from = *sent * stride;
+        buf[..n * stride].copy_from_slice(&block.datagrams[from..from + n * stride]);
+        let source_left = block.source.saturating_sub(*sent);
+        let source = n.min(source_left) as u64;
+        *sent += n;
+        self.stats.source_symbols += source;
+        self.stats.repair_symbols += n as u64 - source;
+        self.tokens -= (n * stride) as f64;
+        if *sent == total
+            && let Some((block, _)) = self.current.take()
+        {
+            self.block_sent(block);
+        }
+        self.count(n * stride, n as u64);
+        Some(DiodeTransmit {
+            len: n * stride,
+            segment_size: stride,
+        })
+    }
+
+    fn count(&mut self, bytes: usize, datagrams: u64) {
+        self.stats.bytes += bytes as u64;
+        self.stats.datagrams += datagrams;
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) (or
+    /// [`poll_transmit`](Self::poll_transmit)) next: the next heartbeat, or
+    /// when pacing lets the next datagram go.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.next_heartbeat;
+        let waiting = self.current.is_some()
+            || self.encoded.contains_key(&self.next_send)
+            || !self.control.is_empty();
+        if waiting {
+            let stride = self.config.datagram_size() as f64;
+            let missing = (stride - self.tokens).max(0.0);
+            let wait = Duration::from_secs_f64(missing * 8.0 / self.config.bandwidth as f64);
+            next = next.min(self.last_refill + wait);
+        }
+        Some(next)
+    }
+
+    /// Advances timers; then drain [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.refill(now);
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether everything handed to the sender has gone out (no session open,
+    /// nothing to encode or send).
+    pub fn is_idle(&self) -> bool {
+        self.sessions.is_empty()
+            && self.jobs.is_empty()
+            && self.encoded.is_empty()
+            && self.current.is_none()
+            && self.control.is_empty()
+    }
+}
