@@ -25,6 +25,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod diode;
 pub mod link;
 mod network;
 mod transfer;

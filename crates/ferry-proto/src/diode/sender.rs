@@ -532,7 +532,10 @@ impl Sender {
         if waiting {
             let stride = self.config.datagram_size() as f64;
             let missing = (stride - self.tokens).max(0.0);
-            let wait = Duration::from_secs_f64(missing * 8.0 / self.config.bandwidth as f64);
+            let nanos = (missing * 8e9 / self.config.bandwidth as f64).ceil() as u64;
+            // At least a nanosecond once anything is missing, so that rounding
+            // can never ask to be woken when nothing can be sent yet.
+            let wait = Duration::from_nanos(if missing > 0.0 { nanos.max(1) } else { 0 });
             next = next.min(self.last_refill + wait);
         }
         Some(next)
