@@ -133,7 +133,11 @@ fn ensure_cargo_fuzz() -> Result {
                     (`rustup toolchain install nightly`) and cargo-fuzz (`cargo install cargo-fuzz`)"
             .into());
     }
-    Err("`cargo +nightly fuzz` is not available: install it with `cargo install cargo-fuzz`".into())
+    println!("xtask: cargo-fuzz is missing; installing it (`cargo install cargo-fuzz --locked`)");
+    if CommandLine::rustup_cargo(&["install", "cargo-fuzz", "--locked"]).status()? {
+        return Ok(());
+    }
+    Err("`cargo +nightly fuzz` is not available and `cargo install cargo-fuzz --locked` failed (see above)".into())
 }
 
 /// The fuzz targets, as `cargo fuzz list` names them.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_proto::SessionId;
+use ferry_proto::diode::{DiodeConfig, Sender};
 use ferry_proto::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest};
 
 #[allow(dead_code)]
@@ -118,6 +119,96 @@ fn endpoint_listener_corpus() {
         "the endpoint_listener seeds are stale; regenerate them with \
          `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
     );
+}
+
+#[test]
+fn diode_receiver_corpus() {
+    let results = replay("diode_receiver", props::check_diode_receiver);
+    assert!(
+        results.iter().any(|r| r.finished > 0) && results.iter().any(|r| r.lost > 0),
+        "the diode_receiver seeds are stale; regenerate them with \
+         `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
+    );
+}
+
+/// Every datagram a diode sender emits for `data` (one session, finished, or
+/// aborted after its first block when `abort`), heartbeat first.
+fn diode_datagrams(seed: u64, data: &[u8], abort: bool) -> Vec<Vec<u8>> {
+    let config = DiodeConfig {
+        mtu: 576,
+        block_size: 1000,
+        repair_percentage: 40,
+        ..DiodeConfig::default()
+    };
+    let now = std::time::Instant::now();
+    let mut sender = Sender::new(config, seed, now).unwrap();
+    let id = sender.open().unwrap();
+    assert_eq!(sender.write(id, data).unwrap(), data.len());
+    if abort {
+        sender.flush(id).unwrap();
+        sender.encode_pending();
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0; 65536];
+    let mut drain = |sender: &mut Sender, out: &mut Vec<Vec<u8>>| {
+        while let Some(t) = sender.poll_transmit(now, &mut buf) {
+            out.extend(buf[..t.len].chunks(t.segment_size).map(<[u8]>::to_vec));
+        }
+    };
+    if abort {
+        drain(&mut sender, &mut out);
+        sender.abort(id).unwrap();
+    } else {
+        sender.finish(id).unwrap();
+        sender.encode_pending();
+    }
+    drain(&mut sender, &mut out);
+    out
+}
+
+/// Record sequences for the diode_receiver target.
+fn diode_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let data: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+    let whole = diode_datagrams(1, &data, false);
+    let records = |datagrams: &[Vec<u8>]| -> Vec<u8> {
+        datagrams
+            .iter()
+            .map(|d| record(1, 0, d))
+            .collect::<Vec<_>>()
+            .concat()
+    };
+    // Without the first source symbol: block 0 needs a repair symbol.
+    let repaired: Vec<Vec<u8>> = whole
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, d)| d.clone())
+        .collect();
+    // Reversed: every block arrives out of order.
+    let reversed: Vec<Vec<u8>> = whole.iter().rev().cloned().collect();
+    // Only the heartbeat and the last block: block 0 never comes.
+    let headless: Vec<Vec<u8>> = whole[..1]
+        .iter()
+        .chain(&whole[whole.len() - 3..])
+        .cloned()
+        .collect();
+    let aborted = diode_datagrams(2, &data, true);
+    // The first symbol of five sessions: the receiver holds three.
+    let crowd: Vec<Vec<u8>> = (10..15)
+        .map(|seed| diode_datagrams(seed, &data, false)[1].clone())
+        .collect();
+    // A heartbeat, silence, a heartbeat: warning then recovery.
+    let mut heartbeats = record(0, 0, &whole[0]);
+    heartbeats.extend(record(STEP_SECONDS | 5, 0, &whole[0]));
+    vec![
+        ("session", records(&whole)),
+        ("session_repaired", records(&repaired)),
+        ("session_reversed", records(&reversed)),
+        ("session_headless", records(&headless)),
+        ("aborted", records(&aborted)),
+        ("crowd", records(&crowd)),
+        ("heartbeats", heartbeats),
+    ]
 }
 
 /// Whether every datagram of an endpoint input opens and decodes (once sealed,
@@ -373,12 +464,13 @@ fn write_seed_corpus() {
     for (target, seeds) in [
         ("decode_packet", packet_seeds()),
         ("endpoint_listener", endpoint_seeds()),
+        ("diode_receiver", diode_seeds()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         fs::create_dir_all(&dir).unwrap();
         for (name, bytes) in seeds {
             assert!(
-                bytes.len() < 2048,
+                bytes.len() < 16 * 1024,
                 "seed {target}/{name} is {} bytes",
                 bytes.len()
             );
