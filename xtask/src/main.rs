@@ -3,7 +3,9 @@
 //!
 //! - `cargo xtask ci` runs every check CI runs, in CI's order.
 //! - `cargo xtask fuzz` runs the cargo-fuzz targets in `fuzz/` for a while each.
+//! - `cargo xtask bench` runs the benchmark suites (release build, loopback).
 
+mod bench;
 mod ci;
 mod fuzz;
 mod run;
@@ -33,6 +35,8 @@ enum Command {
     Ci,
     /// Run cargo-fuzz targets for a while each and report new crash artifacts.
     Fuzz(fuzz::Args),
+    /// Run benchmark suites (release build, loopback) and print their tables.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ci => ci::run(),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -148,6 +148,7 @@ impl Relay {
             })?;
         }
         let socket = UdpSocket::bind(listen)?;
+        enlarge_buffers(&socket);
         socket.set_read_timeout(Some(LISTEN_READ_TIMEOUT))?;
         socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let local_addr = socket.local_addr()?;
@@ -510,9 +511,26 @@ fn upstream_socket(upstream: SocketAddr) -> io::Result<UdpSocket> {
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(bind)?;
+    enlarge_buffers(&socket);
     socket.connect(upstream)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
+}
+
+/// Socket buffers the relay asks for: enough to absorb a fast sender's burst
+/// while the relay's threads catch up, so that the relay loses only what its
+/// link model says (the kernel caps the request at `net.core.rmem_max` and
+/// `wmem_max`).
+const SOCKET_BUFFER: usize = 32 << 20;
+
+fn enlarge_buffers(socket: &UdpSocket) {
+    let socket = socket2::SockRef::from(socket);
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        debug!("relay: cannot enlarge the receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        debug!("relay: cannot enlarge the send buffer: {e}");
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
