@@ -9,8 +9,10 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod diode;
 
-/// Move data over UDP: reliable sessions, and (soon) one-way diode transfers.
+/// Move data over UDP: reliable sessions, and one-way transfers across a data
+/// diode.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, propagate_version = true)]
 pub struct Cli {
@@ -25,6 +27,20 @@ pub enum Command {
     /// Transfer data between two endpoints over a simulated lossy network and
     /// check every byte. Needs no configuration and no second machine.
     Demo(demo::DemoArgs),
+    /// Diode sender: a TCP server whose every connection becomes one session
+    /// sent one way over UDP, with RaptorQ repair.
+    DiodeSend(diode::send::DiodeSendArgs),
+    /// Diode receiver: receives sessions over UDP and replays each on its
+    /// own TCP connection (reset if the session is lost).
+    DiodeReceive(diode::receive::DiodeReceiveArgs),
+    /// Send files, in one session, through a `ferry diode-send`.
+    DiodeSendFile(diode::file::DiodeSendFileArgs),
+    /// Receive files from a `ferry diode-receive` into a directory; a file
+    /// appears under its name only once complete and checked.
+    DiodeReceiveFile(diode::file::DiodeReceiveFileArgs),
+    /// Watch a directory and send the files that land in it through a
+    /// `ferry diode-send`.
+    DiodeSendDir(diode::dir::DiodeSendDirArgs),
 }
 
 /// Why a command failed.
@@ -39,11 +55,28 @@ pub enum CliError {
     /// The transfer did not deliver every byte intact.
     #[error("transfer failed: {0}")]
     TransferFailed(String),
+    /// A diode sender or receiver could not start or failed.
+    #[error("{0}")]
+    Diode(#[from] ferry_diode::DiodeError),
+    /// A file, directory or connection could not be used; the context says
+    /// which and what to do.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, and what to do about it.
+        context: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
 }
 
 /// Runs a parsed command, writing its human-readable report to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
         Command::Demo(args) => demo::run(&args, out),
+        Command::DiodeSend(args) => diode::send::run(&args, out),
+        Command::DiodeReceive(args) => diode::receive::run(&args, out),
+        Command::DiodeSendFile(args) => diode::file::run_send(&args, out),
+        Command::DiodeReceiveFile(args) => diode::file::run_receive(&args, out),
+        Command::DiodeSendDir(args) => diode::dir::run(&args, out),
     }
 }

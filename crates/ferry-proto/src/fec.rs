@@ -91,8 +91,9 @@ pub struct BlockSymbols {
     source: Vec<Option<Vec<u8>>>,
     source_count: usize,
     repair: Vec<(u32, Vec<u8>)>,
-    /// ESIs received among the repair range, to drop duplicates.
-    repair_seen: Vec<bool>,
+    /// Every ESI ever added (source and accepted repair range), kept across
+    /// [`take`](Self::take) so that duplicates stay duplicates.
+    seen: Vec<bool>,
 }
 
 /// What adding a symbol did.
@@ -116,7 +117,7 @@ impl BlockSymbols {
             source: vec![None; k],
             source_count: 0,
             repair: Vec::new(),
-            repair_seen: vec![false; max_repair],
+            seen: vec![false; k + max_repair],
         }
     }
 
@@ -148,33 +149,31 @@ impl BlockSymbols {
     /// Adds one symbol (`symbol.len()` must be the block's symbol size).
     pub fn add(&mut self, esi: u32, symbol: &[u8]) -> Added {
         let esi = esi as usize;
-        let k = self.source.len();
-        if esi < k {
-            if self.source[esi].is_some() {
-                return Added::Duplicate;
-            }
+        match self.seen.get_mut(esi) {
+            None => return Added::OutOfRange,
+            Some(true) => return Added::Duplicate,
+            Some(seen) => *seen = true,
+        }
+        if esi < self.source.len() {
             self.source[esi] = Some(symbol.to_vec());
             self.source_count += 1;
-            return Added::New;
+        } else {
+            self.repair.push((esi as u32, symbol.to_vec()));
         }
-        match self.repair_seen.get_mut(esi - k) {
-            None => Added::OutOfRange,
-            Some(true) => Added::Duplicate,
-            Some(seen) => {
-                *seen = true;
-                self.repair.push((esi as u32, symbol.to_vec()));
-                Added::New
-            }
-        }
+        Added::New
     }
 
     /// Takes the symbols gathered since the last [`take`](Self::take) into a
     /// job that can run on any thread; new symbols keep arriving here.
     pub fn take(&mut self) -> BlockSymbols {
-        let max_repair = self.repair_seen.len();
-        let mut fresh = BlockSymbols::new(self.params, max_repair);
-        // Remember what was seen, so duplicates stay duplicates.
-        fresh.repair_seen.clone_from(&self.repair_seen);
+        let fresh = BlockSymbols {
+            params: self.params,
+            source: vec![None; self.source.len()],
+            source_count: 0,
+            repair: Vec::new(),
+            // Remember what was seen, so duplicates stay duplicates.
+            seen: self.seen.clone(),
+        };
         std::mem::replace(self, fresh)
     }
 
@@ -188,12 +187,10 @@ impl BlockSymbols {
                 self.source_count += 1;
             }
         }
-        for (esi, s) in other.repair {
-            if !self.repair.iter().any(|(e, _)| *e == esi) {
-                self.repair.push((esi, s));
-            }
-        }
-        for (seen, other) in self.repair_seen.iter_mut().zip(other.repair_seen) {
+        // Every symbol is added once (`seen` spans both collections), so the
+        // returned repair symbols are new here.
+        self.repair.extend(other.repair);
+        for (seen, other) in self.seen.iter_mut().zip(other.seen) {
             *seen |= other;
         }
     }
@@ -321,5 +318,11 @@ mod tests {
         assert_eq!(block.add(2, &[0; 50]), Added::Duplicate);
         assert_eq!(block.add(3, &[0; 50]), Added::OutOfRange);
         assert_eq!(block.add(u32::MAX, &[0; 50]), Added::OutOfRange);
+        // Taken into a job, the symbols are still known.
+        let job = block.take();
+        assert_eq!(job.len(), 2);
+        assert_eq!(block.add(0, &[0; 50]), Added::Duplicate);
+        assert_eq!(block.add(1, &[0; 50]), Added::New);
+        assert!(block.is_decodable() || block.len() == 1);
     }
 }

@@ -213,16 +213,72 @@ fn a_silent_session_expires_after_the_session_timeout() {
         ..config()
     };
     let mut net = DiodeNet::new(cfg, LinkConfig::default(), 8);
-    // The application writes 100 kB and then nothing, without finishing: the
-    // receiver gets every block, then silence (heartbeats continue).
     let d = data(8, 100_000);
     let id = net.send_stalled_session(d.clone(), d.len());
-    net.run_for(Duration::from_secs(2));
-    let r = net.received(id).expect("started");
-    assert_eq!(r.data, d, "the flushed block was delivered");
-    assert_eq!(r.lost, None, "an idle session is not a lost block");
-    net.run_for(Duration::from_secs(2));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(
+        net.received(id).unwrap().data,
+        d,
+        "the flushed block was delivered"
+    );
+    // The link goes dark: no data, no keep-alive, no heartbeat.
+    net.set_link(LinkConfig::default().random_loss(1.0));
+    net.run_for(Duration::from_millis(2500));
+    assert_eq!(net.received(id).unwrap().lost, None);
+    net.run_for(Duration::from_secs(1));
     assert_eq!(net.received(id).unwrap().lost, Some(LossReason::Expired));
+}
+
+#[test]
+fn an_idle_session_is_kept_alive_and_finishes_later() {
+    let cfg = DiodeConfig {
+        session_expiration_timeout: Some(Duration::from_secs(3)),
+        ..config()
+    };
+    let mut net = DiodeNet::new(cfg, LinkConfig::default(), 18);
+    let d = data(18, 400_000);
+    let id = net.send_stalled_session(d.clone(), 150_000);
+    // Idle for three session timeouts: keep-alives hold the session open.
+    net.run_for(Duration::from_secs(10));
+    let r = net.received(id).expect("started");
+    assert_eq!(r.lost, None);
+    assert_eq!(r.data, d[..150_000]);
+    assert!(net.receiver().stats().keepalives >= 8);
+    // The application resumes and finishes.
+    assert_eq!(net.sender().write(id, &d[150_000..]).unwrap(), 250_000);
+    net.sender().finish(id).unwrap();
+    net.run_sessions(Duration::from_secs(5));
+    assert_exact(&net, &[(id, d)]);
+}
+
+#[test]
+fn a_whole_block_lost_before_a_pause_is_reported_without_waiting_for_the_session_timeout() {
+    let mut net = DiodeNet::new(config(), LinkConfig::default(), 19);
+    let d = data(19, 131_072);
+    // Block 0 arrives whole; then the application pauses.
+    let id = net.send_stalled_session(d.clone(), d.len());
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.received(id).unwrap().data, d);
+    // Block 1 is flushed while the link is dark, then the link comes back:
+    // only keep-alives arrive, and they say block 1 was sent.
+    net.set_link(LinkConfig::default().random_loss(1.0));
+    assert_eq!(net.sender().write(id, &d[..50_000]).unwrap(), 50_000);
+    assert!(net.sender().flush(id).unwrap());
+    net.run_for(Duration::from_millis(100));
+    net.set_link(LinkConfig::default());
+    let back = net.now();
+    net.run_for(Duration::from_secs(4));
+    let (at, reason) = net
+        .log()
+        .iter()
+        .find_map(|(at, e)| match e {
+            ReceiverEvent::SessionLost { reason, .. } => Some((*at, *reason)),
+            _ => None,
+        })
+        .expect("lost");
+    assert_eq!(reason, LossReason::BlockUndecodable { block: 1 });
+    // A keep-alive within a heartbeat, then the block timeout.
+    assert!(at - back <= Duration::from_millis(2100), "{:?}", at - back);
 }
 
 #[test]

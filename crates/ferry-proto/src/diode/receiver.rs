@@ -106,6 +106,8 @@ pub struct ReceiverStats {
     pub decode_failures: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
+    /// Keep-alives received for open sessions.
+    pub keepalives: u64,
     /// Sessions started.
     pub sessions_started: u64,
     /// Sessions finished with a matching digest.
@@ -172,6 +174,8 @@ struct RecvSession {
     last_activity: Instant,
     /// When the head block became the head.
     head_since: Instant,
+    /// When a keep-alive first said that blocks past the head were sent.
+    behind_since: Option<Instant>,
     delivered: u64,
     hasher: blake3::Hasher,
 }
@@ -275,6 +279,18 @@ impl Receiver {
                     self.remember_closed(session);
                 }
             }
+            DiodePacket::KeepAlive { session, blocks } => {
+                // A keep-alive never starts a session: only data does.
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    self.stats.keepalives += 1;
+                    s.last_activity = now;
+                    if blocks > s.next_block {
+                        s.behind_since.get_or_insert(now);
+                    }
+                } else {
+                    self.stats.dropped_closed_session += 1;
+                }
+            }
             DiodePacket::Symbol { header, symbol } => self.handle_symbol(now, header, symbol),
         }
     }
@@ -310,6 +326,7 @@ impl Receiver {
                     blocks: BTreeMap::new(),
                     last_activity: now,
                     head_since: now,
+                    behind_since: None,
                     delivered: 0,
                     hasher: blake3::Hasher::new(),
                 },
@@ -439,9 +456,15 @@ impl Receiver {
             }
             Err(attempt) => {
                 self.stats.decode_failures += 1;
+                let tried = attempt.len();
                 symbols.merge(attempt);
-                *failed_at = symbols.len();
-                *decoding = false;
+                *failed_at = tried;
+                // Symbols that arrived during the attempt: try again at once.
+                if symbols.is_decodable() && symbols.len() > tried {
+                    self.decodable.push_back((decoded.session, decoded.block));
+                } else {
+                    *decoding = false;
+                }
             }
         }
     }
@@ -481,6 +504,7 @@ impl Receiver {
                 };
                 s.next_block += 1;
                 s.head_since = now;
+                s.behind_since = None;
                 if !last {
                     s.hasher.update(&data);
                     s.delivered += data.len() as u64;
@@ -567,14 +591,17 @@ impl Receiver {
     fn head_deadline(&self, s: &RecvSession) -> Option<Instant> {
         let expiry = self.config.block_expiration_timeout();
         match s.blocks.get(&s.next_block) {
-            // Missing, but a later block arrived: the head's datagrams were
-            // all lost, or are late. An idle session (nothing later) is left
-            // to the session timeout.
-            None => s
-                .blocks
-                .values()
-                .next()
-                .map(|later| later.first_symbol.max(s.head_since) + expiry),
+            // Missing, but a later block arrived or a keep-alive said the
+            // head was sent: its datagrams were all lost, or are late. An idle
+            // session (nothing later) is left to the session timeout.
+            None => {
+                let later = s.blocks.values().next().map(|b| b.first_symbol);
+                let evidence = match (later, s.behind_since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                evidence.map(|t| t.max(s.head_since) + expiry)
+            }
             Some(RecvBlock {
                 state:
                     BlockState::Collecting {

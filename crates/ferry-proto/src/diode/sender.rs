@@ -55,6 +55,8 @@ pub struct SenderStats {
     pub blocks: u64,
     /// Heartbeats sent.
     pub heartbeats: u64,
+    /// Keep-alives sent for sessions with nothing to send.
+    pub keepalives: u64,
     /// Sessions opened.
     pub sessions_opened: u64,
     /// Sessions whose every datagram went out.
@@ -146,6 +148,8 @@ struct SendSession {
     hasher: blake3::Hasher,
     /// The application was told it cannot write: tell it when it can.
     blocked: bool,
+    /// When the session last sent anything (`None` until the first poll).
+    last_sent: Option<Instant>,
 }
 
 /// The sending half of a one-way transfer (sans-IO).
@@ -154,7 +158,8 @@ struct SendSession {
 /// them; the sender cuts each session into blocks, has them encoded (by
 /// [`EncodeJob`]s the driver runs on its threads, or inline with
 /// [`encode_pending`](Self::encode_pending)) and hands out their datagrams,
-/// paced to `bandwidth`, with a heartbeat every `heartbeat`.
+/// paced to `bandwidth`, with a heartbeat every `heartbeat` and a keep-alive
+/// for each open session that had nothing to send for as long.
 ///
 /// ```
 /// use std::time::Instant;
@@ -256,6 +261,7 @@ impl Sender {
                 bytes: 0,
                 hasher: blake3::Hasher::new(),
                 blocked: false,
+                last_sent: None,
             },
         );
         self.stats.sessions_opened += 1;
@@ -463,6 +469,9 @@ impl Sender {
     /// rest back until [`poll_timeout`](Self::poll_timeout).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<DiodeTransmit> {
         self.refill(now);
+        for s in self.sessions.values_mut() {
+            s.last_sent.get_or_insert(now);
+        }
         if now >= self.next_heartbeat && buf.len() >= wire::HEARTBEAT_LEN {
             let interval = self.config.heartbeat;
             self.next_heartbeat = now + interval;
@@ -485,10 +494,21 @@ impl Sender {
                 segment_size: len,
             });
         }
+        if buf.len() >= wire::KEEPALIVE_LEN
+            && let Some(len) = self.poll_keepalive(now, buf)
+        {
+            return Some(DiodeTransmit {
+                len,
+                segment_size: len,
+            });
+        }
         if !self.next_block() {
             return None;
         }
         let (block, sent) = self.current.as_mut()?;
+        if let Some(s) = self.sessions.get_mut(&block.session) {
+            s.last_sent = Some(now);
+        }
         let stride = block.stride;
         let total = block.datagrams.len() / stride;
         let by_tokens = (self.tokens / stride as f64) as usize;
@@ -516,6 +536,20 @@ impl Sender {
         })
     }
 
+    /// A keep-alive for an open session that has had nothing to send for a
+    /// heartbeat interval, so the receiver does not expire an idle stream.
+    fn poll_keepalive(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let interval = self.config.heartbeat;
+        let (&id, s) = self.sessions.iter_mut().find(|(_, s)| {
+            s.in_flight == 0 && !s.finishing && s.last_sent.is_some_and(|t| now >= t + interval)
+        })?;
+        s.last_sent = Some(now);
+        let len = wire::write_keepalive(buf, id, s.next_block);
+        self.count(len, 1);
+        self.stats.keepalives += 1;
+        Some(len)
+    }
+
     fn count(&mut self, bytes: usize, datagrams: u64) {
         self.stats.bytes += bytes as u64;
         self.stats.datagrams += datagrams;
@@ -526,6 +560,14 @@ impl Sender {
     /// when pacing lets the next datagram go.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.next_heartbeat;
+        for s in self.sessions.values() {
+            if s.in_flight == 0
+                && !s.finishing
+                && let Some(t) = s.last_sent
+            {
+                next = next.min(t + self.config.heartbeat);
+            }
+        }
         let waiting = self.current.is_some()
             || self.encoded.contains_key(&self.next_send)
             || !self.control.is_empty();

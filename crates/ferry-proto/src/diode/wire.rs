@@ -9,6 +9,7 @@
 //!            | symbol_size u16 | esi u32 | symbol (symbol_size bytes) | crc32
 //! heartbeat  0xD1 | 0x02 | sender u64 | interval_ms u32 | crc32
 //! abort      0xD1 | 0x03 | session u64 | blocks u64 | crc32
+//! keep-alive 0xD1 | 0x04 | session u64 | blocks u64 | crc32
 //! ```
 //!
 //! All integers are big-endian; the CRC-32 covers every byte before it.
@@ -28,10 +29,13 @@ const CRC_LEN: usize = 4;
 pub const HEARTBEAT_LEN: usize = 1 + 1 + 8 + 4 + CRC_LEN;
 /// Length of an abort datagram.
 pub const ABORT_LEN: usize = 1 + 1 + 8 + 8 + CRC_LEN;
+/// Length of a keep-alive datagram.
+pub const KEEPALIVE_LEN: usize = ABORT_LEN;
 
 const KIND_SYMBOL: u8 = 0x01;
 const KIND_HEARTBEAT: u8 = 0x02;
 const KIND_ABORT: u8 = 0x03;
+const KIND_KEEPALIVE: u8 = 0x04;
 
 /// Flag: this symbol belongs to block 0, the session's first.
 pub const FLAG_START: u8 = 0x01;
@@ -83,6 +87,13 @@ pub enum DiodePacket<'a> {
         /// How many blocks of it were sent before the abort.
         blocks: u64,
     },
+    /// The session is open but its application has sent nothing lately.
+    KeepAlive {
+        /// The session.
+        session: u64,
+        /// How many blocks of it were sent, all of them whole.
+        blocks: u64,
+    },
 }
 
 impl SymbolHeader {
@@ -125,9 +136,19 @@ pub fn write_heartbeat(out: &mut [u8], sender: u64, interval_ms: u32) -> usize {
 /// Encodes an abort into `out` (at least [`ABORT_LEN`] bytes) and returns its
 /// length.
 pub fn write_abort(out: &mut [u8], session: u64, blocks: u64) -> usize {
+    write_session_control(out, KIND_ABORT, session, blocks)
+}
+
+/// Encodes a keep-alive into `out` (at least [`KEEPALIVE_LEN`] bytes) and
+/// returns its length.
+pub fn write_keepalive(out: &mut [u8], session: u64, blocks: u64) -> usize {
+    write_session_control(out, KIND_KEEPALIVE, session, blocks)
+}
+
+fn write_session_control(out: &mut [u8], kind: u8, session: u64, blocks: u64) -> usize {
     let d = &mut out[..ABORT_LEN];
     d[0] = DIODE_VERSION;
-    d[1] = KIND_ABORT;
+    d[1] = kind;
     d[2..10].copy_from_slice(&session.to_be_bytes());
     d[10..18].copy_from_slice(&blocks.to_be_bytes());
     seal(d);
@@ -158,6 +179,7 @@ pub fn decode(datagram: &[u8]) -> Result<DiodePacket<'_>, DecodeError> {
     let expected_len = match datagram[1] {
         KIND_HEARTBEAT => Some(HEARTBEAT_LEN),
         KIND_ABORT => Some(ABORT_LEN),
+        KIND_KEEPALIVE => Some(KEEPALIVE_LEN),
         KIND_SYMBOL => None,
         kind => return Err(DecodeError::UnknownKind(kind)),
     };
@@ -180,6 +202,10 @@ pub fn decode(datagram: &[u8]) -> Result<DiodePacket<'_>, DecodeError> {
             interval_ms: u32_at(d, 10),
         },
         KIND_ABORT => DiodePacket::Abort {
+            session: u64_at(d, 2),
+            blocks: u64_at(d, 10),
+        },
+        KIND_KEEPALIVE => DiodePacket::KeepAlive {
             session: u64_at(d, 2),
             blocks: u64_at(d, 10),
         },
@@ -248,6 +274,8 @@ mod tests {
             prop_assert_eq!(decode(&buf[..n]), Ok(DiodePacket::Heartbeat { sender: a, interval_ms: interval }));
             let n = write_abort(&mut buf, a, b);
             prop_assert_eq!(decode(&buf[..n]), Ok(DiodePacket::Abort { session: a, blocks: b }));
+            let n = write_keepalive(&mut buf, a, b);
+            prop_assert_eq!(decode(&buf[..n]), Ok(DiodePacket::KeepAlive { session: a, blocks: b }));
         }
 
         #[test]

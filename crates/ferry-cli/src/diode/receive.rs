@@ -1,0 +1,255 @@
+//! `ferry diode-receive`: receives diode sessions over UDP and replays each
+//! on its own TCP connection.
+//!
+//! For each session that starts, a connection is opened to the `--to`
+//! server, and the session's bytes are written to it in order as they are
+//! rebuilt. When the session finishes — its length and BLAKE3 digest match
+//! every byte — the connection is closed cleanly (end of stream). When it is
+//! lost (blocks beyond repair, aborted by the sender, expired, the sender
+//! restarted) the connection is **reset** (SO_LINGER 0), so the server sees
+//! an error rather than an end of stream and must discard what it got:
+//! `ferry diode-receive-file` deletes the partial file.
+//!
+//! Each session has its own thread and a bounded queue; a server that reads
+//! slowly holds up the whole receiver (the diode receiver's queue applies
+//! backpressure), and the kernel then drops datagrams: sessions get lost,
+//! reported, never delivered with holes.
+//!
+//! Heartbeats: a warning is logged when the sender has been silent for twice
+//! its heartbeat, and an information message when it is heard again.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use ferry_diode::{DiodeReceiver, DiodeReceiverStats, LossReason, ReceiverEvent};
+use ferry_proto::diode::DiodeSessionId;
+use tracing::{debug, error, info, warn};
+
+use super::config::DiodeOptions;
+use super::reset;
+use crate::CliError;
+
+/// How long connecting to the TCP server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages (mostly blocks of data) queued per session.
+const SESSION_QUEUE: usize = 16;
+
+/// Arguments of `ferry diode-receive`.
+#[derive(Debug, Clone, Args)]
+pub struct DiodeReceiveArgs {
+    /// UDP address to receive the diode's datagrams on.
+    #[arg(long, value_name = "UDP_ADDR")]
+    pub listen: SocketAddr,
+    /// TCP server to replay each session to, one connection per session
+    /// (e.g. `ferry diode-receive-file --listen`).
+    #[arg(long, value_name = "TCP_ADDR")]
+    pub to: SocketAddr,
+    /// Diode settings.
+    #[command(flatten)]
+    pub diode: DiodeOptions,
+}
+
+/// What a session's thread is told.
+#[derive(Debug)]
+enum Message {
+    Data(Bytes),
+    Finished(u64),
+    Lost(LossReason),
+}
+
+/// A running `diode-receive`.
+#[derive(Debug)]
+pub struct DiodeReceiveServer {
+    receiver: Arc<DiodeReceiver>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl DiodeReceiveServer {
+    /// Binds the UDP socket and starts replaying sessions to `args.to`.
+    pub fn start(args: &DiodeReceiveArgs) -> Result<Self, CliError> {
+        let settings = args.diode.load()?;
+        let receiver = Arc::new(DiodeReceiver::bind(
+            args.listen,
+            settings.diode,
+            settings.receiver,
+        )?);
+        let events = Arc::clone(&receiver);
+        let to = args.to;
+        let dispatcher = std::thread::Builder::new()
+            .name("diode-receive-events".into())
+            .spawn(move || dispatch(&events, to))
+            .map_err(|e| CliError::Io {
+                context: "cannot start a thread".into(),
+                source: e,
+            })?;
+        info!(udp = %receiver.local_addr(), %to, "diode-receive started");
+        Ok(Self {
+            receiver,
+            dispatcher: Some(dispatcher),
+        })
+    }
+
+    /// The UDP address received on.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.receiver.local_addr()
+    }
+
+    /// Counters of the diode receiver.
+    pub fn stats(&self) -> DiodeReceiverStats {
+        self.receiver.stats()
+    }
+
+    /// Stops receiving; sessions in progress are reset.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Serves until the process ends.
+    pub fn wait(mut self) {
+        if let Some(dispatcher) = self.dispatcher.take() {
+            let _ = dispatcher.join();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.receiver.close();
+        if let Some(dispatcher) = self.dispatcher.take() {
+            let _ = dispatcher.join();
+        }
+    }
+}
+
+impl Drop for DiodeReceiveServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Runs `ferry diode-receive` until the process is stopped.
+pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let server = DiodeReceiveServer::start(args)?;
+    writeln!(
+        out,
+        "diode-receive: receiving UDP on {}, replaying sessions to TCP {}",
+        server.udp_addr(),
+        args.to
+    )?;
+    out.flush()?;
+    server.wait();
+    Ok(())
+}
+
+/// Takes the receiver's events and hands each session's to its thread.
+fn dispatch(receiver: &DiodeReceiver, to: SocketAddr) {
+    let mut sessions: HashMap<DiodeSessionId, SyncSender<Message>> = HashMap::new();
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let send = |sessions: &mut HashMap<DiodeSessionId, SyncSender<Message>>,
+                session: DiodeSessionId,
+                message: Message,
+                last: bool| {
+        let delivered = match sessions.get(&session) {
+            Some(tx) => tx.send(message).is_ok(),
+            None => false,
+        };
+        if last || !delivered {
+            sessions.remove(&session);
+        }
+    };
+    while let Some(event) = receiver.recv_event() {
+        match event {
+            ReceiverEvent::SessionStarted { session } => {
+                let (tx, rx) = sync_channel(SESSION_QUEUE);
+                let spawned = std::thread::Builder::new()
+                    .name("diode-receive-conn".into())
+                    .spawn(move || replay(session, to, &rx));
+                match spawned {
+                    Ok(thread) => {
+                        sessions.insert(session, tx);
+                        threads.retain(|t| !t.is_finished());
+                        threads.push(thread);
+                    }
+                    Err(e) => {
+                        error!(%session, error = %e, "cannot start a thread: the session is discarded");
+                    }
+                }
+            }
+            ReceiverEvent::Data { session, data } => {
+                send(&mut sessions, session, Message::Data(data), false);
+            }
+            ReceiverEvent::SessionFinished { session, bytes } => {
+                send(&mut sessions, session, Message::Finished(bytes), true);
+            }
+            ReceiverEvent::SessionLost { session, reason } => {
+                if sessions.contains_key(&session) {
+                    send(&mut sessions, session, Message::Lost(reason), true);
+                } else {
+                    warn!(%session, ?reason, "diode session refused");
+                }
+            }
+            ReceiverEvent::HeartbeatMissing { silent_for } => warn!(
+                ?silent_for,
+                "no heartbeat from the diode sender: check that it runs, and the link"
+            ),
+            ReceiverEvent::HeartbeatRecovered => info!("the diode sender is heard again"),
+        }
+    }
+    // Closed: the sessions' threads see their queues end and reset.
+    drop(sessions);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    debug!("diode-receive stopped");
+}
+
+/// Replays one session on a TCP connection.
+fn replay(session: DiodeSessionId, to: SocketAddr, messages: &Receiver<Message>) {
+    let mut stream = match TcpStream::connect_timeout(&to, CONNECT_TIMEOUT) {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            error!(
+                %session, %to, error = %e,
+                "cannot connect to the TCP server: the session's data is discarded. Start the server (e.g. ferry diode-receive-file) first"
+            );
+            None
+        }
+    };
+    for message in messages {
+        match message {
+            Message::Data(data) => {
+                if let Some(s) = stream.as_mut()
+                    && let Err(e) = s.write_all(&data)
+                {
+                    warn!(%session, %to, error = %e, "writing to the TCP server failed: the rest of the session is discarded");
+                    if let Some(s) = stream.take() {
+                        reset(s);
+                    }
+                }
+            }
+            Message::Finished(bytes) => {
+                if let Some(s) = stream.take() {
+                    let _ = s.shutdown(Shutdown::Write);
+                    info!(%session, bytes, "diode session received intact");
+                }
+                return;
+            }
+            Message::Lost(reason) => {
+                warn!(%session, ?reason, "diode session lost: connection reset, the server discards it");
+                if let Some(s) = stream.take() {
+                    reset(s);
+                }
+                return;
+            }
+        }
+    }
+    // The receiver stopped before the session ended.
+    if let Some(s) = stream.take() {
+        reset(s);
+    }
+}

@@ -1,0 +1,249 @@
+//! `ferry diode-send`: a TCP server whose every connection becomes one diode
+//! session, sent one way over UDP.
+//!
+//! For each accepted connection the server opens a session and copies the
+//! connection's bytes into it:
+//!
+//! - when the connection has been quiet for [`FLUSH_AFTER`] the partly
+//!   filled block is sent at once rather than when it fills;
+//! - at the end of the stream (the client shut down its side) the session is
+//!   finished: its length and BLAKE3 digest go along, and once its last
+//!   datagram left the server closes the connection cleanly — so a client
+//!   that reads until the end of stream knows its data is on the wire;
+//! - on a read error the session is aborted (the receiver discards it) and
+//!   the connection reset.
+//!
+//! A connection may stay idle as long as it likes: while it sends nothing the
+//! diode sender sends a small keep-alive for its session every `heartbeat`,
+//! so the receiver does not expire it.
+//!
+//! At most `max_sessions` connections are served at once; more wait in the
+//! listen backlog.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use ferry_diode::{DiodeSender, DiodeSenderStats};
+use tracing::{debug, info, warn};
+
+use super::config::DiodeOptions;
+use super::{AcceptLoop, bind_tcp, reset};
+use crate::CliError;
+
+/// How long a connection may be quiet before the partly filled block is sent.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
+/// Bytes read from a connection at a time.
+const READ_BUF: usize = 256 * 1024;
+
+/// Arguments of `ferry diode-send`.
+#[derive(Debug, Clone, Args)]
+pub struct DiodeSendArgs {
+    /// TCP address to accept connections on; each connection is one diode
+    /// session.
+    #[arg(long, value_name = "TCP_ADDR")]
+    pub listen: SocketAddr,
+    /// UDP address of the diode receiver (`ferry diode-receive --listen`).
+    #[arg(long, value_name = "UDP_ADDR")]
+    pub to: SocketAddr,
+    /// Local UDP address to send from (default: any address of the
+    /// destination's family, a port the system chooses).
+    #[arg(long, value_name = "UDP_ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Diode settings.
+    #[command(flatten)]
+    pub diode: DiodeOptions,
+}
+
+/// A counting semaphore: connections served at once.
+#[derive(Debug)]
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+    }
+}
+
+/// A running `diode-send`.
+#[derive(Debug)]
+pub struct DiodeSendServer {
+    accept: AcceptLoop,
+    sender: Arc<DiodeSender>,
+}
+
+impl DiodeSendServer {
+    /// Binds the UDP socket and the TCP listener and starts serving.
+    pub fn start(args: &DiodeSendArgs) -> Result<Self, CliError> {
+        let settings = args.diode.load()?;
+        let bind = args.bind.unwrap_or_else(|| match args.to {
+            SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("valid address"),
+            SocketAddr::V6(_) => "[::]:0".parse().expect("valid address"),
+        });
+        let sender = Arc::new(DiodeSender::bind(
+            bind,
+            args.to,
+            settings.diode.clone(),
+            settings.sender,
+        )?);
+        let listener = bind_tcp(args.listen, "--listen")?;
+        let slots = Arc::new(Slots {
+            free: Mutex::new(settings.diode.max_sessions),
+            freed: Condvar::new(),
+        });
+        let for_connections = Arc::clone(&sender);
+        let accept = AcceptLoop::spawn(listener, "diode-send-accept", move |stream, peer| {
+            slots.acquire();
+            let sender = Arc::clone(&for_connections);
+            let slots = Arc::clone(&slots);
+            let spawned = std::thread::Builder::new()
+                .name("diode-send-conn".into())
+                .spawn(move || {
+                    serve_connection(&sender, stream, peer);
+                    slots.release();
+                });
+            if let Err(e) = spawned {
+                warn!(error = %e, %peer, "cannot start a thread for the connection; refused");
+            }
+        })?;
+        info!(tcp = %accept.addr(), udp = %sender.local_addr(), to = %args.to, "diode-send started");
+        Ok(Self { accept, sender })
+    }
+
+    /// The TCP address accepting connections.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.accept.addr()
+    }
+
+    /// The UDP address sent from.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.sender.local_addr()
+    }
+
+    /// Counters of the diode sender.
+    pub fn stats(&self) -> DiodeSenderStats {
+        self.sender.stats()
+    }
+
+    /// Stops accepting connections. Connections in progress go on until they
+    /// end; the sender stops when the last one has.
+    pub fn stop(mut self) {
+        self.accept.stop();
+    }
+
+    /// Serves until the process ends.
+    pub fn wait(self) {
+        self.accept.wait();
+    }
+}
+
+/// Runs `ferry diode-send` until the process is stopped.
+pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let server = DiodeSendServer::start(args)?;
+    writeln!(
+        out,
+        "diode-send: accepting TCP on {}, sending UDP from {} to {}",
+        server.tcp_addr(),
+        server.udp_addr(),
+        args.to
+    )?;
+    out.flush()?;
+    server.wait();
+    Ok(())
+}
+
+/// Why a connection's session did not finish.
+#[derive(Debug)]
+enum Failure {
+    Read(std::io::Error),
+    Diode(std::io::Error),
+}
+
+/// Copies one connection into one session.
+fn serve_connection(sender: &DiodeSender, mut stream: TcpStream, peer: SocketAddr) {
+    let mut session = match sender.open() {
+        Ok(session) => session,
+        Err(e) => {
+            warn!(%peer, error = %e, "cannot open a diode session; connection reset");
+            reset(stream);
+            return;
+        }
+    };
+    let id = session.id();
+    debug!(%peer, session = %id, "connection accepted");
+    if let Err(e) = stream.set_read_timeout(Some(FLUSH_AFTER)) {
+        warn!(%peer, error = %e, "cannot set a read timeout; connection reset");
+        session.abort();
+        reset(stream);
+        return;
+    }
+    let mut buf = vec![0u8; READ_BUF];
+    let mut unflushed = false;
+    let outcome = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                if let Err(e) = session.write_all(&buf[..n]) {
+                    break Err(Failure::Diode(e));
+                }
+                unflushed = true;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if unflushed {
+                    if let Err(e) = session.flush() {
+                        break Err(Failure::Diode(e));
+                    }
+                    unflushed = false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(Failure::Read(e)),
+        }
+    };
+    match outcome {
+        Ok(()) => match session.finish() {
+            Ok(bytes) => {
+                info!(%peer, session = %id, bytes, "diode session sent");
+                // A clean close tells the client its bytes are on the wire.
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+            Err(e) => {
+                warn!(%peer, session = %id, error = %e, "diode session not sent; connection reset");
+                reset(stream);
+            }
+        },
+        Err(failure) => {
+            session.abort();
+            match failure {
+                Failure::Read(e) => warn!(
+                    %peer, session = %id, error = %e,
+                    "reading the connection failed: diode session aborted (the receiver discards it)"
+                ),
+                Failure::Diode(e) => warn!(
+                    %peer, session = %id, error = %e,
+                    "the diode sender failed: session aborted, connection reset"
+                ),
+            }
+            reset(stream);
+        }
+    }
+}
