@@ -82,6 +82,15 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         args.size_mib, args.mtu, cores, args.rates
     );
 
+    let rmem = read_sysctl("net/core/rmem_max");
+    eprintln!(
+        "net.core.rmem_max = {rmem} bytes{}",
+        if rmem < 32 << 20 {
+            ": socket buffers are capped below what Ferry asks for; at high rates the kernel drops datagrams (raise it with `sysctl -w net.core.rmem_max=67108864` as root)"
+        } else {
+            ""
+        }
+    );
     let (encode, decode) = codec_speed(&config(args.mtu, 1000));
     table.add(
         "raptorq encode, 1 core",
@@ -159,6 +168,14 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         }
     }
     Ok(table)
+}
+
+/// A numeric value under `/proc/sys` (0 when unreadable).
+fn read_sysctl(path: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Single-thread encode and decode speed of one default block, in MB/s of
@@ -274,6 +291,13 @@ fn transfer(args: &Args, rate: u64, loss: f64) -> Result<Outcome, String> {
     let received = expect_line(&mut from_receiver, "RESULT")?;
     let _ = sender.wait();
     let _ = receiver.wait();
+    if let Some(relay) = &relay {
+        let stats = relay.stats().to_upstream;
+        eprintln!(
+            "  relay: received {} datagrams, lost {} (link model), forwarded {}, send errors {}",
+            stats.link.sent, stats.link.lost, stats.forwarded, stats.send_errors
+        );
+    }
     drop(relay);
 
     let s: Vec<&str> = sent.split_whitespace().collect();
@@ -348,6 +372,7 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
             }
             session.finish().map_err(|e| e.to_string())?;
             let cpu = process_cpu();
+            eprintln!("  sender: {:?}", sender.stats());
             let _ = writeln!(out, "RESULT {:.3}", cpu.as_secs_f64());
             let _ = out.flush();
             sender.close().map_err(|e| e.to_string())?;
