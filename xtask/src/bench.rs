@@ -33,10 +33,11 @@ pub fn run(args: &Args) -> Result {
     }
     let json_dir = workspace_root().join("target").join("bench");
     for suite in &suites {
-        let mut command = CommandLine::cargo(&["run", "--release", "-q", "-p", "ferry-bench", "--"])
-            .arg(suite.clone())
-            .arg("--json-dir")
-            .arg(json_dir.display().to_string());
+        let mut command =
+            CommandLine::cargo(&["run", "--release", "-q", "-p", "ferry-bench", "--"])
+                .arg(suite.clone())
+                .arg("--json-dir")
+                .arg(json_dir.display().to_string());
         for extra in &args.extra {
             command = command.arg(extra.clone());
         }
