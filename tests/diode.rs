@@ -198,7 +198,7 @@ fn paths(dir: &TempDir, contents: &BTreeMap<String, Vec<u8>>) -> Vec<PathBuf> {
 
 #[test]
 fn a_directory_crosses_intact() {
-    let chain = Chain::start(options(2000.0, 9000, 10), None);
+    let chain = Chain::start(options(600.0, 9000, 10), None);
     let (source, expected) = make_files(&[
         ("empty", 0),
         ("big.bin", 20_000_000),
@@ -275,7 +275,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_watched_directory_is_sent_as_files_settle() {
-    let chain = Chain::start(options(1000.0, 9000, 10), None);
+    let chain = Chain::start(options(400.0, 9000, 10), None);
     let spool = TempDir::new().unwrap();
     let sent = spool.path().join("sent");
 
@@ -374,7 +374,7 @@ fn a_session_beyond_repair_leaves_nothing_and_the_next_one_arrives() {
 
 #[test]
 fn a_session_cut_short_leaves_no_partial_file() {
-    let chain = Chain::start(options(1000.0, 9000, 10), None);
+    let chain = Chain::start(options(400.0, 9000, 10), None);
     let data = random_bytes(9, 5_000_000);
     let header = FileHeader {
         name: "cut.bin".into(),
@@ -407,7 +407,7 @@ fn a_session_cut_short_leaves_no_partial_file() {
 
 #[test]
 fn path_traversal_names_are_sanitised_or_refused() {
-    let chain = Chain::start(options(1000.0, 9000, 10), None);
+    let chain = Chain::start(options(400.0, 9000, 10), None);
     // A hostile client of diode-send writes its own frames.
     let frame = |name: &str, data: &[u8]| {
         let mut out = FileHeader {
@@ -595,27 +595,33 @@ fn every_diode_subcommand_has_help() {
     }
 }
 
-/// The issue's end-to-end: 256 MiB through the relay at 2% loss. Run it in
-/// release (it moves a quarter of a gigabyte through a user-space relay):
+/// The issue's end-to-end: 256 MiB through the relay at 2% loss. Debug-ish
+/// test builds pace the sender at 200 Mbit/s (the user-space relay and the
+/// receiver are not optimised there); release builds at 500:
 ///
 /// ```sh
-/// cargo test --release -p ferry-tests --test diode -- --ignored --nocapture
+/// cargo test --release -p ferry-tests --test diode quarter -- --nocapture
 /// ```
 #[test]
-#[ignore = "256 MiB: run in release with --ignored"]
 fn quarter_gigabyte_through_two_percent_loss() {
     const LEN: usize = 256 << 20;
+    let pace = if cfg!(debug_assertions) { 200.0 } else { 500.0 };
     let link = LinkConfig::default().random_loss(0.02);
-    let chain = Chain::start(options(500.0, 1500, 10), Some(link));
+    let chain = Chain::start(options(pace, 1500, 10), Some(link));
     let (source, expected) = make_files(&[("quarter.bin", LEN)]);
     let start = Instant::now();
     send_files(chain.send.tcp_addr(), &paths(&source, &expected)).unwrap();
     let stats = chain.wait_for_sessions(1);
     let elapsed = start.elapsed();
-    assert_eq!((stats.saved, stats.discarded), (1, 0), "{stats:?}");
-    assert_same(&read_dir(&chain.dir()), &expected);
     let relay = chain.relay.as_ref().unwrap().stats();
     let receiver = chain.receive.stats();
+    assert_eq!(
+        (stats.saved, stats.discarded),
+        (1, 0),
+        "{stats:?}\nrelay: {relay:?}\nreceiver: {receiver:?}\nsender: {:?}",
+        chain.send.stats()
+    );
+    assert_same(&read_dir(&chain.dir()), &expected);
     println!(
         "256 MiB through 2% loss in {:.1} s ({:.0} Mbit/s of file): relay dropped {} of {} datagrams, {} of {} blocks repaired",
         elapsed.as_secs_f64(),
