@@ -64,6 +64,7 @@ mod batch;
 pub mod codec;
 pub mod config;
 mod congestion;
+pub mod crypto;
 pub mod diode;
 mod endpoint;
 pub mod error;

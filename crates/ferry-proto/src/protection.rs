@@ -1,25 +1,33 @@
 //! Packet protection: the layer between the codec and the session.
 //!
 //! Every datagram leaves through [`Protection::seal`] and arrives through
-//! [`Protection::open`]. Today the only scheme is [`Protection::Checksum`], a
+//! [`Protection::open`]. The default scheme is [`Protection::Checksum`], a
 //! CRC-32 trailer that catches corruption the UDP checksum missed (or a network
-//! that has none, like the simulator's corrupting links). Authenticated
-//! encryption plugs in here as another variant: the header stays readable (it
-//! routes the datagram and its packet number is the nonce) and becomes the
-//! associated data; the body is encrypted and the trailer becomes the tag.
+//! that has none, like the simulator's corrupting links). With
+//! [`Protection::Aead`] packets are encrypted and authenticated instead: the
+//! header stays readable (it routes the datagram and its packet number is the
+//! nonce) and becomes the associated data; the body is encrypted and the
+//! trailer becomes the tag (see [`crate::crypto`]).
 
 use bytes::BytesMut;
 
+use crate::crypto::{PacketKeys, TAG_LEN};
 use crate::error::DecodeError;
 
 /// How packets of a session are protected.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Not `PartialEq`: comparing keys would compare secrets.
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub enum Protection {
     /// A CRC-32 (IEEE) over header and body, appended as 4 big-endian bytes.
     /// Detects corruption; offers no secrecy or authenticity.
     #[default]
     Checksum,
+    /// ChaCha20-Poly1305 with the session's keys from the handshake: the body
+    /// is encrypted, header and body are authenticated, and a 16-byte tag is
+    /// appended.
+    Aead(PacketKeys),
 }
 
 impl Protection {
@@ -27,6 +35,7 @@ impl Protection {
     pub fn overhead(&self) -> usize {
         match self {
             Self::Checksum => 4,
+            Self::Aead(_) => TAG_LEN,
         }
     }
 
@@ -35,13 +44,17 @@ impl Protection {
     ///
     /// `header_len` is where the body starts and `number` the packet number:
     /// unused by the checksum, they are the associated data and nonce of an AEAD.
+    ///
+    /// # Panics
+    ///
+    /// With [`Protection::Aead`], if `header_len > packet.len()` (a caller bug).
     pub fn seal(&self, number: u64, header_len: usize, packet: &mut Vec<u8>) {
-        let _ = (number, header_len);
         match self {
             Self::Checksum => {
                 let crc = crc32fast::hash(packet);
                 packet.extend_from_slice(&crc.to_be_bytes());
             }
+            Self::Aead(keys) => keys.seal(number, header_len, packet),
         }
     }
 
@@ -52,7 +65,6 @@ impl Protection {
         header_len: usize,
         packet: &mut BytesMut,
     ) -> Result<(), DecodeError> {
-        let _ = number;
         match self {
             Self::Checksum => {
                 let Some(body_end) = packet.len().checked_sub(4) else {
@@ -69,6 +81,7 @@ impl Protection {
                 packet.truncate(body_end);
                 Ok(())
             }
+            Self::Aead(keys) => keys.open(number, header_len, packet),
         }
     }
 }
@@ -90,6 +103,45 @@ mod tests {
         let mut ok = BytesMut::from(&packet[..]);
         p.open(0, 6, &mut ok).unwrap();
         assert_eq!(&ok[..], b"header and body");
+    }
+
+    #[test]
+    fn aead_delegates_to_the_packet_keys() {
+        use crate::crypto::{Handshake, PreSharedKey};
+        use rand::SeedableRng;
+
+        let psk = PreSharedKey::from_bytes([5; 32]);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let mut i = Handshake::initiator(&psk, b"prologue", &mut rng);
+        let mut r = Handshake::responder(&psk, b"prologue", &mut rng);
+        let (mut m1, mut m2) = (Vec::new(), Vec::new());
+        i.write_message(b"", &mut m1).unwrap();
+        r.read_message(&m1, &mut Vec::new()).unwrap();
+        r.write_message(b"", &mut m2).unwrap();
+        i.read_message(&m2, &mut Vec::new()).unwrap();
+        let sender = Protection::Aead(i.into_keys().unwrap());
+        let receiver = Protection::Aead(r.into_keys().unwrap());
+        assert_eq!(sender.overhead(), 16);
+
+        let mut packet = b"header and body".to_vec();
+        sender.seal(3, 6, &mut packet);
+        assert_eq!(packet.len(), 15 + sender.overhead());
+        assert_eq!(&packet[..6], b"header");
+        assert_eq!(
+            receiver.open(4, 6, &mut BytesMut::from(&packet[..])),
+            Err(DecodeError::Integrity)
+        );
+        assert_eq!(
+            sender.open(3, 6, &mut BytesMut::from(&packet[..])),
+            Err(DecodeError::Integrity)
+        );
+        let mut ok = BytesMut::from(&packet[..]);
+        receiver.open(3, 6, &mut ok).unwrap();
+        assert_eq!(&ok[..], b"header and body");
+        assert_eq!(
+            receiver.open(0, 10, &mut BytesMut::from(&[0u8; 25][..])),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]
