@@ -80,6 +80,9 @@ pub enum CloseReason {
     Refused,
     /// A side broke the protocol; the session cannot continue.
     ProtocolError(ProtocolViolation),
+    /// The handshake failed authentication: the two sides do not hold the
+    /// same pre-shared key (or one has none).
+    AuthenticationFailed,
 }
 
 impl fmt::Display for CloseReason {
@@ -90,6 +93,9 @@ impl fmt::Display for CloseReason {
             Self::Timeout => f.write_str("timed out: the peer stopped answering"),
             Self::Refused => f.write_str("refused by the listener"),
             Self::ProtocolError(v) => write!(f, "protocol error: {v}"),
+            Self::AuthenticationFailed => f.write_str(
+                "authentication failed: both sides must be configured with the same pre-shared key",
+            ),
         }
     }
 }
