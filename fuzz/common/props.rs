@@ -105,6 +105,7 @@ pub const HANDSHAKE: Handshake = Handshake {
     max_message_size: 1 << 24,
     initial_max_data: 1 << 25,
     max_ack_delay_micros: 10_000,
+    auth: Bytes::new(),
 };
 
 /// The configuration of the fuzzed listener: the defaults, accepting sessions,

@@ -66,7 +66,7 @@ impl Endpoint {
         config: impl Into<EndpointConfig>,
     ) -> Result<Self, BindError> {
         let config = config.into();
-        let endpoint = ferry_proto::Endpoint::new(config.protocol.clone(), seed())?;
+        let endpoint = ferry_proto::Endpoint::with_seed(config.protocol.clone(), seed(addr)?)?;
         let socket = bind_socket(addr, &config)?;
         let socket = runtime
             .wrap_udp_socket(socket)
@@ -203,20 +203,19 @@ impl Endpoint {
 }
 
 mod rand_seed {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    use std::time::SystemTime;
+    use std::io;
+    use std::net::SocketAddr;
 
-    /// An unpredictable seed for session ids: the standard library's per-process
-    /// random hasher keys, mixed with the time.
-    pub(super) fn seed() -> u64 {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        h.finish()
+    use crate::error::BindError;
+
+    /// 32 bytes from the operating system's secure generator: session ids
+    /// and the handshakes' ephemeral keys come from it.
+    pub(super) fn seed(addr: SocketAddr) -> Result<[u8; 32], BindError> {
+        let mut seed = [0; 32];
+        getrandom::fill(&mut seed).map_err(|e| BindError::Io {
+            addr,
+            source: io::Error::other(format!("the operating system gave no random bytes: {e}")),
+        })?;
+        Ok(seed)
     }
 }

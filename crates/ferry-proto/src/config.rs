@@ -87,6 +87,13 @@ pub struct Config {
     /// Whether the endpoint accepts sessions started by peers. Default `false`
     /// (a client); servers set `true`.
     pub accept_incoming: bool,
+    /// A pre-shared key: with one, every session authenticates the peer (it
+    /// must hold the same key) and encrypts every packet after the handshake
+    /// with fresh per-session keys (see [`crate::crypto`]). Both sides must
+    /// have it, or both not: a mismatch ends the handshake with
+    /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed).
+    /// Default `None`: packets carry a checksum only.
+    pub psk: Option<crate::crypto::PreSharedKey>,
 }
 
 impl Default for Config {
@@ -108,6 +115,7 @@ impl Default for Config {
             datagram_queue: 256,
             max_sessions: 4096,
             accept_incoming: false,
+            psk: None,
         }
     }
 }

@@ -221,6 +221,20 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct PreSharedKey([u8; 32]);
 
+/// Compares in constant time (configurations are compared, keys must not
+/// leak through timing even there).
+impl PartialEq for PreSharedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl Eq for PreSharedKey {}
+
 impl PreSharedKey {
     /// Length of the key in bytes.
     pub const LEN: usize = 32;

@@ -11,12 +11,13 @@ use rand_chacha::ChaCha8Rng;
 use tracing::trace;
 
 use crate::config::Config;
-use crate::error::{ConfigError, ConnectError, DatagramError, SendError};
+use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
+use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendError};
 use crate::event::{Event, TransportCode};
 use crate::id::{SessionId, Side};
-use crate::packet::{Close, CloseCode, Header, Packet, PacketKind};
+use crate::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
 use crate::protection::Protection;
-use crate::session::{SessionCore, SessionEvent, State};
+use crate::session::{SessionCore, SessionEvent, State, own_params, prologue};
 use crate::stats::{EndpointStats, SessionStats};
 
 /// Refusals waiting to be sent, at most; more are dropped (they are only courtesy).
@@ -45,6 +46,9 @@ struct Retired {
     /// The close this side sent, repeated to a peer that keeps talking, and the
     /// packet number to send it with.
     close: Option<(Close, u64)>,
+    /// How the session's packets were protected (an encrypted session's peer
+    /// accepts only an encrypted close).
+    protection: Protection,
     /// The session's counters when it was forgotten.
     stats: SessionStats,
 }
@@ -110,14 +114,26 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Creates an endpoint. `seed` feeds the generator of session ids: give each
-    /// endpoint a different, unpredictable one (drivers use the OS's randomness;
-    /// the simulator uses fixed seeds to replay runs exactly).
+    /// Creates an endpoint. `seed` feeds the generator of session ids and of
+    /// the handshakes' ephemeral keys: the simulator and tests use fixed seeds
+    /// to replay runs exactly. Drivers use [`with_seed`](Self::with_seed) with
+    /// 32 bytes from the operating system: 64 bits are not enough for keys.
     pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
+        Self::build(config, ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// Creates an endpoint whose generator (session ids, ephemeral keys) is
+    /// seeded with 32 bytes, which must come from a cryptographically secure
+    /// source (the operating system's).
+    pub fn with_seed(config: Config, seed: [u8; 32]) -> Result<Self, ConfigError> {
+        Self::build(config, ChaCha8Rng::from_seed(seed))
+    }
+
+    fn build(config: Config, rng: ChaCha8Rng) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             config: Arc::new(config),
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng,
             sessions: BTreeMap::new(),
             timeouts: BTreeSet::new(),
             ready: VecDeque::new(),
@@ -216,7 +232,7 @@ impl Endpoint {
                 break id;
             }
         };
-        let session = SessionCore::connect(id, remote, self.config.clone(), now);
+        let session = SessionCore::connect(id, remote, self.config.clone(), now, &mut self.rng);
         self.sessions.insert(id, session);
         self.touched(id);
         Ok(id)
@@ -253,11 +269,12 @@ impl Endpoint {
                 self.handle_connect(now, from, header, header_len, data);
             } else {
                 self.stats.dropped_unknown_session += 1;
-                if header.kind != PacketKind::Close
-                    && Protection::default()
+                let genuine = self.retired_info.get(&id).is_some_and(|r| {
+                    r.protection
                         .open(header.number, header_len, &mut data)
                         .is_ok()
-                {
+                });
+                if header.kind != PacketKind::Close && genuine {
                     self.repeat_close(id, from);
                 }
             }
@@ -267,14 +284,19 @@ impl Endpoint {
             self.stats.dropped_wrong_address += 1;
             return;
         }
-        let packet = session
-            .protection()
+        let protection = session.protection_for(header.kind);
+        let encrypted = matches!(protection, Protection::Aead(_));
+        let packet = protection
             .open(header.number, header_len, &mut data)
             .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)));
         match packet {
             Ok(packet) => {
                 session.handle_packet(now, header, packet, len);
                 self.touched(id);
+            }
+            Err(DecodeError::Integrity) if encrypted => {
+                trace!(session = %id, "dropped a packet that did not decrypt");
+                self.stats.dropped_unauthenticated += 1;
             }
             Err(e) => {
                 trace!(session = %id, error = %e, "dropped malformed packet");
@@ -289,6 +311,7 @@ impl Endpoint {
         let Some(Retired {
             remote,
             close: Some((close, number)),
+            protection,
             ..
         }) = self.retired_info.get_mut(&id)
         else {
@@ -301,7 +324,7 @@ impl Endpoint {
         *number += 1;
         let mut buf = Vec::new();
         Packet::Close(close.clone()).encode(id, pn, &mut buf);
-        Protection::default().seal(
+        protection.seal(
             pn,
             Header {
                 kind: PacketKind::Close,
@@ -339,7 +362,7 @@ impl Endpoint {
             self.stats.dropped_unknown_session += 1;
             return;
         }
-        let refusal =
+        let mut refusal =
             if !self.config.accept_incoming || self.sessions.len() >= self.config.max_sessions {
                 Some(TransportCode::Refused)
             } else if !SessionCore::valid_handshake(&hs) {
@@ -347,6 +370,18 @@ impl Endpoint {
             } else {
                 None
             };
+        // Authentication last: the Diffie-Hellman work is spent only on a
+        // connect that would otherwise be accepted.
+        let mut keys = None;
+        if refusal.is_none() {
+            match self.authenticate(id, &hs) {
+                Ok(k) => keys = k,
+                Err(()) => {
+                    self.stats.dropped_unauthenticated += 1;
+                    refusal = Some(TransportCode::AuthenticationFailed);
+                }
+            }
+        }
         if let Some(code) = refusal {
             self.stats.sessions_refused += 1;
             if self.stateless.len() < MAX_STATELESS {
@@ -368,9 +403,40 @@ impl Endpoint {
             return;
         }
         self.stats.sessions_accepted += 1;
-        let session = SessionCore::accept(id, from, self.config.clone(), now, header.number, &hs);
+        let session =
+            SessionCore::accept(id, from, self.config.clone(), now, header.number, &hs, keys);
         self.sessions.insert(id, session);
         self.touched(id);
+    }
+
+    /// The listener's half of the handshake: with a key, message 1 must open
+    /// with it; the answer (message 2, repeating our parameters) and the
+    /// session's packet keys come out. Without a key, a connect must carry no
+    /// handshake message. `Err` is a failed authentication.
+    fn authenticate(
+        &mut self,
+        id: SessionId,
+        hs: &Handshake,
+    ) -> Result<Option<(PacketKeys, Bytes)>, ()> {
+        let Some(psk) = &self.config.psk else {
+            return if hs.auth.is_empty() {
+                Ok(None)
+            } else {
+                Err(())
+            };
+        };
+        if hs.auth.is_empty() {
+            return Err(());
+        }
+        let mut noise = NoiseHandshake::responder(psk, &prologue(id), &mut self.rng);
+        let mut payload = Vec::new();
+        noise.read_message(&hs.auth, &mut payload).map_err(|_| ())?;
+        let mut params = Vec::new();
+        own_params(&self.config).encode_params(&mut params);
+        let mut message = Vec::new();
+        noise.write_message(&params, &mut message).map_err(|_| ())?;
+        let keys = noise.into_keys().map_err(|_| ())?;
+        Ok(Some((keys, Bytes::from(message))))
     }
 
     /// Writes the next datagram to send into `buf` (which is cleared first) and
@@ -502,6 +568,7 @@ impl Endpoint {
             let retired = Retired {
                 remote: session.remote(),
                 close: session.retirement(),
+                protection: session.protection().clone(),
                 stats: session.stats(),
             };
             self.sessions.remove(&id);

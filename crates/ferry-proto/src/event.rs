@@ -111,6 +111,8 @@ pub enum TransportCode {
     Refused = 2,
     /// The receiver of the close exceeded its flow-control credit.
     FlowControl = 3,
+    /// The handshake failed authentication: the two sides do not share a key.
+    AuthenticationFailed = 4,
 }
 
 impl TransportCode {
@@ -125,6 +127,8 @@ impl TransportCode {
     pub(crate) fn reason(code: u64) -> CloseReason {
         if code == Self::Refused as u64 {
             CloseReason::Refused
+        } else if code == Self::AuthenticationFailed as u64 {
+            CloseReason::AuthenticationFailed
         } else {
             CloseReason::ProtocolError(ProtocolViolation::ReportedByPeer(code))
         }

@@ -125,7 +125,7 @@ impl Header {
 }
 
 /// Parameters each side announces in the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
     /// The largest UDP payload this side accepts.
     pub max_udp_payload: u64,
@@ -137,6 +137,21 @@ pub struct Handshake {
     /// Longest time this side delays an ack, in microseconds; the peer adds it to
     /// its retransmission timeout.
     pub max_ack_delay_micros: u64,
+    /// With a pre-shared key: the Noise handshake message (message 1 in a
+    /// Connect, message 2 in a ConnectAck, see [`crate::crypto`]). Empty
+    /// without encryption, and then not encoded at all.
+    pub auth: Bytes,
+}
+
+impl Handshake {
+    /// The parameters without `auth`, encoded: what message 2's payload
+    /// repeats so that the listener's parameters are authenticated.
+    pub fn encode_params(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.max_udp_payload);
+        put_varint(out, self.max_message_size);
+        put_varint(out, self.initial_max_data);
+        put_varint(out, self.max_ack_delay_micros);
+    }
 }
 
 /// One fragment of a reliable message.
@@ -237,10 +252,11 @@ impl Packet {
     pub fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Self::Connect(h) | Self::ConnectAck(h) => {
-                put_varint(out, h.max_udp_payload);
-                put_varint(out, h.max_message_size);
-                put_varint(out, h.initial_max_data);
-                put_varint(out, h.max_ack_delay_micros);
+                h.encode_params(out);
+                if !h.auth.is_empty() {
+                    put_varint(out, h.auth.len() as u64);
+                    out.extend_from_slice(&h.auth);
+                }
             }
             Self::Data(d) => {
                 encode_data_fields(out, d.stream, d.message, d.fragment, d.fragments);
@@ -285,12 +301,21 @@ impl Packet {
         let mut r = Reader::new(&body);
         let packet = match kind {
             PacketKind::Connect | PacketKind::ConnectAck => {
-                let h = Handshake {
+                let mut h = Handshake {
                     max_udp_payload: r.varint()?,
                     max_message_size: r.varint()?,
                     initial_max_data: r.varint()?,
                     max_ack_delay_micros: r.varint()?,
+                    auth: Bytes::new(),
                 };
+                // The Noise message, if any (its length is at most the rest of
+                // the datagram, so it allocates nothing the input does not hold).
+                if r.remaining() > 0 {
+                    let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
+                    let start = r.position();
+                    r.bytes(len)?;
+                    h.auth = body.slice(start..start + len);
+                }
                 // Connect is padded; the rest is ignored.
                 r.rest();
                 if kind == PacketKind::Connect {
@@ -463,10 +488,17 @@ mod tests {
             max_message_size: 1 << 24,
             initial_max_data: 1 << 25,
             max_ack_delay_micros: 10_000,
+            auth: Bytes::new(),
+        };
+        let with_auth = Handshake {
+            auth: Bytes::from(vec![7; 80]),
+            ..hs.clone()
         };
         for p in [
-            Packet::Connect(hs),
+            Packet::Connect(hs.clone()),
             Packet::ConnectAck(hs),
+            Packet::Connect(with_auth.clone()),
+            Packet::ConnectAck(with_auth),
             Packet::Data(Data {
                 stream: 0,
                 message: 3,
@@ -590,12 +622,14 @@ mod tests {
             0..=VARINT_MAX,
             0..=VARINT_MAX,
             0..=VARINT_MAX,
+            prop::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from),
         )
-            .prop_map(|(a, b, c, d)| Handshake {
+            .prop_map(|(a, b, c, d, auth)| Handshake {
                 max_udp_payload: a,
                 max_message_size: b,
                 initial_max_data: c,
                 max_ack_delay_micros: d,
+                auth,
             });
         prop_oneof![
             hs.clone().prop_map(Packet::Connect),

@@ -13,12 +13,13 @@ use crate::ack::AckTracker;
 use crate::batch::{Accepted, Reassembly, SendQueue, fragment_cost};
 use crate::config::{Config, MIN_MTU};
 use crate::congestion::NewReno;
+use crate::crypto::{Handshake as Noise, PacketKeys};
 use crate::error::{DatagramError, ProtocolViolation, SendError};
 use crate::event::{CloseReason, TransportCode};
 use crate::id::{SessionId, Side};
 use crate::packet::{
     Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
-    RepeatRequest,
+    PacketKind, RepeatRequest, VERSION,
 };
 use crate::protection::Protection;
 use crate::rtt::RttEstimator;
@@ -53,6 +54,28 @@ const CLOSE_REPEATS: u32 = 2;
 const MAX_HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
 /// Longest retransmission timeout after backoff.
 const MAX_RTO: Duration = Duration::from_secs(60);
+
+/// What handshake packets travel under: the keys come out of the handshake.
+static CHECKSUM: Protection = Protection::Checksum;
+
+/// Binds a handshake to the protocol version and the session.
+pub(crate) fn prologue(id: SessionId) -> [u8; 9] {
+    let mut p = [0; 9];
+    p[0] = VERSION;
+    p[1..].copy_from_slice(&id.0);
+    p
+}
+
+/// The handshake parameters `config` announces (without the Noise message).
+pub(crate) fn own_params(config: &Config) -> Handshake {
+    Handshake {
+        max_udp_payload: config.mtu as u64,
+        max_message_size: config.max_message_size as u64,
+        initial_max_data: config.recv_window as u64,
+        max_ack_delay_micros: config.max_ack_delay.as_micros() as u64,
+        auth: Bytes::new(),
+    }
+}
 
 /// Things a session tells its endpoint, which turns them into [`crate::Event`]s.
 #[derive(Debug)]
@@ -97,6 +120,13 @@ pub(crate) struct SessionCore {
     send_blocked: bool,
 
     // Handshake.
+    /// The starter's Noise handshake, until the ConnectAck completes it.
+    noise: Option<Noise>,
+    /// The Noise message this side's handshake packets carry (message 1 in
+    /// every Connect, message 2 in every ConnectAck), written once.
+    auth: Bytes,
+    /// ConnectAcks that failed authentication (forged, or another key).
+    auth_failures: u32,
     connect_due: bool,
     connect_ack_due: bool,
     connects_sent: u32,
@@ -166,6 +196,9 @@ impl SessionCore {
             credit_used: 0,
             directs_out: VecDeque::new(),
             send_blocked: false,
+            noise: None,
+            auth: Bytes::new(),
+            auth_failures: 0,
             connect_due: false,
             connect_ack_due: false,
             connects_sent: 0,
@@ -200,15 +233,27 @@ impl SessionCore {
         remote: SocketAddr,
         config: Arc<Config>,
         now: Instant,
+        rng: &mut impl rand::CryptoRng,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Starter, config, now);
+        if let Some(psk) = &s.config.psk {
+            let mut noise = Noise::initiator(psk, &prologue(id), rng);
+            let mut message = Vec::new();
+            // Message 1 carries nothing secret (it has no forward secrecy).
+            if noise.write_message(&[], &mut message).is_ok() {
+                s.auth = message.into();
+                s.noise = Some(noise);
+            }
+        }
         s.connect_due = true;
         s.timers
             .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
         s
     }
 
-    /// A session accepted from a peer's connect packet (already validated).
+    /// A session accepted from a peer's connect packet (already validated and,
+    /// with a key, authenticated: `keys` are the session's packet keys and
+    /// the Noise message 2 its ConnectAcks carry).
     pub(crate) fn accept(
         id: SessionId,
         remote: SocketAddr,
@@ -216,8 +261,13 @@ impl SessionCore {
         now: Instant,
         pn: u64,
         peer: &Handshake,
+        keys: Option<(PacketKeys, Bytes)>,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Listener, config, now);
+        if let Some((keys, message)) = keys {
+            s.protection = Protection::Aead(keys);
+            s.auth = message;
+        }
         s.apply_peer_params(peer);
         s.acks.on_packet(pn, false, now, Duration::ZERO, 1);
         s.connect_ack_due = true;
@@ -266,6 +316,18 @@ impl SessionCore {
 
     pub(crate) fn protection(&self) -> &Protection {
         &self.protection
+    }
+
+    /// How a received packet of `kind` is protected: handshake packets, and a
+    /// refusal before the handshake completed, carry only a checksum.
+    pub(crate) fn protection_for(&self, kind: PacketKind) -> &Protection {
+        match kind {
+            PacketKind::Connect | PacketKind::ConnectAck => &CHECKSUM,
+            PacketKind::Close if matches!(self.state, State::Init | State::Handshaking) => {
+                &CHECKSUM
+            }
+            _ => &self.protection,
+        }
     }
 
     /// What to answer, after the session is forgotten, to a peer that keeps
@@ -535,6 +597,34 @@ impl SessionCore {
         if self.side != Side::Starter {
             return;
         }
+        if let Some(noise) = &mut self.noise {
+            // Message 2 must open with our key, and repeat the listener's
+            // parameters so that they are authenticated too.
+            let mut payload = Vec::new();
+            let mut params = Vec::new();
+            h.encode_params(&mut params);
+            if h.auth.is_empty()
+                || noise.read_message(&h.auth, &mut payload).is_err()
+                || payload != params
+            {
+                // Forged, or the listener holds another key: keep waiting for
+                // a genuine answer until the handshake times out.
+                self.auth_failures += 1;
+                debug!(session = %self.id, "connect ack failed authentication");
+                return;
+            }
+            match self.noise.take().map(Noise::into_keys) {
+                Some(Ok(keys)) => self.protection = Protection::Aead(keys),
+                _ => {
+                    self.abandon(CloseReason::AuthenticationFailed);
+                    return;
+                }
+            }
+        } else if !h.auth.is_empty() {
+            // The listener encrypts and we hold no key.
+            self.auth_failures += 1;
+            return;
+        }
         if !Self::valid_handshake(h) {
             self.violation(now, ProtocolViolation::BadHandshake);
             return;
@@ -745,7 +835,11 @@ impl SessionCore {
             }
             match timer {
                 Timer::Handshake => self.connect_due = true,
-                Timer::HandshakeDeadline => self.abandon(CloseReason::Timeout),
+                Timer::HandshakeDeadline => self.abandon(if self.auth_failures > 0 {
+                    CloseReason::AuthenticationFailed
+                } else {
+                    CloseReason::Timeout
+                }),
                 Timer::Retransmit if self.state == State::Closing => {
                     if self.close_repeats < CLOSE_REPEATS {
                         self.close_repeats += 1;
@@ -856,10 +950,8 @@ impl SessionCore {
 
     fn handshake_params(&self) -> Handshake {
         Handshake {
-            max_udp_payload: self.config.mtu as u64,
-            max_message_size: self.config.max_message_size as u64,
-            initial_max_data: self.config.recv_window as u64,
-            max_ack_delay_micros: self.config.max_ack_delay.as_micros() as u64,
+            auth: self.auth.clone(),
+            ..own_params(&self.config)
         }
     }
 
@@ -881,8 +973,14 @@ impl SessionCore {
         }
         if self.connect_ack_due {
             self.connect_ack_due = false;
+            // Under a checksum: the starter has no keys before reading it.
             let p = Packet::ConnectAck(self.handshake_params());
-            return Some(self.emit(buf, &p).1);
+            let pn = self.begin(buf, &p);
+            let header_len = FIXED_HEADER_LEN + crate::codec::varint_len(pn);
+            CHECKSUM.seal(pn, header_len, buf);
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += buf.len() as u64;
+            return Some(buf.len());
         }
         if self.acks.nack_pending() {
             let missing = self.acks.take_nacks();

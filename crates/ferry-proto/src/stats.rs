@@ -62,7 +62,11 @@ pub struct EndpointStats {
     pub dropped_wrong_address: u64,
     /// Sessions accepted from peers.
     pub sessions_accepted: u64,
-    /// Connects refused: not accepting, `max_sessions` reached, or unusable
-    /// handshake parameters.
+    /// Connects refused: not accepting, `max_sessions` reached, unusable
+    /// handshake parameters, or failed authentication.
     pub sessions_refused: u64,
+    /// Dropped: failed authentication — a handshake made with another key (or
+    /// none), or a packet of an encrypted session that did not decrypt
+    /// (tampered, forged, or from another session).
+    pub dropped_unauthenticated: u64,
 }

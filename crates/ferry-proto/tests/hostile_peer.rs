@@ -42,6 +42,7 @@ impl Forger {
             max_message_size: 1 << 20,
             initial_max_data: 1 << 20,
             max_ack_delay_micros: 10_000,
+            auth: Bytes::new(),
         }));
         assert_eq!(
             f.server.poll_event(),
@@ -238,6 +239,7 @@ fn duplicate_connect_is_answered_again_not_duplicated() {
         max_message_size: 1 << 20,
         initial_max_data: 1 << 20,
         max_ack_delay_micros: 10_000,
+        auth: Bytes::new(),
     }));
     assert_eq!(acks(&f.replies()), 1, "a lost connect ack is sent again");
     assert_eq!(f.server.session_count(), 1);
