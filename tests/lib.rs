@@ -9,3 +9,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod harness;
+
+/// The guide's Rust snippets, compiled and run as doc tests so that they stay
+/// true.
+#[doc = include_str!("../docs/guide.md")]
+#[cfg(doctest)]
+pub struct Guide;
