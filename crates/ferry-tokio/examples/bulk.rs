@@ -1,25 +1,33 @@
-//! One session moving N MiB (default 1024) over loopback, with TCP over
-//! loopback measured in the same run for comparison.
+//! One session moving N MiB (default 1024) over loopback, in clear and
+//! encrypted (a pre-shared key), with TCP over loopback measured in the same
+//! run for comparison.
 //!
 //! ```text
 //! cargo run --release -p ferry-tokio --example bulk [-- MiB]
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
+use ferry_proto::crypto::PreSharedKey;
+use ferry_tokio::{Config, Endpoint, EndpointConfig, EndpointExt, SessionStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHUNK: usize = 1 << 20;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mib: usize = std::env::args().nth(1).map_or(Ok(1024), |a| a.parse())?;
-    let total = (mib * CHUNK) as f64;
-
-    // Ferry.
-    let server = Endpoint::bind("127.0.0.1:0".parse()?, EndpointConfig::server())?;
-    let client = Endpoint::bind("127.0.0.1:0".parse()?, EndpointConfig::default())?;
+/// One Ferry transfer of `mib` MiB; both ends with `psk`.
+async fn ferry(
+    mib: usize,
+    psk: Option<PreSharedKey>,
+) -> Result<(Duration, SessionStats), Box<dyn std::error::Error>> {
+    let config = |server| {
+        EndpointConfig::from(Config {
+            accept_incoming: server,
+            psk: psk.clone(),
+            ..Config::default()
+        })
+    };
+    let server = Endpoint::bind("127.0.0.1:0".parse()?, config(true))?;
+    let client = Endpoint::bind("127.0.0.1:0".parse()?, config(false))?;
     let addr = server.local_addr();
     let receiver = tokio::spawn(async move {
         let session = server.accept().await.expect("a session");
@@ -36,9 +44,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         session.send(chunk.clone()).await?;
     }
     let got = receiver.await?;
-    let ferry = start.elapsed();
+    let elapsed = start.elapsed();
     assert_eq!(got, mib * CHUNK);
-    let stats = session.stats();
+    Ok((elapsed, session.stats()))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mib: usize = std::env::args().nth(1).map_or(Ok(1024), |a| a.parse())?;
+    let total = (mib * CHUNK) as f64;
+
+    let (clear, stats) = ferry(mib, None).await?;
+    let (encrypted, estats) = ferry(mib, Some(PreSharedKey::from_bytes([7; 32]))).await?;
 
     // TCP, same size, same process.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -56,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         got
     });
+    let chunk = vec![0x5a; CHUNK];
     let mut tcp = tokio::net::TcpStream::connect(taddr).await?;
     let start = Instant::now();
     for _ in 0..mib {
@@ -66,17 +84,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tcp_time = start.elapsed();
     assert_eq!(tgot, mib * CHUNK);
 
-    let rate = |d: std::time::Duration| total / d.as_secs_f64() / 1e6;
+    let rate = |d: Duration| total / d.as_secs_f64() / 1e6;
     println!(
-        "ferry-tokio  {mib} MiB in {ferry:.2?}: {:.0} MB/s ({} packets, {} retransmitted)",
-        rate(ferry),
+        "ferry-tokio            {mib} MiB in {clear:.2?}: {:.0} MB/s ({} packets, {} retransmitted)",
+        rate(clear),
         stats.packets_sent,
         stats.retransmitted
     );
     println!(
-        "tcp          {mib} MiB in {tcp_time:.2?}: {:.0} MB/s",
+        "ferry-tokio encrypted  {mib} MiB in {encrypted:.2?}: {:.0} MB/s ({} packets, {} retransmitted)",
+        rate(encrypted),
+        estats.packets_sent,
+        estats.retransmitted
+    );
+    println!(
+        "tcp                    {mib} MiB in {tcp_time:.2?}: {:.0} MB/s",
         rate(tcp_time)
     );
-    println!("ratio        {:.2} of TCP", rate(ferry) / rate(tcp_time));
+    println!(
+        "ratios                 {:.2} of TCP; encrypted {:.2} of clear",
+        rate(clear) / rate(tcp_time),
+        rate(encrypted) / rate(clear)
+    );
     Ok(())
 }
