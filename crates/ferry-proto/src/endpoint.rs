@@ -280,10 +280,16 @@ impl Endpoint {
             }
             return;
         };
-        if session.remote() != from {
+        if session.remote() != from && !session.may_migrate(header.kind) {
             self.stats.dropped_wrong_address += 1;
             return;
         }
+        // The token of a path challenge, should this packet prove its key.
+        let token = if session.remote() == from {
+            0
+        } else {
+            self.rng.next_u64()
+        };
         let protection = session.protection_for(header.kind);
         let encrypted = matches!(protection, Protection::Aead(_));
         let packet = protection
@@ -291,7 +297,7 @@ impl Endpoint {
             .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)));
         match packet {
             Ok(packet) => {
-                session.handle_packet(now, header, packet, len);
+                session.handle_packet(now, from, header, packet, len, token);
                 self.touched(id);
             }
             Err(DecodeError::Integrity) if encrypted => {
@@ -458,7 +464,7 @@ impl Endpoint {
             };
             session.queued = false;
             let sent = session.poll_transmit(now, buf);
-            let destination = session.remote();
+            let destination = session.take_destination();
             if sent.is_some() {
                 session.queued = true;
                 self.ready.push_back(id);

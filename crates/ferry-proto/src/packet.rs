@@ -58,6 +58,10 @@ pub enum PacketKind {
     Close = 0x08,
     /// An unreliable datagram.
     Direct = 0x09,
+    /// Asks the peer to prove it receives at a new address.
+    PathChallenge = 0x0a,
+    /// The answer to a path challenge.
+    PathResponse = 0x0b,
 }
 
 impl PacketKind {
@@ -73,6 +77,8 @@ impl PacketKind {
             0x07 => Self::PingAck,
             0x08 => Self::Close,
             0x09 => Self::Direct,
+            0x0a => Self::PathChallenge,
+            0x0b => Self::PathResponse,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -230,6 +236,16 @@ pub enum Packet {
     Close(Close),
     /// An unreliable datagram.
     Direct(Bytes),
+    /// Sent to a peer's new address: answer with this token from there.
+    PathChallenge {
+        /// Unpredictable, chosen by the challenger.
+        token: u64,
+    },
+    /// Proves the sender receives at the address it sends from.
+    PathResponse {
+        /// The challenge's token.
+        token: u64,
+    },
 }
 
 impl Packet {
@@ -245,6 +261,8 @@ impl Packet {
             Self::PingAck { .. } => PacketKind::PingAck,
             Self::Close(_) => PacketKind::Close,
             Self::Direct(_) => PacketKind::Direct,
+            Self::PathChallenge { .. } => PacketKind::PathChallenge,
+            Self::PathResponse { .. } => PacketKind::PathResponse,
         }
     }
 
@@ -282,6 +300,9 @@ impl Packet {
                 out.extend_from_slice(reason);
             }
             Self::Direct(payload) => out.extend_from_slice(payload),
+            Self::PathChallenge { token } | Self::PathResponse { token } => {
+                out.extend_from_slice(&token.to_be_bytes());
+            }
         }
     }
 
@@ -376,6 +397,12 @@ impl Packet {
                 r.rest();
                 Self::Direct(body.clone())
             }
+            PacketKind::PathChallenge => Self::PathChallenge {
+                token: u64::from_be_bytes(r.array()?),
+            },
+            PacketKind::PathResponse => Self::PathResponse {
+                token: u64::from_be_bytes(r.array()?),
+            },
         };
         if r.remaining() != 0 {
             return Err(DecodeError::TrailingBytes(r.remaining()));

@@ -77,6 +77,22 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
     }
 }
 
+/// Challenges sent to one new address before giving up on it (until the
+/// peer's packets come from it again).
+const MAX_PATH_CHALLENGES: u32 = 3;
+/// Path responses waiting to be sent.
+const MAX_PATH_RESPONSES: usize = 4;
+
+/// A new address the peer's authenticated packets came from, being checked.
+#[derive(Debug)]
+struct PathCheck {
+    addr: SocketAddr,
+    token: u64,
+    due: bool,
+    tries: u32,
+    sent_at: Option<Instant>,
+}
+
 /// Things a session tells its endpoint, which turns them into [`crate::Event`]s.
 #[derive(Debug)]
 pub(crate) enum SessionEvent {
@@ -142,6 +158,12 @@ pub(crate) struct SessionCore {
     consumed: u64,
     advertised_max_data: u64,
     directs_queued: usize,
+
+    // Migration.
+    path: Option<PathCheck>,
+    path_responses: VecDeque<(SocketAddr, u64)>,
+    /// Where the datagram just written goes, when not to `remote`.
+    destination: Option<SocketAddr>,
 
     // Liveness.
     last_recv: Instant,
@@ -210,6 +232,9 @@ impl SessionCore {
             consumed: 0,
             advertised_max_data: recv_window,
             directs_queued: 0,
+            path: None,
+            path_responses: VecDeque::new(),
+            destination: None,
             last_recv: now,
             pings_unanswered: 0,
             ping_due: false,
@@ -328,6 +353,21 @@ impl SessionCore {
             }
             _ => &self.protection,
         }
+    }
+
+    /// Where the datagram [`poll_transmit`](Self::poll_transmit) just wrote
+    /// goes: a path challenge or response may go elsewhere than `remote`.
+    pub(crate) fn take_destination(&mut self) -> SocketAddr {
+        self.destination.take().unwrap_or(self.remote)
+    }
+
+    /// Whether a packet of `kind` from an address other than the peer's may
+    /// be looked at: only an encrypted, established session can move, and only
+    /// for a packet that then proves its key.
+    pub(crate) fn may_migrate(&self, kind: PacketKind) -> bool {
+        matches!(self.protection, Protection::Aead(_))
+            && self.state == State::Established
+            && !matches!(kind, PacketKind::Connect | PacketKind::ConnectAck)
     }
 
     /// What to answer, after the session is forgotten, to a peer that keeps
@@ -500,9 +540,11 @@ impl SessionCore {
     pub(crate) fn handle_packet(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         header: Header,
         packet: Packet,
         len: usize,
+        challenge_token: u64,
     ) {
         self.stats.packets_received += 1;
         self.stats.bytes_received += len as u64;
@@ -550,6 +592,11 @@ impl SessionCore {
             self.stats.duplicates += 1;
             return;
         }
+        if from != self.remote {
+            // Authenticated (it decrypted) and new: the peer may have moved.
+            // Answer where it is now only once that path proves it receives.
+            self.check_path(now, from, challenge_token);
+        }
         match packet {
             Packet::Connect(_) => {
                 if self.side == Side::Listener {
@@ -580,6 +627,25 @@ impl SessionCore {
                     self.backoff = 0;
                 }
             }
+            Packet::PathChallenge { token } => {
+                if self.path_responses.len() >= MAX_PATH_RESPONSES {
+                    self.path_responses.pop_front();
+                }
+                self.path_responses.push_back((from, token));
+            }
+            Packet::PathResponse { token } => {
+                if let Some(check) = &self.path
+                    && check.token == token
+                    && check.addr == from
+                {
+                    debug!(session = %self.id, from = %self.remote, to = %from, "peer moved");
+                    self.remote = from;
+                    self.path = None;
+                    self.stats.migrations += 1;
+                    // A new path: its capacity is unknown.
+                    self.cc = NewReno::new(self.mtu);
+                }
+            }
             Packet::Close(c) => self.on_close(c),
             Packet::Direct(data) => {
                 if self.directs_queued >= self.config.datagram_queue {
@@ -589,6 +655,28 @@ impl SessionCore {
                     self.stats.datagrams_received += 1;
                     self.events.push_back(SessionEvent::Datagram(data));
                 }
+            }
+        }
+    }
+
+    /// Starts (or repeats, at most once per RTO) a challenge to `addr`.
+    fn check_path(&mut self, now: Instant, addr: SocketAddr, token: u64) {
+        let rto = self.rto();
+        match &mut self.path {
+            Some(check) if check.addr == addr => {
+                let waited = check.sent_at.is_none_or(|t| now >= t + rto);
+                if check.tries < MAX_PATH_CHALLENGES && waited {
+                    check.due = true;
+                }
+            }
+            _ => {
+                self.path = Some(PathCheck {
+                    addr,
+                    token,
+                    due: true,
+                    tries: 0,
+                    sent_at: None,
+                });
             }
         }
     }
@@ -1002,6 +1090,20 @@ impl SessionCore {
                 });
                 return Some(self.emit(buf, &p).1);
             }
+        }
+        if let Some((addr, token)) = self.path_responses.pop_front() {
+            self.destination = Some(addr);
+            return Some(self.emit(buf, &Packet::PathResponse { token }).1);
+        }
+        if let Some(check) = &mut self.path
+            && check.due
+        {
+            check.due = false;
+            check.tries += 1;
+            check.sent_at = Some(now);
+            let (addr, token) = (check.addr, check.token);
+            self.destination = Some(addr);
+            return Some(self.emit(buf, &Packet::PathChallenge { token }).1);
         }
         if let Some(ping) = self.ping_acks_due.pop_front() {
             return Some(self.emit(buf, &Packet::PingAck { ping }).1);

@@ -5,6 +5,9 @@ use std::time::Duration;
 /// Per-session statistics, from [`Session::stats`](crate::Session::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
+    /// Times the session moved to a new peer address (after the new path
+    /// answered a challenge).
+    pub migrations: u64,
     /// Datagrams sent, of every kind.
     pub packets_sent: u64,
     /// UDP payload bytes sent.

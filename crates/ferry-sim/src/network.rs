@@ -97,6 +97,18 @@ impl Network {
         Ok(NodeId(index))
     }
 
+    /// Moves `node` to a new port, as a NAT rebinding or a change of network
+    /// does: from now on its datagrams come from the new address, and
+    /// datagrams sent to the old one are lost. Returns the new address.
+    pub fn rebind(&mut self, node: NodeId, port: u16) -> SocketAddr {
+        let old = self.nodes[node.0].addr;
+        let new = SocketAddr::new(old.ip(), port);
+        self.by_addr.remove(&old);
+        self.by_addr.insert(new, node.0);
+        self.nodes[node.0].addr = new;
+        new
+    }
+
     /// Sets the link from `from` to `to` (one direction).
     pub fn set_link(&mut self, from: NodeId, to: NodeId, config: LinkConfig) {
         let n = self.links.len() as u64;

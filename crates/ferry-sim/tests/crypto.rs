@@ -314,3 +314,87 @@ fn payloads_are_not_readable_on_the_wire() {
             .any(|(_, d)| d.windows(16).any(|w| w == &secret[..16]))
     );
 }
+
+/// Sends `count` messages of `size` bytes from the client on `id` and runs
+/// until the server took them all; returns what it got.
+fn transfer_on(pair: &mut Pair, id: ferry_proto::SessionId, count: usize, size: usize) -> usize {
+    for i in 0..count {
+        pair.net
+            .endpoint(pair.client)
+            .session(id)
+            .unwrap()
+            .send(Bytes::from(vec![i as u8; size]))
+            .unwrap();
+    }
+    let s = pair.server;
+    let mut got = 0;
+    pair.net.run_until(Duration::from_secs(60), |net| {
+        while let Some((_, m)) = net.poll_message(s) {
+            assert_eq!(m.len(), size);
+            got += 1;
+        }
+        got == count
+    });
+    got
+}
+
+#[test]
+fn an_encrypted_session_follows_its_peer_to_a_new_address() {
+    let link = LinkConfig::default()
+        .latency(Duration::from_millis(10))
+        .random_loss(0.01);
+    let mut pair = Pair::with_configs(7, link, keyed(Some(key(5))), keyed(Some(key(5))));
+    let id = pair.establish();
+    assert_eq!(transfer_on(&mut pair, id, 50, 3000), 50);
+    // The client's NAT rebinds mid-transfer: its packets now come from a new
+    // port, and what the server sends to the old one is lost.
+    for i in 0..50 {
+        pair.net
+            .endpoint(pair.client)
+            .session(id)
+            .unwrap()
+            .send(Bytes::from(vec![i as u8; 3000]))
+            .unwrap();
+    }
+    pair.net.run_for(Duration::from_millis(30));
+    let new = pair.net.rebind(pair.client, 9999);
+    let s = pair.server;
+    let mut got = 0;
+    pair.net.run_until(Duration::from_secs(60), |net| {
+        while net.poll_message(s).is_some() {
+            got += 1;
+        }
+        got == 50
+    });
+    assert_eq!(got, 50, "the transfer finished across the move");
+    {
+        let server = pair.net.endpoint(s).session(id).unwrap();
+        assert_eq!(server.remote_addr(), new);
+        assert_eq!(server.stats().migrations, 1);
+    }
+    // And it goes on both ways at the new address.
+    assert_eq!(transfer_on(&mut pair, id, 20, 1000), 20);
+}
+
+#[test]
+fn a_session_without_a_key_does_not_move() {
+    let mut pair = Pair::new(8, LinkConfig::default());
+    let id = pair.establish();
+    let old = pair.net.addr(pair.client);
+    pair.net.rebind(pair.client, 9998);
+    pair.net
+        .endpoint(pair.client)
+        .session(id)
+        .unwrap()
+        .send(Bytes::from_static(b"from elsewhere"))
+        .unwrap();
+    pair.net.run_for(Duration::from_secs(2));
+    let s = pair.server;
+    assert!(
+        pair.net.poll_message(s).is_none(),
+        "unauthenticated traffic cannot move a session"
+    );
+    assert!(pair.net.endpoint(s).stats().dropped_wrong_address > 0);
+    let server = pair.net.endpoint(s).session(id);
+    assert!(server.is_none_or(|s| s.remote_addr() == old));
+}
