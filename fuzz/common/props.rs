@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use ferry_proto::packet::{Handshake, Header, Packet, PacketKind};
 use ferry_proto::protection::Protection;
-use ferry_proto::{CloseReason, Config, Endpoint, Event, SessionId, Transmit};
+use ferry_proto::{CloseReason, Config, Endpoint, Event, SessionId, StreamId, Transmit};
 
 /// Decodes `data` as an unprotected packet and, if it decodes, checks that
 /// decode → encode → decode is stable and the encoding canonical.
@@ -105,6 +105,8 @@ pub const HANDSHAKE: Handshake = Handshake {
     max_message_size: 1 << 24,
     initial_max_data: 1 << 25,
     max_ack_delay_micros: 10_000,
+    max_streams: 100,
+    initial_max_stream_data: 1 << 24,
     auth: Bytes::new(),
 };
 
@@ -372,13 +374,18 @@ impl Driver {
         );
         match event {
             Event::Connected { .. } => unreachable!(),
-            Event::Readable { session } => {
+            Event::StreamOpened { .. } | Event::StreamClosed { .. } => {}
+            Event::Readable { session } | Event::StreamReadable { session, .. } => {
+                let stream = match event {
+                    Event::StreamReadable { stream, .. } => stream,
+                    _ => StreamId::DEFAULT,
+                };
                 let mut session = self
                     .endpoint
                     .session(session)
                     .expect("a readable session is held");
                 let mut taken = 0;
-                while let Some(data) = session.recv() {
+                while let Some(data) = session.recv_on(stream) {
                     taken += 1;
                     assert!(
                         data.len() <= self.config.max_message_size,

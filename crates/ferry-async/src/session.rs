@@ -155,7 +155,13 @@ impl Session {
                 Err(ferry_proto::SendError::TooLarge { size, max }) => {
                     Poll::Ready(Err(SendError::TooLarge { size, max }))
                 }
-                Err(ferry_proto::SendError::Closed | ferry_proto::SendError::UnknownSession) => {
+                Err(
+                    ferry_proto::SendError::Closed
+                    | ferry_proto::SendError::UnknownSession
+                    // Stream 0 is never finished or reset by this API.
+                    | ferry_proto::SendError::UnknownStream
+                    | ferry_proto::SendError::StreamClosed,
+                ) => {
                     let reason = Self::gone(&mut state, id);
                     Poll::Ready(Err(
                         reason.map_or(SendError::EndpointClosed, SendError::Closed)

@@ -120,6 +120,10 @@ impl State {
                     }
                 }
                 Event::Readable { session } => self.waiters(session).readers.wake(),
+                // Streams beyond stream 0 are not exposed by the drivers yet.
+                Event::StreamOpened { .. }
+                | Event::StreamReadable { .. }
+                | Event::StreamClosed { .. } => {}
                 Event::SendReady { session } => self.waiters(session).writers.wake(),
                 Event::Datagram { session, data } => {
                     let limit = self.datagram_queue;

@@ -5,7 +5,7 @@
 //! [`FRAGMENT_COST`]. Both sides compute it the same way, so the receiver can hold
 //! the sender to the credit it granted.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
@@ -67,9 +67,14 @@ pub(crate) struct Fragment {
     pub(crate) first: bool,
 }
 
-/// Messages queued for sending, kept until every fragment is acknowledged.
+/// Messages queued for sending, kept until every fragment is acknowledged (or,
+/// on an unreliable stream, acknowledged or lost).
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
+    /// The stream the messages belong to (its id is in every fragment).
+    stream: u64,
+    /// Lost fragments are given up rather than sent again.
+    unreliable: bool,
     messages: VecDeque<Outgoing>,
     next_number: u64,
     buffered: usize,
@@ -79,6 +84,20 @@ pub(crate) struct SendQueue {
 }
 
 impl SendQueue {
+    /// An empty queue for `stream`.
+    pub(crate) fn new(stream: u64, unreliable: bool) -> Self {
+        Self {
+            stream,
+            unreliable,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a lost fragment waits to be sent again.
+    pub(crate) fn has_retransmit(&self) -> bool {
+        !self.retransmit.is_empty()
+    }
+
     /// Bytes of messages not yet fully acknowledged.
     pub(crate) fn buffered(&self) -> usize {
         self.buffered
@@ -140,7 +159,7 @@ impl SendQueue {
         }
         let m = self.messages.get_mut(self.cursor)?;
         if m.count == 0 {
-            m.frag_size = fragment_size(room, 0, m.number, m.data.len());
+            m.frag_size = fragment_size(room, self.stream, m.number, m.data.len());
             let count = m.data.len().div_ceil(m.frag_size).max(1);
             m.count = u32::try_from(count).expect("max_message_size bounds the count");
             m.acked = vec![0; count.div_ceil(64)];
@@ -167,7 +186,7 @@ impl SendQueue {
     pub(crate) fn next_unsent_cost(&self, room: usize) -> Option<u64> {
         let m = self.messages.get(self.cursor)?;
         let size = if m.count == 0 {
-            fragment_size(room, 0, m.number, m.data.len())
+            fragment_size(room, self.stream, m.number, m.data.len())
         } else {
             m.frag_size
         };
@@ -198,9 +217,13 @@ impl SendQueue {
         released
     }
 
-    /// A fragment's packet was lost: send it again unless acknowledged meanwhile.
+    /// A fragment's packet was lost: send it again unless acknowledged
+    /// meanwhile — or, on an unreliable stream, give it up (the message can no
+    /// longer arrive whole; it is released as if acknowledged).
     pub(crate) fn on_lost(&mut self, number: u64, index: u32) {
-        if self.get(number).is_some_and(|m| !m.is_acked(index)) {
+        if self.unreliable {
+            self.on_acked(number, index);
+        } else if self.get(number).is_some_and(|m| !m.is_acked(index)) {
             self.retransmit.push_back((number, index));
         }
     }
@@ -234,10 +257,34 @@ pub(crate) enum Accepted {
     Duplicate,
 }
 
-/// Reassembles messages and releases them in order, exactly once.
+/// In which order a stream releases complete messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// In order, each exactly once.
+    Ordered,
+    /// As soon as each is complete, each exactly once.
+    Unordered,
+    /// Only a message newer than every one released before; older ones, and
+    /// incomplete ones once a newer is complete, are dropped.
+    Latest,
+}
+
+/// Incomplete messages a latest-only stream keeps.
+const LATEST_PENDING: usize = 4;
+
+/// Reassembles messages and releases them exactly once, in the stream's order.
 #[derive(Debug)]
 pub(crate) struct Reassembly {
+    delivery: Delivery,
+    /// Messages below this one were all released (ordered, unordered) or
+    /// are obsolete (latest).
     next_deliver: u64,
+    /// Unordered: released messages at or above `next_deliver`.
+    released_above: BTreeSet<u64>,
+    /// Unordered and latest: complete messages waiting to be released.
+    complete: VecDeque<u64>,
+    /// Latest: messages dropped unfinished or obsolete.
+    dropped: u64,
     pending: BTreeMap<u64, Incoming>,
     max_message_size: usize,
     max_fragments: u32,
@@ -246,9 +293,18 @@ pub(crate) struct Reassembly {
 }
 
 impl Reassembly {
+    #[cfg(test)]
     pub(crate) fn new(max_message_size: usize) -> Self {
+        Self::with_delivery(max_message_size, Delivery::Ordered)
+    }
+
+    pub(crate) fn with_delivery(max_message_size: usize, delivery: Delivery) -> Self {
         Self {
+            delivery,
             next_deliver: 0,
+            released_above: BTreeSet::new(),
+            complete: VecDeque::new(),
+            dropped: 0,
             pending: BTreeMap::new(),
             max_message_size,
             max_fragments: u32::try_from(max_message_size / MIN_FRAGMENT_PAYLOAD + 1)
@@ -265,7 +321,7 @@ impl Reassembly {
         count: u32,
         payload: Bytes,
     ) -> Result<Accepted, ProtocolViolation> {
-        if message < self.next_deliver {
+        if message < self.next_deliver || self.released_above.contains(&message) {
             return Ok(Accepted::Duplicate);
         }
         if count > self.max_fragments {
@@ -306,8 +362,29 @@ impl Reassembly {
         {
             entry.contiguous += 1;
         }
+        let done = entry.fragments.len() == entry.count as usize;
         self.highest = self.highest.max(Some((message, index)));
+        if done && self.delivery != Delivery::Ordered {
+            self.complete.push_back(message);
+        }
+        if self.delivery == Delivery::Latest && self.pending.len() > LATEST_PENDING {
+            // Bounded: the oldest incomplete message goes.
+            let oldest = self
+                .pending
+                .iter()
+                .find(|(n, m)| **n != message && m.fragments.len() != m.count as usize)
+                .map(|(n, _)| *n);
+            if let Some(n) = oldest {
+                self.pending.remove(&n);
+                self.dropped += 1;
+            }
+        }
         Ok(Accepted::New(cost))
+    }
+
+    /// Latest-only streams: messages dropped so far (obsolete or unfinished).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Whether a fragment is missing below one that arrived: the data stream
@@ -315,6 +392,10 @@ impl Reassembly {
     /// segments in TCP's receive queue). Meaningful once complete messages were
     /// taken with [`pop_ready`](Self::pop_ready).
     pub(crate) fn has_hole(&self) -> bool {
+        if self.delivery == Delivery::Latest {
+            // Nothing waits for a repair: there is none.
+            return false;
+        }
         let first_missing = match self.pending.get(&self.next_deliver) {
             Some(m) => (self.next_deliver, m.contiguous),
             None => (self.next_deliver, 0),
@@ -322,16 +403,45 @@ impl Reassembly {
         self.highest.is_some_and(|h| h >= first_missing)
     }
 
-    /// The next message in order, if it is complete, with its flow-control cost.
+    /// The next message the stream's order releases, if one is complete, with
+    /// its flow-control cost.
     pub(crate) fn pop_ready(&mut self) -> Option<(Bytes, u64)> {
-        let entry = self.pending.first_entry()?;
-        if *entry.key() != self.next_deliver
-            || entry.get().fragments.len() != entry.get().count as usize
-        {
-            return None;
-        }
-        let m = entry.remove();
-        self.next_deliver += 1;
+        let m = match self.delivery {
+            Delivery::Ordered => {
+                let entry = self.pending.first_entry()?;
+                if *entry.key() != self.next_deliver
+                    || entry.get().fragments.len() != entry.get().count as usize
+                {
+                    return None;
+                }
+                self.next_deliver += 1;
+                entry.remove()
+            }
+            Delivery::Unordered => {
+                let number = self.complete.pop_front()?;
+                let m = self.pending.remove(&number)?;
+                self.released_above.insert(number);
+                while self.released_above.remove(&self.next_deliver) {
+                    self.next_deliver += 1;
+                }
+                m
+            }
+            Delivery::Latest => loop {
+                let number = self.complete.pop_front()?;
+                if number < self.next_deliver {
+                    continue;
+                }
+                // Everything older is obsolete now, complete or not.
+                let older: Vec<u64> = self.pending.range(..number).map(|(n, _)| *n).collect();
+                self.dropped += older.len() as u64;
+                for n in older {
+                    self.pending.remove(&n);
+                }
+                self.complete.retain(|n| *n > number);
+                self.next_deliver = number + 1;
+                break self.pending.remove(&number)?;
+            },
+        };
         let data = if m.fragments.len() == 1 {
             m.fragments.into_iter().next().expect("one fragment").1
         } else {

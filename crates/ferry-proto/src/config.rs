@@ -79,6 +79,13 @@ pub struct Config {
     /// [`FRAGMENT_COST`] per fragment) that may be buffered before the
     /// application polls the messages. Must hold one largest message. Default 32 MiB.
     pub recv_window: usize,
+    /// Receive credit per stream, as `recv_window` is per session: one slow
+    /// stream holds at most this much, and the session's other streams keep
+    /// flowing. Must hold one largest message. Default 24 MiB.
+    pub stream_recv_window: usize,
+    /// Streams the peer may have open at once that it opened (announced in
+    /// the handshake; one more is refused). Default 100.
+    pub max_streams: usize,
     /// Unreliable datagrams queued per session in each direction; the oldest is
     /// dropped (and counted) when full. Default 256.
     pub datagram_queue: usize,
@@ -112,6 +119,8 @@ impl Default for Config {
             send_window: 16 << 20,
             send_window_packets: 16_384,
             recv_window: 32 << 20,
+            stream_recv_window: 24 << 20,
+            max_streams: 100,
             datagram_queue: 256,
             max_sessions: 4096,
             accept_incoming: false,
@@ -171,6 +180,12 @@ impl Config {
         if self.recv_window < needed {
             return Err(ConfigError::WindowTooSmall {
                 recv_window: self.recv_window,
+                needed,
+            });
+        }
+        if self.stream_recv_window < needed {
+            return Err(ConfigError::StreamWindowTooSmall {
+                stream_recv_window: self.stream_recv_window,
                 needed,
             });
         }

@@ -12,13 +12,14 @@ use tracing::trace;
 
 use crate::config::Config;
 use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
-use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendError};
+use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendError, StreamError};
 use crate::event::{Event, TransportCode};
 use crate::id::{SessionId, Side};
 use crate::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
 use crate::protection::Protection;
 use crate::session::{SessionCore, SessionEvent, State, own_params, prologue};
 use crate::stats::{EndpointStats, SessionStats};
+use crate::stream::{StreamId, StreamKind};
 
 /// Refusals waiting to be sent, at most; more are dropped (they are only courtesy).
 const MAX_STATELESS: usize = 64;
@@ -549,6 +550,19 @@ impl Endpoint {
             .extend(session.events.drain(..).map(|e| match e {
                 SessionEvent::Connected => Event::Connected { session: id },
                 SessionEvent::Readable => Event::Readable { session: id },
+                SessionEvent::StreamOpened(stream) => Event::StreamOpened {
+                    session: id,
+                    stream,
+                },
+                SessionEvent::StreamReadable(stream) => Event::StreamReadable {
+                    session: id,
+                    stream,
+                },
+                SessionEvent::StreamClosed(stream, end) => Event::StreamClosed {
+                    session: id,
+                    stream,
+                    end,
+                },
                 SessionEvent::Datagram(data) => Event::Datagram { session: id, data },
                 SessionEvent::SendReady => Event::SendReady { session: id },
                 SessionEvent::Closed(reason) => Event::Closed {
@@ -661,7 +675,49 @@ impl Session<'_> {
     /// [`max_message_size`](Self::max_message_size).
     pub fn send(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
         let data = data.into();
-        self.with(|s| s.send(data))
+        self.with(|s| s.send(0, data))
+    }
+
+    /// Opens a stream of `kind`. Nothing is sent until a message or a finish
+    /// is: the peer learns of the stream with its first packet
+    /// ([`Event::StreamOpened`]). Fails with
+    /// [`StreamError::TooManyStreams`] when as many streams as the peer allows
+    /// are open.
+    pub fn open_stream(&mut self, kind: StreamKind) -> Result<StreamId, StreamError> {
+        self.with(|s| s.open_stream(kind))
+    }
+
+    /// Queues a message on `stream`, delivered as the stream's kind says. As
+    /// [`send`](Self::send) otherwise (`send_on(StreamId::DEFAULT, m)` is
+    /// `send(m)`); [`SendError::StreamClosed`] after
+    /// [`finish_stream`](Self::finish_stream) or
+    /// [`reset_stream`](Self::reset_stream).
+    pub fn send_on(&mut self, stream: StreamId, data: impl Into<Bytes>) -> Result<(), SendError> {
+        let data = data.into();
+        self.with(|s| s.send(stream.0, data))
+    }
+
+    /// Takes the next message delivered on `stream`;
+    /// [`Event::StreamReadable`] says when to call this.
+    pub fn recv_on(&mut self, stream: StreamId) -> Option<Bytes> {
+        self.with(|s| s.recv(stream.0))
+    }
+
+    /// Ends this side's sending on `stream`: the peer reads every message sent,
+    /// then [`Event::StreamClosed`] with [`StreamEnd::Finished`](crate::StreamEnd::Finished).
+    pub fn finish_stream(&mut self, stream: StreamId) -> Result<(), SendError> {
+        self.with(|s| s.finish_stream(stream))
+    }
+
+    /// Abandons this side's sending on `stream`: undelivered messages are
+    /// dropped at both ends and the peer sees [`StreamEnd::Reset`](crate::StreamEnd::Reset) with `code`.
+    pub fn reset_stream(&mut self, stream: StreamId, code: u64) -> Result<(), SendError> {
+        self.with(|s| s.reset_stream(stream, code))
+    }
+
+    /// The session's open streams (stream 0 included).
+    pub fn streams(&self) -> Vec<StreamId> {
+        self.core().stream_ids().collect()
     }
 
     /// Takes the next delivered message, if any. Messages come whole, in order,
@@ -671,7 +727,7 @@ impl Session<'_> {
     ///
     /// A closed session stays readable until its last message is taken.
     pub fn recv(&mut self) -> Option<Bytes> {
-        self.with(SessionCore::recv)
+        self.with(|s| s.recv(0))
     }
 
     /// Queues an unreliable datagram: sent once, delivered or lost, never

@@ -91,6 +91,17 @@ pub enum ConfigError {
         /// What one largest message needs.
         needed: usize,
     },
+    /// The per-stream receive window cannot hold one largest message.
+    #[error(
+        "stream_recv_window {stream_recv_window} cannot hold one message of max_message_size \
+         plus its bookkeeping ({needed} bytes): raise `stream_recv_window` or lower `max_message_size`"
+    )]
+    StreamWindowTooSmall {
+        /// Configured per-stream window.
+        stream_recv_window: usize,
+        /// What one largest message needs.
+        needed: usize,
+    },
 }
 
 /// A message could not be queued on a session.
@@ -111,6 +122,29 @@ pub enum SendError {
     /// The session is closing or closed; open a new one.
     #[error("session is closed")]
     Closed,
+    /// No session has this id on this endpoint.
+    #[error("no such session")]
+    UnknownSession,
+    /// The session has no such stream (never opened, or over).
+    #[error("no such stream: open it first, or it has ended")]
+    UnknownStream,
+    /// The stream was finished or reset by this side: it takes no more.
+    #[error("stream finished or reset: open another")]
+    StreamClosed,
+}
+
+/// A stream could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StreamError {
+    /// As many streams as the peer allows are open; wait for one to end.
+    #[error("the peer allows {max} open streams and that many are open: finish one first")]
+    TooManyStreams {
+        /// The peer's limit.
+        max: u64,
+    },
+    /// The session is not established (or is over).
+    #[error("the session is not established")]
+    NotConnected,
     /// No session has this id on this endpoint.
     #[error("no such session")]
     UnknownSession,

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::error::ProtocolViolation;
 use crate::id::SessionId;
+use crate::stream::{StreamEnd, StreamId};
 
 /// Something the application should know about, returned by
 /// [`Endpoint::poll_event`](crate::Endpoint::poll_event).
@@ -24,6 +25,31 @@ pub enum Event {
     Readable {
         /// The session.
         session: SessionId,
+    },
+    /// The peer opened a stream (its first packet arrived).
+    StreamOpened {
+        /// The session.
+        session: SessionId,
+        /// The new stream.
+        stream: StreamId,
+    },
+    /// Messages arrived on a stream other than stream 0: take them with
+    /// [`Session::recv_on`](crate::Session::recv_on) until it returns `None`.
+    StreamReadable {
+        /// The session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+    },
+    /// The peer's side of a stream is over: finished (every message was
+    /// taken), reset, or — for a stream this side opened — refused.
+    StreamClosed {
+        /// The session.
+        session: SessionId,
+        /// The stream.
+        stream: StreamId,
+        /// How it ended.
+        end: StreamEnd,
     },
     /// An unreliable datagram arrived.
     Datagram {
@@ -53,6 +79,9 @@ impl Event {
         match self {
             Self::Connected { session }
             | Self::Readable { session }
+            | Self::StreamOpened { session, .. }
+            | Self::StreamReadable { session, .. }
+            | Self::StreamClosed { session, .. }
             | Self::Datagram { session, .. }
             | Self::SendReady { session }
             | Self::Closed { session, .. } => *session,

@@ -77,17 +77,20 @@ mod rtt;
 mod sent;
 mod session;
 mod stats;
+pub mod stream;
 mod timer;
 
 pub use config::Config;
 pub use endpoint::{Endpoint, Session, Transmit};
 pub use error::{
     ConfigError, ConnectError, DatagramError, DecodeError, ProtocolViolation, SendError,
+    StreamError,
 };
 pub use event::{CloseReason, Event, TransportCode};
 pub use id::{SessionId, Side};
 pub use session::State;
 pub use stats::{EndpointStats, SessionStats};
+pub use stream::{StreamEnd, StreamId, StreamKind};
 
 #[cfg(test)]
 mod test_support {

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use crate::codec::{Reader, put_varint, varint_len};
 use crate::error::DecodeError;
 use crate::id::SessionId;
+pub use crate::stream::StreamOp;
 
 /// The protocol version this crate speaks. Datagrams with another version are dropped.
 pub const VERSION: u8 = 1;
@@ -62,6 +63,8 @@ pub enum PacketKind {
     PathChallenge = 0x0a,
     /// The answer to a path challenge.
     PathResponse = 0x0b,
+    /// Finishes, resets, refuses a stream or grants it credit.
+    StreamControl = 0x0c,
 }
 
 impl PacketKind {
@@ -79,6 +82,7 @@ impl PacketKind {
             0x09 => Self::Direct,
             0x0a => Self::PathChallenge,
             0x0b => Self::PathResponse,
+            0x0c => Self::StreamControl,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -143,6 +147,10 @@ pub struct Handshake {
     /// Longest time this side delays an ack, in microseconds; the peer adds it to
     /// its retransmission timeout.
     pub max_ack_delay_micros: u64,
+    /// Streams the peer may have open at once that it opened.
+    pub max_streams: u64,
+    /// Receive credit each stream grants before its first credit update.
+    pub initial_max_stream_data: u64,
     /// With a pre-shared key: the Noise handshake message (message 1 in a
     /// Connect, message 2 in a ConnectAck, see [`crate::crypto`]). Empty
     /// without encryption, and then not encoded at all.
@@ -157,6 +165,8 @@ impl Handshake {
         put_varint(out, self.max_message_size);
         put_varint(out, self.initial_max_data);
         put_varint(out, self.max_ack_delay_micros);
+        put_varint(out, self.max_streams);
+        put_varint(out, self.initial_max_stream_data);
     }
 }
 
@@ -246,6 +256,13 @@ pub enum Packet {
         /// The challenge's token.
         token: u64,
     },
+    /// A stream's finish, reset, refusal or credit.
+    StreamControl {
+        /// The stream.
+        stream: u64,
+        /// What about it.
+        op: StreamOp,
+    },
 }
 
 impl Packet {
@@ -263,6 +280,7 @@ impl Packet {
             Self::Direct(_) => PacketKind::Direct,
             Self::PathChallenge { .. } => PacketKind::PathChallenge,
             Self::PathResponse { .. } => PacketKind::PathResponse,
+            Self::StreamControl { .. } => PacketKind::StreamControl,
         }
     }
 
@@ -303,6 +321,25 @@ impl Packet {
             Self::PathChallenge { token } | Self::PathResponse { token } => {
                 out.extend_from_slice(&token.to_be_bytes());
             }
+            Self::StreamControl { stream, op } => {
+                put_varint(out, *stream);
+                match *op {
+                    StreamOp::Finish { messages } => {
+                        out.push(0);
+                        put_varint(out, messages);
+                    }
+                    StreamOp::Reset { code, messages } => {
+                        out.push(1);
+                        put_varint(out, code);
+                        put_varint(out, messages);
+                    }
+                    StreamOp::Credit { max_data } => {
+                        out.push(2);
+                        put_varint(out, max_data);
+                    }
+                    StreamOp::Refuse => out.push(3),
+                }
+            }
         }
     }
 
@@ -327,6 +364,8 @@ impl Packet {
                     max_message_size: r.varint()?,
                     initial_max_data: r.varint()?,
                     max_ack_delay_micros: r.varint()?,
+                    max_streams: r.varint()?,
+                    initial_max_stream_data: r.varint()?,
                     auth: Bytes::new(),
                 };
                 // The Noise message, if any (its length is at most the rest of
@@ -403,6 +442,24 @@ impl Packet {
             PacketKind::PathResponse => Self::PathResponse {
                 token: u64::from_be_bytes(r.array()?),
             },
+            PacketKind::StreamControl => {
+                let stream = r.varint()?;
+                let op = match r.u8()? {
+                    0 => StreamOp::Finish {
+                        messages: r.varint()?,
+                    },
+                    1 => StreamOp::Reset {
+                        code: r.varint()?,
+                        messages: r.varint()?,
+                    },
+                    2 => StreamOp::Credit {
+                        max_data: r.varint()?,
+                    },
+                    3 => StreamOp::Refuse,
+                    _ => return Err(DecodeError::ValueOutOfRange),
+                };
+                Self::StreamControl { stream, op }
+            }
         };
         if r.remaining() != 0 {
             return Err(DecodeError::TrailingBytes(r.remaining()));
@@ -515,6 +572,8 @@ mod tests {
             max_message_size: 1 << 24,
             initial_max_data: 1 << 25,
             max_ack_delay_micros: 10_000,
+            max_streams: 100,
+            initial_max_stream_data: 1 << 24,
             auth: Bytes::new(),
         };
         let with_auth = Handshake {
@@ -526,6 +585,27 @@ mod tests {
             Packet::ConnectAck(hs),
             Packet::Connect(with_auth.clone()),
             Packet::ConnectAck(with_auth),
+            Packet::PathChallenge { token: 0xdead_beef },
+            Packet::PathResponse { token: u64::MAX },
+            Packet::StreamControl {
+                stream: 13,
+                op: StreamOp::Finish { messages: 7 },
+            },
+            Packet::StreamControl {
+                stream: 13,
+                op: StreamOp::Reset {
+                    code: 3,
+                    messages: 9,
+                },
+            },
+            Packet::StreamControl {
+                stream: 2,
+                op: StreamOp::Credit { max_data: 1 << 30 },
+            },
+            Packet::StreamControl {
+                stream: 2,
+                op: StreamOp::Refuse,
+            },
             Packet::Data(Data {
                 stream: 0,
                 message: 3,
@@ -649,13 +729,16 @@ mod tests {
             0..=VARINT_MAX,
             0..=VARINT_MAX,
             0..=VARINT_MAX,
+            (0..=VARINT_MAX, 0..=VARINT_MAX),
             prop::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from),
         )
-            .prop_map(|(a, b, c, d, auth)| Handshake {
+            .prop_map(|(a, b, c, d, (e, f), auth)| Handshake {
                 max_udp_payload: a,
                 max_message_size: b,
                 initial_max_data: c,
                 max_ack_delay_micros: d,
+                max_streams: e,
+                initial_max_stream_data: f,
                 auth,
             });
         prop_oneof![

@@ -9,8 +9,18 @@ use crate::ack::REORDER_THRESHOLD;
 /// What a tracked packet carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SentKind {
-    /// A fragment of a message: retransmitted if lost.
-    Data { message: u64, index: u32 },
+    /// A fragment of a message: retransmitted if lost (given up on an
+    /// unreliable stream).
+    Data {
+        stream: u64,
+        message: u64,
+        index: u32,
+    },
+    /// A stream control frame: sent again if lost.
+    Control {
+        stream: u64,
+        kind: crate::stream::ControlKind,
+    },
     /// An unreliable datagram: counted for congestion control, never resent.
     Direct,
 }
@@ -192,6 +202,7 @@ mod tests {
             t0,
             10,
             SentKind::Data {
+                stream: 0,
                 message: 0,
                 index: 0,
             },

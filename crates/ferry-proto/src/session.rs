@@ -1,7 +1,7 @@
 //! One session's state machine: handshake, reliable messages, acks, recovery,
 //! keep-alive, datagrams and close. Driven by the [`Endpoint`](crate::Endpoint).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,11 +10,11 @@ use bytes::Bytes;
 use tracing::{debug, trace};
 
 use crate::ack::AckTracker;
-use crate::batch::{Accepted, Reassembly, SendQueue, fragment_cost};
+use crate::batch::{Accepted, fragment_cost};
 use crate::config::{Config, MIN_MTU};
 use crate::congestion::NewReno;
 use crate::crypto::{Handshake as Noise, PacketKeys};
-use crate::error::{DatagramError, ProtocolViolation, SendError};
+use crate::error::{DatagramError, ProtocolViolation, SendError, StreamError};
 use crate::event::{CloseReason, TransportCode};
 use crate::id::{SessionId, Side};
 use crate::packet::{
@@ -25,6 +25,7 @@ use crate::protection::Protection;
 use crate::rtt::RttEstimator;
 use crate::sent::{SentKind, SentLog, SentPacket};
 use crate::stats::SessionStats;
+use crate::stream::{ControlKind, Stream, StreamEnd, StreamId, StreamKind, StreamOp};
 use crate::timer::{Timer, Timers};
 
 /// The lifecycle of a session.
@@ -73,6 +74,8 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         max_message_size: config.max_message_size as u64,
         initial_max_data: config.recv_window as u64,
         max_ack_delay_micros: config.max_ack_delay.as_micros() as u64,
+        max_streams: config.max_streams as u64,
+        initial_max_stream_data: config.stream_recv_window as u64,
         auth: Bytes::new(),
     }
 }
@@ -82,6 +85,16 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
 const MAX_PATH_CHALLENGES: u32 = 3;
 /// Path responses waiting to be sent.
 const MAX_PATH_RESPONSES: usize = 4;
+/// Stream refusals waiting to be sent.
+const MAX_REFUSALS: usize = 16;
+
+fn kind_index(kind: StreamKind) -> usize {
+    match kind {
+        StreamKind::ReliableOrdered => 0,
+        StreamKind::ReliableUnordered => 1,
+        StreamKind::Unreliable => 2,
+    }
+}
 
 /// A new address the peer's authenticated packets came from, being checked.
 #[derive(Debug)]
@@ -98,6 +111,9 @@ struct PathCheck {
 pub(crate) enum SessionEvent {
     Connected,
     Readable,
+    StreamOpened(StreamId),
+    StreamReadable(StreamId),
+    StreamClosed(StreamId, StreamEnd),
     Datagram(Bytes),
     SendReady,
     Closed(CloseReason),
@@ -120,7 +136,20 @@ pub(crate) struct SessionCore {
 
     // Sending.
     next_pn: u64,
-    queue: SendQueue,
+    /// Every open stream, stream 0 included, by id.
+    streams: BTreeMap<u64, Stream>,
+    /// The next sequence number of a stream this side opens, per kind.
+    next_local_seq: [u64; 3],
+    /// The next sequence number of a stream the peer opens, per kind: lower
+    /// ones were opened already (and may be over).
+    next_peer_seq: [u64; 3],
+    /// The peer's limits and initial credit for streams.
+    peer_max_streams: u64,
+    peer_stream_window: u64,
+    /// The stream whose new data went out last (round robin).
+    last_served: u64,
+    /// Streams of the peer's refused: a Refuse frame is due for each.
+    refusals: VecDeque<u64>,
     sent: SentLog,
     rtt: RttEstimator,
     cc: NewReno,
@@ -150,10 +179,6 @@ pub(crate) struct SessionCore {
 
     // Receiving.
     acks: AckTracker,
-    reassembly: Reassembly,
-    /// Whole messages delivered in order, waiting for the application, with
-    /// their flow-control cost.
-    inbox: VecDeque<(Bytes, u64)>,
     credit_received: u64,
     consumed: u64,
     advertised_max_data: u64,
@@ -207,7 +232,23 @@ impl SessionCore {
             peer_max_message: config.max_message_size,
             peer_max_ack_delay: config.max_ack_delay,
             next_pn: 0,
-            queue: SendQueue::default(),
+            streams: BTreeMap::from([(
+                0,
+                Stream::new(
+                    StreamId::DEFAULT,
+                    StreamKind::ReliableOrdered,
+                    config.max_message_size,
+                    0,
+                    config.stream_recv_window as u64,
+                ),
+            )]),
+            // Stream 0 is the starter's first reliable ordered stream.
+            next_local_seq: [u64::from(side == Side::Starter), 0, 0],
+            next_peer_seq: [u64::from(side == Side::Listener), 0, 0],
+            peer_max_streams: 0,
+            peer_stream_window: 0,
+            last_served: 0,
+            refusals: VecDeque::new(),
             sent: SentLog::default(),
             rtt: RttEstimator::new(config.initial_rtt),
             cc: NewReno::new(mtu),
@@ -226,8 +267,6 @@ impl SessionCore {
             connects_sent: 0,
             connect_sent_at: None,
             acks: AckTracker::new(),
-            reassembly: Reassembly::new(config.max_message_size),
-            inbox: VecDeque::new(),
             credit_received: 0,
             consumed: 0,
             advertised_max_data: recv_window,
@@ -302,13 +341,21 @@ impl SessionCore {
 
     /// Whether a connect packet's parameters are usable.
     pub(crate) fn valid_handshake(h: &Handshake) -> bool {
-        h.max_udp_payload >= MIN_MTU as u64 && h.max_message_size > 0 && h.initial_max_data > 0
+        h.max_udp_payload >= MIN_MTU as u64
+            && h.max_message_size > 0
+            && h.initial_max_data > 0
+            && h.initial_max_stream_data > 0
     }
 
     fn apply_peer_params(&mut self, h: &Handshake) {
         self.mtu = self.config.mtu.min(h.max_udp_payload as usize);
         self.peer_max_message = usize::try_from(h.max_message_size).unwrap_or(usize::MAX);
         self.peer_max_data = self.peer_max_data.max(h.initial_max_data);
+        self.peer_max_streams = h.max_streams;
+        self.peer_stream_window = h.initial_max_stream_data;
+        for stream in self.streams.values_mut() {
+            stream.peer_max_data = stream.peer_max_data.max(h.initial_max_stream_data);
+        }
         // Bounded so that a peer cannot stall our timers with an absurd value.
         self.peer_max_ack_delay =
             Duration::from_micros(h.max_ack_delay_micros).min(MAX_PEER_ACK_DELAY);
@@ -385,6 +432,7 @@ impl SessionCore {
         s.rtt = self.rtt.smoothed();
         s.min_rtt = self.rtt.min().unwrap_or_default();
         s.congestion_window = self.cc.window();
+        s.unreliable_dropped = self.streams.values().map(Stream::dropped).sum();
         s.bytes_in_flight = self.sent.bytes_in_flight();
         s
     }
@@ -401,7 +449,7 @@ impl SessionCore {
 
     // ---- application commands ----
 
-    pub(crate) fn send(&mut self, data: Bytes) -> Result<(), SendError> {
+    pub(crate) fn send(&mut self, stream: u64, data: Bytes) -> Result<(), SendError> {
         if matches!(self.state, State::Closing | State::Closed) {
             return Err(SendError::Closed);
         }
@@ -412,13 +460,103 @@ impl SessionCore {
                 max,
             });
         }
-        if !self.queue.is_empty() && self.queue.buffered() + data.len() > self.config.send_buffer {
+        let buffered = self.buffered();
+        let Some(stream) = self.streams.get_mut(&stream) else {
+            return Err(SendError::UnknownStream);
+        };
+        if stream.send_closed {
+            return Err(if stream.refused {
+                SendError::UnknownStream
+            } else {
+                SendError::StreamClosed
+            });
+        }
+        if buffered > 0 && buffered + data.len() > self.config.send_buffer {
             self.send_blocked = true;
             return Err(SendError::Blocked);
         }
-        self.queue.push(data);
+        stream.send.push(data);
+        stream.sent_messages += 1;
         self.stats.messages_sent += 1;
         Ok(())
+    }
+
+    /// Bytes of messages not yet acknowledged, over every stream.
+    fn buffered(&self) -> usize {
+        self.streams.values().map(|s| s.send.buffered()).sum()
+    }
+
+    /// Opens a stream of `kind`; the peer learns of it with its first packet.
+    pub(crate) fn open_stream(&mut self, kind: StreamKind) -> Result<StreamId, StreamError> {
+        if !matches!(self.state, State::Established) {
+            return Err(StreamError::NotConnected);
+        }
+        let open = self
+            .streams
+            .keys()
+            .filter(|&&id| id != 0 && StreamId(id).opener() == self.side)
+            .count() as u64;
+        if open >= self.peer_max_streams {
+            return Err(StreamError::TooManyStreams {
+                max: self.peer_max_streams,
+            });
+        }
+        let seq = &mut self.next_local_seq[kind_index(kind)];
+        let id = StreamId::new(*seq, kind, self.side);
+        *seq += 1;
+        let stream = Stream::new(
+            id,
+            kind,
+            self.config.max_message_size,
+            self.peer_stream_window,
+            self.config.stream_recv_window as u64,
+        );
+        self.streams.insert(id.0, stream);
+        Ok(id)
+    }
+
+    /// This side sends no more on `stream`; the peer reads what was sent, then
+    /// the end.
+    pub(crate) fn finish_stream(&mut self, stream: StreamId) -> Result<(), SendError> {
+        let s = self
+            .streams
+            .get_mut(&stream.0)
+            .ok_or(SendError::UnknownStream)?;
+        if s.send_closed {
+            return Err(SendError::StreamClosed);
+        }
+        s.send_closed = true;
+        s.end = Some(StreamOp::Finish {
+            messages: s.sent_messages,
+        });
+        s.end_due = true;
+        Ok(())
+    }
+
+    /// This side abandons sending on `stream`: what is not delivered yet is
+    /// dropped at both ends, and the peer learns `code`.
+    pub(crate) fn reset_stream(&mut self, stream: StreamId, code: u64) -> Result<(), SendError> {
+        let s = self
+            .streams
+            .get_mut(&stream.0)
+            .ok_or(SendError::UnknownStream)?;
+        if s.send_closed && !matches!(s.end, Some(StreamOp::Finish { .. })) {
+            return Err(SendError::StreamClosed);
+        }
+        s.send_closed = true;
+        s.send.clear();
+        s.end = Some(StreamOp::Reset {
+            code,
+            messages: s.sent_messages,
+        });
+        s.end_due = true;
+        s.end_acked = false;
+        Ok(())
+    }
+
+    /// The ids of the streams open on this session.
+    pub(crate) fn stream_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.streams.keys().map(|&id| StreamId(id))
     }
 
     pub(crate) fn send_datagram(&mut self, data: Bytes) -> Result<(), DatagramError> {
@@ -455,7 +593,9 @@ impl SessionCore {
         }
         debug!(session = %self.id, reason = %why, "closing session");
         let contacted = self.state != State::Init;
-        self.queue.clear();
+        for stream in self.streams.values_mut() {
+            stream.send.clear();
+        }
         self.directs_out.clear();
         self.timers.clear_all();
         self.events.push_back(SessionEvent::Closed(why));
@@ -490,7 +630,9 @@ impl SessionCore {
             return;
         }
         debug!(session = %self.id, reason = %why, "session abandoned");
-        self.queue.clear();
+        for stream in self.streams.values_mut() {
+            stream.send.clear();
+        }
         self.directs_out.clear();
         self.timers.clear_all();
         if self.state != State::Closing {
@@ -512,22 +654,47 @@ impl SessionCore {
 
     /// The next delivered message, taken by the application: its flow-control
     /// cost returns to the peer as credit.
-    pub(crate) fn recv(&mut self) -> Option<Bytes> {
-        let (data, cost) = self.inbox.pop_front()?;
-        self.consumed += cost;
-        let window = self.config.recv_window as u64;
-        if self.state == State::Established
-            && self.consumed + window - self.advertised_max_data >= window / 4
-        {
-            self.acks.request_immediate();
+    pub(crate) fn recv(&mut self, stream: u64) -> Option<Bytes> {
+        let s = self.streams.get_mut(&stream)?;
+        let (data, cost) = s.inbox.pop_front()?;
+        if s.kind.is_reliable() {
+            s.consumed += cost;
+            let window = self.config.stream_recv_window as u64;
+            if s.consumed + window - s.advertised >= window / 4 {
+                s.credit_due = true;
+            }
+            self.consumed += cost;
+            let window = self.config.recv_window as u64;
+            if self.state == State::Established
+                && self.consumed + window - self.advertised_max_data >= window / 4
+            {
+                self.acks.request_immediate();
+            }
         }
+        self.check_stream_end(stream);
         Some(data)
+    }
+
+    /// Reports a stream's end when it comes, and forgets a stream both sides
+    /// are done with.
+    fn check_stream_end(&mut self, id: u64) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if let Some(end) = s.read_end() {
+            s.end_reported = true;
+            self.events
+                .push_back(SessionEvent::StreamClosed(StreamId(id), end));
+        }
+        if id != 0 && s.end_reported && s.send_done() {
+            self.streams.remove(&id);
+        }
     }
 
     /// Whether delivered messages wait to be taken (a closed session stays
     /// readable until they are).
     pub(crate) fn has_unread(&self) -> bool {
-        !self.inbox.is_empty()
+        self.streams.values().any(|s| !s.inbox.is_empty())
     }
 
     pub(crate) fn on_datagram_consumed(&mut self) {
@@ -575,7 +742,10 @@ impl SessionCore {
             }
             State::Established => {}
         }
-        let eliciting = matches!(packet, Packet::Data(_) | Packet::Direct(_));
+        let eliciting = matches!(
+            packet,
+            Packet::Data(_) | Packet::Direct(_) | Packet::StreamControl { .. }
+        );
         let fresh = self.acks.on_packet(
             header.number,
             eliciting,
@@ -606,6 +776,7 @@ impl SessionCore {
             }
             Packet::ConnectAck(_) => {}
             Packet::Data(d) => self.on_data(now, d),
+            Packet::StreamControl { stream, op } => self.on_stream_control(now, stream, op),
             Packet::Ack(a) => self.on_ack(now, a),
             Packet::RepeatRequest(r) => self.on_repeat_request(now, r),
             Packet::Ping => {
@@ -737,38 +908,163 @@ impl SessionCore {
         self.abandon(why);
     }
 
-    fn on_data(&mut self, now: Instant, d: Data) {
-        if d.stream != 0 {
-            self.violation(now, ProtocolViolation::UnknownStream);
-            return;
+    /// The stream a peer's packet names: an open one, or one the peer opens
+    /// now (with every lower one of its kind it has not used yet). `None` for
+    /// a stream that is over (late packets are dropped) or refused; `Err` for
+    /// an id the peer cannot use.
+    fn peer_stream(&mut self, id: u64) -> Result<Option<u64>, ProtocolViolation> {
+        if self.streams.contains_key(&id) {
+            return Ok(Some(id));
         }
-        match self
-            .reassembly
+        let sid = StreamId(id);
+        let kind = sid.kind().ok_or(ProtocolViolation::UnknownStream)?;
+        let k = kind_index(kind);
+        if sid.opener() == self.side {
+            // Ours: over already, or never opened.
+            return if sid.sequence() < self.next_local_seq[k] {
+                Ok(None)
+            } else {
+                Err(ProtocolViolation::UnknownStream)
+            };
+        }
+        if sid.sequence() < self.next_peer_seq[k] {
+            return Ok(None);
+        }
+        let mut open = self
+            .streams
+            .keys()
+            .filter(|&&i| i != 0 && StreamId(i).opener() != self.side)
+            .count();
+        let max = self.config.max_streams;
+        for seq in self.next_peer_seq[k]..=sid.sequence() {
+            let new = StreamId::new(seq, kind, sid.opener());
+            if open >= max {
+                if self.refusals.len() < MAX_REFUSALS {
+                    self.refusals.push_back(new.0);
+                }
+                continue;
+            }
+            open += 1;
+            let stream = Stream::new(
+                new,
+                kind,
+                self.config.max_message_size,
+                self.peer_stream_window,
+                self.config.stream_recv_window as u64,
+            );
+            self.streams.insert(new.0, stream);
+            self.events.push_back(SessionEvent::StreamOpened(new));
+        }
+        self.next_peer_seq[k] = sid.sequence() + 1;
+        Ok(self.streams.contains_key(&id).then_some(id))
+    }
+
+    fn on_data(&mut self, now: Instant, d: Data) {
+        let id = match self.peer_stream(d.stream) {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            Err(v) => {
+                self.violation(now, v);
+                return;
+            }
+        };
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match stream
+            .recv
             .on_fragment(d.message, d.fragment, d.fragments, d.payload)
         {
             Err(v) => self.violation(now, v),
             Ok(Accepted::Duplicate) => self.stats.duplicates += 1,
             Ok(Accepted::New(cost)) => {
-                self.credit_received += cost;
-                if self.credit_received > self.advertised_max_data {
-                    self.violation(now, ProtocolViolation::FlowControl);
+                if stream.kind.is_reliable() {
+                    stream.received_cost += cost;
+                    self.credit_received += cost;
+                    if stream.received_cost > stream.advertised
+                        || self.credit_received > self.advertised_max_data
+                    {
+                        self.violation(now, ProtocolViolation::FlowControl);
+                        return;
+                    }
+                }
+                if stream.peer_reset.is_some() {
+                    // Abandoned by the peer: nothing more is delivered.
                     return;
                 }
-                while let Some((data, cost)) = self.reassembly.pop_ready() {
+                let was_empty = stream.inbox.is_empty();
+                while let Some((data, cost)) = stream.recv.pop_ready() {
                     self.stats.messages_received += 1;
-                    if self.inbox.is_empty() {
-                        self.events.push_back(SessionEvent::Readable);
-                    }
-                    self.inbox.push_back((data, cost));
+                    stream.delivered += 1;
+                    stream.inbox.push_back((data, cost));
+                }
+                if was_empty && !stream.inbox.is_empty() {
+                    self.events.push_back(if id == 0 {
+                        SessionEvent::Readable
+                    } else {
+                        SessionEvent::StreamReadable(StreamId(id))
+                    });
                 }
                 // While data waits behind a hole, ack every packet at once (as TCP
                 // sends a duplicate ack per out-of-order segment): the sender
                 // learns of the loss, and of its repair, without delay.
-                if self.reassembly.has_hole() {
+                if stream.recv.has_hole() {
                     self.acks.request_immediate();
                 }
             }
         }
+    }
+
+    fn on_stream_control(&mut self, now: Instant, id: u64, op: StreamOp) {
+        if op == StreamOp::Refuse || matches!(op, StreamOp::Credit { .. }) {
+            // About a stream this side sends on (ours, or the peer's).
+            let Some(s) = self.streams.get_mut(&id) else {
+                return;
+            };
+            match op {
+                StreamOp::Credit { max_data } => {
+                    s.peer_max_data = s.peer_max_data.max(max_data);
+                }
+                _ => {
+                    s.refused = true;
+                    s.send_closed = true;
+                    s.send.clear();
+                    self.check_stream_end(id);
+                }
+            }
+            return;
+        }
+        let id = match self.peer_stream(id) {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(v) => {
+                self.violation(now, v);
+                return;
+            }
+        };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match op {
+            StreamOp::Finish { messages } => {
+                s.peer_final.get_or_insert(messages);
+            }
+            StreamOp::Reset { code, .. } if s.peer_reset.is_none() => {
+                s.peer_reset = Some(code);
+                // What was received but will never be read returns as credit.
+                if s.kind.is_reliable() {
+                    let unread = s.received_cost - s.consumed;
+                    s.consumed = s.received_cost;
+                    self.consumed += unread;
+                }
+                s.inbox.clear();
+            }
+            _ => {}
+        }
+        self.check_stream_end(id);
     }
 
     fn on_ack(&mut self, now: Instant, ack: Ack) {
@@ -786,18 +1082,42 @@ impl SessionCore {
         let mut newest: Option<SentPacket> = None;
         let mut acked_any = false;
         for range in ack.ranges {
-            let (queue, cc, stats) = (&mut self.queue, &mut self.cc, &mut self.stats);
+            let (streams, cc) = (&mut self.streams, &mut self.cc);
+            let mut ended = Vec::new();
             self.sent.take_range(range, |p| {
                 acked_any = true;
                 cc.on_ack(p.time, u64::from(p.size), false);
-                if let SentKind::Data { message, index } = p.kind {
-                    queue.on_acked(message, index);
+                match p.kind {
+                    SentKind::Data {
+                        stream,
+                        message,
+                        index,
+                    } => {
+                        if let Some(s) = streams.get_mut(&stream) {
+                            s.send.on_acked(message, index);
+                            if s.send_closed && s.send.is_empty() {
+                                ended.push(stream);
+                            }
+                        }
+                    }
+                    SentKind::Control {
+                        stream,
+                        kind: ControlKind::End,
+                    } => {
+                        if let Some(s) = streams.get_mut(&stream) {
+                            s.end_acked = true;
+                            ended.push(stream);
+                        }
+                    }
+                    SentKind::Control { .. } | SentKind::Direct => {}
                 }
-                let _ = stats;
                 if newest.is_none_or(|n| p.number > n.number) {
                     newest = Some(p);
                 }
             });
+            for id in ended {
+                self.check_stream_end(id);
+            }
         }
         if let Some(p) = newest
             && p.number == largest
@@ -847,16 +1167,50 @@ impl SessionCore {
         };
         for p in &lost {
             self.stats.lost += 1;
-            if let SentKind::Data { message, index } = p.kind {
-                self.queue.on_lost(message, index);
-            }
+            self.requeue(p.kind);
         }
         self.cc.on_loss(now, newest);
     }
 
+    /// What a lost packet carried goes out again (or, on an unreliable
+    /// stream, is given up).
+    fn requeue(&mut self, kind: SentKind) {
+        match kind {
+            SentKind::Data {
+                stream,
+                message,
+                index,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.send.on_lost(message, index);
+                }
+            }
+            SentKind::Control { stream, kind } => match kind {
+                ControlKind::End => {
+                    if let Some(s) = self.streams.get_mut(&stream)
+                        && !s.end_acked
+                    {
+                        s.end_due = true;
+                    }
+                }
+                ControlKind::Credit => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.credit_due = true;
+                    }
+                }
+                ControlKind::Refuse => {
+                    if self.refusals.len() < MAX_REFUSALS {
+                        self.refusals.push_back(stream);
+                    }
+                }
+            },
+            SentKind::Direct => {}
+        }
+    }
+
     /// After acks or losses: wake a blocked sender, re-arm the retransmission timer.
     fn after_send_progress(&mut self, now: Instant) {
-        if self.send_blocked && self.queue.buffered() < self.config.send_buffer {
+        if self.send_blocked && self.buffered() < self.config.send_buffer {
             self.send_blocked = false;
             self.events.push_back(SessionEvent::SendReady);
         }
@@ -878,12 +1232,24 @@ impl SessionCore {
         self.mtu - MAX_HEADER_LEN - self.protection.overhead()
     }
 
+    /// Whether new data waits and none of it fits the credit granted: the
+    /// peer's credit update may have been lost.
     fn blocked_on_credit(&self) -> bool {
-        self.queue.has_unsent()
-            && self
-                .queue
-                .next_unsent_cost(self.payload_room())
-                .is_some_and(|c| c > self.credit())
+        let room = self.payload_room();
+        let mut waiting = false;
+        for s in self.streams.values() {
+            if !s.send.has_unsent() || !s.kind.is_reliable() {
+                continue;
+            }
+            waiting = true;
+            if s.send
+                .next_unsent_cost(room)
+                .is_some_and(|c| c <= self.credit().min(s.credit()))
+            {
+                return false;
+            }
+        }
+        waiting
     }
 
     fn arm_retransmit(&mut self, now: Instant) {
@@ -987,9 +1353,7 @@ impl SessionCore {
                 self.sent.take_all(|p| lost.push(p));
                 for p in &lost {
                     self.stats.lost += 1;
-                    if let SentKind::Data { message, index } = p.kind {
-                        self.queue.on_lost(message, index);
-                    }
+                    self.requeue(p.kind);
                 }
                 self.cc.on_timeout(now);
             }
@@ -1161,23 +1525,119 @@ impl SessionCore {
             return Some(len);
         }
         let room = self.payload_room();
-        let fragment = self.queue.next_fragment(room, self.credit())?;
+        // Repairs first, whatever the stream.
+        let repair = self
+            .streams
+            .iter()
+            .find(|(_, s)| s.send.has_retransmit())
+            .map(|(&id, _)| id);
+        if let Some(id) = repair
+            && let Some(len) = self.send_fragment(now, buf, id, room, 0)
+        {
+            return Some(len);
+        }
+        if let Some(len) = self.poll_stream_control(now, buf) {
+            return Some(len);
+        }
+        // New data: the streams take turns, one packet each.
+        let ids: Vec<u64> = self
+            .streams
+            .range(self.last_served + 1..)
+            .chain(self.streams.range(..=self.last_served))
+            .filter(|(_, s)| s.send.has_unsent())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let credit = match self.streams.get(&id) {
+                Some(s) if s.kind.is_reliable() => self.credit().min(s.credit()),
+                Some(_) => u64::MAX,
+                None => continue,
+            };
+            if let Some(len) = self.send_fragment(now, buf, id, room, credit) {
+                self.last_served = id;
+                return Some(len);
+            }
+        }
+        None
+    }
+
+    /// Sends one fragment of stream `id` (a repair, or new data within
+    /// `credit`).
+    fn send_fragment(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        id: u64,
+        room: usize,
+        credit: u64,
+    ) -> Option<usize> {
+        let s = self.streams.get_mut(&id)?;
+        let fragment = s.send.next_fragment(room, credit)?;
         if fragment.first {
-            self.credit_used += fragment_cost(fragment.payload.len());
+            if s.kind.is_reliable() {
+                let cost = fragment_cost(fragment.payload.len());
+                s.credit_used += cost;
+                self.credit_used += cost;
+            }
         } else {
             self.stats.retransmitted += 1;
         }
         let (message, index) = (fragment.message, fragment.index);
         let p = Packet::Data(Data {
-            stream: 0,
+            stream: id,
             message,
             fragment: index,
             fragments: fragment.count,
             payload: fragment.payload,
         });
         let (pn, len) = self.emit(buf, &p);
+        self.sent.push(
+            pn,
+            now,
+            len,
+            SentKind::Data {
+                stream: id,
+                message,
+                index,
+            },
+        );
+        self.arm_retransmit(now);
+        Some(len)
+    }
+
+    /// A stream's finish or reset, a credit update, or a refusal.
+    fn poll_stream_control(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        let (id, op, kind) = if let Some(id) = self.refusals.pop_front() {
+            (id, StreamOp::Refuse, ControlKind::Refuse)
+        } else {
+            let window = self.config.stream_recv_window as u64;
+            // A finish waits for the stream's data to be sent and acknowledged
+            // (so the peer can tell the stream is complete); a reset does not.
+            let end_ready = |s: &Stream| {
+                s.end_due && (s.send.is_empty() || matches!(s.end, Some(StreamOp::Reset { .. })))
+            };
+            let (&id, s) = self
+                .streams
+                .iter_mut()
+                .find(|(_, s)| end_ready(s) || s.credit_due)?;
+            if end_ready(s) {
+                s.end_due = false;
+                (id, s.end?, ControlKind::End)
+            } else {
+                s.credit_due = false;
+                s.advertised = s.consumed + window;
+                (
+                    id,
+                    StreamOp::Credit {
+                        max_data: s.advertised,
+                    },
+                    ControlKind::Credit,
+                )
+            }
+        };
+        let (pn, len) = self.emit(buf, &Packet::StreamControl { stream: id, op });
         self.sent
-            .push(pn, now, len, SentKind::Data { message, index });
+            .push(pn, now, len, SentKind::Control { stream: id, kind });
         self.arm_retransmit(now);
         Some(len)
     }

@@ -5,6 +5,9 @@ use std::time::Duration;
 /// Per-session statistics, from [`Session::stats`](crate::Session::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
+    /// Messages of unreliable streams dropped at this end: superseded by a
+    /// newer one, or left incomplete.
+    pub unreliable_dropped: u64,
     /// Times the session moved to a new peer address (after the new path
     /// answered a challenge).
     pub migrations: u64,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use ferry_proto::SessionId;
 use ferry_proto::diode::{DiodeConfig, Sender};
-use ferry_proto::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest};
+use ferry_proto::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest, StreamOp};
 
 #[allow(dead_code)]
 mod props {
@@ -274,6 +274,32 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         ("direct", Packet::Direct(Bytes::from_static(b"datagram"))),
+        ("path_challenge", Packet::PathChallenge { token: 0x1234 }),
+        ("path_response", Packet::PathResponse { token: 0x1234 }),
+        (
+            "stream_finish",
+            Packet::StreamControl {
+                stream: 9,
+                op: StreamOp::Finish { messages: 4 },
+            },
+        ),
+        (
+            "stream_reset",
+            Packet::StreamControl {
+                stream: 9,
+                op: StreamOp::Reset {
+                    code: 2,
+                    messages: 4,
+                },
+            },
+        ),
+        (
+            "stream_credit",
+            Packet::StreamControl {
+                stream: 4,
+                op: StreamOp::Credit { max_data: 1 << 22 },
+            },
+        ),
     ];
     seeds
         .into_iter()
@@ -316,7 +342,42 @@ fn unsealed(packet: &Packet, session: SessionId, number: u64) -> Vec<u8> {
 fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let other = SessionId::from(0x0a0b_0c0d_0e0f_1011);
     let big = vec![b'f'; 300];
-    let seeds: [(&str, Vec<Vec<u8>>); 7] = [
+    let on_stream = |number: u64, stream: u64, payload: &'static [u8]| {
+        props::datagram(
+            &Packet::Data(Data {
+                stream,
+                message: 0,
+                fragment: 0,
+                fragments: 1,
+                payload: Bytes::from_static(payload),
+            }),
+            SESSION,
+            number,
+        )
+    };
+    let seeds: [(&str, Vec<Vec<u8>>); 8] = [
+        // Streams the starter opens: ordered #1 (id 8), unordered #0 (id 2),
+        // unreliable #0 (id 4); then a finish.
+        (
+            "streams",
+            vec![
+                record(1, 0, &on_stream(1, 8, b"on stream 8")),
+                record(1, 0, &on_stream(2, 2, b"unordered")),
+                record(1, 0, &on_stream(3, 4, b"latest")),
+                record(
+                    1,
+                    0,
+                    &props::datagram(
+                        &Packet::StreamControl {
+                            stream: 8,
+                            op: StreamOp::Finish { messages: 1 },
+                        },
+                        SESSION,
+                        4,
+                    ),
+                ),
+            ],
+        ),
         // One message, with the checksum computed here.
         ("message", vec![record(1, 0, &message(1, 0, b"hello"))]),
         // The same, with the driver sealing it.

@@ -42,6 +42,8 @@ impl Forger {
             max_message_size: 1 << 20,
             initial_max_data: 1 << 20,
             max_ack_delay_micros: 10_000,
+            max_streams: 100,
+            initial_max_stream_data: 1 << 20,
             auth: Bytes::new(),
         }));
         assert_eq!(
@@ -239,6 +241,8 @@ fn duplicate_connect_is_answered_again_not_duplicated() {
         max_message_size: 1 << 20,
         initial_max_data: 1 << 20,
         max_ack_delay_micros: 10_000,
+        max_streams: 100,
+        initial_max_stream_data: 1 << 20,
         auth: Bytes::new(),
     }));
     assert_eq!(acks(&f.replies()), 1, "a lost connect ack is sent again");

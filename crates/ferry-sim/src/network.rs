@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ferry_proto::{Config, ConfigError, Endpoint, Event, SessionId};
+use ferry_proto::{Config, ConfigError, Endpoint, Event, SessionId, StreamId};
 
 use crate::link::{Link, LinkConfig, LinkStats};
 
@@ -18,8 +18,10 @@ struct Node {
     endpoint: Endpoint,
     addr: SocketAddr,
     events: VecDeque<Event>,
-    /// Messages the simulated application took from its sessions.
+    /// Messages the simulated application took from its sessions' stream 0.
     messages: VecDeque<(SessionId, Bytes)>,
+    /// Messages it took from other streams.
+    stream_messages: VecDeque<(SessionId, StreamId, Bytes)>,
     /// Whether the simulated application takes events and messages as they
     /// come. When it does not, messages stay in the endpoint and hold its
     /// receive window.
@@ -35,6 +37,13 @@ impl Node {
             {
                 while let Some(data) = s.recv() {
                     self.messages.push_back((session, data));
+                }
+            }
+            if let Event::StreamReadable { session, stream } = event
+                && let Some(mut s) = self.endpoint.session(session)
+            {
+                while let Some(data) = s.recv_on(stream) {
+                    self.stream_messages.push_back((session, stream, data));
                 }
             }
             self.events.push_back(event);
@@ -91,6 +100,7 @@ impl Network {
             addr,
             events: VecDeque::new(),
             messages: VecDeque::new(),
+            stream_messages: VecDeque::new(),
             reading: true,
         });
         self.by_addr.insert(addr, index);
@@ -168,6 +178,12 @@ impl Network {
     /// (on [`Event::Readable`]), if any.
     pub fn poll_message(&mut self, node: NodeId) -> Option<(SessionId, Bytes)> {
         self.nodes[node.0].messages.pop_front()
+    }
+
+    /// The next message the application at `node` took from a stream other
+    /// than stream 0, if it is reading.
+    pub fn poll_stream_message(&mut self, node: NodeId) -> Option<(SessionId, StreamId, Bytes)> {
+        self.nodes[node.0].stream_messages.pop_front()
     }
 
     /// Whether the node's application takes events and messages as they come
