@@ -57,7 +57,11 @@ fn wrong_key(driver: Driver) {
         .connect(server.local_addr())
         .err()
         .expect("a wrong key must not connect");
-    assert!(err.contains("authentication failed"), "{err}");
+    assert_eq!(
+        err,
+        ferry_async::ConnectError::Failed(ferry_async::CloseReason::AuthenticationFailed)
+    );
+    assert!(err.to_string().contains("authentication failed"), "{err}");
     assert_eq!(server.session_count(), 0, "the listener keeps nothing");
     client.close();
     server.close();

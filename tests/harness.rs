@@ -2,10 +2,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_async::{CloseReason, EndpointConfig, SessionStats};
-use futures_lite::future::block_on;
+use ferry_async::{
+    BroadcastReport, CloseReason, ClosedEvent, ConnectError, EndpointConfig, SessionId,
+    SessionStats,
+};
+use futures_lite::future::{self, block_on};
 
 /// The drivers under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,17 +76,40 @@ pub trait Peer: Send + Sync {
     /// Where peers send to.
     fn local_addr(&self) -> SocketAddr;
     /// Opens a session.
-    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, String>;
+    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError>;
     /// The next incoming session.
     fn accept(&self) -> Option<Box<dyn Conn>>;
-    /// How many sessions the endpoint holds.
+    /// How many sessions are open.
     fn session_count(&self) -> usize;
+    /// The open sessions, in id order.
+    fn sessions(&self) -> Vec<SessionId>;
+    /// A handle on an open session.
+    fn session(&self, id: SessionId) -> Option<Box<dyn Conn>>;
+    /// Queues a message on every established session, never waiting.
+    fn broadcast(&self, message: Bytes) -> BroadcastReport;
+    /// Queues a message on the sessions `ids`, never waiting.
+    fn broadcast_to(&self, ids: &[SessionId], message: Bytes) -> BroadcastReport;
+    /// Subscribes to closed sessions.
+    fn closed_events(&self) -> Box<dyn Subscription>;
+    /// Subscribes to closed sessions, holding at most `capacity` events.
+    fn closed_events_with_capacity(&self, capacity: usize) -> Box<dyn Subscription>;
+    /// Starts or stops accepting sessions.
+    fn set_accept_incoming(&self, accept: bool);
     /// Closes every session and stops.
     fn close(&self);
 }
 
+/// A subscription to closed sessions, whatever drives it.
+pub trait Subscription: Send {
+    /// The next event, `Ok(None)` once the endpoint stopped, `Err` when
+    /// nothing came within `timeout`.
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ClosedEvent>, String>;
+}
+
 /// A session, whatever drives it. Every call blocks the calling thread.
 pub trait Conn: Send + Sync {
+    /// The session's id.
+    fn id(&self) -> SessionId;
     /// Sends a message (waits under backpressure).
     fn send(&self, message: Bytes) -> Result<(), String>;
     /// Receives the next message.
@@ -106,8 +133,8 @@ impl Peer for AsyncPeer {
         self.endpoint.local_addr()
     }
 
-    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, String> {
-        let session = block_on(self.endpoint.connect(addr)).map_err(|e| e.to_string())?;
+    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError> {
+        let session = block_on(self.endpoint.connect(addr))?;
         Ok(Box::new(AsyncConn(session)))
     }
 
@@ -119,14 +146,61 @@ impl Peer for AsyncPeer {
         self.endpoint.session_count()
     }
 
+    fn sessions(&self) -> Vec<SessionId> {
+        self.endpoint.sessions()
+    }
+
+    fn session(&self, id: SessionId) -> Option<Box<dyn Conn>> {
+        self.endpoint
+            .session(id)
+            .map(|s| Box::new(AsyncConn(s)) as Box<dyn Conn>)
+    }
+
+    fn broadcast(&self, message: Bytes) -> BroadcastReport {
+        self.endpoint.broadcast(message)
+    }
+
+    fn broadcast_to(&self, ids: &[SessionId], message: Bytes) -> BroadcastReport {
+        self.endpoint.broadcast_to(ids, message)
+    }
+
+    fn closed_events(&self) -> Box<dyn Subscription> {
+        Box::new(AsyncSubscription(self.endpoint.closed_events()))
+    }
+
+    fn closed_events_with_capacity(&self, capacity: usize) -> Box<dyn Subscription> {
+        Box::new(AsyncSubscription(
+            self.endpoint.closed_events_with_capacity(capacity),
+        ))
+    }
+
+    fn set_accept_incoming(&self, accept: bool) {
+        self.endpoint.set_accept_incoming(accept);
+    }
+
     fn close(&self) {
         block_on(self.endpoint.close());
+    }
+}
+
+struct AsyncSubscription(ferry_async::ClosedEvents);
+
+impl Subscription for AsyncSubscription {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ClosedEvent>, String> {
+        block_on(future::or(async { Ok(self.0.next().await) }, async {
+            async_io::Timer::after(timeout).await;
+            Err(format!("no closed event within {timeout:?}"))
+        }))
     }
 }
 
 struct AsyncConn(ferry_async::Session);
 
 impl Conn for AsyncConn {
+    fn id(&self) -> SessionId {
+        self.0.id()
+    }
+
     fn send(&self, message: Bytes) -> Result<(), String> {
         block_on(self.0.send(message)).map_err(|e| e.to_string())
     }
@@ -153,8 +227,8 @@ impl Peer for ferry_blocking::Endpoint {
         ferry_blocking::Endpoint::local_addr(self)
     }
 
-    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, String> {
-        let session = ferry_blocking::Endpoint::connect(self, addr).map_err(|e| e.to_string())?;
+    fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError> {
+        let session = ferry_blocking::Endpoint::connect(self, addr)?;
         Ok(Box::new(session))
     }
 
@@ -166,12 +240,52 @@ impl Peer for ferry_blocking::Endpoint {
         ferry_blocking::Endpoint::session_count(self)
     }
 
+    fn sessions(&self) -> Vec<SessionId> {
+        ferry_blocking::Endpoint::sessions(self)
+    }
+
+    fn session(&self, id: SessionId) -> Option<Box<dyn Conn>> {
+        ferry_blocking::Endpoint::session(self, id).map(|s| Box::new(s) as Box<dyn Conn>)
+    }
+
+    fn broadcast(&self, message: Bytes) -> BroadcastReport {
+        ferry_blocking::Endpoint::broadcast(self, message)
+    }
+
+    fn broadcast_to(&self, ids: &[SessionId], message: Bytes) -> BroadcastReport {
+        ferry_blocking::Endpoint::broadcast_to(self, ids, message)
+    }
+
+    fn closed_events(&self) -> Box<dyn Subscription> {
+        Box::new(ferry_blocking::Endpoint::closed_events(self))
+    }
+
+    fn closed_events_with_capacity(&self, capacity: usize) -> Box<dyn Subscription> {
+        Box::new(ferry_blocking::Endpoint::closed_events_with_capacity(
+            self, capacity,
+        ))
+    }
+
+    fn set_accept_incoming(&self, accept: bool) {
+        ferry_blocking::Endpoint::set_accept_incoming(self, accept);
+    }
+
     fn close(&self) {
         ferry_blocking::Endpoint::close(self);
     }
 }
 
+impl Subscription for ferry_blocking::ClosedEvents {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ClosedEvent>, String> {
+        ferry_blocking::ClosedEvents::recv_timeout(self, timeout).map_err(|e| e.to_string())
+    }
+}
+
 impl Conn for ferry_blocking::Session {
+    fn id(&self) -> SessionId {
+        ferry_blocking::Session::id(self)
+    }
+
     fn send(&self, message: Bytes) -> Result<(), String> {
         ferry_blocking::Session::send(self, message).map_err(|e| e.to_string())
     }

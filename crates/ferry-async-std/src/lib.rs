@@ -42,8 +42,9 @@ use ferry_async::async_io::{AsyncIoSocket, AsyncIoTimer};
 use ferry_async::{AsyncTimer, AsyncUdpSocket, Runtime};
 
 pub use ferry_async::{
-    BindError, CloseReason, Config, ConnectError, DatagramError, EndpointConfig, RecvError,
-    SendError, Session, SessionId, SessionStats, State,
+    BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
+    Config, ConnectError, DatagramError, EndpointConfig, RecvError, SendError, Session, SessionId,
+    SessionStats, State,
 };
 
 /// An endpoint driven by async-std: one UDP socket, many sessions.

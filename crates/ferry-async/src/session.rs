@@ -18,16 +18,20 @@ pub const DROPPED_CODE: u64 = 0;
 
 /// A session: reliable ordered messages, unreliable datagrams, close.
 ///
-/// Cheap to clone (an `Arc`); every clone is the same session. Dropping the
-/// last clone closes the session with [`DROPPED_CODE`]. All methods can be
+/// Cheap to clone (an `Arc`); every clone is the same session, and so is
+/// every handle [`Endpoint::session`](crate::Endpoint::session) returns for
+/// its id. Dropping the last handle closes the session with [`DROPPED_CODE`]. All methods can be
 /// called from any task; the async ones are cancel-safe as documented on each.
 #[derive(Debug, Clone)]
 pub struct Session {
     inner: Arc<SessionRef>,
 }
 
+/// What every handle on one session shares; the shared state keeps a `Weak`
+/// to it (`Waiters::handle`), so that every handle on a session is a clone of
+/// one `Arc` and the session closes when the last one goes.
 #[derive(Debug)]
-struct SessionRef {
+pub(crate) struct SessionRef {
     shared: Arc<Shared>,
     id: SessionId,
     remote: SocketAddr,
@@ -41,11 +45,24 @@ impl Drop for SessionRef {
         {
             s.close(Instant::now(), DROPPED_CODE);
         }
+        // Report the close now (to `closed_events` subscribers), not on the
+        // driver's next turn.
+        state.dispatch_events();
+        // Handed out (by `Endpoint::session`) before `accept` took it: the
+        // application let it go, so `accept` must not offer it again.
+        state.incoming.retain(|&id| id != self.id);
         let closed = state.closed_reason(self.id).is_some();
-        if closed {
-            state.sessions.remove(&self.id);
-        } else if let Some(w) = state.sessions.get_mut(&self.id) {
-            w.held = false;
+        let this: *const SessionRef = self;
+        if let Some(w) = state.sessions.get_mut(&self.id)
+            && w.handle
+                .as_ref()
+                .is_some_and(|h| std::ptr::eq(h.as_ptr(), this))
+        {
+            if closed {
+                state.sessions.remove(&self.id);
+            } else {
+                w.handle = None;
+            }
         }
         state.wake_driver();
     }
@@ -54,17 +71,29 @@ impl Drop for SessionRef {
 impl Session {
     /// A handle on `id`, made while the caller holds the lock (`state`), so
     /// the driver cannot forget the session between its creation and this
-    /// handle's.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
+    /// handle's: a clone of the live handles if there are any, else the
+    /// first one.
+    ///
+    /// `None` when the last handle is being dropped (its drop, waiting for the
+    /// lock, is about to close the session): a closing session gets no new
+    /// handle.
+    pub(crate) fn attach(
+        shared: &Arc<Shared>,
         state: &mut crate::shared::State,
         id: SessionId,
         remote: SocketAddr,
-    ) -> Self {
-        state.waiters(id).held = true;
-        Self {
-            inner: Arc::new(SessionRef { shared, id, remote }),
+    ) -> Option<Self> {
+        let w = state.waiters(id);
+        if let Some(handle) = &w.handle {
+            return handle.upgrade().map(|inner| Self { inner });
         }
+        let inner = Arc::new(SessionRef {
+            shared: shared.clone(),
+            id,
+            remote,
+        });
+        w.handle = Some(Arc::downgrade(&inner));
+        Some(Self { inner })
     }
 
     fn shared(&self) -> &Shared {

@@ -1,12 +1,15 @@
 //! The state the driver and the handles share, behind one lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 
 use bytes::Bytes;
 use ferry_proto::{CloseReason, Endpoint, Event, SessionId, SessionStats, Side};
+
+use crate::manager::ClosedEvent;
+use crate::session::SessionRef;
 
 /// Wakers of the tasks waiting for one thing.
 #[derive(Debug, Default)]
@@ -40,8 +43,19 @@ pub(crate) struct Waiters {
     pub(crate) datagram_readers: WakerSet,
     pub(crate) watchers: WakerSet,
     pub(crate) datagrams: VecDeque<Bytes>,
-    /// Whether a handle exists; a session nobody holds is forgotten once closed.
-    pub(crate) held: bool,
+    /// The handles' shared part, while any handle exists: every handle on the
+    /// session (from `connect`, `accept` or `Endpoint::session`) is a clone of
+    /// it. A session nobody holds is forgotten once closed. A `Weak` that no
+    /// longer upgrades means the last handle is being dropped: its drop is
+    /// about to close the session, so no new handle may be made.
+    pub(crate) handle: Option<Weak<SessionRef>>,
+}
+
+impl Waiters {
+    /// Whether a handle exists (or is being dropped).
+    pub(crate) fn held(&self) -> bool {
+        self.handle.is_some()
+    }
 }
 
 impl Waiters {
@@ -66,6 +80,10 @@ pub(crate) struct State {
     /// The driver has stopped; nothing more will happen.
     pub(crate) stopped: bool,
     pub(crate) stop_watchers: WakerSet,
+    /// The subscriptions to closed sessions, by subscription number.
+    pub(crate) closed_subscribers: BTreeMap<u64, ClosedQueue>,
+    /// The number of the next subscription.
+    pub(crate) next_subscriber: u64,
     datagram_queue: usize,
 }
 
@@ -81,6 +99,8 @@ impl State {
             closing: false,
             stopped: false,
             stop_watchers: WakerSet::default(),
+            closed_subscribers: BTreeMap::new(),
+            next_subscriber: 0,
             datagram_queue,
         }
     }
@@ -99,6 +119,29 @@ impl State {
     /// Why the session ended, if it did (or the endpoint stopped under it).
     pub(crate) fn closed_reason(&self, id: SessionId) -> Option<CloseReason> {
         self.sessions.get(&id).and_then(|w| w.closed)
+    }
+
+    /// Whether the manager counts `id` as open: the endpoint holds it, it is
+    /// neither closing nor closed, and the driver still runs.
+    pub(crate) fn is_open(&mut self, id: SessionId) -> bool {
+        if self.stopped || self.closed_reason(id).is_some() {
+            return false;
+        }
+        self.endpoint.session(id).is_some_and(|s| {
+            !matches!(
+                s.state(),
+                ferry_proto::State::Closing | ferry_proto::State::Closed
+            )
+        })
+    }
+
+    /// The open sessions (see [`is_open`](Self::is_open)), in id order.
+    pub(crate) fn open_sessions(&mut self) -> Vec<SessionId> {
+        if self.stopped {
+            return Vec::new();
+        }
+        let ids: Vec<_> = self.endpoint.sessions().collect();
+        ids.into_iter().filter(|&id| self.is_open(id)).collect()
     }
 
     /// Hands every pending endpoint event to whoever waits for it.
@@ -140,8 +183,11 @@ impl State {
                     w.closed = Some(reason);
                     w.final_stats = stats;
                     w.wake_all();
-                    if !w.held && !self.incoming.contains(&session) {
+                    if !w.held() && !self.incoming.contains(&session) {
                         self.sessions.remove(&session);
+                    }
+                    for queue in self.closed_subscribers.values_mut() {
+                        queue.push(session, reason);
                     }
                 }
             }
@@ -156,6 +202,73 @@ impl State {
         }
         self.acceptors.wake();
         self.stop_watchers.wake();
+        for queue in self.closed_subscribers.values_mut() {
+            queue.wake();
+        }
+    }
+}
+
+/// One subscription's queue of closed sessions, bounded: when it is full the
+/// oldest event is dropped and counted, and the count is handed out (as
+/// [`ClosedEvent::Missed`]) before any event still queued, so the subscriber
+/// learns where the gap was.
+#[derive(Debug)]
+pub(crate) struct ClosedQueue {
+    events: VecDeque<(SessionId, CloseReason)>,
+    capacity: usize,
+    /// Events dropped since the subscriber last took one.
+    missed: u64,
+    /// The task waiting in `ClosedEvents::next`.
+    waker: Option<Waker>,
+}
+
+impl ClosedQueue {
+    /// A queue holding at most `capacity` events (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            events: VecDeque::with_capacity(capacity.min(64)),
+            capacity,
+            missed: 0,
+            waker: None,
+        }
+    }
+
+    /// Queues a closed session, dropping the oldest event if full, and wakes
+    /// the subscriber.
+    pub(crate) fn push(&mut self, id: SessionId, reason: CloseReason) {
+        if self.events.len() >= self.capacity {
+            self.events.pop_front();
+            self.missed = self.missed.saturating_add(1);
+        }
+        self.events.push_back((id, reason));
+        self.wake();
+    }
+
+    /// The next event: first how many were missed, if any, then the oldest
+    /// queued closed session.
+    pub(crate) fn pop(&mut self) -> Option<ClosedEvent> {
+        if self.missed > 0 {
+            return Some(ClosedEvent::Missed(std::mem::take(&mut self.missed)));
+        }
+        self.events
+            .pop_front()
+            .map(|(id, reason)| ClosedEvent::Closed { id, reason })
+    }
+
+    /// Remembers the task to wake on the next push (the latest one only: a
+    /// subscription has one reader).
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// Wakes the waiting task, if any.
+    pub(crate) fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
     }
 }
 
@@ -173,5 +286,106 @@ impl Shared {
     /// poisoned lock is entered anyway.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    fn id(n: u64) -> SessionId {
+        SessionId::from(n)
+    }
+
+    fn closed(n: u64) -> ClosedEvent {
+        ClosedEvent::Closed {
+            id: id(n),
+            reason: CloseReason::Remote { code: n },
+        }
+    }
+
+    fn push(q: &mut ClosedQueue, n: u64) {
+        q.push(id(n), CloseReason::Remote { code: n });
+    }
+
+    #[test]
+    fn events_come_out_in_order() {
+        let mut q = ClosedQueue::new(4);
+        assert_eq!(q.pop(), None);
+        for n in 0..3 {
+            push(&mut q, n);
+        }
+        assert_eq!(q.pop(), Some(closed(0)));
+        assert_eq!(q.pop(), Some(closed(1)));
+        assert_eq!(q.pop(), Some(closed(2)));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_reports_the_gap_first() {
+        let mut q = ClosedQueue::new(3);
+        for n in 0..10 {
+            push(&mut q, n);
+        }
+        // 0..7 were dropped; the newest three remain, after the count.
+        assert_eq!(q.pop(), Some(ClosedEvent::Missed(7)));
+        assert_eq!(q.pop(), Some(closed(7)));
+        // A new overflow after some were taken: counted afresh, reported at
+        // the gap (before what is still queued).
+        for n in 10..13 {
+            push(&mut q, n);
+        }
+        assert_eq!(q.pop(), Some(ClosedEvent::Missed(2)));
+        assert_eq!(q.pop(), Some(closed(10)));
+        assert_eq!(q.pop(), Some(closed(11)));
+        assert_eq!(q.pop(), Some(closed(12)));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn the_queue_holds_at_most_its_capacity() {
+        let mut q = ClosedQueue::new(5);
+        for n in 0..1000 {
+            push(&mut q, n);
+            assert!(q.events.len() <= 5);
+        }
+        assert_eq!(q.pop(), Some(ClosedEvent::Missed(995)));
+        assert_eq!(q.events.len(), 5);
+    }
+
+    #[test]
+    fn capacity_zero_still_keeps_the_latest_event() {
+        let mut q = ClosedQueue::new(0);
+        push(&mut q, 1);
+        push(&mut q, 2);
+        assert_eq!(q.pop(), Some(ClosedEvent::Missed(1)));
+        assert_eq!(q.pop(), Some(closed(2)));
+        assert_eq!(q.pop(), None);
+    }
+
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_push_wakes_the_registered_task_once() {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut q = ClosedQueue::new(2);
+        q.register(&waker);
+        q.register(&waker);
+        push(&mut q, 1);
+        push(&mut q, 2);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        q.register(&waker);
+        push(&mut q, 3);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2);
     }
 }

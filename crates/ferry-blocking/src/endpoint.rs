@@ -5,11 +5,15 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_async::{BindError, CloseReason, ConnectError, EndpointConfig, SessionId};
+use bytes::Bytes;
+use ferry_async::{
+    BindError, BroadcastReport, CloseReason, ConnectError, EndpointConfig, SessionId,
+};
 use thiserror::Error;
 use tracing::error;
 
 use crate::block_on::{block_on, block_on_until, deadline_after};
+use crate::events::ClosedEvents;
 use crate::runtime::BlockingRuntime;
 use crate::session::Session;
 
@@ -84,17 +88,73 @@ impl Endpoint {
             .ok_or(AcceptTimeout)
     }
 
-    /// The ids of the sessions the endpoint holds.
+    /// The ids of the open sessions, in id order: handshaking or
+    /// established, not closing (a session leaves the list as soon as it
+    /// starts closing), including those waiting in the
+    /// [`accept`](Self::accept) queue. Empty once the endpoint stopped. See
+    /// [`ferry_async::Endpoint::sessions`].
     pub fn sessions(&self) -> Vec<SessionId> {
         self.inner.sessions()
     }
 
-    /// How many sessions the endpoint holds.
+    /// How many sessions are open: the length of [`sessions`](Self::sessions).
     pub fn session_count(&self) -> usize {
         self.inner.session_count()
     }
 
+    /// A handle on the open session `id`; `None` if it is not open (never
+    /// existed here, or is closing or closed).
+    ///
+    /// The handle is the same session as every other handle on it, so
+    /// dropping it closes nothing while those live. For a session still
+    /// waiting in the accept queue it is the first handle: dropping it
+    /// without another closes the session, as dropping any last handle does.
+    /// See [`ferry_async::Endpoint::session`].
+    pub fn session(&self, id: SessionId) -> Option<Session> {
+        self.inner.session(id).map(Session::from_async)
+    }
+
+    /// Queues `message` on every established session without ever blocking:
+    /// each session either queues it (the bytes are shared, not copied) or is
+    /// reported [`blocked`](BroadcastReport::blocked) (its send buffer is full)
+    /// or [`too_large`](BroadcastReport::too_large), so one slow client does not
+    /// hold up the others. To wait for room on one session, use
+    /// [`Session::send`] on it (a handle from [`session`](Self::session)). See
+    /// [`ferry_async::Endpoint::broadcast`].
+    pub fn broadcast(&self, message: impl Into<Bytes>) -> BroadcastReport {
+        self.inner.broadcast(message)
+    }
+
+    /// Queues `message` on each session of `ids` without ever blocking, as
+    /// [`broadcast`](Self::broadcast) does; every id ends up in exactly one list
+    /// of the report (`sent`, `blocked`, `too_large`, `closed` or `unknown`), and
+    /// ids listed twice are sent to once. See
+    /// [`ferry_async::Endpoint::broadcast_to`].
+    pub fn broadcast_to(&self, ids: &[SessionId], message: impl Into<Bytes>) -> BroadcastReport {
+        self.inner.broadcast_to(ids, message)
+    }
+
+    /// Subscribes to the sessions that close from now on: the returned
+    /// [`ClosedEvents`] yields the id and [`CloseReason`] of every session of
+    /// this endpoint that closes after this call, then `None` once the endpoint
+    /// is closed. Each subscription sees every event and holds at most
+    /// [`CLOSED_EVENTS_CAPACITY`](ferry_async::CLOSED_EVENTS_CAPACITY) of them;
+    /// beyond, the oldest are dropped and reported as
+    /// [`ClosedEvent::Missed`](crate::ClosedEvent::Missed). See
+    /// [`ferry_async::Endpoint::closed_events`].
+    pub fn closed_events(&self) -> ClosedEvents {
+        ClosedEvents::from_async(self.inner.closed_events())
+    }
+
+    /// [`closed_events`](Self::closed_events), holding at most `capacity`
+    /// events not yet taken (at least 1).
+    pub fn closed_events_with_capacity(&self, capacity: usize) -> ClosedEvents {
+        ClosedEvents::from_async(self.inner.closed_events_with_capacity(capacity))
+    }
+
     /// Starts or stops accepting new sessions; open sessions are not affected.
+    /// While stopped, peers' connects are refused with
+    /// [`CloseReason::Refused`].
     pub fn set_accept_incoming(&self, accept: bool) {
         self.inner.set_accept_incoming(accept);
     }

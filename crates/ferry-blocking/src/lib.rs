@@ -66,13 +66,16 @@
 
 mod block_on;
 mod endpoint;
+mod events;
 mod runtime;
 mod session;
 
 pub use endpoint::{AcceptTimeout, Endpoint};
+pub use events::{ClosedEventTimeout, ClosedEvents};
 pub use ferry_async::{
-    BindError, CloseReason, Config, ConnectError, DatagramError, EndpointConfig, RecvError,
-    SendError, SessionId, SessionStats, State,
+    BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, Config,
+    ConnectError, DatagramError, EndpointConfig, RecvError, SendError, SessionId, SessionStats,
+    State,
 };
 pub use session::Session;
 
@@ -92,6 +95,53 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting: {what}");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_handle_by_id_before_accept_is_the_session_accept_returns() {
+        let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
+        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+        let addr = server.local_addr();
+
+        let a = client.connect(addr).unwrap();
+        wait_until("the server lists the session", || {
+            server.sessions() == [a.id()]
+        });
+        let early = server
+            .session(a.id())
+            .expect("open, waiting to be accepted");
+        let accepted = server.accept().unwrap();
+        assert_eq!(accepted.id(), a.id());
+        // One session: dropping one handle leaves it open for the other.
+        drop(early);
+        a.send(&b"one session"[..]).unwrap();
+        assert_eq!(
+            &accepted.recv_timeout(Duration::from_secs(5)).unwrap()[..],
+            b"one session"
+        );
+
+        // The only handle, taken before accept and dropped: the session
+        // closes, and accept does not offer it.
+        let b = client.connect(addr).unwrap();
+        wait_until("the server lists the second session", || {
+            server.sessions().contains(&b.id())
+        });
+        drop(server.session(b.id()).unwrap());
+        assert_eq!(
+            b.closed(),
+            CloseReason::Remote {
+                code: ferry_async::DROPPED_CODE
+            }
+        );
+        assert!(server.session(b.id()).is_none());
+        let c = client.connect(addr).unwrap();
+        let next = server
+            .accept_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.id(), c.id());
+        client.close();
+        server.close();
     }
 
     #[test]

@@ -12,10 +12,12 @@ use crate::block_on::{block_on, block_on_until, deadline_after};
 
 /// A session: reliable ordered messages, unreliable datagrams, close.
 ///
-/// Cheap to clone (an `Arc`); every clone is the same session, and any number
-/// of threads may use the clones (or one shared reference) at once: each
-/// message is received by exactly one caller. Dropping the last clone closes
-/// the session with [`ferry_async::DROPPED_CODE`].
+/// Cheap to clone (an `Arc`); every clone is the same session (and so is
+/// every handle [`Endpoint::session`](crate::Endpoint::session) returns for its
+/// id), and any number of threads may use the clones (or one shared
+/// reference) at once: each message is received by exactly one caller.
+/// Dropping the last handle closes the session with
+/// [`ferry_async::DROPPED_CODE`].
 ///
 /// The calls that wait block the calling thread; each has a `_timeout` form.
 /// A call that times out has no effect: a message that timed out in

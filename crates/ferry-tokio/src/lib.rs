@@ -33,8 +33,9 @@ use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 
 pub use ferry_async::{
-    BindError, CloseReason, Config, ConnectError, DatagramError, EndpointConfig, RecvError,
-    SendError, Session, SessionId, SessionStats, State,
+    BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
+    Config, ConnectError, DatagramError, EndpointConfig, RecvError, SendError, Session, SessionId,
+    SessionStats, State,
 };
 
 /// An endpoint driven by tokio: one UDP socket, many sessions.
