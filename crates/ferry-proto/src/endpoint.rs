@@ -162,9 +162,17 @@ impl Endpoint {
         self.sessions.len()
     }
 
-    /// The ids of the open sessions, in id order.
+    /// The ids of every session the endpoint holds, in id order: handshaking,
+    /// established, closing, and closed ones whose delivered messages wait to
+    /// be taken. [`session_states`](Self::session_states) tells them apart.
     pub fn sessions(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.sessions.keys().copied()
+    }
+
+    /// Every session the endpoint holds with its state, in id order, without
+    /// a handle per session.
+    pub fn session_states(&self) -> impl Iterator<Item = (SessionId, State)> + '_ {
+        self.sessions.iter().map(|(&id, s)| (id, s.state()))
     }
 
     /// A handle on one session, or `None` if the endpoint holds none with this id
