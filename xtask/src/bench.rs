@@ -7,12 +7,12 @@
 use crate::run::{CommandLine, Result, workspace_root};
 
 /// Suites `cargo xtask bench` knows, in the order `all` runs them.
-const SUITES: &[&str] = &["diode"];
+const SUITES: &[&str] = &["sessions", "diode"];
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Suites to run (default: all): diode.
+    /// Suites to run (default: all): sessions, diode.
     suites: Vec<String>,
     /// Extra arguments for every suite, after `--` (e.g. `-- --size-mib 256`).
     #[arg(last = true)]

@@ -6,10 +6,14 @@
 //! Suites:
 //! - `diode`: one-way transfer over loopback at 0% and 2% loss (through the
 //!   project's lossy relay) against the raw speed of the `raptorq` codec.
+//! - `sessions`: bulk throughput with encryption against without, handshake
+//!   latency against a raw UDP round trip, memory per idle session.
 
+mod alloc;
 mod cpu;
 mod diode;
 mod report;
+mod sessions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +38,9 @@ struct Cli {
 enum Command {
     /// The diode suite.
     Diode(diode::Args),
+    /// The sessions suite: encryption's cost, handshake latency, memory per
+    /// idle session.
+    Sessions(sessions::Args),
     /// One side of a diode transfer, in its own process (used by `diode`).
     #[command(hide = true)]
     DiodeRole(diode::RoleArgs),
@@ -43,6 +50,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Diode(args) => diode::run(&args).and_then(|table| table.finish(&cli.json_dir)),
+        Command::Sessions(args) => {
+            sessions::run(&args).and_then(|table| table.finish(&cli.json_dir))
+        }
         Command::DiodeRole(args) => diode::role(&args),
     };
     match result {

@@ -137,7 +137,9 @@ pub(crate) struct SessionCore {
     // Sending.
     next_pn: u64,
     /// Every open stream, stream 0 included, by id.
-    streams: BTreeMap<u64, Stream>,
+    /// Boxed: a map node holds eleven entries, and most sessions have only
+    /// stream 0.
+    streams: BTreeMap<u64, Box<Stream>>,
     /// The next sequence number of a stream this side opens, per kind.
     next_local_seq: [u64; 3],
     /// The next sequence number of a stream the peer opens, per kind: lower
@@ -234,13 +236,13 @@ impl SessionCore {
             next_pn: 0,
             streams: BTreeMap::from([(
                 0,
-                Stream::new(
+                Box::new(Stream::new(
                     StreamId::DEFAULT,
                     StreamKind::ReliableOrdered,
                     config.max_message_size,
                     0,
                     config.stream_recv_window as u64,
-                ),
+                )),
             )]),
             // Stream 0 is the starter's first reliable ordered stream.
             next_local_seq: [u64::from(side == Side::Starter), 0, 0],
@@ -432,7 +434,7 @@ impl SessionCore {
         s.rtt = self.rtt.smoothed();
         s.min_rtt = self.rtt.min().unwrap_or_default();
         s.congestion_window = self.cc.window();
-        s.unreliable_dropped = self.streams.values().map(Stream::dropped).sum();
+        s.unreliable_dropped = self.streams.values().map(|s| s.dropped()).sum();
         s.bytes_in_flight = self.sent.bytes_in_flight();
         s
     }
@@ -511,7 +513,7 @@ impl SessionCore {
             self.peer_stream_window,
             self.config.stream_recv_window as u64,
         );
-        self.streams.insert(id.0, stream);
+        self.streams.insert(id.0, Box::new(stream));
         Ok(id)
     }
 
@@ -952,7 +954,7 @@ impl SessionCore {
                 self.peer_stream_window,
                 self.config.stream_recv_window as u64,
             );
-            self.streams.insert(new.0, stream);
+            self.streams.insert(new.0, Box::new(stream));
             self.events.push_back(SessionEvent::StreamOpened(new));
         }
         self.next_peer_seq[k] = sid.sequence() + 1;

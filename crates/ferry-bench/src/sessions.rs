@@ -1,0 +1,230 @@
+//! The sessions suite: what encryption costs in throughput and in handshake
+//! latency, and what an idle session costs in memory.
+//!
+//! - bulk transfer over loopback (tokio), clear and encrypted, same run;
+//! - handshake latency (`connect` until established) over loopback, clear
+//!   and encrypted, p50 and p99 over many sequential handshakes, beside a raw
+//!   UDP round trip;
+//! - memory held per idle session with 10,000 sessions kept alive on one
+//!   endpoint, in the simulator (heap bytes counted by this binary's
+//!   allocator).
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferry_proto::crypto::PreSharedKey;
+use ferry_proto::{Config, Event};
+use ferry_sim::{LinkConfig, Network};
+use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
+
+use crate::alloc::held_bytes;
+use crate::report::Table;
+
+/// Arguments of the sessions suite.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// MiB per bulk transfer.
+    #[arg(long, default_value_t = 512)]
+    size_mib: usize,
+    /// Handshakes timed per configuration.
+    #[arg(long, default_value_t = 300)]
+    handshakes: usize,
+    /// Idle sessions for the memory figure.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+}
+
+fn config(psk: Option<&PreSharedKey>, server: bool) -> EndpointConfig {
+    EndpointConfig::from(Config {
+        accept_incoming: server,
+        psk: psk.cloned(),
+        ..Config::default()
+    })
+}
+
+pub(crate) fn run(args: &Args) -> Result<Table, String> {
+    let mut table = Table::new("sessions");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let key = PreSharedKey::from_bytes([0x42; 32]);
+
+    let clear = rt.block_on(bulk(args.size_mib, None))?;
+    table.add(
+        "bulk, clear",
+        clear,
+        "MB/s",
+        None,
+        format!("{} MiB, tokio, loopback", args.size_mib),
+    );
+    let encrypted = rt.block_on(bulk(args.size_mib, Some(&key)))?;
+    table.add(
+        "bulk, encrypted",
+        encrypted,
+        "MB/s",
+        Some("bulk, clear"),
+        "Noise NNpsk0 + ChaCha20-Poly1305",
+    );
+
+    let udp = udp_round_trip(args.handshakes)?;
+    table.add(
+        "raw UDP round trip, p50",
+        micros(udp.0),
+        "µs",
+        None,
+        "64 bytes, loopback",
+    );
+    for (name, psk) in [
+        ("handshake, clear", None),
+        ("handshake, encrypted", Some(&key)),
+    ] {
+        let (p50, p99) = rt.block_on(handshakes(args.handshakes, psk))?;
+        table.add(
+            format!("{name}, p50"),
+            micros(p50),
+            "µs",
+            Some("raw UDP round trip, p50"),
+            "connect until established",
+        );
+        table.add(format!("{name}, p99"), micros(p99), "µs", None, "");
+    }
+
+    let per_session = idle_memory(args.sessions)?;
+    table.add(
+        "memory per idle session",
+        per_session as f64,
+        "bytes",
+        None,
+        format!(
+            "{} sessions kept alive on one endpoint (simulator)",
+            args.sessions
+        ),
+    );
+    Ok(table)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn bulk(mib: usize, psk: Option<&PreSharedKey>) -> Result<f64, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let server =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config(psk, true)).map_err(|x| e(&x))?;
+    let client =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config(psk, false)).map_err(|x| e(&x))?;
+    let addr = server.local_addr();
+    const CHUNK: usize = 1 << 20;
+    let receiver = tokio::spawn(async move {
+        let session = server.accept().await.expect("a session");
+        let mut got = 0;
+        while got < mib * CHUNK {
+            got += session.recv().await.expect("message").len();
+        }
+    });
+    let session = client.connect(addr).await.map_err(|x| e(&x))?;
+    let chunk = Bytes::from(vec![0x5a; CHUNK]);
+    let start = Instant::now();
+    for _ in 0..mib {
+        session.send(chunk.clone()).await.map_err(|x| e(&x))?;
+    }
+    receiver.await.map_err(|x| e(&x))?;
+    Ok((mib * CHUNK) as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
+async fn handshakes(n: usize, psk: Option<&PreSharedKey>) -> Result<(Duration, Duration), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let server =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config(psk, true)).map_err(|x| e(&x))?;
+    let client =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config(psk, false)).map_err(|x| e(&x))?;
+    let addr = server.local_addr();
+    let acceptor = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(s) = server.accept().await {
+            held.push(s);
+        }
+    });
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let session = client.connect(addr).await.map_err(|x| e(&x))?;
+        times.push(start.elapsed());
+        session.close(0);
+    }
+    client.close().await;
+    acceptor.abort();
+    times.sort();
+    Ok((times[n / 2], times[n * 99 / 100]))
+}
+
+fn udp_round_trip(n: usize) -> Result<(Duration, Duration), String> {
+    let e = |e: std::io::Error| e.to_string();
+    let a = UdpSocket::bind("127.0.0.1:0").map_err(e)?;
+    let b = UdpSocket::bind("127.0.0.1:0").map_err(e)?;
+    let b_addr = b.local_addr().map_err(e)?;
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..n {
+            let (len, from) = b.recv_from(&mut buf).expect("echo recv");
+            b.send_to(&buf[..len], from).expect("echo send");
+        }
+    });
+    let mut times = Vec::with_capacity(n);
+    let mut buf = [0u8; 64];
+    for _ in 0..n {
+        let start = Instant::now();
+        a.send_to(&[7; 64], b_addr).map_err(e)?;
+        a.recv_from(&mut buf).map_err(e)?;
+        times.push(start.elapsed());
+    }
+    echo.join().map_err(|_| "echo thread panicked".to_owned())?;
+    times.sort();
+    Ok((times[n / 2], times[n * 99 / 100]))
+}
+
+/// Heap bytes per session with `sessions` idle sessions on each of two
+/// endpoints, kept alive for ten ping intervals.
+fn idle_memory(sessions: usize) -> Result<usize, String> {
+    let config = Config {
+        max_sessions: sessions,
+        ..Config::default()
+    };
+    let mut net = Network::new(1);
+    let client = net.add_node(config.clone()).map_err(|e| e.to_string())?;
+    let server = net
+        .add_node(Config {
+            accept_incoming: true,
+            ..config
+        })
+        .map_err(|e| e.to_string())?;
+    net.set_path(
+        client,
+        server,
+        LinkConfig::default().latency(Duration::from_millis(5)),
+    );
+    let before = held_bytes();
+    let addr = net.addr(server);
+    for _ in 0..sessions {
+        let now = net.now();
+        net.endpoint(client)
+            .connect(now, addr)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut connected = 0;
+    net.run_until(Duration::from_secs(60), |net| {
+        while let Some(e) = net.poll_event(server) {
+            connected += usize::from(matches!(e, Event::Connected { .. }));
+        }
+        while net.poll_event(client).is_some() {}
+        connected == sessions
+    });
+    net.run_for(Duration::from_secs(10));
+    if net.endpoint(server).session_count() != sessions {
+        return Err("idle sessions did not all survive".into());
+    }
+    Ok(held_bytes().saturating_sub(before) / (2 * sessions))
+}
