@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_async::{
     BroadcastReport, CloseReason, ClosedEvent, ConnectError, EndpointConfig, SessionId,
-    SessionStats,
+    SessionStats, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
 };
 use futures_lite::future::{self, block_on};
 
@@ -120,6 +120,32 @@ pub trait Conn: Send + Sync {
     fn closed(&self) -> CloseReason;
     /// Counters.
     fn stats(&self) -> SessionStats;
+    /// Opens a stream.
+    fn open_stream(&self, kind: StreamKind) -> Result<Box<dyn StreamConn>, StreamError>;
+    /// The next stream the peer opened: `Ok(None)` once the session is
+    /// closed, `Err` when none came within `timeout`.
+    fn accept_stream(&self, timeout: Duration) -> Result<Option<Box<dyn StreamConn>>, String>;
+}
+
+/// A stream, whatever drives it. Every call blocks the calling thread.
+pub trait StreamConn: Send + Sync {
+    /// The stream's id.
+    fn id(&self) -> StreamId;
+    /// Its kind.
+    fn kind(&self) -> StreamKind;
+    /// Sends a message (waits under backpressure).
+    fn send(&self, message: Bytes) -> Result<(), StreamSendError>;
+    /// The next message, `Ok(None)` at the end; `Err(Timeout)` when nothing
+    /// came within `timeout`.
+    fn recv(&self, timeout: Duration) -> Result<Option<Bytes>, StreamRecvError>;
+    /// Finishes this side's sending.
+    fn finish(&self) -> Result<(), StreamSendError>;
+    /// Resets this side's sending.
+    fn reset(&self, code: u64) -> Result<(), StreamSendError>;
+    /// How the peer's side ended, if it did.
+    fn end(&self) -> Option<StreamEnd>;
+    /// Waits for the peer's side to end.
+    fn closed(&self) -> Option<StreamEnd>;
 }
 
 struct AsyncPeer {
@@ -220,6 +246,65 @@ impl Conn for AsyncConn {
     fn stats(&self) -> SessionStats {
         self.0.stats()
     }
+
+    fn open_stream(&self, kind: StreamKind) -> Result<Box<dyn StreamConn>, StreamError> {
+        Ok(Box::new(AsyncStream(self.0.open_stream(kind)?)))
+    }
+
+    fn accept_stream(&self, timeout: Duration) -> Result<Option<Box<dyn StreamConn>>, String> {
+        block_on(future::or(
+            async {
+                Ok(self
+                    .0
+                    .accept_stream()
+                    .await
+                    .map(|s| Box::new(AsyncStream(s)) as Box<dyn StreamConn>))
+            },
+            async {
+                async_io::Timer::after(timeout).await;
+                Err(format!("no stream opened within {timeout:?}"))
+            },
+        ))
+    }
+}
+
+struct AsyncStream(ferry_async::Stream);
+
+impl StreamConn for AsyncStream {
+    fn id(&self) -> StreamId {
+        self.0.id()
+    }
+
+    fn kind(&self) -> StreamKind {
+        self.0.kind()
+    }
+
+    fn send(&self, message: Bytes) -> Result<(), StreamSendError> {
+        block_on(self.0.send(message))
+    }
+
+    fn recv(&self, timeout: Duration) -> Result<Option<Bytes>, StreamRecvError> {
+        block_on(future::or(self.0.recv(), async {
+            async_io::Timer::after(timeout).await;
+            Err(StreamRecvError::Timeout)
+        }))
+    }
+
+    fn finish(&self) -> Result<(), StreamSendError> {
+        self.0.finish()
+    }
+
+    fn reset(&self, code: u64) -> Result<(), StreamSendError> {
+        self.0.reset(code)
+    }
+
+    fn end(&self) -> Option<StreamEnd> {
+        self.0.end()
+    }
+
+    fn closed(&self) -> Option<StreamEnd> {
+        block_on(self.0.closed())
+    }
 }
 
 impl Peer for ferry_blocking::Endpoint {
@@ -304,6 +389,50 @@ impl Conn for ferry_blocking::Session {
 
     fn stats(&self) -> SessionStats {
         ferry_blocking::Session::stats(self)
+    }
+
+    fn open_stream(&self, kind: StreamKind) -> Result<Box<dyn StreamConn>, StreamError> {
+        Ok(Box::new(ferry_blocking::Session::open_stream(self, kind)?))
+    }
+
+    fn accept_stream(&self, timeout: Duration) -> Result<Option<Box<dyn StreamConn>>, String> {
+        ferry_blocking::Session::accept_stream_timeout(self, timeout)
+            .map(|s| s.map(|s| Box::new(s) as Box<dyn StreamConn>))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl StreamConn for ferry_blocking::Stream {
+    fn id(&self) -> StreamId {
+        ferry_blocking::Stream::id(self)
+    }
+
+    fn kind(&self) -> StreamKind {
+        ferry_blocking::Stream::kind(self)
+    }
+
+    fn send(&self, message: Bytes) -> Result<(), StreamSendError> {
+        ferry_blocking::Stream::send(self, message)
+    }
+
+    fn recv(&self, timeout: Duration) -> Result<Option<Bytes>, StreamRecvError> {
+        ferry_blocking::Stream::recv_timeout(self, timeout)
+    }
+
+    fn finish(&self) -> Result<(), StreamSendError> {
+        ferry_blocking::Stream::finish(self)
+    }
+
+    fn reset(&self, code: u64) -> Result<(), StreamSendError> {
+        ferry_blocking::Stream::reset(self, code)
+    }
+
+    fn end(&self) -> Option<StreamEnd> {
+        ferry_blocking::Stream::end(self)
+    }
+
+    fn closed(&self) -> Option<StreamEnd> {
+        ferry_blocking::Stream::closed(self)
     }
 }
 

@@ -26,6 +26,11 @@
 //! `block_on` is busy with something else, and
 //! [`bind`](EndpointExt::bind) works from any thread.
 //!
+//! Streams ([`Session::open_stream`], [`Session::accept_stream`]) are
+//! described in [`ferry_async`]; a [`StreamIo`] is one as
+//! `futures_io::AsyncRead` and `AsyncWrite`, for `futures_lite::io::copy`
+//! and the like.
+//!
 //! `examples/echo.rs` runs an echo server and client:
 //! `cargo run -p ferry-async-std --example echo`.
 
@@ -44,7 +49,8 @@ use ferry_async::{AsyncTimer, AsyncUdpSocket, Runtime};
 pub use ferry_async::{
     BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
     Config, ConnectError, DatagramError, EndpointConfig, RecvError, SendError, Session, SessionId,
-    SessionStats, State,
+    SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamIo, StreamKind,
+    StreamRecvError, StreamSendError, WRITE_CHUNK,
 };
 
 /// An endpoint driven by async-std: one UDP socket, many sessions.

@@ -104,3 +104,125 @@ pub enum DatagramError {
     #[error("the endpoint is closed")]
     EndpointClosed,
 }
+
+/// A stream could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StreamError {
+    /// As many streams as the peer allows (its `max_streams`) are open. A
+    /// stream stops counting once both sides are done with it: this side
+    /// finished or reset it (or dropped its last handle) and the peer did too.
+    #[error(
+        "the peer allows {max} open streams and that many are open: finish or drop one, let the peer end its side, then retry"
+    )]
+    TooManyStreams {
+        /// The peer's limit.
+        max: u64,
+    },
+    /// The session is still handshaking.
+    #[error("the session is not established yet: open streams once connect or accept returned it")]
+    NotConnected,
+    /// The session is closed, for this reason.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// The endpoint was closed.
+    #[error("the endpoint is closed")]
+    EndpointClosed,
+}
+
+/// A message could not be sent on a stream (or the stream could not be
+/// finished or reset).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StreamSendError {
+    /// The message is larger than either side accepts.
+    #[error("message of {size} bytes exceeds max_message_size {max}: split it")]
+    TooLarge {
+        /// The message's size.
+        size: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// This side already finished or reset the stream: it takes no more.
+    #[error(
+        "this side finished or reset the stream: it takes no more messages; open another stream"
+    )]
+    Finished,
+    /// The peer refused the stream (more of this side's streams were open than
+    /// its `max_streams`); nothing sent on it arrived.
+    #[error("the peer refused the stream (too many open): open another once some have ended")]
+    Refused,
+    /// The session is closed, for this reason.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// The endpoint was closed.
+    #[error("the endpoint is closed")]
+    EndpointClosed,
+    /// The send buffer stayed full until the timeout (blocking driver only).
+    #[error("timed out waiting for room in the send buffer")]
+    Timeout,
+}
+
+/// Nothing more can be received on a stream. (The peer finishing the stream is
+/// no error: `recv` then returns `Ok(None)` once every message was taken.)
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StreamRecvError {
+    /// The peer reset the stream with this code: what it sent and this side
+    /// had not taken yet was dropped.
+    #[error("stream reset by the peer (code {code}): messages not yet read were dropped")]
+    Reset {
+        /// The peer's code.
+        code: u64,
+    },
+    /// The peer refused this stream (more of this side's streams were open
+    /// than its `max_streams`): nothing was sent on it, nothing will come.
+    #[error("the peer refused the stream (too many open): open another once some have ended")]
+    Refused,
+    /// The session is closed, for this reason, and every message it delivered
+    /// on the stream was taken.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// The endpoint was closed.
+    #[error("the endpoint is closed")]
+    EndpointClosed,
+    /// Nothing arrived before the timeout (blocking driver only).
+    #[error("timed out waiting for a message")]
+    Timeout,
+}
+
+impl From<StreamRecvError> for io::Error {
+    /// For byte streams: a reset is [`io::ErrorKind::ConnectionReset`], a
+    /// refusal [`io::ErrorKind::ConnectionRefused`], a closed session
+    /// [`io::ErrorKind::ConnectionAborted`], a closed endpoint
+    /// [`io::ErrorKind::NotConnected`], a timeout [`io::ErrorKind::TimedOut`];
+    /// the error itself is the source.
+    fn from(e: StreamRecvError) -> Self {
+        let kind = match e {
+            StreamRecvError::Reset { .. } => io::ErrorKind::ConnectionReset,
+            StreamRecvError::Refused => io::ErrorKind::ConnectionRefused,
+            StreamRecvError::Closed(_) => io::ErrorKind::ConnectionAborted,
+            StreamRecvError::EndpointClosed => io::ErrorKind::NotConnected,
+            StreamRecvError::Timeout => io::ErrorKind::TimedOut,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl From<StreamSendError> for io::Error {
+    /// For byte streams: writing after a finish or reset is
+    /// [`io::ErrorKind::BrokenPipe`], a refusal
+    /// [`io::ErrorKind::ConnectionRefused`], a closed session
+    /// [`io::ErrorKind::ConnectionAborted`], a closed endpoint
+    /// [`io::ErrorKind::NotConnected`], a timeout [`io::ErrorKind::TimedOut`],
+    /// a message too large [`io::ErrorKind::InvalidInput`]; the error itself
+    /// is the source.
+    fn from(e: StreamSendError) -> Self {
+        let kind = match e {
+            StreamSendError::TooLarge { .. } => io::ErrorKind::InvalidInput,
+            StreamSendError::Finished => io::ErrorKind::BrokenPipe,
+            StreamSendError::Refused => io::ErrorKind::ConnectionRefused,
+            StreamSendError::Closed(_) => io::ErrorKind::ConnectionAborted,
+            StreamSendError::EndpointClosed => io::ErrorKind::NotConnected,
+            StreamSendError::Timeout => io::ErrorKind::TimedOut,
+        };
+        io::Error::new(kind, e)
+    }
+}

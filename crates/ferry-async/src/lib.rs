@@ -5,14 +5,54 @@
 //! datagrams, hand each to the protocol, send what it has to send (batched
 //! through [`quinn_udp`]: sendmmsg/recvmmsg, GSO/GRO where the kernel has them),
 //! wake the handles waiting for events, then sleep until the next datagram,
-//! command or deadline. [`Session`] handles send and receive messages and
-//! datagrams from any task.
+//! command or deadline. [`Session`] handles send and receive messages,
+//! streams and datagrams from any task.
 //!
 //! This crate knows no runtime: it is generic over the small [`Runtime`] trait
 //! (a socket with readiness, a timer, spawning). Use it through an adapter:
 //! `ferry-tokio`, `ferry-smol` or `ferry-async-std`, which implement the trait
 //! and offer `Endpoint::bind(addr, config)`. The `async-io` feature provides the
 //! socket and timer shared by the smol and async-std adapters.
+//!
+//! # Streams
+//!
+//! A session carries any number of independent [`Stream`]s besides its
+//! default one: either side opens one with [`Session::open_stream`], of a
+//! [`StreamKind`] (reliable ordered, reliable unordered, or unreliable
+//! latest-only), and the other takes it with [`Session::accept_stream`]. A
+//! lost packet delays only the stream whose data it carried. Each side ends
+//! its direction with [`Stream::finish`] (the reader gets every message,
+//! then `Ok(None)`) or [`Stream::reset`] (the reader gets
+//! [`StreamRecvError::Reset`] with the code); dropping the last handle
+//! finishes. [`StreamIo`] turns a stream into bytes: `AsyncRead` and
+//! `AsyncWrite` through the runtime adapters, `std::io` in `ferry-blocking`.
+//!
+//! ```no_run
+//! use ferry_async::{Session, StreamKind};
+//!
+//! async fn upload(session: Session, chunks: Vec<Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
+//!     let stream = session.open_stream(StreamKind::ReliableOrdered)?;
+//!     for chunk in chunks {
+//!         stream.send(chunk).await?; // waits while the send buffer is full
+//!     }
+//!     stream.finish()?; // the peer reads every chunk, then the end
+//!     Ok(())
+//! }
+//!
+//! async fn serve(session: Session) -> Result<(), Box<dyn std::error::Error>> {
+//!     // Each stream the peer opens, until the session closes.
+//!     while let Some(stream) = session.accept_stream().await {
+//!         let mut total = 0;
+//!         while let Some(chunk) = stream.recv().await? {
+//!             total += chunk.len();
+//!         }
+//!         // Ok(None): the peer finished and every chunk was read.
+//!         stream.send(total.to_string()).await?;
+//!         // Dropping the last handle finishes this side too.
+//!     }
+//!     Ok(())
+//! }
+//! ```
 //!
 //! # Managing many sessions
 //!
@@ -64,11 +104,18 @@ mod runtime;
 mod session;
 mod shared;
 pub mod socket;
+mod stream;
 
 pub use config::EndpointConfig;
 pub use endpoint::{ENDPOINT_CLOSED_CODE, Endpoint};
-pub use error::{BindError, ConnectError, DatagramError, RecvError, SendError};
-pub use ferry_proto::{CloseReason, Config, SessionId, SessionStats, State};
+pub use error::{
+    BindError, ConnectError, DatagramError, RecvError, SendError, StreamError, StreamRecvError,
+    StreamSendError,
+};
+pub use ferry_proto::{
+    CloseReason, Config, SessionId, SessionStats, State, StreamEnd, StreamId, StreamKind,
+};
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 pub use session::{DROPPED_CODE, Session};
+pub use stream::{Stream, StreamIo, WRITE_CHUNK};

@@ -3,25 +3,33 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_proto::{CloseReason, SessionId, SessionStats, State};
+use ferry_proto::{CloseReason, SessionId, SessionStats, State, StreamKind};
 
-use crate::error::{DatagramError, RecvError, SendError};
+use crate::error::{DatagramError, RecvError, SendError, StreamError};
 use crate::shared::Shared;
+use crate::stream::Stream;
 
 /// Application code sent when the last handle of a session is dropped without
 /// closing it.
 pub const DROPPED_CODE: u64 = 0;
 
-/// A session: reliable ordered messages, unreliable datagrams, close.
+/// A session: reliable ordered messages, streams, unreliable datagrams, close.
 ///
 /// Cheap to clone (an `Arc`); every clone is the same session, and so is
 /// every handle [`Endpoint::session`](crate::Endpoint::session) returns for
-/// its id. Dropping the last handle closes the session with [`DROPPED_CODE`]. All methods can be
-/// called from any task; the async ones are cancel-safe as documented on each.
+/// its id. Dropping the last handle closes the session with [`DROPPED_CODE`],
+/// unless a [`Stream`] of the session is still held: a stream keeps its
+/// session open. All methods can be called from any task; the async ones are
+/// cancel-safe as documented on each.
+///
+/// [`send`](Self::send) and [`recv`](Self::recv) use the session's default
+/// stream (stream 0, reliable and ordered); [`open_stream`](Self::open_stream)
+/// and [`accept_stream`](Self::accept_stream) give more, each independent of
+/// the others.
 #[derive(Debug, Clone)]
 pub struct Session {
     inner: Arc<SessionRef>,
@@ -96,7 +104,7 @@ impl Session {
         Some(Self { inner })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
 
@@ -224,6 +232,79 @@ impl Session {
             Poll::Pending
         })
         .await
+    }
+
+    /// Opens a stream of `kind`: an independent flow of messages both ways
+    /// (see [`Stream`]). Never waits; the peer learns of the stream with its
+    /// first message or its finish, and gets it from
+    /// [`accept_stream`](Self::accept_stream).
+    ///
+    /// Fails with [`StreamError::TooManyStreams`] when as many of this side's
+    /// streams are open as the peer allows (its `max_streams`), and
+    /// [`StreamError::NotConnected`] while the session is handshaking (a
+    /// handle from [`Endpoint::session`](crate::Endpoint::session) may be).
+    pub fn open_stream(&self, kind: StreamKind) -> Result<Stream, StreamError> {
+        let mut state = self.shared().lock();
+        let id = self.id();
+        let result = match state.endpoint.session(id) {
+            Some(mut s) => s.open_stream(kind),
+            None => Err(ferry_proto::StreamError::UnknownSession),
+        };
+        match result {
+            Ok(stream) => {
+                state.waiters(id).streams.entry(stream).or_default();
+                Ok(Stream::new(self.clone(), stream, kind))
+            }
+            Err(ferry_proto::StreamError::TooManyStreams { max }) => {
+                Err(StreamError::TooManyStreams { max })
+            }
+            Err(ferry_proto::StreamError::NotConnected)
+                if state
+                    .endpoint
+                    .session(id)
+                    .is_some_and(|s| matches!(s.state(), State::Init | State::Handshaking)) =>
+            {
+                Err(StreamError::NotConnected)
+            }
+            Err(_) => match Self::gone(&mut state, id) {
+                Some(reason) => Err(StreamError::Closed(reason)),
+                None => Err(StreamError::EndpointClosed),
+            },
+        }
+    }
+
+    /// The next stream the peer opened, in the order they reached this side
+    /// (streams of one kind in the order the peer opened them); `None`
+    /// once the session (or the endpoint) is closed and every stream the peer
+    /// opened before was taken.
+    ///
+    /// A stream not taken keeps what the peer sends on it (up to its flow
+    /// control window) and counts against this side's `max_streams`.
+    ///
+    /// **Cancel-safe**: a stream is taken only when the future resolves with
+    /// it.
+    pub async fn accept_stream(&self) -> Option<Stream> {
+        poll_fn(|cx| self.poll_accept_stream(cx)).await
+    }
+
+    /// [`accept_stream`](Self::accept_stream) as a poll function:
+    /// `Ready(Some(stream))` takes the stream, `Pending` takes nothing and
+    /// registers `cx`'s waker.
+    pub fn poll_accept_stream(&self, cx: &mut Context<'_>) -> Poll<Option<Stream>> {
+        let mut state = self.shared().lock();
+        let id = self.id();
+        state.dispatch_events();
+        let over = state.stopped || state.closed_reason(id).is_some();
+        let w = state.waiters(id);
+        if let Some(stream) = w.incoming_streams.pop_front() {
+            let kind = stream.kind().unwrap_or(StreamKind::ReliableOrdered);
+            return Poll::Ready(Some(Stream::new(self.clone(), stream, kind)));
+        }
+        if over {
+            return Poll::Ready(None);
+        }
+        w.stream_acceptors.register(cx.waker());
+        Poll::Pending
     }
 
     /// Sends an unreliable datagram: sent once, delivered or lost, never

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 
 use bytes::Bytes;
-use ferry_proto::{CloseReason, Endpoint, Event, SessionId, SessionStats, Side};
+use ferry_proto::{
+    CloseReason, Endpoint, Event, SessionId, SessionStats, Side, StreamEnd, StreamId,
+};
 
 use crate::manager::ClosedEvent;
 use crate::session::SessionRef;
@@ -43,6 +45,14 @@ pub(crate) struct Waiters {
     pub(crate) datagram_readers: WakerSet,
     pub(crate) watchers: WakerSet,
     pub(crate) datagrams: VecDeque<Bytes>,
+    /// Streams the peer opened, not yet taken by `Session::accept_stream`.
+    pub(crate) incoming_streams: VecDeque<StreamId>,
+    /// Tasks waiting in `Session::accept_stream`.
+    pub(crate) stream_acceptors: WakerSet,
+    /// What the handles of each stream wait for: every stream this side
+    /// opened or the peer opened, until its last handle is gone and its end
+    /// is known.
+    pub(crate) streams: HashMap<StreamId, StreamWaiters>,
     /// The handles' shared part, while any handle exists: every handle on the
     /// session (from `connect`, `accept` or `Endpoint::session`) is a clone of
     /// it. A session nobody holds is forgotten once closed. A `Weak` that no
@@ -63,6 +73,41 @@ impl Waiters {
         self.readers.wake();
         self.writers.wake();
         self.datagram_readers.wake();
+        self.watchers.wake();
+        self.stream_acceptors.wake();
+        for stream in self.streams.values_mut() {
+            stream.wake_all();
+        }
+    }
+
+    /// Wakes the writers of the session and of every stream: the send buffer
+    /// is shared by them all.
+    fn wake_writers(&mut self) {
+        self.writers.wake();
+        for stream in self.streams.values_mut() {
+            stream.writers.wake();
+        }
+    }
+}
+
+/// What the handles of one stream wait for.
+#[derive(Debug, Default)]
+pub(crate) struct StreamWaiters {
+    /// How the peer's side ended, once the core reported it.
+    pub(crate) end: Option<StreamEnd>,
+    /// The last handle is gone: whatever the peer still sends is read and
+    /// dropped as it arrives (so its credit returns and the stream can end),
+    /// and the entry goes once the end is known.
+    pub(crate) discarded: bool,
+    pub(crate) readers: WakerSet,
+    pub(crate) writers: WakerSet,
+    pub(crate) watchers: WakerSet,
+}
+
+impl StreamWaiters {
+    fn wake_all(&mut self) {
+        self.readers.wake();
+        self.writers.wake();
         self.watchers.wake();
     }
 }
@@ -163,11 +208,47 @@ impl State {
                     }
                 }
                 Event::Readable { session } => self.waiters(session).readers.wake(),
-                // Streams beyond stream 0 are not exposed by the drivers yet.
-                Event::StreamOpened { .. }
-                | Event::StreamReadable { .. }
-                | Event::StreamClosed { .. } => {}
-                Event::SendReady { session } => self.waiters(session).writers.wake(),
+                Event::StreamOpened { session, stream } => {
+                    let w = self.waiters(session);
+                    w.streams.entry(stream).or_default();
+                    w.incoming_streams.push_back(stream);
+                    w.stream_acceptors.wake();
+                }
+                Event::StreamReadable { session, stream } => {
+                    let Some(w) = self.sessions.get_mut(&session) else {
+                        continue;
+                    };
+                    match w.streams.get_mut(&stream) {
+                        Some(s) if s.discarded => {
+                            // Nobody will read it: drop what came, which
+                            // returns its credit to the peer.
+                            if let Some(mut s) = self.endpoint.session(session) {
+                                while s.recv_on(stream).is_some() {}
+                            }
+                            self.wake_driver();
+                        }
+                        Some(s) => s.readers.wake(),
+                        None => {}
+                    }
+                }
+                Event::StreamClosed {
+                    session,
+                    stream,
+                    end,
+                } => {
+                    let Some(w) = self.sessions.get_mut(&session) else {
+                        continue;
+                    };
+                    if let Some(s) = w.streams.get_mut(&stream) {
+                        if s.discarded {
+                            w.streams.remove(&stream);
+                        } else {
+                            s.end = Some(end);
+                            s.wake_all();
+                        }
+                    }
+                }
+                Event::SendReady { session } => self.waiters(session).wake_writers(),
                 Event::Datagram { session, data } => {
                     let limit = self.datagram_queue;
                     let w = self.waiters(session);

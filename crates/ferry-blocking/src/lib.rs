@@ -60,7 +60,59 @@
 //!
 //! Handles are `Clone + Send + Sync`: share them between threads freely.
 //!
-//! Byte streams (`std::io::Read`/`Write`) are not offered yet.
+//! # Streams
+//!
+//! Besides its default stream ([`Session::send`], [`Session::recv`]), a
+//! session carries independent [`Stream`]s, opened by either side
+//! ([`Session::open_stream`]) and taken by the other
+//! ([`Session::accept_stream`]). Each is reliable and ordered, reliable and
+//! unordered, or unreliable latest-only ([`StreamKind`]); a lost packet
+//! delays only its own stream. [`Stream::finish`] ends this side's direction
+//! (the reader gets every message, then `Ok(None)`), [`Stream::reset`]
+//! abandons it (the reader gets [`StreamRecvError::Reset`]); dropping the last
+//! handle finishes. A [`StreamIo`] is a stream as `std::io::Read` and
+//! `Write`:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::thread;
+//!
+//! use ferry_blocking::{Endpoint, EndpointConfig, StreamIo, StreamKind};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Endpoint::bind("127.0.0.1:0".parse()?, EndpointConfig::server())?;
+//! let client = Endpoint::bind("127.0.0.1:0".parse()?, EndpointConfig::default())?;
+//! let session = client.connect(server.local_addr())?;
+//! let incoming = server.accept().expect("server open");
+//!
+//! // Messages on a stream the client opens.
+//! let stream = session.open_stream(StreamKind::ReliableOrdered)?;
+//! stream.send(&b"one"[..])?;
+//! stream.send(&b"two"[..])?;
+//! stream.finish()?;
+//! let theirs = incoming.accept_stream().expect("session open");
+//! assert_eq!(&theirs.recv()?.expect("a message")[..], b"one");
+//! assert_eq!(&theirs.recv()?.expect("a message")[..], b"two");
+//! assert_eq!(theirs.recv()?, None); // finished, every message read
+//!
+//! // Bytes on a stream the server opens, echoed by the client.
+//! let mut io = StreamIo::new(incoming.open_stream(StreamKind::ReliableOrdered)?);
+//! io.write_all(b"hello over a stream")?;
+//! io.finish()?;
+//! let echo = thread::spawn(move || -> std::io::Result<()> {
+//!     let stream = session.accept_stream().expect("session open");
+//!     let mut writer = StreamIo::new(stream.clone());
+//!     std::io::copy(&mut StreamIo::new(stream), &mut writer)?;
+//!     writer.finish()
+//! });
+//! let mut back = String::new();
+//! io.read_to_string(&mut back)?;
+//! assert_eq!(back, "hello over a stream");
+//! echo.join().expect("echo thread")?;
+//! # client.close();
+//! # server.close();
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -69,15 +121,18 @@ mod endpoint;
 mod events;
 mod runtime;
 mod session;
+mod stream;
 
 pub use endpoint::{AcceptTimeout, Endpoint};
 pub use events::{ClosedEventTimeout, ClosedEvents};
 pub use ferry_async::{
     BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, Config,
     ConnectError, DatagramError, EndpointConfig, RecvError, SendError, SessionId, SessionStats,
-    State,
+    State, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
+    WRITE_CHUNK,
 };
 pub use session::Session;
+pub use stream::{AcceptStreamTimeout, Stream, StreamIo};
 
 #[cfg(test)]
 mod tests {

@@ -5,19 +5,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::{
-    CloseReason, DatagramError, RecvError, SendError, SessionId, SessionStats, State,
+    CloseReason, DatagramError, RecvError, SendError, SessionId, SessionStats, State, StreamError,
+    StreamKind,
 };
 
 use crate::block_on::{block_on, block_on_until, deadline_after};
+use crate::stream::{AcceptStreamTimeout, Stream};
 
-/// A session: reliable ordered messages, unreliable datagrams, close.
+/// A session: reliable ordered messages, streams, unreliable datagrams, close.
 ///
 /// Cheap to clone (an `Arc`); every clone is the same session (and so is
 /// every handle [`Endpoint::session`](crate::Endpoint::session) returns for its
 /// id), and any number of threads may use the clones (or one shared
 /// reference) at once: each message is received by exactly one caller.
 /// Dropping the last handle closes the session with
-/// [`ferry_async::DROPPED_CODE`].
+/// [`ferry_async::DROPPED_CODE`], unless a [`Stream`] of it is still held (a
+/// stream keeps its session open).
 ///
 /// The calls that wait block the calling thread; each has a `_timeout` form.
 /// A call that times out has no effect: a message that timed out in
@@ -102,6 +105,36 @@ impl Session {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Bytes, RecvError> {
         block_on_until(self.inner.recv(), deadline_after(timeout))
             .unwrap_or(Err(RecvError::Timeout))
+    }
+
+    /// Opens a stream of `kind`, without blocking: an independent flow of
+    /// messages both ways. The peer learns of it with its first message or
+    /// its finish, and takes it with [`accept_stream`](Self::accept_stream).
+    /// Fails with [`StreamError::TooManyStreams`] when as many of this side's
+    /// streams are open as the peer allows. See
+    /// [`ferry_async::Session::open_stream`].
+    pub fn open_stream(&self, kind: StreamKind) -> Result<Stream, StreamError> {
+        self.inner.open_stream(kind).map(Stream::from_async)
+    }
+
+    /// Blocks until the peer opens a stream, and takes it; `None` once the
+    /// session (or the endpoint) is closed and every stream the peer opened
+    /// was taken.
+    pub fn accept_stream(&self) -> Option<Stream> {
+        block_on(self.inner.accept_stream()).map(Stream::from_async)
+    }
+
+    /// [`accept_stream`](Self::accept_stream), blocking at most `timeout`:
+    /// `Ok(Some(stream))`, `Ok(None)` once the session is closed, or
+    /// `Err(AcceptStreamTimeout)` (nothing taken) when no stream came in
+    /// time. A zero `timeout` takes a stream only if one is waiting.
+    pub fn accept_stream_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<Stream>, AcceptStreamTimeout> {
+        block_on_until(self.inner.accept_stream(), deadline_after(timeout))
+            .map(|stream| stream.map(Stream::from_async))
+            .ok_or(AcceptStreamTimeout)
     }
 
     /// Sends an unreliable datagram: sent once, delivered or lost, never

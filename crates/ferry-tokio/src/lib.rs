@@ -13,6 +13,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Streams ([`Session::open_stream`], [`Session::accept_stream`]) are
+//! described in [`ferry_async`]; [`StreamIo`] makes one a
+//! [`tokio::io::AsyncRead`] and [`tokio::io::AsyncWrite`], for
+//! `tokio::io::copy` and the like.
+//!
 //! `examples/echo.rs` runs an echo server and client:
 //! `cargo run -p ferry-tokio --example echo`.
 
@@ -35,7 +40,8 @@ use tokio::io::Interest;
 pub use ferry_async::{
     BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
     Config, ConnectError, DatagramError, EndpointConfig, RecvError, SendError, Session, SessionId,
-    SessionStats, State,
+    SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
+    StreamSendError, WRITE_CHUNK,
 };
 
 /// An endpoint driven by tokio: one UDP socket, many sessions.
@@ -160,5 +166,72 @@ impl AsyncUdpSocket for Socket {
 
     fn take_unreachable(&self) -> Option<SocketAddr> {
         take_unreachable(&self.state, &self.io)
+    }
+}
+
+/// A [`Stream`] as a tokio byte stream: [`tokio::io::AsyncRead`] and
+/// [`tokio::io::AsyncWrite`] over [`ferry_async::StreamIo`], which says how
+/// bytes become messages.
+///
+/// Writes queue messages of up to [`WRITE_CHUNK`] bytes (waiting while the
+/// send buffer is full), `flush` does nothing, `shutdown` finishes the
+/// stream. Reads return the bytes of the messages in order; a read returns
+/// 0 (end of file) once the peer finished the stream and fails with
+/// [`std::io::ErrorKind::ConnectionReset`] once it reset it. For a reader
+/// and a writer in two tasks, make two adapters from clones of the stream,
+/// or use [`tokio::io::split`].
+#[derive(Debug)]
+pub struct StreamIo(ferry_async::StreamIo);
+
+impl StreamIo {
+    /// The byte-stream adapter of `stream`.
+    pub fn new(stream: Stream) -> Self {
+        Self(ferry_async::StreamIo::new(stream))
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> &Stream {
+        self.0.stream()
+    }
+
+    /// The stream back; bytes of a message read only in part are dropped.
+    pub fn into_inner(self) -> Stream {
+        self.0.into_inner()
+    }
+}
+
+impl From<Stream> for StreamIo {
+    fn from(stream: Stream) -> Self {
+        Self::new(stream)
+    }
+}
+
+impl tokio::io::AsyncRead for StreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let bytes = ready!(self.get_mut().0.poll_read_bytes(cx, buf.remaining()))?;
+        buf.put_slice(&bytes);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for StreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_shutdown(cx)
     }
 }
