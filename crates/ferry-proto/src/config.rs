@@ -70,6 +70,10 @@ pub struct Config {
     /// `send` reports [`SendError::Blocked`](crate::SendError::Blocked). One
     /// message is always accepted into an empty buffer. Default 32 MiB.
     pub send_buffer: usize,
+    /// The same, per stream: a stream whose reader stopped blocks its own
+    /// `send` at this, leaving the rest of `send_buffer` to the other streams.
+    /// Default 16 MiB.
+    pub stream_send_buffer: usize,
     /// Most bytes in flight (sent, not yet acknowledged or declared lost), per
     /// session. The congestion window is capped by this. Default 16 MiB.
     pub send_window: usize,
@@ -118,6 +122,7 @@ impl Default for Config {
             send_buffer: 32 << 20,
             send_window: 16 << 20,
             send_window_packets: 16_384,
+            stream_send_buffer: 16 << 20,
             recv_window: 32 << 20,
             stream_recv_window: 24 << 20,
             max_streams: 100,
@@ -158,6 +163,7 @@ impl Config {
             ("ack_frequency", self.ack_frequency as usize),
             ("ping_packet_count", self.ping_packet_count as usize),
             ("send_buffer", self.send_buffer),
+            ("stream_send_buffer", self.stream_send_buffer),
             ("send_window", self.send_window),
             ("send_window_packets", self.send_window_packets),
             ("datagram_queue", self.datagram_queue),

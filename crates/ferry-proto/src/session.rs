@@ -473,6 +473,13 @@ impl SessionCore {
                 SendError::StreamClosed
             });
         }
+        // Per stream, then per session: a stream whose reader stopped fills
+        // its own share and blocks, while the others keep sending.
+        let mine = stream.send.buffered();
+        if mine > 0 && mine + data.len() > self.config.stream_send_buffer {
+            stream.send_blocked = true;
+            return Err(SendError::Blocked);
+        }
         if buffered > 0 && buffered + data.len() > self.config.send_buffer {
             self.send_blocked = true;
             return Err(SendError::Blocked);
@@ -1212,8 +1219,20 @@ impl SessionCore {
 
     /// After acks or losses: wake a blocked sender, re-arm the retransmission timer.
     fn after_send_progress(&mut self, now: Instant) {
+        let mut ready = false;
         if self.send_blocked && self.buffered() < self.config.send_buffer {
             self.send_blocked = false;
+            ready = true;
+        }
+        let limit = self.config.stream_send_buffer;
+        for stream in self.streams.values_mut() {
+            if stream.send_blocked && stream.send.buffered() < limit {
+                stream.send_blocked = false;
+                ready = true;
+            }
+        }
+        if ready {
+            // Writers retry: the session, or a stream, has room again.
             self.events.push_back(SessionEvent::SendReady);
         }
         self.arm_retransmit(now);

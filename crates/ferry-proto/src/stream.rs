@@ -184,6 +184,8 @@ pub(crate) struct Stream {
     pub(crate) credit_used: u64,
     /// The peer refused the stream.
     pub(crate) refused: bool,
+    /// `send` found the stream's own buffer full.
+    pub(crate) send_blocked: bool,
     // Receiving.
     pub(crate) recv: Reassembly,
     pub(crate) inbox: VecDeque<(Bytes, u64)>,
@@ -220,6 +222,7 @@ impl Stream {
             peer_max_data: peer_window,
             credit_used: 0,
             refused: false,
+            send_blocked: false,
             recv: Reassembly::with_delivery(max_message_size, kind.delivery()),
             inbox: VecDeque::new(),
             received_cost: 0,

@@ -78,7 +78,12 @@ fn reader_that_stops_stalls_the_sender_within_the_window() {
         recv_window: 2 << 20,
         ..Config::default()
     };
-    let mut pair = Pair::with_configs(2, link(), Config::default(), server_config.clone());
+    // 20 MB queued at once: room for it in the client's stream buffer.
+    let client_config = Config {
+        stream_send_buffer: 32 << 20,
+        ..Config::default()
+    };
+    let mut pair = Pair::with_configs(2, link(), client_config, server_config.clone());
     let id = pair.establish();
     let (client, server) = (pair.client, pair.server);
     pair.net.set_reading(server, false);

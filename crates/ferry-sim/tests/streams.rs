@@ -296,6 +296,74 @@ fn a_stalled_stream_holds_its_window_and_the_others_flow() {
 }
 
 #[test]
+fn a_stalled_stream_blocks_its_own_sends_not_the_others() {
+    let config = Config {
+        stream_send_buffer: 1 << 20,
+        send_buffer: 4 << 20,
+        stream_recv_window: 1 << 20,
+        max_message_size: 64 << 10,
+        ..Config::default()
+    };
+    let mut pair = Pair::with_configs(8, LinkConfig::default(), config.clone(), config);
+    let id = pair.establish();
+    let (c, s) = (pair.client, pair.server);
+    let (slow, fast) = {
+        let mut session = pair.net.endpoint(c).session(id).unwrap();
+        (
+            session.open_stream(StreamKind::ReliableOrdered).unwrap(),
+            session.open_stream(StreamKind::ReliableOrdered).unwrap(),
+        )
+    };
+    pair.net.set_reading(s, false);
+    let chunk = Bytes::from(vec![1u8; 32 << 10]);
+    // The slow stream's reader never reads: its sends block at its own share.
+    let mut accepted = 0;
+    loop {
+        match pair
+            .net
+            .endpoint(c)
+            .session(id)
+            .unwrap()
+            .send_on(slow, chunk.clone())
+        {
+            Ok(()) => accepted += 1,
+            Err(ferry_proto::SendError::Blocked) => break,
+            Err(e) => panic!("{e}"),
+        }
+        pair.net.run_for(Duration::from_millis(1));
+    }
+    assert!(
+        accepted <= 2 * 32 + 2,
+        "{accepted} chunks queued on the stalled stream"
+    );
+    // The other stream still takes and delivers 8 MiB, far beyond what the
+    // stalled one holds.
+    let mut sent = 0;
+    let mut got = 0;
+    pair.net.run_until(Duration::from_secs(60), |net| {
+        while sent < 256 {
+            match net
+                .endpoint(c)
+                .session(id)
+                .unwrap()
+                .send_on(fast, chunk.clone())
+            {
+                Ok(()) => sent += 1,
+                Err(ferry_proto::SendError::Blocked) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        while net.endpoint(s).poll_event().is_some() {}
+        let mut session = net.endpoint(s).session(id).unwrap();
+        while session.recv_on(fast).is_some() {
+            got += 1;
+        }
+        got == 256
+    });
+    assert_eq!(got, 256, "8 MiB on the other stream");
+}
+
+#[test]
 fn opening_more_streams_than_the_peer_allows_is_refused_with_a_clear_error() {
     let server = Config {
         max_streams: 2,
