@@ -131,6 +131,52 @@ fn diode_receiver_corpus() {
     );
 }
 
+#[test]
+fn keyed_listener_corpus() {
+    let refusals = replay("keyed_listener", props::check_keyed_listener);
+    assert!(
+        refusals.iter().any(|&r| r > 0),
+        "the keyed_listener seeds are stale; regenerate them with \
+         `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
+    );
+}
+
+/// Connects a listener would refuse: one from a starter with another key, one
+/// without a key, one with a garbled handshake message.
+fn keyed_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use ferry_proto::crypto::PreSharedKey;
+    use ferry_proto::{Config, Endpoint};
+    let first_connect = |psk: Option<PreSharedKey>| {
+        let mut starter = Endpoint::new(
+            Config {
+                psk,
+                ..Config::default()
+            },
+            3,
+        )
+        .unwrap();
+        let now = std::time::Instant::now();
+        starter
+            .connect(now, "192.0.2.9:9".parse().unwrap())
+            .unwrap();
+        let mut buf = Vec::new();
+        starter.poll_transmit(now, &mut buf).unwrap();
+        buf
+    };
+    let other_key = first_connect(Some(PreSharedKey::from_bytes([1; 32])));
+    let no_key = first_connect(None);
+    let mut garbled = other_key.clone();
+    garbled[40] ^= 0xff;
+    vec![
+        ("other_key", record(1, 0, &other_key)),
+        ("no_key", record(1, 0, &no_key)),
+        (
+            "garbled_then_replayed",
+            [record(1, 0, &garbled), record(5, 0, &other_key)].concat(),
+        ),
+    ]
+}
+
 /// Every datagram a diode sender emits for `data` (one session, finished, or
 /// aborted after its first block when `abort`), heartbeat first.
 fn diode_datagrams(seed: u64, data: &[u8], abort: bool) -> Vec<Vec<u8>> {
@@ -526,6 +572,7 @@ fn write_seed_corpus() {
         ("decode_packet", packet_seeds()),
         ("endpoint_listener", endpoint_seeds()),
         ("diode_receiver", diode_seeds()),
+        ("keyed_listener", keyed_seeds()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         fs::create_dir_all(&dir).unwrap();
