@@ -197,6 +197,10 @@ pub enum ProtocolViolation {
     /// The peer sent data on a stream this session does not have.
     #[error("peer sent data on an unknown stream")]
     UnknownStream,
+    /// Data named a stream so far beyond the streams opened before it that
+    /// more than `max_streams` would be open at once.
+    #[error("the peer opened more streams at once than max_streams allows")]
+    StreamLimit,
     /// The peer acknowledged a packet number that was never sent.
     #[error("peer acknowledged a packet that was never sent")]
     InvalidAck,

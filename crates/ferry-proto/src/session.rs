@@ -945,6 +945,12 @@ impl SessionCore {
             .filter(|&&i| i != 0 && StreamId(i).opener() != self.side)
             .count();
         let max = self.config.max_streams;
+        // Opening stream n opens every lower one of its kind: a peer never has
+        // more than `max_streams` of them opening at once, so a larger jump is
+        // a violation (and the loop below stays short).
+        if sid.sequence() - self.next_peer_seq[k] >= max as u64 {
+            return Err(ProtocolViolation::StreamLimit);
+        }
         for seq in self.next_peer_seq[k]..=sid.sequence() {
             let new = StreamId::new(seq, kind, sid.opener());
             if open >= max {

@@ -183,6 +183,21 @@ fn unknown_stream() {
     assert_violation(&mut f, ProtocolViolation::UnknownStream);
 }
 
+/// Found by the endpoint fuzzer: a stream id 2^50 streams ahead once made the
+/// listener open every stream below it, one by one.
+#[test]
+fn a_stream_far_beyond_the_limit_is_a_violation_not_a_loop() {
+    let mut f = Forger::new(Config::default());
+    f.send(Packet::Data(Data {
+        stream: (1 << 50) << 3,
+        message: 0,
+        fragment: 0,
+        fragments: 1,
+        payload: Bytes::from_static(b"x"),
+    }));
+    assert_violation(&mut f, ProtocolViolation::StreamLimit);
+}
+
 #[test]
 fn ack_for_a_packet_never_sent() {
     let mut f = Forger::new(Config::default());
