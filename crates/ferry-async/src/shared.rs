@@ -185,8 +185,17 @@ impl State {
         if self.stopped {
             return Vec::new();
         }
-        let ids: Vec<_> = self.endpoint.sessions().collect();
-        ids.into_iter().filter(|&id| self.is_open(id)).collect()
+        // One pass over the endpoint's states, no handle per session.
+        self.endpoint
+            .session_states()
+            .filter(|(id, state)| {
+                !matches!(
+                    state,
+                    ferry_proto::State::Closing | ferry_proto::State::Closed
+                ) && self.closed_reason(*id).is_none()
+            })
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// Hands every pending endpoint event to whoever waits for it.
