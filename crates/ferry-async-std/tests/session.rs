@@ -24,6 +24,7 @@ fn run<T>(test: impl Future<Output = T>) -> T {
 }
 
 include!("../../ferry-async/conformance/session.rs");
+include!("../../ferry-async/conformance/global_executor.rs");
 
 // ferry-tokio's `runtime_shutdown_wakes_every_waiter` has no counterpart here:
 // the driver runs on async-std's global executor, which lives as long as the process.

@@ -1,10 +1,11 @@
-// The driven API's tests shared by the adapters whose drivers run on a global
-// executor (ferry-smol, ferry-async-std), over real sockets on loopback.
+// The driven API's tests shared by every async adapter (ferry-tokio,
+// ferry-smol, ferry-async-std), over real sockets on loopback.
 //
 // Each adapter's `tests/session.rs` imports its crate's types (`BindError`,
 // `CloseReason`, `Config`, `ConnectError`, `Endpoint`, `EndpointConfig`,
 // `EndpointExt`, `RecvError`, `SendError`, `State`), defines
-// `fn run<T>(test: impl Future<Output = T>) -> T` on its runtime, and
+// `fn run<T>(test: impl Future<Output = T>) -> T` on its runtime and
+// `async fn timeout<T>(Duration, impl Future<Output = T>) -> Option<T>`, and
 // `include!`s this file. (An `include!`d file cannot hold inner doc comments,
 // hence these plain ones.)
 
@@ -185,26 +186,4 @@ fn ipv6_loopback() {
         session.send(vec![6u8; 70_000]).await.unwrap();
         assert_eq!(incoming.recv().await.unwrap().len(), 70_000);
     })
-}
-
-#[test]
-fn bind_needs_no_runtime_and_the_driver_runs_on_its_own() {
-    // Bound outside any `block_on`.
-    let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
-    let addr = server.local_addr();
-    // This thread then blocks without polling anything while another connects:
-    // the server's driver answers the handshake from the runtime's executor threads.
-    let client = std::thread::spawn(move || {
-        run(async {
-            let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
-            let session = client.connect(addr).await.unwrap();
-            session.send(&b"while you slept"[..]).await.unwrap();
-            (client, session)
-        })
-    })
-    .join()
-    .unwrap();
-    let incoming = run(server.accept()).unwrap();
-    assert_eq!(incoming.id(), client.1.id());
-    assert_eq!(&run(incoming.recv()).unwrap()[..], b"while you slept");
 }

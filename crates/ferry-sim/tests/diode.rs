@@ -20,6 +20,14 @@ fn data(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// When the first session was reported lost, and why.
+fn first_loss(net: &DiodeNet) -> Option<(std::time::Instant, LossReason)> {
+    net.log().iter().find_map(|(at, e)| match e {
+        ReceiverEvent::SessionLost { reason, .. } => Some((*at, *reason)),
+        _ => None,
+    })
+}
+
 fn config() -> DiodeConfig {
     DiodeConfig {
         block_size: 128 * 1024,
@@ -187,14 +195,7 @@ fn a_block_that_stops_arriving_expires_after_the_block_timeout() {
     net.set_link(LinkConfig::default().random_loss(1.0));
     let cut = net.now();
     net.run_for(Duration::from_secs(3));
-    let (at, reason) = net
-        .log()
-        .iter()
-        .find_map(|(at, e)| match e {
-            ReceiverEvent::SessionLost { reason, .. } => Some((*at, *reason)),
-            _ => None,
-        })
-        .expect("the session is lost");
+    let (at, reason) = first_loss(&net).expect("the session is lost");
     assert!(
         matches!(reason, LossReason::BlockUndecodable { .. }),
         "{reason:?}"
@@ -268,14 +269,7 @@ fn a_whole_block_lost_before_a_pause_is_reported_without_waiting_for_the_session
     net.set_link(LinkConfig::default());
     let back = net.now();
     net.run_for(Duration::from_secs(4));
-    let (at, reason) = net
-        .log()
-        .iter()
-        .find_map(|(at, e)| match e {
-            ReceiverEvent::SessionLost { reason, .. } => Some((*at, *reason)),
-            _ => None,
-        })
-        .expect("lost");
+    let (at, reason) = first_loss(&net).expect("lost");
     assert_eq!(reason, LossReason::BlockUndecodable { block: 1 });
     // A keep-alive within a heartbeat, then the block timeout.
     assert!(at - back <= Duration::from_millis(2100), "{:?}", at - back);
