@@ -89,6 +89,11 @@ fn steps() -> Vec<Step> {
         println!("xtask: cargo-nextest not found; tests run under `cargo test`");
         steps.push(step("test", &["test", "--workspace", "--no-fail-fast"]));
     }
+    steps.push(Step {
+        name: "soak",
+        command: crate::soak::command(2.0, false),
+        tests: false,
+    });
     let doc = step("doc", &["doc", "--workspace", "--no-deps"]);
     steps.push(Step {
         command: doc.command.env("RUSTDOCFLAGS", "-D warnings"),

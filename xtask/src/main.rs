@@ -4,11 +4,14 @@
 //! - `cargo xtask ci` runs every check CI runs, in CI's order.
 //! - `cargo xtask fuzz` runs the cargo-fuzz targets in `fuzz/` for a while each.
 //! - `cargo xtask bench` runs the benchmark suites (release build, loopback).
+//! - `cargo xtask soak --minutes N` runs transfers through the lossy relay for N
+//!   minutes, checking every byte and watching memory.
 
 mod bench;
 mod ci;
 mod fuzz;
 mod run;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,9 @@ enum Command {
     Fuzz(fuzz::Args),
     /// Run benchmark suites (release build, loopback) and print their tables.
     Bench(bench::Args),
+    /// Run continuous transfers through the lossy relay, checking every byte and
+    /// the memory trend.
+    Soak(soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
         Command::Ci => ci::run(),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Soak(args) => soak::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
