@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::{
-    BroadcastReport, CloseReason, ClosedEvent, ConnectError, EndpointConfig, SessionId,
-    SessionStats, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
+    BroadcastReport, CloseReason, ClosedEvent, ConnectError, EndpointConfig, EndpointStats,
+    SessionId, SessionStats, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
+    StreamSendError,
 };
 use futures_lite::future::{self, block_on};
 
@@ -81,6 +82,8 @@ pub trait Peer: Send + Sync {
     fn accept(&self) -> Option<Box<dyn Conn>>;
     /// How many sessions are open.
     fn session_count(&self) -> usize;
+    /// The endpoint's counters.
+    fn stats(&self) -> EndpointStats;
     /// The open sessions, in id order.
     fn sessions(&self) -> Vec<SessionId>;
     /// A handle on an open session.
@@ -170,6 +173,10 @@ impl Peer for AsyncPeer {
 
     fn session_count(&self) -> usize {
         self.endpoint.session_count()
+    }
+
+    fn stats(&self) -> EndpointStats {
+        self.endpoint.stats()
     }
 
     fn sessions(&self) -> Vec<SessionId> {
@@ -323,6 +330,10 @@ impl Peer for ferry_blocking::Endpoint {
 
     fn session_count(&self) -> usize {
         ferry_blocking::Endpoint::session_count(self)
+    }
+
+    fn stats(&self) -> EndpointStats {
+        ferry_blocking::Endpoint::stats(self)
     }
 
     fn sessions(&self) -> Vec<SessionId> {

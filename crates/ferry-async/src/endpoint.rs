@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_proto::{CloseReason, SessionId, State};
+use ferry_proto::{CloseReason, EndpointStats, SessionId, State};
 use rand_seed::seed;
 
 use crate::config::EndpointConfig;
@@ -183,6 +183,14 @@ impl Endpoint {
     /// How many sessions are open: the length of [`sessions`](Self::sessions).
     pub fn session_count(&self) -> usize {
         self.shared().lock().open_sessions().len()
+    }
+
+    /// The endpoint's counters: datagrams received, and those dropped as
+    /// malformed or corrupted, unauthenticated, for an unknown session or
+    /// from the wrong address; sessions accepted and refused. Per-session
+    /// counters are in [`Session::stats`].
+    pub fn stats(&self) -> EndpointStats {
+        self.shared().lock().endpoint.stats().clone()
     }
 
     /// A handle on the open session `id`; `None` if it is not open (never

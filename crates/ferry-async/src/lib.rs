@@ -113,7 +113,8 @@ pub use error::{
     StreamSendError,
 };
 pub use ferry_proto::{
-    CloseReason, Config, SessionId, SessionStats, State, StreamEnd, StreamId, StreamKind,
+    CloseReason, Config, EndpointStats, SessionId, SessionStats, State, StreamEnd, StreamId,
+    StreamKind,
 };
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};

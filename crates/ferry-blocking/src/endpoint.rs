@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::{
-    BindError, BroadcastReport, CloseReason, ConnectError, EndpointConfig, SessionId,
+    BindError, BroadcastReport, CloseReason, ConnectError, EndpointConfig, EndpointStats, SessionId,
 };
 use thiserror::Error;
 use tracing::error;
@@ -100,6 +100,12 @@ impl Endpoint {
     /// How many sessions are open: the length of [`sessions`](Self::sessions).
     pub fn session_count(&self) -> usize {
         self.inner.session_count()
+    }
+
+    /// The endpoint's counters (datagrams received and dropped, sessions
+    /// accepted and refused). See [`ferry_async::Endpoint::stats`].
+    pub fn stats(&self) -> EndpointStats {
+        self.inner.stats()
     }
 
     /// A handle on the open session `id`; `None` if it is not open (never

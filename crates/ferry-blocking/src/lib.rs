@@ -127,9 +127,9 @@ pub use endpoint::{AcceptTimeout, Endpoint};
 pub use events::{ClosedEventTimeout, ClosedEvents};
 pub use ferry_async::{
     BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, Config,
-    ConnectError, DatagramError, EndpointConfig, RecvError, SendError, SessionId, SessionStats,
-    State, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
-    WRITE_CHUNK,
+    ConnectError, DatagramError, EndpointConfig, EndpointStats, RecvError, SendError, SessionId,
+    SessionStats, State, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
+    StreamSendError, WRITE_CHUNK,
 };
 pub use session::Session;
 pub use stream::{AcceptStreamTimeout, Stream, StreamIo};

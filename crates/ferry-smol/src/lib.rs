@@ -45,9 +45,9 @@ use ferry_async::{AsyncTimer, AsyncUdpSocket, Runtime};
 
 pub use ferry_async::{
     BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
-    Config, ConnectError, DatagramError, EndpointConfig, RecvError, SendError, Session, SessionId,
-    SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamIo, StreamKind,
-    StreamRecvError, StreamSendError, WRITE_CHUNK,
+    Config, ConnectError, DatagramError, EndpointConfig, EndpointStats, RecvError, SendError,
+    Session, SessionId, SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamIo,
+    StreamKind, StreamRecvError, StreamSendError, WRITE_CHUNK,
 };
 
 /// An endpoint driven by smol: one UDP socket, many sessions.

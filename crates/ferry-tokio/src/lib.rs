@@ -39,9 +39,9 @@ use tokio::io::Interest;
 
 pub use ferry_async::{
     BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
-    Config, ConnectError, DatagramError, EndpointConfig, RecvError, SendError, Session, SessionId,
-    SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
-    StreamSendError, WRITE_CHUNK,
+    Config, ConnectError, DatagramError, EndpointConfig, EndpointStats, RecvError, SendError,
+    Session, SessionId, SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamKind,
+    StreamRecvError, StreamSendError, WRITE_CHUNK,
 };
 
 /// An endpoint driven by tokio: one UDP socket, many sessions.
