@@ -21,18 +21,15 @@ use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
 use crate::alloc::held_bytes;
 use crate::report::Table;
 
-/// Arguments of the sessions suite.
-#[derive(Debug, clap::Args)]
+/// Settings of the sessions suite.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Args {
     /// MiB per bulk transfer.
-    #[arg(long, default_value_t = 512)]
-    size_mib: usize,
+    pub(crate) size_mib: usize,
     /// Handshakes timed per configuration.
-    #[arg(long, default_value_t = 300)]
-    handshakes: usize,
+    pub(crate) handshakes: usize,
     /// Idle sessions for the memory figure.
-    #[arg(long, default_value_t = 10_000)]
-    sessions: usize,
+    pub(crate) sessions: usize,
 }
 
 fn config(psk: Option<&PreSharedKey>, server: bool) -> EndpointConfig {
