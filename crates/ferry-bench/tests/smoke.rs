@@ -1,8 +1,6 @@
-//! The benchmark binary runs end to end: every suite but `diode` (whose
-//! codec measurement alone outlasts a smoke test; its transfers are covered
-//! by the diode tests) at tiny sizes, one table printed, the JSON written
-//! and well-formed. No figure is ever checked: these are debug builds on a
-//! shared machine.
+//! The benchmark binary runs end to end: every suite at tiny sizes, one
+//! table printed, the JSON written and well-formed. No figure is ever
+//! checked: these are debug builds on a shared machine.
 
 use std::process::Command;
 
@@ -17,6 +15,7 @@ fn every_suite_runs_and_writes_its_figures() {
             "many",
             "efficiency",
             "sessions",
+            "diode",
             "--quick",
             "--bulk-mib",
             "2",
@@ -34,6 +33,10 @@ fn every_suite_runs_and_writes_its_figures() {
             "10",
             "--idle-sessions",
             "50",
+            "--diode-mib",
+            "1",
+            "--diode-rates",
+            "1000,300",
             "--json-dir",
         ])
         .arg(dir.path())
@@ -47,7 +50,7 @@ fn every_suite_runs_and_writes_its_figures() {
     );
     assert!(stdout.contains("ratio = value / baseline"), "{stdout}");
 
-    let suites = ["bulk", "latency", "many", "efficiency", "sessions"];
+    let suites = ["bulk", "latency", "many", "efficiency", "sessions", "diode"];
     let all: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("bench.json")).expect("bench.json written"),
     )
