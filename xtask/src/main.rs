@@ -35,7 +35,7 @@ enum Command {
     Ci,
     /// Run cargo-fuzz targets for a while each and report new crash artifacts.
     Fuzz(fuzz::Args),
-    /// Run benchmark suites (release build, loopback) and print their tables.
+    /// Run benchmark suites (release build, loopback) and print one table of them all.
     Bench(bench::Args),
 }
 

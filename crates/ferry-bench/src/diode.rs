@@ -89,14 +89,14 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
     );
     let (encode, decode) = codec_speed(&config(args.mtu, 1000), args.codec_mib);
     table.add(
-        "raptorq encode, 1 core",
+        "diode: raptorq encode, 1 core",
         encode,
         "MB/s",
         None,
         "source symbols + 10% repair, default block",
     );
     table.add(
-        "raptorq decode 2% lost, 1 core",
+        "diode: raptorq decode 2% lost, 1 core",
         decode,
         "MB/s",
         None,
@@ -104,8 +104,8 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
     );
 
     for (loss, baseline) in [
-        (0.0, "raptorq encode, 1 core"),
-        (0.02, "raptorq decode 2% lost, 1 core"),
+        (0.0, "diode: raptorq encode, 1 core"),
+        (0.02, "diode: raptorq decode 2% lost, 1 core"),
     ] {
         let mut lost = 0;
         let mut reported = false;
@@ -121,7 +121,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
             }
             let mb = outcome.bytes as f64 / 1e6;
             let gb = outcome.bytes as f64 / 1e9;
-            let name = format!("diode {:.0}% loss", loss * 100.0);
+            let name = format!("diode: {:.0}% loss", loss * 100.0);
             table.add(
                 &name,
                 mb / outcome.elapsed.as_secs_f64(),
@@ -155,7 +155,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         }
         if !reported {
             table.add(
-                format!("diode {:.0}% loss", loss * 100.0),
+                format!("diode: {:.0}% loss", loss * 100.0),
                 0.0,
                 "MB/s",
                 Some(baseline),
