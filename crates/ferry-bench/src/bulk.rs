@@ -105,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) mib: u64,
     pub(crate) mtu: usize,
     pub(crate) peers: bool,
+    /// Transfers per row; the row is their median.
+    pub(crate) repeat: usize,
 }
 
 /// What one transfer measured.
@@ -128,7 +130,7 @@ impl Outcome {
         (self.send_cpu + self.recv_cpu).as_secs_f64() / (self.received as f64 / 1e9).max(1e-9)
     }
 
-    fn cpu_note(&self) -> String {
+    pub(crate) fn cpu_note(&self) -> String {
         format!(
             "sender {:.2} s + receiver {:.2} s",
             self.send_cpu.as_secs_f64(),
@@ -151,17 +153,18 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
     let bytes = settings.mib << 20;
     let size = format!("{} MiB", settings.mib);
     eprintln!(
-        "bulk suite: {size} per transfer, one session, mtu {}, sender and receiver in processes of their own",
-        settings.mtu
+        "bulk suite: {size} per transfer, one session, mtu {}, sender and receiver in processes of their own, median of {}",
+        settings.mtu, settings.repeat
     );
 
-    let tcp = transfer(Kind::Tcp, 1, bytes, settings.mtu)?;
+    let median = |kind| median(kind, 1, bytes, settings.mtu, settings.repeat);
+    let (tcp, spread) = median(Kind::Tcp)?;
     table.add(
         TCP,
         tcp.mb_per_s(),
         "MB/s",
         None,
-        format!("{size}, one connection, blocking std::net"),
+        format!("{size}, one connection, blocking std::net{spread}"),
     );
     table.add(TCP_CPU, tcp.cpu_per_gb(), "s/GB", None, tcp.cpu_note());
 
@@ -169,7 +172,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         (Kind::Udp, UDP, "send_to loop"),
         (Kind::UdpGso, UDP_GSO, "quinn-udp GSO sends, GRO receives"),
     ] {
-        let udp = transfer(kind, 1, bytes, settings.mtu)?;
+        let (udp, spread) = median(kind)?;
         let lost = 1.0 - udp.received as f64 / udp.sent.max(1) as f64;
         table.add(
             name,
@@ -177,7 +180,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "MB/s",
             Some(TCP),
             format!(
-                "ceiling: {how}, {}-byte datagrams, bytes received per s, {:.1}% lost",
+                "ceiling: {how}, {}-byte datagrams, bytes received per s, {:.1}% lost{spread}",
                 settings.mtu,
                 lost * 100.0
             ),
@@ -185,7 +188,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
     }
 
     if settings.peers {
-        let quinn = transfer(Kind::Quinn, 1, bytes, settings.mtu)?;
+        let (quinn, spread) = median(Kind::Quinn)?;
         table
             .add(
                 QUINN,
@@ -193,7 +196,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
                 "MB/s",
                 Some(TCP),
                 format!(
-                    "{size}, quinn {}, TLS 1.3 (its only mode), {}-byte datagrams",
+                    "{size}, quinn {}, TLS 1.3 (its only mode), {}-byte datagrams{spread}",
                     crate::peers::QUINN_VERSION,
                     settings.mtu
                 ),
@@ -232,13 +235,13 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "plain threads",
         ),
     ] {
-        let outcome = transfer(kind, 1, bytes, settings.mtu)?;
+        let (outcome, spread) = median(kind)?;
         let row = table.add(
             &name,
             outcome.mb_per_s(),
             "MB/s",
             Some(TCP),
-            format!("{size}, {how}"),
+            format!("{size}, {how}{spread}"),
         );
         row.also(UDP).also(UDP_GSO);
         peer(row, QUINN);
@@ -255,6 +258,32 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         peer(row, QUINN_CPU);
     }
     Ok(table)
+}
+
+/// `repeat` transfers (see [`transfer`]); the one of median goodput, and a
+/// note saying so with the spread (empty for one transfer).
+pub(crate) fn median(
+    kind: Kind,
+    sessions: usize,
+    bytes: u64,
+    mtu: usize,
+    repeat: usize,
+) -> Result<(Outcome, String), String> {
+    let mut runs = (0..repeat.max(1))
+        .map(|_| transfer(kind, sessions, bytes, mtu))
+        .collect::<Result<Vec<_>, _>>()?;
+    runs.sort_by(|a, b| a.mb_per_s().total_cmp(&b.mb_per_s()));
+    let note = if runs.len() > 1 {
+        format!(
+            "; median of {} ({:.0}–{:.0} MB/s)",
+            runs.len(),
+            runs[0].mb_per_s(),
+            runs[runs.len() - 1].mb_per_s()
+        )
+    } else {
+        String::new()
+    };
+    Ok((runs[runs.len() / 2], note))
 }
 
 /// One transfer of `bytes` on each of `sessions` sessions, two processes.

@@ -103,6 +103,10 @@ struct RunArgs {
     /// bulk: MiB per transfer [default: 1024; quick: 64].
     #[arg(long)]
     bulk_mib: Option<u64>,
+    /// bulk and many: transfers per row, the row being their median
+    /// [default: 3; quick: 1].
+    #[arg(long)]
+    repeat: Option<usize>,
     /// latency: round trips timed [default: 10000; quick: 1000].
     #[arg(long)]
     round_trips: Option<usize>,
@@ -179,11 +183,13 @@ fn run(args: &RunArgs) -> Result<(), String> {
     };
     let mtu = args.mtu.unwrap_or(ferry_proto::Config::default().mtu);
     let bulk_mib = args.pick(args.bulk_mib, 1024, 64);
+    let repeat = args.pick(args.repeat, 3, 1).max(1);
     let many = many::Settings {
         sessions: args.pick(args.many_sessions, 1000, 100),
         mib_each: args.pick(args.many_mib, 1, 1),
         mtu,
         single_mib: bulk_mib,
+        repeat,
     };
     let latency = latency::Settings {
         count: args.pick(args.round_trips, 10_000, 1_000),
@@ -216,6 +222,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
                 mib: bulk_mib,
                 mtu,
                 peers: args.peers,
+                repeat,
             }),
             Suite::Latency => latency::run(latency),
             Suite::Many => many::run(many, &report),
@@ -238,6 +245,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
     }
     let meta = serde_json::json!({
         "suites": suites.iter().map(|s| name(*s)).collect::<Vec<_>>(),
+        "commit": commit(),
         "quick": args.quick,
         "peers": args.peers,
         "mtu": mtu,
@@ -246,6 +254,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
         "seconds": started.elapsed().as_secs_f64(),
         "sizes": {
             "bulk_mib": bulk_mib,
+            "repeat": repeat,
             "latency_round_trips": latency.count,
             "many_sessions": many.sessions,
             "many_mib_each": many.mib_each,
@@ -267,6 +276,22 @@ fn run(args: &RunArgs) -> Result<(), String> {
             failures.join("; ")
         ))
     }
+}
+
+/// The commit measured, `+dirty` with local changes; `None` outside git.
+fn commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"])?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}+dirty") } else { head })
 }
 
 fn name(suite: Suite) -> &'static str {

@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub(crate) mtu: usize,
     /// Size of the one-session transfer, should the bulk suite not run.
     pub(crate) single_mib: u64,
+    /// Transfers per row; the row is their median.
+    pub(crate) repeat: usize,
 }
 
 pub(crate) fn run(settings: Settings, report: &Report) -> Result<Table, String> {
@@ -32,22 +34,32 @@ pub(crate) fn run(settings: Settings, report: &Report) -> Result<Table, String> 
     let baseline = if report.value(bulk::TOKIO).is_some() {
         bulk::TOKIO.to_owned()
     } else {
-        let one = bulk::transfer(Kind::Tokio, 1, settings.single_mib << 20, settings.mtu)?;
+        let (one, spread) = bulk::median(
+            Kind::Tokio,
+            1,
+            settings.single_mib << 20,
+            settings.mtu,
+            settings.repeat,
+        )?;
         let name = "many: ferry tokio, one session".to_owned();
         table.add(
             &name,
             one.mb_per_s(),
             "MB/s",
             None,
-            format!("{} MiB (the bulk suite did not run)", settings.single_mib),
+            format!(
+                "{} MiB (the bulk suite did not run){spread}",
+                settings.single_mib
+            ),
         );
         name
     };
-    let outcome = bulk::transfer(
+    let (outcome, spread) = bulk::median(
         Kind::Tokio,
         settings.sessions,
         settings.mib_each << 20,
         settings.mtu,
+        settings.repeat,
     )?;
     table.add(
         format!("many: {} sessions, aggregate", settings.sessions),
@@ -55,7 +67,7 @@ pub(crate) fn run(settings: Settings, report: &Report) -> Result<Table, String> 
         "MB/s",
         Some(&baseline),
         format!(
-            "{} MiB each, {} MiB in all, tokio",
+            "{} MiB each, {} MiB in all, tokio{spread}",
             settings.mib_each,
             settings.mib_each * settings.sessions as u64
         ),
@@ -65,15 +77,7 @@ pub(crate) fn run(settings: Settings, report: &Report) -> Result<Table, String> 
         outcome.cpu_per_gb(),
         "s/GB",
         Some(&format!("{} CPU", bulk::TOKIO)),
-        format!("{}, handshakes included", cpu_note(&outcome)),
+        format!("{}, handshakes included", outcome.cpu_note()),
     );
     Ok(table)
-}
-
-fn cpu_note(outcome: &bulk::Outcome) -> String {
-    format!(
-        "sender {:.2} s + receiver {:.2} s",
-        outcome.send_cpu.as_secs_f64(),
-        outcome.recv_cpu.as_secs_f64()
-    )
 }
