@@ -56,8 +56,12 @@ pub(crate) enum Kind {
     Udp,
     /// GSO sends (quinn-udp) and GRO receives, datagrams of the MTU.
     UdpGso,
-    /// quinn, one unidirectional stream (feature `peers`).
+    /// quinn, one unidirectional stream, datagrams of the MTU and windows
+    /// as large as Ferry's (feature `peers`).
     Quinn,
+    /// quinn with its default transport configuration: path MTU discovery
+    /// (up to 1452 bytes), its own windows (feature `peers`).
+    QuinnDefaults,
 }
 
 impl Kind {
@@ -146,6 +150,7 @@ pub(crate) const UDP: &str = "bulk: raw udp send_to";
 pub(crate) const UDP_GSO: &str = "bulk: raw udp gso";
 pub(crate) const QUINN: &str = "bulk: quinn";
 pub(crate) const QUINN_CPU: &str = "bulk: quinn CPU";
+pub(crate) const QUINN_DEFAULTS: &str = "bulk: quinn, its defaults";
 pub(crate) const TOKIO: &str = "bulk: ferry tokio";
 
 pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
@@ -209,6 +214,21 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             Some(TCP_CPU),
             quinn.cpu_note(),
         );
+        let (quinn, spread) = median(Kind::QuinnDefaults)?;
+        table.add(
+            QUINN_DEFAULTS,
+            quinn.mb_per_s(),
+            "MB/s",
+            Some(QUINN),
+            format!("{size}, quinn's default transport: path MTU discovery, its windows{spread}"),
+        );
+        table.add(
+            format!("{QUINN_DEFAULTS} CPU"),
+            quinn.cpu_per_gb(),
+            "s/GB",
+            Some(QUINN_CPU),
+            quinn.cpu_note(),
+        );
     }
 
     let peer = |row: &mut crate::report::Row, name: &str| {
@@ -245,6 +265,9 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         );
         row.also(UDP).also(UDP_GSO);
         peer(row, QUINN);
+        if matches!(kind, Kind::Tokio | Kind::TokioPsk) {
+            peer(row, QUINN_DEFAULTS);
+        }
         if kind == Kind::TokioPsk {
             row.also(TOKIO);
         }
@@ -350,7 +373,7 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
         (Kind::Udp | Kind::UdpGso, Side::Receive) => udp_receive(args),
         (Kind::Udp | Kind::UdpGso, Side::Send) => udp_send(args),
         (Kind::Blocking, side) => blocking(args, side),
-        (Kind::Quinn, side) => crate::peers::quinn_role(args.side_args(side)),
+        (Kind::Quinn | Kind::QuinnDefaults, side) => crate::peers::quinn_role(args.side_args(side)),
         (Kind::Tokio | Kind::TokioPsk, side) => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -394,7 +417,6 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
 }
 
 impl RoleArgs {
-    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
     fn side_args(&self, side: Side) -> crate::peers::QuinnRole {
         crate::peers::QuinnRole {
             send: side == Side::Send,
@@ -402,6 +424,7 @@ impl RoleArgs {
             bytes: self.bytes,
             mtu: self.mtu,
             cert: self.cert.clone(),
+            defaults: self.kind == Kind::QuinnDefaults,
         }
     }
 }

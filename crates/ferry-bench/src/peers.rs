@@ -8,7 +8,9 @@
 //! certificate (rcgen) and hands it to the sender as hex on the command line.
 //! Both sides get the socket buffers Ferry's drivers ask for, datagrams of
 //! Ferry's MTU (path MTU discovery off) and flow-control windows as large as
-//! Ferry's defaults, so loopback measures the stacks, not their defaults.
+//! Ferry's defaults, so loopback measures the stacks, not their defaults; a
+//! second row runs quinn's default transport configuration as shipped (path
+//! MTU discovery up to 1452 bytes, its own windows).
 
 use std::net::SocketAddr;
 
@@ -27,6 +29,8 @@ pub(crate) struct QuinnRole {
     pub(crate) mtu: usize,
     /// Sender: the receiver's certificate, hex DER.
     pub(crate) cert: String,
+    /// quinn's default transport configuration rather than Ferry's sizes.
+    pub(crate) defaults: bool,
 }
 
 /// Without the `peers` feature there is no quinn.
@@ -51,7 +55,11 @@ mod with_quinn {
     use crate::bulk::{CHUNK, chunks, report_received, report_sent, udp_socket};
     use crate::child::tell;
 
-    fn transport(mtu: usize) -> Result<Arc<TransportConfig>, String> {
+    fn transport(role: &QuinnRole) -> Result<Arc<TransportConfig>, String> {
+        if role.defaults {
+            return Ok(Arc::new(TransportConfig::default()));
+        }
+        let mtu = role.mtu;
         let mtu = u16::try_from(mtu).map_err(|_| format!("mtu {mtu} too large for quinn"))?;
         let mut t = TransportConfig::default();
         t.initial_mtu(mtu)
@@ -100,7 +108,7 @@ mod with_quinn {
         let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
         let mut config =
             ServerConfig::with_single_cert(vec![cert.clone()], key.into()).map_err(|x| e(&x))?;
-        config.transport_config(transport(role.mtu)?);
+        config.transport_config(transport(role)?);
         let endpoint = endpoint(role.addr, Some(config))?;
         tell(format_args!(
             "READY {} {}",
@@ -138,7 +146,7 @@ mod with_quinn {
             .map_err(|x| e(&x))?;
         let mut config =
             ClientConfig::with_root_certificates(Arc::new(roots)).map_err(|x| e(&x))?;
-        config.transport_config(transport(role.mtu)?);
+        config.transport_config(transport(role)?);
         let mut endpoint = endpoint("127.0.0.1:0".parse().expect("address"), None)?;
         endpoint.set_default_client_config(config);
         let conn = endpoint
