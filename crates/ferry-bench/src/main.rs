@@ -87,7 +87,7 @@ struct RunArgs {
     /// Suites to run, in this order (default: all).
     #[arg(value_enum)]
     suites: Vec<Suite>,
-    /// Smaller sizes everywhere: a smoke run of a minute or two.
+    /// Smaller sizes everywhere: a smoke run of some 20 seconds.
     #[arg(long)]
     quick: bool,
     /// Measure peers too (quinn in `bulk`); needs the `peers` feature.
@@ -100,29 +100,29 @@ struct RunArgs {
     /// default MTU].
     #[arg(long)]
     mtu: Option<usize>,
-    /// bulk: MiB per transfer [default: 1024; quick: 64].
+    /// bulk: MiB per transfer [default: 1024; quick: 256].
     #[arg(long)]
     bulk_mib: Option<u64>,
     /// bulk and many: transfers per row, the row being their median
     /// [default: 3; quick: 1].
     #[arg(long)]
     repeat: Option<usize>,
-    /// latency: round trips timed [default: 10000; quick: 1000].
+    /// latency: round trips timed [default: 10000; quick: 2000].
     #[arg(long)]
     round_trips: Option<usize>,
-    /// many: concurrent sessions [default: 1000; quick: 100].
+    /// many: concurrent sessions [default: 1000; quick: 200].
     #[arg(long)]
     many_sessions: Option<usize>,
     /// many: MiB per session [default: 1].
     #[arg(long)]
     many_mib: Option<u64>,
-    /// efficiency: MB per transfer at 100 Mbit/s [default: 100; quick: 10].
+    /// efficiency: MB per transfer at 100 Mbit/s [default: 100; quick: 20].
     #[arg(long)]
     sim_mb: Option<usize>,
-    /// efficiency: MB per transfer at 1 Gbit/s [default: 500; quick: 50].
+    /// efficiency: MB per transfer at 1 Gbit/s [default: 500; quick: 100].
     #[arg(long)]
     sim_gbit_mb: Option<usize>,
-    /// sessions: MiB per bulk transfer [default: 512; quick: 32].
+    /// sessions: MiB per bulk transfer [default: 512; quick: 64].
     #[arg(long)]
     sessions_mib: Option<usize>,
     /// sessions: handshakes timed per configuration [default: 300; quick: 50].
@@ -131,7 +131,7 @@ struct RunArgs {
     /// sessions: idle sessions for the memory figure [default: 10000; quick: 1000].
     #[arg(long)]
     idle_sessions: Option<usize>,
-    /// diode: MiB per transfer [default: 1024; quick: 64].
+    /// diode: MiB per transfer [default: 1024; quick: 128].
     #[arg(long)]
     diode_mib: Option<u64>,
     /// diode: pacing rates to try, Mbit/s, fastest first.
@@ -182,30 +182,30 @@ fn run(args: &RunArgs) -> Result<(), String> {
         args.suites.clone()
     };
     let mtu = args.mtu.unwrap_or(ferry_proto::Config::default().mtu);
-    let bulk_mib = args.pick(args.bulk_mib, 1024, 64);
+    let bulk_mib = args.pick(args.bulk_mib, 1024, 256);
     let repeat = args.pick(args.repeat, 3, 1).max(1);
     let many = many::Settings {
-        sessions: args.pick(args.many_sessions, 1000, 100),
+        sessions: args.pick(args.many_sessions, 1000, 200),
         mib_each: args.pick(args.many_mib, 1, 1),
         mtu,
         single_mib: bulk_mib,
         repeat,
     };
     let latency = latency::Settings {
-        count: args.pick(args.round_trips, 10_000, 1_000),
-        warmup: args.pick(args.round_trips, 10_000, 1_000).div_ceil(10),
+        count: args.pick(args.round_trips, 10_000, 2_000),
+        warmup: args.pick(args.round_trips, 10_000, 2_000).div_ceil(10),
     };
     let efficiency = efficiency::Settings {
-        mb: args.pick(args.sim_mb, 100, 10),
-        gbit_mb: args.pick(args.sim_gbit_mb, 500, 50),
+        mb: args.pick(args.sim_mb, 100, 20),
+        gbit_mb: args.pick(args.sim_gbit_mb, 500, 100),
     };
     let sessions = sessions::Args {
-        size_mib: args.pick(args.sessions_mib, 512, 32),
+        size_mib: args.pick(args.sessions_mib, 512, 64),
         handshakes: args.pick(args.handshakes, 300, 50),
         sessions: args.pick(args.idle_sessions, 10_000, 1_000),
     };
     let diode = diode::Args {
-        size_mib: args.pick(args.diode_mib, 1024, 64),
+        size_mib: args.pick(args.diode_mib, 1024, 128),
         rates: args.diode_rates.clone(),
         mtu: args.diode_mtu,
         codec_mib: if args.quick { 32 } else { 256 },
