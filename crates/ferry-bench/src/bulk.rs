@@ -367,6 +367,9 @@ pub(crate) fn transfer(
 /// `READY <addr> [cert]` once bound and `RESULT <bytes> <elapsed s> <cpu s>`;
 /// the sender `RESULT <elapsed s> <cpu s> <bytes sent>`.
 pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
+    // A minute, plus the whole transfer at 5 MB/s.
+    let total = args.bytes * args.sessions as u64;
+    crate::child::watchdog(Duration::from_secs(60 + total / 5_000_000));
     match (args.kind, args.side) {
         (Kind::Tcp, Side::Receive) => tcp_receive(args),
         (Kind::Tcp, Side::Send) => tcp_send(args),

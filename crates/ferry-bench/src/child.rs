@@ -98,3 +98,17 @@ pub(crate) fn tell(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
+
+/// Ends this (child) process after `limit`: a transfer that stalls fails
+/// its suite instead of hanging the run (the parent sees the child end
+/// without a result, and stops the other side).
+pub(crate) fn watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!(
+            "ferry-bench: a child gave up after {:.0} s",
+            limit.as_secs_f64()
+        );
+        std::process::exit(3);
+    });
+}

@@ -136,6 +136,10 @@ fn round_trips(kind: Kind, settings: Settings) -> Result<(f64, f64), String> {
 /// One side of the round trips, in a child process: the server prints
 /// `READY <addr>`, the client `RESULT <p50 µs> <p99 µs>`.
 pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
+    // A minute, plus a millisecond per round trip.
+    crate::child::watchdog(
+        Duration::from_secs(60) + Duration::from_millis((args.count + args.warmup) as u64),
+    );
     match args.kind {
         Kind::UdpStd => udp_std(args),
         Kind::FerryBlocking => ferry_blocking(args),
