@@ -7,9 +7,11 @@
 //! and prints its address, the sender connects and sends. Each side reports
 //! its own CPU time (user + system, `getrusage`), so the CPU seconds per
 //! GB are the sum of two honest figures, and neither side steals the other's
-//! runtime threads. The async drivers run on a current-thread runtime (tokio)
-//! or their runtime's `block_on` (smol, async-std) in each process; TCP and
-//! the UDP blasts use blocking `std::net` sockets, one thread per side.
+//! runtime threads. The async drivers run on a current-thread runtime (tokio;
+//! one row repeats the clear transfer on tokio's multi-thread runtime) or
+//! their runtime's `block_on` and global executor (smol, async-std) in each
+//! process; TCP and the UDP blasts use blocking `std::net` sockets, one
+//! thread per side.
 //!
 //! **Timing.** For the reliable transports (Ferry, TCP, quinn) the sender
 //! times from its first byte queued until the receiver, having counted every
@@ -44,6 +46,9 @@ pub(crate) enum Kind {
     Tokio,
     /// Ferry on tokio with a pre-shared key (Noise + ChaCha20-Poly1305).
     TokioPsk,
+    /// Ferry on tokio's multi-thread runtime (a worker per core, what
+    /// `#[tokio::main]` gives), in clear.
+    TokioMulti,
     /// Ferry on async-std.
     AsyncStd,
     /// Ferry on smol.
@@ -244,6 +249,11 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "tokio, pre-shared key: Noise NNpsk0 + ChaCha20-Poly1305",
         ),
         (
+            Kind::TokioMulti,
+            format!("{TOKIO} multi-thread"),
+            "tokio multi-thread runtime, a worker per core",
+        ),
+        (
             Kind::AsyncStd,
             "bulk: ferry async-std".to_owned(),
             "async-std block_on",
@@ -268,7 +278,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         if matches!(kind, Kind::Tokio | Kind::TokioPsk) {
             peer(row, QUINN_DEFAULTS);
         }
-        if kind == Kind::TokioPsk {
+        if matches!(kind, Kind::TokioPsk | Kind::TokioMulti) {
             row.also(TOKIO);
         }
         let row = table.add(
@@ -377,11 +387,15 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
         (Kind::Udp | Kind::UdpGso, Side::Send) => udp_send(args),
         (Kind::Blocking, side) => blocking(args, side),
         (Kind::Quinn | Kind::QuinnDefaults, side) => crate::peers::quinn_role(args.side_args(side)),
-        (Kind::Tokio | Kind::TokioPsk, side) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
+        (Kind::Tokio | Kind::TokioPsk | Kind::TokioMulti, side) => {
+            let rt = if args.kind == Kind::TokioMulti {
+                tokio::runtime::Builder::new_multi_thread()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            }
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
             rt.block_on(async {
                 let spawn = |f: BoxFuture| drop(tokio::spawn(f));
                 let bind = |config| {
