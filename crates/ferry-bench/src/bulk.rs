@@ -167,22 +167,38 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         settings.mtu, settings.repeat
     );
 
-    let median = |kind| median(kind, 1, bytes, settings.mtu, settings.repeat);
-    let (tcp, spread) = median(Kind::Tcp)?;
-    table.add(
-        TCP,
-        tcp.mb_per_s(),
-        "MB/s",
-        None,
-        format!("{size}, one connection, blocking std::net{spread}"),
-    );
-    table.add(TCP_CPU, tcp.cpu_per_gb(), "s/GB", None, tcp.cpu_note());
+    // A failed transfer fails its row only: the rest still runs.
+    let measure = |table: &mut Table, kind, name: &str| match median(
+        kind,
+        1,
+        bytes,
+        settings.mtu,
+        settings.repeat,
+    ) {
+        Ok(measured) => Some(measured),
+        Err(e) => {
+            table.fail(name, "MB/s", &e);
+            None
+        }
+    };
+    if let Some((tcp, spread)) = measure(&mut table, Kind::Tcp, TCP) {
+        table.add(
+            TCP,
+            tcp.mb_per_s(),
+            "MB/s",
+            None,
+            format!("{size}, one connection, blocking std::net{spread}"),
+        );
+        table.add(TCP_CPU, tcp.cpu_per_gb(), "s/GB", None, tcp.cpu_note());
+    }
 
     for (kind, name, how) in [
         (Kind::Udp, UDP, "send_to loop"),
         (Kind::UdpGso, UDP_GSO, "quinn-udp GSO sends, GRO receives"),
     ] {
-        let (udp, spread) = median(kind)?;
+        let Some((udp, spread)) = measure(&mut table, kind, name) else {
+            continue;
+        };
         let lost = 1.0 - udp.received as f64 / udp.sent.max(1) as f64;
         table.add(
             name,
@@ -198,42 +214,46 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
     }
 
     if settings.peers {
-        let (quinn, spread) = median(Kind::Quinn)?;
-        table
-            .add(
-                QUINN,
+        if let Some((quinn, spread)) = measure(&mut table, Kind::Quinn, QUINN) {
+            table
+                .add(
+                    QUINN,
+                    quinn.mb_per_s(),
+                    "MB/s",
+                    Some(TCP),
+                    format!(
+                        "{size}, quinn {}, TLS 1.3 (its only mode), {}-byte datagrams{spread}",
+                        crate::peers::QUINN_VERSION,
+                        settings.mtu
+                    ),
+                )
+                .also(UDP_GSO);
+            table.add(
+                QUINN_CPU,
+                quinn.cpu_per_gb(),
+                "s/GB",
+                Some(TCP_CPU),
+                quinn.cpu_note(),
+            );
+        }
+        if let Some((quinn, spread)) = measure(&mut table, Kind::QuinnDefaults, QUINN_DEFAULTS) {
+            table.add(
+                QUINN_DEFAULTS,
                 quinn.mb_per_s(),
                 "MB/s",
-                Some(TCP),
+                Some(QUINN),
                 format!(
-                    "{size}, quinn {}, TLS 1.3 (its only mode), {}-byte datagrams{spread}",
-                    crate::peers::QUINN_VERSION,
-                    settings.mtu
+                    "{size}, quinn's default transport: path MTU discovery, its windows{spread}"
                 ),
-            )
-            .also(UDP_GSO);
-        table.add(
-            QUINN_CPU,
-            quinn.cpu_per_gb(),
-            "s/GB",
-            Some(TCP_CPU),
-            quinn.cpu_note(),
-        );
-        let (quinn, spread) = median(Kind::QuinnDefaults)?;
-        table.add(
-            QUINN_DEFAULTS,
-            quinn.mb_per_s(),
-            "MB/s",
-            Some(QUINN),
-            format!("{size}, quinn's default transport: path MTU discovery, its windows{spread}"),
-        );
-        table.add(
-            format!("{QUINN_DEFAULTS} CPU"),
-            quinn.cpu_per_gb(),
-            "s/GB",
-            Some(QUINN_CPU),
-            quinn.cpu_note(),
-        );
+            );
+            table.add(
+                format!("{QUINN_DEFAULTS} CPU"),
+                quinn.cpu_per_gb(),
+                "s/GB",
+                Some(QUINN_CPU),
+                quinn.cpu_note(),
+            );
+        }
     }
 
     let peer = |row: &mut crate::report::Row, name: &str| {
@@ -265,7 +285,9 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "plain threads",
         ),
     ] {
-        let (outcome, spread) = median(kind)?;
+        let Some((outcome, spread)) = measure(&mut table, kind, &name) else {
+            continue;
+        };
         let row = table.add(
             &name,
             outcome.mb_per_s(),

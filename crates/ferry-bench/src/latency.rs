@@ -67,37 +67,38 @@ pub(crate) fn run(settings: Settings) -> Result<Table, String> {
         "latency suite: {} round trips of {SIZE} bytes each way after {} warm-up, two processes",
         settings.count, settings.warmup
     );
-    for (base, ferry, style) in [
-        (Kind::UdpTokio, Kind::FerryTokio, "tokio"),
-        (Kind::UdpStd, Kind::FerryBlocking, "blocking"),
+    for (base, ferry, style, driver) in [
+        (Kind::UdpTokio, Kind::FerryTokio, "tokio", "tokio"),
+        (Kind::UdpStd, Kind::FerryBlocking, "blocking", "blocking"),
     ] {
-        let (bp50, bp99) = round_trips(base, settings)?;
-        let (fp50, fp99) = round_trips(ferry, settings)?;
         let udp = |p: &str| format!("latency: raw udp {style} {p}");
-        let ferry_name = |p: &str| {
-            let driver = if ferry == Kind::FerryTokio {
-                "tokio"
-            } else {
-                "blocking"
-            };
-            format!("latency: ferry {driver} {p}")
-        };
-        table.add(
-            udp("p50"),
-            bp50,
-            "µs",
-            None,
-            format!("{SIZE}-byte ping-pong, {style} UdpSocket"),
-        );
-        table.add(udp("p99"), bp99, "µs", None, "");
-        table.add(
-            ferry_name("p50"),
-            fp50,
-            "µs",
-            Some(&udp("p50")),
-            format!("{SIZE}-byte message and reply on one session"),
-        );
-        table.add(ferry_name("p99"), fp99, "µs", Some(&udp("p99")), "");
+        let ferry_name = |p: &str| format!("latency: ferry {driver} {p}");
+        match round_trips(base, settings) {
+            Ok((p50, p99)) => {
+                table.add(
+                    udp("p50"),
+                    p50,
+                    "µs",
+                    None,
+                    format!("{SIZE}-byte ping-pong, {style} UdpSocket"),
+                );
+                table.add(udp("p99"), p99, "µs", None, "");
+            }
+            Err(e) => table.fail(udp("p50"), "µs", &e),
+        }
+        match round_trips(ferry, settings) {
+            Ok((p50, p99)) => {
+                table.add(
+                    ferry_name("p50"),
+                    p50,
+                    "µs",
+                    Some(&udp("p50")),
+                    format!("{SIZE}-byte message and reply on one session"),
+                );
+                table.add(ferry_name("p99"), p99, "µs", Some(&udp("p99")), "");
+            }
+            Err(e) => table.fail(ferry_name("p50"), "µs", &e),
+        }
     }
     Ok(table)
 }

@@ -236,7 +236,10 @@ fn run(args: &RunArgs) -> Result<(), String> {
             suite_start.elapsed().as_secs_f64()
         );
         match table {
-            Ok(table) => report.push(table),
+            Ok(table) => {
+                failures.extend(table.failures().iter().cloned());
+                report.push(table);
+            }
             Err(e) => {
                 eprintln!("ferry-bench: suite {} failed: {e}", name(*suite));
                 failures.push(format!("{}: {e}", name(*suite)));
@@ -271,7 +274,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{} suite(s) failed: {}",
+            "{} measurement(s) or suite(s) failed: {}",
             failures.len(),
             failures.join("; ")
         ))

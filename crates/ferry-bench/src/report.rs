@@ -39,6 +39,8 @@ pub(crate) struct Row {
 pub(crate) struct Table {
     suite: &'static str,
     rows: Vec<Row>,
+    /// Measurements that failed (their rows read 0 and say why).
+    failures: Vec<String>,
 }
 
 impl Table {
@@ -46,7 +48,29 @@ impl Table {
         Self {
             suite,
             rows: Vec::new(),
+            failures: Vec::new(),
         }
+    }
+
+    /// Records a measurement that failed: a row reading 0 with the error as
+    /// its note, so the rest of the suite still runs and prints.
+    pub(crate) fn fail(&mut self, name: impl Into<String>, unit: &'static str, error: &str) {
+        let name = name.into();
+        eprintln!("  FAILED {name}: {error}");
+        self.failures.push(format!("{name}: {error}"));
+        self.rows.push(Row {
+            name,
+            value: 0.0,
+            unit,
+            baseline: None,
+            also: Vec::new(),
+            note: format!("FAILED: {error}"),
+        });
+    }
+
+    /// The measurements that failed.
+    pub(crate) fn failures(&self) -> &[String] {
+        &self.failures
     }
 
     /// Adds a row compared with the row named `baseline`, and shows it at
