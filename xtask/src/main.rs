@@ -38,7 +38,7 @@ enum Command {
     Ci,
     /// Run cargo-fuzz targets for a while each and report new crash artifacts.
     Fuzz(fuzz::Args),
-    /// Run benchmark suites (release build, loopback) and print their tables.
+    /// Run benchmark suites (release build, loopback) and print one table of them all.
     Bench(bench::Args),
     /// Run continuous transfers through the lossy relay, checking every byte and
     /// the memory trend.

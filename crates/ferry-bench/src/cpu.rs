@@ -1,28 +1,19 @@
-//! CPU time of this process, from `/proc/self/stat` (Linux).
+//! CPU time of this process: `getrusage(RUSAGE_SELF)`, user plus system,
+//! every thread the process ever ran included, to the microsecond.
 
 use std::time::Duration;
 
-/// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on Linux).
-const TICKS_PER_SECOND: u64 = 100;
-
-/// User plus system CPU time this process used so far; zero where
-/// `/proc/self/stat` cannot be read.
+/// User plus system CPU time this process used so far; zero if the kernel
+/// would not say.
 pub(crate) fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage` for the call's duration.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
     };
-    // Fields after the command name (which may hold spaces), from field 3.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15, here 11 and 12.
-    let total = ticks(11) + ticks(12);
-    Duration::from_millis(total * 1000 / TICKS_PER_SECOND)
+    time(usage.ru_utime) + time(usage.ru_stime)
 }

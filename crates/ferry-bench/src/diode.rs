@@ -8,7 +8,7 @@
 //! many faster attempts were lost (a lost attempt is reported, never counted
 //! as throughput).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,25 +18,21 @@ use ferry_proto::diode::{DiodeConfig, ReceiverEvent};
 use ferry_proto::fec::{BlockParams, BlockSymbols, encode_block};
 use ferry_relay::{LinkConfig, Relay};
 
+use crate::child::expect_line;
 use crate::cpu::process_cpu;
 use crate::report::Table;
 
-/// Arguments of the diode suite.
-#[derive(Debug, clap::Args)]
+/// Settings of the diode suite.
+#[derive(Debug, Clone)]
 pub(crate) struct Args {
     /// MiB per transfer.
-    #[arg(long, default_value_t = 1024)]
-    size_mib: u64,
+    pub(crate) size_mib: u64,
     /// Pacing rates to try, in Mbit/s, fastest first.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "8000,6000,5000,4000,3000,2000,1000"
-    )]
-    rates: Vec<u64>,
+    pub(crate) rates: Vec<u64>,
     /// The link MTU the diode codes for.
-    #[arg(long, default_value_t = 1500)]
-    mtu: usize,
+    pub(crate) mtu: usize,
+    /// MiB encoded to time the codec (half as much decoded).
+    pub(crate) codec_mib: usize,
 }
 
 /// Arguments of one side of a transfer (a child process).
@@ -91,16 +87,16 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
             ""
         }
     );
-    let (encode, decode) = codec_speed(&config(args.mtu, 1000));
+    let (encode, decode) = codec_speed(&config(args.mtu, 1000), args.codec_mib);
     table.add(
-        "raptorq encode, 1 core",
+        "diode: raptorq encode, 1 core",
         encode,
         "MB/s",
         None,
         "source symbols + 10% repair, default block",
     );
     table.add(
-        "raptorq decode 2% lost, 1 core",
+        "diode: raptorq decode 2% lost, 1 core",
         decode,
         "MB/s",
         None,
@@ -108,8 +104,8 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
     );
 
     for (loss, baseline) in [
-        (0.0, "raptorq encode, 1 core"),
-        (0.02, "raptorq decode 2% lost, 1 core"),
+        (0.0, "diode: raptorq encode, 1 core"),
+        (0.02, "diode: raptorq decode 2% lost, 1 core"),
     ] {
         let mut lost = 0;
         let mut reported = false;
@@ -125,7 +121,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
             }
             let mb = outcome.bytes as f64 / 1e6;
             let gb = outcome.bytes as f64 / 1e9;
-            let name = format!("diode {:.0}% loss", loss * 100.0);
+            let name = format!("diode: {:.0}% loss", loss * 100.0);
             table.add(
                 &name,
                 mb / outcome.elapsed.as_secs_f64(),
@@ -159,7 +155,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         }
         if !reported {
             table.add(
-                format!("diode {:.0}% loss", loss * 100.0),
+                format!("diode: {:.0}% loss", loss * 100.0),
                 0.0,
                 "MB/s",
                 Some(baseline),
@@ -180,7 +176,7 @@ fn read_sysctl(path: &str) -> u64 {
 
 /// Single-thread encode and decode speed of one default block, in MB/s of
 /// block data.
-fn codec_speed(config: &DiodeConfig) -> (f64, f64) {
+fn codec_speed(config: &DiodeConfig, mib: usize) -> (f64, f64) {
     let params = BlockParams {
         block_len: config.block_size as u32,
         symbol_size: config.symbol_size() as u16,
@@ -195,7 +191,7 @@ fn codec_speed(config: &DiodeConfig) -> (f64, f64) {
         symbols.push((esi, s.to_vec()))
     });
 
-    let rounds = (256 << 20) / config.block_size.max(1);
+    let rounds = ((mib << 20) / config.block_size.max(1)).max(2);
     let start = Instant::now();
     for _ in 0..rounds {
         let mut count = 0;
@@ -217,23 +213,6 @@ fn codec_speed(config: &DiodeConfig) -> (f64, f64) {
     }
     let decode = (rounds * config.block_size) as f64 / start.elapsed().as_secs_f64() / 1e6;
     (encode, decode)
-}
-
-/// Reads lines from a child until one starts with `prefix`.
-fn expect_line(reader: &mut impl BufRead, prefix: &str) -> Result<String, String> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| format!("reading a child's output: {e}"))?;
-        if n == 0 {
-            return Err(format!("a child ended before printing `{prefix}`"));
-        }
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            return Ok(rest.trim().to_owned());
-        }
-    }
 }
 
 fn spawn(args: &[String]) -> Result<Child, String> {

@@ -1,7 +1,25 @@
-//! One table per suite: each row a figure beside its baseline.
+//! The figures of one run: each suite fills a [`Table`]; the [`Report`]
+//! gathers every suite of the invocation, prints one table and writes the
+//! JSON.
+//!
+//! Every row may name a baseline: another row of the same run (looked up by
+//! name across all suites), or a reference value computed by the suite (the
+//! efficiency suite's `(1 − loss) × capacity`). The ratio printed is always
+//! `value / baseline`, so for throughput higher is better and for times
+//! (latency, CPU seconds per GB) lower is better. A row may be compared with
+//! further rows too; those ratios print on continuation lines.
 
 use std::fs;
 use std::path::Path;
+
+/// What a row is compared with.
+#[derive(Debug, Clone)]
+pub(crate) enum Baseline {
+    /// Another row of this run, by name.
+    Row(String),
+    /// A reference value with a label, computed by the suite.
+    Value(String, f64),
+}
 
 /// One measured figure.
 #[derive(Debug, Clone)]
@@ -9,8 +27,10 @@ pub(crate) struct Row {
     pub(crate) name: String,
     pub(crate) value: f64,
     pub(crate) unit: &'static str,
-    /// The row this one is compared with, by name.
-    pub(crate) baseline: Option<String>,
+    /// The main comparison, printed on the row's own line.
+    pub(crate) baseline: Option<Baseline>,
+    /// Further rows this one is compared with, by name.
+    pub(crate) also: Vec<String>,
     pub(crate) note: String,
 }
 
@@ -19,6 +39,8 @@ pub(crate) struct Row {
 pub(crate) struct Table {
     suite: &'static str,
     rows: Vec<Row>,
+    /// Measurements that failed (their rows read 0 and say why).
+    failures: Vec<String>,
 }
 
 impl Table {
@@ -26,10 +48,33 @@ impl Table {
         Self {
             suite,
             rows: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
-    /// Adds a row and prints it at once (long suites show progress).
+    /// Records a measurement that failed: a row reading 0 with the error as
+    /// its note, so the rest of the suite still runs and prints.
+    pub(crate) fn fail(&mut self, name: impl Into<String>, unit: &'static str, error: &str) {
+        let name = name.into();
+        eprintln!("  FAILED {name}: {error}");
+        self.failures.push(format!("{name}: {error}"));
+        self.rows.push(Row {
+            name,
+            value: 0.0,
+            unit,
+            baseline: None,
+            also: Vec::new(),
+            note: format!("FAILED: {error}"),
+        });
+    }
+
+    /// The measurements that failed.
+    pub(crate) fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    /// Adds a row compared with the row named `baseline`, and shows it at
+    /// once on stderr (long suites show progress).
     pub(crate) fn add(
         &mut self,
         name: impl Into<String>,
@@ -37,92 +82,230 @@ impl Table {
         unit: &'static str,
         baseline: Option<&str>,
         note: impl Into<String>,
-    ) {
-        let row = Row {
+    ) -> &mut Row {
+        self.push(Row {
             name: name.into(),
             value,
             unit,
-            baseline: baseline.map(str::to_owned),
+            baseline: baseline.map(|b| Baseline::Row(b.to_owned())),
+            also: Vec::new(),
             note: note.into(),
-        };
+        })
+    }
+
+    /// Adds a row compared with a reference value rather than a row.
+    pub(crate) fn add_against(
+        &mut self,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        reference: (String, f64),
+        note: impl Into<String>,
+    ) -> &mut Row {
+        self.push(Row {
+            name: name.into(),
+            value,
+            unit,
+            baseline: Some(Baseline::Value(reference.0, reference.1)),
+            also: Vec::new(),
+            note: note.into(),
+        })
+    }
+
+    fn push(&mut self, row: Row) -> &mut Row {
         eprintln!("  measured {}: {:.1} {}", row.name, row.value, row.unit);
         self.rows.push(row);
+        self.rows.last_mut().expect("just pushed")
     }
 
-    fn ratio(&self, row: &Row) -> Option<f64> {
-        let base = self
-            .rows
-            .iter()
-            .find(|r| Some(&r.name) == row.baseline.as_ref())?;
-        (base.value > 0.0).then(|| row.value / base.value)
+    /// The value of the row named `name` in this table.
+    pub(crate) fn value(&self, name: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.name == name).map(|r| r.value)
+    }
+}
+
+impl Row {
+    /// Compares this row with the row named `other` as well.
+    pub(crate) fn also(&mut self, other: impl Into<String>) -> &mut Self {
+        self.also.push(other.into());
+        self
+    }
+}
+
+/// Every suite of one invocation.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    tables: Vec<Table>,
+}
+
+/// One comparison, resolved.
+struct Ratio {
+    label: String,
+    baseline: f64,
+    ratio: Option<f64>,
+}
+
+impl Report {
+    pub(crate) fn push(&mut self, table: Table) {
+        self.tables.push(table);
     }
 
-    /// Prints the table and writes `<dir>/<suite>.json`.
-    pub(crate) fn finish(self, dir: &Path) -> Result<(), String> {
-        let width = self
-            .rows
+    /// The value of the row named `name`, in any suite so far.
+    pub(crate) fn value(&self, name: &str) -> Option<f64> {
+        self.tables.iter().find_map(|t| t.value(name))
+    }
+
+    fn rows(&self) -> impl Iterator<Item = (&'static str, &Row)> {
+        self.tables
             .iter()
-            .map(|r| r.name.len())
+            .flat_map(|t| t.rows.iter().map(move |r| (t.suite, r)))
+    }
+
+    fn resolve_row(&self, name: &str) -> Option<Ratio> {
+        let base = self.value(name)?;
+        Some(Ratio {
+            label: name.to_owned(),
+            baseline: base,
+            ratio: None,
+        })
+    }
+
+    /// The row's comparisons: its baseline first, then the others; a
+    /// baseline row missing from this run is left out.
+    fn ratios(&self, row: &Row) -> Vec<Ratio> {
+        let main = row.baseline.as_ref().and_then(|b| match b {
+            Baseline::Row(name) => self.resolve_row(name),
+            Baseline::Value(label, value) => Some(Ratio {
+                label: label.clone(),
+                baseline: *value,
+                ratio: None,
+            }),
+        });
+        main.into_iter()
+            .chain(row.also.iter().filter_map(|n| self.resolve_row(n)))
+            .map(|mut r| {
+                r.ratio = (r.baseline > 0.0).then(|| row.value / r.baseline);
+                r
+            })
+            .collect()
+    }
+
+    /// Prints the one table of the run and writes `<dir>/bench.json` (every
+    /// row) and `<dir>/<suite>.json` per suite.
+    pub(crate) fn finish(&self, dir: &Path, meta: &serde_json::Value) -> Result<(), String> {
+        let width = self.rows().map(|(_, r)| r.name.len()).max().unwrap_or(4);
+        let base_width = self
+            .rows()
+            .flat_map(|(_, r)| self.ratios(r))
+            .map(|r| r.label.chars().count())
             .max()
-            .unwrap_or(4)
-            .max(4);
+            .unwrap_or(8)
+            .max(8);
+        let ratio = |r: &Ratio| {
+            r.ratio
+                .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+        };
         println!();
         println!(
-            "{:width$}  {:>10}  {:<8}  {:>6}  {:<24}  note",
-            "row", "value", "unit", "ratio", "baseline"
+            "{:width$}  {:>10}  {:<6}  {:<base_width$}  {:>6}  note",
+            "row", "value", "unit", "baseline", "ratio"
         );
-        for row in &self.rows {
-            let ratio = self
-                .ratio(row)
-                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+        let mut suite = "";
+        for (s, row) in self.rows() {
+            if s != suite {
+                println!("-- {s}");
+                suite = s;
+            }
+            let ratios = self.ratios(row);
+            let (label, first) = ratios
+                .first()
+                .map_or(("-".to_owned(), "-".to_owned()), |r| {
+                    (r.label.clone(), ratio(r))
+                });
             println!(
-                "{:width$}  {:>10.1}  {:<8}  {:>6}  {:<24}  {}",
+                "{:width$}  {:>10}  {:<6}  {:<base_width$}  {:>6}  {}",
                 row.name,
-                row.value,
+                format_value(row.value),
                 row.unit,
-                ratio,
-                row.baseline.as_deref().unwrap_or("-"),
+                label,
+                first,
                 row.note
             );
+            for r in ratios.iter().skip(1) {
+                println!(
+                    "{:width$}  {:>10}  {:<6}  {:<base_width$}  {:>6}",
+                    "",
+                    "",
+                    "",
+                    r.label,
+                    ratio(r)
+                );
+            }
         }
+        println!(
+            "\nratio = value / baseline (throughput: higher is better; times: lower is better)"
+        );
+
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = dir.join(format!("{}.json", self.suite));
-        fs::write(&path, self.json())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("\nfigures written to {}", path.display());
+        let write = |name: &str, json: serde_json::Value| {
+            let path = dir.join(name);
+            let text = serde_json::to_string_pretty(&json).expect("plain data serializes");
+            fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok::<_, String>(path)
+        };
+        for table in &self.tables {
+            write(
+                &format!("{}.json", table.suite),
+                serde_json::json!({
+                    "suite": table.suite,
+                    "meta": meta,
+                    "rows": table.rows.iter().map(|r| self.json_row(table.suite, r)).collect::<Vec<_>>(),
+                }),
+            )?;
+        }
+        let path = write(
+            "bench.json",
+            serde_json::json!({
+                "suites": self.tables.iter().map(|t| t.suite).collect::<Vec<_>>(),
+                "meta": meta,
+                "rows": self.rows().map(|(s, r)| self.json_row(s, r)).collect::<Vec<_>>(),
+            }),
+        )?;
+        println!(
+            "figures written to {} (and one file per suite beside it)",
+            path.display()
+        );
         Ok(())
     }
 
-    fn json(&self) -> String {
-        #[derive(serde::Serialize)]
-        struct JsonRow<'a> {
-            name: &'a str,
-            value: f64,
-            unit: &'a str,
-            baseline: Option<&'a str>,
-            ratio: Option<f64>,
-            note: &'a str,
-        }
-        #[derive(serde::Serialize)]
-        struct JsonTable<'a> {
-            suite: &'a str,
-            rows: Vec<JsonRow<'a>>,
-        }
-        let table = JsonTable {
-            suite: self.suite,
-            rows: self
-                .rows
-                .iter()
-                .map(|r| JsonRow {
-                    name: &r.name,
-                    value: r.value,
-                    unit: r.unit,
-                    baseline: r.baseline.as_deref(),
-                    ratio: self.ratio(r),
-                    note: &r.note,
-                })
-                .collect(),
-        };
-        serde_json::to_string_pretty(&table).expect("plain data serializes")
+    fn json_row(&self, suite: &str, row: &Row) -> serde_json::Value {
+        let ratios = self.ratios(row);
+        let main = ratios.first();
+        serde_json::json!({
+            "suite": suite,
+            "name": row.name,
+            "value": row.value,
+            "unit": row.unit,
+            "baseline": main.map(|r| r.label.clone()),
+            "baseline_value": main.map(|r| r.baseline),
+            "ratio": main.and_then(|r| r.ratio),
+            "compared": ratios.iter().skip(1).map(|r| serde_json::json!({
+                "baseline": r.label,
+                "baseline_value": r.baseline,
+                "ratio": r.ratio,
+            })).collect::<Vec<_>>(),
+            "note": row.note,
+        })
+    }
+}
+
+/// Three significant figures or one decimal, whichever is longer.
+fn format_value(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
     }
 }

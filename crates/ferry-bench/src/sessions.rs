@@ -21,18 +21,15 @@ use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
 use crate::alloc::held_bytes;
 use crate::report::Table;
 
-/// Arguments of the sessions suite.
-#[derive(Debug, clap::Args)]
+/// Settings of the sessions suite.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Args {
     /// MiB per bulk transfer.
-    #[arg(long, default_value_t = 512)]
-    size_mib: usize,
+    pub(crate) size_mib: usize,
     /// Handshakes timed per configuration.
-    #[arg(long, default_value_t = 300)]
-    handshakes: usize,
+    pub(crate) handshakes: usize,
     /// Idle sessions for the memory figure.
-    #[arg(long, default_value_t = 10_000)]
-    sessions: usize,
+    pub(crate) sessions: usize,
 }
 
 fn config(psk: Option<&PreSharedKey>, server: bool) -> EndpointConfig {
@@ -54,7 +51,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
 
     let clear = rt.block_on(bulk(args.size_mib, None))?;
     table.add(
-        "bulk, clear",
+        "sessions: bulk, clear",
         clear,
         "MB/s",
         None,
@@ -62,31 +59,31 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
     );
     let encrypted = rt.block_on(bulk(args.size_mib, Some(&key)))?;
     table.add(
-        "bulk, encrypted",
+        "sessions: bulk, encrypted",
         encrypted,
         "MB/s",
-        Some("bulk, clear"),
+        Some("sessions: bulk, clear"),
         "Noise NNpsk0 + ChaCha20-Poly1305",
     );
 
     let udp = udp_round_trip(args.handshakes)?;
     table.add(
-        "raw UDP round trip, p50",
+        "sessions: raw UDP round trip, p50",
         micros(udp.0),
         "µs",
         None,
         "64 bytes, loopback",
     );
     for (name, psk) in [
-        ("handshake, clear", None),
-        ("handshake, encrypted", Some(&key)),
+        ("sessions: handshake, clear", None),
+        ("sessions: handshake, encrypted", Some(&key)),
     ] {
         let (p50, p99) = rt.block_on(handshakes(args.handshakes, psk))?;
         table.add(
             format!("{name}, p50"),
             micros(p50),
             "µs",
-            Some("raw UDP round trip, p50"),
+            Some("sessions: raw UDP round trip, p50"),
             "connect until established",
         );
         table.add(format!("{name}, p99"), micros(p99), "µs", None, "");
@@ -94,7 +91,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
 
     let per_session = idle_memory(args.sessions)?;
     table.add(
-        "memory per idle session",
+        "sessions: memory per idle session",
         per_session as f64,
         "bytes",
         None,

@@ -1,0 +1,76 @@
+//! The benchmark binary runs end to end: every suite at tiny sizes, one
+//! table printed, the JSON written and well-formed. No figure is ever
+//! checked: these are debug builds on a shared machine.
+
+use std::process::Command;
+
+#[test]
+fn every_suite_runs_and_writes_its_figures() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
+        .args([
+            "run",
+            "bulk",
+            "latency",
+            "many",
+            "efficiency",
+            "sessions",
+            "diode",
+            "--quick",
+            "--bulk-mib",
+            "2",
+            "--round-trips",
+            "50",
+            "--many-sessions",
+            "10",
+            "--sim-mb",
+            "1",
+            "--sim-gbit-mb",
+            "2",
+            "--sessions-mib",
+            "2",
+            "--handshakes",
+            "10",
+            "--idle-sessions",
+            "50",
+            "--diode-mib",
+            "1",
+            "--diode-rates",
+            "1000,300",
+            "--json-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("the bench binary starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ferry-bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("ratio = value / baseline"), "{stdout}");
+
+    let suites = ["bulk", "latency", "many", "efficiency", "sessions", "diode"];
+    let all: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("bench.json")).expect("bench.json written"),
+    )
+    .expect("bench.json parses");
+    let rows = all["rows"].as_array().expect("rows");
+    for suite in suites {
+        assert!(
+            rows.iter()
+                .any(|r| r["suite"] == suite && r["value"].is_number()),
+            "no row of {suite} in bench.json"
+        );
+        assert!(
+            stdout.contains(&format!("-- {suite}")),
+            "{suite} missing from the table"
+        );
+        let one: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("{suite}.json")))
+                .expect("the suite's file written"),
+        )
+        .expect("the suite's file parses");
+        assert_eq!(one["suite"], suite);
+    }
+}
