@@ -261,3 +261,173 @@ fn corruption_of_encrypted_sessions_is_dropped_and_counted() {
     };
     corruption_is_dropped_and_counted(Driver::Tokio, config);
 }
+
+/// What a diode receiver said about each session.
+#[derive(Debug, Default)]
+struct DiodeOutcome {
+    data: usize,
+    bytes: Vec<u8>,
+    finished: Option<u64>,
+    lost: Option<ferry_diode::LossReason>,
+}
+
+/// Takes receiver events until `done` holds.
+fn diode_events(
+    receiver: &ferry_diode::DiodeReceiver,
+    outcomes: &mut std::collections::BTreeMap<u64, DiodeOutcome>,
+    keep_bytes: bool,
+    done: impl Fn(&std::collections::BTreeMap<u64, DiodeOutcome>) -> bool,
+) {
+    use ferry_diode::ReceiverEvent;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done(outcomes) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let event = receiver
+            .recv_event_timeout(left)
+            .unwrap_or_else(|e| panic!("no diode event ({e:?}): {outcomes:?}"));
+        match event {
+            ReceiverEvent::SessionStarted { session } => {
+                outcomes.entry(session.0).or_default();
+            }
+            ReceiverEvent::Data { session, data } => {
+                let o = outcomes.entry(session.0).or_default();
+                o.data += data.len();
+                if keep_bytes {
+                    o.bytes.extend_from_slice(&data);
+                }
+            }
+            ReceiverEvent::SessionFinished { session, bytes } => {
+                outcomes.entry(session.0).or_default().finished = Some(bytes);
+            }
+            ReceiverEvent::SessionLost { session, reason } => {
+                outcomes.entry(session.0).or_default().lost = Some(reason);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sends one whole diode session of `len` bytes and returns its id and bytes.
+fn diode_session(sender: &ferry_diode::DiodeSender, seed: u8, len: usize) -> (u64, Vec<u8>) {
+    use std::io::Write;
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
+    let mut session = sender.open().unwrap();
+    let id = session.id().0;
+    session.write_all(&data).unwrap();
+    assert_eq!(session.finish().unwrap(), len as u64);
+    (id, data)
+}
+
+/// The diode sender's process is killed mid-session and a new sender starts:
+/// the receiver reports the interrupted session lost and the next intact.
+#[test]
+fn diode_sender_restarted_mid_session() {
+    use ferry_diode::{DiodeReceiver, DiodeSender, LossReason, SocketOptions};
+    let config = ferry_tests::diode_fault_config();
+    let receiver = DiodeReceiver::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        config.clone(),
+        SocketOptions::default(),
+    )
+    .unwrap();
+    let mut peer = PeerProcess::spawn(&["diode-send", &receiver.local_addr().to_string()]);
+    assert_eq!(peer.line(), "ready");
+    let mut outcomes = std::collections::BTreeMap::new();
+    diode_events(&receiver, &mut outcomes, false, |o| {
+        o.values().any(|s| s.data > 0)
+    });
+    let interrupted = *outcomes.keys().next().unwrap();
+    peer.kill();
+
+    let sender = DiodeSender::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        receiver.local_addr(),
+        config,
+        SocketOptions::default(),
+    )
+    .unwrap();
+    let (next, data) = diode_session(&sender, 7, 3_000_000);
+    diode_events(&receiver, &mut outcomes, true, |o| {
+        o.get(&interrupted).is_some_and(|s| s.lost.is_some())
+            && o.get(&next)
+                .is_some_and(|s| s.finished.is_some() || s.lost.is_some())
+    });
+    let lost = outcomes[&interrupted].lost;
+    assert!(
+        matches!(
+            lost,
+            Some(LossReason::SenderRestarted | LossReason::Expired)
+        ),
+        "{lost:?}"
+    );
+    assert_eq!(outcomes[&interrupted].finished, None);
+    assert_eq!(outcomes[&next].lost, None);
+    assert_eq!(outcomes[&next].finished, Some(data.len() as u64));
+    assert!(
+        outcomes[&next].bytes == data,
+        "the next session's bytes differ"
+    );
+    sender.close().unwrap();
+}
+
+/// The diode receiver restarts mid-session on the same port: the new one
+/// reports the session it joined halfway lost, and the next one intact.
+#[test]
+fn diode_receiver_restarted_mid_session() {
+    use ferry_diode::{DiodeReceiver, DiodeSender, SocketOptions};
+    use std::io::Write;
+    let config = ferry_tests::diode_fault_config();
+    let first = DiodeReceiver::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        config.clone(),
+        SocketOptions::default(),
+    )
+    .unwrap();
+    let addr = first.local_addr();
+    let sender = DiodeSender::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        addr,
+        config.clone(),
+        SocketOptions::default(),
+    )
+    .unwrap();
+    // 4 MB at 40 Mbit/s: under way for most of a second.
+    let mut interrupted = sender.open().unwrap();
+    let interrupted_id = interrupted.id().0;
+    let writer = thread::spawn(move || {
+        let chunk = vec![0xa5; 64 << 10];
+        for _ in 0..64 {
+            interrupted.write_all(&chunk).unwrap();
+        }
+        interrupted.finish().unwrap()
+    });
+    let mut outcomes = std::collections::BTreeMap::new();
+    diode_events(&first, &mut outcomes, false, |o| {
+        o.get(&interrupted_id).is_some_and(|s| s.data > 0)
+    });
+    first.close();
+    drop(first);
+    let second = DiodeReceiver::bind(addr, config, SocketOptions::default())
+        .expect("bind the restarted receiver on the same port");
+    assert_eq!(writer.join().unwrap(), 64 << 16);
+    let (next, data) = diode_session(&sender, 9, 2_000_000);
+    let mut outcomes = std::collections::BTreeMap::new();
+    diode_events(&second, &mut outcomes, true, |o| {
+        o.get(&next)
+            .is_some_and(|s| s.finished.is_some() || s.lost.is_some())
+            && o.get(&interrupted_id)
+                .is_some_and(|s| s.lost.is_some() || s.finished.is_some())
+    });
+    let joined = &outcomes[&interrupted_id];
+    assert!(joined.lost.is_some(), "joined halfway: {joined:?}");
+    assert_eq!(joined.finished, None);
+    assert_eq!(outcomes[&next].lost, None);
+    assert_eq!(outcomes[&next].finished, Some(data.len() as u64));
+    assert!(
+        outcomes[&next].bytes == data,
+        "the next session's bytes differ"
+    );
+    sender.close().unwrap();
+}

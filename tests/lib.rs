@@ -15,3 +15,14 @@ pub mod harness;
 #[doc = include_str!("../docs/guide.md")]
 #[cfg(doctest)]
 pub struct Guide;
+
+/// The diode settings both sides of the diode fault tests use: heartbeats
+/// every 100 ms, a sender paced slowly enough to be killed mid-session.
+pub fn diode_fault_config() -> ferry_proto::diode::DiodeConfig {
+    ferry_proto::diode::DiodeConfig {
+        heartbeat: std::time::Duration::from_millis(100),
+        bandwidth: 40_000_000,
+        block_size: 64 * 1024,
+        ..ferry_proto::diode::DiodeConfig::default()
+    }
+}

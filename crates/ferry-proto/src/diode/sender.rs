@@ -317,11 +317,19 @@ impl Sender {
     /// Sends what the session's current block holds now rather than when it
     /// fills: call it when the application has nothing more to write for a
     /// while. Returns `false` (and does nothing) when the block is empty or
-    /// `max_blocks_in_flight` blocks are already waiting.
+    /// `max_blocks_in_flight` blocks are already waiting; in the latter case
+    /// a [`SenderEvent::Writable`] follows once there is room.
     pub fn flush(&mut self, id: DiodeSessionId) -> Result<bool, SenderError> {
         let max = self.config.max_blocks_in_flight;
         let s = self.session(id)?;
-        if s.buffer.is_empty() || s.in_flight >= max {
+        if s.in_flight >= max {
+            // A Writable event follows once a block went out, for a caller
+            // that waits for room (the write that sealed the last block may
+            // have ended exactly at its edge, without asking for one).
+            s.blocked = true;
+            return Ok(false);
+        }
+        if s.buffer.is_empty() {
             return Ok(false);
         }
         self.seal(id.0, false);
@@ -601,5 +609,45 @@ impl Sender {
             && self.encoded.is_empty()
             && self.current.is_none()
             && self.control.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that ends exactly at the edge of the last block in flight asks
+    /// for no Writable event; a flush that then finds no room must, or its
+    /// caller waits forever (found by the diode sender-restart fault test).
+    #[test]
+    fn a_declined_flush_gets_a_writable_event() {
+        let t0 = crate::test_support::epoch();
+        let config = DiodeConfig {
+            block_size: 64 * 1024,
+            max_blocks_in_flight: 2,
+            ..DiodeConfig::default()
+        };
+        let mut sender = Sender::new(config, 1, t0).unwrap();
+        let id = sender.open().unwrap();
+        assert_eq!(sender.write(id, &vec![1; 128 * 1024]).unwrap(), 128 * 1024);
+        assert_eq!(sender.writable(id), 0);
+        assert!(!sender.flush(id).unwrap(), "no room: the flush declines");
+        sender.encode_pending();
+        let mut buf = vec![0; 65_536];
+        let mut writable = false;
+        for ms in 1..=1000 {
+            let now = t0 + Duration::from_millis(ms);
+            while sender.poll_transmit(now, &mut buf).is_some() {}
+            writable |= std::iter::from_fn(|| sender.poll_event())
+                .any(|e| e == SenderEvent::Writable { session: id });
+            if writable {
+                break;
+            }
+        }
+        assert!(
+            writable,
+            "room came back, and the waiting flush hears of it"
+        );
+        assert!(sender.writable(id) > 0);
     }
 }
