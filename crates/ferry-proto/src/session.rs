@@ -1597,12 +1597,21 @@ impl SessionCore {
         }
         self.timers.clear(Timer::Pace);
         let sent = self.poll_payload_unpaced(now, buf);
-        if sent.is_none() {
+        if sent.is_none() && !self.has_data_waiting() {
             // Room in the window and nothing to send: rate samples taken until
-            // what is in flight is acknowledged show the application, not the path.
+            // what is in flight is acknowledged show the application, not the
+            // path. (Data held back by the peer's flow control is not that:
+            // the sender is limited by the receiver, which the model covers.)
             self.delivery.on_app_limited(self.sent.bytes_in_flight());
         }
         sent
+    }
+
+    /// Whether any stream holds data not yet sent (or due again).
+    fn has_data_waiting(&self) -> bool {
+        self.streams
+            .values()
+            .any(|s| s.send.has_unsent() || s.send.has_retransmit())
     }
 
     /// Records a packet that needs an acknowledgement, just written.
