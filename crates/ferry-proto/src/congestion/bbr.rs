@@ -10,7 +10,7 @@
 //!   each round trip, until `max_bw` grew less than 25% over three rounds
 //!   (or over one round that lost more than 2%): the pipe is full.
 //! - **Drain** paces at the inverse gain until the queue Startup built is gone
-//!   (inflight ≤ BDP).
+//!   (inflight ≤ BDP, or an RTT sample within 1/8 of `min_rtt`).
 //! - **ProbeBw** cycles through eight phases of about one `min_rtt`: 1.25
 //!   (probe for more bandwidth), 0.75 (drain what the probe queued), then six
 //!   at 1.0 (cruise). Each session starts the cycle at its own phase. On a
@@ -363,13 +363,24 @@ impl Bbr {
         self.round_probed = self.pacing_gain > 1.0;
     }
 
-    fn check_drain(&mut self, now: Instant, inflight: u64) {
+    fn check_drain(&mut self, now: Instant, inflight: u64, rtt: Option<Duration>) {
         if self.mode == Mode::Startup && self.filled_pipe {
             self.mode = Mode::Drain;
             self.pacing_gain = DRAIN_GAIN;
             self.cwnd_gain = CWND_GAIN;
         }
-        if self.mode == Mode::Drain && self.bdp(1.0).is_none_or(|bdp| inflight <= bdp) {
+        if self.mode != Mode::Drain {
+            return;
+        }
+        // The queue is gone when inflight fits the pipe — or when a packet
+        // came back as fast as the path allows: inflight may still count
+        // packets Startup's overflow lost that loss detection has not
+        // declared yet, and waiting for them would leave the link idle.
+        let fits = self.bdp(1.0).is_none_or(|bdp| inflight <= bdp);
+        let empty = rtt
+            .zip(self.min_rtt)
+            .is_some_and(|(r, m)| r <= m + m / 8 + Duration::from_millis(1));
+        if fits || empty {
             self.enter_probe_bw(now);
         }
     }
@@ -513,7 +524,7 @@ impl Controller for Bbr {
         }
         let prior_inflight = event.bytes_in_flight + event.bytes_acked;
         self.check_cycle(now, prior_inflight);
-        self.check_drain(now, event.bytes_in_flight);
+        self.check_drain(now, event.bytes_in_flight, event.rtt_sample);
         self.update_min_rtt(now, event.rtt_sample, event.bytes_in_flight);
         let bw = self.max_bw();
         if bw > 0 {
