@@ -460,7 +460,11 @@ impl Controller for Bbr {
 
     fn pacing_rate(&self, srtt: Duration) -> Option<u64> {
         if self.pacing_rate > 0 {
-            return Some(self.pacing_rate);
+            // Never slower than the smallest window per RTT: a model measured
+            // while the peer's flow control held the sender back must not
+            // hold it back once the credit comes.
+            let floor = super::window_rate(self.min_pipe(), srtt, 100);
+            return Some(self.pacing_rate.max(floor));
         }
         // No bandwidth sample yet: the initial window over the RTT, at
         // Startup's gain.

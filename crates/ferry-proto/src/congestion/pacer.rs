@@ -13,6 +13,8 @@ const MIN_BURST_PACKETS: u64 = 10;
 const MAX_BURST_PACKETS: u64 = 128;
 
 const NANOS: u128 = 1_000_000_000;
+/// The longest the pacer ever holds a packet (whatever the rate says).
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Releases bytes at a rate, up to a burst at once.
 #[derive(Debug, Clone)]
@@ -81,7 +83,8 @@ impl Pacer {
             return None;
         }
         let wait = (need - self.tokens).div_ceil(u128::from(self.rate));
-        Some(now + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)))
+        let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)).min(MAX_WAIT);
+        Some(now.checked_add(wait).unwrap_or(now))
     }
 
     /// A packet of `size` bytes left at `now`.
