@@ -16,6 +16,9 @@
 //!   at 1.0 (cruise). Each session starts the cycle at its own phase. On a
 //!   path that loses a fraction `p` of its packets at random, the probe's gain
 //!   is `1.25 / (1 − p)` so that it can still deliver 25% more than `max_bw`.
+//!   While a queue stands at the bottleneck (even the smallest RTT of a round
+//!   well above `min_rtt`, as when flows sharing it each keep their own
+//!   peak), cruise paces at 0.8 to drain it.
 //! - **ProbeRtt**: when `min_rtt` was not refreshed for ten seconds, inflight
 //!   drops to half a BDP for 200 ms and one round trip so that the queue
 //!   empties and the true propagation time shows.
@@ -27,9 +30,11 @@
 //! round that loses much more than usual (more than 2%, and more than twice
 //! the usual plus 1%) while probing, or while the RTT shows a standing queue,
 //! means the bottleneck queue overflowed: inflight is capped (`inflight_hi`)
-//! at 85% of the round's peak (not below one BDP), at most once per ProbeBw cycle. Each cycle whose
-//! probe found no excess loss raises the cap by twice the previous step,
-//! starting at one packet.
+//! at 85% of the round's peak (not below one BDP), at most once per ProbeBw
+//! cycle. Each cycle whose probe found no excess loss raises the cap by twice
+//! the previous step, starting at one packet; past four BDP the cap is lifted.
+//! After persistent congestion (two retransmission timeouts) the window is
+//! four packets until a round trip completes.
 
 use std::time::{Duration, Instant};
 
