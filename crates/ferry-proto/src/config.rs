@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::codec::VARINT_MAX;
+pub use crate::congestion::CongestionControl;
 use crate::error::ConfigError;
 
 /// The smallest MTU Ferry accepts: the IPv4 minimum reassembly size less IP and
@@ -77,6 +78,12 @@ pub struct Config {
     /// Most bytes in flight (sent, not yet acknowledged or declared lost), per
     /// session. The congestion window is capped by this. Default 16 MiB.
     pub send_window: usize,
+    /// The congestion controller every session of this endpoint runs, which
+    /// also sets the rate its packets are paced at. Default
+    /// [`CongestionControl::Bbr`]: in Ferry's simulator it keeps over 90% of
+    /// a lossy long path busy where the loss-based NewReno and CUBIC deliver a
+    /// few percent (see [`CongestionControl`] and `docs/guide.md`).
+    pub congestion: CongestionControl,
     /// Most packets in flight per session. Default 16 384.
     pub send_window_packets: usize,
     /// Receive credit per session: flow-control cost (payload bytes plus
@@ -121,6 +128,7 @@ impl Default for Config {
             ping_packet_count: 5,
             send_buffer: 32 << 20,
             send_window: 16 << 20,
+            congestion: CongestionControl::default(),
             send_window_packets: 16_384,
             stream_send_buffer: 16 << 20,
             recv_window: 32 << 20,

@@ -80,7 +80,7 @@ mod stats;
 pub mod stream;
 mod timer;
 
-pub use config::Config;
+pub use config::{Config, CongestionControl};
 pub use endpoint::{Endpoint, Session, Transmit};
 pub use error::{
     ConfigError, ConnectError, DatagramError, DecodeError, ProtocolViolation, SendError,

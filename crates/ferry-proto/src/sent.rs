@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use crate::ack::REORDER_THRESHOLD;
+use crate::congestion::rate::PacketDelivery;
 
 /// What a tracked packet carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub(crate) struct SentPacket {
     pub(crate) time: Instant,
     pub(crate) size: u32,
     pub(crate) kind: SentKind,
+    /// Delivery-rate state when the packet left (see [`crate::congestion::rate`]).
+    pub(crate) delivery: PacketDelivery,
     in_flight: bool,
 }
 
@@ -46,13 +49,21 @@ pub(crate) struct SentLog {
 }
 
 impl SentLog {
-    pub(crate) fn push(&mut self, number: u64, time: Instant, size: usize, kind: SentKind) {
+    pub(crate) fn push(
+        &mut self,
+        number: u64,
+        time: Instant,
+        size: usize,
+        kind: SentKind,
+        delivery: PacketDelivery,
+    ) {
         debug_assert!(self.packets.back().is_none_or(|p| p.number < number));
         self.packets.push_back(SentPacket {
             number,
             time,
             size: size as u32,
             kind,
+            delivery,
             in_flight: true,
         });
         self.bytes_in_flight += size as u64;
@@ -164,12 +175,21 @@ impl SentLog {
 mod tests {
     use super::*;
 
+    fn d(t: Instant) -> PacketDelivery {
+        PacketDelivery {
+            delivered: 0,
+            delivered_time: t,
+            first_sent_time: t,
+            app_limited: false,
+        }
+    }
+
     #[test]
     fn ack_then_loss_by_number() {
         let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
         for n in 1..=6 {
-            log.push(n, t0, 100, SentKind::Direct);
+            log.push(n, t0, 100, SentKind::Direct, d(t0));
         }
         let mut acked = Vec::new();
         log.take_range(5..=6, |p| acked.push(p.number));
@@ -196,7 +216,7 @@ mod tests {
     fn take_all_empties() {
         let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
-        log.push(1, t0, 10, SentKind::Direct);
+        log.push(1, t0, 10, SentKind::Direct, d(t0));
         log.push(
             2,
             t0,
@@ -206,6 +226,7 @@ mod tests {
                 message: 0,
                 index: 0,
             },
+            d(t0),
         );
         let mut n = 0;
         log.take_all(|_| n += 1);

@@ -12,7 +12,8 @@ use tracing::{debug, trace};
 use crate::ack::AckTracker;
 use crate::batch::{Accepted, fragment_cost};
 use crate::config::{Config, MIN_MTU};
-use crate::congestion::NewReno;
+use crate::congestion::rate::{RateEstimator, Sampler};
+use crate::congestion::{AckEvent, Controller, LossEvent, Pacer};
 use crate::crypto::{Handshake as Noise, PacketKeys};
 use crate::error::{DatagramError, ProtocolViolation, SendError, StreamError};
 use crate::event::{CloseReason, TransportCode};
@@ -154,7 +155,11 @@ pub(crate) struct SessionCore {
     refusals: VecDeque<u64>,
     sent: SentLog,
     rtt: RttEstimator,
-    cc: NewReno,
+    cc: Box<dyn Controller>,
+    /// Spreads packets over time at the controller's rate.
+    pacer: Pacer,
+    /// Delivery counters for the controller's rate samples.
+    delivery: RateEstimator,
     backoff: u32,
     /// Credit probes sent since the peer last granted more credit.
     probes: u32,
@@ -253,7 +258,9 @@ impl SessionCore {
             refusals: VecDeque::new(),
             sent: SentLog::default(),
             rtt: RttEstimator::new(config.initial_rtt),
-            cc: NewReno::new(mtu),
+            cc: config.congestion.build(mtu, id.to_u64()),
+            pacer: Pacer::new(mtu),
+            delivery: RateEstimator::default(),
             backoff: 0,
             probes: 0,
             largest_acked: None,
@@ -361,7 +368,13 @@ impl SessionCore {
         // Bounded so that a peer cannot stall our timers with an absurd value.
         self.peer_max_ack_delay =
             Duration::from_micros(h.max_ack_delay_micros).min(MAX_PEER_ACK_DELAY);
-        self.cc = NewReno::new(self.mtu);
+        self.new_path();
+    }
+
+    /// A path whose capacity is unknown: a fresh controller and pacer.
+    fn new_path(&mut self) {
+        self.cc = self.config.congestion.build(self.mtu, self.id.to_u64());
+        self.pacer = Pacer::new(self.mtu);
     }
 
     fn establish(&mut self, now: Instant) {
@@ -434,6 +447,9 @@ impl SessionCore {
         s.rtt = self.rtt.smoothed();
         s.min_rtt = self.rtt.min().unwrap_or_default();
         s.congestion_window = self.cc.window();
+        s.congestion_control = self.cc.kind();
+        s.pacing_rate = self.pacer.rate();
+        s.estimated_bandwidth = self.cc.bandwidth().unwrap_or(0);
         s.unreliable_dropped = self.streams.values().map(|s| s.dropped()).sum();
         s.bytes_in_flight = self.sent.bytes_in_flight();
         s
@@ -823,7 +839,7 @@ impl SessionCore {
                     self.path = None;
                     self.stats.migrations += 1;
                     // A new path: its capacity is unknown.
-                    self.cc = NewReno::new(self.mtu);
+                    self.new_path();
                 }
             }
             Packet::Close(c) => self.on_close(c),
@@ -1096,12 +1112,17 @@ impl SessionCore {
         }
         let mut newest: Option<SentPacket> = None;
         let mut acked_any = false;
+        let mut bytes_acked = 0;
+        let mut sampler = Sampler::default();
         for range in ack.ranges {
-            let (streams, cc) = (&mut self.streams, &mut self.cc);
+            let (streams, cc, delivery) = (&mut self.streams, &mut self.cc, &mut self.delivery);
             let mut ended = Vec::new();
             self.sent.take_range(range, |p| {
                 acked_any = true;
-                cc.on_ack(p.time, u64::from(p.size), false);
+                let size = u64::from(p.size);
+                bytes_acked += size;
+                delivery.on_acked(now, p.time, size, &p.delivery, &mut sampler);
+                cc.on_packet_acked(now, p.time, size);
                 match p.kind {
                     SentKind::Data {
                         stream,
@@ -1134,18 +1155,32 @@ impl SessionCore {
                 self.check_stream_end(id);
             }
         }
+        let mut rtt_sample = None;
         if let Some(p) = newest
             && p.number == largest
         {
             let delay = Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay);
-            self.rtt
-                .update(now.saturating_duration_since(p.time), delay);
+            let sample = now.saturating_duration_since(p.time);
+            self.rtt.update(sample, delay);
+            rtt_sample = Some(sample);
         }
         if acked_any {
             self.backoff = 0;
         }
         self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
         self.detect_losses(now);
+        if acked_any {
+            let min_rtt = self.rtt.min().unwrap_or_default();
+            let rate = self.delivery.finish(sampler, min_rtt);
+            self.cc.on_ack(&AckEvent {
+                now,
+                bytes_acked,
+                bytes_in_flight: self.sent.bytes_in_flight(),
+                srtt: self.rtt.smoothed(),
+                rtt_sample,
+                rate,
+            });
+        }
         self.after_send_progress(now);
     }
 
@@ -1180,11 +1215,17 @@ impl SessionCore {
         let Some(newest) = lost.iter().map(|p| p.time).max() else {
             return;
         };
+        let mut bytes_lost = 0;
         for p in &lost {
             self.stats.lost += 1;
+            bytes_lost += u64::from(p.size);
             self.requeue(p.kind);
         }
-        self.cc.on_loss(now, newest);
+        self.cc.on_loss(&LossEvent {
+            now,
+            largest_sent: newest,
+            bytes_lost,
+        });
     }
 
     /// What a lost packet carried goes out again (or, on an unreliable
@@ -1336,7 +1377,8 @@ impl SessionCore {
                     self.detect_losses(now);
                     self.arm_retransmit(now);
                 }
-                Timer::Ack => {} // ack_due() now holds; poll_transmit sends it
+                Timer::Ack => {}  // ack_due() now holds; poll_transmit sends it
+                Timer::Pace => {} // the pacer has room again; poll_transmit sends
                 Timer::KeepAlive => {
                     if self.pings_unanswered >= self.config.ping_packet_count {
                         self.abandon(CloseReason::Timeout);
@@ -1544,11 +1586,49 @@ impl SessionCore {
         {
             return None;
         }
+        // Pacing: within the window, packets leave no faster than the
+        // controller's rate. The timer wakes the session when the next may go.
+        self.pacer
+            .set_rate(now, self.cc.pacing_rate(self.rtt.smoothed()));
+        if let Some(at) = self.pacer.release_time(now, self.mtu as u64) {
+            self.stats.pacing_waits += 1;
+            self.timers.set(Timer::Pace, at);
+            return None;
+        }
+        self.timers.clear(Timer::Pace);
+        let sent = self.poll_payload_unpaced(now, buf);
+        if sent.is_none() && !self.has_data_waiting() {
+            // Room in the window and nothing to send: rate samples taken until
+            // what is in flight is acknowledged show the application, not the
+            // path. (Data held back by the peer's flow control is not that:
+            // the sender is limited by the receiver, which the model covers.)
+            self.delivery.on_app_limited(self.sent.bytes_in_flight());
+        }
+        sent
+    }
+
+    /// Whether any stream holds data not yet sent (or due again).
+    fn has_data_waiting(&self) -> bool {
+        self.streams
+            .values()
+            .any(|s| s.send.has_unsent() || s.send.has_retransmit())
+    }
+
+    /// Records a packet that needs an acknowledgement, just written.
+    fn on_sent(&mut self, now: Instant, pn: u64, len: usize, kind: SentKind) {
+        let before = self.sent.bytes_in_flight();
+        let delivery = self.delivery.on_send(now, before);
+        self.sent.push(pn, now, len, kind, delivery);
+        self.cc.on_sent(now, len as u64, before + len as u64);
+        self.pacer.on_sent(now, len as u64);
+        self.arm_retransmit(now);
+    }
+
+    fn poll_payload_unpaced(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if let Some(data) = self.directs_out.pop_front() {
             let (pn, len) = self.emit(buf, &Packet::Direct(data));
             self.stats.datagrams_sent += 1;
-            self.sent.push(pn, now, len, SentKind::Direct);
-            self.arm_retransmit(now);
+            self.on_sent(now, pn, len, SentKind::Direct);
             return Some(len);
         }
         let room = self.payload_room();
@@ -1618,9 +1698,9 @@ impl SessionCore {
             payload: fragment.payload,
         });
         let (pn, len) = self.emit(buf, &p);
-        self.sent.push(
-            pn,
+        self.on_sent(
             now,
+            pn,
             len,
             SentKind::Data {
                 stream: id,
@@ -1628,7 +1708,6 @@ impl SessionCore {
                 index,
             },
         );
-        self.arm_retransmit(now);
         Some(len)
     }
 
@@ -1663,9 +1742,7 @@ impl SessionCore {
             }
         };
         let (pn, len) = self.emit(buf, &Packet::StreamControl { stream: id, op });
-        self.sent
-            .push(pn, now, len, SentKind::Control { stream: id, kind });
-        self.arm_retransmit(now);
+        self.on_sent(now, pn, len, SentKind::Control { stream: id, kind });
         Some(len)
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::congestion::CongestionControl;
+
 /// Per-session statistics, from [`Session::stats`](crate::Session::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -51,6 +53,17 @@ pub struct SessionStats {
     pub min_rtt: Duration,
     /// Current congestion window, bytes.
     pub congestion_window: u64,
+    /// The congestion controller the session runs.
+    pub congestion_control: CongestionControl,
+    /// The rate the session's packets are paced at, bytes per second (0
+    /// before the session is established).
+    pub pacing_rate: u64,
+    /// The controller's estimate of the path's bottleneck bandwidth, bytes
+    /// per second: BBR's windowed maximum delivery rate; 0 for the loss-based
+    /// controllers, which keep none, and before the first sample.
+    pub estimated_bandwidth: u64,
+    /// Times a packet the congestion window allowed waited for the pacer.
+    pub pacing_waits: u64,
     /// Bytes sent and not yet acknowledged or declared lost.
     pub bytes_in_flight: u64,
 }

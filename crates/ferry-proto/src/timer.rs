@@ -19,9 +19,11 @@ pub(crate) enum Timer {
     KeepAlive = 4,
     /// The closing period ends and the session is forgotten.
     Drain = 5,
+    /// The pacer releases the next packet.
+    Pace = 7,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 const ALL: [Timer; COUNT] = [
     Timer::Handshake,
     Timer::HandshakeDeadline,
@@ -30,6 +32,7 @@ const ALL: [Timer; COUNT] = [
     Timer::KeepAlive,
     Timer::Drain,
     Timer::Loss,
+    Timer::Pace,
 ];
 
 /// The deadlines, one per [`Timer`].

@@ -1,61 +1,95 @@
-//! Goodput as a fraction of link capacity, in virtual time.
+//! Goodput as a fraction of link capacity, per congestion controller, in
+//! virtual time.
 //!
 //! ```text
-//! cargo run --release -p ferry-sim --example efficiency [-- --megabytes N]
+//! cargo run --release -p ferry-sim --example efficiency [-- --megabytes N] [--controller bbr|cubic|newreno] [--windows MiB]
 //! ```
 //!
-//! A client sends N MB (default 100) of 1 MiB messages to a server over a
-//! 100 Mbit/s bottleneck with a 1 MiB queue, at each loss rate (random, both
-//! directions) and round-trip time, and the table shows how much of the link's
-//! capacity became delivered data.
+//! For each controller a client sends N MB (default 100; ten times as much on
+//! the 1 Gbit/s path) of 1 MiB messages to a server over a bottleneck with a
+//! 1 MiB queue, at each random loss rate (both directions) and round-trip
+//! time. The table shows goodput as a fraction of the link's capacity and of
+//! what the loss leaves of it, `(1 − loss) × capacity`. `--windows M` sets the
+//! flow-control windows and send buffers (`recv_window`, `stream_recv_window`,
+//! `send_buffer`, `stream_send_buffer`) to M MiB and `send_window` to half of
+//! that: at 1 Gbit/s and 100 ms the defaults (32 MiB, about 2.7 BDP) limit the
+//! transfer under loss.
 
 use std::time::{Duration, Instant};
 
-use ferry_sim::{LinkConfig, Transfer};
+use ferry_proto::{Config, CongestionControl};
+use ferry_sim::Efficiency;
 
-const LINK_BPS: u64 = 100_000_000;
+fn arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
 
 fn main() {
-    let megabytes: usize = std::env::args()
-        .skip_while(|a| a != "--megabytes")
-        .nth(1)
+    let megabytes: usize = arg("--megabytes")
         .map(|v| v.parse().expect("--megabytes takes a whole number"))
         .unwrap_or(100);
-    let messages: Vec<Vec<u8>> = (0..megabytes).map(|i| vec![i as u8; 1 << 20]).collect();
+    let controllers: Vec<CongestionControl> = match arg("--controller").as_deref() {
+        None => vec![
+            CongestionControl::Bbr,
+            CongestionControl::Cubic,
+            CongestionControl::NewReno,
+        ],
+        Some("bbr") => vec![CongestionControl::Bbr],
+        Some("cubic") => vec![CongestionControl::Cubic],
+        Some("newreno") => vec![CongestionControl::NewReno],
+        Some(other) => panic!("unknown controller {other}: bbr, cubic or newreno"),
+    };
+    let mut config = Config::default();
+    if let Some(mib) = arg("--windows") {
+        let bytes = mib.parse::<usize>().expect("--windows takes MiB") << 20;
+        config.recv_window = bytes;
+        config.stream_recv_window = bytes;
+        config.send_buffer = bytes;
+        config.stream_send_buffer = bytes;
+        config.send_window = bytes / 2;
+    }
     println!(
-        "Ferry efficiency: {megabytes} MB in 1 MiB messages over a {} Mbit/s link, 1 MiB queue (virtual time)",
-        LINK_BPS / 1_000_000
+        "Ferry efficiency: {megabytes} MB ({} MB at 1 Gbit/s) in 1 MiB messages, 1 MiB bottleneck queue, random loss both ways (virtual time)",
+        megabytes * 10
     );
-    println!(
-        "{:>6} {:>7} {:>12} {:>9} {:>12} {:>10} {:>8}",
-        "loss", "rtt", "goodput", "of link", "time", "resent", "rto"
-    );
+    let mut cells = Vec::new();
     for rtt_ms in [10u64, 100] {
         for loss in [0.0, 0.01, 0.05, 0.10, 0.20] {
-            let link = LinkConfig::default()
-                .latency(Duration::from_millis(rtt_ms / 2))
-                .random_loss(loss)
-                .bandwidth(LINK_BPS)
-                .queue_limit(1 << 20);
+            cells.push((100_000_000u64, rtt_ms, loss, megabytes));
+        }
+    }
+    for loss in [0.0, 0.01, 0.05] {
+        cells.push((1_000_000_000, 100, loss, megabytes * 10));
+    }
+    for cc in controllers {
+        println!();
+        println!("{cc}:");
+        println!(
+            "{:>9} {:>6} {:>7} {:>13} {:>8} {:>12} {:>9} {:>8} {:>8}",
+            "link", "loss", "rtt", "goodput", "of link", "of (1-loss)", "time", "resent", "rto"
+        );
+        for &(bps, rtt_ms, loss, mb) in &cells {
             let started = Instant::now();
-            let report = Transfer::new(rtt_ms ^ (loss * 1000.0) as u64, link)
-                .run(messages.clone(), Duration::from_secs(6 * 3600));
-            assert_eq!(report.mismatched, 0, "delivered data must never be wrong");
-            let status = if report.complete() {
-                ""
-            } else {
-                "  INCOMPLETE"
-            };
+            let r = Efficiency::new(cc, bps, Duration::from_millis(rtt_ms), loss)
+                .bytes(mb << 20)
+                .config(config.clone())
+                .run();
+            assert_eq!(
+                r.transfer.mismatched, 0,
+                "delivered data must never be wrong"
+            );
+            let status = if r.complete { "" } else { "  INCOMPLETE" };
             println!(
-                "{:>5.0}% {:>5}ms {:>7.2} Mb/s {:>8.1}% {:>11.1}s {:>9.1}% {:>8}{status}   ({:.2}s real)",
+                "{:>4} Mb/s {:>5.0}% {:>5}ms {:>8.2} Mb/s {:>7.1}% {:>11.1}% {:>8.1}s {:>7.1}% {:>8}{status}   ({:.1}s real)",
+                bps / 1_000_000,
                 loss * 100.0,
                 rtt_ms,
-                report.goodput_bps() / 1e6,
-                report.goodput_bps() / LINK_BPS as f64 * 100.0,
-                report.elapsed.as_secs_f64(),
-                report.client.retransmitted as f64 / report.client.packets_sent.max(1) as f64
-                    * 100.0,
-                report.client.timeouts,
+                r.goodput_bps / 1e6,
+                r.of_capacity * 100.0,
+                r.of_available * 100.0,
+                r.elapsed.as_secs_f64(),
+                r.retransmitted * 100.0,
+                r.transfer.client.timeouts,
                 started.elapsed().as_secs_f64(),
             );
         }

@@ -8,7 +8,8 @@
 //! gives the same run, bit for bit.
 //!
 //! [`Transfer`] drives the common scenario — one session, many messages, every
-//! byte checked — and reports what happened.
+//! byte checked — and reports what happened; [`Efficiency`] runs one bulk
+//! transfer over a lossy bottleneck and reports goodput against capacity.
 //!
 //! ```
 //! use std::time::Duration;
@@ -26,10 +27,12 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod diode;
+mod efficiency;
 pub mod link;
 mod network;
 mod transfer;
 
+pub use efficiency::{Efficiency, EfficiencyReport};
 pub use link::{Link, LinkConfig, LinkStats, Loss};
 pub use network::{Network, NodeId};
 pub use transfer::{Transfer, TransferReport};

@@ -86,6 +86,12 @@ impl Transfer {
         self
     }
 
+    /// Configures both endpoints (the server's `accept_incoming` is forced
+    /// on): for instance to choose the congestion controller.
+    pub fn config(self, config: Config) -> Self {
+        self.client_config(config.clone()).server_config(config)
+    }
+
     /// Configures the client endpoint.
     pub fn client_config(mut self, config: Config) -> Self {
         self.client = config;

@@ -367,6 +367,11 @@ fn an_encrypted_session_follows_its_peer_to_a_new_address() {
         got == 50
     });
     assert_eq!(got, 50, "the transfer finished across the move");
+    // If the data all got through before the move, the server learns of the
+    // new address from the client's next packet (a probe or a keep-alive).
+    pair.net.run_until(Duration::from_secs(10), |net| {
+        net.endpoint(s).session(id).unwrap().remote_addr() == new
+    });
     {
         let server = pair.net.endpoint(s).session(id).unwrap();
         assert_eq!(server.remote_addr(), new);

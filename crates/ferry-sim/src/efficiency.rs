@@ -1,0 +1,156 @@
+//! One cell of the efficiency table: goodput over a lossy bottleneck as a
+//! fraction of its capacity, in virtual time.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ferry_proto::CongestionControl;
+//! use ferry_sim::Efficiency;
+//!
+//! let report = Efficiency::new(CongestionControl::Bbr, 20_000_000, Duration::from_millis(20), 0.01)
+//!     .bytes(2 << 20)
+//!     .run();
+//! assert!(report.complete);
+//! assert!(report.of_capacity > 0.1);
+//! ```
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_proto::{Config, CongestionControl};
+
+use crate::link::{DEFAULT_QUEUE_LIMIT_BYTES, LinkConfig};
+use crate::transfer::{Transfer, TransferReport};
+
+/// Size of each message the client sends.
+const MESSAGE: usize = 1 << 20;
+/// Distinct message contents, cycled (so that a large transfer needs little
+/// memory and misordering still shows).
+const DISTINCT: usize = 17;
+
+/// A bulk transfer over a bottleneck with random loss in both directions.
+#[derive(Debug, Clone)]
+pub struct Efficiency {
+    /// The controller both ends run.
+    pub controller: CongestionControl,
+    /// Bottleneck rate, bits per second.
+    pub bandwidth_bps: u64,
+    /// Round-trip propagation time (half of it each way).
+    pub rtt: Duration,
+    /// Random loss probability, each direction.
+    pub loss: f64,
+    /// Bytes to transfer, in 1 MiB messages. Default: eight seconds' worth of
+    /// the bottleneck's capacity, at least 8 MiB.
+    pub bytes: usize,
+    /// Bottleneck queue, bytes. Default 1 MiB.
+    pub queue_bytes: usize,
+    /// Seed of the links' randomness. Default: derived from the cell.
+    pub seed: u64,
+    /// Configuration of both endpoints (the controller is set from
+    /// `controller`). Default [`Config::default`].
+    pub config: Config,
+}
+
+/// What one [`Efficiency`] run measured.
+#[derive(Debug, Clone)]
+pub struct EfficiencyReport {
+    /// Every message arrived, intact and in order.
+    pub complete: bool,
+    /// Delivered payload bits per second.
+    pub goodput_bps: f64,
+    /// Goodput as a fraction of the bottleneck's capacity.
+    pub of_capacity: f64,
+    /// Goodput as a fraction of what the loss leaves of the capacity,
+    /// `(1 − loss) × capacity`: 1.0 would be a perfect transport.
+    pub of_available: f64,
+    /// Virtual time from connect to the last message.
+    pub elapsed: Duration,
+    /// Retransmitted fragments as a fraction of the packets the client sent.
+    pub retransmitted: f64,
+    /// The whole transfer's report.
+    pub transfer: TransferReport,
+}
+
+impl Efficiency {
+    /// A cell: `controller` over a `bandwidth_bps` bottleneck with a round
+    /// trip of `rtt` and `loss` random loss each way.
+    pub fn new(
+        controller: CongestionControl,
+        bandwidth_bps: u64,
+        rtt: Duration,
+        loss: f64,
+    ) -> Self {
+        let eight_seconds = usize::try_from(bandwidth_bps).unwrap_or(usize::MAX);
+        Self {
+            controller,
+            bandwidth_bps,
+            rtt,
+            loss,
+            bytes: eight_seconds.max(8 << 20),
+            queue_bytes: DEFAULT_QUEUE_LIMIT_BYTES,
+            seed: rtt.as_millis() as u64 ^ (loss * 1000.0) as u64 ^ bandwidth_bps,
+            config: Config::default(),
+        }
+    }
+
+    /// Sets the bytes to transfer.
+    pub fn bytes(mut self, bytes: usize) -> Self {
+        self.bytes = bytes;
+        self
+    }
+
+    /// Sets the bottleneck queue size.
+    pub fn queue(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets both endpoints' configuration (the controller still comes from
+    /// [`Efficiency::controller`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs the transfer (for at most six virtual hours).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the configuration is invalid.
+    pub fn run(&self) -> EfficiencyReport {
+        let link = LinkConfig::default()
+            .latency(self.rtt / 2)
+            .random_loss(self.loss)
+            .bandwidth(self.bandwidth_bps)
+            .queue_limit(self.queue_bytes);
+        let contents: Vec<Bytes> = (0..DISTINCT)
+            .map(|i| Bytes::from(vec![i as u8; MESSAGE]))
+            .collect();
+        let count = self.bytes.div_ceil(MESSAGE).max(1);
+        let messages: Vec<Bytes> = (0..count).map(|i| contents[i % DISTINCT].clone()).collect();
+        let config = Config {
+            congestion: self.controller,
+            ..self.config.clone()
+        };
+        let report = Transfer::new(self.seed, link)
+            .config(config)
+            .run(messages, Duration::from_secs(6 * 3600));
+        let goodput = report.goodput_bps();
+        let capacity = self.bandwidth_bps as f64;
+        EfficiencyReport {
+            complete: report.complete(),
+            goodput_bps: goodput,
+            of_capacity: goodput / capacity,
+            of_available: goodput / ((1.0 - self.loss).max(f64::MIN_POSITIVE) * capacity),
+            elapsed: report.elapsed,
+            retransmitted: report.client.retransmitted as f64
+                / report.client.packets_sent.max(1) as f64,
+            transfer: report,
+        }
+    }
+}
