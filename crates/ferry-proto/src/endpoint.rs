@@ -550,34 +550,41 @@ impl Endpoint {
 
     /// `forget` allows removing a finished session; a live [`Session`] handle
     /// passes `false` so that its session outlives it (its drop forgets it).
+    /// Moves a session's events to the endpoint's queue, naming the session.
+    fn move_events(to: &mut VecDeque<Event>, from: &mut VecDeque<SessionEvent>, id: SessionId) {
+        to.extend(from.drain(..).map(|e| match e {
+            SessionEvent::Connected => Event::Connected { session: id },
+            SessionEvent::Readable => Event::Readable { session: id },
+            SessionEvent::StreamOpened(stream) => Event::StreamOpened {
+                session: id,
+                stream,
+            },
+            SessionEvent::StreamReadable(stream) => Event::StreamReadable {
+                session: id,
+                stream,
+            },
+            SessionEvent::StreamClosed(stream, end) => Event::StreamClosed {
+                session: id,
+                stream,
+                end,
+            },
+            SessionEvent::Datagram(data) => Event::Datagram { session: id, data },
+            SessionEvent::SendReady => Event::SendReady { session: id },
+            SessionEvent::Closed(reason) => Event::Closed {
+                session: id,
+                reason,
+            },
+        }));
+    }
+
     fn refresh_with(&mut self, id: SessionId, forget: bool) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        self.events
-            .extend(session.events.drain(..).map(|e| match e {
-                SessionEvent::Connected => Event::Connected { session: id },
-                SessionEvent::Readable => Event::Readable { session: id },
-                SessionEvent::StreamOpened(stream) => Event::StreamOpened {
-                    session: id,
-                    stream,
-                },
-                SessionEvent::StreamReadable(stream) => Event::StreamReadable {
-                    session: id,
-                    stream,
-                },
-                SessionEvent::StreamClosed(stream, end) => Event::StreamClosed {
-                    session: id,
-                    stream,
-                    end,
-                },
-                SessionEvent::Datagram(data) => Event::Datagram { session: id, data },
-                SessionEvent::SendReady => Event::SendReady { session: id },
-                SessionEvent::Closed(reason) => Event::Closed {
-                    session: id,
-                    reason,
-                },
-            }));
+        // Most calls (a packet sent, an ack taken in) have no event to move.
+        if !session.events.is_empty() {
+            Self::move_events(&mut self.events, &mut session.events, id);
+        }
         let next = session.next_timeout();
         if session.timer_key != next {
             if let Some(old) = session.timer_key.take() {

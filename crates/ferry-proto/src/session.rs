@@ -833,6 +833,9 @@ impl SessionCore {
                 } else {
                     self.directs_queued += 1;
                     self.stats.datagrams_received += 1;
+                    // A copy of its own: the received datagram may be a slice
+                    // of a larger receive buffer, which it would keep alive.
+                    let data = Bytes::copy_from_slice(&data);
                     self.events.push_back(SessionEvent::Datagram(data));
                 }
             }
@@ -1566,15 +1569,32 @@ impl SessionCore {
         if let Some(len) = self.poll_stream_control(now, buf) {
             return Some(len);
         }
-        // New data: the streams take turns, one packet each.
-        let ids: Vec<u64> = self
-            .streams
-            .range(self.last_served + 1..)
-            .chain(self.streams.range(..=self.last_served))
-            .filter(|(_, s)| s.send.has_unsent())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
+        // New data: the streams take turns, one packet each: each stream with
+        // unsent data once, in id order from the one after the last served
+        // (found afresh each turn: no list is built per packet).
+        let start = self.last_served;
+        let mut tried = None;
+        loop {
+            let next = match tried {
+                None => self
+                    .streams
+                    .range(start + 1..)
+                    .chain(self.streams.range(..=start)),
+                Some(t) if t > start => self
+                    .streams
+                    .range(t + 1..)
+                    .chain(self.streams.range(..=start)),
+                Some(t) if t < start => self
+                    .streams
+                    .range(t + 1..=start)
+                    .chain(self.streams.range(..0)),
+                // The last served stream was asked again: every one was.
+                Some(_) => break,
+            }
+            .find(|(_, s)| s.send.has_unsent())
+            .map(|(&id, _)| id);
+            let Some(id) = next else { break };
+            tried = Some(id);
             let credit = match self.streams.get(&id) {
                 Some(s) if s.kind.is_reliable() => self.credit().min(s.credit()),
                 Some(_) => u64::MAX,
