@@ -7,11 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::codec::varint_len;
 use crate::config::{FRAGMENT_COST, MIN_FRAGMENT_PAYLOAD};
 use crate::error::ProtocolViolation;
+use crate::pool::BufferPool;
 
 /// Flow-control cost of a fragment carrying `len` payload bytes.
 pub(crate) fn fragment_cost(len: usize) -> u64 {
@@ -244,7 +245,7 @@ struct Incoming {
     /// order.
     contiguous: u32,
     /// The message so far: the payloads of fragments `0..contiguous`.
-    assembled: BytesMut,
+    assembled: Vec<u8>,
     /// Fragments that arrived ahead of a missing one, sorted by index (each
     /// above `contiguous`), each copied into its own buffer so that it holds
     /// no receive buffer of the driver's.
@@ -347,13 +348,32 @@ impl Reassembly {
         }
     }
 
-    /// Takes in one fragment.
+    /// Takes in one fragment, with a fresh buffer pool.
+    #[cfg(test)]
     pub(crate) fn on_fragment(
         &mut self,
         message: u64,
         index: u32,
         count: u32,
         payload: Bytes,
+    ) -> Result<Accepted, ProtocolViolation> {
+        self.on_fragment_with(message, index, count, payload, &BufferPool::default())
+    }
+
+    /// The next message the stream's order releases, with a fresh buffer pool.
+    #[cfg(test)]
+    pub(crate) fn pop_ready(&mut self) -> Option<(Bytes, u64)> {
+        self.pop_ready_with(&BufferPool::default())
+    }
+
+    /// Takes in one fragment. A message's buffer comes from `pool`.
+    pub(crate) fn on_fragment_with(
+        &mut self,
+        message: u64,
+        index: u32,
+        count: u32,
+        payload: Bytes,
+        pool: &BufferPool,
     ) -> Result<Accepted, ProtocolViolation> {
         if message < self.next_deliver || self.released_above.contains(&message) {
             return Ok(Accepted::Duplicate);
@@ -370,7 +390,7 @@ impl Reassembly {
         let entry = self.pending.entry(message).or_insert_with(|| Incoming {
             count,
             contiguous: 0,
-            assembled: BytesMut::new(),
+            assembled: Vec::new(),
             ahead: VecDeque::new(),
             bytes: 0,
             cost: 0,
@@ -400,7 +420,7 @@ impl Reassembly {
                 if count > 1 && self.reserved + estimate <= self.reserve_budget {
                     entry.reserved = estimate;
                     self.reserved += estimate;
-                    entry.assembled.reserve(estimate);
+                    entry.assembled = pool.take(estimate);
                 } else {
                     entry.assembled.reserve(payload.len());
                 }
@@ -453,7 +473,7 @@ impl Reassembly {
     /// Whether a fragment is missing below one that arrived: the data stream
     /// has a hole the sender must repair (the analogue of out-of-order
     /// segments in TCP's receive queue). Meaningful once complete messages were
-    /// taken with [`pop_ready`](Self::pop_ready).
+    /// taken with [`pop_ready_with`](Self::pop_ready_with).
     pub(crate) fn has_hole(&self) -> bool {
         if self.delivery == Delivery::Latest {
             // Nothing waits for a repair: there is none.
@@ -467,8 +487,9 @@ impl Reassembly {
     }
 
     /// The next message the stream's order releases, if one is complete, with
-    /// its flow-control cost.
-    pub(crate) fn pop_ready(&mut self) -> Option<(Bytes, u64)> {
+    /// its flow-control cost. A large message's buffer goes back to `pool`
+    /// when the application drops it.
+    pub(crate) fn pop_ready_with(&mut self, pool: &BufferPool) -> Option<(Bytes, u64)> {
         let m = match self.delivery {
             Delivery::Ordered => {
                 let entry = self.pending.first_entry()?;
@@ -504,7 +525,7 @@ impl Reassembly {
             },
         };
         self.reserved -= m.reserved;
-        Some((m.assembled.freeze(), m.cost))
+        Some((pool.freeze(m.assembled), m.cost))
     }
 
     /// Drops an unfinished or obsolete message.

@@ -16,6 +16,7 @@ use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendEr
 use crate::event::{Event, TransportCode};
 use crate::id::{SessionId, Side};
 use crate::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
+use crate::pool::BufferPool;
 use crate::protection::Protection;
 use crate::session::{SessionCore, SessionEvent, State, own_params, prologue};
 use crate::stats::{EndpointStats, SessionStats};
@@ -108,6 +109,8 @@ pub struct Endpoint {
     timeouts: BTreeSet<(Instant, SessionId)>,
     ready: VecDeque<SessionId>,
     events: VecDeque<Event>,
+    /// Buffers of received messages, back from the application for reuse.
+    pool: BufferPool,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     retired: VecDeque<SessionId>,
     retired_info: HashMap<SessionId, Retired>,
@@ -139,6 +142,7 @@ impl Endpoint {
             timeouts: BTreeSet::new(),
             ready: VecDeque::new(),
             events: VecDeque::new(),
+            pool: BufferPool::default(),
             stateless: VecDeque::new(),
             retired: VecDeque::new(),
             retired_info: HashMap::new(),
@@ -241,7 +245,8 @@ impl Endpoint {
                 break id;
             }
         };
-        let session = SessionCore::connect(id, remote, self.config.clone(), now, &mut self.rng);
+        let mut session = SessionCore::connect(id, remote, self.config.clone(), now, &mut self.rng);
+        session.pool = self.pool.clone();
         self.sessions.insert(id, session);
         self.touched(id);
         Ok(id)
@@ -418,8 +423,9 @@ impl Endpoint {
             return;
         }
         self.stats.sessions_accepted += 1;
-        let session =
+        let mut session =
             SessionCore::accept(id, from, self.config.clone(), now, header.number, &hs, keys);
+        session.pool = self.pool.clone();
         self.sessions.insert(id, session);
         self.touched(id);
     }

@@ -21,6 +21,7 @@ use crate::packet::{
     Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
     PacketKind, RepeatRequest, VERSION,
 };
+use crate::pool::BufferPool;
 use crate::protection::Protection;
 use crate::rtt::RttEstimator;
 use crate::sent::{SentKind, SentLog, SentPacket};
@@ -207,6 +208,8 @@ pub(crate) struct SessionCore {
 
     stats: SessionStats,
     pub(crate) events: VecDeque<SessionEvent>,
+    /// Where received messages' buffers come from: the endpoint's pool.
+    pub(crate) pool: BufferPool,
     /// Bookkeeping for the endpoint: this session's key in its timer index, and
     /// whether it sits in the send queue.
     pub(crate) timer_key: Option<Instant>,
@@ -287,6 +290,7 @@ impl SessionCore {
             close_repeats: 0,
             stats: SessionStats::default(),
             events: VecDeque::new(),
+            pool: BufferPool::default(),
             timer_key: None,
             queued: false,
             config,
@@ -992,10 +996,13 @@ impl SessionCore {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        match stream
-            .recv
-            .on_fragment(d.message, d.fragment, d.fragments, d.payload)
-        {
+        match stream.recv.on_fragment_with(
+            d.message,
+            d.fragment,
+            d.fragments,
+            d.payload,
+            &self.pool,
+        ) {
             Err(v) => self.violation(now, v),
             Ok(Accepted::Duplicate) => self.stats.duplicates += 1,
             Ok(Accepted::New(cost)) => {
@@ -1014,7 +1021,7 @@ impl SessionCore {
                     return;
                 }
                 let was_empty = stream.inbox.is_empty();
-                while let Some((data, cost)) = stream.recv.pop_ready() {
+                while let Some((data, cost)) = stream.recv.pop_ready_with(&self.pool) {
                     self.stats.messages_received += 1;
                     stream.delivered += 1;
                     stream.inbox.push_back((data, cost));
