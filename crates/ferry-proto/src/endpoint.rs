@@ -266,6 +266,12 @@ impl Endpoint {
     /// Takes in one datagram received from `from`. Never panics, whatever the
     /// bytes: a datagram that is malformed, corrupted, or for no session is
     /// dropped and counted in [`stats`](Self::stats).
+    ///
+    /// `data` is opened (decrypted) in place. It may be a slice of a larger
+    /// receive buffer: the endpoint keeps no reference to it once the call
+    /// returns (what it keeps, it copies: fragments into their message,
+    /// datagrams into their own buffer), so the caller can reuse the buffer as
+    /// soon as its own slices are gone.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, mut data: BytesMut) {
         self.stats.datagrams_received += 1;
         let len = data.len();
