@@ -560,8 +560,6 @@ impl Endpoint {
         }
     }
 
-    /// `forget` allows removing a finished session; a live [`Session`] handle
-    /// passes `false` so that its session outlives it (its drop forgets it).
     /// Moves a session's events to the endpoint's queue, naming the session.
     fn move_events(to: &mut VecDeque<Event>, from: &mut VecDeque<SessionEvent>, id: SessionId) {
         to.extend(from.drain(..).map(|e| match e {
@@ -589,6 +587,8 @@ impl Endpoint {
         }));
     }
 
+    /// `forget` allows removing a finished session; a live [`Session`] handle
+    /// passes `false` so that its session outlives it (its drop forgets it).
     fn refresh_with(&mut self, id: SessionId, forget: bool) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
