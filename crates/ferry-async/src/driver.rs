@@ -22,6 +22,12 @@ const SEND_BATCHES_PER_POLL: usize = 64;
 const MAX_GSO_BYTES: usize = 64_000;
 /// Room for one datagram in the receive buffers: the largest UDP payload.
 const RECV_SLOT: usize = 65_536;
+/// Size of the buffer received datagrams are handed to the endpoint in: each
+/// receive buffer's datagrams are copied into it in one piece and handed out
+/// as slices, so a datagram costs no allocation. The endpoint keeps no slice
+/// past its `handle_datagram` call (it copies what it keeps), so the buffer is
+/// reused as soon as the last slice is dropped.
+const RECV_ARENA: usize = 1 << 19;
 
 /// A batch of datagrams to one destination, built but not yet accepted by the
 /// socket.
@@ -44,6 +50,7 @@ pub(crate) struct Driver {
     timer: Pin<Box<dyn AsyncTimer>>,
     timer_deadline: Option<Instant>,
     recv_bufs: Vec<Vec<u8>>,
+    recv_arena: BytesMut,
     metas: Vec<RecvMeta>,
     batch_buf: Vec<u8>,
     batch: Option<Batch>,
@@ -65,6 +72,7 @@ impl Driver {
             timer: runtime.new_timer(Instant::now()),
             timer_deadline: None,
             recv_bufs: (0..quinn_udp::BATCH_SIZE).map(|_| vec![0; slot]).collect(),
+            recv_arena: BytesMut::new(),
             metas: vec![RecvMeta::default(); quinn_udp::BATCH_SIZE],
             batch_buf: Vec::with_capacity(MAX_GSO_BYTES + RECV_SLOT),
             batch: None,
@@ -93,12 +101,17 @@ impl Driver {
                     let now = Instant::now();
                     for (meta, buf) in self.metas[..n].iter().zip(&self.recv_bufs) {
                         let stride = meta.stride.max(1);
-                        for datagram in buf[..meta.len].chunks(stride) {
-                            state.endpoint.handle_datagram(
-                                now,
-                                meta.addr,
-                                BytesMut::from(datagram),
-                            );
+                        let arena = &mut self.recv_arena;
+                        if arena.capacity() < meta.len {
+                            // Reclaims the buffer when no slice of it is left,
+                            // allocates a new one otherwise.
+                            arena.reserve(RECV_ARENA.max(meta.len));
+                        }
+                        arena.extend_from_slice(&buf[..meta.len]);
+                        let mut datagrams = arena.split();
+                        while !datagrams.is_empty() {
+                            let datagram = datagrams.split_to(stride.min(datagrams.len()));
+                            state.endpoint.handle_datagram(now, meta.addr, datagram);
                         }
                     }
                     progress = true;

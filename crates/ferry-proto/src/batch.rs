@@ -7,11 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::codec::varint_len;
 use crate::config::{FRAGMENT_COST, MIN_FRAGMENT_PAYLOAD};
 use crate::error::ProtocolViolation;
+use crate::pool::BufferPool;
 
 /// Flow-control cost of a fragment carrying `len` payload bytes.
 pub(crate) fn fragment_cost(len: usize) -> u64 {
@@ -240,12 +241,31 @@ impl SendQueue {
 #[derive(Debug)]
 struct Incoming {
     count: u32,
-    /// Fragments `0..contiguous` are all here.
+    /// Fragments `0..contiguous` are all here, copied into `assembled` in
+    /// order.
     contiguous: u32,
-    /// Fragments received so far, sorted by index.
-    fragments: Vec<(u32, Bytes)>,
+    /// The message so far: the payloads of fragments `0..contiguous`.
+    assembled: Vec<u8>,
+    /// Fragments that arrived ahead of a missing one, sorted by index (each
+    /// above `contiguous`), each copied into its own buffer so that it holds
+    /// no receive buffer of the driver's.
+    ahead: VecDeque<(u32, Bytes)>,
     bytes: usize,
     cost: u64,
+    /// Bytes reserved for `assembled` up front, counted in
+    /// [`Reassembly::reserved`].
+    reserved: usize,
+}
+
+impl Incoming {
+    fn is_complete(&self) -> bool {
+        self.contiguous == self.count
+    }
+
+    /// Whether fragment `index` is already here.
+    fn has(&self, index: u32) -> bool {
+        index < self.contiguous || self.ahead.binary_search_by_key(&index, |f| f.0).is_ok()
+    }
 }
 
 /// What became of a received fragment.
@@ -290,15 +310,28 @@ pub(crate) struct Reassembly {
     max_fragments: u32,
     /// The furthest fragment received, in (message, fragment) order.
     highest: Option<(u64, u32)>,
+    /// Bytes reserved up front for messages being assembled (each sized
+    /// from its first fragment), at most `reserve_budget`: a peer announcing
+    /// large messages it never sends cannot make the receiver hold more than
+    /// that beyond what it did send.
+    reserved: usize,
+    reserve_budget: usize,
 }
 
 impl Reassembly {
     #[cfg(test)]
     pub(crate) fn new(max_message_size: usize) -> Self {
-        Self::with_delivery(max_message_size, Delivery::Ordered)
+        Self::with_delivery(max_message_size, Delivery::Ordered, max_message_size)
     }
 
-    pub(crate) fn with_delivery(max_message_size: usize, delivery: Delivery) -> Self {
+    /// A reassembly releasing messages in `delivery` order, reserving at most
+    /// `reserve_budget` bytes ahead of their arrival (the stream's receive
+    /// window is the natural bound: a peer keeping to it never needs more).
+    pub(crate) fn with_delivery(
+        max_message_size: usize,
+        delivery: Delivery,
+        reserve_budget: usize,
+    ) -> Self {
         Self {
             delivery,
             next_deliver: 0,
@@ -310,16 +343,37 @@ impl Reassembly {
             max_fragments: u32::try_from(max_message_size / MIN_FRAGMENT_PAYLOAD + 1)
                 .unwrap_or(u32::MAX),
             highest: None,
+            reserved: 0,
+            reserve_budget,
         }
     }
 
-    /// Takes in one fragment.
+    /// Takes in one fragment, with a fresh buffer pool.
+    #[cfg(test)]
     pub(crate) fn on_fragment(
         &mut self,
         message: u64,
         index: u32,
         count: u32,
         payload: Bytes,
+    ) -> Result<Accepted, ProtocolViolation> {
+        self.on_fragment_with(message, index, count, payload, &BufferPool::default())
+    }
+
+    /// The next message the stream's order releases, with a fresh buffer pool.
+    #[cfg(test)]
+    pub(crate) fn pop_ready(&mut self) -> Option<(Bytes, u64)> {
+        self.pop_ready_with(&BufferPool::default())
+    }
+
+    /// Takes in one fragment. A message's buffer comes from `pool`.
+    pub(crate) fn on_fragment_with(
+        &mut self,
+        message: u64,
+        index: u32,
+        count: u32,
+        payload: Bytes,
+        pool: &BufferPool,
     ) -> Result<Accepted, ProtocolViolation> {
         if message < self.next_deliver || self.released_above.contains(&message) {
             return Ok(Accepted::Duplicate);
@@ -330,39 +384,68 @@ impl Reassembly {
         if index + 1 < count && payload.len() < MIN_FRAGMENT_PAYLOAD {
             return Err(ProtocolViolation::BadFragment);
         }
+        if index >= count {
+            return Err(ProtocolViolation::BadFragment);
+        }
         let entry = self.pending.entry(message).or_insert_with(|| Incoming {
             count,
             contiguous: 0,
-            fragments: Vec::new(),
+            assembled: Vec::new(),
+            ahead: VecDeque::new(),
             bytes: 0,
             cost: 0,
+            reserved: 0,
         });
         if entry.count != count {
             return Err(ProtocolViolation::BadFragment);
         }
-        let pos = match entry.fragments.last() {
-            Some(&(last, _)) if last < index => entry.fragments.len(),
-            None => 0,
-            _ => match entry.fragments.binary_search_by_key(&index, |f| f.0) {
-                Ok(_) => return Ok(Accepted::Duplicate),
-                Err(pos) => pos,
-            },
-        };
+        if entry.has(index) {
+            return Ok(Accepted::Duplicate);
+        }
         if entry.bytes + payload.len() > self.max_message_size {
             return Err(ProtocolViolation::MessageTooLarge);
         }
         let cost = fragment_cost(payload.len());
         entry.bytes += payload.len();
         entry.cost += cost;
-        entry.fragments.insert(pos, (index, payload));
-        while entry
-            .fragments
-            .get(entry.contiguous as usize)
-            .is_some_and(|f| f.0 == entry.contiguous)
-        {
+        if index == entry.contiguous {
+            if index == 0 {
+                // Size the message from its first fragment (every fragment
+                // but the last is as long), within the budget; beyond it the
+                // buffer grows as fragments arrive.
+                let estimate = payload
+                    .len()
+                    .saturating_mul(count as usize)
+                    .min(self.max_message_size);
+                if count > 1 && self.reserved + estimate <= self.reserve_budget {
+                    entry.reserved = estimate;
+                    self.reserved += estimate;
+                    entry.assembled = pool.take(estimate);
+                } else {
+                    entry.assembled.reserve(payload.len());
+                }
+            }
+            entry.assembled.extend_from_slice(&payload);
             entry.contiguous += 1;
+            while entry.ahead.front().is_some_and(|f| f.0 == entry.contiguous) {
+                let (_, part) = entry.ahead.pop_front().expect("front exists");
+                entry.assembled.extend_from_slice(&part);
+                entry.contiguous += 1;
+            }
+        } else {
+            let pos = match entry.ahead.back() {
+                Some(&(last, _)) if last < index => entry.ahead.len(),
+                None => 0,
+                _ => entry
+                    .ahead
+                    .binary_search_by_key(&index, |f| f.0)
+                    .unwrap_or_else(|pos| pos),
+            };
+            entry
+                .ahead
+                .insert(pos, (index, Bytes::copy_from_slice(&payload)));
         }
-        let done = entry.fragments.len() == entry.count as usize;
+        let done = entry.is_complete();
         self.highest = self.highest.max(Some((message, index)));
         if done && self.delivery != Delivery::Ordered {
             self.complete.push_back(message);
@@ -372,10 +455,10 @@ impl Reassembly {
             let oldest = self
                 .pending
                 .iter()
-                .find(|(n, m)| **n != message && m.fragments.len() != m.count as usize)
+                .find(|(n, m)| **n != message && !m.is_complete())
                 .map(|(n, _)| *n);
             if let Some(n) = oldest {
-                self.pending.remove(&n);
+                self.forget(n);
                 self.dropped += 1;
             }
         }
@@ -390,7 +473,7 @@ impl Reassembly {
     /// Whether a fragment is missing below one that arrived: the data stream
     /// has a hole the sender must repair (the analogue of out-of-order
     /// segments in TCP's receive queue). Meaningful once complete messages were
-    /// taken with [`pop_ready`](Self::pop_ready).
+    /// taken with [`pop_ready_with`](Self::pop_ready_with).
     pub(crate) fn has_hole(&self) -> bool {
         if self.delivery == Delivery::Latest {
             // Nothing waits for a repair: there is none.
@@ -404,14 +487,13 @@ impl Reassembly {
     }
 
     /// The next message the stream's order releases, if one is complete, with
-    /// its flow-control cost.
-    pub(crate) fn pop_ready(&mut self) -> Option<(Bytes, u64)> {
+    /// its flow-control cost. A large message's buffer goes back to `pool`
+    /// when the application drops it.
+    pub(crate) fn pop_ready_with(&mut self, pool: &BufferPool) -> Option<(Bytes, u64)> {
         let m = match self.delivery {
             Delivery::Ordered => {
                 let entry = self.pending.first_entry()?;
-                if *entry.key() != self.next_deliver
-                    || entry.get().fragments.len() != entry.get().count as usize
-                {
+                if *entry.key() != self.next_deliver || !entry.get().is_complete() {
                     return None;
                 }
                 self.next_deliver += 1;
@@ -435,23 +517,22 @@ impl Reassembly {
                 let older: Vec<u64> = self.pending.range(..number).map(|(n, _)| *n).collect();
                 self.dropped += older.len() as u64;
                 for n in older {
-                    self.pending.remove(&n);
+                    self.forget(n);
                 }
                 self.complete.retain(|n| *n > number);
                 self.next_deliver = number + 1;
                 break self.pending.remove(&number)?;
             },
         };
-        let data = if m.fragments.len() == 1 {
-            m.fragments.into_iter().next().expect("one fragment").1
-        } else {
-            let mut buf = BytesMut::with_capacity(m.bytes);
-            for (_, part) in m.fragments {
-                buf.extend_from_slice(&part);
-            }
-            buf.freeze()
-        };
-        Some((data, m.cost))
+        self.reserved -= m.reserved;
+        Some((pool.freeze(m.assembled), m.cost))
+    }
+
+    /// Drops an unfinished or obsolete message.
+    fn forget(&mut self, number: u64) {
+        if let Some(m) = self.pending.remove(&number) {
+            self.reserved -= m.reserved;
+        }
     }
 
     /// Messages waiting for fragments or for earlier messages.
@@ -545,6 +626,26 @@ mod tests {
         // Complete messages are taken before the question is asked.
         while r.pop_ready().is_some() {}
         assert!(!r.has_hole());
+    }
+
+    #[test]
+    fn announced_sizes_reserve_within_the_budget() {
+        // First fragments of messages announced at 900 kB each: the first is
+        // reserved whole, the others only grow with what arrives.
+        let mut r = Reassembly::with_delivery(1 << 20, Delivery::Ordered, 1 << 20);
+        for message in 0..10 {
+            r.on_fragment(message, 0, 3000, Bytes::from(vec![1; 300]))
+                .unwrap();
+            assert!(r.reserved <= 1 << 20);
+        }
+        assert_eq!(r.reserved, 900_000);
+        let mut tiny = Reassembly::with_delivery(1 << 20, Delivery::Ordered, 1 << 20);
+        tiny.on_fragment(0, 0, 2, Bytes::from(vec![2; 300]))
+            .unwrap();
+        tiny.on_fragment(0, 1, 2, Bytes::from(vec![3; 5])).unwrap();
+        let (m, _) = tiny.pop_ready().unwrap();
+        assert_eq!(m.len(), 305);
+        assert_eq!(tiny.reserved, 0, "released with the message");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendEr
 use crate::event::{Event, TransportCode};
 use crate::id::{SessionId, Side};
 use crate::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
+use crate::pool::BufferPool;
 use crate::protection::Protection;
 use crate::session::{SessionCore, SessionEvent, State, own_params, prologue};
 use crate::stats::{EndpointStats, SessionStats};
@@ -108,6 +109,8 @@ pub struct Endpoint {
     timeouts: BTreeSet<(Instant, SessionId)>,
     ready: VecDeque<SessionId>,
     events: VecDeque<Event>,
+    /// Buffers of received messages, back from the application for reuse.
+    pool: BufferPool,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     retired: VecDeque<SessionId>,
     retired_info: HashMap<SessionId, Retired>,
@@ -139,6 +142,7 @@ impl Endpoint {
             timeouts: BTreeSet::new(),
             ready: VecDeque::new(),
             events: VecDeque::new(),
+            pool: BufferPool::default(),
             stateless: VecDeque::new(),
             retired: VecDeque::new(),
             retired_info: HashMap::new(),
@@ -241,7 +245,8 @@ impl Endpoint {
                 break id;
             }
         };
-        let session = SessionCore::connect(id, remote, self.config.clone(), now, &mut self.rng);
+        let mut session = SessionCore::connect(id, remote, self.config.clone(), now, &mut self.rng);
+        session.pool = self.pool.clone();
         self.sessions.insert(id, session);
         self.touched(id);
         Ok(id)
@@ -261,6 +266,12 @@ impl Endpoint {
     /// Takes in one datagram received from `from`. Never panics, whatever the
     /// bytes: a datagram that is malformed, corrupted, or for no session is
     /// dropped and counted in [`stats`](Self::stats).
+    ///
+    /// `data` is opened (decrypted) in place. It may be a slice of a larger
+    /// receive buffer: the endpoint keeps no reference to it once the call
+    /// returns (what it keeps, it copies: fragments into their message,
+    /// datagrams into their own buffer), so the caller can reuse the buffer as
+    /// soon as its own slices are gone.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, mut data: BytesMut) {
         self.stats.datagrams_received += 1;
         let len = data.len();
@@ -418,8 +429,9 @@ impl Endpoint {
             return;
         }
         self.stats.sessions_accepted += 1;
-        let session =
+        let mut session =
             SessionCore::accept(id, from, self.config.clone(), now, header.number, &hs, keys);
+        session.pool = self.pool.clone();
         self.sessions.insert(id, session);
         self.touched(id);
     }
@@ -548,36 +560,43 @@ impl Endpoint {
         }
     }
 
+    /// Moves a session's events to the endpoint's queue, naming the session.
+    fn move_events(to: &mut VecDeque<Event>, from: &mut VecDeque<SessionEvent>, id: SessionId) {
+        to.extend(from.drain(..).map(|e| match e {
+            SessionEvent::Connected => Event::Connected { session: id },
+            SessionEvent::Readable => Event::Readable { session: id },
+            SessionEvent::StreamOpened(stream) => Event::StreamOpened {
+                session: id,
+                stream,
+            },
+            SessionEvent::StreamReadable(stream) => Event::StreamReadable {
+                session: id,
+                stream,
+            },
+            SessionEvent::StreamClosed(stream, end) => Event::StreamClosed {
+                session: id,
+                stream,
+                end,
+            },
+            SessionEvent::Datagram(data) => Event::Datagram { session: id, data },
+            SessionEvent::SendReady => Event::SendReady { session: id },
+            SessionEvent::Closed(reason) => Event::Closed {
+                session: id,
+                reason,
+            },
+        }));
+    }
+
     /// `forget` allows removing a finished session; a live [`Session`] handle
     /// passes `false` so that its session outlives it (its drop forgets it).
     fn refresh_with(&mut self, id: SessionId, forget: bool) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        self.events
-            .extend(session.events.drain(..).map(|e| match e {
-                SessionEvent::Connected => Event::Connected { session: id },
-                SessionEvent::Readable => Event::Readable { session: id },
-                SessionEvent::StreamOpened(stream) => Event::StreamOpened {
-                    session: id,
-                    stream,
-                },
-                SessionEvent::StreamReadable(stream) => Event::StreamReadable {
-                    session: id,
-                    stream,
-                },
-                SessionEvent::StreamClosed(stream, end) => Event::StreamClosed {
-                    session: id,
-                    stream,
-                    end,
-                },
-                SessionEvent::Datagram(data) => Event::Datagram { session: id, data },
-                SessionEvent::SendReady => Event::SendReady { session: id },
-                SessionEvent::Closed(reason) => Event::Closed {
-                    session: id,
-                    reason,
-                },
-            }));
+        // Most calls (a packet sent, an ack taken in) have no event to move.
+        if !session.events.is_empty() {
+            Self::move_events(&mut self.events, &mut session.events, id);
+        }
         let next = session.next_timeout();
         if session.timer_key != next {
             if let Some(old) = session.timer_key.take() {

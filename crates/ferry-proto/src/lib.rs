@@ -72,6 +72,7 @@ mod event;
 pub mod fec;
 mod id;
 pub mod packet;
+mod pool;
 pub mod protection;
 mod rtt;
 mod sent;

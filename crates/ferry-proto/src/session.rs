@@ -22,6 +22,7 @@ use crate::packet::{
     Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
     PacketKind, RepeatRequest, VERSION,
 };
+use crate::pool::BufferPool;
 use crate::protection::Protection;
 use crate::rtt::RttEstimator;
 use crate::sent::{SentKind, SentLog, SentPacket};
@@ -212,6 +213,8 @@ pub(crate) struct SessionCore {
 
     stats: SessionStats,
     pub(crate) events: VecDeque<SessionEvent>,
+    /// Where received messages' buffers come from: the endpoint's pool.
+    pub(crate) pool: BufferPool,
     /// Bookkeeping for the endpoint: this session's key in its timer index, and
     /// whether it sits in the send queue.
     pub(crate) timer_key: Option<Instant>,
@@ -294,6 +297,7 @@ impl SessionCore {
             close_repeats: 0,
             stats: SessionStats::default(),
             events: VecDeque::new(),
+            pool: BufferPool::default(),
             timer_key: None,
             queued: false,
             config,
@@ -849,6 +853,9 @@ impl SessionCore {
                 } else {
                     self.directs_queued += 1;
                     self.stats.datagrams_received += 1;
+                    // A copy of its own: the received datagram may be a slice
+                    // of a larger receive buffer, which it would keep alive.
+                    let data = Bytes::copy_from_slice(&data);
                     self.events.push_back(SessionEvent::Datagram(data));
                 }
             }
@@ -1005,10 +1012,13 @@ impl SessionCore {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        match stream
-            .recv
-            .on_fragment(d.message, d.fragment, d.fragments, d.payload)
-        {
+        match stream.recv.on_fragment_with(
+            d.message,
+            d.fragment,
+            d.fragments,
+            d.payload,
+            &self.pool,
+        ) {
             Err(v) => self.violation(now, v),
             Ok(Accepted::Duplicate) => self.stats.duplicates += 1,
             Ok(Accepted::New(cost)) => {
@@ -1027,7 +1037,7 @@ impl SessionCore {
                     return;
                 }
                 let was_empty = stream.inbox.is_empty();
-                while let Some((data, cost)) = stream.recv.pop_ready() {
+                while let Some((data, cost)) = stream.recv.pop_ready_with(&self.pool) {
                     self.stats.messages_received += 1;
                     stream.delivered += 1;
                     stream.inbox.push_back((data, cost));
@@ -1646,15 +1656,32 @@ impl SessionCore {
         if let Some(len) = self.poll_stream_control(now, buf) {
             return Some(len);
         }
-        // New data: the streams take turns, one packet each.
-        let ids: Vec<u64> = self
-            .streams
-            .range(self.last_served + 1..)
-            .chain(self.streams.range(..=self.last_served))
-            .filter(|(_, s)| s.send.has_unsent())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
+        // New data: the streams take turns, one packet each: each stream with
+        // unsent data once, in id order from the one after the last served
+        // (found afresh each turn: no list is built per packet).
+        let start = self.last_served;
+        let mut tried = None;
+        loop {
+            let next = match tried {
+                None => self
+                    .streams
+                    .range(start + 1..)
+                    .chain(self.streams.range(..=start)),
+                Some(t) if t > start => self
+                    .streams
+                    .range(t + 1..)
+                    .chain(self.streams.range(..=start)),
+                Some(t) if t < start => self
+                    .streams
+                    .range(t + 1..=start)
+                    .chain(self.streams.range(..0)),
+                // The last served stream was asked again: every one was.
+                Some(_) => break,
+            }
+            .find(|(_, s)| s.send.has_unsent())
+            .map(|(&id, _)| id);
+            let Some(id) = next else { break };
+            tried = Some(id);
             let credit = match self.streams.get(&id) {
                 Some(s) if s.kind.is_reliable() => self.credit().min(s.credit()),
                 Some(_) => u64::MAX,

@@ -223,7 +223,13 @@ impl Stream {
             credit_used: 0,
             refused: false,
             send_blocked: false,
-            recv: Reassembly::with_delivery(max_message_size, kind.delivery()),
+            recv: Reassembly::with_delivery(
+                max_message_size,
+                kind.delivery(),
+                usize::try_from(own_window)
+                    .unwrap_or(usize::MAX)
+                    .max(max_message_size),
+            ),
             inbox: VecDeque::new(),
             received_cost: 0,
             consumed: 0,

@@ -3,8 +3,11 @@
 //! run for comparison.
 //!
 //! ```text
-//! cargo run --release -p ferry-tokio --example bulk [-- MiB]
+//! cargo run --release -p ferry-tokio --example bulk [-- MiB [clear|encrypted|tcp]]
 //! ```
+//!
+//! With a mode, only that transfer runs (for profiling one path, e.g. under
+//! `valgrind --tool=callgrind`).
 
 use std::time::{Duration, Instant};
 
@@ -49,15 +52,8 @@ async fn ferry(
     Ok((elapsed, session.stats()))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mib: usize = std::env::args().nth(1).map_or(Ok(1024), |a| a.parse())?;
-    let total = (mib * CHUNK) as f64;
-
-    let (clear, stats) = ferry(mib, None).await?;
-    let (encrypted, estats) = ferry(mib, Some(PreSharedKey::from_bytes([7; 32]))).await?;
-
-    // TCP, same size, same process.
+/// TCP over loopback, same size, same process.
+async fn tcp(mib: usize) -> Result<Duration, Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let taddr = listener.local_addr()?;
     let sink = tokio::spawn(async move {
@@ -83,8 +79,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tgot = sink.await?;
     let tcp_time = start.elapsed();
     assert_eq!(tgot, mib * CHUNK);
+    Ok(tcp_time)
+}
 
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mib: usize = std::env::args().nth(1).map_or(Ok(1024), |a| a.parse())?;
+    let total = (mib * CHUNK) as f64;
     let rate = |d: Duration| total / d.as_secs_f64() / 1e6;
+    match std::env::args().nth(2).as_deref() {
+        None => {}
+        Some("clear") => {
+            let (d, s) = ferry(mib, None).await?;
+            println!(
+                "ferry-tokio clear      {mib} MiB in {d:.2?}: {:.0} MB/s ({} packets, {} retransmitted)",
+                rate(d),
+                s.packets_sent,
+                s.retransmitted
+            );
+            return Ok(());
+        }
+        Some("encrypted") => {
+            let (d, s) = ferry(mib, Some(PreSharedKey::from_bytes([7; 32]))).await?;
+            println!(
+                "ferry-tokio encrypted  {mib} MiB in {d:.2?}: {:.0} MB/s ({} packets, {} retransmitted)",
+                rate(d),
+                s.packets_sent,
+                s.retransmitted
+            );
+            return Ok(());
+        }
+        Some("tcp") => {
+            let d = tcp(mib).await?;
+            println!(
+                "tcp                    {mib} MiB in {d:.2?}: {:.0} MB/s",
+                rate(d)
+            );
+            return Ok(());
+        }
+        Some(other) => return Err(format!("unknown mode {other}: clear, encrypted or tcp").into()),
+    }
+
+    let (clear, stats) = ferry(mib, None).await?;
+    let (encrypted, estats) = ferry(mib, Some(PreSharedKey::from_bytes([7; 32]))).await?;
+    let tcp_time = tcp(mib).await?;
+
     println!(
         "ferry-tokio            {mib} MiB in {clear:.2?}: {:.0} MB/s ({} packets, {} retransmitted)",
         rate(clear),
