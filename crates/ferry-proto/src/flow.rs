@@ -81,7 +81,10 @@ mod tests {
         w.update(t0, 0, 10 * MS);
         // Half a window per 30 ms with a 10 ms RTT: the window is not the limit.
         for i in 1..100u32 {
-            assert_eq!(w.update(t0 + i * 30 * MS, u64::from(i) * 500, 10 * MS), 1000);
+            assert_eq!(
+                w.update(t0 + i * 30 * MS, u64::from(i) * 500, 10 * MS),
+                1000
+            );
         }
     }
 

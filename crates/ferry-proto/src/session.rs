@@ -455,6 +455,7 @@ impl SessionCore {
         let mut s = self.stats.clone();
         s.rtt = self.rtt.smoothed();
         s.min_rtt = self.rtt.min().unwrap_or_default();
+        s.recv_window = self.recv_window.window();
         s.congestion_window = self.cc.window();
         s.unreliable_dropped = self.streams.values().map(|s| s.dropped()).sum();
         s.bytes_in_flight = self.sent.bytes_in_flight();
@@ -761,13 +762,13 @@ impl SessionCore {
     /// at most a quarter of the RTT (at least 1 ms, at most `max_ack_delay`).
     fn ack_policy(&mut self, now: Instant) -> (Duration, u32) {
         let srtt = self.rtt.smoothed();
-        let delay = (srtt / 4)
-            .max(MIN_ACK_DELAY)
-            .min(self.config.max_ack_delay);
+        let delay = (srtt / 4).max(MIN_ACK_DELAY).min(self.config.max_ack_delay);
         let per_rtt = self.acks.arrival_rate(now, srtt);
         let frequency = (per_rtt / ACKS_PER_RTT).clamp(
             self.config.ack_frequency,
-            self.config.ack_frequency_bulk.max(self.config.ack_frequency),
+            self.config
+                .ack_frequency_bulk
+                .max(self.config.ack_frequency),
         );
         (delay, frequency)
     }
