@@ -149,6 +149,10 @@ pub(crate) struct AckTracker {
     received: RangeSet,
     largest_at: Option<Instant>,
     unacked: u32,
+    /// Packets counted since `rate_epoch` began, and the count of the last
+    /// whole round trip (decides ack decimation).
+    rate_epoch: Option<(Instant, u32)>,
+    packets_per_rtt: u32,
     deadline: Option<Instant>,
     immediate: bool,
     /// Numbers below this have already been checked for gaps.
@@ -162,6 +166,8 @@ impl AckTracker {
             received: RangeSet::new(4 * MAX_RANGES),
             largest_at: None,
             unacked: 0,
+            rate_epoch: None,
+            packets_per_rtt: 0,
             deadline: None,
             immediate: false,
             nack_checked: 0,
@@ -224,6 +230,25 @@ impl AckTracker {
             }
             _ => horizon + 1,
         };
+    }
+
+    /// Counts one arriving packet and returns how many arrived in the last
+    /// whole round trip of `srtt`: an estimate of the sender's window in
+    /// packets.
+    pub(crate) fn arrival_rate(&mut self, now: Instant, srtt: Duration) -> u32 {
+        match &mut self.rate_epoch {
+            Some((start, count)) if now.saturating_duration_since(*start) < srtt => {
+                *count = count.saturating_add(1);
+                // A round trip still under way counts once it beats the last.
+                self.packets_per_rtt = self.packets_per_rtt.max(*count);
+            }
+            epoch => {
+                let finished = epoch.map_or(0, |(_, count)| count);
+                self.packets_per_rtt = finished;
+                *epoch = Some((now, 1));
+            }
+        }
+        self.packets_per_rtt
     }
 
     /// Whether an ack should be sent now.
@@ -292,6 +317,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn arrival_rate_counts_packets_per_round_trip() {
+        let t0 = crate::test_support::epoch();
+        let rtt = Duration::from_millis(10);
+        let mut t = AckTracker::new();
+        // 50 packets in each 10 ms round trip.
+        let mut last = 0;
+        for i in 0..500u32 {
+            last = t.arrival_rate(t0 + Duration::from_micros(200 * u64::from(i)), rtt);
+        }
+        assert!((49..=51).contains(&last), "{last}");
+        // After a pause the rate falls back to what the last round trip saw.
+        let later = t0 + Duration::from_secs(1);
+        assert!(t.arrival_rate(later, rtt) <= 51);
+        assert_eq!(t.arrival_rate(later + 2 * rtt, rtt), 1);
+    }
 
     #[test]
     fn insert_merges() {

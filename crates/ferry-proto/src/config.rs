@@ -60,8 +60,19 @@ pub struct Config {
     pub initial_rtt: Duration,
     /// Longest time a receiver delays an ack. Default 10 ms.
     pub max_ack_delay: Duration,
-    /// Ack at once after this many unacknowledged data packets. Default 2.
+    /// Ack at once after this many unacknowledged data packets when few
+    /// arrive per round trip. Default 2.
     pub ack_frequency: u32,
+    /// The most unacknowledged data packets before an ack when many arrive
+    /// per round trip: at high packet rates an ack per two packets costs both
+    /// sides more than it tells. The receiver counts the packets of each round
+    /// trip and acks about four times per round trip, every `ack_frequency`
+    /// packets at least and every `ack_frequency_bulk` at most. An ack still
+    /// goes out within the smaller of `max_ack_delay` and a quarter of the
+    /// RTT (at least 1 ms), and at once when a packet arrives out of order or
+    /// twice. Default 10; set it to `ack_frequency` to ack every
+    /// `ack_frequency` packets always.
+    pub ack_frequency_bulk: u32,
     /// When nothing was received for this long, send a ping. Default 1 s.
     pub ping_interval: Duration,
     /// Close the session with `Timeout` after this many unanswered pings.
@@ -94,6 +105,16 @@ pub struct Config {
     /// stream holds at most this much, and the session's other streams keep
     /// flowing. Must hold one largest message. Default 24 MiB.
     pub stream_recv_window: usize,
+    /// How far a session's receive window may grow. Windows start at
+    /// `recv_window` and double, up to this, whenever the application consumed
+    /// half a window in less than two round trips: the window, not the link,
+    /// was limiting the flow. So a long fat path gets a window of two to four
+    /// times its bandwidth-delay product without tuning, and a peer can make
+    /// this side buffer at most this much per session. Default 128 MiB.
+    pub max_recv_window: usize,
+    /// The same bound for one stream's window, which starts at
+    /// `stream_recv_window`. Default 96 MiB.
+    pub max_stream_recv_window: usize,
     /// Streams the peer may have open at once that it opened (announced in
     /// the handshake; one more is refused). Default 100.
     pub max_streams: usize,
@@ -124,6 +145,7 @@ impl Default for Config {
             initial_rtt: Duration::from_millis(100),
             max_ack_delay: Duration::from_millis(10),
             ack_frequency: 2,
+            ack_frequency_bulk: 10,
             ping_interval: Duration::from_secs(1),
             ping_packet_count: 5,
             send_buffer: 32 << 20,
@@ -133,6 +155,8 @@ impl Default for Config {
             stream_send_buffer: 16 << 20,
             recv_window: 32 << 20,
             stream_recv_window: 24 << 20,
+            max_recv_window: 128 << 20,
+            max_stream_recv_window: 96 << 20,
             max_streams: 100,
             datagram_queue: 256,
             max_sessions: 4096,
@@ -169,6 +193,7 @@ impl Config {
         }
         for (name, v) in [
             ("ack_frequency", self.ack_frequency as usize),
+            ("ack_frequency_bulk", self.ack_frequency_bulk as usize),
             ("ping_packet_count", self.ping_packet_count as usize),
             ("send_buffer", self.send_buffer),
             ("stream_send_buffer", self.stream_send_buffer),
@@ -202,6 +227,29 @@ impl Config {
                 stream_recv_window: self.stream_recv_window,
                 needed,
             });
+        }
+        for (field, max, initial, initial_field) in [
+            (
+                "max_recv_window",
+                self.max_recv_window,
+                self.recv_window,
+                "recv_window",
+            ),
+            (
+                "max_stream_recv_window",
+                self.max_stream_recv_window,
+                self.stream_recv_window,
+                "stream_recv_window",
+            ),
+        ] {
+            if max < initial {
+                return Err(ConfigError::MaxBelowInitial {
+                    field,
+                    max,
+                    initial_field,
+                    initial,
+                });
+            }
         }
         Ok(())
     }
@@ -252,5 +300,11 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Zero("send_window")));
+        let bad = Config {
+            max_recv_window: 1 << 20,
+            ..Config::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(err.to_string().contains("raise `max_recv_window`"), "{err}");
     }
 }

@@ -102,6 +102,21 @@ pub enum ConfigError {
         /// What one largest message needs.
         needed: usize,
     },
+    /// A window's maximum is below the size it starts at.
+    #[error(
+        "`{field}` {max} is below `{initial_field}` {initial}, where the window starts: \
+         raise `{field}` or lower `{initial_field}`"
+    )]
+    MaxBelowInitial {
+        /// The maximum's field.
+        field: &'static str,
+        /// Its configured value.
+        max: usize,
+        /// The initial window's field.
+        initial_field: &'static str,
+        /// Its configured value.
+        initial: usize,
+    },
 }
 
 /// A message could not be queued on a session.

@@ -70,6 +70,7 @@ mod endpoint;
 pub mod error;
 mod event;
 pub mod fec;
+mod flow;
 mod id;
 pub mod packet;
 mod pool;

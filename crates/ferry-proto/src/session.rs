@@ -17,6 +17,7 @@ use crate::congestion::{AckEvent, Controller, LossEvent, Pacer};
 use crate::crypto::{Handshake as Noise, PacketKeys};
 use crate::error::{DatagramError, ProtocolViolation, SendError, StreamError};
 use crate::event::{CloseReason, TransportCode};
+use crate::flow::WindowTuner;
 use crate::id::{SessionId, Side};
 use crate::packet::{
     Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
@@ -89,6 +90,21 @@ const MAX_PATH_CHALLENGES: u32 = 3;
 const MAX_PATH_RESPONSES: usize = 4;
 /// Stream refusals waiting to be sent.
 const MAX_REFUSALS: usize = 16;
+
+/// Acks a receiver aims to send per round trip when packets arrive faster
+/// than `ack_frequency` allows (decimation).
+const ACKS_PER_RTT: u32 = 4;
+/// The shortest delay a decimated ack waits (below, timers cost more than
+/// the acks they save).
+const MIN_ACK_DELAY: Duration = Duration::from_millis(1);
+
+/// A new stream's receive window, as configured.
+fn stream_window(config: &Config) -> WindowTuner {
+    WindowTuner::new(
+        config.stream_recv_window as u64,
+        config.max_stream_recv_window as u64,
+    )
+}
 
 fn kind_index(kind: StreamKind) -> usize {
     match kind {
@@ -184,12 +200,16 @@ pub(crate) struct SessionCore {
     connect_ack_due: bool,
     connects_sent: u32,
     connect_sent_at: Option<Instant>,
+    /// The listener's last ConnectAck, until an ack covers it: its RTT sample.
+    connect_ack_sent: Option<(u64, Instant)>,
 
     // Receiving.
     acks: AckTracker,
     credit_received: u64,
     consumed: u64,
     advertised_max_data: u64,
+    /// The session's receive window, grown toward the bandwidth-delay product.
+    recv_window: WindowTuner,
     directs_queued: usize,
 
     // Migration.
@@ -249,7 +269,7 @@ impl SessionCore {
                     StreamKind::ReliableOrdered,
                     config.max_message_size,
                     0,
-                    config.stream_recv_window as u64,
+                    stream_window(&config),
                 )),
             )]),
             // Stream 0 is the starter's first reliable ordered stream.
@@ -278,10 +298,12 @@ impl SessionCore {
             connect_ack_due: false,
             connects_sent: 0,
             connect_sent_at: None,
+            connect_ack_sent: None,
             acks: AckTracker::new(),
             credit_received: 0,
             consumed: 0,
             advertised_max_data: recv_window,
+            recv_window: WindowTuner::new(recv_window, config.max_recv_window as u64),
             directs_queued: 0,
             path: None,
             path_responses: VecDeque::new(),
@@ -450,6 +472,7 @@ impl SessionCore {
         let mut s = self.stats.clone();
         s.rtt = self.rtt.smoothed();
         s.min_rtt = self.rtt.min().unwrap_or_default();
+        s.recv_window = self.recv_window.window();
         s.congestion_window = self.cc.window();
         s.congestion_control = self.cc.kind();
         s.pacing_rate = self.pacer.rate();
@@ -538,7 +561,7 @@ impl SessionCore {
             kind,
             self.config.max_message_size,
             self.peer_stream_window,
-            self.config.stream_recv_window as u64,
+            stream_window(&self.config),
         );
         self.streams.insert(id.0, Box::new(stream));
         Ok(id)
@@ -688,12 +711,12 @@ impl SessionCore {
         let (data, cost) = s.inbox.pop_front()?;
         if s.kind.is_reliable() {
             s.consumed += cost;
-            let window = self.config.stream_recv_window as u64;
+            let window = s.window.window();
             if s.consumed + window - s.advertised >= window / 4 {
                 s.credit_due = true;
             }
             self.consumed += cost;
-            let window = self.config.recv_window as u64;
+            let window = self.recv_window.window();
             if self.state == State::Established
                 && self.consumed + window - self.advertised_max_data >= window / 4
             {
@@ -731,6 +754,44 @@ impl SessionCore {
     }
 
     // ---- input ----
+
+    /// A listener's first RTT sample: the starter acks the ConnectAck at once.
+    fn sample_connect_ack_rtt(&mut self, now: Instant, ack: &Ack) {
+        let Some((pn, at)) = self.connect_ack_sent else {
+            return;
+        };
+        if !ack.ranges.iter().any(|r| r.contains(&pn)) {
+            return;
+        }
+        self.connect_ack_sent = None;
+        if self.rtt.min().is_none() {
+            let largest = ack.ranges.first().map(|r| *r.end());
+            let delay = if largest == Some(pn) {
+                Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay)
+            } else {
+                Duration::ZERO
+            };
+            self.rtt.update(now.saturating_duration_since(at), delay);
+        }
+    }
+
+    /// How long an ack may wait, and after how many packets it must go. A
+    /// sender with few packets per round trip gets an ack every
+    /// `ack_frequency` packets; one with many gets about four acks per round
+    /// trip, but one at least every `ack_frequency_bulk` packets. Acks wait
+    /// at most a quarter of the RTT (at least 1 ms, at most `max_ack_delay`).
+    fn ack_policy(&mut self, now: Instant) -> (Duration, u32) {
+        let srtt = self.rtt.smoothed();
+        let delay = (srtt / 4).max(MIN_ACK_DELAY).min(self.config.max_ack_delay);
+        let per_rtt = self.acks.arrival_rate(now, srtt);
+        let frequency = (per_rtt / ACKS_PER_RTT).clamp(
+            self.config.ack_frequency,
+            self.config
+                .ack_frequency_bulk
+                .max(self.config.ack_frequency),
+        );
+        (delay, frequency)
+    }
 
     /// Handles one packet that passed the integrity check.
     pub(crate) fn handle_packet(
@@ -775,13 +836,14 @@ impl SessionCore {
             packet,
             Packet::Data(_) | Packet::Direct(_) | Packet::StreamControl { .. }
         );
-        let fresh = self.acks.on_packet(
-            header.number,
-            eliciting,
-            now,
-            self.config.max_ack_delay,
-            self.config.ack_frequency,
-        );
+        let (ack_delay, ack_frequency) = if eliciting {
+            self.ack_policy(now)
+        } else {
+            (self.config.max_ack_delay, self.config.ack_frequency)
+        };
+        let fresh = self
+            .acks
+            .on_packet(header.number, eliciting, now, ack_delay, ack_frequency);
         self.arm_ack_timer(now);
         // Any packet from the peer proves it alive.
         self.last_recv = now;
@@ -929,6 +991,9 @@ impl SessionCore {
                 .update(now.saturating_duration_since(at), Duration::ZERO);
         }
         self.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        // Ack the ConnectAck at once: it gives the listener its first RTT
+        // sample, which its ack pacing and window growth rely on.
+        self.acks.request_immediate();
         self.establish(now);
     }
 
@@ -988,7 +1053,7 @@ impl SessionCore {
                 kind,
                 self.config.max_message_size,
                 self.peer_stream_window,
-                self.config.stream_recv_window as u64,
+                stream_window(&self.config),
             );
             self.streams.insert(new.0, Box::new(stream));
             self.events.push_back(SessionEvent::StreamOpened(new));
@@ -1109,6 +1174,7 @@ impl SessionCore {
     }
 
     fn on_ack(&mut self, now: Instant, ack: Ack) {
+        self.sample_connect_ack_rtt(now, &ack);
         if ack.max_data > self.peer_max_data {
             self.peer_max_data = ack.max_data;
             self.probes = 0;
@@ -1507,6 +1573,7 @@ impl SessionCore {
             // Under a checksum: the starter has no keys before reading it.
             let p = Packet::ConnectAck(self.handshake_params());
             let pn = self.begin(buf, &p);
+            self.connect_ack_sent = Some((pn, now));
             let header_len = FIXED_HEADER_LEN + crate::codec::varint_len(pn);
             CHECKSUM.seal(pn, header_len, buf);
             self.stats.packets_sent += 1;
@@ -1524,7 +1591,10 @@ impl SessionCore {
         if self.acks.ack_due(now) {
             if let Some((delay_micros, ranges)) = self.acks.take_ack(now) {
                 self.timers.clear(Timer::Ack);
-                self.advertised_max_data = self.consumed + self.config.recv_window as u64;
+                let window = self
+                    .recv_window
+                    .update(now, self.consumed, self.rtt.smoothed());
+                self.advertised_max_data = self.consumed + window;
                 self.stats.acks_sent += 1;
                 let p = Packet::Ack(Ack {
                     delay_micros,
@@ -1743,7 +1813,7 @@ impl SessionCore {
         let (id, op, kind) = if let Some(id) = self.refusals.pop_front() {
             (id, StreamOp::Refuse, ControlKind::Refuse)
         } else {
-            let window = self.config.stream_recv_window as u64;
+            let srtt = self.rtt.smoothed();
             // A finish waits for the stream's data to be sent and acknowledged
             // (so the peer can tell the stream is complete); a reset does not.
             let end_ready = |s: &Stream| {
@@ -1758,7 +1828,7 @@ impl SessionCore {
                 (id, s.end?, ControlKind::End)
             } else {
                 s.credit_due = false;
-                s.advertised = s.consumed + window;
+                s.advertised = s.consumed + s.window.update(now, s.consumed, srtt);
                 (
                     id,
                     StreamOp::Credit {

@@ -66,6 +66,10 @@ pub struct SessionStats {
     pub pacing_waits: u64,
     /// Bytes sent and not yet acknowledged or declared lost.
     pub bytes_in_flight: u64,
+    /// This side's session receive window now, bytes: it starts at
+    /// `Config::recv_window` and grows toward `Config::max_recv_window` when
+    /// the window limits the flow.
+    pub recv_window: u64,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.

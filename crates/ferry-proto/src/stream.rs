@@ -18,6 +18,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::batch::{Delivery, Reassembly, SendQueue};
+use crate::flow::WindowTuner;
 use crate::id::Side;
 
 /// How a stream delivers its messages.
@@ -192,6 +193,9 @@ pub(crate) struct Stream {
     pub(crate) received_cost: u64,
     pub(crate) consumed: u64,
     pub(crate) advertised: u64,
+    /// This side's receive window for the stream, grown toward the
+    /// bandwidth-delay product.
+    pub(crate) window: WindowTuner,
     pub(crate) credit_due: bool,
     /// Messages released to the inbox.
     pub(crate) delivered: u64,
@@ -209,7 +213,7 @@ impl Stream {
         kind: StreamKind,
         max_message_size: usize,
         peer_window: u64,
-        own_window: u64,
+        own_window: WindowTuner,
     ) -> Self {
         Self {
             kind,
@@ -233,7 +237,8 @@ impl Stream {
             inbox: VecDeque::new(),
             received_cost: 0,
             consumed: 0,
-            advertised: own_window,
+            advertised: own_window.window(),
+            window: own_window,
             credit_due: false,
             delivered: 0,
             peer_final: None,

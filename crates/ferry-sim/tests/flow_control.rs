@@ -1,0 +1,86 @@
+//! Receive windows that grow to the path: a long fat path is not held to the
+//! configured starting window, and no window outgrows its maximum.
+
+use std::time::Duration;
+
+use ferry_proto::Config;
+use ferry_sim::{LinkConfig, Transfer, TransferReport};
+
+const LINK_BPS: u64 = 200_000_000;
+
+/// 48 MB in 256 KiB messages over 200 Mbit/s with a 100 ms RTT (a 2.5 MB
+/// bandwidth-delay product), to a receiver whose windows start at 1 MiB.
+fn transfer(max_recv_window: usize) -> TransferReport {
+    let link = LinkConfig::default()
+        .latency(Duration::from_millis(50))
+        .bandwidth(LINK_BPS)
+        .queue_limit(4 << 20);
+    let server = Config {
+        max_message_size: 256 << 10,
+        recv_window: 1 << 20,
+        stream_recv_window: 1 << 20,
+        max_recv_window,
+        max_stream_recv_window: max_recv_window,
+        ..Config::default()
+    };
+    let client = Config {
+        max_message_size: 256 << 10,
+        ..Config::default()
+    };
+    let messages: Vec<Vec<u8>> = (0..192).map(|i| vec![i as u8; 256 << 10]).collect();
+    let report = Transfer::new(11, link)
+        .client_config(client)
+        .server_config(server)
+        .run(messages, Duration::from_secs(600));
+    assert!(report.complete(), "{report:?}");
+    report
+}
+
+#[test]
+fn windows_grow_to_the_bandwidth_delay_product_and_no_further_than_allowed() {
+    let fixed = transfer(1 << 20);
+    let tuned = transfer(16 << 20);
+    println!(
+        "1 MiB fixed window: {:.0} Mbit/s; auto-tuned: {:.0} Mbit/s, window {} bytes",
+        fixed.goodput_bps() / 1e6,
+        tuned.goodput_bps() / 1e6,
+        tuned.server.recv_window
+    );
+    // A fixed 1 MiB window holds the flow to about 1 MiB per round trip.
+    assert!(fixed.goodput_bps() < 0.5 * LINK_BPS as f64, "{fixed:?}");
+    assert_eq!(fixed.server.recv_window, 1 << 20);
+    // Grown, the window no longer limits it.
+    assert!(
+        tuned.goodput_bps() > 2.0 * fixed.goodput_bps(),
+        "tuned {} vs fixed {}",
+        tuned.goodput_bps(),
+        fixed.goodput_bps()
+    );
+    assert!(tuned.server.recv_window > 2 << 20);
+    assert!(tuned.server.recv_window <= 16 << 20);
+}
+
+#[test]
+fn a_window_already_big_enough_does_not_grow() {
+    // 20 Mbit/s with a 20 ms RTT: 50 KB in flight, far below 1 MiB.
+    let link = LinkConfig::default()
+        .latency(Duration::from_millis(10))
+        .bandwidth(20_000_000);
+    let server = Config {
+        max_message_size: 256 << 10,
+        recv_window: 1 << 20,
+        stream_recv_window: 1 << 20,
+        ..Config::default()
+    };
+    let client = Config {
+        max_message_size: 256 << 10,
+        ..Config::default()
+    };
+    let messages: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 256 << 10]).collect();
+    let report = Transfer::new(12, link)
+        .client_config(client)
+        .server_config(server)
+        .run(messages, Duration::from_secs(600));
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(report.server.recv_window, 1 << 20);
+}
