@@ -36,6 +36,11 @@ impl WindowTuner {
         self.window
     }
 
+    /// The most the window may grow to.
+    pub(crate) fn max(&self) -> u64 {
+        self.max
+    }
+
     /// Called when credit is about to be advertised, with the total consumed
     /// so far and the smoothed RTT; grows the window when half of it was
     /// consumed within two round trips, and returns the window to grant.

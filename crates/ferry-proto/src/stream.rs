@@ -230,7 +230,9 @@ impl Stream {
             recv: Reassembly::with_delivery(
                 max_message_size,
                 kind.delivery(),
-                usize::try_from(own_window)
+                // The most the window can grow to: a peer keeping to its
+                // credit never needs more.
+                usize::try_from(own_window.max())
                     .unwrap_or(usize::MAX)
                     .max(max_message_size),
             ),
