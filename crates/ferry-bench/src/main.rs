@@ -116,10 +116,10 @@ struct RunArgs {
     /// many: MiB per session [default: 1].
     #[arg(long)]
     many_mib: Option<u64>,
-    /// efficiency: MB per transfer at 100 Mbit/s [default: 100; quick: 20].
+    /// efficiency: MB per transfer at 100 Mbit/s [default: 400; quick: 20].
     #[arg(long)]
     sim_mb: Option<usize>,
-    /// efficiency: MB per transfer at 1 Gbit/s [default: 500; quick: 100].
+    /// efficiency: MB per transfer at 1 Gbit/s [default: 1000; quick: 100].
     #[arg(long)]
     sim_gbit_mb: Option<usize>,
     /// sessions: MiB per bulk transfer [default: 512; quick: 64].
@@ -196,8 +196,8 @@ fn run(args: &RunArgs) -> Result<(), String> {
         warmup: args.pick(args.round_trips, 10_000, 2_000).div_ceil(10),
     };
     let efficiency = efficiency::Settings {
-        mb: args.pick(args.sim_mb, 100, 20),
-        gbit_mb: args.pick(args.sim_gbit_mb, 500, 100),
+        mb: args.pick(args.sim_mb, 400, 20),
+        gbit_mb: args.pick(args.sim_gbit_mb, 1000, 100),
     };
     let sessions = sessions::Args {
         size_mib: args.pick(args.sessions_mib, 512, 64),

@@ -80,8 +80,15 @@ pub struct Config {
     pub ping_packet_count: u32,
     /// Bytes of messages queued and not yet acknowledged, per session, before
     /// `send` reports [`SendError::Blocked`](crate::SendError::Blocked). One
-    /// message is always accepted into an empty buffer. Default 32 MiB.
+    /// message is always accepted into an empty buffer. This is the least the
+    /// buffer holds: it grows with the congestion window (see
+    /// `max_send_buffer`). Default 32 MiB.
     pub send_buffer: usize,
+    /// How far the send buffers (`send_buffer`, and `stream_send_buffer` per
+    /// stream) may grow: to three congestion windows, so that a path
+    /// keeping more in flight than they hold is not slowed by them, but never
+    /// beyond this. Default 128 MiB.
+    pub max_send_buffer: usize,
     /// The same, per stream: a stream whose reader stopped blocks its own
     /// `send` at this, leaving the rest of `send_buffer` to the other streams.
     /// Default 16 MiB.
@@ -149,6 +156,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(1),
             ping_packet_count: 5,
             send_buffer: 32 << 20,
+            max_send_buffer: 128 << 20,
             send_window: 16 << 20,
             congestion: CongestionControl::default(),
             send_window_packets: 16_384,
@@ -229,6 +237,18 @@ impl Config {
             });
         }
         for (field, max, initial, initial_field) in [
+            (
+                "max_send_buffer",
+                self.max_send_buffer,
+                self.send_buffer,
+                "send_buffer",
+            ),
+            (
+                "max_send_buffer",
+                self.max_send_buffer,
+                self.stream_send_buffer,
+                "stream_send_buffer",
+            ),
             (
                 "max_recv_window",
                 self.max_recv_window,

@@ -91,6 +91,10 @@ const MAX_PATH_RESPONSES: usize = 4;
 /// Stream refusals waiting to be sent.
 const MAX_REFUSALS: usize = 16;
 
+/// The send buffers grow to this many congestion windows (see
+/// `Config::max_send_buffer`).
+const SEND_BUFFER_WINDOWS: usize = 3;
+
 /// Acks a receiver aims to send per round trip when packets arrive faster
 /// than `ack_frequency` allows (decimation).
 const ACKS_PER_RTT: u32 = 4;
@@ -506,6 +510,7 @@ impl SessionCore {
             });
         }
         let buffered = self.buffered();
+        let (session_limit, stream_limit) = self.send_limits();
         let Some(stream) = self.streams.get_mut(&stream) else {
             return Err(SendError::UnknownStream);
         };
@@ -519,11 +524,11 @@ impl SessionCore {
         // Per stream, then per session: a stream whose reader stopped fills
         // its own share and blocks, while the others keep sending.
         let mine = stream.send.buffered();
-        if mine > 0 && mine + data.len() > self.config.stream_send_buffer {
+        if mine > 0 && mine + data.len() > stream_limit {
             stream.send_blocked = true;
             return Err(SendError::Blocked);
         }
-        if buffered > 0 && buffered + data.len() > self.config.send_buffer {
+        if buffered > 0 && buffered + data.len() > session_limit {
             self.send_blocked = true;
             return Err(SendError::Blocked);
         }
@@ -1340,14 +1345,29 @@ impl SessionCore {
         }
     }
 
+    /// How many bytes the session, and each stream, may hold queued and
+    /// unacknowledged: the configured buffers, grown to three congestion
+    /// windows (at most `max_send_buffer`) so that a long fat path is never
+    /// held back by a buffer smaller than what it keeps in flight.
+    fn send_limits(&self) -> (usize, usize) {
+        let grown = usize::try_from(self.cc.window())
+            .unwrap_or(usize::MAX)
+            .saturating_mul(SEND_BUFFER_WINDOWS)
+            .min(self.config.max_send_buffer);
+        (
+            self.config.send_buffer.max(grown),
+            self.config.stream_send_buffer.max(grown),
+        )
+    }
+
     /// After acks or losses: wake a blocked sender, re-arm the retransmission timer.
     fn after_send_progress(&mut self, now: Instant) {
         let mut ready = false;
-        if self.send_blocked && self.buffered() < self.config.send_buffer {
+        let (session_limit, limit) = self.send_limits();
+        if self.send_blocked && self.buffered() < session_limit {
             self.send_blocked = false;
             ready = true;
         }
-        let limit = self.config.stream_send_buffer;
         for stream in self.streams.values_mut() {
             if stream.send_blocked && stream.send.buffered() < limit {
                 stream.send_blocked = false;

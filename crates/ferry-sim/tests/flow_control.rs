@@ -1,5 +1,6 @@
-//! Receive windows that grow to the path: a long fat path is not held to the
-//! configured starting window, and no window outgrows its maximum.
+//! Windows and buffers that grow to the path: a long fat path is not held to
+//! the configured starting receive window or send buffer, and no window
+//! outgrows its maximum.
 
 use std::time::Duration;
 
@@ -83,4 +84,45 @@ fn a_window_already_big_enough_does_not_grow() {
         .run(messages, Duration::from_secs(600));
     assert!(report.complete(), "{report:?}");
     assert_eq!(report.server.recv_window, 1 << 20);
+}
+
+/// 48 MB over 200 Mbit/s with a 100 ms RTT from a sender whose send buffers
+/// start at 1 MiB.
+fn send_buffer_transfer(max_send_buffer: usize) -> TransferReport {
+    let link = LinkConfig::default()
+        .latency(Duration::from_millis(50))
+        .bandwidth(LINK_BPS)
+        .queue_limit(4 << 20);
+    let client = Config {
+        max_message_size: 256 << 10,
+        send_buffer: 1 << 20,
+        stream_send_buffer: 1 << 20,
+        max_send_buffer,
+        ..Config::default()
+    };
+    let messages: Vec<Vec<u8>> = (0..192).map(|i| vec![i as u8; 256 << 10]).collect();
+    let report = Transfer::new(13, link)
+        .client_config(client)
+        .run(messages, Duration::from_secs(600));
+    assert!(report.complete(), "{report:?}");
+    report
+}
+
+#[test]
+fn send_buffers_grow_with_the_congestion_window() {
+    let fixed = send_buffer_transfer(1 << 20);
+    let grown = send_buffer_transfer(32 << 20);
+    println!(
+        "1 MiB fixed send buffer: {:.0} Mbit/s; grown: {:.0} Mbit/s",
+        fixed.goodput_bps() / 1e6,
+        grown.goodput_bps() / 1e6,
+    );
+    // A fixed 1 MiB buffer holds the flow to about 1 MiB per round trip.
+    assert!(fixed.goodput_bps() < 0.5 * LINK_BPS as f64, "{fixed:?}");
+    assert!(
+        grown.goodput_bps() > 2.0 * fixed.goodput_bps(),
+        "grown {} vs fixed {}",
+        grown.goodput_bps(),
+        fixed.goodput_bps()
+    );
 }
