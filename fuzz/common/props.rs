@@ -99,6 +99,14 @@ pub const STEP_SECONDS: u8 = 0x80;
 /// How long the clock runs on after the last record.
 pub const QUIET: Duration = Duration::from_secs(600);
 
+/// Record flag of `check_starter`: the datagram's session id (bytes 2..10)
+/// is overwritten with the starter's, which the fuzzer cannot know, before
+/// any checksum is added.
+pub const OUR_SESSION: u8 = 0b100;
+
+/// The sizes of the messages the starter sends once connected.
+pub const STARTER_MESSAGES: [usize; 3] = [100, 5_000, 40_000];
+
 /// The handshake parameters of the opening Connect.
 pub const HANDSHAKE: Handshake = Handshake {
     max_udp_payload: 1200,
@@ -205,6 +213,66 @@ pub fn check_endpoint(data: &[u8]) -> Reached {
     }
 }
 
+/// Feeds `data` (records, with the [`OUR_SESSION`] flag too) to an endpoint
+/// that started a session to [`PEER`], got a valid ConnectAck and sent
+/// [`STARTER_MESSAGES`]: an endpoint mid-session. Checks what the listener
+/// check does, from the starter's side: every datagram goes to the peer, for
+/// its one session, within the MTU; events follow the session's life; nothing
+/// is delivered that valid Data did not carry; and ten quiet minutes after the
+/// last datagram the session has closed.
+pub fn check_starter(data: &[u8]) -> Reached {
+    let mut driver = Driver::new(Config::default());
+    let id = driver
+        .endpoint
+        .connect(driver.now, PEER)
+        .expect("connect");
+    driver.starter = Some(id);
+    driver.connects.insert(id);
+    driver.senders.insert(PEER);
+    driver.drain();
+    driver.feed(PEER, &datagram(&Packet::ConnectAck(HANDSHAKE), id, 0));
+    assert_eq!(
+        driver.lives.get(&id),
+        Some(&Life::Connected),
+        "a valid ConnectAck connects the starter"
+    );
+    {
+        let mut session = driver.endpoint.session(id).expect("connected");
+        for (i, &len) in STARTER_MESSAGES.iter().enumerate() {
+            session
+                .send(Bytes::from(vec![i as u8; len]))
+                .expect("room for the first messages");
+        }
+    }
+    driver.drain();
+    let mut input = data;
+    while let Some((step, flags, bytes)) = next_record(&mut input) {
+        let amount = u64::from(step & !STEP_SECONDS);
+        let advance = if step & STEP_SECONDS != 0 {
+            Duration::from_secs(amount)
+        } else {
+            Duration::from_millis(amount)
+        };
+        driver.run_until(driver.now + advance);
+        let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
+        let mut bytes = bytes.to_vec();
+        if flags & OUR_SESSION != 0 && bytes.len() >= 10 {
+            bytes[2..10].copy_from_slice(&id.0);
+        }
+        if flags & SEAL != 0 {
+            bytes = seal(bytes);
+        }
+        driver.feed(from, &bytes);
+    }
+    driver.run_until(driver.now + QUIET);
+    driver.check_all_closed();
+    Reached {
+        sessions: driver.lives.len(),
+        messages: driver.message_count,
+        datagrams: driver.datagram_count,
+    }
+}
+
 /// Splits the next record off `input`: (step, flags, datagram).
 pub fn next_record<'a>(input: &mut &'a [u8]) -> Option<(u8, u8, &'a [u8])> {
     let data = *input;
@@ -228,6 +296,9 @@ enum Life {
 struct Driver {
     endpoint: Endpoint,
     config: Config,
+    /// The session this endpoint started, when it is the starter (its
+    /// application sends; a listener's never does).
+    starter: Option<SessionId>,
     now: Instant,
     buf: Vec<u8>,
     // What the input held.
@@ -249,6 +320,7 @@ impl Driver {
         Self {
             endpoint: Endpoint::new(config.clone(), 1).expect("valid config"),
             config,
+            starter: None,
             now: Instant::now(),
             buf: Vec::new(),
             fed: 0,
@@ -346,13 +418,27 @@ impl Driver {
             self.connects.contains(&header.session),
             "sent a packet for a session no valid Connect named: {header:?}"
         );
-        assert!(
-            !matches!(
-                header.kind,
-                PacketKind::Connect | PacketKind::Data | PacketKind::Direct
+        match self.starter {
+            None => assert!(
+                !matches!(
+                    header.kind,
+                    PacketKind::Connect | PacketKind::Data | PacketKind::Direct
+                ),
+                "a listener whose application sends nothing sent {packet:?}"
             ),
-            "a listener whose application sends nothing sent {packet:?}"
-        );
+            Some(id) => {
+                assert_eq!(header.session, id, "the starter has one session");
+                assert_eq!(t.destination, PEER, "the starter sends to its peer only");
+                assert!(
+                    !matches!(header.kind, PacketKind::Direct | PacketKind::ConnectAck),
+                    "a starter whose application sends no datagram sent {packet:?}"
+                );
+                assert!(
+                    header.kind != PacketKind::Connect || !self.lives.contains_key(&id),
+                    "a Connect after the session was connected"
+                );
+            }
+        }
     }
 
     fn check_event(&mut self, event: Event) {
@@ -414,7 +500,10 @@ impl Driver {
                     "more Datagram events than valid Direct packets"
                 );
             }
-            Event::SendReady { .. } => panic!("SendReady though nothing was ever sent"),
+            Event::SendReady { .. } => assert!(
+                self.starter.is_some(),
+                "SendReady though nothing was ever sent"
+            ),
             Event::Closed { reason, .. } => {
                 assert!(
                     !matches!(reason, CloseReason::Local { .. }),
@@ -432,9 +521,14 @@ impl Driver {
             "stats count {} datagrams received, {} were fed",
             stats.datagrams_received, self.fed
         );
+        let accepted = if self.starter.is_some() {
+            0
+        } else {
+            self.lives.len() as u64
+        };
         assert_eq!(
             stats.sessions_accepted,
-            self.lives.len() as u64,
+            accepted,
             "stats count {} sessions accepted, {} were announced",
             stats.sessions_accepted,
             self.lives.len()
@@ -449,7 +543,7 @@ impl Driver {
         assert_eq!(held.len(), count, "sessions() and session_count() disagree");
         for id in &held {
             assert!(
-                self.lives.contains_key(id),
+                self.lives.contains_key(id) || self.starter == Some(*id),
                 "the endpoint holds {id:?}, never announced"
             );
         }

@@ -26,7 +26,7 @@ mod props {
     include!("../../../fuzz/common/props.rs");
 }
 
-use props::{FROM_OTHER, HANDSHAKE, SEAL, SESSION, STEP_SECONDS, record};
+use props::{FROM_OTHER, HANDSHAKE, OUR_SESSION, SEAL, SESSION, STEP_SECONDS, record};
 
 /// The fuzz directory of the repository.
 fn fuzz_dir() -> PathBuf {
@@ -117,6 +117,16 @@ fn endpoint_listener_corpus() {
             && results.iter().any(|(r, _)| r.messages > 0)
             && results.iter().any(|(r, _)| r.datagrams > 0),
         "the endpoint_listener seeds are stale; regenerate them with \
+         `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
+    );
+}
+
+#[test]
+fn endpoint_starter_corpus() {
+    let results = replay("endpoint_starter", props::check_starter);
+    assert!(
+        results.iter().any(|r| r.messages > 0),
+        "the endpoint_starter seeds are stale; regenerate them with \
          `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
     );
 }
@@ -385,6 +395,92 @@ fn unsealed(packet: &Packet, session: SessionId, number: u64) -> Vec<u8> {
 
 /// Record sequences for the endpoint_listener target. The driver opens session
 /// `SESSION` from `PEER` with packet number 0 before each.
+/// Inputs for a starter mid-session: the packets are written for session
+/// [`SESSION`] unsealed; the driver puts in the starter's own session id and
+/// the checksum ([`OUR_SESSION`] | [`SEAL`]).
+fn starter_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ours = |packet: Packet, number: u64| unsealed(&packet, SESSION, number);
+    let flags = OUR_SESSION | SEAL;
+    let ack = |ranges: Vec<std::ops::RangeInclusive<u64>>| {
+        Packet::Ack(Ack {
+            delay_micros: 100,
+            max_data: 1 << 25,
+            ranges,
+        })
+    };
+    let data = |message: u64, payload: &'static [u8]| {
+        Packet::Data(Data {
+            stream: 0,
+            message,
+            fragment: 0,
+            fragments: 1,
+            payload: Bytes::from_static(payload),
+        })
+    };
+    let seeds: [(&str, Vec<Vec<u8>>); 5] = [
+        // The first packets acknowledged (the pacer has let only a few
+        // out), then a message back and a close.
+        (
+            "acked_then_reply",
+            vec![
+                record(20, flags, &ours(ack(vec![0..=5]), 1)),
+                record(1, flags, &ours(data(0, b"reply"), 2)),
+                record(
+                    1,
+                    flags,
+                    &ours(
+                        Packet::Close(Close {
+                            code: CloseCode::Application(0),
+                            reason: Bytes::from_static(b"bye"),
+                        }),
+                        3,
+                    ),
+                ),
+            ],
+        ),
+        // Holes in the acks and a repeat request: retransmissions.
+        (
+            "holes",
+            vec![
+                record(20, flags, &ours(ack(vec![5..=7, 2..=3]), 1)),
+                record(
+                    5,
+                    flags,
+                    &ours(
+                        Packet::RepeatRequest(RepeatRequest {
+                            missing: vec![4..=4, 1..=1],
+                        }),
+                        2,
+                    ),
+                ),
+                record(50, flags, &ours(ack(vec![0..=8]), 3)),
+            ],
+        ),
+        // An ack of a packet never sent: a protocol violation.
+        (
+            "ack_from_the_future",
+            vec![record(1, flags, &ours(ack(vec![1_000_000..=1_000_001]), 1))],
+        ),
+        // A peer that never answers: keep-alive gives up.
+        (
+            "silence",
+            vec![record(STEP_SECONDS | 30, flags, &ours(Packet::Ping, 1))],
+        ),
+        // Another session's packet, and one from another address.
+        (
+            "strangers",
+            vec![
+                record(1, SEAL, &ours(data(0, b"not yours"), 1)),
+                record(1, flags | FROM_OTHER, &ours(data(0, b"moved?"), 2)),
+            ],
+        ),
+    ];
+    seeds
+        .into_iter()
+        .map(|(name, records)| (name, records.concat()))
+        .collect()
+}
+
 fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let other = SessionId::from(0x0a0b_0c0d_0e0f_1011);
     let big = vec![b'f'; 300];
@@ -573,6 +669,7 @@ fn write_seed_corpus() {
         ("endpoint_listener", endpoint_seeds()),
         ("diode_receiver", diode_seeds()),
         ("keyed_listener", keyed_seeds()),
+        ("endpoint_starter", starter_seeds()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         fs::create_dir_all(&dir).unwrap();
