@@ -91,6 +91,10 @@ const MAX_PATH_RESPONSES: usize = 4;
 /// Stream refusals waiting to be sent.
 const MAX_REFUSALS: usize = 16;
 
+/// Paths with a shorter minimum RTT are not paced (a timer tick on most
+/// runtimes).
+const PACING_MIN_RTT: Duration = Duration::from_millis(1);
+
 /// The send buffers grow to this many congestion windows (see
 /// `Config::max_send_buffer`).
 const SEND_BUFFER_WINDOWS: usize = 3;
@@ -1688,8 +1692,15 @@ impl SessionCore {
         }
         // Pacing: within the window, packets leave no faster than the
         // controller's rate. The timer wakes the session when the next may go.
-        self.pacer
-            .set_rate(now, self.cc.pacing_rate(self.rtt.smoothed()));
+        // A path whose round trip is shorter than a driver's timer tick is not
+        // paced: the timer would wake too late and cap the rate at a burst per
+        // tick, which BBR would then measure as the path's bandwidth. Such a
+        // path (loopback, a LAN) is clocked by its acks.
+        let rate = self
+            .cc
+            .pacing_rate(self.rtt.smoothed())
+            .filter(|_| self.rtt.min().is_none_or(|m| m >= PACING_MIN_RTT));
+        self.pacer.set_rate(now, rate);
         if let Some(at) = self.pacer.release_time(now, self.mtu as u64) {
             self.stats.pacing_waits += 1;
             self.timers.set(Timer::Pace, at);
