@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::{CloseReason, Config, EndpointConfig};
-use ferry_relay::{LinkConfig, Relay};
-use ferry_tests::harness::{Driver, Messages, Peer};
+use ferry_relay::LinkConfig;
+use ferry_tests::harness::{Driver, Peer, exchange, through_relay};
 
 /// Keep-alive tight enough that a dead peer is noticed within about a second.
 fn keepalive() -> Config {
@@ -121,65 +121,6 @@ killed_peers! {
     killed_client_blocking, killed_server_blocking: Blocking,
 }
 
-/// A client and a server with the relay between them.
-fn through_relay(
-    driver: Driver,
-    link: LinkConfig,
-    config: Config,
-    seed: u64,
-) -> (Box<dyn Peer>, Box<dyn Peer>, Relay) {
-    let server = driver.bind(
-        "127.0.0.1:0".parse().unwrap(),
-        EndpointConfig::from(Config {
-            accept_incoming: true,
-            ..config.clone()
-        }),
-    );
-    let client = driver.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::from(config));
-    let relay = Relay::start(
-        "127.0.0.1:0".parse().unwrap(),
-        server.local_addr(),
-        link.clone(),
-        link,
-        seed,
-    )
-    .unwrap();
-    (client, server, relay)
-}
-
-/// Sends `count` messages of random sizes up to `max` bytes from client to
-/// server, checks every byte, and waits for the server's answer.
-fn exchange(
-    client: &dyn Peer,
-    server: Box<dyn Peer>,
-    relay: &Relay,
-    count: usize,
-    max: usize,
-) -> (Box<dyn ferry_tests::harness::Conn>, Box<dyn Peer>) {
-    let mut sizes = Messages::new(count as u64, max);
-    let plan: Vec<usize> = (0..count).map(|_| sizes.next_size()).collect();
-    let expected = plan.clone();
-    let receiver = thread::spawn(move || {
-        let session = server.accept().expect("session");
-        for (i, &size) in expected.iter().enumerate() {
-            let data = session.recv().expect("message");
-            assert!(Messages::check(i, size, &data), "message {i}");
-        }
-        session.send(Bytes::from_static(b"done")).unwrap();
-        session.closed();
-        server
-    });
-    let session = client
-        .connect(relay.local_addr())
-        .expect("connect through the relay");
-    for (i, &size) in plan.iter().enumerate() {
-        session.send(Messages::content(i, size)).unwrap();
-    }
-    assert_eq!(&session.recv().unwrap()[..], b"done");
-    session.close(0);
-    (session, receiver.join().unwrap())
-}
-
 fn heavy_loss_is_slow_but_exact(driver: Driver) {
     let link = LinkConfig::default()
         .latency(Duration::from_millis(1))
@@ -187,12 +128,12 @@ fn heavy_loss_is_slow_but_exact(driver: Driver) {
         .reorder(0.05, Duration::from_millis(3))
         .duplicate(0.05);
     let (client, server, relay) = through_relay(driver, link, Config::default(), 30);
-    let (session, server) = exchange(client.as_ref(), server, &relay, 60, 32 << 10);
-    let stats = relay.stats();
-    assert!(stats.to_upstream.link.lost > 50, "{stats:?}");
-    assert!(stats.to_upstream.link.reordered > 0, "{stats:?}");
-    assert!(stats.to_upstream.link.duplicated > 0, "{stats:?}");
-    assert!(session.stats().retransmitted > 0);
+    let (stats, server) = exchange(client.as_ref(), server, relay.local_addr(), 60, 32 << 10);
+    let link = relay.stats();
+    assert!(link.to_upstream.link.lost > 50, "{link:?}");
+    assert!(link.to_upstream.link.reordered > 0, "{link:?}");
+    assert!(link.to_upstream.link.duplicated > 0, "{link:?}");
+    assert!(stats.retransmitted > 0, "{stats:?}");
     client.close();
     server.close();
 }
@@ -202,7 +143,13 @@ fn corruption_is_dropped_and_counted(driver: Driver, config: Config) {
         .latency(Duration::from_millis(1))
         .corrupt(0.01);
     let (client, server_peer, relay) = through_relay(driver, link, config, 1);
-    let (_session, server) = exchange(client.as_ref(), server_peer, &relay, 200, 64 << 10);
+    let (_, server) = exchange(
+        client.as_ref(),
+        server_peer,
+        relay.local_addr(),
+        200,
+        64 << 10,
+    );
     // Every corrupted datagram was refused: as malformed (it failed the
     // checksum or did not parse), as unauthenticated (it failed decryption),
     // or as for no session (the flipped bit was in the session id).

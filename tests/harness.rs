@@ -503,3 +503,65 @@ impl Messages {
                 .all(|(j, &b)| b == Self::byte(index, j))
     }
 }
+
+/// A client and a server on `driver` with the project's lossy relay between
+/// them (`link` each way, randomness from `seed`); connect the client to
+/// [`Relay::local_addr`](ferry_relay::Relay::local_addr).
+pub fn through_relay(
+    driver: Driver,
+    link: ferry_relay::LinkConfig,
+    config: ferry_async::Config,
+    seed: u64,
+) -> (Box<dyn Peer>, Box<dyn Peer>, ferry_relay::Relay) {
+    let server = driver.bind(
+        "127.0.0.1:0".parse().unwrap(),
+        EndpointConfig::from(ferry_async::Config {
+            accept_incoming: true,
+            ..config.clone()
+        }),
+    );
+    let client = driver.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::from(config));
+    let relay = ferry_relay::Relay::start(
+        "127.0.0.1:0".parse().unwrap(),
+        server.local_addr(),
+        link.clone(),
+        link,
+        seed,
+    )
+    .expect("start the relay");
+    (client, server, relay)
+}
+
+/// Sends `count` messages of random sizes up to `max` bytes from `client` to
+/// `server` (through `to`), checks every byte on a thread of the server's,
+/// waits for its answer and closes; returns the client session's counters
+/// (read before the close) and the server.
+pub fn exchange(
+    client: &dyn Peer,
+    server: Box<dyn Peer>,
+    to: SocketAddr,
+    count: usize,
+    max: usize,
+) -> (SessionStats, Box<dyn Peer>) {
+    let mut sizes = Messages::new(count as u64, max);
+    let plan: Vec<usize> = (0..count).map(|_| sizes.next_size()).collect();
+    let expected = plan.clone();
+    let receiver = std::thread::spawn(move || {
+        let session = server.accept().expect("session");
+        for (i, &size) in expected.iter().enumerate() {
+            let data = session.recv().expect("message");
+            assert!(Messages::check(i, size, &data), "message {i}");
+        }
+        session.send(Bytes::from_static(b"done")).unwrap();
+        session.closed();
+        server
+    });
+    let session = client.connect(to).expect("connect through the relay");
+    for (i, &size) in plan.iter().enumerate() {
+        session.send(Messages::content(i, size)).unwrap();
+    }
+    assert_eq!(&session.recv().unwrap()[..], b"done");
+    let stats = session.stats();
+    session.close(0);
+    (stats, receiver.join().unwrap())
+}

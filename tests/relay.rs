@@ -2,13 +2,12 @@
 //! duplication repaired exactly; a blackhole longer than the keep-alive limit
 //! ends both sides with `Timeout`, a shorter one is survived.
 
-use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_async::{CloseReason, Config, EndpointConfig};
-use ferry_relay::{LinkConfig, Relay};
-use ferry_tests::harness::{Driver, Messages, Peer};
+use ferry_async::{CloseReason, Config};
+use ferry_relay::LinkConfig;
+use ferry_tests::harness::{Driver, exchange, through_relay};
 
 fn lossy() -> LinkConfig {
     LinkConfig::default()
@@ -18,59 +17,13 @@ fn lossy() -> LinkConfig {
         .duplicate(0.02)
 }
 
-/// A client and a server with the relay between them.
-fn through_relay(
-    driver: Driver,
-    link: LinkConfig,
-    config: Config,
-) -> (Box<dyn Peer>, Box<dyn Peer>, Relay) {
-    let server = driver.bind(
-        "127.0.0.1:0".parse().unwrap(),
-        EndpointConfig::from(Config {
-            accept_incoming: true,
-            ..config.clone()
-        }),
-    );
-    let client = driver.bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::from(config));
-    let relay = Relay::start(
-        "127.0.0.1:0".parse().unwrap(),
-        server.local_addr(),
-        link.clone(),
-        link,
-        7,
-    )
-    .unwrap();
-    (client, server, relay)
-}
-
 fn exchange_at_5_percent_loss(driver: Driver) {
-    let (client, server, relay) = through_relay(driver, lossy(), Config::default());
-    let mut sizes = Messages::new(5, 256 << 10);
-    let plan: Vec<usize> = (0..300).map(|_| sizes.next_size()).collect();
-    let expected = plan.clone();
-    let receiver = thread::spawn(move || {
-        let session = server.accept().expect("session");
-        for (i, &size) in expected.iter().enumerate() {
-            let data = session.recv().expect("message");
-            assert!(Messages::check(i, size, &data), "message {i}");
-        }
-        session.send(Bytes::from_static(b"done")).unwrap();
-        session.closed();
-        server
-    });
-    let session = client
-        .connect(relay.local_addr())
-        .expect("connect through the relay");
-    for (i, &size) in plan.iter().enumerate() {
-        session.send(Messages::content(i, size)).unwrap();
-    }
-    assert_eq!(&session.recv().unwrap()[..], b"done");
-    session.close(0);
-    let server = receiver.join().unwrap();
-    let stats = relay.stats();
-    assert!(stats.to_upstream.link.lost > 10, "{stats:?}");
-    assert!(stats.to_upstream.link.duplicated > 0, "{stats:?}");
-    assert!(session.stats().retransmitted > 0);
+    let (client, server, relay) = through_relay(driver, lossy(), Config::default(), 7);
+    let (stats, server) = exchange(client.as_ref(), server, relay.local_addr(), 300, 256 << 10);
+    let link = relay.stats();
+    assert!(link.to_upstream.link.lost > 10, "{link:?}");
+    assert!(link.to_upstream.link.duplicated > 0, "{link:?}");
+    assert!(stats.retransmitted > 0);
     client.close();
     server.close();
 }
@@ -102,7 +55,7 @@ fn keepalive() -> Config {
 }
 
 fn blackhole_longer_than_keepalive_times_out_both_sides(driver: Driver) {
-    let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
+    let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive(), 7);
     let session = client.connect(relay.local_addr()).unwrap();
     let incoming = server.accept().unwrap();
     session.send(Bytes::from_static(b"before")).unwrap();
@@ -115,7 +68,7 @@ fn blackhole_longer_than_keepalive_times_out_both_sides(driver: Driver) {
 }
 
 fn blackhole_shorter_than_keepalive_is_survived(driver: Driver) {
-    let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive());
+    let (client, server, relay) = through_relay(driver, LinkConfig::default(), keepalive(), 7);
     let session = client.connect(relay.local_addr()).unwrap();
     let incoming = server.accept().unwrap();
     relay.blackhole(Duration::from_millis(300));

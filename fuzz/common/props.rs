@@ -188,22 +188,7 @@ pub struct Reached {
 pub fn check_endpoint(data: &[u8]) -> Reached {
     let mut driver = Driver::new(listener_config());
     driver.feed(PEER, &datagram(&Packet::Connect(HANDSHAKE), SESSION, 0));
-    let mut input = data;
-    while let Some((step, flags, bytes)) = next_record(&mut input) {
-        let amount = u64::from(step & !STEP_SECONDS);
-        let advance = if step & STEP_SECONDS != 0 {
-            Duration::from_secs(amount)
-        } else {
-            Duration::from_millis(amount)
-        };
-        driver.run_until(driver.now + advance);
-        let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
-        if flags & SEAL != 0 {
-            driver.feed(from, &seal(bytes.to_vec()));
-        } else {
-            driver.feed(from, bytes);
-        }
-    }
+    driver.feed_records(data, None);
     driver.run_until(driver.now + QUIET);
     driver.check_all_closed();
     Reached {
@@ -245,25 +230,7 @@ pub fn check_starter(data: &[u8]) -> Reached {
         }
     }
     driver.drain();
-    let mut input = data;
-    while let Some((step, flags, bytes)) = next_record(&mut input) {
-        let amount = u64::from(step & !STEP_SECONDS);
-        let advance = if step & STEP_SECONDS != 0 {
-            Duration::from_secs(amount)
-        } else {
-            Duration::from_millis(amount)
-        };
-        driver.run_until(driver.now + advance);
-        let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
-        let mut bytes = bytes.to_vec();
-        if flags & OUR_SESSION != 0 && bytes.len() >= 10 {
-            bytes[2..10].copy_from_slice(&id.0);
-        }
-        if flags & SEAL != 0 {
-            bytes = seal(bytes);
-        }
-        driver.feed(from, &bytes);
-    }
+    driver.feed_records(data, Some(id));
     driver.run_until(driver.now + QUIET);
     driver.check_all_closed();
     Reached {
@@ -333,6 +300,33 @@ impl Driver {
             message_count: 0,
             message_bytes: 0,
             datagram_count: 0,
+        }
+    }
+
+    /// Feeds the records of `data`, advancing the clock before each; with
+    /// `ours`, records flagged [`OUR_SESSION`] get that session id.
+    fn feed_records(&mut self, data: &[u8], ours: Option<SessionId>) {
+        let mut input = data;
+        while let Some((step, flags, bytes)) = next_record(&mut input) {
+            let amount = u64::from(step & !STEP_SECONDS);
+            let advance = if step & STEP_SECONDS != 0 {
+                Duration::from_secs(amount)
+            } else {
+                Duration::from_millis(amount)
+            };
+            self.run_until(self.now + advance);
+            let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
+            let mut bytes = bytes.to_vec();
+            if let Some(id) = ours
+                && flags & OUR_SESSION != 0
+                && bytes.len() >= 10
+            {
+                bytes[2..10].copy_from_slice(&id.0);
+            }
+            if flags & SEAL != 0 {
+                bytes = seal(bytes);
+            }
+            self.feed(from, &bytes);
         }
     }
 

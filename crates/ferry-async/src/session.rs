@@ -133,6 +133,12 @@ impl Session {
         if let Some(s) = state.endpoint.session(self.id()) {
             return s.stats();
         }
+        // Gone from the endpoint: the counters it kept (a session closed
+        // locally drains and is forgotten without a `Closed` event), else
+        // those recorded at its `Closed` event.
+        if let Some(stats) = state.endpoint.closed_session_stats(self.id()) {
+            return stats.clone();
+        }
         state
             .sessions
             .get(&self.id())
