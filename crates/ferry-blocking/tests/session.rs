@@ -500,3 +500,28 @@ fn dropping_the_endpoint_stops_its_driver_thread() {
         server.close();
     });
 }
+
+/// A session closed locally drains and is forgotten by the endpoint without a
+/// `Closed` event; its handle still reports the final counters, not zeros.
+#[test]
+fn stats_outlive_a_local_close() {
+    within(30, || {
+        let (server, client, session, incoming) =
+            pair(EndpointConfig::server(), EndpointConfig::default());
+        session.send(vec![9u8; 100_000]).unwrap();
+        assert_eq!(incoming.recv().unwrap().len(), 100_000);
+        session.close(3);
+        assert_eq!(session.closed(), CloseReason::Local { code: 3 });
+        // Wait until the endpoint let go of it (the drain period).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client.sessions().contains(&session.id()) || session.state() != State::Closed {
+            assert!(Instant::now() < deadline, "the session never drained");
+            thread::sleep(Duration::from_millis(10));
+        }
+        thread::sleep(Duration::from_millis(500));
+        let stats = session.stats();
+        assert!(stats.packets_sent >= 80, "{stats:?}");
+        assert!(stats.bytes_sent >= 100_000, "{stats:?}");
+        drop((server, client));
+    })
+}
