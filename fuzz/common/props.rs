@@ -201,8 +201,9 @@ pub fn check_endpoint(data: &[u8]) -> Reached {
 /// Feeds `data` (records, with the [`OUR_SESSION`] flag too) to an endpoint
 /// that started a session to [`PEER`], got a valid ConnectAck and sent
 /// [`STARTER_MESSAGES`]: an endpoint mid-session. Checks what the listener
-/// check does, from the starter's side: every datagram goes to the peer, for
-/// its one session, within the MTU; events follow the session's life; nothing
+/// check does, from the starter's side: every datagram of its session goes to
+/// the peer, within the MTU, and any other is the refusal of a valid Connect;
+/// events follow the session's life; nothing
 /// is delivered that valid Data did not carry; and ten quiet minutes after the
 /// last datagram the session has closed.
 pub fn check_starter(data: &[u8]) -> Reached {
@@ -420,8 +421,13 @@ impl Driver {
                 ),
                 "a listener whose application sends nothing sent {packet:?}"
             ),
+            // A starter does not accept sessions, but it refuses a Connect
+            // (statelessly, with a Close) wherever that came from.
+            Some(id) if header.session != id => assert!(
+                matches!(packet, Packet::Close(_)),
+                "a starter sent {packet:?} for a session not its own"
+            ),
             Some(id) => {
-                assert_eq!(header.session, id, "the starter has one session");
                 assert_eq!(t.destination, PEER, "the starter sends to its peer only");
                 assert!(
                     !matches!(header.kind, PacketKind::Direct | PacketKind::ConnectAck),
