@@ -477,6 +477,8 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         accept_incoming: server,
         mtu: args.mtu,
         max_sessions: args.sessions.max(Config::default().max_sessions),
+        // The many-sessions row starts every session from one address at once.
+        max_handshakes_per_source: 0,
         psk,
         ..Config::default()
     })

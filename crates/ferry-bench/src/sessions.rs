@@ -188,6 +188,7 @@ fn udp_round_trip(n: usize) -> Result<(Duration, Duration), String> {
 fn idle_memory(sessions: usize) -> Result<usize, String> {
     let config = Config {
         max_sessions: sessions,
+        max_handshakes_per_source: 0,
         ..Config::default()
     };
     let mut net = Network::new(1);

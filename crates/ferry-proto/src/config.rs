@@ -130,6 +130,13 @@ pub struct Config {
     pub datagram_queue: usize,
     /// Most sessions one endpoint serves at once. Default 4096.
     pub max_sessions: usize,
+    /// Most new sessions one source IP address may start per second; further
+    /// connects from it are dropped without an answer and counted in
+    /// `EndpointStats::dropped_rate_limited`. At most 4096 addresses are
+    /// counted per second: under a flood of more, newcomers are dropped until
+    /// the second ends. Retransmitted connects of a session already accepted
+    /// do not count. 0 turns the limit off. Default 1000.
+    pub max_handshakes_per_source: u32,
     /// Whether the endpoint accepts sessions started by peers. Default `false`
     /// (a client); servers set `true`.
     pub accept_incoming: bool,
@@ -168,6 +175,7 @@ impl Default for Config {
             max_streams: 100,
             datagram_queue: 256,
             max_sessions: 4096,
+            max_handshakes_per_source: 1000,
             accept_incoming: false,
             psk: None,
         }

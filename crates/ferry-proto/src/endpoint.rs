@@ -10,6 +10,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::trace;
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
 use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendError, StreamError};
@@ -114,6 +115,8 @@ pub struct Endpoint {
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     retired: VecDeque<SessionId>,
     retired_info: HashMap<SessionId, Retired>,
+    /// New sessions per source address this second.
+    admission: Admission,
     stats: EndpointStats,
 }
 
@@ -146,6 +149,7 @@ impl Endpoint {
             stateless: VecDeque::new(),
             retired: VecDeque::new(),
             retired_info: HashMap::new(),
+            admission: Admission::default(),
             stats: EndpointStats::default(),
         })
     }
@@ -386,6 +390,16 @@ impl Endpoint {
         if self.retired_info.contains_key(&id) {
             // A late retransmission of a connect for a session already over.
             self.stats.dropped_unknown_session += 1;
+            return;
+        }
+        if self.config.accept_incoming
+            && !self
+                .admission
+                .admit(now, from.ip(), self.config.max_handshakes_per_source)
+        {
+            // No answer at all: a refusal would be as much work, and would
+            // reflect a spoofed flood at its victim.
+            self.stats.dropped_rate_limited += 1;
             return;
         }
         let mut refusal =

@@ -60,6 +60,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod ack;
+mod admission;
 mod batch;
 pub mod codec;
 pub mod config;

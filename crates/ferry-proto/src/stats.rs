@@ -92,4 +92,9 @@ pub struct EndpointStats {
     /// none), or a packet of an encrypted session that did not decrypt
     /// (tampered, forged, or from another session).
     pub dropped_unauthenticated: u64,
+    /// Dropped without an answer: a connect for a new session from a source
+    /// address that already started `max_handshakes_per_source` this second
+    /// (or, under a flood of addresses, from one the listener had no room to
+    /// count).
+    pub dropped_rate_limited: u64,
 }

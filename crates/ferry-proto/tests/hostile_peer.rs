@@ -264,3 +264,55 @@ fn duplicate_connect_is_answered_again_not_duplicated() {
     assert_eq!(f.server.session_count(), 1);
     assert_eq!(f.server.poll_event(), None, "no second Connected");
 }
+
+/// One host starting sessions as fast as it can gets `max_handshakes_per_source`
+/// per second; the rest are dropped without an answer and counted, and other
+/// hosts, and the next second, are unaffected.
+#[test]
+fn handshakes_per_source_are_limited() {
+    let mut f = Forger::new(Config {
+        max_handshakes_per_source: 5,
+        ..Config::default()
+    });
+    let connect = |f: &mut Forger, id: u64, from: SocketAddr| {
+        f.id = SessionId::from(id);
+        f.pn = 0;
+        f.peer = from;
+        f.send(Packet::Connect(Handshake {
+            max_udp_payload: 1200,
+            max_message_size: 1 << 20,
+            initial_max_data: 1 << 20,
+            max_ack_delay_micros: 10_000,
+            max_streams: 100,
+            initial_max_stream_data: 1 << 20,
+            auth: Bytes::new(),
+        }));
+    };
+    let here: SocketAddr = PEER.parse().unwrap();
+    // The Forger's own session was the first of five; four more, then three
+    // beyond the limit (from another port of the same host).
+    for id in 1..=4 {
+        connect(&mut f, 0x1000 + id, here);
+    }
+    assert!(!f.replies().is_empty(), "the accepted ones are answered");
+    let other_port: SocketAddr = "192.0.2.7:9001".parse().unwrap();
+    for id in 5..=7 {
+        connect(&mut f, 0x1000 + id, other_port);
+    }
+    assert_eq!(f.server.session_count(), 5);
+    assert_eq!(f.server.stats().dropped_rate_limited, 3);
+    assert_eq!(f.server.stats().sessions_refused, 0, "dropped, not refused");
+    let replies = f.replies();
+    assert!(
+        replies.is_empty(),
+        "no answer to a dropped connect: {replies:?}"
+    );
+    // Another host is not held back.
+    connect(&mut f, 0x2000, "198.51.100.1:9000".parse().unwrap());
+    assert_eq!(f.server.session_count(), 6);
+    // Nor is this one, a second later.
+    f.now += std::time::Duration::from_secs(1);
+    connect(&mut f, 0x1008, here);
+    assert_eq!(f.server.session_count(), 7);
+    assert_eq!(f.server.stats().dropped_rate_limited, 3);
+}
