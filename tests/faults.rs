@@ -152,25 +152,29 @@ fn corruption_is_dropped_and_counted(driver: Driver, config: Config) {
     );
     // Every corrupted datagram was refused: as malformed (it failed the
     // checksum or did not parse), as unauthenticated (it failed decryption),
-    // or as for no session (the flipped bit was in the session id).
-    let dropped = |p: &dyn Peer| {
+    // or as for no session (the flipped bit was in the session id). Late
+    // packets of a session already forgotten count as for no session too, so
+    // those bound the count from above only.
+    let certain = |p: &dyn Peer| {
         let s = p.stats();
-        s.dropped_malformed + s.dropped_unauthenticated + s.dropped_unknown_session
+        s.dropped_malformed + s.dropped_unauthenticated
     };
+    let unknown = |p: &dyn Peer| p.stats().dropped_unknown_session;
     let stats = relay.stats();
     assert_eq!(
         stats.to_upstream.send_errors + stats.to_client.send_errors,
         0
     );
-    assert!(stats.to_upstream.link.corrupted > 0, "{stats:?}");
-    assert_eq!(
-        dropped(server.as_ref()),
-        stats.to_upstream.link.corrupted,
-        "server: {:?}",
-        server.stats()
+    let corrupted = stats.to_upstream.link.corrupted;
+    assert!(corrupted > 0, "{stats:?}");
+    let server_stats = server.stats();
+    assert!(
+        certain(server.as_ref()) <= corrupted
+            && corrupted <= certain(server.as_ref()) + unknown(server.as_ref()),
+        "{corrupted} corrupted on the way to the server: {server_stats:?}"
     );
     // The client may close before the last corrupted datagram reaches it.
-    assert!(dropped(client.as_ref()) <= stats.to_client.link.corrupted);
+    assert!(certain(client.as_ref()) <= stats.to_client.link.corrupted);
     client.close();
     server.close();
 }
