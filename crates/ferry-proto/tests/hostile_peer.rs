@@ -11,6 +11,19 @@ use ferry_proto::{CloseReason, Config, Endpoint, Event, ProtocolViolation, Sessi
 
 const PEER: &str = "192.0.2.7:9000";
 
+/// The parameters of every forged Connect.
+fn handshake() -> Handshake {
+    Handshake {
+        max_udp_payload: 1200,
+        max_message_size: 1 << 20,
+        initial_max_data: 1 << 20,
+        max_ack_delay_micros: 10_000,
+        max_streams: 100,
+        initial_max_stream_data: 1 << 20,
+        auth: Bytes::new(),
+    }
+}
+
 /// Plays a misbehaving starter against a real listening endpoint.
 struct Forger {
     server: Endpoint,
@@ -37,15 +50,7 @@ impl Forger {
             now: Instant::now(),
             peer: PEER.parse().unwrap(),
         };
-        f.send(Packet::Connect(Handshake {
-            max_udp_payload: 1200,
-            max_message_size: 1 << 20,
-            initial_max_data: 1 << 20,
-            max_ack_delay_micros: 10_000,
-            max_streams: 100,
-            initial_max_stream_data: 1 << 20,
-            auth: Bytes::new(),
-        }));
+        f.send(Packet::Connect(handshake()));
         assert_eq!(
             f.server.poll_event(),
             Some(Event::Connected { session: f.id })
@@ -251,15 +256,7 @@ fn duplicate_connect_is_answered_again_not_duplicated() {
             .count()
     };
     assert_eq!(acks(&f.replies()), 1);
-    f.send(Packet::Connect(Handshake {
-        max_udp_payload: 1200,
-        max_message_size: 1 << 20,
-        initial_max_data: 1 << 20,
-        max_ack_delay_micros: 10_000,
-        max_streams: 100,
-        initial_max_stream_data: 1 << 20,
-        auth: Bytes::new(),
-    }));
+    f.send(Packet::Connect(handshake()));
     assert_eq!(acks(&f.replies()), 1, "a lost connect ack is sent again");
     assert_eq!(f.server.session_count(), 1);
     assert_eq!(f.server.poll_event(), None, "no second Connected");
@@ -278,15 +275,7 @@ fn handshakes_per_source_are_limited() {
         f.id = SessionId::from(id);
         f.pn = 0;
         f.peer = from;
-        f.send(Packet::Connect(Handshake {
-            max_udp_payload: 1200,
-            max_message_size: 1 << 20,
-            initial_max_data: 1 << 20,
-            max_ack_delay_micros: 10_000,
-            max_streams: 100,
-            initial_max_stream_data: 1 << 20,
-            auth: Bytes::new(),
-        }));
+        f.send(Packet::Connect(handshake()));
     };
     let here: SocketAddr = PEER.parse().unwrap();
     // The Forger's own session was the first of five; four more, then three
