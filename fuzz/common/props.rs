@@ -46,7 +46,7 @@
 //     sleeping until `poll_timeout` would otherwise spin);
 //   - ten quiet minutes after the last datagram every session has closed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,7 @@ pub const HANDSHAKE: Handshake = Handshake {
     max_streams: 100,
     initial_max_stream_data: 1 << 24,
     auth: Bytes::new(),
+    token: Bytes::new(),
 };
 
 /// The configuration of the fuzzed listener: the defaults, accepting sessions,
@@ -124,6 +125,8 @@ pub fn listener_config() -> Config {
     Config {
         accept_incoming: true,
         max_sessions: 4,
+        // Reachable too: beyond one unproven session, connects get a retry.
+        max_pending_handshakes: 1,
         ..Config::default()
     }
 }
@@ -151,6 +154,10 @@ pub fn seal(mut packet: Vec<u8>) -> Vec<u8> {
 pub fn datagram(packet: &Packet, session: SessionId, number: u64) -> Vec<u8> {
     let mut buf = Vec::new();
     packet.encode(session, number, &mut buf);
+    if packet.kind() == PacketKind::Connect {
+        // Connects are padded to the MTU, trailer included.
+        buf.resize(buf.len().max(HANDSHAKE.max_udp_payload as usize - 4), 0);
+    }
     let header_len = Header {
         kind: packet.kind(),
         session,
@@ -272,6 +279,13 @@ struct Driver {
     // What the input held.
     fed: u64,
     senders: HashSet<SocketAddr>,
+    /// Bytes received from and sent to each address, until it proved it
+    /// receives there (a listener's amplification limit).
+    traffic: HashMap<SocketAddr, (u64, u64)>,
+    /// Path challenge and retry tokens sent to each address: echoing one
+    /// proves the address.
+    challenges: HashSet<(SocketAddr, u64)>,
+    retry_tokens: HashSet<(SocketAddr, Bytes)>,
     connects: HashSet<SessionId>,
     data_bytes: usize,
     directs: HashSet<Bytes>,
@@ -293,6 +307,9 @@ impl Driver {
             buf: Vec::new(),
             fed: 0,
             senders: HashSet::new(),
+            traffic: HashMap::new(),
+            challenges: HashSet::new(),
+            retry_tokens: HashSet::new(),
             connects: HashSet::new(),
             data_bytes: 0,
             directs: HashSet::new(),
@@ -335,10 +352,21 @@ impl Driver {
     fn feed(&mut self, from: SocketAddr, datagram: &[u8]) {
         self.fed += 1;
         self.senders.insert(from);
+        if let Some(t) = self.traffic.get_mut(&from) {
+            t.0 += datagram.len() as u64;
+        } else {
+            self.traffic.insert(from, (datagram.len() as u64, 0));
+        }
         if let Some((header, packet)) = open(datagram) {
             match packet {
-                Packet::Connect(_) => {
+                Packet::Connect(h) => {
+                    if self.retry_tokens.contains(&(from, h.token.clone())) {
+                        self.traffic.remove(&from);
+                    }
                     self.connects.insert(header.session);
+                }
+                Packet::PathResponse { token } if self.challenges.contains(&(from, token)) => {
+                    self.traffic.remove(&from);
                 }
                 Packet::Data(d) => self.data_bytes += d.payload.len(),
                 Packet::Direct(payload) => {
@@ -400,7 +428,7 @@ impl Driver {
         self.check_sessions();
     }
 
-    fn check_transmit(&self, t: Transmit) {
+    fn check_transmit(&mut self, t: Transmit) {
         assert!(t.size <= self.buf.len(), "{t:?} beyond the buffer");
         assert!(t.size <= self.config.mtu, "{t:?} above the MTU");
         assert!(
@@ -409,6 +437,30 @@ impl Driver {
         );
         let (header, packet) = open(&self.buf[..t.size])
             .unwrap_or_else(|| panic!("the endpoint sent an invalid datagram: {t:?}"));
+        match &packet {
+            Packet::PathChallenge { token } => {
+                self.challenges.insert((t.destination, *token));
+            }
+            Packet::Retry { token } => {
+                self.retry_tokens.insert((t.destination, token.clone()));
+            }
+            _ => {}
+        }
+        // (With a key, any packet that opens proves the address; the input
+        // cannot make one, so only clear listeners are checked.)
+        if self.starter.is_none()
+            && self.config.psk.is_none()
+            && let Some((received, sent)) = self.traffic.get_mut(&t.destination)
+        {
+            // A listener answers an unproven address with at most
+            // `amplification_factor` times what came from it.
+            *sent += t.size as u64;
+            assert!(
+                *sent <= u64::from(self.config.amplification_factor) * *received,
+                "sent {sent} bytes to {} after receiving {received}: amplification",
+                t.destination
+            );
+        }
         assert!(
             self.connects.contains(&header.session),
             "sent a packet for a session no valid Connect named: {header:?}"

@@ -465,6 +465,11 @@ impl Reassembly {
         Ok(Accepted::New(cost))
     }
 
+    /// Whether message `number` has some fragments here but not all.
+    pub(crate) fn is_assembling(&self, number: u64) -> bool {
+        self.pending.get(&number).is_some_and(|m| !m.is_complete())
+    }
+
     /// Latest-only streams: messages dropped so far (obsolete or unfinished).
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped

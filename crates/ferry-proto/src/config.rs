@@ -137,6 +137,25 @@ pub struct Config {
     /// the second ends. Retransmitted connects of a session already accepted
     /// do not count. 0 turns the limit off. Default 1000.
     pub max_handshakes_per_source: u32,
+    /// Sessions a listener holds whose peers have not yet proved their
+    /// address (by answering the ConnectAck). Beyond it, a connect is
+    /// answered statelessly with a retry token and becomes a session only
+    /// when it comes back carrying it, so a flood of connects from forged
+    /// addresses holds no state. 0 asks every connect for a retry (one more
+    /// round trip per handshake). Default 256.
+    pub max_pending_handshakes: usize,
+    /// Until a peer proves its address, a listener sends it at most this many
+    /// times the bytes it received from it, so that a forged connect cannot
+    /// aim a larger answer at someone else. At least 1. Default 3.
+    pub amplification_factor: u32,
+    /// Most bytes of received data all sessions of the endpoint hold at once
+    /// (message fragments being reassembled, and messages delivered but not
+    /// yet taken). A data packet that would go beyond it is dropped
+    /// unacknowledged and counted in `SessionStats::dropped_recv_memory`; its
+    /// sender retransmits it later, so nothing is lost. Each session is
+    /// further bounded by its receive window. At least `recv_window`.
+    /// Default 2 GiB.
+    pub max_recv_memory: usize,
     /// Whether the endpoint accepts sessions started by peers. Default `false`
     /// (a client); servers set `true`.
     pub accept_incoming: bool,
@@ -176,6 +195,9 @@ impl Default for Config {
             datagram_queue: 256,
             max_sessions: 4096,
             max_handshakes_per_source: 1000,
+            max_pending_handshakes: 256,
+            amplification_factor: 3,
+            max_recv_memory: 2 << 30,
             accept_incoming: false,
             psk: None,
         }
@@ -217,6 +239,7 @@ impl Config {
             ("send_window_packets", self.send_window_packets),
             ("datagram_queue", self.datagram_queue),
             ("max_sessions", self.max_sessions),
+            ("amplification_factor", self.amplification_factor as usize),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -268,6 +291,12 @@ impl Config {
                 self.max_stream_recv_window,
                 self.stream_recv_window,
                 "stream_recv_window",
+            ),
+            (
+                "max_recv_memory",
+                self.max_recv_memory,
+                self.recv_window,
+                "recv_window",
             ),
         ] {
             if max < initial {

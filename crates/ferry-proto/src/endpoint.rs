@@ -11,20 +11,23 @@ use rand_chacha::ChaCha8Rng;
 use tracing::trace;
 
 use crate::admission::Admission;
-use crate::config::Config;
+use crate::config::{Config, MIN_MTU};
 use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
 use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendError, StreamError};
 use crate::event::{Event, TransportCode};
 use crate::id::{SessionId, Side};
+use crate::memory::RecvMemory;
 use crate::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
 use crate::pool::BufferPool;
 use crate::protection::Protection;
+use crate::retry::RetryTokens;
 use crate::session::{SessionCore, SessionEvent, State, own_params, prologue};
 use crate::stats::{EndpointStats, SessionStats};
 use crate::stream::{StreamId, StreamKind};
 
-/// Refusals waiting to be sent, at most; more are dropped (they are only courtesy).
-const MAX_STATELESS: usize = 64;
+/// Stateless answers (refusals, retries) waiting to be sent, at most; more are
+/// dropped (a starter whose connect got no answer sends it again).
+const MAX_STATELESS: usize = 1024;
 /// Closed session ids remembered so that late packets are not mistaken for new
 /// sessions and ids are never reused.
 const RETIRED_IDS: usize = 4096;
@@ -117,6 +120,12 @@ pub struct Endpoint {
     retired_info: HashMap<SessionId, Retired>,
     /// New sessions per source address this second.
     admission: Admission,
+    /// Received data all sessions hold, against `max_recv_memory`.
+    recv_memory: RecvMemory,
+    /// Issues and checks the tokens of stateless retries.
+    retry: RetryTokens,
+    /// Sessions whose peers have not yet proved their address.
+    unvalidated: usize,
     stats: EndpointStats,
 }
 
@@ -136,8 +145,10 @@ impl Endpoint {
         Self::build(config, ChaCha8Rng::from_seed(seed))
     }
 
-    fn build(config: Config, rng: ChaCha8Rng) -> Result<Self, ConfigError> {
+    fn build(config: Config, mut rng: ChaCha8Rng) -> Result<Self, ConfigError> {
         config.validate()?;
+        let mut retry_key = [0; 32];
+        rng.fill_bytes(&mut retry_key);
         Ok(Self {
             config: Arc::new(config),
             rng,
@@ -150,6 +161,9 @@ impl Endpoint {
             retired: VecDeque::new(),
             retired_info: HashMap::new(),
             admission: Admission::default(),
+            recv_memory: RecvMemory::default(),
+            retry: RetryTokens::new(retry_key),
+            unvalidated: 0,
             stats: EndpointStats::default(),
         })
     }
@@ -251,6 +265,7 @@ impl Endpoint {
         };
         let mut session = SessionCore::connect(id, remote, self.config.clone(), now, &mut self.rng);
         session.pool = self.pool.clone();
+        session.recv_memory = self.recv_memory.clone();
         self.sessions.insert(id, session);
         self.touched(id);
         Ok(id)
@@ -375,6 +390,7 @@ impl Endpoint {
         header_len: usize,
         mut data: BytesMut,
     ) {
+        let len = data.len();
         let protection = Protection::default();
         let hs = match protection
             .open(header.number, header_len, &mut data)
@@ -390,6 +406,12 @@ impl Endpoint {
         if self.retired_info.contains_key(&id) {
             // A late retransmission of a connect for a session already over.
             self.stats.dropped_unknown_session += 1;
+            return;
+        }
+        if len < MIN_MTU {
+            // Connects are padded to the MTU: a short one is not ours, and
+            // answering it would amplify.
+            self.stats.dropped_malformed += 1;
             return;
         }
         if self.config.accept_incoming
@@ -410,6 +432,34 @@ impl Endpoint {
             } else {
                 None
             };
+        // A token proves the address; without one, a listener holding too
+        // many sessions still unproven answers with a retry and keeps nothing.
+        let proven = !hs.token.is_empty();
+        if proven
+            && !self
+                .retry
+                .check(now, from, id, &hs.token, self.config.handshake_timeout)
+        {
+            self.stats.dropped_invalid_token += 1;
+            return;
+        }
+        if refusal.is_none() && !proven && self.unvalidated >= self.config.max_pending_handshakes {
+            self.stats.retries_sent += 1;
+            if self.stateless.len() < MAX_STATELESS {
+                let token = self.retry.issue(now, from, id);
+                let mut buf = Vec::new();
+                Packet::Retry { token }.encode(id, 0, &mut buf);
+                let header_len = Header {
+                    kind: PacketKind::Retry,
+                    session: id,
+                    number: 0,
+                }
+                .encoded_len();
+                protection.seal(0, header_len, &mut buf);
+                self.stateless.push_back((from, buf));
+            }
+            return;
+        }
         // Authentication last: the Diffie-Hellman work is spent only on a
         // connect that would otherwise be accepted.
         let mut keys = None;
@@ -443,9 +493,24 @@ impl Endpoint {
             return;
         }
         self.stats.sessions_accepted += 1;
-        let mut session =
-            SessionCore::accept(id, from, self.config.clone(), now, header.number, &hs, keys);
+        let challenge = (!proven).then(|| self.rng.next_u64());
+        let mut session = SessionCore::accept(
+            id,
+            from,
+            self.config.clone(),
+            now,
+            header.number,
+            &hs,
+            keys,
+            challenge,
+            len,
+        );
+        if !proven {
+            self.unvalidated += 1;
+            session.counted_unvalidated = true;
+        }
         session.pool = self.pool.clone();
+        session.recv_memory = self.recv_memory.clone();
         self.sessions.insert(id, session);
         self.touched(id);
     }
@@ -607,6 +672,12 @@ impl Endpoint {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        if session.counted_unvalidated
+            && (session.is_validated() || session.state() == State::Closed)
+        {
+            session.counted_unvalidated = false;
+            self.unvalidated -= 1;
+        }
         // Most calls (a packet sent, an ack taken in) have no event to move.
         if !session.events.is_empty() {
             Self::move_events(&mut self.events, &mut session.events, id);

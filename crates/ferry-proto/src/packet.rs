@@ -36,6 +36,8 @@ pub const MAX_RANGES: usize = 64;
 
 /// The longest close reason text, in bytes.
 pub const MAX_CLOSE_REASON: usize = 256;
+/// Longest retry token a [`Packet::Retry`] may carry, in bytes.
+pub const MAX_RETRY_TOKEN: usize = 64;
 
 /// The kind byte of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +67,8 @@ pub enum PacketKind {
     PathResponse = 0x0b,
     /// Finishes, resets, refuses a stream or grants it credit.
     StreamControl = 0x0c,
+    /// A listener under a connect flood: connect again with this token.
+    Retry = 0x0d,
 }
 
 impl PacketKind {
@@ -83,6 +87,7 @@ impl PacketKind {
             0x0a => Self::PathChallenge,
             0x0b => Self::PathResponse,
             0x0c => Self::StreamControl,
+            0x0d => Self::Retry,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -155,6 +160,10 @@ pub struct Handshake {
     /// Connect, message 2 in a ConnectAck, see [`crate::crypto`]). Empty
     /// without encryption, and then not encoded at all.
     pub auth: Bytes,
+    /// In a Connect only: the token of the listener's [`Packet::Retry`],
+    /// proving the starter receives at its address. Empty otherwise, and
+    /// then not encoded.
+    pub token: Bytes,
 }
 
 impl Handshake {
@@ -263,6 +272,14 @@ pub enum Packet {
         /// What about it.
         op: StreamOp,
     },
+    /// A listener that holds too many unvalidated sessions answers a connect
+    /// with this instead of a session: the starter connects again carrying
+    /// the token, which proves its address without the listener having
+    /// kept any state.
+    Retry {
+        /// Opaque to the starter, at most [`MAX_RETRY_TOKEN`] bytes.
+        token: Bytes,
+    },
 }
 
 impl Packet {
@@ -281,6 +298,7 @@ impl Packet {
             Self::PathChallenge { .. } => PacketKind::PathChallenge,
             Self::PathResponse { .. } => PacketKind::PathResponse,
             Self::StreamControl { .. } => PacketKind::StreamControl,
+            Self::Retry { .. } => PacketKind::Retry,
         }
     }
 
@@ -289,9 +307,13 @@ impl Packet {
         match self {
             Self::Connect(h) | Self::ConnectAck(h) => {
                 h.encode_params(out);
-                if !h.auth.is_empty() {
+                if !h.auth.is_empty() || !h.token.is_empty() {
                     put_varint(out, h.auth.len() as u64);
                     out.extend_from_slice(&h.auth);
+                }
+                if !h.token.is_empty() {
+                    put_varint(out, h.token.len() as u64);
+                    out.extend_from_slice(&h.token);
                 }
             }
             Self::Data(d) => {
@@ -340,6 +362,10 @@ impl Packet {
                     StreamOp::Refuse => out.push(3),
                 }
             }
+            Self::Retry { token } => {
+                put_varint(out, token.len() as u64);
+                out.extend_from_slice(token);
+            }
         }
     }
 
@@ -367,14 +393,22 @@ impl Packet {
                     max_streams: r.varint()?,
                     initial_max_stream_data: r.varint()?,
                     auth: Bytes::new(),
+                    token: Bytes::new(),
                 };
-                // The Noise message, if any (its length is at most the rest of
-                // the datagram, so it allocates nothing the input does not hold).
+                // The Noise message and the retry token, if any (each at most
+                // the rest of the datagram, so they allocate nothing the input
+                // does not hold). Zero padding reads as empty fields.
                 if r.remaining() > 0 {
                     let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
                     let start = r.position();
                     r.bytes(len)?;
                     h.auth = body.slice(start..start + len);
+                }
+                if r.remaining() > 0 {
+                    let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
+                    let start = r.position();
+                    r.bytes(len)?;
+                    h.token = body.slice(start..start + len);
                 }
                 // Connect is padded; the rest is ignored.
                 r.rest();
@@ -459,6 +493,17 @@ impl Packet {
                     _ => return Err(DecodeError::ValueOutOfRange),
                 };
                 Self::StreamControl { stream, op }
+            }
+            PacketKind::Retry => {
+                let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
+                if len > MAX_RETRY_TOKEN {
+                    return Err(DecodeError::ValueOutOfRange);
+                }
+                let start = r.position();
+                r.bytes(len)?;
+                Self::Retry {
+                    token: body.slice(start..start + len),
+                }
             }
         };
         if r.remaining() != 0 {
@@ -575,16 +620,33 @@ mod tests {
             max_streams: 100,
             initial_max_stream_data: 1 << 24,
             auth: Bytes::new(),
+            token: Bytes::new(),
         };
         let with_auth = Handshake {
             auth: Bytes::from(vec![7; 80]),
             ..hs.clone()
+        };
+        let with_token = Handshake {
+            token: Bytes::from(vec![9; 20]),
+            ..hs.clone()
+        };
+        let with_both = Handshake {
+            token: Bytes::from(vec![9; 20]),
+            ..with_auth.clone()
         };
         for p in [
             Packet::Connect(hs.clone()),
             Packet::ConnectAck(hs),
             Packet::Connect(with_auth.clone()),
             Packet::ConnectAck(with_auth),
+            Packet::Connect(with_token),
+            Packet::Connect(with_both),
+            Packet::Retry {
+                token: Bytes::from(vec![1; MAX_RETRY_TOKEN]),
+            },
+            Packet::Retry {
+                token: Bytes::new(),
+            },
             Packet::PathChallenge { token: 0xdead_beef },
             Packet::PathResponse { token: u64::MAX },
             Packet::StreamControl {
@@ -731,8 +793,9 @@ mod tests {
             0..=VARINT_MAX,
             (0..=VARINT_MAX, 0..=VARINT_MAX),
             prop::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from),
+            prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from),
         )
-            .prop_map(|(a, b, c, d, (e, f), auth)| Handshake {
+            .prop_map(|(a, b, c, d, (e, f), auth, token)| Handshake {
                 max_udp_payload: a,
                 max_message_size: b,
                 initial_max_data: c,
@@ -740,10 +803,17 @@ mod tests {
                 max_streams: e,
                 initial_max_stream_data: f,
                 auth,
+                token,
             });
+        let token = prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from);
         prop_oneof![
             hs.clone().prop_map(Packet::Connect),
-            hs.prop_map(Packet::ConnectAck),
+            hs.prop_map(|mut h| {
+                // A ConnectAck carries no token.
+                h.token = Bytes::new();
+                Packet::ConnectAck(h)
+            }),
+            token.prop_map(|token| Packet::Retry { token }),
             (
                 0..=VARINT_MAX,
                 0..=VARINT_MAX,

@@ -1,7 +1,7 @@
 //! One session's state machine: handshake, reliable messages, acks, recovery,
 //! keep-alive, datagrams and close. Driven by the [`Endpoint`](crate::Endpoint).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use crate::error::{DatagramError, ProtocolViolation, SendError, StreamError};
 use crate::event::{CloseReason, TransportCode};
 use crate::flow::WindowTuner;
 use crate::id::{SessionId, Side};
+use crate::memory::RecvMemory;
 use crate::packet::{
     Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
     PacketKind, RepeatRequest, VERSION,
@@ -80,8 +81,12 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         max_streams: config.max_streams as u64,
         initial_max_stream_data: config.stream_recv_window as u64,
         auth: Bytes::new(),
+        token: Bytes::new(),
     }
 }
+
+/// The largest path challenge: header, token and trailer.
+const CHALLENGE_LEN: u64 = (crate::packet::MAX_HEADER_LEN + 8 + crate::crypto::TAG_LEN) as u64;
 
 /// Challenges sent to one new address before giving up on it (until the
 /// peer's packets come from it again).
@@ -120,6 +125,23 @@ fn kind_index(kind: StreamKind) -> usize {
         StreamKind::ReliableUnordered => 1,
         StreamKind::Unreliable => 2,
     }
+}
+
+/// A listener's proof that its peer receives at the address it sends from,
+/// until it comes: with a key, any packet that opens under the session's
+/// keys (which need the ConnectAck); without, the answer to a path challenge
+/// sent with the ConnectAck. Until then the listener sends at most
+/// `amplification_factor` times what it received.
+#[derive(Debug)]
+struct Validation {
+    /// The challenge's token (clear sessions).
+    token: u64,
+    due: bool,
+    /// Challenges sent so far (each waits twice as long for its answer).
+    tries: u32,
+    /// Bytes received from and sent to the peer's address so far.
+    received: u64,
+    sent: u64,
 }
 
 /// A new address the peer's authenticated packets came from, being checked.
@@ -210,6 +232,12 @@ pub(crate) struct SessionCore {
     connect_sent_at: Option<Instant>,
     /// The listener's last ConnectAck, until an ack covers it: its RTT sample.
     connect_ack_sent: Option<(u64, Instant)>,
+    /// Sending is held by the amplification limit (counted once per hold).
+    amplification_blocked: bool,
+    /// The starter's retry token, from a listener under a connect flood.
+    retry_token: Bytes,
+    /// A listener's address validation, until the peer proves its address.
+    validation: Option<Validation>,
 
     // Receiving.
     acks: AckTracker,
@@ -243,10 +271,21 @@ pub(crate) struct SessionCore {
     pub(crate) events: VecDeque<SessionEvent>,
     /// Where received messages' buffers come from: the endpoint's pool.
     pub(crate) pool: BufferPool,
+    /// The endpoint's count of received data held, and this session's share.
+    pub(crate) recv_memory: RecvMemory,
+    recv_held: u64,
+    /// Messages being reassembled on reliable streams, by (stream, message):
+    /// the part of the full size reserved when their first fragment came
+    /// that their fragments have not used yet. A message admitted within
+    /// `max_recv_memory` can always complete.
+    reservations: HashMap<(u64, u64), u64>,
+    reserved: u64,
     /// Bookkeeping for the endpoint: this session's key in its timer index, and
     /// whether it sits in the send queue.
     pub(crate) timer_key: Option<Instant>,
     pub(crate) queued: bool,
+    /// Counted among the endpoint's sessions whose peer's address is unproven.
+    pub(crate) counted_unvalidated: bool,
 }
 
 impl SessionCore {
@@ -307,6 +346,9 @@ impl SessionCore {
             connects_sent: 0,
             connect_sent_at: None,
             connect_ack_sent: None,
+            amplification_blocked: false,
+            retry_token: Bytes::new(),
+            validation: None,
             acks: AckTracker::new(),
             credit_received: 0,
             consumed: 0,
@@ -328,8 +370,13 @@ impl SessionCore {
             stats: SessionStats::default(),
             events: VecDeque::new(),
             pool: BufferPool::default(),
+            recv_memory: RecvMemory::default(),
+            recv_held: 0,
+            reservations: HashMap::new(),
+            reserved: 0,
             timer_key: None,
             queued: false,
+            counted_unvalidated: false,
             config,
         }
     }
@@ -358,9 +405,13 @@ impl SessionCore {
         s
     }
 
-    /// A session accepted from a peer's connect packet (already validated and,
+    /// A session accepted from a peer's connect packet (already checked and,
     /// with a key, authenticated: `keys` are the session's packet keys and
-    /// the Noise message 2 its ConnectAcks carry).
+    /// the Noise message 2 its ConnectAcks carry). `challenge` is `None` when
+    /// the connect carried a valid retry token (the peer's address is proven),
+    /// else the token of the path challenge that proves it; `len` is the
+    /// connect datagram's size.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn accept(
         id: SessionId,
         remote: SocketAddr,
@@ -369,8 +420,11 @@ impl SessionCore {
         pn: u64,
         peer: &Handshake,
         keys: Option<(PacketKeys, Bytes)>,
+        challenge: Option<u64>,
+        len: usize,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Listener, config, now);
+        let encrypted = keys.is_some();
         if let Some((keys, message)) = keys {
             s.protection = Protection::Aead(keys);
             s.auth = message;
@@ -379,7 +433,89 @@ impl SessionCore {
         s.acks.on_packet(pn, false, now, Duration::ZERO, 1);
         s.connect_ack_due = true;
         s.establish(now);
+        if let Some(token) = challenge {
+            s.validation = Some(Validation {
+                token,
+                // An encrypted peer proves its address by its first packet.
+                due: !encrypted,
+                tries: 0,
+                received: len as u64,
+                sent: 0,
+            });
+            // A peer that never proves its address is dropped.
+            s.timers
+                .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
+        }
         s
+    }
+
+    /// The room a message needs, from one of its fragments: every fragment
+    /// counted as a full packet's, and no more than the largest message.
+    fn reservation_for(&self, fragments: u32, len: usize) -> u64 {
+        let fragments = u64::from(fragments);
+        let per_fragment = crate::batch::fragment_cost(self.mtu.max(len));
+        let largest = crate::batch::fragment_cost(self.config.max_message_size)
+            + fragments.saturating_sub(1) * crate::config::FRAGMENT_COST;
+        fragments.saturating_mul(per_fragment).min(largest)
+    }
+
+    /// Accounts a new fragment of a reliable stream against its message's
+    /// reservation, making one for a message that starts; a finished message
+    /// gives back what it did not use.
+    fn reserve(
+        reservations: &mut HashMap<(u64, u64), u64>,
+        reserved: &mut u64,
+        key: (u64, u64),
+        need: u64,
+        cost: u64,
+        assembling: bool,
+    ) {
+        let remaining = match reservations.remove(&key) {
+            Some(left) => {
+                *reserved -= left.min(*reserved);
+                left
+            }
+            None => need,
+        };
+        if assembling {
+            let left = remaining.saturating_sub(cost);
+            reservations.insert(key, left);
+            *reserved += left;
+        }
+    }
+
+    /// Gives back the reservations of a stream that will receive no more.
+    fn release_reservations(&mut self, stream: u64) {
+        let mut freed = 0;
+        self.reservations.retain(|&(s, _), left| {
+            if s == stream {
+                freed += *left;
+            }
+            s != stream
+        });
+        self.reserved -= freed.min(self.reserved);
+    }
+
+    /// Tells the endpoint's count what this session holds now: reliable data
+    /// received and not yet taken, and the room reserved for messages under
+    /// way.
+    fn sync_recv_memory(&mut self) {
+        let held = self.credit_received.saturating_sub(self.consumed) + self.reserved;
+        self.recv_memory.update(self.recv_held, held);
+        self.recv_held = held;
+    }
+
+    /// Whether the peer proved it receives at its address (always, for a starter).
+    pub(crate) fn is_validated(&self) -> bool {
+        self.validation.is_none()
+    }
+
+    fn validated(&mut self) {
+        if self.validation.take().is_some() {
+            trace!(session = %self.id, "peer address validated");
+            self.timers.clear(Timer::HandshakeDeadline);
+            self.timers.clear(Timer::Handshake);
+        }
     }
 
     /// Whether a connect packet's parameters are usable.
@@ -443,7 +579,7 @@ impl SessionCore {
     /// refusal before the handshake completed, carry only a checksum.
     pub(crate) fn protection_for(&self, kind: PacketKind) -> &Protection {
         match kind {
-            PacketKind::Connect | PacketKind::ConnectAck => &CHECKSUM,
+            PacketKind::Connect | PacketKind::ConnectAck | PacketKind::Retry => &CHECKSUM,
             PacketKind::Close if matches!(self.state, State::Init | State::Handshaking) => {
                 &CHECKSUM
             }
@@ -725,6 +861,7 @@ impl SessionCore {
                 s.credit_due = true;
             }
             self.consumed += cost;
+            self.sync_recv_memory();
             let window = self.recv_window.window();
             if self.state == State::Established
                 && self.consumed + window - self.advertised_max_data >= window / 4
@@ -814,6 +951,11 @@ impl SessionCore {
     ) {
         self.stats.packets_received += 1;
         self.stats.bytes_received += len as u64;
+        if let Some(v) = &mut self.validation
+            && from == self.remote
+        {
+            v.received += len as u64;
+        }
         match self.state {
             State::Closed => return,
             State::Closing => {
@@ -832,6 +974,7 @@ impl SessionCore {
                 // Before the handshake completes only its answer (or a refusal) counts.
                 match packet {
                     Packet::ConnectAck(h) => self.on_connect_ack(now, header.number, &h),
+                    Packet::Retry { token } => self.on_retry(token),
                     Packet::Close(c) => self.on_close(c),
                     _ => {
                         trace!(session = %self.id, kind = ?header.kind, "dropped before handshake")
@@ -840,6 +983,17 @@ impl SessionCore {
                 return;
             }
             State::Established => {}
+        }
+        if let Packet::Data(d) = &packet
+            && !self.reservations.contains_key(&(d.stream, d.message))
+            && self.recv_memory.used() + self.reservation_for(d.fragments, d.payload.len())
+                > self.config.max_recv_memory as u64
+        {
+            // A new message the endpoint has no room for: drop it
+            // unacknowledged, and its sender sends it again later. (Messages
+            // under way have their room reserved.)
+            self.stats.dropped_recv_memory += 1;
+            return;
         }
         let eliciting = matches!(
             packet,
@@ -862,6 +1016,14 @@ impl SessionCore {
             self.stats.duplicates += 1;
             return;
         }
+        if self.validation.is_some()
+            && matches!(self.protection, Protection::Aead(_))
+            && header.kind != PacketKind::Connect
+            && from == self.remote
+        {
+            // It opened under keys that need our ConnectAck.
+            self.validated();
+        }
         if from != self.remote {
             // Authenticated (it decrypted) and new: the peer may have moved.
             // Answer where it is now only once that path proves it receives.
@@ -874,8 +1036,11 @@ impl SessionCore {
                     self.connect_ack_due = true;
                 }
             }
-            Packet::ConnectAck(_) => {}
-            Packet::Data(d) => self.on_data(now, d),
+            Packet::ConnectAck(_) | Packet::Retry { .. } => {}
+            Packet::Data(d) => {
+                self.on_data(now, d);
+                self.sync_recv_memory();
+            }
             Packet::StreamControl { stream, op } => self.on_stream_control(now, stream, op),
             Packet::Ack(a) => self.on_ack(now, a),
             Packet::RepeatRequest(r) => self.on_repeat_request(now, r),
@@ -905,7 +1070,13 @@ impl SessionCore {
                 self.path_responses.push_back((from, token));
             }
             Packet::PathResponse { token } => {
-                if let Some(check) = &self.path
+                if self
+                    .validation
+                    .as_ref()
+                    .is_some_and(|v| v.token == token && from == self.remote)
+                {
+                    self.validated();
+                } else if let Some(check) = &self.path
                     && check.token == token
                     && check.addr == from
                 {
@@ -953,6 +1124,25 @@ impl SessionCore {
                 });
             }
         }
+    }
+
+    /// A listener under a connect flood asks us to prove our address: connect
+    /// again, at once, with its token. Only the first retry counts (a
+    /// listener sends one per connect; an attacker who saw our connect could
+    /// forge others, and they would only cost us this handshake).
+    fn on_retry(&mut self, token: Bytes) {
+        if self.side != Side::Starter
+            || !self.retry_token.is_empty()
+            || token.is_empty()
+            || token.len() > crate::packet::MAX_RETRY_TOKEN
+        {
+            return;
+        }
+        debug!(session = %self.id, "listener asked for a retry");
+        self.retry_token = token;
+        self.connect_due = true;
+        // The next connect is a new exchange: its answer is an RTT sample.
+        self.connects_sent = 0;
     }
 
     fn on_connect_ack(&mut self, now: Instant, pn: u64, h: &Handshake) {
@@ -1083,6 +1273,8 @@ impl SessionCore {
                 return;
             }
         };
+        let message = d.message;
+        let need = self.reservation_for(d.fragments, d.payload.len());
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -1097,8 +1289,19 @@ impl SessionCore {
             Ok(Accepted::Duplicate) => self.stats.duplicates += 1,
             Ok(Accepted::New(cost)) => {
                 if stream.kind.is_reliable() {
+                    // (A stream the peer reset delivers nothing more: no room kept.)
+                    let assembling =
+                        stream.recv.is_assembling(message) && stream.peer_reset.is_none();
                     stream.received_cost += cost;
                     self.credit_received += cost;
+                    Self::reserve(
+                        &mut self.reservations,
+                        &mut self.reserved,
+                        (id, message),
+                        need,
+                        cost,
+                        assembling,
+                    );
                     if stream.received_cost > stream.advertised
                         || self.credit_received > self.advertised_max_data
                     {
@@ -1176,6 +1379,8 @@ impl SessionCore {
                     self.consumed += unread;
                 }
                 s.inbox.clear();
+                self.release_reservations(id);
+                self.sync_recv_memory();
             }
             _ => {}
         }
@@ -1456,6 +1661,12 @@ impl SessionCore {
                 return;
             }
             match timer {
+                Timer::Handshake if self.side == Side::Listener => {
+                    if let Some(v) = &mut self.validation {
+                        // The challenge or its answer was lost: ask again.
+                        v.due = true;
+                    }
+                }
                 Timer::Handshake => self.connect_due = true,
                 Timer::HandshakeDeadline => self.abandon(if self.auth_failures > 0 {
                     CloseReason::AuthenticationFailed
@@ -1572,12 +1783,62 @@ impl SessionCore {
     fn handshake_params(&self) -> Handshake {
         Handshake {
             auth: self.auth.clone(),
+            token: self.retry_token.clone(),
             ..own_params(&self.config)
         }
     }
 
     /// Writes the next datagram into `buf` (cleared first); returns its length.
+    ///
+    /// Until the peer's address is validated, at most `amplification_factor`
+    /// times the bytes received from it leave: a forged connect cannot turn
+    /// this side into an amplifier aimed at the address it names. The check
+    /// assumes a full-size datagram, so it holds whatever is sent next.
     pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        if let Some(v) = &mut self.validation {
+            let allowed = v
+                .received
+                .saturating_mul(u64::from(self.config.amplification_factor));
+            // The challenge is small: it goes whenever it fits, so that a
+            // lost one never waits for the peer to send more.
+            if v.due
+                && v.sent + CHALLENGE_LEN <= allowed
+                && !self.connect_ack_due
+                && self.state == State::Established
+            {
+                v.due = false;
+                v.tries += 1;
+                let (token, tries) = (v.token, v.tries);
+                let len = self.emit(buf, &Packet::PathChallenge { token }).1;
+                if let Some(v) = &mut self.validation {
+                    v.sent += len as u64;
+                }
+                // Backing off as a connect does, at most a second apart.
+                let rto = self.rto();
+                let wait = rto * (1u32 << (tries - 1).min(MAX_BACKOFF));
+                self.timers.set(
+                    Timer::Handshake,
+                    now + wait.min(MAX_HANDSHAKE_RETRY.max(rto)),
+                );
+                return Some(len);
+            }
+            if v.sent + self.mtu as u64 > allowed {
+                if !self.amplification_blocked {
+                    self.amplification_blocked = true;
+                    self.stats.amplification_limited += 1;
+                }
+                return None;
+            }
+            self.amplification_blocked = false;
+        }
+        let len = self.poll_transmit_validated(now, buf)?;
+        if let Some(v) = &mut self.validation {
+            v.sent += len as u64;
+        }
+        Some(len)
+    }
+
+    fn poll_transmit_validated(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         match self.state {
             State::Closed => return None,
             State::Closing => {
@@ -1872,5 +2133,12 @@ impl SessionCore {
         let (pn, len) = self.emit(buf, &Packet::StreamControl { stream: id, op });
         self.on_sent(now, pn, len, SentKind::Control { stream: id, kind });
         Some(len)
+    }
+}
+
+impl Drop for SessionCore {
+    fn drop(&mut self) {
+        // What this session held is the endpoint's to give to others.
+        self.recv_memory.update(self.recv_held, 0);
     }
 }

@@ -70,6 +70,14 @@ pub struct SessionStats {
     /// `Config::recv_window` and grows toward `Config::max_recv_window` when
     /// the window limits the flow.
     pub recv_window: u64,
+    /// Times a listener held its sending because the peer had not yet proved
+    /// its address and `Config::amplification_factor` times what it sent had
+    /// gone out (counted once per hold).
+    pub amplification_limited: u64,
+    /// Data packets dropped unacknowledged because the endpoint's sessions
+    /// together held `Config::max_recv_memory` of received data (the peer
+    /// sends them again).
+    pub dropped_recv_memory: u64,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.
@@ -97,4 +105,11 @@ pub struct EndpointStats {
     /// (or, under a flood of addresses, from one the listener had no room to
     /// count).
     pub dropped_rate_limited: u64,
+    /// Connects answered with a retry instead of a session: the listener held
+    /// `Config::max_pending_handshakes` sessions whose peers had not yet
+    /// proved their address.
+    pub retries_sent: u64,
+    /// Connects dropped for a retry token that was forged, expired, or
+    /// issued to another address or session.
+    pub dropped_invalid_token: u64,
 }

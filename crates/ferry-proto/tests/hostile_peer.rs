@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use ferry_proto::packet::{Ack, CloseCode, Data, Handshake, Header, Packet};
+use ferry_proto::packet::{Ack, CloseCode, Data, Handshake, Header, Packet, PacketKind};
 use ferry_proto::protection::Protection;
 use ferry_proto::{CloseReason, Config, Endpoint, Event, ProtocolViolation, SessionId};
 
@@ -21,6 +21,7 @@ fn handshake() -> Handshake {
         max_streams: 100,
         initial_max_stream_data: 1 << 20,
         auth: Bytes::new(),
+        token: Bytes::new(),
     }
 }
 
@@ -61,6 +62,10 @@ impl Forger {
     fn datagram(&mut self, packet: &Packet) -> BytesMut {
         let mut buf = Vec::new();
         packet.encode(self.id, self.pn, &mut buf);
+        if packet.kind() == PacketKind::Connect {
+            // Connects are padded to the MTU (1200 with the checksum).
+            buf.resize(buf.len().max(1196), 0);
+        }
         let header_len = Header {
             kind: packet.kind(),
             session: self.id,
@@ -304,4 +309,233 @@ fn handshakes_per_source_are_limited() {
     connect(&mut f, 0x1008, here);
     assert_eq!(f.server.session_count(), 7);
     assert_eq!(f.server.stats().dropped_rate_limited, 3);
+}
+
+/// Bytes the server sends to `to` until it has nothing more to send, running
+/// its timers for `for_` of virtual time.
+fn drain_to(f: &mut Forger, to: SocketAddr, for_: std::time::Duration) -> (usize, Vec<Packet>) {
+    let mut buf = Vec::new();
+    let (mut bytes, mut packets) = (0, Vec::new());
+    let end = f.now + for_;
+    loop {
+        while let Some(t) = f.server.poll_transmit(f.now, &mut buf) {
+            if t.destination == to {
+                bytes += t.size;
+                packets.push(
+                    Packet::decode(Bytes::copy_from_slice(&buf[..t.size - 4]))
+                        .unwrap()
+                        .1,
+                );
+            }
+        }
+        match f.server.poll_timeout() {
+            Some(at) if at <= end => {
+                f.now = f.now.max(at);
+                f.server.handle_timeout(f.now);
+            }
+            _ => break,
+        }
+    }
+    (bytes, packets)
+}
+
+/// A connect forged with someone else's address gets that address at most
+/// three times its size, however much the application sends, and the
+/// session is dropped when the address is never proven.
+#[test]
+fn a_forged_connect_is_not_amplified() {
+    let mut f = Forger::new(Config::default());
+    let peer = f.peer;
+    f.server
+        .session(f.id)
+        .unwrap()
+        .send(Bytes::from(vec![1; 1 << 20]))
+        .unwrap();
+    let (sent, packets) = drain_to(&mut f, peer, std::time::Duration::from_secs(30));
+    assert!(
+        sent > 0 && sent <= 3 * 1200,
+        "{sent} bytes sent for a 1200-byte connect"
+    );
+    assert!(packets.iter().any(|p| matches!(p, Packet::ConnectAck(_))));
+    assert!(
+        packets
+            .iter()
+            .any(|p| matches!(p, Packet::PathChallenge { .. })),
+        "a clear listener challenges the address: {packets:?}"
+    );
+    assert_eq!(f.closed_with(), Some(CloseReason::Timeout));
+    assert_eq!(f.server.session_count(), 0);
+    assert!(
+        f.server
+            .closed_session_stats(f.id)
+            .unwrap()
+            .amplification_limited
+            >= 1
+    );
+}
+
+/// Answering the challenge proves the address and lifts the limit; a wrong
+/// answer does not.
+#[test]
+fn answering_the_challenge_lifts_the_limit() {
+    let mut f = Forger::new(Config::default());
+    let peer = f.peer;
+    f.server
+        .session(f.id)
+        .unwrap()
+        .send(Bytes::from(vec![1; 100_000]))
+        .unwrap();
+    let (before, packets) = drain_to(&mut f, peer, std::time::Duration::ZERO);
+    let token = packets
+        .iter()
+        .find_map(|p| match p {
+            Packet::PathChallenge { token } => Some(*token),
+            _ => None,
+        })
+        .expect("a challenge");
+    f.send(Packet::PathResponse {
+        token: token.wrapping_add(1),
+    });
+    let (wrong, _) = drain_to(&mut f, peer, std::time::Duration::ZERO);
+    assert!(
+        before + wrong <= 3 * 1200 + 3 * 60,
+        "a wrong answer proves nothing"
+    );
+    f.send(Packet::PathResponse { token });
+    let (after, _) = drain_to(&mut f, peer, std::time::Duration::ZERO);
+    // Beyond the limit now, as far as the congestion window allows.
+    assert!(
+        after >= 4 * 1200,
+        "only {after} bytes after the address was proven"
+    );
+}
+
+/// Beyond `max_pending_handshakes` unproven sessions, connects get a
+/// stateless retry; only the token, from the address and for the session it
+/// was issued to, opens a session.
+#[test]
+fn a_connect_flood_gets_retries_and_holds_no_state() {
+    let mut f = Forger::new(Config {
+        max_pending_handshakes: 1,
+        ..Config::default()
+    });
+    f.replies();
+    let mut buf = Vec::new();
+    let mut retries = Vec::new();
+    for i in 0..100u32 {
+        f.id = SessionId::from(0x5000 + u64::from(i));
+        f.pn = 0;
+        f.peer = SocketAddr::from(([198, 51, 100, (i % 250) as u8], 4000 + i as u16));
+        let connect = f.datagram(&Packet::Connect(handshake()));
+        let len = connect.len();
+        f.server.handle_datagram(f.now, f.peer, connect);
+        while let Some(t) = f.server.poll_transmit(f.now, &mut buf) {
+            assert_eq!(t.destination, f.peer);
+            assert!(t.size < len, "a retry is smaller than the connect");
+            match Packet::decode(Bytes::copy_from_slice(&buf[..t.size - 4])).unwrap() {
+                (h, Packet::Retry { token }) => retries.push((h.session, f.peer, token)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(retries.len(), 100);
+    assert_eq!(f.server.session_count(), 1, "no state for the flood");
+    assert_eq!(f.server.stats().retries_sent, 100);
+
+    let connect_with = |f: &mut Forger, id: SessionId, from: SocketAddr, token: &Bytes| {
+        f.id = id;
+        f.pn = 1;
+        f.peer = from;
+        f.send(Packet::Connect(Handshake {
+            token: token.clone(),
+            ..handshake()
+        }));
+    };
+    // A token from another address, or for another session, or altered.
+    let (id, from, token) = retries[0].clone();
+    connect_with(&mut f, id, "203.0.113.9:1".parse().unwrap(), &token);
+    connect_with(&mut f, SessionId::from(0x9999), from, &token);
+    let mut altered = token.to_vec();
+    altered[10] ^= 0x40;
+    connect_with(&mut f, id, from, &Bytes::from(altered));
+    assert_eq!(f.server.stats().dropped_invalid_token, 3);
+    assert_eq!(f.server.session_count(), 1);
+    // The genuine one opens a session whose address is already proven: it
+    // sends freely, with no challenge.
+    connect_with(&mut f, id, from, &token);
+    assert_eq!(f.server.session_count(), 2);
+    f.server
+        .session(id)
+        .unwrap()
+        .send(Bytes::from(vec![1; 100_000]))
+        .unwrap();
+    let (sent, packets) = drain_to(&mut f, from, std::time::Duration::ZERO);
+    assert!(sent > 3 * 1200 + 1200, "{sent}");
+    assert!(
+        !packets
+            .iter()
+            .any(|p| matches!(p, Packet::PathChallenge { .. }))
+    );
+    // An expired token is refused.
+    let (id, from, token) = retries[1].clone();
+    f.now += std::time::Duration::from_secs(60);
+    connect_with(&mut f, id, from, &token);
+    assert_eq!(f.server.stats().dropped_invalid_token, 4);
+}
+
+/// The sessions of one endpoint together hold at most `max_recv_memory` of
+/// received data: beyond it a new message is dropped unacknowledged (its
+/// sender sends it again), and a message under way keeps the room reserved
+/// when it started, so it always completes.
+#[test]
+fn received_data_is_bounded_per_endpoint() {
+    const KIB: usize = 1 << 10;
+    let config = Config {
+        max_message_size: 32 * KIB,
+        recv_window: 140 * KIB,
+        max_recv_window: 140 * KIB,
+        stream_recv_window: 140 * KIB,
+        max_stream_recv_window: 140 * KIB,
+        max_recv_memory: 150 * KIB,
+        ..Config::default()
+    };
+    let mut f = Forger::new(config);
+    let a = f.id;
+    // Session A: 80 messages of 1000 bytes, never read.
+    for m in 0..80 {
+        f.data(m, 0, 1, 1000);
+    }
+    let stats = |f: &mut Forger, id| f.server.session(id).unwrap().stats();
+    assert_eq!(stats(&mut f, a).messages_received, 80);
+    assert_eq!(stats(&mut f, a).dropped_recv_memory, 0);
+    // Session B, from another host: room for about 70 more.
+    f.id = SessionId::from(0x7777);
+    f.pn = 0;
+    f.peer = "198.51.100.20:5000".parse().unwrap();
+    f.send(Packet::Connect(handshake()));
+    let b = f.id;
+    for m in 0..80 {
+        f.data(m, 0, 1, 1000);
+    }
+    let got = stats(&mut f, b).messages_received;
+    let dropped = stats(&mut f, b).dropped_recv_memory;
+    assert!((60..75).contains(&got), "{got} messages taken in");
+    assert_eq!(got + dropped, 80);
+    // A message of 20 fragments does not start while its whole size does not
+    // fit, even though a fragment would.
+    f.data(100, 0, 20, 1100);
+    assert_eq!(stats(&mut f, b).dropped_recv_memory, dropped + 1);
+    // A's application reads: the room comes back, and B's resent data fits.
+    while f.server.session(a).unwrap().recv().is_some() {}
+    f.pn += 1;
+    for m in got..80 {
+        f.data(m, 0, 1, 1000);
+    }
+    assert_eq!(stats(&mut f, b).messages_received, 80);
+    // The large message starts now, and completes.
+    for i in 0..20 {
+        f.data(80, i, 20, 1100);
+    }
+    assert_eq!(stats(&mut f, b).messages_received, 81);
+    assert_eq!(stats(&mut f, b).dropped_recv_memory, dropped + 1);
 }

@@ -126,3 +126,80 @@ fn send_buffers_grow_with_the_congestion_window() {
         fixed.goodput_bps()
     );
 }
+
+/// Four sessions sending large messages at once to an endpoint whose
+/// `max_recv_memory` holds fewer than four of them: messages that find no
+/// room are dropped unacknowledged and sent again, none is lost, and the
+/// sessions do not deadlock waiting for room the others hold.
+#[test]
+fn endpoint_memory_bound_costs_time_not_data() {
+    const MESSAGE: usize = 256 << 10;
+    let client = Config::default();
+    let server = Config {
+        accept_incoming: true,
+        max_message_size: MESSAGE,
+        recv_window: 512 << 10,
+        stream_recv_window: 512 << 10,
+        max_recv_window: 512 << 10,
+        max_stream_recv_window: 512 << 10,
+        max_recv_memory: 640 << 10,
+        ..Config::default()
+    };
+    let mut net = ferry_sim::Network::new(5);
+    let c = net.add_node(client).unwrap();
+    let s = net.add_node(server).unwrap();
+    net.set_path(
+        c,
+        s,
+        LinkConfig::default()
+            .latency(Duration::from_millis(10))
+            .bandwidth(LINK_BPS),
+    );
+    let addr = net.addr(s);
+    let ids: Vec<_> = (0..4)
+        .map(|_| {
+            let now = net.now();
+            net.endpoint(c).connect(now, addr).unwrap()
+        })
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        for m in 0..10u8 {
+            let body = vec![n as u8 * 16 + m; MESSAGE];
+            net.endpoint(c).session(*id).unwrap().send(body).unwrap();
+        }
+    }
+    let mut got = Vec::new();
+    let done = net.run_until(Duration::from_secs(120), |net| {
+        while net.poll_event(s).is_some() {}
+        while let Some((id, m)) = net.poll_message(s) {
+            got.push((id, m));
+        }
+        got.len() == 40
+    });
+    assert!(done, "{} of 40 messages arrived", got.len());
+    for (n, id) in ids.iter().enumerate() {
+        let mine: Vec<_> = got
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(mine.len(), 10);
+        for (m, body) in mine.iter().enumerate() {
+            assert!(
+                body.iter().all(|&b| b == n as u8 * 16 + m as u8),
+                "session {n} message {m}"
+            );
+        }
+    }
+    let dropped: u64 = ids
+        .iter()
+        .map(|id| {
+            net.endpoint(s)
+                .session(*id)
+                .unwrap()
+                .stats()
+                .dropped_recv_memory
+        })
+        .sum();
+    assert!(dropped > 0, "the bound was never reached");
+}

@@ -105,3 +105,75 @@ fn full_listener_refuses_and_keeps_its_sessions() {
     assert_eq!(pair.net.endpoint(pair.server).session_count(), 2);
     assert_eq!(ids.len(), 3);
 }
+
+/// A listener that asks every connect for a retry (as under a connect flood)
+/// still opens sessions, under loss, with and without a key, and the data
+/// arrives exact.
+#[test]
+fn sessions_open_through_a_retry_under_loss() {
+    use ferry_proto::crypto::PreSharedKey;
+    for (seed, psk) in [
+        (1, None),
+        (2, Some(PreSharedKey::from_bytes([3; 32]))),
+        (3, None),
+        (4, Some(PreSharedKey::from_bytes([4; 32]))),
+    ] {
+        let link = LinkConfig::default()
+            .latency(Duration::from_millis(20))
+            .random_loss(0.2);
+        let client = Config {
+            psk: psk.clone(),
+            ..Config::default()
+        };
+        let server = Config {
+            max_pending_handshakes: 0,
+            ..client.clone()
+        };
+        let messages: Vec<Vec<u8>> = (0..50u32).map(|i| vec![i as u8; 3000]).collect();
+        let report = ferry_sim::Transfer::new(seed, link)
+            .client_config(client)
+            .server_config(server)
+            .run(messages, Duration::from_secs(60));
+        assert!(report.complete(), "seed {seed}: {report:?}");
+    }
+}
+
+/// A clear listener proves the starter's address with a path challenge; when
+/// the challenge or its answer is lost it asks again, so a session whose
+/// listener speaks first (a download) does not stall.
+#[test]
+fn a_lost_challenge_is_sent_again() {
+    for seed in 0..20 {
+        let link = LinkConfig::default()
+            .latency(Duration::from_millis(10))
+            .random_loss(0.3);
+        let mut pair = Pair::new(seed, link);
+        let id = pair.establish();
+        let now = pair.net.now();
+        let server = pair.server;
+        pair.net
+            .endpoint(server)
+            .session(id)
+            .unwrap()
+            .send(vec![7u8; 200_000])
+            .unwrap();
+        let client = pair.client;
+        let got = common::receive_messages(&mut pair.net, client, 1, Duration::from_secs(30));
+        let ss = pair
+            .net
+            .endpoint(server)
+            .session(id)
+            .map(|s| (s.state(), s.stats()));
+        let cs = pair
+            .net
+            .endpoint(client)
+            .session(id)
+            .map(|s| (s.state(), s.stats()));
+        assert_eq!(
+            got,
+            1,
+            "seed {seed}: nothing after {:?}\n{ss:?}\n{cs:?}",
+            pair.net.now() - now
+        );
+    }
+}
