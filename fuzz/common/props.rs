@@ -46,7 +46,7 @@
 //     sleeping until `poll_timeout` would otherwise spin);
 //   - ten quiet minutes after the last datagram every session has closed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -835,4 +835,307 @@ pub fn check_keyed_listener(data: &[u8]) -> u64 {
     }
     assert_eq!(endpoint.stats().datagrams_received, fed);
     refusals
+}
+
+// ---------------------------------------------------------------------------
+// The handshake between two real endpoints over a network the fuzzer runs.
+//
+// `check_handshake(data)`: byte 0 picks the setting: bits 0–1 the keys
+// (0: none, 1: the same key on both sides, 2: a key on the starter only,
+// 3: different keys), bit 2 a listener that asks every connect for a retry
+// (`max_pending_handshakes = 0`). The starter connects; the rest of `data`
+// is records (same layout as above) that each act on the network after the
+// step: `flags` bits 0–3 pick the action, on the oldest datagram in flight
+// toward the listener (even action) or the starter (odd):
+//
+//   0/1 deliver it · 2/3 drop it · 4/5 deliver it and keep a copy in flight ·
+//   6/7 flip the bit the record's first two bytes name, then deliver it ·
+//   8/9 move it behind the others · 10/11 deliver the record's bytes (sealed
+//   with a checksum if bit 4 is set) from the other side's address instead.
+//
+// Then the network turns lossless and the clock runs on. Checked:
+//   - with mismatched keys, neither side ever reports `Connected`, and the
+//     listener holds no session at the end;
+//   - with matching keys (or none), both sides end in the same state: both
+//     established (and then a message each way arrives intact, exactly once)
+//     or both without the session;
+//   - with a key, every message delivered is one the test sent: nothing the
+//     fuzzer forged gets in;
+//   - no datagram exceeds the MTU, and every one decodes.
+
+/// The address of the starter in `check_handshake`.
+pub const STARTER_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 5000);
+/// The address of the listener in `check_handshake`.
+pub const LISTENER_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)), 6000);
+
+struct Side {
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    connected: bool,
+    closed: bool,
+    messages: Vec<Bytes>,
+}
+
+impl Side {
+    fn new(config: Config, seed: u64, addr: SocketAddr) -> Self {
+        Self {
+            endpoint: Endpoint::new(config, seed).expect("valid handshake config"),
+            addr,
+            connected: false,
+            closed: false,
+            messages: Vec::new(),
+        }
+    }
+
+    /// Moves datagrams out to `wire` and takes events.
+    fn pump(&mut self, now: Instant, wire: &mut VecDeque<Vec<u8>>, mtu: usize) {
+        let mut buf = Vec::new();
+        let mut sent = 0;
+        while let Some(t) = self.endpoint.poll_transmit(now, &mut buf) {
+            sent += 1;
+            assert!(sent <= 10_000, "the endpoint keeps transmitting");
+            assert!(t.size <= mtu, "{t:?} above the MTU");
+            assert!(
+                Header::decode(&buf[..t.size]).is_ok(),
+                "an undecodable datagram"
+            );
+            wire.push_back(buf[..t.size].to_vec());
+        }
+        while let Some(e) = self.endpoint.poll_event() {
+            match e {
+                Event::Connected { .. } => self.connected = true,
+                Event::Closed { .. } => self.closed = true,
+                Event::Readable { session } => {
+                    if let Some(mut s) = self.endpoint.session(session) {
+                        while let Some(m) = s.recv() {
+                            self.messages.push(m);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn established(&mut self, id: SessionId) -> bool {
+        self.endpoint
+            .session(id)
+            .is_some_and(|s| s.state() == ferry_proto::State::Established)
+    }
+}
+
+/// Runs the handshake over the network `data` describes (see above);
+/// returns whether the session was established.
+pub fn check_handshake(data: &[u8]) -> bool {
+    let Some((&setting, mut input)) = data.split_first() else {
+        return false;
+    };
+    let (starter_key, listener_key) = match setting & 0b11 {
+        0 => (None, None),
+        1 => (Some(FUZZ_KEY), Some(FUZZ_KEY)),
+        2 => (Some(FUZZ_KEY), None),
+        _ => (Some(FUZZ_KEY), Some([0xa5; 32])),
+    };
+    let matching = starter_key == listener_key;
+    let keyed = |key: Option<[u8; 32]>| Config {
+        psk: key.map(PreSharedKey::from_bytes),
+        handshake_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let listener_config = Config {
+        accept_incoming: true,
+        max_pending_handshakes: if setting & 0b100 != 0 { 0 } else { 256 },
+        ..keyed(listener_key)
+    };
+    let mtu = listener_config.mtu;
+    let mut starter = Side::new(keyed(starter_key), 11, STARTER_ADDR);
+    let mut listener = Side::new(listener_config, 12, LISTENER_ADDR);
+    let mut now = Instant::now();
+    let id = starter
+        .endpoint
+        .connect(now, LISTENER_ADDR)
+        .expect("connect");
+    // In flight toward the listener, and toward the starter.
+    let (mut to_listener, mut to_starter) = (VecDeque::new(), VecDeque::new());
+    starter.pump(now, &mut to_listener, mtu);
+
+    let deliver = |to: &mut Side, from: SocketAddr, now: Instant, d: Vec<u8>| {
+        to.endpoint.handle_datagram(now, from, BytesMut::from(&d[..]));
+    };
+    while let Some((step, flags, bytes)) = next_record(&mut input) {
+        let amount = u64::from(step & !STEP_SECONDS);
+        now += if step & STEP_SECONDS != 0 {
+            Duration::from_secs(amount)
+        } else {
+            Duration::from_millis(amount)
+        };
+        starter.endpoint.handle_timeout(now);
+        listener.endpoint.handle_timeout(now);
+        let toward_starter = flags & 1 != 0;
+        let (wire, to, from) = if toward_starter {
+            (&mut to_starter, &mut starter, LISTENER_ADDR)
+        } else {
+            (&mut to_listener, &mut listener, STARTER_ADDR)
+        };
+        match (flags & 0x0f) >> 1 {
+            0 => {
+                if let Some(d) = wire.pop_front() {
+                    deliver(to, from, now, d);
+                }
+            }
+            1 => {
+                wire.pop_front();
+            }
+            2 => {
+                if let Some(d) = wire.front().cloned() {
+                    deliver(to, from, now, d);
+                }
+            }
+            3 => {
+                if let Some(mut d) = wire.pop_front() {
+                    let bit = usize::from(u16::from_be_bytes([
+                        bytes.first().copied().unwrap_or(0),
+                        bytes.get(1).copied().unwrap_or(0),
+                    ]));
+                    let len = d.len();
+                    if len > 0 {
+                        d[(bit / 8) % len] ^= 1 << (bit % 8);
+                    }
+                    deliver(to, from, now, d);
+                }
+            }
+            4 => {
+                if let Some(d) = wire.pop_front() {
+                    wire.push_back(d);
+                }
+            }
+            _ => {
+                let d = if flags & 0x10 != 0 {
+                    seal(bytes.to_vec())
+                } else {
+                    bytes.to_vec()
+                };
+                deliver(to, from, now, d);
+            }
+        }
+        starter.pump(now, &mut to_listener, mtu);
+        listener.pump(now, &mut to_starter, mtu);
+    }
+
+    // A lossless network from here on: what is in flight arrives, in order.
+    let run = |starter: &mut Side,
+                   listener: &mut Side,
+                   to_listener: &mut VecDeque<Vec<u8>>,
+                   to_starter: &mut VecDeque<Vec<u8>>,
+                   now: &mut Instant,
+                   until: Instant| {
+        loop {
+            let mut moved = false;
+            while let Some(d) = to_listener.pop_front() {
+                deliver(listener, STARTER_ADDR, *now, d);
+                moved = true;
+            }
+            while let Some(d) = to_starter.pop_front() {
+                deliver(starter, LISTENER_ADDR, *now, d);
+                moved = true;
+            }
+            starter.pump(*now, to_listener, mtu);
+            listener.pump(*now, to_starter, mtu);
+            if moved || !to_listener.is_empty() || !to_starter.is_empty() {
+                continue;
+            }
+            let next = [
+                starter.endpoint.poll_timeout(),
+                listener.endpoint.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match next {
+                Some(t) if t <= until => {
+                    *now = (*now).max(t);
+                    starter.endpoint.handle_timeout(*now);
+                    listener.endpoint.handle_timeout(*now);
+                    starter.pump(*now, to_listener, mtu);
+                    listener.pump(*now, to_starter, mtu);
+                }
+                _ => break,
+            }
+        }
+        *now = (*now).max(until);
+    };
+    // Long enough for a handshake to finish or time out, and for a session one
+    // side lost to time out on the other.
+    let until = now + Duration::from_secs(30);
+    run(
+        &mut starter,
+        &mut listener,
+        &mut to_listener,
+        &mut to_starter,
+        &mut now,
+        until,
+    );
+
+    if !matching {
+        assert!(!starter.connected, "connected with the wrong key");
+        assert!(!listener.connected, "accepted the wrong key");
+        assert_eq!(listener.endpoint.session_count(), 0, "state kept for a stranger");
+        return false;
+    }
+    let (a, b) = (starter.established(id), listener.established(id));
+    assert_eq!(
+        a, b,
+        "the starter is {}established and the listener {}",
+        if a { "" } else { "not " },
+        if b { "is" } else { "is not" }
+    );
+    if a {
+        let (from_starter, from_listener) = (
+            Bytes::from_static(b"from the starter"),
+            Bytes::from_static(b"from the listener"),
+        );
+        starter
+            .endpoint
+            .session(id)
+            .expect("established")
+            .send(from_starter.clone())
+            .expect("room to send");
+        listener
+            .endpoint
+            .session(id)
+            .expect("established")
+            .send(from_listener.clone())
+            .expect("room to send");
+        if starter_key.is_some() {
+            assert!(
+                starter.messages.is_empty() && listener.messages.is_empty(),
+                "a forged message got in"
+            );
+        }
+        starter.messages.clear();
+        listener.messages.clear();
+        starter.pump(now, &mut to_listener, mtu);
+        listener.pump(now, &mut to_starter, mtu);
+        let until = now + Duration::from_secs(5);
+        run(
+            &mut starter,
+            &mut listener,
+            &mut to_listener,
+            &mut to_starter,
+            &mut now,
+            until,
+        );
+        if starter_key.is_some() {
+            assert_eq!(listener.messages, vec![from_starter]);
+            assert_eq!(starter.messages, vec![from_listener]);
+        } else {
+            // Without a key the fuzzer may have forged data before; what was
+            // sent now still arrives, once.
+            assert_eq!(listener.messages.last(), Some(&from_starter));
+            assert_eq!(starter.messages.last(), Some(&from_listener));
+        }
+    }
+    a
 }

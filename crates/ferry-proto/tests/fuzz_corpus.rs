@@ -151,6 +151,83 @@ fn keyed_listener_corpus() {
     );
 }
 
+#[test]
+fn handshake_corpus() {
+    let established = replay("handshake", props::check_handshake);
+    assert!(
+        established.iter().any(|&e| e) && established.iter().any(|&e| !e),
+        "the handshake seeds are stale; regenerate them with \
+         `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
+    );
+}
+
+/// Networks for `check_handshake`, in every key setting, with and without a
+/// retry: clean, lossy, corrupting, duplicating, reordering, and one that
+/// injects a forged packet.
+fn handshake_seeds() -> Vec<(String, Vec<u8>)> {
+    let (to_listener, to_starter) = (0u8, 1u8);
+    let deliver = |to: u8| record(1, to, &[]);
+    let drop_ = |to: u8| record(1, 2 | to, &[]);
+    let duplicate = |to: u8| record(1, 4 | to, &[]);
+    let flip = |to: u8, bit: u16| record(1, 6 | to, &bit.to_be_bytes());
+    let behind = |to: u8| record(1, 8 | to, &[]);
+    let wait = |seconds: u8| record(STEP_SECONDS | seconds, 2 | to_starter, &[]);
+    let round = [deliver(to_listener), deliver(to_starter)].concat();
+    let forged = props::datagram(
+        &Packet::Close(Close {
+            code: CloseCode::Application(9),
+            reason: Bytes::new(),
+        }),
+        SessionId::from(1),
+        3,
+    );
+    let networks: Vec<(&str, Vec<u8>)> = vec![
+        ("clean", round.repeat(4)),
+        (
+            "lossy",
+            [
+                drop_(to_listener),
+                wait(1),
+                deliver(to_listener),
+                drop_(to_starter),
+                wait(2),
+                round.repeat(3),
+            ]
+            .concat(),
+        ),
+        (
+            "corrupt",
+            [flip(to_listener, 200), wait(1), round.repeat(3), flip(to_starter, 90), round.clone()]
+                .concat(),
+        ),
+        (
+            "duplicated_and_reordered",
+            [
+                duplicate(to_listener),
+                deliver(to_listener),
+                behind(to_starter),
+                duplicate(to_starter),
+                round.repeat(3),
+            ]
+            .concat(),
+        ),
+        (
+            "forged",
+            [record(1, 10 | to_starter, &forged), round.repeat(3)].concat(),
+        ),
+    ];
+    let mut seeds = Vec::new();
+    for setting in 0u8..8 {
+        for (name, records) in &networks {
+            seeds.push((
+                format!("{name}_{setting}"),
+                [vec![setting], records.clone()].concat(),
+            ));
+        }
+    }
+    seeds
+}
+
 /// Connects a listener would refuse: one from a starter with another key, one
 /// without a key, one with a garbled handshake message.
 fn keyed_seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -670,7 +747,19 @@ fn write_seed_corpus() {
         ("diode_receiver", diode_seeds()),
         ("keyed_listener", keyed_seeds()),
         ("endpoint_starter", starter_seeds()),
-    ] {
+    ]
+    .into_iter()
+    .map(|(target, seeds)| {
+        (
+            target,
+            seeds
+                .into_iter()
+                .map(|(name, bytes)| (name.to_string(), bytes))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .chain([("handshake", handshake_seeds())])
+    {
         let dir = fuzz_dir().join("corpus").join(target);
         fs::create_dir_all(&dir).unwrap();
         for (name, bytes) in seeds {
