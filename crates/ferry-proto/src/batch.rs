@@ -465,6 +465,12 @@ impl Reassembly {
         Ok(Accepted::New(cost))
     }
 
+    /// Whether message `number` was delivered already (a fragment of it is a
+    /// duplicate).
+    pub(crate) fn is_delivered(&self, number: u64) -> bool {
+        number < self.next_deliver || self.released_above.contains(&number)
+    }
+
     /// Whether message `number` has some fragments here but not all.
     pub(crate) fn is_assembling(&self, number: u64) -> bool {
         self.pending.get(&number).is_some_and(|m| !m.is_complete())

@@ -986,12 +986,17 @@ impl SessionCore {
         }
         if let Packet::Data(d) = &packet
             && !self.reservations.contains_key(&(d.stream, d.message))
+            && !self
+                .streams
+                .get(&d.stream)
+                .is_some_and(|s| s.recv.is_delivered(d.message))
             && self.recv_memory.used() + self.reservation_for(d.fragments, d.payload.len())
                 > self.config.max_recv_memory as u64
         {
             // A new message the endpoint has no room for: drop it
             // unacknowledged, and its sender sends it again later. (Messages
-            // under way have their room reserved.)
+            // under way have their room reserved; a late copy of one delivered
+            // costs nothing, and is acknowledged.)
             self.stats.dropped_recv_memory += 1;
             return;
         }

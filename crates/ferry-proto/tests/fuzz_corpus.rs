@@ -197,8 +197,14 @@ fn handshake_seeds() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "corrupt",
-            [flip(to_listener, 200), wait(1), round.repeat(3), flip(to_starter, 90), round.clone()]
-                .concat(),
+            [
+                flip(to_listener, 200),
+                wait(1),
+                round.repeat(3),
+                flip(to_starter, 90),
+                round.clone(),
+            ]
+            .concat(),
         ),
         (
             "duplicated_and_reordered",

@@ -525,6 +525,11 @@ fn received_data_is_bounded_per_endpoint() {
     // fit, even though a fragment would.
     f.data(100, 0, 20, 1100);
     assert_eq!(stats(&mut f, b).dropped_recv_memory, dropped + 1);
+    // A late copy of a message already delivered is no new message: it is
+    // taken in (and acknowledged) as a duplicate, not dropped for room.
+    f.data(0, 0, 1, 1000);
+    assert_eq!(stats(&mut f, b).dropped_recv_memory, dropped + 1);
+    assert_eq!(stats(&mut f, b).duplicates, 1);
     // A's application reads: the room comes back, and B's resent data fits.
     while f.server.session(a).unwrap().recv().is_some() {}
     f.pn += 1;
