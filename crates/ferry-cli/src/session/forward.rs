@@ -490,8 +490,10 @@ async fn pump(tcp: TcpStream, stream: Stream, sent: &AtomicU64, received: &Atomi
     if outcome.is_err() {
         let _ = stream.reset(RESET_TCP);
         reset(rd.as_ref());
+        // Dropping the write half would send a FIN before the reset.
+        wr.forget();
     }
-    drop((rd, wr));
+    drop(rd);
 }
 
 #[cfg(test)]
