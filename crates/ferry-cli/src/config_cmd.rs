@@ -44,7 +44,10 @@ fn check(file: &std::path::Path, out: &mut dyn Write) -> Result<(), CliError> {
     let mut errors = Vec::new();
     match crate::diode::config::parse(&text, &origin) {
         Ok(s) => {
-            writeln!(out, "{origin}: diode settings (top level and [receiver]): OK")?;
+            writeln!(
+                out,
+                "{origin}: diode settings (top level and [receiver]): OK"
+            )?;
             let d = &s.diode;
             let ms = |d: std::time::Duration| d.as_millis();
             for line in [
@@ -95,7 +98,7 @@ fn check(file: &std::path::Path, out: &mut dyn Write) -> Result<(), CliError> {
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
-        _ => Err(CliError::Invalid(
+        _ => Err(CliError::Failed(
             errors
                 .iter()
                 .map(ToString::to_string)

@@ -120,7 +120,9 @@ fn a_reset_is_carried() {
     let mut conn = connect(forward.addr);
     conn.write_all(b"x").unwrap();
     let mut buf = [0u8; 16];
-    let err = conn.read(&mut buf).expect_err("the reset arrives as an error");
+    let err = conn
+        .read(&mut buf)
+        .expect_err("the reset arrives as an error");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
 }
 

@@ -101,7 +101,10 @@ fn a_tree_arrives_intact_through_a_lossy_relay() {
     assert_same_tree(&src.path().join("tree"), &dst.path().join("tree"));
     let stats = relay.stats();
     assert!(stats.to_upstream.link.lost > 0, "the relay lost nothing");
-    assert!(retransmitted(&stdout) > 0, "nothing retransmitted: {stdout}");
+    assert!(
+        retransmitted(&stdout) > 0,
+        "nothing retransmitted: {stdout}"
+    );
 }
 
 #[test]
@@ -156,8 +159,7 @@ fn mismatched_keys_fail_fast_with_exit_4() {
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(4), "{key:?}: {stdout}\n{stderr}");
         assert!(
-            stderr.contains("refused the handshake")
-                && stderr.contains("same --key-file"),
+            stderr.contains("refused the handshake") && stderr.contains("same --key-file"),
             "{stderr}"
         );
         assert!(started.elapsed() < Duration::from_secs(8), "no hang");
@@ -190,13 +192,19 @@ fn existing_files_are_kept_unless_overwrite() {
     assert!(stdout.contains("--overwrite"), "{stdout}");
     assert!(stdout.contains("1 already there and identical"), "{stdout}");
     assert_eq!(server.wait(WAIT).0, Some(1));
-    assert_eq!(std::fs::read(dst.path().join("new.txt")).unwrap(), b"old content");
+    assert_eq!(
+        std::fs::read(dst.path().join("new.txt")).unwrap(),
+        b"old content"
+    );
 
     let server = receiver(dst.path(), &["--overwrite"]);
     let out = send(&server);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     assert_eq!(server.wait(WAIT).0, Some(0));
-    assert_eq!(std::fs::read(dst.path().join("new.txt")).unwrap(), b"new content");
+    assert_eq!(
+        std::fs::read(dst.path().join("new.txt")).unwrap(),
+        b"new content"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dst.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -135,21 +135,12 @@ const DIODE_KEYS: [&str; 13] = [
 ];
 
 /// Everything a session tool needs to bind its endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionSettings {
     /// The protocol settings and the socket buffers.
     pub endpoint: EndpointConfig,
     /// Where the pre-shared key came from (`None`: no encryption).
     pub key_file: Option<PathBuf>,
-}
-
-impl Default for SessionSettings {
-    fn default() -> Self {
-        Self {
-            endpoint: EndpointConfig::default(),
-            key_file: None,
-        }
-    }
 }
 
 impl SessionOptions {
@@ -185,7 +176,11 @@ pub fn parse(text: &str, origin: &Path) -> Result<SessionSettings, CliError> {
     parse_with_key(text, origin, true)
 }
 
-fn parse_with_key(text: &str, origin: &Path, read_key_file: bool) -> Result<SessionSettings, CliError> {
+fn parse_with_key(
+    text: &str,
+    origin: &Path,
+    read_key_file: bool,
+) -> Result<SessionSettings, CliError> {
     let file: FileSettings = toml::from_str(text).map_err(|e| {
         CliError::Invalid(format!(
             "in {}: {}",
@@ -215,11 +210,27 @@ fn parse_with_key(text: &str, origin: &Path, read_key_file: bool) -> Result<Sess
         }
         Ok(())
     };
-    ms("handshake_timeout", table.handshake_timeout, &mut config.handshake_timeout)?;
-    ms("ping_interval", table.ping_interval, &mut config.ping_interval)?;
-    ms("delivery_timeout", table.delivery_timeout, &mut config.delivery_timeout)?;
+    ms(
+        "handshake_timeout",
+        table.handshake_timeout,
+        &mut config.handshake_timeout,
+    )?;
+    ms(
+        "ping_interval",
+        table.ping_interval,
+        &mut config.ping_interval,
+    )?;
+    ms(
+        "delivery_timeout",
+        table.delivery_timeout,
+        &mut config.delivery_timeout,
+    )?;
     ms("initial_rtt", table.initial_rtt, &mut config.initial_rtt)?;
-    ms("max_ack_delay", table.max_ack_delay, &mut config.max_ack_delay)?;
+    ms(
+        "max_ack_delay",
+        table.max_ack_delay,
+        &mut config.max_ack_delay,
+    )?;
     let set = |v: Option<usize>, field: &mut usize| {
         if let Some(v) = v {
             *field = v;
@@ -230,7 +241,10 @@ fn parse_with_key(text: &str, origin: &Path, read_key_file: bool) -> Result<Sess
     set(table.recv_window, &mut config.recv_window);
     set(table.max_recv_window, &mut config.max_recv_window);
     set(table.stream_recv_window, &mut config.stream_recv_window);
-    set(table.max_stream_recv_window, &mut config.max_stream_recv_window);
+    set(
+        table.max_stream_recv_window,
+        &mut config.max_stream_recv_window,
+    );
     set(table.send_buffer, &mut config.send_buffer);
     set(table.max_send_buffer, &mut config.max_send_buffer);
     set(table.stream_send_buffer, &mut config.stream_send_buffer);
@@ -256,11 +270,21 @@ fn parse_with_key(text: &str, origin: &Path, read_key_file: bool) -> Result<Sess
             "must be at least 1: the tools use one stream per file or TCP connection".into(),
         ));
     }
-    config.validate().map_err(|e| invalid(config_key(&e), e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| invalid(config_key(&e), e.to_string()))?;
     let mut endpoint = EndpointConfig::from(config);
     for (key, v, field) in [
-        ("udp_send_buffer", table.udp_send_buffer, &mut endpoint.socket_send_buffer),
-        ("udp_recv_buffer", table.udp_recv_buffer, &mut endpoint.socket_recv_buffer),
+        (
+            "udp_send_buffer",
+            table.udp_send_buffer,
+            &mut endpoint.socket_send_buffer,
+        ),
+        (
+            "udp_recv_buffer",
+            table.udp_recv_buffer,
+            &mut endpoint.socket_recv_buffer,
+        ),
     ] {
         if let Some(v) = v {
             if v == 0 {
@@ -392,16 +416,28 @@ impl SessionSettings {
             format!("recv_window = {} bytes", c.recv_window),
             format!("max_recv_window = {} bytes", c.max_recv_window),
             format!("stream_recv_window = {} bytes", c.stream_recv_window),
-            format!("max_stream_recv_window = {} bytes", c.max_stream_recv_window),
+            format!(
+                "max_stream_recv_window = {} bytes",
+                c.max_stream_recv_window
+            ),
             format!("send_buffer = {} bytes", c.send_buffer),
             format!("max_send_buffer = {} bytes", c.max_send_buffer),
             format!("stream_send_buffer = {} bytes", c.stream_send_buffer),
             format!("send_window = {} bytes", c.send_window),
             format!("max_streams = {}", c.max_streams),
             format!("max_sessions = {}", c.max_sessions),
-            format!("max_handshakes_per_source = {} per second", c.max_handshakes_per_source),
-            format!("udp_send_buffer = {} bytes", self.endpoint.socket_send_buffer),
-            format!("udp_recv_buffer = {} bytes", self.endpoint.socket_recv_buffer),
+            format!(
+                "max_handshakes_per_source = {} per second",
+                c.max_handshakes_per_source
+            ),
+            format!(
+                "udp_send_buffer = {} bytes",
+                self.endpoint.socket_send_buffer
+            ),
+            format!(
+                "udp_recv_buffer = {} bytes",
+                self.endpoint.socket_recv_buffer
+            ),
             match &self.key_file {
                 Some(path) => format!(
                     "key_file = {} (sessions authenticated and encrypted)",
@@ -423,7 +459,11 @@ mod tests {
 
     #[test]
     fn defaults_without_a_table() {
-        let s = parse("mtu = 9000\n[receiver]\nblock_expiration_timeout = 5\n", origin()).unwrap();
+        let s = parse(
+            "mtu = 9000\n[receiver]\nblock_expiration_timeout = 5\n",
+            origin(),
+        )
+        .unwrap();
         assert_eq!(s, SessionSettings::default());
     }
 
@@ -471,11 +511,31 @@ mod tests {
     fn errors_name_the_key_and_line() {
         for (text, key, line) in [
             ("[session]\nmtu = 10", "`mtu`", Some("line 2")),
-            ("[session]\n\nping_interval = 0", "`ping_interval`", Some("line 3")),
-            ("[session]\nrecv_window = 1000", "`recv_window`", Some("line 2")),
-            ("[session]\nmax_recv_window = 1000", "`max_recv_window`", Some("line 2")),
-            ("[session]\nmax_streams = 0", "`max_streams`", Some("line 2")),
-            ("[session]\nhandshake_timeout = 99999999999", "`handshake_timeout`", None),
+            (
+                "[session]\n\nping_interval = 0",
+                "`ping_interval`",
+                Some("line 3"),
+            ),
+            (
+                "[session]\nrecv_window = 1000",
+                "`recv_window`",
+                Some("line 2"),
+            ),
+            (
+                "[session]\nmax_recv_window = 1000",
+                "`max_recv_window`",
+                Some("line 2"),
+            ),
+            (
+                "[session]\nmax_streams = 0",
+                "`max_streams`",
+                Some("line 2"),
+            ),
+            (
+                "[session]\nhandshake_timeout = 99999999999",
+                "`handshake_timeout`",
+                None,
+            ),
             ("[session]\nudp_recv_buffer = 0", "`udp_recv_buffer`", None),
             ("[session]\ncolour = 3", "colour", Some("line 2")),
             ("[session]\ncongestion = \"vegas\"", "vegas", Some("line 2")),

@@ -59,9 +59,9 @@ const READ_BUF: usize = 64 * 1024;
 
 /// Checks the form `HOST:PORT` (for clap).
 pub fn host_port(s: &str) -> Result<String, String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:5432 or db.example.org:5432)"))?;
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+        format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:5432 or db.example.org:5432)")
+    })?;
     if host.is_empty() {
         return Err(format!("`{s}` has no host: give HOST:PORT"));
     }
@@ -515,7 +515,10 @@ mod tests {
         let allow = vec!["127.0.0.1:5432".to_owned(), "DB.example.org:80".to_owned()];
         assert_eq!(allowed("", &allow), Some("127.0.0.1:5432"));
         assert_eq!(allowed("127.0.0.1:5432", &allow), Some("127.0.0.1:5432"));
-        assert_eq!(allowed("db.example.org:80", &allow), Some("DB.example.org:80"));
+        assert_eq!(
+            allowed("db.example.org:80", &allow),
+            Some("DB.example.org:80")
+        );
         assert_eq!(allowed("127.0.0.1:22", &allow), None);
         assert_eq!(allowed("evil.example.org:5432", &allow), None);
         assert_eq!(allowed("", &[]), None);

@@ -123,9 +123,9 @@ pub(crate) fn connect_error(
         ConnectError::Rejected(e) => {
             CliError::Invalid(format!("cannot open a session with {peer}: {e}"))
         }
-        ConnectError::EndpointClosed => {
-            CliError::Network(format!("cannot open a session with {peer}: the endpoint closed"))
-        }
+        ConnectError::EndpointClosed => CliError::Network(format!(
+            "cannot open a session with {peer}: the endpoint closed"
+        )),
     }
 }
 
@@ -141,9 +141,9 @@ pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
         Some(CloseReason::AuthenticationFailed) => CliError::Authentication(format!(
             "the peer {peer} refused the handshake: check that both sides use the same --key-file"
         )),
-        Some(reason) => {
-            CliError::Network(format!("the session with {peer} ended before the end: {reason}"))
-        }
+        Some(reason) => CliError::Network(format!(
+            "the session with {peer} ended before the end: {reason}"
+        )),
         None => CliError::Network(format!("the session with {peer} ended before the end")),
     }
 }

@@ -79,7 +79,10 @@ struct Ctx {
 /// How one entry ended at the receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum EntryOutcome {
-    Stored { bytes: u64, dir: bool },
+    Stored {
+        bytes: u64,
+        dir: bool,
+    },
     Identical,
     /// Refused with this code (exists, bad name, malformed).
     Refused(ReplyCode, String),
@@ -373,10 +376,12 @@ async fn store(
 ) -> EntryOutcome {
     let rel = match sanitize_path(&header.name) {
         Ok(rel) => rel,
-        Err(why) => return EntryOutcome::Refused(
+        Err(why) => {
+            return EntryOutcome::Refused(
                 ReplyCode::BadName,
                 format!("name {:?} refused: {why}", header.name),
-            ),
+            );
+        }
     };
     if let Err(why) = check_ancestors(&ctx.dir, &rel) {
         return EntryOutcome::Refused(ReplyCode::BadName, why);
@@ -385,32 +390,47 @@ async fn store(
     let existing = std::fs::symlink_metadata(&target).ok();
     if header.kind == EntryKind::Dir {
         return match existing {
-            Some(meta) if meta.is_dir() => EntryOutcome::Stored { bytes: 0, dir: true },
-            Some(_) => EntryOutcome::Refused(ReplyCode::Exists, format!(
-                "`{}` exists on the receiver and is not a directory",
-                rel.display()
-            )),
+            Some(meta) if meta.is_dir() => EntryOutcome::Stored {
+                bytes: 0,
+                dir: true,
+            },
+            Some(_) => EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver and is not a directory",
+                    rel.display()
+                ),
+            ),
             None => match std::fs::create_dir_all(&target) {
-                Ok(()) => EntryOutcome::Stored { bytes: 0, dir: true },
+                Ok(()) => EntryOutcome::Stored {
+                    bytes: 0,
+                    dir: true,
+                },
                 Err(e) => io_failure("create the directory", &target, &e),
             },
         };
     }
     if let Some(meta) = existing {
         if meta.is_dir() || meta.file_type().is_symlink() {
-            return EntryOutcome::Refused(ReplyCode::Exists, format!(
-                "`{}` exists on the receiver and is not a plain file",
-                rel.display()
-            ));
+            return EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver and is not a plain file",
+                    rel.display()
+                ),
+            );
         }
         if !ctx.overwrite {
             if meta.len() == header.size && digest_of(&target).await == Some(header.digest) {
                 return EntryOutcome::Identical;
             }
-            return EntryOutcome::Refused(ReplyCode::Exists, format!(
-                "`{}` exists on the receiver with other content: remove it there, or run `ferry receive --overwrite`",
-                rel.display()
-            ));
+            return EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver with other content: remove it there, or run `ferry receive --overwrite`",
+                    rel.display()
+                ),
+            );
         }
     }
     let parent = target.parent().unwrap_or(&ctx.dir).to_path_buf();
@@ -446,7 +466,9 @@ async fn store(
                 if let Err(e) = file.write_all(&chunk).await {
                     return io_failure("write", &target, &e);
                 }
-                progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                progress
+                    .bytes
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
             Ok(None) => break,
             Err(StreamRecvError::Reset { .. }) => {
@@ -474,10 +496,13 @@ async fn store(
     match persist(&partial.path, &target, ctx.overwrite) {
         Ok(moved) => partial.keep = moved,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return EntryOutcome::Refused(ReplyCode::Exists, format!(
-                "`{}` exists on the receiver (it appeared meanwhile): remove it there, or run `ferry receive --overwrite`",
-                rel.display()
-            ));
+            return EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver (it appeared meanwhile): remove it there, or run `ferry receive --overwrite`",
+                    rel.display()
+                ),
+            );
         }
         Err(e) => return io_failure("rename into", &target, &e),
     }

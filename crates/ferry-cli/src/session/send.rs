@@ -30,7 +30,9 @@ use super::wire::{
     CLOSE_ABORTED, CLOSE_DONE, EntryHeader, EntryKind, Manifest, RESET_STOPPED, Reply, ReplyCode,
     decode_progress, wire_name,
 };
-use super::{bind, client_addr, connect_error, lost_error, mbit_per_s, resolve, runtime, stats_line};
+use super::{
+    bind, client_addr, connect_error, lost_error, mbit_per_s, resolve, runtime, stats_line,
+};
 use crate::CliError;
 use crate::exit::io_advice;
 
@@ -284,13 +286,10 @@ async fn transfer(
         entries: entries.len() as u64,
         bytes: entries.iter().map(|e| e.size).sum(),
     };
-    session
-        .send(manifest.encode())
-        .await
-        .map_err(|e| match e {
-            ferry_tokio::SendError::Closed(reason) => lost_error(peer, Some(reason)),
-            e => CliError::Network(format!("the session with {peer} failed: {e}")),
-        })?;
+    session.send(manifest.encode()).await.map_err(|e| match e {
+        ferry_tokio::SendError::Closed(reason) => lost_error(peer, Some(reason)),
+        e => CliError::Network(format!("the session with {peer} failed: {e}")),
+    })?;
     // The receiver's reports of bytes stored.
     let listener = {
         let session = session.clone();
@@ -356,10 +355,9 @@ async fn transfer(
                         |t| Some(t.saturating_sub(size)),
                     );
                 }
-                progress.entries.fetch_add(
-                    u64::from(header.kind == EntryKind::File),
-                    Ordering::Relaxed,
-                );
+                progress
+                    .entries
+                    .fetch_add(u64::from(header.kind == EntryKind::File), Ordering::Relaxed);
                 drop(permit);
                 (i, outcome)
             })
@@ -431,7 +429,10 @@ async fn open_stream(
         match session.open_stream(StreamKind::ReliableOrdered) {
             Ok(stream) => return Ok(stream),
             Err(StreamError::TooManyStreams { max }) => {
-                debug!(max, "the receiver allows no more streams: waiting for a reply");
+                debug!(
+                    max,
+                    "the receiver allows no more streams: waiting for a reply"
+                );
                 match replies.join_next().await {
                     Some(Ok((i, outcome))) => {
                         outcomes[i].get_or_insert(outcome);
@@ -455,9 +456,8 @@ async fn open_stream(
 /// The receiver's reply on `stream`.
 async fn read_reply(stream: &Stream) -> Reply {
     match stream.recv().await {
-        Ok(Some(message)) => Reply::decode(&message).unwrap_or_else(|e| {
-            Reply::new(ReplyCode::Malformed, format!("unreadable reply: {e}"))
-        }),
+        Ok(Some(message)) => Reply::decode(&message)
+            .unwrap_or_else(|e| Reply::new(ReplyCode::Malformed, format!("unreadable reply: {e}"))),
         Ok(None) => Reply::new(
             ReplyCode::Malformed,
             "the receiver ended the stream without a reply",
@@ -595,7 +595,14 @@ mod tests {
         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             names,
-            ["top", "top/a.txt", "top/b", "top/b/c.bin", "top/b/empty", "single.txt"]
+            [
+                "top",
+                "top/a.txt",
+                "top/b",
+                "top/b/c.bin",
+                "top/b/empty",
+                "single.txt"
+            ]
         );
         assert_eq!(entries[1].size, 5);
         let err = collect(&[root.clone(), root]).unwrap_err();

@@ -5,7 +5,7 @@
 //!
 //! The session's default stream carries, from sender to receiver, one
 //! [`Manifest`] (how many entries and bytes will come, for the receiver's
-//! progress) and, from receiver to sender, [`Progress`] messages (bytes
+//! progress) and, from receiver to sender, progress messages ([`encode_progress`]) (bytes
 //! stored so far), so that the sender's progress shows what arrived rather
 //! than what was queued.
 //!
@@ -34,7 +34,7 @@
 //!
 //! Each TCP connection is one reliable ordered stream. Its first message,
 //! from `forward`, is a [`ForwardRequest`] naming the target (empty: the
-//! server's default); the first message back is a [`ForwardReply`]. After
+//! server's default); the first message back is a reply (a code, 0 for connected, and why not). After
 //! them, the stream's messages are the connection's bytes; a finish is a
 //! TCP FIN, a reset (code [`RESET_TCP`]) a TCP reset.
 //!
@@ -98,7 +98,9 @@ pub enum WireError {
     #[error("not a ferry {0} message")]
     Malformed(&'static str),
     /// Another version of the messages.
-    #[error("the peer speaks version {0} of ferry's file messages, this side {VERSION}: use the same ferry version on both sides")]
+    #[error(
+        "the peer speaks version {0} of ferry's file messages, this side {VERSION}: use the same ferry version on both sides"
+    )]
     Version(u8),
 }
 

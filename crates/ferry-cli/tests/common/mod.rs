@@ -163,7 +163,10 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
 
 /// Writes a random-looking key file (64 hex digits) from `seed`.
 pub fn key_file(path: &Path, seed: u64) {
-    let hex: String = content(32, seed).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = content(32, seed)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     std::fs::write(path, hex + "\n").unwrap();
     #[cfg(unix)]
     {
