@@ -287,7 +287,9 @@ async fn receive_entry(
     };
     let name = format!("{:?}", header.name);
     let name = name.trim_matches('"').to_owned();
-    progress.set_current(&name);
+    if header.kind == EntryKind::File {
+        progress.set_current(&name);
+    }
     let outcome = store(&stream, &ctx, &header, &progress).await;
     let reply = match &outcome {
         EntryOutcome::Stored { .. } => Some(Reply::new(ReplyCode::Stored, "")),

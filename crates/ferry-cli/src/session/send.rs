@@ -312,7 +312,9 @@ async fn transfer(
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        progress.set_current(&entry.name);
+        if entry.kind == EntryKind::File {
+            progress.set_current(&entry.name);
+        }
         let (size, digest) = match entry.kind {
             EntryKind::Dir => (0, *blake3::hash(b"").as_bytes()),
             EntryKind::File => match hash_file(entry.source.clone()).await {
