@@ -104,7 +104,7 @@ impl CliError {
             Self::Authentication(_) => Exit::Authentication,
             Self::Integrity(_) => Exit::Integrity,
             Self::Interrupted => Exit::Interrupted,
-            Self::Output(e) | Self::Io { source: e, .. } if is_network(e) => Exit::Network,
+            Self::Io { source, .. } if is_network(source) => Exit::Network,
             Self::Output(_) | Self::Io { .. } => Exit::LocalIo,
         }
     }

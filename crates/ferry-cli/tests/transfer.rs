@@ -115,9 +115,14 @@ fn matching_keys_transfer_encrypted() {
     let keys = tempfile::tempdir().unwrap();
     key_file(&keys.path().join("shared.key"), 42);
     // The receiver takes the key from its configuration file, the sender
-    // from the flag.
+    // from the flag; the receiver's small message limit makes the sender cut
+    // its chunks smaller.
     let config = keys.path().join("ferry.toml");
-    std::fs::write(&config, "[session]\nkey_file = \"shared.key\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[session]\nkey_file = \"shared.key\"\nmax_message_size = 50000\n",
+    )
+    .unwrap();
     let server = receiver(dst.path(), &["--config", config.to_str().unwrap()]);
     let out = run(&[
         "send",

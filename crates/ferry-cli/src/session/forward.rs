@@ -426,10 +426,11 @@ async fn pump(tcp: TcpStream, stream: Stream, sent: &AtomicU64, received: &Atomi
     let (mut rd, mut wr) = tcp.into_split();
     let outcome = {
         let up = async {
-            let mut buf = BytesMut::with_capacity(READ_BUF);
+            let chunk = READ_BUF.min(stream.session().max_message_size()).max(1);
+            let mut buf = BytesMut::with_capacity(chunk);
             loop {
-                buf.reserve(READ_BUF);
-                match rd.read_buf(&mut buf).await {
+                buf.reserve(chunk);
+                match (&mut rd).take(chunk as u64).read_buf(&mut buf).await {
                     Ok(0) => {
                         // FIN from the TCP side: finish the stream.
                         let _ = stream.finish();

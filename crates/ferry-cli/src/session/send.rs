@@ -496,8 +496,13 @@ async fn send_content(
         if reply.is_finished() {
             return Ok(Sent::Stopped);
         }
-        let mut buf = BytesMut::with_capacity(CHUNK);
-        let n = file.read_buf(&mut buf).await.map_err(Failure::Read)?;
+        let chunk = CHUNK.min(stream.session().max_message_size()).max(1);
+        let mut buf = BytesMut::with_capacity(chunk);
+        let n = (&mut file)
+            .take(chunk as u64)
+            .read_buf(&mut buf)
+            .await
+            .map_err(Failure::Read)?;
         if n == 0 {
             break;
         }
