@@ -1,6 +1,15 @@
 //! The `ferry` command line, as a library so that tests can drive it in-process.
 //!
-//! `main.rs` only parses arguments, sets up logging and calls [`run`].
+//! `main.rs` only parses arguments, sets up logging and calls [`run`]; the
+//! process exits with the code [`CliError::exit`] gives (see [`exit::Exit`]).
+//!
+//! - Reliable sessions ([`session`]): `ferry send` / `ferry receive` move
+//!   files and directory trees, `ferry forward` / `ferry forward-server`
+//!   carry TCP connections; their settings come from the `[session]` table
+//!   of the configuration file ([`session::config`]), which `ferry config
+//!   check` validates ([`config_cmd`]).
+//! - One-way transfer across a data diode ([`diode`]).
+//! - `ferry demo` ([`demo`]).
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -8,14 +17,30 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
+pub mod config_cmd;
 pub mod demo;
 pub mod diode;
+pub mod exit;
+pub mod session;
 
 /// Move data over UDP: reliable sessions, and one-way transfers across a data
 /// diode.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, propagate_version = true)]
+#[command(
+    name = "ferry",
+    version,
+    about,
+    propagate_version = true,
+    after_help = exit::EXIT_CODES_HELP
+)]
 pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace
+    /// (overrides FERRY_LOG and RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only: no progress, no report, only error messages on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -24,6 +49,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Send files and directories to a `ferry receive`, over one reliable
+    /// session; each file is checked against its BLAKE3 digest.
+    Send(session::send::SendArgs),
+    /// Receive files from `ferry send` into a directory; a file appears
+    /// under its name only once complete and checked.
+    Receive(session::receive::ReceiveArgs),
+    /// Accept TCP connections and carry each over one Ferry session to a
+    /// `ferry forward-server`, which connects it on to its target.
+    Forward(session::forward::ForwardArgs),
+    /// Serve `ferry forward`: connect the TCP connections it carries to the
+    /// targets this side allows (`--allow`).
+    ForwardServer(session::forward::ForwardServerArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Transfer data between two endpoints over a simulated lossy network and
     /// check every byte. Needs no configuration and no second machine.
     Demo(demo::DemoArgs),
@@ -58,6 +98,22 @@ pub enum CliError {
     /// A diode sender or receiver could not start or failed.
     #[error("{0}")]
     Diode(#[from] ferry_diode::DiodeError),
+    /// The network failed: a socket could not be bound, a name resolved, the
+    /// peer reached, or the session died; the message says what to do.
+    #[error("{0}")]
+    Network(String),
+    /// The peer refused the handshake (the keys differ), or a key is unusable.
+    #[error("{0}")]
+    Authentication(String),
+    /// Data did not match its digest.
+    #[error("{0}")]
+    Integrity(String),
+    /// Part of the work failed; the report said which.
+    #[error("{0}")]
+    Failed(String),
+    /// Interrupted (Ctrl-C) before the work was done.
+    #[error("interrupted")]
+    Interrupted,
     /// A file, directory or connection could not be used; the context says
     /// which and what to do.
     #[error("{context}: {source}")]
@@ -71,7 +127,13 @@ pub enum CliError {
 
 /// Runs a parsed command, writing its human-readable report to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let quiet = cli.quiet;
     match cli.command {
+        Command::Send(args) => session::send::run(&args, quiet, out),
+        Command::Receive(args) => session::receive::run(&args, quiet, out),
+        Command::Forward(args) => session::forward::run_forward(&args, out),
+        Command::ForwardServer(args) => session::forward::run_server(&args, out),
+        Command::Config(command) => config_cmd::run(&command, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::DiodeSend(args) => diode::send::run(&args, out),
         Command::DiodeReceive(args) => diode::receive::run(&args, out),

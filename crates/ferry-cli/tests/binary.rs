@@ -1,5 +1,5 @@
-//! The built `ferry` binary: help for every diode tool, and the exit codes
-//! (0 success, 1 runtime failure, 2 usage).
+//! The built `ferry` binary: help for every tool, and the exit codes (0
+//! success, 1 other failure, 2 usage, 3 network, ...: see `ferry --help`).
 
 use std::process::Command;
 
@@ -82,7 +82,7 @@ fn usage_errors_exit_with_2() {
 }
 
 #[test]
-fn runtime_failures_exit_with_1_and_say_what_to_do() {
+fn runtime_failures_exit_with_their_code_and_say_what_to_do() {
     let dir = std::env::temp_dir().join(format!("ferry-binary-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("bad.toml");
@@ -113,8 +113,94 @@ fn runtime_failures_exit_with_1_and_say_what_to_do() {
         "--to",
         &free.to_string(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    // Connection refused: a network failure, 3.
+    assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("ferry diode-send --listen"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const SESSION_TOOLS: [(&str, &[&str]); 5] = [
+    ("send", &["--to", "--key-file", "--config", "--progress"]),
+    (
+        "receive",
+        &[
+            "--listen",
+            "--dir",
+            "--overwrite",
+            "--once",
+            "--key-file",
+            "--config",
+        ],
+    ),
+    (
+        "forward",
+        &["--listen", "--to", "--target", "--key-file", "--config"],
+    ),
+    (
+        "forward-server",
+        &["--listen", "--allow", "--key-file", "--config"],
+    ),
+    ("config", &["check"]),
+];
+
+#[test]
+fn every_session_tool_has_help_and_the_exit_codes_are_listed() {
+    let top = String::from_utf8(ferry(&["--help"]).stdout).unwrap();
+    for (tool, flags) in SESSION_TOOLS {
+        assert!(top.contains(tool), "{tool} missing from:\n{top}");
+        let out = ferry(&[tool, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{tool} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        for flag in flags {
+            assert!(help.contains(flag), "{tool} lacks {flag}: {help}");
+        }
+    }
+    for line in [
+        "Exit codes:",
+        "3    network",
+        "4    authentication",
+        "5    integrity",
+        "6    local I/O",
+        "FERRY_LOG",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(top.contains(line), "{line} missing from:\n{top}");
+    }
+}
+
+#[test]
+fn wrong_arguments_get_a_helpful_message_and_exit_2() {
+    for (args, hint) in [
+        (&["send", "x"][..], "--to"),
+        (&["send", "--to", "127.0.0.1:9"], "FILE_OR_DIR"),
+        (&["send", "x", "--to", "nohost"], "HOST:PORT"),
+        (&["send", "x", "--to", "h:99999"], "port"),
+        (&["receive", "--listen", "127.0.0.1:0"], "--dir"),
+        (&["receive", "--listen", "here", "--dir", "d"], "--listen"),
+        (&["forward-server", "--listen", "127.0.0.1:0"], "--allow"),
+        (&["forward", "--listen", "127.0.0.1:0"], "--to"),
+        (
+            &["send", "x", "--to", "127.0.0.1:9", "--progress", "fancy"],
+            "lines",
+        ),
+        (&["config"], "check"),
+        (&["-q", "-v", "config", "check", "f"], "cannot be used with"),
+        (&["teleport"], "unrecognized subcommand"),
+    ] {
+        let out = ferry(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(hint), "{args:?}: `{hint}` missing from {err}");
+    }
+}
+
+#[test]
+fn quiet_prints_nothing_but_errors() {
+    let out = ferry(&["-q", "config", "check", "/nonexistent.toml"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("/nonexistent.toml"), "{err}");
 }

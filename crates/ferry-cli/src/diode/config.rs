@@ -21,7 +21,10 @@
 //! ```
 //!
 //! Every key is optional (the defaults are those shown); unknown keys and
-//! invalid values are refused with a message naming the key.
+//! invalid values are refused with a message naming the key. A `[session]`
+//! table holds the session tools' settings (see
+//! [`crate::session::config`]) and is ignored here, so that one file can
+//! serve both.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +104,9 @@ struct FileSettings {
     udp_send_buffer: Option<usize>,
     udp_recv_buffer: Option<usize>,
     receiver: Option<ReceiverTable>,
+    /// The session tools' table (`crate::session::config`): not ours.
+    #[allow(dead_code)]
+    session: Option<serde::de::IgnoredAny>,
 }
 
 /// Everything a diode tool needs to start.
@@ -308,6 +314,16 @@ mod tests {
             assert!(err.contains(key), "{text}: {err}");
             assert!(err.contains("test.toml"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_session_table_is_ignored() {
+        let s = parse(
+            "mtu = 9000\n[session]\nmtu = 1400\nwhatever = \"x\"\n",
+            "test.toml",
+        )
+        .unwrap();
+        assert_eq!(s.diode.mtu, 9000);
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! The exit codes of `ferry`, one per kind of failure, so that scripts can
+//! tell a network problem from a wrong key or a corrupted file.
+
+use std::io;
+
+use crate::CliError;
+
+/// How `ferry` exits. The number is the process's exit status.
+///
+/// 0 and 2 are those of every clap program (success, and a usage error:
+/// unknown flag, missing or malformed argument); the others say which kind
+/// of failure ended the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Exit {
+    /// The command did what it was asked.
+    Success = 0,
+    /// Any other failure: invalid settings or configuration file, files
+    /// refused by the receiver, a protocol error.
+    Failure = 1,
+    /// The command line is wrong (clap's code): an unknown flag, a missing
+    /// or malformed argument.
+    Usage = 2,
+    /// The network: a socket cannot be bound (port in use, not an address of
+    /// this host), a name does not resolve, the peer does not answer or
+    /// refuses, or the session died.
+    Network = 3,
+    /// Authentication: the peer refused the handshake because the two sides
+    /// do not hold the same key (`--key-file`), or a key file is unusable.
+    Authentication = 4,
+    /// Integrity: data arrived that does not match its BLAKE3 digest (the
+    /// file changed while it was sent, or was corrupted).
+    Integrity = 5,
+    /// Local file system: a file or directory cannot be read or written
+    /// (permission denied, disk full, no such file).
+    LocalIo = 6,
+    /// Interrupted (Ctrl-C) before the work was done; the shell's
+    /// convention for SIGINT.
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit.code())
+    }
+}
+
+/// The exit codes as `ferry --help` lists them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success
+  1    other failure (invalid settings or configuration, files refused)
+  2    usage error (unknown flag, missing or malformed argument)
+  3    network: port in use, name not resolved, peer not answering or refusing, session lost
+  4    authentication: the two sides do not use the same --key-file
+  5    integrity: data did not match its BLAKE3 digest
+  6    local I/O: permission denied, disk full, no such file
+  130  interrupted (Ctrl-C)
+
+Logging: -v (info), -vv (debug), -vvv (trace), -q (errors only, no report);
+without them FERRY_LOG or RUST_LOG (e.g. FERRY_LOG=ferry_cli=debug) sets the filter.";
+
+/// Whether an I/O error is the network's (a socket, a peer) rather than
+/// the local file system's.
+pub(crate) fn is_network(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::AddrInUse
+            | K::AddrNotAvailable
+            | K::TimedOut
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::BrokenPipe
+    )
+}
+
+impl CliError {
+    /// The exit code this error ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Invalid(_) | Self::TransferFailed(_) | Self::Failed(_) => Exit::Failure,
+            Self::Diode(
+                ferry_diode::DiodeError::AddrInUse(_)
+                | ferry_diode::DiodeError::AddrNotAvailable(_)
+                | ferry_diode::DiodeError::PermissionDenied(_)
+                | ferry_diode::DiodeError::AddressFamily { .. }
+                | ferry_diode::DiodeError::Io { .. },
+            ) => Exit::Network,
+            Self::Diode(_) => Exit::Failure,
+            Self::Network(_) => Exit::Network,
+            Self::Authentication(_) => Exit::Authentication,
+            Self::Integrity(_) => Exit::Integrity,
+            Self::Interrupted => Exit::Interrupted,
+            Self::Io { source, .. } if is_network(source) => Exit::Network,
+            Self::Output(_) | Self::Io { .. } => Exit::LocalIo,
+        }
+    }
+}
+
+/// Advice for a local I/O error on `path`: what to do about it.
+pub(crate) fn io_advice(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "permission denied: check the owner and mode of the file or directory, or run as a user who may use it"
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "the disk is full (or the quota reached): free some space, or choose another directory"
+        }
+        io::ErrorKind::NotFound => "no such file or directory: check the path",
+        io::ErrorKind::ReadOnlyFilesystem => {
+            "the file system is read-only: choose a writable directory"
+        }
+        io::ErrorKind::AlreadyExists => "it already exists",
+        _ => "check the path and the disk",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct() {
+        let all = [
+            Exit::Success,
+            Exit::Failure,
+            Exit::Usage,
+            Exit::Network,
+            Exit::Authentication,
+            Exit::Integrity,
+            Exit::LocalIo,
+            Exit::Interrupted,
+        ];
+        let mut codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        for e in all {
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("  {}  ", e.code())),
+                "{e:?} missing from the help"
+            );
+        }
+    }
+
+    #[test]
+    fn io_errors_are_classified() {
+        let refused = CliError::Io {
+            context: "connect".into(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(refused.exit(), Exit::Network);
+        let full = CliError::Io {
+            context: "write".into(),
+            source: io::ErrorKind::StorageFull.into(),
+        };
+        assert_eq!(full.exit(), Exit::LocalIo);
+    }
+}

@@ -1,0 +1,527 @@
+//! `ferry forward` and `ferry forward-server`: TCP connections carried over
+//! one Ferry session, one stream per connection.
+//!
+//! ```text
+//!  TCP client ──► forward --listen TCP_ADDR ══ Ferry session ══► forward-server --listen UDP_ADDR ──► TCP target
+//!                 --to HOST:PORT [--target HOST:PORT]            --allow HOST:PORT [--allow ...]
+//! ```
+//!
+//! `forward` accepts TCP connections and opens a Ferry session to the
+//! server at start (so that a wrong address or key is reported at once);
+//! for each connection it opens a stream whose first message names the
+//! target (`--target`, or none: the server's default), and once the server
+//! answered that it connected, copies bytes both ways. If the session dies,
+//! `forward` reconnects (waiting 1 s, then up to 30 s between attempts);
+//! connections accepted meanwhile wait for it up to twice the handshake
+//! timeout, then are reset.
+//!
+//! `forward-server` is **not an open proxy**: it connects only to the
+//! targets given with `--allow HOST:PORT` (at least one; repeatable). The
+//! first is the default, used when `forward` names no target. A target
+//! named by `forward` is allowed when it equals an `--allow` entry as
+//! written (host names compared without case), or when both are IP
+//! addresses with the same address and port. Anyone holding the key (or,
+//! without `--key-file`, anyone who can reach the UDP port) can reach the
+//! allowed targets: use `--key-file` on both sides.
+//!
+//! Both directions are carried separately: the end of one (a TCP FIN)
+//! finishes its stream and becomes a FIN on the other side, while the other
+//! direction goes on (half-close). A reset of the TCP connection on either
+//! side resets the stream ([`RESET_TCP`]) and the other side's TCP
+//! connection (SO_LINGER 0); so does the loss of the session.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use clap::Args;
+use ferry_tokio::{Endpoint, Session, Stream, StreamKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::config::SessionOptions;
+use super::progress::human_bytes;
+use super::wire::{ForwardRequest, RESET_TCP, VERSION};
+use super::{bind, client_addr, connect_error, resolve, runtime};
+use crate::CliError;
+
+/// How long `forward-server` tries to connect to a target.
+pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between two reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Bytes read from a TCP connection at a time.
+const READ_BUF: usize = 64 * 1024;
+
+/// Checks the form `HOST:PORT` (for clap).
+pub fn host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+        format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:5432 or db.example.org:5432)")
+    })?;
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host: give HOST:PORT"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("`{s}`: the port `{port}` is not a number from 0 to 65535"))?;
+    Ok(s.to_owned())
+}
+
+/// Arguments of `ferry forward`.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardArgs {
+    /// TCP address to accept connections on, e.g. 127.0.0.1:5432 (port 0:
+    /// any free port; the address is printed as `listening on ADDR`).
+    #[arg(long, value_name = "TCP_ADDR")]
+    pub listen: SocketAddr,
+    /// The `ferry forward-server` to carry them to (its UDP HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub to: String,
+    /// The TCP target the server should connect to, as its `--allow` names
+    /// it (default: the server's first `--allow`).
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    pub target: Option<String>,
+    /// Session settings.
+    #[command(flatten)]
+    pub session: SessionOptions,
+}
+
+/// Arguments of `ferry forward-server`.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardServerArgs {
+    /// UDP address to receive sessions on, e.g. 0.0.0.0:7001 (port 0: any
+    /// free port; the address is printed as `listening on ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// A TCP target that `forward` may reach (repeatable; at least one). The
+    /// first is the default when `forward` names none. Nothing else is
+    /// reachable: this is no open proxy.
+    #[arg(long = "allow", value_name = "HOST:PORT", required = true, value_parser = host_port)]
+    pub allow: Vec<String>,
+    /// Session settings.
+    #[command(flatten)]
+    pub session: SessionOptions,
+}
+
+/// Bytes and connections carried.
+#[derive(Debug, Default)]
+struct Counters {
+    connections: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Counters {
+    fn line(&self) -> String {
+        format!(
+            "{} connections, {} out, {} back",
+            self.connections.load(Ordering::Relaxed),
+            human_bytes(self.up.load(Ordering::Relaxed)),
+            human_bytes(self.down.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+/// Runs `ferry forward`.
+pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let settings = args.session.load()?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let peer = resolve(&args.to, "--to").await?;
+        let endpoint = bind(client_addr(peer), settings.endpoint.clone(), "the local address")?;
+        let timeout = settings.endpoint.protocol.handshake_timeout;
+        let session = endpoint
+            .connect(peer)
+            .await
+            .map_err(|e| connect_error(&args.to, e, timeout, "ferry forward-server --listen"))?;
+        let listener = crate::diode::bind_tcp(args.listen, "--listen")?;
+        listener.set_nonblocking(true).map_err(|e| CliError::Io {
+            context: "cannot set up the TCP listener".into(),
+            source: e,
+        })?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| CliError::Io {
+            context: "cannot set up the TCP listener".into(),
+            source: e,
+        })?;
+        let local = listener.local_addr().map_err(|e| CliError::Io {
+            context: "cannot read the listening address".into(),
+            source: e,
+        })?;
+        writeln!(
+            out,
+            "listening on {local}, forwarding to {} over a Ferry session to {}",
+            args.target.as_deref().unwrap_or("the server's default target"),
+            args.to
+        )?;
+        out.flush()?;
+        let (publish, current) = watch::channel(Some(session));
+        let supervisor = tokio::spawn(keep_session(
+            endpoint.clone(),
+            peer,
+            args.to.clone(),
+            timeout,
+            publish,
+            current.clone(),
+        ));
+        let counters = Arc::new(Counters::default());
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, from)) => {
+                        counters.connections.fetch_add(1, Ordering::Relaxed);
+                        let current = current.clone();
+                        let target = args.target.clone().unwrap_or_default();
+                        let counters = counters.clone();
+                        tokio::spawn(async move {
+                            forward_connection(tcp, from, current, target, timeout * 2, counters).await;
+                        });
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                _ = &mut ctrl_c => break,
+            }
+        }
+        supervisor.abort();
+        endpoint.close().await;
+        writeln!(out, "forwarded {}", counters.line())?;
+        Ok(())
+    })
+}
+
+/// Keeps a session with the server open: reconnects when it dies.
+async fn keep_session(
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    name: String,
+    timeout: Duration,
+    publish: watch::Sender<Option<Session>>,
+    mut current: watch::Receiver<Option<Session>>,
+) {
+    loop {
+        let session = current.borrow_and_update().clone();
+        if let Some(session) = session {
+            let reason = session.closed().await;
+            warn!(server = %name, %reason, "the session with the forward-server ended: reconnecting");
+            let _ = publish.send(None);
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match endpoint.connect(peer).await {
+                Ok(session) => {
+                    info!(server = %name, "session with the forward-server open again");
+                    let _ = publish.send(Some(session));
+                    break;
+                }
+                Err(e) => {
+                    let e = connect_error(&name, e, timeout, "ferry forward-server --listen");
+                    warn!(error = %e, retry_in = ?backoff, "cannot reconnect");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Carries one accepted TCP connection.
+async fn forward_connection(
+    tcp: TcpStream,
+    from: SocketAddr,
+    mut current: watch::Receiver<Option<Session>>,
+    target: String,
+    wait: Duration,
+    counters: Arc<Counters>,
+) {
+    let session = match tokio::time::timeout(wait, current.wait_for(Option::is_some)).await {
+        Ok(Ok(session)) => session.clone().expect("waited for Some"),
+        _ => {
+            warn!(%from, "no session with the forward-server: connection reset");
+            reset(&tcp);
+            return;
+        }
+    };
+    let stream = match session.open_stream(StreamKind::ReliableOrdered) {
+        Ok(stream) => stream,
+        Err(e) => {
+            warn!(%from, error = %e, "cannot open a stream: connection reset");
+            reset(&tcp);
+            return;
+        }
+    };
+    let request = ForwardRequest {
+        target: target.clone(),
+    };
+    if let Err(e) = stream.send(request.encode()).await {
+        warn!(%from, error = %e, "cannot send the request: connection reset");
+        reset(&tcp);
+        return;
+    }
+    match stream.recv().await {
+        Ok(Some(reply)) if reply.first() == Some(&0) => {
+            debug!(%from, target, "connected through the forward-server");
+        }
+        Ok(Some(reply)) => {
+            warn!(
+                %from,
+                why = %String::from_utf8_lossy(reply.get(1..).unwrap_or_default()),
+                "the forward-server refused the connection: reset"
+            );
+            let _ = stream.reset(RESET_TCP);
+            reset(&tcp);
+            return;
+        }
+        other => {
+            warn!(%from, outcome = ?other, "no answer from the forward-server: connection reset");
+            let _ = stream.reset(RESET_TCP);
+            reset(&tcp);
+            return;
+        }
+    }
+    pump(tcp, stream, &counters.up, &counters.down).await;
+}
+
+/// Runs `ferry forward-server`.
+pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let settings = args.session.load()?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let mut config = settings.endpoint.clone();
+        config.protocol.accept_incoming = true;
+        let endpoint = bind(args.listen, config, "--listen")?;
+        writeln!(
+            out,
+            "listening on {}, connecting to {} only",
+            endpoint.local_addr(),
+            args.allow.join(", ")
+        )?;
+        out.flush()?;
+        let allow = Arc::new(args.allow.clone());
+        let counters = Arc::new(Counters::default());
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                accepted = endpoint.accept() => {
+                    let Some(session) = accepted else { break };
+                    info!(peer = %session.remote_addr(), "forward session opened");
+                    let allow = allow.clone();
+                    let counters = counters.clone();
+                    tokio::spawn(async move {
+                        while let Some(stream) = session.accept_stream().await {
+                            counters.connections.fetch_add(1, Ordering::Relaxed);
+                            tokio::spawn(serve_stream(stream, allow.clone(), counters.clone()));
+                        }
+                        let reason = session.closed().await;
+                        info!(peer = %session.remote_addr(), %reason, "forward session ended");
+                    });
+                }
+                _ = &mut ctrl_c => break,
+            }
+        }
+        endpoint.close().await;
+        writeln!(out, "forwarded {}", counters.line())?;
+        Ok(())
+    })
+}
+
+/// Whether `target` is one of `allow`.
+pub fn allowed<'a>(target: &str, allow: &'a [String]) -> Option<&'a str> {
+    if target.is_empty() {
+        return allow.first().map(String::as_str);
+    }
+    let addr = target.parse::<SocketAddr>().ok();
+    allow
+        .iter()
+        .find(|a| {
+            a.eq_ignore_ascii_case(target)
+                || (addr.is_some() && a.parse::<SocketAddr>().ok() == addr)
+        })
+        .map(String::as_str)
+}
+
+/// Serves one stream of a forward session: connect, answer, copy.
+async fn serve_stream(stream: Stream, allow: Arc<Vec<String>>, counters: Arc<Counters>) {
+    let refuse = |why: String| {
+        let mut reply = vec![1u8];
+        reply.extend_from_slice(why.as_bytes());
+        reply
+    };
+    let request = match stream.recv().await {
+        Ok(Some(message)) => ForwardRequest::decode(&message),
+        _ => return,
+    };
+    let target = match request {
+        Ok(request) => match allowed(&request.target, &allow) {
+            Some(target) => target.to_owned(),
+            None => {
+                warn!(target = ?request.target, "target not allowed (--allow): refused");
+                let _ = stream
+                    .send(refuse(format!(
+                        "target {:?} is not allowed by this forward-server (its --allow: {})",
+                        request.target,
+                        allow.join(", ")
+                    )))
+                    .await;
+                let _ = stream.finish();
+                return;
+            }
+        },
+        Err(e) => {
+            let _ = stream
+                .send(refuse(format!("{e} (this side speaks version {VERSION})")))
+                .await;
+            let _ = stream.finish();
+            return;
+        }
+    };
+    let tcp = match tokio::time::timeout(TARGET_CONNECT_TIMEOUT, TcpStream::connect(&target)).await
+    {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            warn!(target, error = %e, "cannot connect to the target");
+            let _ = stream
+                .send(refuse(format!("cannot connect to {target}: {e}")))
+                .await;
+            let _ = stream.finish();
+            return;
+        }
+        Err(_) => {
+            warn!(target, "no answer from the target");
+            let _ = stream
+                .send(refuse(format!(
+                    "no answer from {target} within {} s",
+                    TARGET_CONNECT_TIMEOUT.as_secs()
+                )))
+                .await;
+            let _ = stream.finish();
+            return;
+        }
+    };
+    if stream.send(vec![0u8]).await.is_err() {
+        return;
+    }
+    debug!(target, "connected");
+    pump(tcp, stream, &counters.down, &counters.up).await;
+}
+
+/// Closes a TCP connection with a reset (SO_LINGER 0).
+fn reset(tcp: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO)) {
+        debug!(error = %e, "cannot set SO_LINGER; the connection closes normally");
+    }
+}
+
+/// Copies bytes both ways between `tcp` and `stream` until both directions
+/// ended; a reset on either side resets the other. `sent` counts bytes
+/// from TCP into the stream, `received` the other way.
+async fn pump(tcp: TcpStream, stream: Stream, sent: &AtomicU64, received: &AtomicU64) {
+    let (mut rd, mut wr) = tcp.into_split();
+    let outcome = {
+        let up = async {
+            let chunk = READ_BUF.min(stream.session().max_message_size()).max(1);
+            let mut buf = BytesMut::with_capacity(chunk);
+            loop {
+                buf.reserve(chunk);
+                match (&mut rd).take(chunk as u64).read_buf(&mut buf).await {
+                    Ok(0) => {
+                        // FIN from the TCP side: finish the stream.
+                        let _ = stream.finish();
+                        return Ok(());
+                    }
+                    Ok(n) => {
+                        sent.fetch_add(n as u64, Ordering::Relaxed);
+                        if stream.send(buf.split().freeze()).await.is_err() {
+                            return Err(());
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "TCP read failed: resetting the stream");
+                        return Err(());
+                    }
+                }
+            }
+        };
+        let down = async {
+            loop {
+                match stream.recv().await {
+                    Ok(Some(bytes)) => {
+                        received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        if wr.write_all(&bytes).await.is_err() {
+                            return Err(());
+                        }
+                    }
+                    Ok(None) => {
+                        // The peer finished: FIN on our TCP side.
+                        let _ = wr.shutdown().await;
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "stream ended abnormally: resetting the TCP connection");
+                        return Err(());
+                    }
+                }
+            }
+        };
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => {
+                    if r.is_err() { break Err(()) }
+                    up_done = true;
+                }
+                r = &mut down, if !down_done => {
+                    if r.is_err() { break Err(()) }
+                    down_done = true;
+                }
+            }
+            if up_done && down_done {
+                break Ok(());
+            }
+        }
+    };
+    if outcome.is_err() {
+        let _ = stream.reset(RESET_TCP);
+        reset(rd.as_ref());
+        // Dropping the write half would send a FIN before the reset.
+        wr.forget();
+    }
+    drop(rd);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_is_checked() {
+        assert!(host_port("127.0.0.1:80").is_ok());
+        assert!(host_port("db.example.org:5432").is_ok());
+        assert!(host_port("[::1]:22").is_ok());
+        assert!(host_port("nohost").is_err());
+        assert!(host_port(":80").is_err());
+        assert!(host_port("h:99999").is_err());
+    }
+
+    #[test]
+    fn only_allowed_targets() {
+        let allow = vec!["127.0.0.1:5432".to_owned(), "DB.example.org:80".to_owned()];
+        assert_eq!(allowed("", &allow), Some("127.0.0.1:5432"));
+        assert_eq!(allowed("127.0.0.1:5432", &allow), Some("127.0.0.1:5432"));
+        assert_eq!(
+            allowed("db.example.org:80", &allow),
+            Some("DB.example.org:80")
+        );
+        assert_eq!(allowed("127.0.0.1:22", &allow), None);
+        assert_eq!(allowed("evil.example.org:5432", &allow), None);
+        assert_eq!(allowed("", &[]), None);
+    }
+}

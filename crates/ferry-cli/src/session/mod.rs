@@ -1,0 +1,172 @@
+//! The session tools: reliable transfer over a Ferry session (with a return
+//! path, unlike the [diode](crate::diode) tools).
+//!
+//! ```text
+//!  files ──► ferry send ══ one Ferry session, one stream per file ══► ferry receive ──► DIR
+//!  TCP   ──► ferry forward ══ one session, one stream per connection ══► ferry forward-server ──► TCP target
+//! ```
+//!
+//! - [`send`] and [`receive`]: files and directory trees, each file checked
+//!   against its BLAKE3 digest and stored atomically under its name.
+//! - [`forward`]: TCP connections carried over one session, half-close and
+//!   reset included.
+//! - [`config`]: the `[session]` table of the configuration file and the
+//!   `--config` / `--key-file` flags.
+//! - [`wire`]: the messages the tools exchange over the session.
+//! - [`progress`]: progress bars and lines.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferry_proto::CloseReason;
+use ferry_tokio::{BindError, ConnectError, Endpoint, EndpointConfig, EndpointExt, SessionStats};
+
+use crate::CliError;
+
+pub mod config;
+pub mod forward;
+pub mod progress;
+pub mod receive;
+pub mod send;
+pub mod wire;
+
+/// The tokio runtime the session tools run on: two worker threads.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Io {
+            context: "cannot start the async runtime".into(),
+            source: e,
+        })
+}
+
+/// Resolves `HOST:PORT` (the first address); `flag` names the option.
+pub(crate) async fn resolve(target: &str, flag: &str) -> Result<SocketAddr, CliError> {
+    if let Ok(addr) = target.parse() {
+        return Ok(addr);
+    }
+    if !target.contains(':') {
+        return Err(CliError::Invalid(format!(
+            "{flag} {target}: give HOST:PORT, e.g. 192.0.2.10:7000 or files.example.org:7000"
+        )));
+    }
+    let mut addrs = tokio::net::lookup_host(target).await.map_err(|e| {
+        CliError::Network(format!(
+            "cannot resolve {target} ({flag}): {e}; check the host name, or give an IP address"
+        ))
+    })?;
+    addrs.next().ok_or_else(|| {
+        CliError::Network(format!(
+            "{target} ({flag}) resolves to no address: check the host name"
+        ))
+    })
+}
+
+/// The unspecified address of `peer`'s family, port 0: where a client
+/// binds.
+pub(crate) fn client_addr(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
+/// Binds an endpoint; `flag` names the option that gave the address.
+pub(crate) fn bind(
+    addr: SocketAddr,
+    config: EndpointConfig,
+    flag: &str,
+) -> Result<Endpoint, CliError> {
+    Endpoint::bind(addr, config).map_err(|e| match e {
+        BindError::AddrInUse(a) => CliError::Network(format!(
+            "cannot listen on UDP {a} ({flag}): the port is already in use; stop the program that holds it, or choose another port"
+        )),
+        BindError::AddrNotAvailable(a) => CliError::Network(format!(
+            "cannot listen on UDP {a} ({flag}): it is not an address of this host; use one of its addresses, or 0.0.0.0"
+        )),
+        BindError::PermissionDenied(a) => CliError::Network(format!(
+            "cannot listen on UDP {a} ({flag}): permission denied; use a port above 1023, or run with the needed privilege"
+        )),
+        BindError::Config(e) => CliError::Invalid(format!("invalid session settings: {e}")),
+        BindError::Io { addr, source } => CliError::Network(format!(
+            "cannot open a UDP socket on {addr} ({flag}): {source}"
+        )),
+    })
+}
+
+/// What a failed connect means, and what to do; `server` is the command
+/// that should run at `peer`.
+pub(crate) fn connect_error(
+    peer: &str,
+    e: ConnectError,
+    handshake_timeout: Duration,
+    server: &str,
+) -> CliError {
+    match e {
+        ConnectError::Failed(CloseReason::AuthenticationFailed) => {
+            CliError::Authentication(format!(
+                "the peer {peer} refused the handshake: check that both sides use the same --key-file (or that neither uses one)"
+            ))
+        }
+        ConnectError::Failed(CloseReason::Timeout) => CliError::Network(format!(
+            "no answer from {peer} within {} s: check the address and port, that `{server}` runs there, and that no firewall drops UDP between the two",
+            handshake_timeout.as_secs_f64()
+        )),
+        ConnectError::Failed(CloseReason::Refused) => CliError::Network(format!(
+            "{peer} refused the session: nothing listens on that UDP port (start `{server}` there), or it serves max_sessions already"
+        )),
+        ConnectError::Failed(reason) => {
+            CliError::Network(format!("cannot open a session with {peer}: {reason}"))
+        }
+        ConnectError::Rejected(e) => {
+            CliError::Invalid(format!("cannot open a session with {peer}: {e}"))
+        }
+        ConnectError::EndpointClosed => CliError::Network(format!(
+            "cannot open a session with {peer}: the endpoint closed"
+        )),
+    }
+}
+
+/// What a session lost before the end means.
+pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
+    match reason {
+        Some(CloseReason::Timeout) => CliError::Network(format!(
+            "the session with {peer} timed out: the peer stopped answering (stopped, or the network between is down); run the command again"
+        )),
+        Some(CloseReason::Remote { code }) => CliError::Network(format!(
+            "the peer {peer} closed the session before the end (code {code}): see its output"
+        )),
+        Some(CloseReason::AuthenticationFailed) => CliError::Authentication(format!(
+            "the peer {peer} refused the handshake: check that both sides use the same --key-file"
+        )),
+        Some(reason) => CliError::Network(format!(
+            "the session with {peer} ended before the end: {reason}"
+        )),
+        None => CliError::Network(format!("the session with {peer} ended before the end")),
+    }
+}
+
+/// The transport part of a summary: retransmissions, loss, RTT.
+pub(crate) fn stats_line(stats: &SessionStats) -> String {
+    let loss = if stats.packets_sent > 0 {
+        stats.lost as f64 * 100.0 / stats.packets_sent as f64
+    } else {
+        0.0
+    };
+    format!(
+        "{} fragments retransmitted, {} of {} packets sent lost ({loss:.2}%), {} duplicates received, rtt {:.1} ms",
+        stats.retransmitted,
+        stats.lost,
+        stats.packets_sent,
+        stats.duplicates,
+        stats.rtt.as_secs_f64() * 1e3
+    )
+}
+
+/// Bytes over a duration, in Mbit/s.
+pub(crate) fn mbit_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    bytes as f64 * 8.0 / secs / 1e6
+}

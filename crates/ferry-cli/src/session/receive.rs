@@ -1,0 +1,686 @@
+//! `ferry receive --listen ADDR --dir DIR`: files from `ferry send` into a
+//! directory.
+//!
+//! Serves any number of sending sessions, at once or one after the other,
+//! until Ctrl-C (or, with `--once`, until the first one ends). Each file:
+//!
+//! - has its name checked ([`sanitize_path`]): a relative path of plain
+//!   components, no `..`, no absolute path, no control characters, and no
+//!   symbolic link on the way under DIR; directories are recreated under
+//!   DIR only. A refused name is answered as such and its content skipped;
+//! - is written to a temporary file beside its final place,
+//!   `.NAME.ferry-part-RANDOM`, and renamed to its name only once its size
+//!   and BLAKE3 digest match: a file never appears incomplete. A file that
+//!   does not match, or whose session ends early, is deleted;
+//! - does not replace an existing file unless `--overwrite`: a file with
+//!   the same content is answered "identical" (nothing is sent), one with
+//!   other content is refused, so the sender says so.
+//!
+//! A summary is printed as each session ends.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ferry_proto::CloseReason;
+use ferry_tokio::{Session, SessionStats, Stream, StreamRecvError};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::config::SessionOptions;
+use super::progress::{Progress, ProgressMode, View, human_bytes};
+use super::wire::{
+    CLOSE_DONE, CLOSE_VERSION, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
+    encode_progress, sanitize_path,
+};
+use super::{bind, mbit_per_s, runtime, stats_line};
+use crate::CliError;
+use crate::diode::random_u64;
+use crate::exit::io_advice;
+
+/// Arguments of `ferry receive`.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// UDP address to receive on, e.g. 0.0.0.0:7000 (port 0: any free
+    /// port; the address is printed as `listening on ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Directory to store the files in (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Replace existing files of the same name (atomically). Without it, a
+    /// file of that name with other content is refused.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Exit once the first sending session ended (the exit code says how
+    /// it went), instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
+    /// How to show progress: a bar on a terminal, else a line every second.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Session settings.
+    #[command(flatten)]
+    pub session: SessionOptions,
+}
+
+#[derive(Debug)]
+struct Ctx {
+    dir: PathBuf,
+    overwrite: bool,
+}
+
+/// How one entry ended at the receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EntryOutcome {
+    Stored {
+        bytes: u64,
+        dir: bool,
+    },
+    Identical,
+    /// Refused with this code (exists, bad name, malformed).
+    Refused(ReplyCode, String),
+    Mismatch(String),
+    LocalIo(String),
+    Incomplete(String),
+}
+
+/// What one session brought.
+#[derive(Debug)]
+struct SessionReport {
+    peer: SocketAddr,
+    entries: Vec<(String, EntryOutcome)>,
+    elapsed: Duration,
+    stats: SessionStats,
+    end: CloseReason,
+}
+
+/// Runs `ferry receive`.
+pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let settings = args.session.load()?;
+    let dir = prepare_dir(&args.dir)?;
+    let ctx = Arc::new(Ctx {
+        dir,
+        overwrite: args.overwrite,
+    });
+    let mut view = View::new(args.progress.resolve(quiet));
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let mut config = settings.endpoint.clone();
+        config.protocol.accept_incoming = true;
+        let endpoint = bind(args.listen, config, "--listen")?;
+        let encrypted = if settings.key_file.is_some() {
+            "encrypted sessions only"
+        } else {
+            "no encryption"
+        };
+        view.println(
+            out,
+            &format!(
+                "listening on {}, storing into {} ({encrypted})",
+                endpoint.local_addr(),
+                ctx.dir.display()
+            ),
+        )?;
+        let (reports, mut finished) = mpsc::unbounded_channel::<(SessionReport, Arc<Progress>)>();
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + view.period(), view.period());
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut unauthenticated = 0;
+        let mut result = Ok(());
+        loop {
+            tokio::select! {
+                accepted = endpoint.accept() => {
+                    let Some(session) = accepted else { break };
+                    if args.once {
+                        endpoint.set_accept_incoming(false);
+                    }
+                    view.println(out, &format!("session from {}", session.remote_addr()))?;
+                    let progress = Arc::new(Progress::new(format!("from {}", session.remote_addr())));
+                    view.add(progress.clone());
+                    let ctx = ctx.clone();
+                    let reports = reports.clone();
+                    tokio::spawn(async move {
+                        let report = serve_session(session, ctx, progress.clone()).await;
+                        let _ = reports.send((report, progress));
+                    });
+                }
+                Some((report, progress)) = finished.recv() => {
+                    view.remove(&progress);
+                    result = summarize(&report, &mut |line| view.println(out, line))?;
+                    if args.once {
+                        break;
+                    }
+                }
+                _ = tick.tick() => {
+                    view.update(out)?;
+                    let dropped = endpoint.stats().dropped_unauthenticated;
+                    if dropped > unauthenticated {
+                        warn!(
+                            dropped = dropped - unauthenticated,
+                            "datagrams failed authentication: a peer may use another key; check that both sides use the same --key-file"
+                        );
+                        unauthenticated = dropped;
+                    }
+                }
+                _ = &mut ctrl_c => {
+                    view.println(out, "interrupted: closing")?;
+                    break;
+                }
+            }
+        }
+        endpoint.close().await;
+        result
+    })
+}
+
+/// Creates `dir` if needed and checks that files can be created in it.
+fn prepare_dir(dir: &Path) -> Result<PathBuf, CliError> {
+    let fail = |e: std::io::Error| CliError::Io {
+        context: format!("cannot use {} as --dir: {}", dir.display(), io_advice(&e)),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let dir = std::fs::canonicalize(dir).map_err(fail)?;
+    let probe = dir.join(format!(".ferry-probe-{:016x}", random_u64()));
+    std::fs::File::create_new(&probe).map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(dir)
+}
+
+/// Receives the entries of one session until it ends.
+async fn serve_session(session: Session, ctx: Arc<Ctx>, progress: Arc<Progress>) -> SessionReport {
+    let start = Instant::now();
+    let peer = session.remote_addr();
+    // The default stream: the manifest in, progress reports out.
+    let manifest = {
+        let session = session.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            while let Ok(message) = session.recv().await {
+                match Manifest::decode(&message) {
+                    Ok(m) => {
+                        progress.total_entries.store(m.entries, Ordering::Relaxed);
+                        progress.total_bytes.store(m.bytes, Ordering::Relaxed);
+                    }
+                    Err(WireError::Version(v)) => {
+                        warn!(%peer, version = v, "the sender speaks another version of ferry's file messages: use the same ferry version on both sides");
+                        session.close(CLOSE_VERSION);
+                    }
+                    Err(e) => debug!(%peer, error = %e, "unexpected message ignored"),
+                }
+            }
+        })
+    };
+    let reporter = {
+        let session = session.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let bytes = progress.bytes.load(Ordering::Relaxed);
+                if bytes != last {
+                    if session.send(encode_progress(bytes)).await.is_err() {
+                        break;
+                    }
+                    last = bytes;
+                }
+            }
+        })
+    };
+    let mut tasks = JoinSet::new();
+    while let Some(stream) = session.accept_stream().await {
+        tasks.spawn(receive_entry(stream, ctx.clone(), progress.clone()));
+    }
+    let end = session.closed().await;
+    let mut entries = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(entry) = joined {
+            entries.push(entry);
+        }
+    }
+    manifest.abort();
+    reporter.abort();
+    SessionReport {
+        peer,
+        entries,
+        elapsed: start.elapsed(),
+        stats: session.stats(),
+        end,
+    }
+}
+
+/// Receives one entry and answers it.
+async fn receive_entry(
+    stream: Stream,
+    ctx: Arc<Ctx>,
+    progress: Arc<Progress>,
+) -> (String, EntryOutcome) {
+    let header = match stream.recv().await {
+        Ok(Some(message)) => match EntryHeader::decode(&message) {
+            Ok(header) => header,
+            Err(e) => {
+                let _ = stream
+                    .send(Reply::new(ReplyCode::Malformed, e.to_string()).encode())
+                    .await;
+                return (
+                    "?".into(),
+                    EntryOutcome::Refused(ReplyCode::Malformed, e.to_string()),
+                );
+            }
+        },
+        Ok(None) => {
+            return (
+                "?".into(),
+                EntryOutcome::Incomplete("the stream ended before its header".into()),
+            );
+        }
+        Err(e) => return ("?".into(), EntryOutcome::Incomplete(e.to_string())),
+    };
+    let name = format!("{:?}", header.name);
+    let name = name.trim_matches('"').to_owned();
+    if header.kind == EntryKind::File {
+        progress.set_current(&name);
+    }
+    let outcome = store(&stream, &ctx, &header, &progress).await;
+    let reply = match &outcome {
+        EntryOutcome::Stored { .. } => Some(Reply::new(ReplyCode::Stored, "")),
+        EntryOutcome::Identical => Some(Reply::new(ReplyCode::Identical, "identical")),
+        EntryOutcome::Refused(code, why) => Some(Reply::new(*code, why.clone())),
+        EntryOutcome::Mismatch(why) => Some(Reply::new(ReplyCode::Mismatch, why.clone())),
+        EntryOutcome::LocalIo(why) => Some(Reply::new(ReplyCode::ReceiverIo, why.clone())),
+        EntryOutcome::Incomplete(_) => None,
+    };
+    match &outcome {
+        EntryOutcome::Stored { bytes, dir: false } => {
+            progress.entries.fetch_add(1, Ordering::Relaxed);
+            info!(file = %name, bytes, "file received");
+        }
+        EntryOutcome::Stored { .. } => {}
+        EntryOutcome::Identical => {
+            progress.entries.fetch_add(1, Ordering::Relaxed);
+            info!(file = %name, "identical file already there");
+        }
+        EntryOutcome::Incomplete(why) => debug!(file = %name, why, "file incomplete"),
+        other => warn!(file = %name, outcome = ?other, "file not stored"),
+    }
+    if let Some(reply) = reply {
+        let _ = stream.send(reply.encode()).await;
+    }
+    (name, outcome)
+}
+
+/// Deletes a temporary file unless kept.
+struct Partial {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.keep
+            && let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(file = %self.path.display(), error = %e, "cannot delete a partial file");
+        }
+    }
+}
+
+/// Refuses a path that goes through a symbolic link (or a file) under
+/// `dir`: received files stay under `dir`.
+fn check_ancestors(dir: &Path, rel: &Path) -> Result<(), String> {
+    let mut path = dir.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "`{}` is a symbolic link on the receiver: refused, files stay under the directory",
+                    path.strip_prefix(dir).unwrap_or(&path).display()
+                ));
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(format!(
+                    "`{}` exists on the receiver and is not a directory",
+                    path.strip_prefix(dir).unwrap_or(&path).display()
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+fn io_failure(what: &str, path: &Path, e: &std::io::Error) -> EntryOutcome {
+    EntryOutcome::LocalIo(format!(
+        "cannot {what} {} on the receiver: {e} ({})",
+        path.display(),
+        io_advice(e)
+    ))
+}
+
+async fn store(
+    stream: &Stream,
+    ctx: &Ctx,
+    header: &EntryHeader,
+    progress: &Progress,
+) -> EntryOutcome {
+    let rel = match sanitize_path(&header.name) {
+        Ok(rel) => rel,
+        Err(why) => {
+            return EntryOutcome::Refused(
+                ReplyCode::BadName,
+                format!("name {:?} refused: {why}", header.name),
+            );
+        }
+    };
+    if let Err(why) = check_ancestors(&ctx.dir, &rel) {
+        return EntryOutcome::Refused(ReplyCode::BadName, why);
+    }
+    let target = ctx.dir.join(&rel);
+    let existing = std::fs::symlink_metadata(&target).ok();
+    if header.kind == EntryKind::Dir {
+        return match existing {
+            Some(meta) if meta.is_dir() => EntryOutcome::Stored {
+                bytes: 0,
+                dir: true,
+            },
+            Some(_) => EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver and is not a directory",
+                    rel.display()
+                ),
+            ),
+            None => match std::fs::create_dir_all(&target) {
+                Ok(()) => EntryOutcome::Stored {
+                    bytes: 0,
+                    dir: true,
+                },
+                Err(e) => io_failure("create the directory", &target, &e),
+            },
+        };
+    }
+    if let Some(meta) = existing {
+        if meta.is_dir() || meta.file_type().is_symlink() {
+            return EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver and is not a plain file",
+                    rel.display()
+                ),
+            );
+        }
+        if !ctx.overwrite {
+            if meta.len() == header.size && digest_of(&target).await == Some(header.digest) {
+                return EntryOutcome::Identical;
+            }
+            return EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver with other content: remove it there, or run `ferry receive --overwrite`",
+                    rel.display()
+                ),
+            );
+        }
+    }
+    let parent = target.parent().unwrap_or(&ctx.dir).to_path_buf();
+    if let Err(e) = std::fs::create_dir_all(&parent) {
+        return io_failure("create the directory", &parent, &e);
+    }
+    let file_name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(64).collect::<String>())
+        .unwrap_or_default();
+    let mut partial = Partial {
+        path: parent.join(format!(".{file_name}.ferry-part-{:016x}", random_u64())),
+        keep: false,
+    };
+    let mut file = match tokio::fs::File::create_new(&partial.path).await {
+        Ok(file) => file,
+        Err(e) => return io_failure("create", &partial.path, &e),
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut received = 0u64;
+    loop {
+        match stream.recv().await {
+            Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if received > header.size {
+                    return EntryOutcome::Mismatch(format!(
+                        "`{}`: more bytes arrived than the {} announced",
+                        rel.display(),
+                        header.size
+                    ));
+                }
+                hasher.update(&chunk);
+                if let Err(e) = file.write_all(&chunk).await {
+                    return io_failure("write", &target, &e);
+                }
+                progress
+                    .bytes
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            Ok(None) => break,
+            Err(StreamRecvError::Reset { .. }) => {
+                return EntryOutcome::Incomplete("the sender stopped sending it".into());
+            }
+            Err(e) => return EntryOutcome::Incomplete(format!("the session ended inside it: {e}")),
+        }
+    }
+    if let Err(e) = async {
+        file.flush().await?;
+        file.sync_all().await
+    }
+    .await
+    {
+        return io_failure("write", &target, &e);
+    }
+    drop(file);
+    if received != header.size || hasher.finalize().as_bytes() != &header.digest {
+        return EntryOutcome::Mismatch(format!(
+            "`{}` does not match its BLAKE3 digest ({received} of {} bytes arrived): deleted; send it again",
+            rel.display(),
+            header.size
+        ));
+    }
+    match persist(&partial.path, &target, ctx.overwrite) {
+        Ok(moved) => partial.keep = moved,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return EntryOutcome::Refused(
+                ReplyCode::Exists,
+                format!(
+                    "`{}` exists on the receiver (it appeared meanwhile): remove it there, or run `ferry receive --overwrite`",
+                    rel.display()
+                ),
+            );
+        }
+        Err(e) => return io_failure("rename into", &target, &e),
+    }
+    EntryOutcome::Stored {
+        bytes: received,
+        dir: false,
+    }
+}
+
+/// Gives `temp` the name `target`: replacing it with `overwrite` (an atomic
+/// rename), else only if it does not exist (a hard link, which fails if it
+/// does). Returns whether `temp` itself was moved (else it is to be
+/// removed).
+fn persist(temp: &Path, target: &Path, overwrite: bool) -> std::io::Result<bool> {
+    if overwrite {
+        std::fs::rename(temp, target)?;
+        return Ok(true);
+    }
+    match std::fs::hard_link(temp, target) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(e) => {
+            // No hard links on this file system: check, then rename.
+            debug!(error = %e, "hard link failed; renaming");
+            if std::fs::symlink_metadata(target).is_ok() {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(temp, target)?;
+            Ok(true)
+        }
+    }
+}
+
+/// The BLAKE3 digest of a file, `None` if it cannot be read.
+async fn digest_of(path: &Path) -> Option<[u8; 32]> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        std::io::copy(&mut std::fs::File::open(path).ok()?, &mut hasher).ok()?;
+        Some(*hasher.finalize().as_bytes())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Prints a session's summary; the error `--once` exits with, if it did
+/// not go well.
+fn summarize(
+    report: &SessionReport,
+    print: &mut dyn FnMut(&str) -> std::io::Result<()>,
+) -> Result<Result<(), CliError>, CliError> {
+    let (mut files, mut identical, mut dirs, mut bytes) = (0, 0, 0, 0u64);
+    let mut failures = Vec::new();
+    let mut worst: Option<CliError> = None;
+    for (name, outcome) in &report.entries {
+        let (text, error): (String, fn(String) -> CliError) = match outcome {
+            EntryOutcome::Stored { bytes: n, dir } => {
+                if *dir {
+                    dirs += 1;
+                } else {
+                    files += 1;
+                    bytes += n;
+                }
+                continue;
+            }
+            EntryOutcome::Identical => {
+                identical += 1;
+                continue;
+            }
+            EntryOutcome::Refused(_, why) => (why.clone(), CliError::Failed),
+            EntryOutcome::Mismatch(why) => (why.clone(), CliError::Integrity),
+            EntryOutcome::LocalIo(why) => (why.clone(), |m| CliError::Io {
+                context: m,
+                source: std::io::Error::other("write failed"),
+            }),
+            EntryOutcome::Incomplete(why) => (why.clone(), CliError::Network),
+        };
+        print(&format!("not stored: {name}: {text}"))?;
+        failures.push(name.clone());
+        let candidate = error(String::new());
+        if worst.as_ref().is_none_or(|w| rank(&candidate) > rank(w)) {
+            worst = Some(candidate);
+        }
+    }
+    print(&format!(
+        "received from {}: {files} files ({identical} already there and identical), {dirs} directories, {} in {:.2} s ({:.1} Mbit/s)",
+        report.peer,
+        human_bytes(bytes),
+        report.elapsed.as_secs_f64(),
+        mbit_per_s(bytes, report.elapsed),
+    ))?;
+    print(&format!("session: {}", stats_line(&report.stats)))?;
+    let complete = report.end == CloseReason::Remote { code: CLOSE_DONE };
+    if !complete {
+        let text = match report.end {
+            CloseReason::Timeout => {
+                "the sender stopped answering before the end (stopped, or the network between is down)".to_owned()
+            }
+            CloseReason::Remote { code } => {
+                format!("the sender closed the session before the end (code {code:#x})")
+            }
+            CloseReason::Local { .. } => "this receiver closed the session".to_owned(),
+            ref other => format!("the session ended before the end: {other}"),
+        };
+        print(&format!("incomplete: {text}; partial files were deleted"))?;
+        return Ok(Err(CliError::Network(format!(
+            "the session from {} ended before the end: {text}",
+            report.peer
+        ))));
+    }
+    Ok(match worst {
+        None => Ok(()),
+        Some(error) => {
+            let message = format!(
+                "{} of {} entries from {} were not stored: {}",
+                failures.len(),
+                report.entries.len(),
+                report.peer,
+                failures.join(", ")
+            );
+            Err(match error {
+                CliError::Integrity(_) => CliError::Integrity(message),
+                CliError::Io { source, .. } => CliError::Io {
+                    context: message,
+                    source,
+                },
+                CliError::Network(_) => CliError::Network(message),
+                _ => CliError::Failed(message),
+            })
+        }
+    })
+}
+
+/// Which failure the exit code reports when there are several.
+fn rank(e: &CliError) -> u8 {
+    match e {
+        CliError::Integrity(_) => 4,
+        CliError::Io { .. } => 3,
+        CliError::Network(_) => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_must_be_plain_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("ok")).unwrap();
+        std::fs::write(root.join("file"), b"x").unwrap();
+        assert!(check_ancestors(root, Path::new("ok/a.txt")).is_ok());
+        assert!(check_ancestors(root, Path::new("new/deeper/a.txt")).is_ok());
+        assert!(check_ancestors(root, Path::new("file/a.txt")).is_err());
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/tmp", root.join("link")).unwrap();
+            let err = check_ancestors(root, Path::new("link/a.txt")).unwrap_err();
+            assert!(err.contains("symbolic link"), "{err}");
+        }
+    }
+
+    #[test]
+    fn persist_never_clobbers_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join("t");
+        let target = dir.path().join("a");
+        std::fs::write(&temp, b"new").unwrap();
+        std::fs::write(&target, b"old").unwrap();
+        let err = persist(&temp, &target, false).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        assert!(persist(&temp, &target, true).unwrap());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    }
+}

@@ -1,0 +1,434 @@
+//! The messages of `ferry send` / `ferry receive` and `ferry forward`, on top
+//! of a Ferry session. All integers are big-endian.
+//!
+//! # File transfer
+//!
+//! The session's default stream carries, from sender to receiver, one
+//! [`Manifest`] (how many entries and bytes will come, for the receiver's
+//! progress) and, from receiver to sender, progress messages ([`encode_progress`]) (bytes
+//! stored so far), so that the sender's progress shows what arrived rather
+//! than what was queued.
+//!
+//! Each file or directory goes on a reliable ordered stream of its own:
+//!
+//! ```text
+//! sender → receiver   EntryHeader (one message), then the content as any
+//!                     number of messages, then the stream's finish
+//! receiver → sender   Reply (one message): stored, identical, or why not
+//! ```
+//!
+//! ```text
+//! EntryHeader: "FRYS" | version 1 | kind u8 (1 file, 2 directory)
+//!              | name_len u16 | name (UTF-8, relative, '/'-separated)
+//!              | size u64 | BLAKE3 digest of the content, 32 bytes
+//! Reply:       code u8 | UTF-8 text (why, for a refusal)
+//! Manifest:    "FRYM" | version 1 | entries u64 | bytes u64
+//! Progress:    "FRYP" | bytes stored u64
+//! ```
+//!
+//! The receiver may reply before the content ends (a refused name, a file
+//! that exists): the sender then stops and resets the stream. The sender
+//! closes the session with [`CLOSE_DONE`] once every reply arrived.
+//!
+//! # Forwarding
+//!
+//! Each TCP connection is one reliable ordered stream. Its first message,
+//! from `forward`, is a [`ForwardRequest`] naming the target (empty: the
+//! server's default); the first message back is a reply (a code, 0 for connected, and why not). After
+//! them, the stream's messages are the connection's bytes; a finish is a
+//! TCP FIN, a reset (code [`RESET_TCP`]) a TCP reset.
+//!
+//! ```text
+//! ForwardRequest: "FRYT" | version 1 | target (UTF-8 "host:port", or empty)
+//! ForwardReply:   code u8 (0 connected) | UTF-8 text (why not)
+//! ```
+
+use std::path::{Component, Path, PathBuf};
+
+/// The framing's version.
+pub const VERSION: u8 = 1;
+/// Longest relative name of a file, in bytes.
+pub const MAX_NAME: usize = 4096;
+/// Longest component of a name, in bytes.
+pub const MAX_COMPONENT: usize = 255;
+/// Session close code: the sender got every reply; all is done.
+pub const CLOSE_DONE: u64 = 0x4652_5944; // "FRYD"
+/// Session close code: the sender gave up (an error, or Ctrl-C).
+pub const CLOSE_ABORTED: u64 = 0x4652_5941; // "FRYA"
+/// Session close code: the peer speaks another version of these messages.
+pub const CLOSE_VERSION: u64 = 0x4652_5956; // "FRYV"
+/// Stream reset code: the sender stopped sending this file (the receiver
+/// refused it, or the file changed or failed to read).
+pub const RESET_STOPPED: u64 = 1;
+/// Stream reset code of a forwarded connection: the TCP connection was
+/// reset.
+pub const RESET_TCP: u64 = 2;
+
+const HEADER_MAGIC: [u8; 4] = *b"FRYS";
+const MANIFEST_MAGIC: [u8; 4] = *b"FRYM";
+const PROGRESS_MAGIC: [u8; 4] = *b"FRYP";
+const FORWARD_MAGIC: [u8; 4] = *b"FRYT";
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file, with content.
+    File = 1,
+    /// A directory (sent so that empty ones are recreated); no content.
+    Dir = 2,
+}
+
+/// The first message of an entry's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryHeader {
+    /// File or directory.
+    pub kind: EntryKind,
+    /// The relative name, `/`-separated, as the sender chose it.
+    pub name: String,
+    /// Bytes of content.
+    pub size: u64,
+    /// BLAKE3 digest of the content.
+    pub digest: [u8; 32],
+}
+
+/// A message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not a message of this kind.
+    #[error("not a ferry {0} message")]
+    Malformed(&'static str),
+    /// Another version of the messages.
+    #[error(
+        "the peer speaks version {0} of ferry's file messages, this side {VERSION}: use the same ferry version on both sides"
+    )]
+    Version(u8),
+}
+
+fn take<const N: usize>(bytes: &mut &[u8], what: &'static str) -> Result<[u8; N], WireError> {
+    if bytes.len() < N {
+        return Err(WireError::Malformed(what));
+    }
+    let (head, rest) = bytes.split_at(N);
+    *bytes = rest;
+    Ok(head.try_into().expect("length checked"))
+}
+
+fn magic(bytes: &mut &[u8], want: [u8; 4], what: &'static str) -> Result<(), WireError> {
+    if take::<4>(bytes, what)? != want {
+        return Err(WireError::Malformed(what));
+    }
+    let [version] = take::<1>(bytes, what)?;
+    if version != VERSION {
+        return Err(WireError::Version(version));
+    }
+    Ok(())
+}
+
+impl EntryHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> Vec<u8> {
+        let name = self.name.as_bytes();
+        let mut out = Vec::with_capacity(48 + name.len());
+        out.extend_from_slice(&HEADER_MAGIC);
+        out.push(VERSION);
+        out.push(self.kind as u8);
+        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.digest);
+        out
+    }
+
+    /// Decodes a header (the whole message).
+    pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
+        const WHAT: &str = "file header";
+        let b = &mut bytes;
+        magic(b, HEADER_MAGIC, WHAT)?;
+        let kind = match take::<1>(b, WHAT)? {
+            [1] => EntryKind::File,
+            [2] => EntryKind::Dir,
+            _ => return Err(WireError::Malformed(WHAT)),
+        };
+        let len = usize::from(u16::from_be_bytes(take::<2>(b, WHAT)?));
+        if b.len() != len + 40 {
+            return Err(WireError::Malformed(WHAT));
+        }
+        let name = String::from_utf8(b[..len].to_vec()).map_err(|_| WireError::Malformed(WHAT))?;
+        *b = &b[len..];
+        let size = u64::from_be_bytes(take::<8>(b, WHAT)?);
+        let digest = take::<32>(b, WHAT)?;
+        Ok(Self {
+            kind,
+            name,
+            size,
+            digest,
+        })
+    }
+}
+
+/// How the receiver answers an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyCode {
+    /// Stored under its name (or the directory exists now).
+    Stored = 0,
+    /// A file with the same content is there already: nothing to do.
+    Identical = 1,
+    /// Another file of that name is there, and the receiver does not
+    /// overwrite (`--overwrite`).
+    Exists = 2,
+    /// The name is not acceptable (absolute, `..`, control characters, a
+    /// symbolic link on the way).
+    BadName = 3,
+    /// The content did not match the digest (or the size).
+    Mismatch = 4,
+    /// The receiver could not write it (disk full, permission denied).
+    ReceiverIo = 5,
+    /// The header was not understood.
+    Malformed = 6,
+}
+
+impl ReplyCode {
+    fn from_u8(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Stored,
+            1 => Self::Identical,
+            2 => Self::Exists,
+            3 => Self::BadName,
+            4 => Self::Mismatch,
+            5 => Self::ReceiverIo,
+            6 => Self::Malformed,
+            _ => return None,
+        })
+    }
+}
+
+/// The receiver's answer to one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// What happened.
+    pub code: ReplyCode,
+    /// Why, for the operator.
+    pub text: String,
+}
+
+impl Reply {
+    /// A reply.
+    pub fn new(code: ReplyCode, text: impl Into<String>) -> Self {
+        Self {
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// Encodes the reply.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![self.code as u8];
+        out.extend_from_slice(self.text.as_bytes());
+        out
+    }
+
+    /// Decodes a reply.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let (&code, text) = bytes.split_first().ok_or(WireError::Malformed("reply"))?;
+        let code = ReplyCode::from_u8(code).ok_or(WireError::Malformed("reply"))?;
+        Ok(Self {
+            code,
+            text: String::from_utf8_lossy(text).into_owned(),
+        })
+    }
+}
+
+/// What the sender will send: for the receiver's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Manifest {
+    /// Files and directories.
+    pub entries: u64,
+    /// Bytes of content.
+    pub bytes: u64,
+}
+
+impl Manifest {
+    /// Encodes the manifest.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MANIFEST_MAGIC.to_vec();
+        out.push(VERSION);
+        out.extend_from_slice(&self.entries.to_be_bytes());
+        out.extend_from_slice(&self.bytes.to_be_bytes());
+        out
+    }
+
+    /// Decodes a manifest.
+    pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
+        let b = &mut bytes;
+        magic(b, MANIFEST_MAGIC, "manifest")?;
+        let entries = u64::from_be_bytes(take::<8>(b, "manifest")?);
+        let bytes = u64::from_be_bytes(take::<8>(b, "manifest")?);
+        Ok(Self { entries, bytes })
+    }
+}
+
+/// Encodes a progress message: bytes stored so far in the session.
+pub fn encode_progress(bytes: u64) -> Vec<u8> {
+    let mut out = PROGRESS_MAGIC.to_vec();
+    out.extend_from_slice(&bytes.to_be_bytes());
+    out
+}
+
+/// Decodes a progress message.
+pub fn decode_progress(mut bytes: &[u8]) -> Option<u64> {
+    let b = &mut bytes;
+    (take::<4>(b, "progress").ok()? == PROGRESS_MAGIC)
+        .then(|| take::<8>(b, "progress").ok().map(u64::from_be_bytes))
+        .flatten()
+}
+
+/// The first message of a forwarded connection's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardRequest {
+    /// `host:port` to connect to; empty for the server's default.
+    pub target: String,
+}
+
+impl ForwardRequest {
+    /// Encodes the request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = FORWARD_MAGIC.to_vec();
+        out.push(VERSION);
+        out.extend_from_slice(self.target.as_bytes());
+        out
+    }
+
+    /// Decodes a request.
+    pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
+        let b = &mut bytes;
+        magic(b, FORWARD_MAGIC, "forward request")?;
+        let target =
+            String::from_utf8(b.to_vec()).map_err(|_| WireError::Malformed("forward request"))?;
+        Ok(Self { target })
+    }
+}
+
+/// The relative path a received name may take under the receiving
+/// directory, or why it is refused: it must be relative, `/`-separated, of
+/// plain components (not empty, `.` or `..`, at most 255 bytes), without
+/// `\`, NUL or other control characters, at most [`MAX_NAME`] bytes.
+pub fn sanitize_path(name: &str) -> Result<PathBuf, &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name.len() > MAX_NAME {
+        return Err("the name is too long");
+    }
+    if name.starts_with('/') {
+        return Err("the name is an absolute path");
+    }
+    if name.contains('\\') {
+        return Err("the name contains a backslash");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the name contains a control character");
+    }
+    let mut path = PathBuf::new();
+    for part in name.split('/') {
+        match part {
+            "" => return Err("the name has an empty component (`//` or a trailing `/`)"),
+            "." | ".." => return Err("the name has a `.` or `..` component"),
+            p if p.len() > MAX_COMPONENT => {
+                return Err("a component of the name is longer than 255 bytes");
+            }
+            p => path.push(p),
+        }
+    }
+    // Belt and braces: only normal components made it.
+    if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err("the name is not a plain relative path");
+    }
+    Ok(path)
+}
+
+/// The name an entry is sent under: the components of `relative` joined
+/// with `/`; `None` if one is not UTF-8.
+pub fn wire_name(relative: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in relative.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_str()?),
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let h = EntryHeader {
+            kind: EntryKind::File,
+            name: "dir/données.bin".into(),
+            size: 123_456_789,
+            digest: [7; 32],
+        };
+        assert_eq!(EntryHeader::decode(&h.encode()), Ok(h.clone()));
+        let mut bad = h.encode();
+        bad[4] = 9;
+        assert_eq!(EntryHeader::decode(&bad), Err(WireError::Version(9)));
+        let bytes = h.encode();
+        assert!(EntryHeader::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(EntryHeader::decode(b"FRYS").is_err());
+    }
+
+    #[test]
+    fn small_messages_round_trip() {
+        let m = Manifest {
+            entries: 3,
+            bytes: 1 << 40,
+        };
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+        assert_eq!(decode_progress(&encode_progress(77)), Some(77));
+        assert_eq!(decode_progress(&m.encode()), None);
+        let r = Reply::new(ReplyCode::Exists, "a.txt exists");
+        assert_eq!(Reply::decode(&r.encode()), Ok(r));
+        assert!(Reply::decode(&[99]).is_err());
+        let f = ForwardRequest {
+            target: "db:5432".into(),
+        };
+        assert_eq!(ForwardRequest::decode(&f.encode()), Ok(f));
+    }
+
+    #[test]
+    fn names_are_sanitised() {
+        assert_eq!(sanitize_path("a.txt"), Ok(PathBuf::from("a.txt")));
+        assert_eq!(sanitize_path("d/e/f.txt"), Ok(PathBuf::from("d/e/f.txt")));
+        assert_eq!(sanitize_path("..."), Ok(PathBuf::from("...")));
+        assert_eq!(sanitize_path(".hidden"), Ok(PathBuf::from(".hidden")));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".",
+            "..",
+            "a\\..\\b",
+            "nul\0byte",
+            "line\nbreak",
+            "esc\u{1b}[2J",
+        ] {
+            assert!(sanitize_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(sanitize_path(&"x".repeat(256)).is_err());
+        assert!(sanitize_path(&"x/".repeat(3000)).is_err());
+    }
+
+    #[test]
+    fn wire_names() {
+        assert_eq!(wire_name(Path::new("a/b/c")).as_deref(), Some("a/b/c"));
+        assert_eq!(wire_name(Path::new("../a")), None);
+        assert_eq!(wire_name(Path::new("")), None);
+    }
+}
