@@ -29,6 +29,9 @@
 //! max_streams = 100             # streams (files, TCP connections) the peer may have open
 //! max_sessions = 4096           # sessions one listener serves at once
 //! max_handshakes_per_source = 1000  # new sessions per second per source address (0: no limit)
+//! max_pending_handshakes = 256  # unproven starters before connects get a stateless retry
+//! amplification_factor = 3      # bytes sent to an unproven address per byte received
+//! max_recv_memory = 2147483648  # bytes: received data all sessions hold at once
 //! udp_send_buffer = 8388608     # bytes: kernel socket send buffer requested
 //! udp_recv_buffer = 8388608     # bytes: kernel socket receive buffer requested
 //! key_file = "ferry.key"        # pre-shared key (64 hex digits); relative to this file
@@ -105,6 +108,9 @@ struct SessionTable {
     max_streams: Option<usize>,
     max_sessions: Option<usize>,
     max_handshakes_per_source: Option<u32>,
+    max_pending_handshakes: Option<usize>,
+    amplification_factor: Option<u32>,
+    max_recv_memory: Option<usize>,
     udp_send_buffer: Option<usize>,
     udp_recv_buffer: Option<usize>,
     key_file: Option<PathBuf>,
@@ -257,6 +263,13 @@ fn parse_with_key(
     if let Some(v) = table.max_handshakes_per_source {
         config.max_handshakes_per_source = v;
     }
+    if let Some(v) = table.max_pending_handshakes {
+        config.max_pending_handshakes = v;
+    }
+    if let Some(v) = table.amplification_factor {
+        config.amplification_factor = v;
+    }
+    set(table.max_recv_memory, &mut config.max_recv_memory);
     if let Some(c) = table.congestion {
         config.congestion = match c {
             Congestion::Bbr => CongestionControl::Bbr,
@@ -430,6 +443,9 @@ impl SessionSettings {
                 "max_handshakes_per_source = {} per second",
                 c.max_handshakes_per_source
             ),
+            format!("max_pending_handshakes = {}", c.max_pending_handshakes),
+            format!("amplification_factor = {}", c.amplification_factor),
+            format!("max_recv_memory = {} bytes", c.max_recv_memory),
             format!(
                 "udp_send_buffer = {} bytes",
                 self.endpoint.socket_send_buffer
@@ -477,7 +493,9 @@ mod tests {
              stream_recv_window = 2000000\nmax_stream_recv_window = 3000000\n\
              send_buffer = 1000000\nmax_send_buffer = 5000000\nstream_send_buffer = 1000000\n\
              send_window = 999999\nmax_streams = 9\nmax_sessions = 8\n\
-             max_handshakes_per_source = 0\nudp_send_buffer = 1234\nudp_recv_buffer = 4321\n",
+             max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
+             amplification_factor = 2\nmax_recv_memory = 9000000\n\
+             udp_send_buffer = 1234\nudp_recv_buffer = 4321\n",
             origin(),
         )
         .unwrap();
@@ -502,9 +520,12 @@ mod tests {
         assert_eq!(c.max_streams, 9);
         assert_eq!(c.max_sessions, 8);
         assert_eq!(c.max_handshakes_per_source, 0);
+        assert_eq!(c.max_pending_handshakes, 4);
+        assert_eq!(c.amplification_factor, 2);
+        assert_eq!(c.max_recv_memory, 9_000_000);
         assert_eq!(s.endpoint.socket_send_buffer, 1234);
         assert_eq!(s.endpoint.socket_recv_buffer, 4321);
-        assert_eq!(s.describe().len(), 23);
+        assert_eq!(s.describe().len(), 26);
     }
 
     #[test]
