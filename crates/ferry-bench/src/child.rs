@@ -1,5 +1,9 @@
-//! Child processes: the bench binary re-invoking itself in a hidden role
-//! (one side of a transfer), so each side's CPU time is its own.
+//! Child processes: the running executable re-invoking itself in a hidden
+//! role (one side of a transfer), so each side's CPU time is its own.
+//!
+//! The executable is `ferry-bench` or `ferry`; which arguments lead to the
+//! roles (nothing for `ferry-bench`, `bench-role` for `ferry`) is set once per
+//! run by [`set_role_prefix`].
 //!
 //! A child prints `READY …` once it listens (the receiving side) and
 //! `RESULT …` at the end, whitespace-separated fields, on stdout; anything
@@ -7,7 +11,31 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::RwLock;
 use std::time::Duration;
+
+/// The arguments that lead this executable to its role subcommands.
+static ROLE_PREFIX: RwLock<&'static [&'static str]> = RwLock::new(&[]);
+
+/// Sets the arguments placed between this executable and a role's
+/// subcommand (`bulk-role`, …) when a suite starts a child.
+pub(crate) fn set_role_prefix(prefix: &'static [&'static str]) {
+    *ROLE_PREFIX.write().unwrap_or_else(|e| e.into_inner()) = prefix;
+}
+
+/// `<this executable> <prefix…> <subcommand>`, its stdout piped and its
+/// stderr inherited.
+pub(crate) fn command(subcommand: &str) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let prefix = *ROLE_PREFIX.read().unwrap_or_else(|e| e.into_inner());
+    let mut command = Command::new(exe);
+    command
+        .args(prefix)
+        .arg(subcommand)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    Ok(command)
+}
 
 /// A running child and its stdout.
 pub(crate) struct Role {
@@ -16,14 +44,10 @@ pub(crate) struct Role {
 }
 
 impl Role {
-    /// Starts `<this binary> <subcommand> <args…>`.
+    /// Starts `<this executable> <prefix…> <subcommand> <args…>`.
     pub(crate) fn spawn(subcommand: &str, args: &[String]) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        let mut child = Command::new(exe)
-            .arg(subcommand)
+        let mut child = command(subcommand)?
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start a child: {e}"))?;
         let out = BufReader::new(child.stdout.take().expect("piped"));

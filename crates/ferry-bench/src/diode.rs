@@ -10,7 +10,7 @@
 
 use std::io::{BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ferry_diode::{DiodeReceiver, DiodeSender, SocketOptions};
@@ -216,12 +216,8 @@ fn codec_speed(config: &DiodeConfig, mib: usize) -> (f64, f64) {
 }
 
 fn spawn(args: &[String]) -> Result<Child, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    Command::new(exe)
-        .arg("diode-role")
+    crate::child::command("diode-role")?
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start a child: {e}"))
 }

@@ -10,7 +10,8 @@
 //! further rows too; those ratios print on continuation lines.
 
 use std::fs;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// What a row is compared with.
 #[derive(Debug, Clone)]
@@ -190,9 +191,8 @@ impl Report {
             .collect()
     }
 
-    /// Prints the one table of the run and writes `<dir>/bench.json` (every
-    /// row) and `<dir>/<suite>.json` per suite.
-    pub(crate) fn finish(&self, dir: &Path, meta: &serde_json::Value) -> Result<(), String> {
+    /// Prints the one table of the run to `out`.
+    pub(crate) fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let width = self.rows().map(|(_, r)| r.name.len()).max().unwrap_or(4);
         let base_width = self
             .rows()
@@ -205,15 +205,16 @@ impl Report {
             r.ratio
                 .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
         };
-        println!();
-        println!(
+        writeln!(out)?;
+        writeln!(
+            out,
             "{:width$}  {:>10}  {:<6}  {:<base_width$}  {:>6}  note",
             "row", "value", "unit", "baseline", "ratio"
-        );
+        )?;
         let mut suite = "";
         for (s, row) in self.rows() {
             if s != suite {
-                println!("-- {s}");
+                writeln!(out, "-- {s}")?;
                 suite = s;
             }
             let ratios = self.ratios(row);
@@ -222,7 +223,8 @@ impl Report {
                 .map_or(("-".to_owned(), "-".to_owned()), |r| {
                     (r.label.clone(), ratio(r))
                 });
-            println!(
+            writeln!(
+                out,
                 "{:width$}  {:>10}  {:<6}  {:<base_width$}  {:>6}  {}",
                 row.name,
                 format_value(row.value),
@@ -230,22 +232,32 @@ impl Report {
                 label,
                 first,
                 row.note
-            );
+            )?;
             for r in ratios.iter().skip(1) {
-                println!(
+                writeln!(
+                    out,
                     "{:width$}  {:>10}  {:<6}  {:<base_width$}  {:>6}",
                     "",
                     "",
                     "",
                     r.label,
                     ratio(r)
-                );
+                )?;
             }
         }
-        println!(
+        writeln!(
+            out,
             "\nratio = value / baseline (throughput: higher is better; times: lower is better)"
-        );
+        )
+    }
 
+    /// Writes `<dir>/bench.json` (every row) and `<dir>/<suite>.json` per
+    /// suite; returns the path of `bench.json`.
+    pub(crate) fn write_json(
+        &self,
+        dir: &Path,
+        meta: &serde_json::Value,
+    ) -> Result<PathBuf, String> {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let write = |name: &str, json: serde_json::Value| {
             let path = dir.join(name);
@@ -271,11 +283,7 @@ impl Report {
                 "rows": self.rows().map(|(s, r)| self.json_row(s, r)).collect::<Vec<_>>(),
             }),
         )?;
-        println!(
-            "figures written to {} (and one file per suite beside it)",
-            path.display()
-        );
-        Ok(())
+        Ok(path)
     }
 
     fn json_row(&self, suite: &str, row: &Row) -> serde_json::Value {

@@ -6,8 +6,9 @@
 //!   and encrypted, p50 and p99 over many sequential handshakes, beside a raw
 //!   UDP round trip;
 //! - memory held per idle session with 10,000 sessions kept alive on one
-//!   endpoint, in the simulator (heap bytes counted by this binary's
-//!   allocator).
+//!   endpoint, in the simulator (heap bytes counted by the executable's
+//!   [`CountingAllocator`](crate::CountingAllocator), else the growth of the
+//!   resident set).
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use ferry_proto::{Config, Event};
 use ferry_sim::{LinkConfig, Network};
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
 
-use crate::alloc::held_bytes;
+use crate::alloc::{Measure, held_bytes};
 use crate::report::Table;
 
 /// Settings of the sessions suite.
@@ -89,17 +90,24 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         table.add(format!("{name}, p99"), micros(p99), "µs", None, "");
     }
 
-    let per_session = idle_memory(args.sessions)?;
-    table.add(
-        "sessions: memory per idle session",
-        per_session as f64,
-        "bytes",
-        None,
-        format!(
-            "{} sessions kept alive on one endpoint (simulator)",
-            args.sessions
+    match idle_memory(args.sessions)? {
+        Some((per_session, measure)) => {
+            table.add(
+                "sessions: memory per idle session",
+                per_session as f64,
+                "bytes",
+                None,
+                format!(
+                    "{} sessions kept alive on one endpoint (simulator; {})",
+                    args.sessions,
+                    measure.describe()
+                ),
+            );
+        }
+        None => eprintln!(
+            "  memory per idle session not measured: no counting allocator, no /proc/self/statm"
         ),
-    );
+    }
     Ok(table)
 }
 
@@ -183,9 +191,10 @@ fn udp_round_trip(n: usize) -> Result<(Duration, Duration), String> {
     Ok((times[n / 2], times[n * 99 / 100]))
 }
 
-/// Heap bytes per session with `sessions` idle sessions on each of two
-/// endpoints, kept alive for ten ping intervals.
-fn idle_memory(sessions: usize) -> Result<usize, String> {
+/// Memory per session with `sessions` idle sessions on each of two
+/// endpoints, kept alive for ten ping intervals; `None` if this process
+/// cannot measure its memory.
+fn idle_memory(sessions: usize) -> Result<Option<(usize, Measure)>, String> {
     let config = Config {
         max_sessions: sessions,
         max_handshakes_per_source: 0,
@@ -204,7 +213,9 @@ fn idle_memory(sessions: usize) -> Result<usize, String> {
         server,
         LinkConfig::default().latency(Duration::from_millis(5)),
     );
-    let before = held_bytes();
+    let Some((before, measure)) = held_bytes() else {
+        return Ok(None);
+    };
     let addr = net.addr(server);
     for _ in 0..sessions {
         let now = net.now();
@@ -224,5 +235,7 @@ fn idle_memory(sessions: usize) -> Result<usize, String> {
     if net.endpoint(server).session_count() != sessions {
         return Err("idle sessions did not all survive".into());
     }
-    Ok(held_bytes().saturating_sub(before) / (2 * sessions))
+    Ok(held_bytes()
+        .filter(|(_, m)| *m == measure)
+        .map(|(after, _)| (after.saturating_sub(before) / (2 * sessions), measure)))
 }

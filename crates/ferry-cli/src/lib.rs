@@ -81,6 +81,13 @@ pub enum Command {
     /// Watch a directory and send the files that land in it through a
     /// `ferry diode-send`.
     DiodeSendDir(diode::dir::DiodeSendDirArgs),
+    /// Measure Ferry on this machine over loopback (suites: bulk, latency,
+    /// many, efficiency, sessions, diode) and print one table, each figure
+    /// beside a baseline from the same run (TCP, raw UDP, the codec).
+    Bench(ferry_bench::RunArgs),
+    /// One side of a `bench` transfer, in a child process.
+    #[command(hide = true)]
+    BenchRole(ferry_bench::RoleArgs),
 }
 
 /// Why a command failed.
@@ -140,5 +147,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::DiodeSendFile(args) => diode::file::run_send(&args, out),
         Command::DiodeReceiveFile(args) => diode::file::run_receive(&args, out),
         Command::DiodeSendDir(args) => diode::dir::run(&args, out),
+        // Children are `ferry bench-role …`.
+        Command::Bench(args) => {
+            ferry_bench::run(&args, &ferry_bench::Host::new(&["bench-role"]), out)
+                .map_err(|e| CliError::TransferFailed(e.to_string()))
+        }
+        Command::BenchRole(role) => role
+            .run()
+            .map_err(|e| CliError::TransferFailed(e.to_string())),
     }
 }

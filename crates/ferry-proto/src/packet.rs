@@ -6,9 +6,9 @@
 //! version (1) | kind (1) | session id (8) | packet number (varint) | body | protection trailer
 //! ```
 //!
-//! The protection trailer (a checksum now, an authentication tag once encryption
-//! lands) is handled by [`crate::protection`]; this module encodes and decodes the
-//! header and the body. `docs/protocol.md` describes every field byte by byte.
+//! The protection trailer (a CRC-32, or an authentication tag on an encrypted
+//! session) is handled by [`crate::protection`]; this module encodes and
+//! decodes the header and the body. `docs/protocol.md` describes every field byte by byte.
 //!
 //! Decoding never panics and never allocates more than the input justifies: every
 //! count read from the wire is checked against the bytes that remain.
@@ -182,7 +182,7 @@ impl Handshake {
 /// One fragment of a reliable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data {
-    /// The stream the message belongs to (0 until streams land).
+    /// The stream the message belongs to (0: the session's default stream).
     pub stream: u64,
     /// Message ("batch") number, counting from 0 per direction.
     pub message: u64,

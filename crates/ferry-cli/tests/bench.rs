@@ -1,0 +1,37 @@
+//! `ferry bench` with only the binary: a cheap suite runs end to end, its
+//! children being `ferry bench-role …`, and the table is printed. No figure
+//! is checked: this is a debug build on a shared machine.
+
+use std::process::Command;
+
+#[test]
+fn bench_runs_a_suite_and_prints_the_table() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["bench", "--quick", "latency", "--round-trips", "50"])
+        .env("FERRY_LOG", "off")
+        .output()
+        .expect("the ferry binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ferry bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("-- latency"), "{stdout}");
+    // Rows measured in child processes (Ferry on tokio, raw UDP) are there.
+    assert!(stdout.contains("ferry tokio"), "{stdout}");
+    assert!(stdout.contains("ratio = value / baseline"), "{stdout}");
+    // Without --json-dir, no JSON is written.
+    assert!(!stdout.contains("figures written"), "{stdout}");
+}
+
+#[test]
+fn the_role_subcommand_is_hidden() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--help")
+        .output()
+        .expect("the ferry binary runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("bench"), "{help}");
+    assert!(!help.contains("bench-role"), "{help}");
+}
