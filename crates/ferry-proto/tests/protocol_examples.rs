@@ -234,7 +234,9 @@ fn section_4_1_connect() {
     // a real endpoint's, with its session id replaced by the example's.
     let mut starter = ferry_proto::Endpoint::new(ferry_proto::Config::default(), 1).unwrap();
     let now = std::time::Instant::now();
-    starter.connect(now, "192.0.2.1:1".parse().unwrap()).unwrap();
+    starter
+        .connect(now, "192.0.2.1:1".parse().unwrap())
+        .unwrap();
     let mut buf = Vec::new();
     let t = starter.poll_transmit(now, &mut buf).unwrap();
     assert_eq!(t.size, 1200);
