@@ -51,6 +51,23 @@ fn resetting_server() -> SocketAddr {
     addr
 }
 
+/// A `forward-server` allowing `allowed`, and a `forward` to it with `extra`
+/// flags.
+fn forwarding(allowed: SocketAddr, extra: &[&str]) -> (Server, Server) {
+    let server = Server::start(&[
+        "forward-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        &allowed.to_string(),
+    ]);
+    let to = server.addr.to_string();
+    let mut args = vec!["forward", "--listen", "127.0.0.1:0", "--to", &to];
+    args.extend_from_slice(extra);
+    let forward = Server::start(&args);
+    (server, forward)
+}
+
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -59,21 +76,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn bytes_and_half_close_cross_both_ways() {
-    let target = reverse_server();
-    let server = Server::start(&[
-        "forward-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--allow",
-        &target.to_string(),
-    ]);
-    let forward = Server::start(&[
-        "forward",
-        "--listen",
-        "127.0.0.1:0",
-        "--to",
-        &server.addr.to_string(),
-    ]);
+    let (_server, forward) = forwarding(reverse_server(), &[]);
     // Several connections at once, each its own stream.
     let clients: Vec<_> = (0..4u64)
         .map(|i| {
@@ -101,22 +104,7 @@ fn bytes_and_half_close_cross_both_ways() {
 #[test]
 fn a_reset_is_carried() {
     let target = resetting_server();
-    let server = Server::start(&[
-        "forward-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--allow",
-        &target.to_string(),
-    ]);
-    let forward = Server::start(&[
-        "forward",
-        "--listen",
-        "127.0.0.1:0",
-        "--to",
-        &server.addr.to_string(),
-        "--target",
-        &target.to_string(),
-    ]);
+    let (_server, forward) = forwarding(target, &["--target", &target.to_string()]);
     let mut conn = connect(forward.addr);
     conn.write_all(b"x").unwrap();
     let mut buf = [0u8; 16];
@@ -128,24 +116,8 @@ fn a_reset_is_carried() {
 
 #[test]
 fn targets_not_allowed_are_refused() {
-    let allowed = reverse_server();
     let other = reverse_server();
-    let server = Server::start(&[
-        "forward-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--allow",
-        &allowed.to_string(),
-    ]);
-    let forward = Server::start(&[
-        "forward",
-        "--listen",
-        "127.0.0.1:0",
-        "--to",
-        &server.addr.to_string(),
-        "--target",
-        &other.to_string(),
-    ]);
+    let (_server, forward) = forwarding(reverse_server(), &["--target", &other.to_string()]);
     let mut conn = connect(forward.addr);
     let _ = conn.write_all(b"hello");
     let mut buf = Vec::new();

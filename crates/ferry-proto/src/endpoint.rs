@@ -447,16 +447,7 @@ impl Endpoint {
             self.stats.retries_sent += 1;
             if self.stateless.len() < MAX_STATELESS {
                 let token = self.retry.issue(now, from, id);
-                let mut buf = Vec::new();
-                Packet::Retry { token }.encode(id, 0, &mut buf);
-                let header_len = Header {
-                    kind: PacketKind::Retry,
-                    session: id,
-                    number: 0,
-                }
-                .encoded_len();
-                protection.seal(0, header_len, &mut buf);
-                self.stateless.push_back((from, buf));
+                self.answer_statelessly(from, id, &Packet::Retry { token });
             }
             return;
         }
@@ -474,22 +465,11 @@ impl Endpoint {
         }
         if let Some(code) = refusal {
             self.stats.sessions_refused += 1;
-            if self.stateless.len() < MAX_STATELESS {
-                let mut buf = Vec::new();
-                let close = Packet::Close(Close {
-                    code: CloseCode::Transport(code as u64),
-                    reason: Bytes::new(),
-                });
-                close.encode(id, 0, &mut buf);
-                let header_len = Header {
-                    kind: PacketKind::Close,
-                    session: id,
-                    number: 0,
-                }
-                .encoded_len();
-                protection.seal(0, header_len, &mut buf);
-                self.stateless.push_back((from, buf));
-            }
+            let close = Packet::Close(Close {
+                code: CloseCode::Transport(code as u64),
+                reason: Bytes::new(),
+            });
+            self.answer_statelessly(from, id, &close);
             return;
         }
         self.stats.sessions_accepted += 1;
@@ -513,6 +493,25 @@ impl Endpoint {
         session.recv_memory = self.recv_memory.clone();
         self.sessions.insert(id, session);
         self.touched(id);
+    }
+
+    /// Queues `packet` (a refusal or a retry) for `to` as packet number 0 of
+    /// session `id` under a checksum, keeping no state; dropped when
+    /// `MAX_STATELESS` answers already wait.
+    fn answer_statelessly(&mut self, to: SocketAddr, id: SessionId, packet: &Packet) {
+        if self.stateless.len() >= MAX_STATELESS {
+            return;
+        }
+        let mut buf = Vec::new();
+        packet.encode(id, 0, &mut buf);
+        let header_len = Header {
+            kind: packet.kind(),
+            session: id,
+            number: 0,
+        }
+        .encoded_len();
+        Protection::Checksum.seal(0, header_len, &mut buf);
+        self.stateless.push_back((to, buf));
     }
 
     /// The listener's half of the handshake: with a key, message 1 must open
