@@ -239,6 +239,14 @@ impl Receiver {
         self.sessions.len()
     }
 
+    /// Blocks held (collecting symbols, decoding, or decoded and waiting to be
+    /// delivered), over all sessions: at most `max_sessions ×
+    /// max_blocks_in_flight`, each at most `block_size` bytes of data plus its
+    /// repair symbols. This is the receiver's memory bound.
+    pub fn blocks_held(&self) -> usize {
+        self.sessions.values().map(|s| s.blocks.len()).sum()
+    }
+
     fn closed_capacity(&self) -> usize {
         self.config.max_sessions.saturating_mul(16).max(64)
     }
