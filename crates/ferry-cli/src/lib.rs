@@ -90,6 +90,12 @@ pub enum Command {
     BenchRole(ferry_bench::RoleArgs),
 }
 
+/// `n` and the noun, singular or plural: "1 file", "2 files".
+pub(crate) fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -155,5 +161,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::BenchRole(role) => role
             .run()
             .map_err(|e| CliError::TransferFailed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(super::counted(1u64, "file", "files"), "1 file");
+        assert_eq!(super::counted(0u64, "file", "files"), "0 files");
+        assert_eq!(
+            super::counted(2u32, "directory", "directories"),
+            "2 directories"
+        );
     }
 }

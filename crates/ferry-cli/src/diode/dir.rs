@@ -258,8 +258,10 @@ pub fn run(args: &DiodeSendDirArgs, out: &mut dyn Write) -> Result<(), CliError>
     let report = send_dir(args, &stop)?;
     writeln!(
         out,
-        "sent {} files ({} bytes) in {} sessions",
-        report.files, report.bytes, report.sessions
+        "sent {} ({} bytes) in {}",
+        crate::counted(report.files as u64, "file", "files"),
+        report.bytes,
+        crate::counted(report.sessions as u64, "session", "sessions")
     )?;
     Ok(())
 }

@@ -329,8 +329,10 @@ pub fn run_send(args: &DiodeSendFileArgs, out: &mut dyn Write) -> Result<(), Cli
     let report = send_files(args.to, &args.files)?;
     writeln!(
         out,
-        "sent {} files ({} bytes) through diode-send at {}",
-        report.files, report.bytes, args.to
+        "sent {} ({} bytes) through diode-send at {}",
+        crate::counted(report.files as u64, "file", "files"),
+        report.bytes,
+        args.to
     )?;
     Ok(())
 }

@@ -591,8 +591,10 @@ fn summarize(
         }
     }
     print(&format!(
-        "received from {}: {files} files ({identical} already there and identical), {dirs} directories, {} in {:.2} s ({:.1} Mbit/s)",
+        "received from {}: {} ({identical} already there and identical), {}, {} in {:.2} s ({:.1} Mbit/s)",
         report.peer,
+        crate::counted(files as u64, "file", "files"),
+        crate::counted(dirs as u64, "directory", "directories"),
         human_bytes(bytes),
         report.elapsed.as_secs_f64(),
         mbit_per_s(bytes, report.elapsed),

@@ -239,7 +239,8 @@ pub fn run(args: &SendArgs, quiet: bool, out: &mut dyn Write) -> Result<(), CliE
         view.println(
             out,
             &format!(
-                "sending {files} files ({}) to {}{notes}",
+                "sending {} ({}) to {}{notes}",
+                crate::counted(files as u64, "file", "files"),
                 human_bytes(total),
                 args.to
             ),
@@ -556,10 +557,10 @@ fn summarize(report: &SendReport, to: &str, out: &mut dyn Write) -> Result<(), C
     }
     writeln!(
         out,
-        "sent {} files ({} already there and identical), {} directories, {} in {:.2} s ({:.1} Mbit/s) to {to}",
-        stored.0,
+        "sent {} ({} already there and identical), {}, {} in {:.2} s ({:.1} Mbit/s) to {to}",
+        crate::counted(stored.0 as u64, "file", "files"),
         stored.1,
-        stored.2,
+        crate::counted(stored.2 as u64, "directory", "directories"),
         human_bytes(report.bytes),
         report.elapsed.as_secs_f64(),
         mbit_per_s(report.bytes, report.elapsed),

@@ -425,6 +425,90 @@ mod tests {
         assert!(sanitize_path(&"x/".repeat(3000)).is_err());
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn header() -> impl Strategy<Value = EntryHeader> {
+            (
+                prop_oneof![Just(EntryKind::File), Just(EntryKind::Dir)],
+                "[^\\x00]{0,300}",
+                any::<u64>(),
+                any::<[u8; 32]>(),
+            )
+                .prop_map(|(kind, name, size, digest)| EntryHeader {
+                    kind,
+                    name,
+                    size,
+                    digest,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn headers_round_trip(h in header()) {
+                prop_assert_eq!(EntryHeader::decode(&h.encode()), Ok(h));
+            }
+
+            /// Whatever arrives: no panic, and what decodes encodes back to
+            /// the same bytes (one meaning per message).
+            #[test]
+            fn decoding_any_bytes_is_safe_and_canonical(
+                bytes in prop::collection::vec(any::<u8>(), 0..400),
+                prefix in prop_oneof![
+                    Just(&b""[..]),
+                    Just(&b"FRYS\x01"[..]),
+                    Just(&b"FRYM\x01"[..]),
+                    Just(&b"FRYT\x01"[..]),
+                ],
+            ) {
+                let bytes = [prefix, &bytes[..]].concat();
+                if let Ok(h) = EntryHeader::decode(&bytes) {
+                    prop_assert_eq!(h.encode(), bytes.clone());
+                }
+                if let Ok(m) = Manifest::decode(&bytes) {
+                    prop_assert_eq!(&m.encode()[..], &bytes[..21]);
+                }
+                if let Ok(f) = ForwardRequest::decode(&bytes) {
+                    prop_assert_eq!(f.encode(), bytes.clone());
+                }
+                let _ = Reply::decode(&bytes);
+                let _ = decode_progress(&bytes);
+            }
+
+            #[test]
+            fn small_messages_round_trip_for_any_value(
+                entries in any::<u64>(),
+                total in any::<u64>(),
+                progress in any::<u64>(),
+                target in "[^\\x00]{0,100}",
+                text in ".{0,100}",
+            ) {
+                let m = Manifest { entries, bytes: total };
+                prop_assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+                prop_assert_eq!(decode_progress(&encode_progress(progress)), Some(progress));
+                let f = ForwardRequest { target };
+                prop_assert_eq!(ForwardRequest::decode(&f.encode()), Ok(f.clone()));
+                let r = Reply::new(ReplyCode::Stored, text);
+                prop_assert_eq!(Reply::decode(&r.encode()), Ok(r));
+            }
+
+            /// A name that passes stays inside the receiving directory: it is
+            /// relative, of plain components only, and as the sender spelt it.
+            #[test]
+            fn a_sanitised_name_stays_inside(name in "([a-z.]{0,3}|\\.\\.|/|\\\\|\\x00|\\n){0,12}") {
+                if let Ok(path) = sanitize_path(&name) {
+                    prop_assert!(path.is_relative());
+                    prop_assert!(path.components().all(|c| matches!(c, Component::Normal(_))));
+                    prop_assert_eq!(wire_name(&path), Some(name.clone()));
+                    let inside = Path::new("/srv/in").join(&path);
+                    prop_assert!(inside.starts_with("/srv/in"));
+                }
+            }
+        }
+    }
+
     #[test]
     fn wire_names() {
         assert_eq!(wire_name(Path::new("a/b/c")).as_deref(), Some("a/b/c"));
