@@ -169,4 +169,16 @@ mod tests {
         };
         assert_eq!(full.exit(), Exit::LocalIo);
     }
+
+    /// The system's own errors, as a full disk or a forbidden directory
+    /// raise them, get advice that says what to do.
+    #[test]
+    fn os_errors_get_advice() {
+        let enospc = io::Error::from_raw_os_error(28);
+        assert!(io_advice(&enospc).contains("disk is full"), "{enospc}");
+        let eacces = io::Error::from_raw_os_error(13);
+        assert!(io_advice(&eacces).contains("permission denied"), "{eacces}");
+        let erofs = io::Error::from_raw_os_error(30);
+        assert!(io_advice(&erofs).contains("read-only"), "{erofs}");
+    }
 }
