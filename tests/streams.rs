@@ -397,13 +397,16 @@ fn a_stream_keeps_its_session_open(driver: Driver) {
             code: ferry_async::DROPPED_CODE
         }
     );
-    // The close overtakes the finish (closing drops what was queued).
-    assert_eq!(
-        s.recv(PATIENCE),
-        Err(StreamRecvError::Closed(ferry_async::CloseReason::Remote {
-            code: ferry_async::DROPPED_CODE
-        }))
-    );
+    // Dropping the stream finishes it, then dropping its session handle
+    // closes the session, which drops what was still queued: the finish
+    // arrives only if the driver sent it in between (it may, on a busy
+    // machine). Either way nothing else arrives.
+    match s.recv(PATIENCE) {
+        Ok(None) => {}
+        Err(StreamRecvError::Closed(ferry_async::CloseReason::Remote { code }))
+            if code == ferry_async::DROPPED_CODE => {}
+        other => panic!("after the drop: {other:?}"),
+    }
     client.close();
     server.close();
 }
