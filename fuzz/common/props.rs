@@ -39,7 +39,8 @@
 //     is at most `max_message_size`; a `Datagram` carries the payload of a valid
 //     Direct packet fed, and there are never more of them than such packets;
 //   - no `SendReady` (nothing was ever sent) and no `Closed` with a local reason;
-//   - `session_count() <= max_sessions`; every session the endpoint holds was
+//   - `session_count() <= max_sessions`, `recv_memory() <= max_recv_memory`;
+//     every session the endpoint holds was
 //     announced, and an announced session only disappears after `Closed`;
 //   - the endpoint's stats count every datagram fed and every session announced;
 //   - after `handle_timeout(now)` the next deadline is later than `now` (a driver
@@ -125,8 +126,15 @@ pub fn listener_config() -> Config {
     Config {
         accept_incoming: true,
         max_sessions: 4,
-        // Reachable too: beyond one unproven session, connects get a retry.
+        // Reachable too: beyond one unproven session, connects get a retry,
+        // and a few large messages fill the endpoint's receive memory.
         max_pending_handshakes: 1,
+        max_message_size: 256 << 10,
+        recv_window: 512 << 10,
+        max_recv_window: 512 << 10,
+        stream_recv_window: 512 << 10,
+        max_stream_recv_window: 512 << 10,
+        max_recv_memory: 512 << 10,
         ..Config::default()
     }
 }
@@ -590,6 +598,12 @@ impl Driver {
             count <= self.config.max_sessions,
             "{count} sessions open, limit {}",
             self.config.max_sessions
+        );
+        assert!(
+            self.endpoint.recv_memory() <= self.config.max_recv_memory as u64,
+            "{} bytes of received data held, limit {}",
+            self.endpoint.recv_memory(),
+            self.config.max_recv_memory
         );
         let held: HashSet<SessionId> = self.endpoint.sessions().collect();
         assert_eq!(held.len(), count, "sessions() and session_count() disagree");

@@ -178,6 +178,13 @@ impl Endpoint {
         &self.stats
     }
 
+    /// Bytes of received data all sessions hold now: reliable data not yet
+    /// taken by the application, and the room reserved for messages being
+    /// reassembled. Never more than [`Config::max_recv_memory`].
+    pub fn recv_memory(&self) -> u64 {
+        self.recv_memory.used()
+    }
+
     /// Sessions held: open ones, and closed ones whose delivered messages have
     /// not all been taken yet.
     pub fn session_count(&self) -> usize {

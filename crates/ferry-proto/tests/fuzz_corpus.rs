@@ -580,7 +580,17 @@ fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
             number,
         )
     };
-    let seeds: [(&str, Vec<Vec<u8>>); 8] = [
+    let seeds: [(&str, Vec<Vec<u8>>); 9] = [
+        // Two messages announcing 400 fragments each: the second does not fit
+        // in the listener's receive memory (512 KiB) beside the first.
+        (
+            "memory_full",
+            vec![
+                record(1, 0, &fragment(1, 0, 0, 400, &big)),
+                record(1, 0, &fragment(2, 1, 0, 400, &big)),
+                record(1, 0, &fragment(3, 0, 1, 400, &big)),
+            ],
+        ),
         // Streams the starter opens: ordered #1 (id 8), unordered #0 (id 2),
         // unreliable #0 (id 4); then a finish.
         (
