@@ -549,6 +549,8 @@ impl SessionCore {
 
     fn establish(&mut self, now: Instant) {
         self.state = State::Established;
+        // A retry token is for the handshake only.
+        self.retry_token = Bytes::new();
         self.timers.clear(Timer::Handshake);
         self.timers.clear(Timer::HandshakeDeadline);
         self.last_recv = now;
@@ -1895,6 +1897,11 @@ impl SessionCore {
             }
         }
         if let Some((addr, token)) = self.path_responses.pop_front() {
+            if self.path_responses.is_empty() {
+                // Answers are rare (one per handshake without a key, one per
+                // move): an idle session keeps no buffer for them.
+                self.path_responses = VecDeque::new();
+            }
             self.destination = Some(addr);
             return Some(self.emit(buf, &Packet::PathResponse { token }).1);
         }
