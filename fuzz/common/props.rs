@@ -256,6 +256,17 @@ pub fn check_starter(data: &[u8]) -> Reached {
     }
 }
 
+/// How far a record's `step` advances the clock: bits 0–6 an amount, in
+/// seconds if bit 7 ([`STEP_SECONDS`]) is set, else in milliseconds.
+pub fn step_duration(step: u8) -> Duration {
+    let amount = u64::from(step & !STEP_SECONDS);
+    if step & STEP_SECONDS != 0 {
+        Duration::from_secs(amount)
+    } else {
+        Duration::from_millis(amount)
+    }
+}
+
 /// Splits the next record off `input`: (step, flags, datagram).
 pub fn next_record<'a>(input: &mut &'a [u8]) -> Option<(u8, u8, &'a [u8])> {
     let data = *input;
@@ -334,13 +345,7 @@ impl Driver {
     fn feed_records(&mut self, data: &[u8], ours: Option<SessionId>) {
         let mut input = data;
         while let Some((step, flags, bytes)) = next_record(&mut input) {
-            let amount = u64::from(step & !STEP_SECONDS);
-            let advance = if step & STEP_SECONDS != 0 {
-                Duration::from_secs(amount)
-            } else {
-                Duration::from_millis(amount)
-            };
-            self.run_until(self.now + advance);
+            self.run_until(self.now + step_duration(step));
             let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
             let mut bytes = bytes.to_vec();
             if let Some(id) = ours
@@ -757,13 +762,7 @@ pub fn check_diode_receiver(data: &[u8]) -> DiodeReached {
 
     let mut input = data;
     while let Some((step, flags, bytes)) = next_record(&mut input) {
-        let amount = u64::from(step & !STEP_SECONDS);
-        let advance = if step & STEP_SECONDS != 0 {
-            Duration::from_secs(amount)
-        } else {
-            Duration::from_millis(amount)
-        };
-        let until = now + advance;
+        let until = now + step_duration(step);
         run_until(&mut receiver, &mut now, until, &mut drain, &mut reached);
         let mut datagram = bytes.to_vec();
         if flags & SEAL != 0 && datagram.len() >= 4 {
@@ -823,12 +822,7 @@ pub fn check_keyed_listener(data: &[u8]) -> u64 {
     let mut refusals = 0;
     let mut input = data;
     while let Some((step, flags, bytes)) = next_record(&mut input) {
-        let amount = u64::from(step & !STEP_SECONDS);
-        now += if step & STEP_SECONDS != 0 {
-            Duration::from_secs(amount)
-        } else {
-            Duration::from_millis(amount)
-        };
+        now += step_duration(step);
         endpoint.handle_timeout(now);
         let from = if flags & FROM_OTHER != 0 { OTHER } else { PEER };
         let datagram = if flags & SEAL != 0 {
@@ -1064,12 +1058,7 @@ pub fn check_handshake(data: &[u8]) -> bool {
     net.pump();
 
     while let Some((step, flags, bytes)) = next_record(&mut input) {
-        let amount = u64::from(step & !STEP_SECONDS);
-        net.now += if step & STEP_SECONDS != 0 {
-            Duration::from_secs(amount)
-        } else {
-            Duration::from_millis(amount)
-        };
+        net.now += step_duration(step);
         net.fire_timers();
         let toward_starter = flags & 1 != 0;
         match (flags & 0x0f) >> 1 {
