@@ -220,7 +220,8 @@ pub(crate) struct SessionCore {
 
     // Handshake.
     /// The starter's Noise handshake, until the ConnectAck completes it.
-    noise: Option<Noise>,
+    /// Boxed: it is some 850 bytes, and only a handshaking starter has one.
+    noise: Option<Box<Noise>>,
     /// The Noise message this side's handshake packets carry (message 1 in
     /// every Connect, message 2 in every ConnectAck), written once.
     auth: Bytes,
@@ -396,7 +397,7 @@ impl SessionCore {
             // Message 1 carries nothing secret (it has no forward secrecy).
             if noise.write_message(&[], &mut message).is_ok() {
                 s.auth = message.into();
-                s.noise = Some(noise);
+                s.noise = Some(Box::new(noise));
             }
         }
         s.connect_due = true;
@@ -1172,7 +1173,7 @@ impl SessionCore {
                 debug!(session = %self.id, "connect ack failed authentication");
                 return;
             }
-            match self.noise.take().map(Noise::into_keys) {
+            match self.noise.take().map(|noise| noise.into_keys()) {
                 Some(Ok(keys)) => self.protection = Protection::Aead(keys),
                 _ => {
                     self.abandon(CloseReason::AuthenticationFailed);
