@@ -52,8 +52,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ferry_proto::packet::{Handshake, Header, Packet, PacketKind};
-use ferry_proto::protection::Protection;
+use ferry_proto::wire::packet::{Handshake, Header, Packet, PacketKind};
+use ferry_proto::wire::protection::Protection;
 use ferry_proto::{CloseReason, Config, Endpoint, Event, SessionId, StreamId, Transmit};
 
 /// Decodes `data` as an unprotected packet and, if it decodes, checks that

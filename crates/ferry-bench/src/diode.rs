@@ -14,8 +14,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ferry_diode::{DiodeReceiver, DiodeSender, SocketOptions};
+use ferry_proto::diode::fec::{BlockParams, BlockSymbols, encode_block};
 use ferry_proto::diode::{DiodeConfig, ReceiverEvent};
-use ferry_proto::fec::{BlockParams, BlockSymbols, encode_block};
 use ferry_relay::{LinkConfig, Relay};
 
 use crate::child::expect_line;

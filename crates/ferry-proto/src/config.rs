@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::codec::VARINT_MAX;
 pub use crate::congestion::CongestionControl;
 use crate::error::ConfigError;
+use crate::wire::codec::VARINT_MAX;
 
 /// The smallest MTU Ferry accepts: the IPv4 minimum reassembly size less IP and
 /// UDP headers, rounded down.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::error::ProtocolViolation;
 use crate::id::SessionId;
-use crate::stream::{StreamEnd, StreamId};
+use crate::wire::stream::StreamId;
 
 /// Something the application should know about, returned by
 /// [`Endpoint::poll_event`](crate::Endpoint::poll_event).
@@ -160,6 +160,33 @@ impl TransportCode {
             CloseReason::AuthenticationFailed
         } else {
             CloseReason::ProtocolError(ProtocolViolation::ReportedByPeer(code))
+        }
+    }
+}
+
+/// How a stream ended for the side that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamEnd {
+    /// The peer finished it and every message was taken.
+    Finished,
+    /// The peer reset it with this code; undelivered messages were dropped.
+    Reset {
+        /// The peer's code.
+        code: u64,
+    },
+    /// The peer refused a stream this side opened (its `max_streams` was
+    /// reached); nothing sent on it arrived.
+    Refused,
+}
+
+impl fmt::Display for StreamEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Finished => f.write_str("finished by the peer"),
+            Self::Reset { code } => write!(f, "reset by the peer (code {code})"),
+            Self::Refused => {
+                f.write_str("refused by the peer: too many streams open; close some first")
+            }
         }
     }
 }

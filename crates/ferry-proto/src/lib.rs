@@ -59,43 +59,46 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-mod ack;
-mod admission;
-mod batch;
-pub mod codec;
+// The layers, bottom up; each imports only from the layers below it.
+//
+// Leaves: ids, errors, events, statistics, configuration.
 pub mod config;
-mod congestion;
-pub mod crypto;
-pub mod diode;
-mod endpoint;
 pub mod error;
 mod event;
-pub mod fec;
-mod flow;
 mod id;
-mod memory;
-pub mod packet;
-mod pool;
-pub mod protection;
-mod retry;
-mod rtt;
-mod sent;
-mod session;
 mod stats;
-pub mod stream;
-mod timer;
+// The handshake's cryptography and the packet keys.
+pub mod crypto;
+// The wire format: codec, packet kinds, protection, stream ids and ops.
+pub mod wire;
+// The pieces a session is built from: messages (fragmenting and
+// reassembly), a stream's state, flow-control windows, loss recovery,
+// congestion control.
+mod congestion;
+mod flow;
+mod message;
+mod recovery;
+mod stream;
+// One session's state machine.
+mod session;
+// The endpoint: routing, admission, retry tokens, the receive-memory budget,
+// buffer pools, the timer index, turn-taking.
+mod endpoint;
+// The one-way diode engine, with its RaptorQ coding.
+pub mod diode;
 
 pub use config::{Config, CongestionControl};
+pub use crypto::PreSharedKey;
 pub use endpoint::{Endpoint, Session, Transmit};
 pub use error::{
     ConfigError, ConnectError, DatagramError, DecodeError, ProtocolViolation, SendError,
     StreamError,
 };
-pub use event::{CloseReason, Event, TransportCode};
+pub use event::{CloseReason, Event, StreamEnd, TransportCode};
 pub use id::{SessionId, Side};
 pub use session::State;
 pub use stats::{EndpointStats, SessionStats};
-pub use stream::{StreamEnd, StreamId, StreamKind};
+pub use wire::stream::{StreamId, StreamKind};
 
 #[cfg(test)]
 mod test_support {

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use ferry_proto::SessionId;
 use ferry_proto::diode::{DiodeConfig, Sender};
-use ferry_proto::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest, StreamOp};
+use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest};
+use ferry_proto::wire::stream::StreamOp;
 
 #[allow(dead_code)]
 mod props {

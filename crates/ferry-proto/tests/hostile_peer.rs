@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use ferry_proto::packet::{Ack, CloseCode, Data, Handshake, Header, Packet, PacketKind};
-use ferry_proto::protection::Protection;
+use ferry_proto::wire::packet::{Ack, CloseCode, Data, Handshake, Header, Packet, PacketKind};
+use ferry_proto::wire::protection::Protection;
 use ferry_proto::{CloseReason, Config, Endpoint, Event, ProtocolViolation, SessionId};
 
 const PEER: &str = "192.0.2.7:9000";

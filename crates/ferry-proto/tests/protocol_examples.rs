@@ -6,8 +6,9 @@ use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 use ferry_proto::SessionId;
-use ferry_proto::packet::{Ack, Close, CloseCode, Data, Header, Packet, RepeatRequest, StreamOp};
-use ferry_proto::protection::Protection;
+use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Header, Packet, RepeatRequest};
+use ferry_proto::wire::protection::Protection;
+use ferry_proto::wire::stream::StreamOp;
 
 /// The session id of every example: `01 23 45 67 89 ab cd ef`.
 const SESSION: u64 = 0x0123_4567_89ab_cdef;
@@ -215,8 +216,8 @@ fn section_4_3_data_on_a_stream() {
 }
 
 /// The handshake parameters of `Config::default()`, as §4.1 and §4.2 show them.
-fn default_params() -> ferry_proto::packet::Handshake {
-    ferry_proto::packet::Handshake {
+fn default_params() -> ferry_proto::wire::packet::Handshake {
+    ferry_proto::wire::packet::Handshake {
         max_udp_payload: 1200,
         max_message_size: 16 << 20,
         initial_max_data: 32 << 20,

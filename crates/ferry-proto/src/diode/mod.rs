@@ -47,6 +47,7 @@
 //! ```
 
 pub mod config;
+pub mod fec;
 mod receiver;
 mod sender;
 pub mod wire;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::config::{DiodeConfig, DiodeConfigError};
 use super::wire::{self, DiodePacket, FLAG_FINAL, SymbolHeader};
 use super::{DiodeSessionId, TRAILER_LEN};
-use crate::fec::{Added, BlockParams, BlockSymbols};
+use crate::diode::fec::{Added, BlockParams, BlockSymbols};
 
 /// Why a session was lost. A lost session delivers nothing more; what it
 /// delivered before must be discarded by the application (the diode tools

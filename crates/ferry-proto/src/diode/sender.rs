@@ -10,7 +10,7 @@ use thiserror::Error;
 use super::DiodeSessionId;
 use super::config::{DiodeConfig, DiodeConfigError};
 use super::wire::{self, FLAG_FINAL, FLAG_START, SYMBOL_OVERHEAD, SymbolHeader};
-use crate::fec::{self, BlockParams};
+use crate::diode::fec::{self, BlockParams};
 
 /// A sender command could not be carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
-use crate::codec::varint_len;
 use crate::config::{FRAGMENT_COST, MIN_FRAGMENT_PAYLOAD};
+use crate::endpoint::pool::BufferPool;
 use crate::error::ProtocolViolation;
-use crate::pool::BufferPool;
+use crate::wire::codec::varint_len;
 
 /// Flow-control cost of a fragment carrying `len` payload bytes.
 pub(crate) fn fragment_cost(len: usize) -> u64 {

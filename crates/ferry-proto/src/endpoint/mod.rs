@@ -1,5 +1,10 @@
 //! Many sessions over one socket: routing, timers, fair transmission, events.
 
+mod admission;
+pub(crate) mod memory;
+pub(crate) mod pool;
+mod retry;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,20 +15,20 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::trace;
 
-use crate::admission::Admission;
 use crate::config::{Config, MIN_MTU};
 use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
+use crate::endpoint::admission::Admission;
+use crate::endpoint::memory::RecvMemory;
+use crate::endpoint::pool::BufferPool;
+use crate::endpoint::retry::RetryTokens;
 use crate::error::{ConfigError, ConnectError, DatagramError, DecodeError, SendError, StreamError};
 use crate::event::{Event, TransportCode};
 use crate::id::{SessionId, Side};
-use crate::memory::RecvMemory;
-use crate::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
-use crate::pool::BufferPool;
-use crate::protection::Protection;
-use crate::retry::RetryTokens;
 use crate::session::{SessionCore, SessionEvent, State, own_params, prologue};
 use crate::stats::{EndpointStats, SessionStats};
-use crate::stream::{StreamId, StreamKind};
+use crate::wire::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
+use crate::wire::protection::Protection;
+use crate::wire::stream::{StreamId, StreamKind};
 
 /// Stateless answers (refusals, retries) waiting to be sent, at most; more are
 /// dropped (a starter whose connect got no answer sends it again).

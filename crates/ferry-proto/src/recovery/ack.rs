@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use crate::packet::MAX_RANGES;
+use crate::wire::packet::MAX_RANGES;
 
 /// Packets this far below the largest received number that are still missing
 /// are presumed lost and named in a repeat request. Smaller gaps are left to

@@ -1,6 +1,8 @@
 //! One session's state machine: handshake, reliable messages, acks, recovery,
 //! keep-alive, datagrams and close. Driven by the [`Endpoint`](crate::Endpoint).
 
+pub(crate) mod timer;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,28 +11,30 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, trace};
 
-use crate::ack::AckTracker;
-use crate::batch::{Accepted, fragment_cost};
 use crate::config::{Config, MIN_MTU};
 use crate::congestion::rate::{RateEstimator, Sampler};
 use crate::congestion::{AckEvent, Controller, LossEvent, Pacer};
 use crate::crypto::{Handshake as Noise, PacketKeys};
+use crate::endpoint::memory::RecvMemory;
+use crate::endpoint::pool::BufferPool;
 use crate::error::{DatagramError, ProtocolViolation, SendError, StreamError};
+use crate::event::StreamEnd;
 use crate::event::{CloseReason, TransportCode};
 use crate::flow::WindowTuner;
 use crate::id::{SessionId, Side};
-use crate::memory::RecvMemory;
-use crate::packet::{
+use crate::message::{Accepted, fragment_cost};
+use crate::recovery::ack::AckTracker;
+use crate::recovery::rtt::RttEstimator;
+use crate::recovery::sent::{SentKind, SentLog, SentPacket};
+use crate::session::timer::{Timer, Timers};
+use crate::stats::SessionStats;
+use crate::stream::{ControlKind, Stream};
+use crate::wire::packet::{
     Ack, Close, CloseCode, Data, FIXED_HEADER_LEN, Handshake, Header, MAX_HEADER_LEN, Packet,
     PacketKind, RepeatRequest, VERSION,
 };
-use crate::pool::BufferPool;
-use crate::protection::Protection;
-use crate::rtt::RttEstimator;
-use crate::sent::{SentKind, SentLog, SentPacket};
-use crate::stats::SessionStats;
-use crate::stream::{ControlKind, Stream, StreamEnd, StreamId, StreamKind, StreamOp};
-use crate::timer::{Timer, Timers};
+use crate::wire::protection::Protection;
+use crate::wire::stream::{StreamId, StreamKind, StreamOp};
 
 /// The lifecycle of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,7 +90,8 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
 }
 
 /// The largest path challenge: header, token and trailer.
-const CHALLENGE_LEN: u64 = (crate::packet::MAX_HEADER_LEN + 8 + crate::crypto::TAG_LEN) as u64;
+const CHALLENGE_LEN: u64 =
+    (crate::wire::packet::MAX_HEADER_LEN + 8 + crate::crypto::TAG_LEN) as u64;
 
 /// Challenges sent to one new address before giving up on it (until the
 /// peer's packets come from it again).
@@ -454,8 +459,8 @@ impl SessionCore {
     /// counted as a full packet's, and no more than the largest message.
     fn reservation_for(&self, fragments: u32, len: usize) -> u64 {
         let fragments = u64::from(fragments);
-        let per_fragment = crate::batch::fragment_cost(self.mtu.max(len));
-        let largest = crate::batch::fragment_cost(self.config.max_message_size)
+        let per_fragment = crate::message::fragment_cost(self.mtu.max(len));
+        let largest = crate::message::fragment_cost(self.config.max_message_size)
             + fragments.saturating_sub(1) * crate::config::FRAGMENT_COST;
         fragments.saturating_mul(per_fragment).min(largest)
     }
@@ -1142,7 +1147,7 @@ impl SessionCore {
         if self.side != Side::Starter
             || !self.retry_token.is_empty()
             || token.is_empty()
-            || token.len() > crate::packet::MAX_RETRY_TOKEN
+            || token.len() > crate::wire::packet::MAX_RETRY_TOKEN
         {
             return;
         }
@@ -1776,7 +1781,7 @@ impl SessionCore {
     }
 
     fn finish(&mut self, buf: &mut Vec<u8>, pn: u64) -> usize {
-        let header_len = FIXED_HEADER_LEN + crate::codec::varint_len(pn);
+        let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(pn);
         self.protection.seal(pn, header_len, buf);
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += buf.len() as u64;
@@ -1867,7 +1872,7 @@ impl SessionCore {
             let p = Packet::ConnectAck(self.handshake_params());
             let pn = self.begin(buf, &p);
             self.connect_ack_sent = Some((pn, now));
-            let header_len = FIXED_HEADER_LEN + crate::codec::varint_len(pn);
+            let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(pn);
             CHECKSUM.seal(pn, header_len, buf);
             self.stats.packets_sent += 1;
             self.stats.bytes_sent += buf.len() as u64;

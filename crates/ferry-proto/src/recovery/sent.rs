@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use crate::ack::REORDER_THRESHOLD;
 use crate::congestion::rate::PacketDelivery;
+use crate::recovery::ack::REORDER_THRESHOLD;
 
 /// What a tracked packet carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The protection trailer (a CRC-32, or an authentication tag on an encrypted
-//! session) is handled by [`crate::protection`]; this module encodes and
+//! session) is handled by [`crate::wire::protection`]; this module encodes and
 //! decodes the header and the body. `docs/protocol.md` describes every field byte by byte.
 //!
 //! Decoding never panics and never allocates more than the input justifies: every
@@ -17,10 +17,10 @@ use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 
-use crate::codec::{Reader, put_varint, varint_len};
+use super::stream::StreamOp;
 use crate::error::DecodeError;
 use crate::id::SessionId;
-pub use crate::stream::StreamOp;
+use crate::wire::codec::{Reader, put_varint, varint_len};
 
 /// The protocol version this crate speaks. Datagrams with another version are dropped.
 pub const VERSION: u8 = 1;
@@ -596,7 +596,7 @@ fn decode_ranges(r: &mut Reader<'_>) -> Result<Vec<RangeInclusive<u64>>, DecodeE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::VARINT_MAX;
+    use crate::wire::codec::VARINT_MAX;
     use proptest::prelude::*;
 
     fn round_trip(packet: &Packet, session: SessionId, number: u64) {

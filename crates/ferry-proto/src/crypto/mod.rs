@@ -1,0 +1,212 @@
+//! Authenticated encryption for sessions whose two endpoints share a key.
+//!
+//! This module holds the building blocks; it does no I/O and reads no clock,
+//! and given the same inputs (including the caller's random generator) it
+//! produces the same bytes.
+//!
+//! # Design
+//!
+//! **Keys.** Both endpoints are configured with the same 32-byte
+//! [`PreSharedKey`]. It is never used to encrypt packets directly: each session
+//! runs a [`Handshake`] that derives two fresh [`PacketKeys`], one per
+//! direction.
+//!
+//! **Handshake.** The Noise protocol framework, as implemented by the `snow`
+//! crate, with the pattern `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`:
+//!
+//! ```text
+//! NNpsk0:
+//!   -> psk, e        message 1, initiator → responder: 32-byte ephemeral key + encrypted payload + 16-byte tag
+//!   <- e, ee         message 2, responder → initiator: 32-byte ephemeral key + encrypted payload + 16-byte tag
+//! ```
+//!
+//! Both sides use only ephemeral X25519 keys (no long-term key pairs to
+//! distribute: `NN`), and the pre-shared key is mixed in before anything else
+//! (`psk0`), so every byte of both messages is authenticated by it: a party
+//! without the key can neither produce a message 1 that the responder accepts
+//! nor a message 2 that the initiator accepts. The `ee` Diffie-Hellman gives
+//! forward secrecy: the packet keys depend on two ephemeral secrets that are
+//! dropped once the handshake is done, so recorded traffic stays secret even if
+//! the pre-shared key leaks later. `psk0` rather than `psk2` because it
+//! authenticates message 1 as well, so the responder rejects a stranger's
+//! message 1 before doing any Diffie-Hellman or keeping any state for it.
+//! ChaCha20-Poly1305 and BLAKE2s are fast in software on every CPU, and match
+//! the packet cipher.
+//!
+//! The *prologue*, the version byte followed by the 8-byte session id, is
+//! hashed into the handshake by both sides: a handshake message cannot be moved
+//! to another session or protocol version.
+//!
+//! Both messages are [`HANDSHAKE_OVERHEAD`] (48) bytes longer than their
+//! payload: 32 for the ephemeral public key and 16 for the tag over the
+//! payload. With the largest Ferry header (18 bytes) and a 1200-byte MTU, a
+//! handshake message carrying up to 1200 − 18 − 48 = 1134 bytes of payload fits
+//! in one datagram as its whole body (1130 if a 4-byte checksum trailer is kept
+//! after it).
+//!
+//! **Packets.** After the handshake every packet is sealed with
+//! ChaCha20-Poly1305 (RFC 8439, `ring`'s implementation), each direction with its
+//! own key:
+//!
+//! - the *nonce* is the packet number: 4 zero bytes followed by the 64-bit
+//!   packet number in big-endian order ([`nonce`]). Packet numbers only grow
+//!   within a direction and a retransmission takes a new number, so a nonce is
+//!   never used twice with the same key. The rule for the caller: never seal
+//!   two different packets with the same number in one direction.
+//! - the *header* (version, kind, session id, packet number) stays in clear
+//!   text, because the receiver needs it to find the session and the nonce; it
+//!   is the *associated data*, so it is authenticated too.
+//! - the *body* is encrypted in place and the 16-byte tag ([`TAG_LEN`]) takes
+//!   the place of the 4-byte CRC trailer. The layout of a datagram does not
+//!   change.
+//!
+//! **Replay.** A sealed packet is valid forever under its session's keys:
+//! [`PacketKeys::open`] opens a replayed packet again. Replays are rejected a
+//! layer above, by the session's packet-number tracking (a number already
+//! received is a duplicate and is dropped), exactly as duplicates from the
+//! network are today. [`PacketKeys::open`] must therefore be called before the
+//! number is recorded as received, so a forged packet cannot mark a number as
+//! seen.
+//!
+//! # What an attacker without the key can and cannot do
+//!
+//! An attacker who can read, drop, inject and modify datagrams, but does not
+//! know the pre-shared key:
+//!
+//! - **cannot** read packet bodies or handshake payloads, forge or alter a
+//!   packet or its header, complete a handshake with either side, or learn the
+//!   packet keys;
+//! - **cannot** reflect a packet back to its sender, or between directions:
+//!   each direction has its own key, so a packet sealed by one side's `send`
+//!   key opens only with the other side's `recv` key;
+//! - **cannot** decrypt recorded sessions even after stealing the pre-shared key
+//!   later (forward secrecy through `ee`), *except* for message 1's payload,
+//!   which is encrypted under the pre-shared key and the initiator's public
+//!   ephemeral key only: put nothing secret in it;
+//! - **can** see everything in the clear header (session ids, packet kinds and
+//!   numbers), sizes and timing, and drop, delay, reorder or duplicate
+//!   datagrams;
+//! - **can** replay a captured message 1: the responder cannot tell it from a
+//!   fresh one and answers it with a message 2, which the attacker cannot read
+//!   and from which it cannot derive the keys. A replayed message 1 costs the
+//!   responder one handshake; it proves nothing about the initiator's liveness
+//!   until the first packet from the initiator opens under the new keys;
+//! - **can** replay sealed packets, which this layer accepts and the session
+//!   drops as duplicates (see above).
+//!
+//! Anyone who holds the pre-shared key can act as either side: the key
+//! authenticates membership of the group that shares it, not an individual
+//! peer. If it leaks, future sessions can be impersonated or intercepted (but
+//! not past ones, see above); replace it on both sides.
+//!
+//! # Randomness
+//!
+//! The ephemeral keys need 32 bytes of randomness each. To stay
+//! deterministic, [`Handshake::initiator`] and [`Handshake::responder`] draw a
+//! 32-byte seed from the caller's generator and give `snow` a `ChaCha20Rng`
+//! seeded with it (through a custom `snow` crypto resolver); `snow`'s own
+//! X25519, ChaCha20-Poly1305 and BLAKE2s do the rest. Security rests on that
+//! generator being unpredictable: seed it with at least 256 bits from the
+//! operating system (a generator seeded from a `u64`, like the simulator's, is
+//! fine for tests but offers only 64 bits of security).
+
+mod keys;
+mod noise;
+mod psk;
+#[cfg(test)]
+mod tests;
+
+use thiserror::Error;
+
+pub use keys::{PacketKeys, nonce};
+pub use noise::Handshake;
+pub use psk::PreSharedKey;
+
+/// Bytes the authentication tag adds to each packet (the trailer of a sealed
+/// packet).
+pub const TAG_LEN: usize = 16;
+
+/// Bytes a handshake message adds to its payload: a 32-byte ephemeral public
+/// key and a 16-byte tag. Both messages have this overhead.
+pub const HANDSHAKE_OVERHEAD: usize = 32 + TAG_LEN;
+
+/// Largest payload one handshake message can carry (Noise limits a message to
+/// 65535 bytes).
+pub const MAX_HANDSHAKE_PAYLOAD: usize = 65_535 - HANDSHAKE_OVERHEAD;
+
+/// The Noise protocol name of Ferry's handshake.
+pub const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+
+/// A pre-shared key could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PskError {
+    /// The text does not hold exactly 64 hexadecimal digits.
+    #[error(
+        "pre-shared key has {found} characters, expected 64 hexadecimal digits (32 bytes): \
+         generate a key with `PreSharedKey::generate` and store its hex form"
+    )]
+    WrongLength {
+        /// Characters found (after trimming surrounding whitespace).
+        found: usize,
+    },
+    /// A character is not a hexadecimal digit. The character itself is not
+    /// reported, since it is part of a secret.
+    #[error(
+        "pre-shared key has a non-hexadecimal character at position {position}: \
+         use only 0-9, a-f and A-F"
+    )]
+    NotHex {
+        /// Zero-based position of the offending character.
+        position: usize,
+    },
+}
+
+/// A handshake step failed.
+///
+/// Whatever the variant, a failed [`Handshake::read_message`] leaves the
+/// handshake as it was before the call: drop the offending message and keep
+/// waiting for a genuine one.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CryptoError {
+    /// The message did not authenticate: the peer uses another pre-shared key
+    /// or prologue (session id, version), or the message was altered in
+    /// transit. Drop it; if it persists, check that both sides are configured
+    /// with the same key.
+    #[error(
+        "handshake message failed authentication: check that both sides use the same \
+         pre-shared key; otherwise the message was forged or corrupted, drop it"
+    )]
+    AuthenticationFailed,
+    /// The message is too short or too long to be a handshake message.
+    #[error(
+        "handshake message of {len} bytes is malformed (expected {min} to 65535 bytes): drop it"
+    )]
+    MalformedMessage {
+        /// The message's length.
+        len: usize,
+        /// The shortest valid message ([`HANDSHAKE_OVERHEAD`]).
+        min: usize,
+    },
+    /// The payload does not fit in one handshake message.
+    #[error("handshake payload of {size} bytes exceeds the {max}-byte limit: send less")]
+    PayloadTooLarge {
+        /// The payload's size.
+        size: usize,
+        /// [`MAX_HANDSHAKE_PAYLOAD`].
+        max: usize,
+    },
+    /// `write_message` or `read_message` was called out of turn, or after the
+    /// handshake finished.
+    #[error(
+        "handshake step out of order: the initiator writes message 1 then reads message 2, \
+         the responder reads message 1 then writes message 2"
+    )]
+    OutOfOrder,
+    /// [`Handshake::into_keys`] was called before both messages were exchanged.
+    #[error("handshake not finished: exchange both messages before asking for the keys")]
+    NotFinished,
+    /// The Noise library reported an error Ferry does not expect. This is a bug
+    /// in Ferry: please report it with the message.
+    #[error("unexpected error from the Noise library ({0}): this is a bug in Ferry, report it")]
+    Internal(String),
+}
