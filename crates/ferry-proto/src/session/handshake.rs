@@ -1,0 +1,305 @@
+//! Opening a session: connect and accept, the handshake's parameters, the
+//! ConnectAck, a listener's retry, and a listener's address validation with
+//! its anti-amplification limit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, trace};
+
+use super::timer::Timer;
+use crate::config::{Config, MIN_MTU};
+use crate::crypto::{Handshake as Noise, PacketKeys};
+use crate::error::ProtocolViolation;
+use crate::event::CloseReason;
+use crate::id::{SessionId, Side};
+use crate::wire::packet::{Ack, Handshake, Packet, VERSION};
+use crate::wire::protection::Protection;
+
+use super::{
+    MAX_BACKOFF, MAX_HANDSHAKE_RETRY, MAX_PEER_ACK_DELAY, SessionCore, SessionEvent, State,
+};
+
+/// Binds a handshake to the protocol version and the session.
+pub(crate) fn prologue(id: SessionId) -> [u8; 9] {
+    let mut p = [0; 9];
+    p[0] = VERSION;
+    p[1..].copy_from_slice(&id.0);
+    p
+}
+
+/// The handshake parameters `config` announces (without the Noise message).
+pub(crate) fn own_params(config: &Config) -> Handshake {
+    Handshake {
+        max_udp_payload: config.mtu as u64,
+        max_message_size: config.max_message_size as u64,
+        initial_max_data: config.recv_window as u64,
+        max_ack_delay_micros: config.max_ack_delay.as_micros() as u64,
+        max_streams: config.max_streams as u64,
+        initial_max_stream_data: config.stream_recv_window as u64,
+        auth: Bytes::new(),
+        token: Bytes::new(),
+    }
+}
+
+/// A listener's proof that its peer receives at the address it sends from,
+/// until it comes: with a key, any packet that opens under the session's
+/// keys (which need the ConnectAck); without, the answer to a path challenge
+/// sent with the ConnectAck. Until then the listener sends at most
+/// `amplification_factor` times what it received.
+#[derive(Debug)]
+pub(super) struct Validation {
+    /// The challenge's token (clear sessions).
+    pub(super) token: u64,
+    pub(super) due: bool,
+    /// Challenges sent so far (each waits twice as long for its answer).
+    pub(super) tries: u32,
+    /// Bytes received from and sent to the peer's address so far.
+    pub(super) received: u64,
+    pub(super) sent: u64,
+}
+
+impl SessionCore {
+    /// A session started by this side: the connect packet goes out on the next poll.
+    pub(crate) fn connect(
+        id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        now: Instant,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Self {
+        let mut s = Self::new(id, remote, Side::Starter, config, now);
+        if let Some(psk) = &s.config.psk {
+            let mut noise = Noise::initiator(psk, &prologue(id), rng);
+            let mut message = Vec::new();
+            // Message 1 carries nothing secret (it has no forward secrecy).
+            if noise.write_message(&[], &mut message).is_ok() {
+                s.auth = message.into();
+                s.noise = Some(Box::new(noise));
+            }
+        }
+        s.connect_due = true;
+        s.timers
+            .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
+        s
+    }
+
+    /// A session accepted from a peer's connect packet (already checked and,
+    /// with a key, authenticated: `keys` are the session's packet keys and
+    /// the Noise message 2 its ConnectAcks carry). `challenge` is `None` when
+    /// the connect carried a valid retry token (the peer's address is proven),
+    /// else the token of the path challenge that proves it; `len` is the
+    /// connect datagram's size.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn accept(
+        id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        now: Instant,
+        pn: u64,
+        peer: &Handshake,
+        keys: Option<(PacketKeys, Bytes)>,
+        challenge: Option<u64>,
+        len: usize,
+    ) -> Self {
+        let mut s = Self::new(id, remote, Side::Listener, config, now);
+        let encrypted = keys.is_some();
+        if let Some((keys, message)) = keys {
+            s.protection = Protection::Aead(keys);
+            s.auth = message;
+        }
+        s.apply_peer_params(peer);
+        s.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        s.connect_ack_due = true;
+        s.establish(now);
+        if let Some(token) = challenge {
+            s.validation = Some(Validation {
+                token,
+                // An encrypted peer proves its address by its first packet.
+                due: !encrypted,
+                tries: 0,
+                received: len as u64,
+                sent: 0,
+            });
+            // A peer that never proves its address is dropped.
+            s.timers
+                .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
+        }
+        s
+    }
+
+    /// Whether the peer proved it receives at its address (always, for a starter).
+    pub(crate) fn is_validated(&self) -> bool {
+        self.validation.is_none()
+    }
+
+    pub(super) fn validated(&mut self) {
+        if self.validation.take().is_some() {
+            trace!(session = %self.id, "peer address validated");
+            self.timers.clear(Timer::HandshakeDeadline);
+            self.timers.clear(Timer::Handshake);
+        }
+    }
+
+    /// Whether a connect packet's parameters are usable.
+    pub(crate) fn valid_handshake(h: &Handshake) -> bool {
+        h.max_udp_payload >= MIN_MTU as u64
+            && h.max_message_size > 0
+            && h.initial_max_data > 0
+            && h.initial_max_stream_data > 0
+    }
+
+    pub(super) fn apply_peer_params(&mut self, h: &Handshake) {
+        self.mtu = self.config.mtu.min(h.max_udp_payload as usize);
+        self.peer_max_message = usize::try_from(h.max_message_size).unwrap_or(usize::MAX);
+        self.peer_max_data = self.peer_max_data.max(h.initial_max_data);
+        self.peer_max_streams = h.max_streams;
+        self.peer_stream_window = h.initial_max_stream_data;
+        for stream in self.streams.values_mut() {
+            stream.peer_max_data = stream.peer_max_data.max(h.initial_max_stream_data);
+        }
+        // Bounded so that a peer cannot stall our timers with an absurd value.
+        self.peer_max_ack_delay =
+            Duration::from_micros(h.max_ack_delay_micros).min(MAX_PEER_ACK_DELAY);
+        self.new_path();
+    }
+
+    pub(super) fn establish(&mut self, now: Instant) {
+        self.state = State::Established;
+        // A retry token is for the handshake only.
+        self.retry_token = Bytes::new();
+        self.timers.clear(Timer::Handshake);
+        self.timers.clear(Timer::HandshakeDeadline);
+        self.last_recv = now;
+        self.arm_keepalive();
+        self.events.push_back(SessionEvent::Connected);
+        debug!(session = %self.id, side = ?self.side, "session established");
+    }
+
+    /// A listener's first RTT sample: the starter acks the ConnectAck at once.
+    pub(super) fn sample_connect_ack_rtt(&mut self, now: Instant, ack: &Ack) {
+        let Some((pn, at)) = self.connect_ack_sent else {
+            return;
+        };
+        if !ack.ranges.iter().any(|r| r.contains(&pn)) {
+            return;
+        }
+        self.connect_ack_sent = None;
+        if self.rtt.min().is_none() {
+            let largest = ack.ranges.first().map(|r| *r.end());
+            let delay = if largest == Some(pn) {
+                Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay)
+            } else {
+                Duration::ZERO
+            };
+            self.rtt.update(now.saturating_duration_since(at), delay);
+        }
+    }
+
+    /// A listener under a connect flood asks us to prove our address: connect
+    /// again, at once, with its token. Only the first retry counts (a
+    /// listener sends one per connect; an attacker who saw our connect could
+    /// forge others, and they would only cost us this handshake).
+    pub(super) fn on_retry(&mut self, token: Bytes) {
+        if self.side != Side::Starter
+            || !self.retry_token.is_empty()
+            || token.is_empty()
+            || token.len() > crate::wire::packet::MAX_RETRY_TOKEN
+        {
+            return;
+        }
+        debug!(session = %self.id, "listener asked for a retry");
+        self.retry_token = token;
+        self.connect_due = true;
+        // The next connect is a new exchange: its answer is an RTT sample.
+        self.connects_sent = 0;
+    }
+
+    pub(super) fn on_connect_ack(&mut self, now: Instant, pn: u64, h: &Handshake) {
+        if self.side != Side::Starter {
+            return;
+        }
+        if let Some(noise) = &mut self.noise {
+            // Message 2 must open with our key, and repeat the listener's
+            // parameters so that they are authenticated too.
+            let mut payload = Vec::new();
+            let mut params = Vec::new();
+            h.encode_params(&mut params);
+            if h.auth.is_empty()
+                || noise.read_message(&h.auth, &mut payload).is_err()
+                || payload != params
+            {
+                // Forged, or the listener holds another key: keep waiting for
+                // a genuine answer until the handshake times out.
+                self.auth_failures += 1;
+                debug!(session = %self.id, "connect ack failed authentication");
+                return;
+            }
+            match self.noise.take().map(|noise| noise.into_keys()) {
+                Some(Ok(keys)) => self.protection = Protection::Aead(keys),
+                _ => {
+                    self.abandon(CloseReason::AuthenticationFailed);
+                    return;
+                }
+            }
+        } else if !h.auth.is_empty() {
+            // The listener encrypts and we hold no key.
+            self.auth_failures += 1;
+            return;
+        }
+        if !Self::valid_handshake(h) {
+            self.violation(now, ProtocolViolation::BadHandshake);
+            return;
+        }
+        self.apply_peer_params(h);
+        if self.connects_sent == 1
+            && let Some(at) = self.connect_sent_at
+        {
+            // Karn: only an unambiguous exchange gives an RTT sample.
+            self.rtt
+                .update(now.saturating_duration_since(at), Duration::ZERO);
+        }
+        self.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        // Ack the ConnectAck at once: it gives the listener its first RTT
+        // sample, which its ack pacing and window growth rely on.
+        self.acks.request_immediate();
+        self.establish(now);
+    }
+
+    pub(super) fn handshake_params(&self) -> Handshake {
+        Handshake {
+            auth: self.auth.clone(),
+            token: self.retry_token.clone(),
+            ..own_params(&self.config)
+        }
+    }
+
+    pub(super) fn poll_handshake(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        if self.side != Side::Starter || !self.connect_due {
+            return None;
+        }
+        self.connect_due = false;
+        let pn = self.begin(buf, &Packet::Connect(self.handshake_params()));
+        // Pad to the MTU: proves the path carries full-size datagrams and keeps the
+        // listener's answer smaller than the question.
+        let target = self.config.mtu - self.protection.overhead();
+        if buf.len() < target {
+            buf.resize(target, 0);
+        }
+        let len = self.finish(buf, pn);
+        self.state = State::Handshaking;
+        self.connects_sent += 1;
+        self.connect_sent_at = Some(now);
+        // Back off, but not past a second: a lossy path gets several tries
+        // within the handshake timeout.
+        let base = self.rtt.rto(Duration::ZERO, self.config.delivery_timeout);
+        let wait = base * (1u32 << (self.connects_sent - 1).min(MAX_BACKOFF));
+        self.timers.set(
+            Timer::Handshake,
+            now + wait.min(MAX_HANDSHAKE_RETRY.max(base)),
+        );
+        Some(len)
+    }
+}

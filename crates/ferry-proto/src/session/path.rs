@@ -1,0 +1,66 @@
+//! Migration: a peer's authenticated packets from a new address, the path
+//! challenge that checks it, and where the next datagram goes.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::congestion::Pacer;
+use crate::wire::packet::PacketKind;
+use crate::wire::protection::Protection;
+
+use super::{MAX_PATH_CHALLENGES, SessionCore, State};
+
+/// A new address the peer's authenticated packets came from, being checked.
+#[derive(Debug)]
+pub(super) struct PathCheck {
+    pub(super) addr: SocketAddr,
+    pub(super) token: u64,
+    pub(super) due: bool,
+    pub(super) tries: u32,
+    pub(super) sent_at: Option<Instant>,
+}
+
+impl SessionCore {
+    /// A path whose capacity is unknown: a fresh controller and pacer.
+    pub(super) fn new_path(&mut self) {
+        self.cc = self.config.congestion.build(self.mtu, self.id.to_u64());
+        self.pacer = Pacer::new(self.mtu);
+    }
+
+    /// Where the datagram [`poll_transmit`](Self::poll_transmit) just wrote
+    /// goes: a path challenge or response may go elsewhere than `remote`.
+    pub(crate) fn take_destination(&mut self) -> SocketAddr {
+        self.destination.take().unwrap_or(self.remote)
+    }
+
+    /// Whether a packet of `kind` from an address other than the peer's may
+    /// be looked at: only an encrypted, established session can move, and only
+    /// for a packet that then proves its key.
+    pub(crate) fn may_migrate(&self, kind: PacketKind) -> bool {
+        matches!(self.protection, Protection::Aead(_))
+            && self.state == State::Established
+            && !matches!(kind, PacketKind::Connect | PacketKind::ConnectAck)
+    }
+
+    /// Starts (or repeats, at most once per RTO) a challenge to `addr`.
+    pub(super) fn check_path(&mut self, now: Instant, addr: SocketAddr, token: u64) {
+        let rto = self.rto();
+        match &mut self.path {
+            Some(check) if check.addr == addr => {
+                let waited = check.sent_at.is_none_or(|t| now >= t + rto);
+                if check.tries < MAX_PATH_CHALLENGES && waited {
+                    check.due = true;
+                }
+            }
+            _ => {
+                self.path = Some(PathCheck {
+                    addr,
+                    token,
+                    due: true,
+                    tries: 0,
+                    sent_at: None,
+                });
+            }
+        }
+    }
+}

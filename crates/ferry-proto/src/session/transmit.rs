@@ -1,0 +1,400 @@
+//! What to send next: the order of packet kinds, the windows and the pacer,
+//! fragments of messages, and the bookkeeping of every packet sent.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::timer::Timer;
+use crate::message::fragment_cost;
+use crate::recovery::sent::SentKind;
+use crate::wire::packet::{Ack, Data, FIXED_HEADER_LEN, MAX_HEADER_LEN, Packet, RepeatRequest};
+
+use super::{
+    CHALLENGE_LEN, CHECKSUM, MAX_BACKOFF, MAX_HANDSHAKE_RETRY, PACING_MIN_RTT, SEND_BUFFER_WINDOWS,
+    SessionCore, SessionEvent, State,
+};
+
+impl SessionCore {
+    /// How many bytes the session, and each stream, may hold queued and
+    /// unacknowledged: the configured buffers, grown to three congestion
+    /// windows (at most `max_send_buffer`) so that a long fat path is never
+    /// held back by a buffer smaller than what it keeps in flight.
+    pub(super) fn send_limits(&self) -> (usize, usize) {
+        let grown = usize::try_from(self.cc.window())
+            .unwrap_or(usize::MAX)
+            .saturating_mul(SEND_BUFFER_WINDOWS)
+            .min(self.config.max_send_buffer);
+        (
+            self.config.send_buffer.max(grown),
+            self.config.stream_send_buffer.max(grown),
+        )
+    }
+
+    /// After acks or losses: wake a blocked sender, re-arm the retransmission timer.
+    pub(super) fn after_send_progress(&mut self, now: Instant) {
+        let mut ready = false;
+        let (session_limit, limit) = self.send_limits();
+        if self.send_blocked && self.buffered() < session_limit {
+            self.send_blocked = false;
+            ready = true;
+        }
+        for stream in self.streams.values_mut() {
+            if stream.send_blocked && stream.send.buffered() < limit {
+                stream.send_blocked = false;
+                ready = true;
+            }
+        }
+        if ready {
+            // Writers retry: the session, or a stream, has room again.
+            self.events.push_back(SessionEvent::SendReady);
+        }
+        self.arm_retransmit(now);
+    }
+
+    pub(super) fn credit(&self) -> u64 {
+        self.peer_max_data.saturating_sub(self.credit_used)
+    }
+
+    pub(super) fn payload_room(&self) -> usize {
+        self.mtu - MAX_HEADER_LEN - self.protection.overhead()
+    }
+
+    /// Whether new data waits and none of it fits the credit granted: the
+    /// peer's credit update may have been lost.
+    pub(super) fn blocked_on_credit(&self) -> bool {
+        let room = self.payload_room();
+        let mut waiting = false;
+        for s in self.streams.values() {
+            if !s.send.has_unsent() || !s.kind.is_reliable() {
+                continue;
+            }
+            waiting = true;
+            if s.send
+                .next_unsent_cost(room)
+                .is_some_and(|c| c <= self.credit().min(s.credit()))
+            {
+                return false;
+            }
+        }
+        waiting
+    }
+
+    pub(super) fn begin(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> u64 {
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        buf.clear();
+        packet.encode(self.id, pn, buf);
+        pn
+    }
+
+    pub(super) fn finish(&mut self, buf: &mut Vec<u8>, pn: u64) -> usize {
+        let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(pn);
+        self.protection.seal(pn, header_len, buf);
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += buf.len() as u64;
+        buf.len()
+    }
+
+    pub(super) fn emit(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> (u64, usize) {
+        let pn = self.begin(buf, packet);
+        (pn, self.finish(buf, pn))
+    }
+
+    /// Writes the next datagram into `buf` (cleared first); returns its length.
+    ///
+    /// Until the peer's address is validated, at most `amplification_factor`
+    /// times the bytes received from it leave: a forged connect cannot turn
+    /// this side into an amplifier aimed at the address it names. The check
+    /// assumes a full-size datagram, so it holds whatever is sent next.
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        if let Some(v) = &mut self.validation {
+            let allowed = v
+                .received
+                .saturating_mul(u64::from(self.config.amplification_factor));
+            // The challenge is small: it goes whenever it fits, so that a
+            // lost one never waits for the peer to send more.
+            if v.due
+                && v.sent + CHALLENGE_LEN <= allowed
+                && !self.connect_ack_due
+                && self.state == State::Established
+            {
+                v.due = false;
+                v.tries += 1;
+                let (token, tries) = (v.token, v.tries);
+                let len = self.emit(buf, &Packet::PathChallenge { token }).1;
+                if let Some(v) = &mut self.validation {
+                    v.sent += len as u64;
+                }
+                // Backing off as a connect does, at most a second apart.
+                let rto = self.rto();
+                let wait = rto * (1u32 << (tries - 1).min(MAX_BACKOFF));
+                self.timers.set(
+                    Timer::Handshake,
+                    now + wait.min(MAX_HANDSHAKE_RETRY.max(rto)),
+                );
+                return Some(len);
+            }
+            if v.sent + self.mtu as u64 > allowed {
+                if !self.amplification_blocked {
+                    self.amplification_blocked = true;
+                    self.stats.amplification_limited += 1;
+                }
+                return None;
+            }
+            self.amplification_blocked = false;
+        }
+        let len = self.poll_transmit_validated(now, buf)?;
+        if let Some(v) = &mut self.validation {
+            v.sent += len as u64;
+        }
+        Some(len)
+    }
+
+    pub(super) fn poll_transmit_validated(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
+        match self.state {
+            State::Closed => return None,
+            State::Closing => {
+                if !self.close_due {
+                    return None;
+                }
+                self.close_due = false;
+                self.close_sent_at = Some(now);
+                let close = self.close_packet.clone()?;
+                return Some(self.emit(buf, &Packet::Close(close)).1);
+            }
+            State::Init | State::Handshaking => return self.poll_handshake(now, buf),
+            State::Established => {}
+        }
+        if self.connect_ack_due {
+            self.connect_ack_due = false;
+            // Under a checksum: the starter has no keys before reading it.
+            let p = Packet::ConnectAck(self.handshake_params());
+            let pn = self.begin(buf, &p);
+            self.connect_ack_sent = Some((pn, now));
+            let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(pn);
+            CHECKSUM.seal(pn, header_len, buf);
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += buf.len() as u64;
+            return Some(buf.len());
+        }
+        if self.acks.nack_pending() {
+            let missing = self.acks.take_nacks();
+            if !missing.is_empty() {
+                self.stats.repeat_requests_sent += 1;
+                let p = Packet::RepeatRequest(RepeatRequest { missing });
+                return Some(self.emit(buf, &p).1);
+            }
+        }
+        if self.acks.ack_due(now) {
+            if let Some((delay_micros, ranges)) = self.acks.take_ack(now) {
+                self.timers.clear(Timer::Ack);
+                let window = self
+                    .recv_window
+                    .update(now, self.consumed, self.rtt.smoothed());
+                self.advertised_max_data = self.consumed + window;
+                self.stats.acks_sent += 1;
+                let p = Packet::Ack(Ack {
+                    delay_micros,
+                    max_data: self.advertised_max_data,
+                    ranges,
+                });
+                return Some(self.emit(buf, &p).1);
+            }
+        }
+        if let Some((addr, token)) = self.path_responses.pop_front() {
+            if self.path_responses.is_empty() {
+                // Answers are rare (one per handshake without a key, one per
+                // move): an idle session keeps no buffer for them.
+                self.path_responses = VecDeque::new();
+            }
+            self.destination = Some(addr);
+            return Some(self.emit(buf, &Packet::PathResponse { token }).1);
+        }
+        if let Some(check) = &mut self.path
+            && check.due
+        {
+            check.due = false;
+            check.tries += 1;
+            check.sent_at = Some(now);
+            let (addr, token) = (check.addr, check.token);
+            self.destination = Some(addr);
+            return Some(self.emit(buf, &Packet::PathChallenge { token }).1);
+        }
+        if let Some(ping) = self.ping_acks_due.pop_front() {
+            return Some(self.emit(buf, &Packet::PingAck { ping }).1);
+        }
+        if self.ping_due {
+            self.ping_due = false;
+            self.stats.pings_sent += 1;
+            let (pn, len) = self.emit(buf, &Packet::Ping);
+            self.last_ping = Some((pn, now));
+            return Some(len);
+        }
+        self.poll_payload(now, buf)
+    }
+
+    /// Datagrams and message fragments, within the congestion and send windows.
+    pub(super) fn poll_payload(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        let window = self.cc.window().min(self.config.send_window as u64);
+        if self.sent.bytes_in_flight() + self.mtu as u64 > window
+            || self.sent.count_in_flight() >= self.config.send_window_packets
+        {
+            return None;
+        }
+        // Pacing: within the window, packets leave no faster than the
+        // controller's rate. The timer wakes the session when the next may go.
+        // A path whose round trip is shorter than a driver's timer tick is not
+        // paced: the timer would wake too late and cap the rate at a burst per
+        // tick, which BBR would then measure as the path's bandwidth. Such a
+        // path (loopback, a LAN) is clocked by its acks.
+        let rate = self
+            .cc
+            .pacing_rate(self.rtt.smoothed())
+            .filter(|_| self.rtt.min().is_none_or(|m| m >= PACING_MIN_RTT));
+        self.pacer.set_rate(now, rate);
+        if let Some(at) = self.pacer.release_time(now, self.mtu as u64) {
+            self.stats.pacing_waits += 1;
+            self.timers.set(Timer::Pace, at);
+            return None;
+        }
+        self.timers.clear(Timer::Pace);
+        let sent = self.poll_payload_unpaced(now, buf);
+        if sent.is_none() && !self.has_data_waiting() {
+            // Room in the window and nothing to send: rate samples taken until
+            // what is in flight is acknowledged show the application, not the
+            // path. (Data held back by the peer's flow control is not that:
+            // the sender is limited by the receiver, which the model covers.)
+            self.delivery.on_app_limited(self.sent.bytes_in_flight());
+        }
+        sent
+    }
+
+    /// Whether any stream holds data not yet sent (or due again).
+    pub(super) fn has_data_waiting(&self) -> bool {
+        self.streams
+            .values()
+            .any(|s| s.send.has_unsent() || s.send.has_retransmit())
+    }
+
+    /// Records a packet that needs an acknowledgement, just written.
+    pub(super) fn on_sent(&mut self, now: Instant, pn: u64, len: usize, kind: SentKind) {
+        let before = self.sent.bytes_in_flight();
+        let delivery = self.delivery.on_send(now, before);
+        self.sent.push(pn, now, len, kind, delivery);
+        self.cc.on_sent(now, len as u64, before + len as u64);
+        self.pacer.on_sent(now, len as u64);
+        self.arm_retransmit(now);
+    }
+
+    pub(super) fn poll_payload_unpaced(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
+        if let Some(data) = self.directs_out.pop_front() {
+            let (pn, len) = self.emit(buf, &Packet::Direct(data));
+            self.stats.datagrams_sent += 1;
+            self.on_sent(now, pn, len, SentKind::Direct);
+            return Some(len);
+        }
+        let room = self.payload_room();
+        // Repairs first, whatever the stream.
+        let repair = self
+            .streams
+            .iter()
+            .find(|(_, s)| s.send.has_retransmit())
+            .map(|(&id, _)| id);
+        if let Some(id) = repair
+            && let Some(len) = self.send_fragment(now, buf, id, room, 0)
+        {
+            return Some(len);
+        }
+        if let Some(len) = self.poll_stream_control(now, buf) {
+            return Some(len);
+        }
+        // New data: the streams take turns, one packet each: each stream with
+        // unsent data once, in id order from the one after the last served
+        // (found afresh each turn: no list is built per packet).
+        let start = self.last_served;
+        let mut tried = None;
+        loop {
+            let next = match tried {
+                None => self
+                    .streams
+                    .range(start + 1..)
+                    .chain(self.streams.range(..=start)),
+                Some(t) if t > start => self
+                    .streams
+                    .range(t + 1..)
+                    .chain(self.streams.range(..=start)),
+                Some(t) if t < start => self
+                    .streams
+                    .range(t + 1..=start)
+                    .chain(self.streams.range(..0)),
+                // The last served stream was asked again: every one was.
+                Some(_) => break,
+            }
+            .find(|(_, s)| s.send.has_unsent())
+            .map(|(&id, _)| id);
+            let Some(id) = next else { break };
+            tried = Some(id);
+            let credit = match self.streams.get(&id) {
+                Some(s) if s.kind.is_reliable() => self.credit().min(s.credit()),
+                Some(_) => u64::MAX,
+                None => continue,
+            };
+            if let Some(len) = self.send_fragment(now, buf, id, room, credit) {
+                self.last_served = id;
+                return Some(len);
+            }
+        }
+        None
+    }
+
+    /// Sends one fragment of stream `id` (a repair, or new data within
+    /// `credit`).
+    pub(super) fn send_fragment(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        id: u64,
+        room: usize,
+        credit: u64,
+    ) -> Option<usize> {
+        let s = self.streams.get_mut(&id)?;
+        let fragment = s.send.next_fragment(room, credit)?;
+        if fragment.first {
+            if s.kind.is_reliable() {
+                let cost = fragment_cost(fragment.payload.len());
+                s.credit_used += cost;
+                self.credit_used += cost;
+            }
+        } else {
+            self.stats.retransmitted += 1;
+        }
+        let (message, index) = (fragment.message, fragment.index);
+        let p = Packet::Data(Data {
+            stream: id,
+            message,
+            fragment: index,
+            fragments: fragment.count,
+            payload: fragment.payload,
+        });
+        let (pn, len) = self.emit(buf, &p);
+        self.on_sent(
+            now,
+            pn,
+            len,
+            SentKind::Data {
+                stream: id,
+                message,
+                index,
+            },
+        );
+        Some(len)
+    }
+}
