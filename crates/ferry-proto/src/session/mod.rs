@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, trace};
 
-use super::timer::{Timer, Timers};
 use crate::config::Config;
 use crate::congestion::rate::RateEstimator;
 use crate::congestion::{Controller, Pacer};
@@ -42,6 +41,7 @@ use crate::stream::Stream;
 use crate::wire::packet::{Close, Header, MAX_HEADER_LEN, Packet, PacketKind};
 use crate::wire::protection::Protection;
 use crate::wire::stream::{StreamId, StreamKind};
+use timer::{Timer, Timers};
 
 /// The lifecycle of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
