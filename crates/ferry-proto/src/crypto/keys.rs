@@ -20,7 +20,7 @@ pub fn nonce(number: u64) -> [u8; 12] {
     nonce
 }
 
-/// A session's two ChaCha20-Poly1305 keys, from [`Handshake::into_keys`]: one
+/// A session's two ChaCha20-Poly1305 keys, from [`Handshake::into_keys`](super::Handshake::into_keys): one
 /// to seal the packets this side sends, one to open those it receives.
 ///
 /// A packet sealed with one side's keys opens only with the other side's:

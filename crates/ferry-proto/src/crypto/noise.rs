@@ -57,7 +57,7 @@ impl Drop for SeededResolver {
 /// One side of the handshake that authenticates both endpoints with the
 /// pre-shared key and derives a session's [`PacketKeys`].
 ///
-/// The flow (see the [module documentation](self) for the why):
+/// The flow (see the [module documentation](crate::crypto) for the why):
 ///
 /// 1. initiator: [`write_message`](Self::write_message) → message 1 (`psk, e`),
 ///    `payload + 48` bytes;

@@ -12,6 +12,7 @@ use tracing::{debug, trace};
 use super::timer::Timer;
 use crate::config::{Config, MIN_MTU};
 use crate::crypto::{Handshake as Noise, PacketKeys};
+use crate::endpoint::Shared;
 use crate::error::ProtocolViolation;
 use crate::event::CloseReason;
 use crate::id::{SessionId, Side};
@@ -67,10 +68,11 @@ impl SessionCore {
         id: SessionId,
         remote: SocketAddr,
         config: Arc<Config>,
+        shared: Shared,
         now: Instant,
         rng: &mut impl rand::CryptoRng,
     ) -> Self {
-        let mut s = Self::new(id, remote, Side::Starter, config, now);
+        let mut s = Self::new(id, remote, Side::Starter, config, shared, now);
         if let Some(psk) = &s.config.psk {
             let mut noise = Noise::initiator(psk, &prologue(id), rng);
             let mut message = Vec::new();
@@ -97,6 +99,7 @@ impl SessionCore {
         id: SessionId,
         remote: SocketAddr,
         config: Arc<Config>,
+        shared: Shared,
         now: Instant,
         pn: u64,
         peer: &Handshake,
@@ -104,7 +107,7 @@ impl SessionCore {
         challenge: Option<u64>,
         len: usize,
     ) -> Self {
-        let mut s = Self::new(id, remote, Side::Listener, config, now);
+        let mut s = Self::new(id, remote, Side::Listener, config, shared, now);
         let encrypted = keys.is_some();
         if let Some((keys, message)) = keys {
             s.protection = Protection::Aead(keys);

@@ -27,8 +27,7 @@ use crate::config::Config;
 use crate::congestion::rate::RateEstimator;
 use crate::congestion::{Controller, Pacer};
 use crate::crypto::Handshake as Noise;
-use crate::endpoint::memory::RecvMemory;
-use crate::endpoint::pool::BufferPool;
+use crate::endpoint::Shared;
 use crate::event::CloseReason;
 use crate::event::StreamEnd;
 use crate::flow::WindowTuner;
@@ -216,11 +215,13 @@ pub(crate) struct SessionCore {
     close_repeats: u32,
 
     stats: SessionStats,
-    pub(crate) events: VecDeque<SessionEvent>,
-    /// Where received messages' buffers come from: the endpoint's pool.
-    pub(crate) pool: BufferPool,
-    /// The endpoint's count of received data held, and this session's share.
-    pub(crate) recv_memory: RecvMemory,
+    /// What happened that the application should hear of, until the
+    /// endpoint collects it.
+    events: VecDeque<SessionEvent>,
+    /// What the endpoint's sessions share: where received messages' buffers
+    /// come from, and the count of received data held (this session's share
+    /// is `recv_held`).
+    shared: Shared,
     recv_held: u64,
     /// Messages being reassembled on reliable streams, by (stream, message):
     /// the part of the full size reserved when their first fragment came
@@ -228,12 +229,6 @@ pub(crate) struct SessionCore {
     /// `max_recv_memory` can always complete.
     reservations: HashMap<(u64, u64), u64>,
     reserved: u64,
-    /// Bookkeeping for the endpoint: this session's key in its timer index, and
-    /// whether it sits in the send queue.
-    pub(crate) timer_key: Option<Instant>,
-    pub(crate) queued: bool,
-    /// Counted among the endpoint's sessions whose peer's address is unproven.
-    pub(crate) counted_unvalidated: bool,
 }
 
 impl SessionCore {
@@ -242,6 +237,7 @@ impl SessionCore {
         remote: SocketAddr,
         side: Side,
         config: Arc<Config>,
+        shared: Shared,
         now: Instant,
     ) -> Self {
         let recv_window = config.recv_window as u64;
@@ -317,16 +313,22 @@ impl SessionCore {
             close_repeats: 0,
             stats: SessionStats::default(),
             events: VecDeque::new(),
-            pool: BufferPool::default(),
-            recv_memory: RecvMemory::default(),
+            shared,
             recv_held: 0,
             reservations: HashMap::new(),
             reserved: 0,
-            timer_key: None,
-            queued: false,
-            counted_unvalidated: false,
             config,
         }
+    }
+
+    /// Whether events wait for the endpoint to collect.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Takes the events that wait, oldest first.
+    pub(crate) fn drain_events(&mut self) -> impl Iterator<Item = SessionEvent> + '_ {
+        self.events.drain(..)
     }
 
     pub(crate) fn remote(&self) -> SocketAddr {
@@ -436,7 +438,7 @@ impl SessionCore {
                 .streams
                 .get(&d.stream)
                 .is_some_and(|s| s.recv.is_delivered(d.message))
-            && self.recv_memory.used() + self.reservation_for(d.fragments, d.payload.len())
+            && self.shared.recv_memory.used() + self.reservation_for(d.fragments, d.payload.len())
                 > self.config.max_recv_memory as u64
         {
             // A new message the endpoint has no room for: drop it
@@ -612,6 +614,6 @@ impl SessionCore {
 impl Drop for SessionCore {
     fn drop(&mut self) {
         // What this session held is the endpoint's to give to others.
-        self.recv_memory.update(self.recv_held, 0);
+        self.shared.recv_memory.update(self.recv_held, 0);
     }
 }

@@ -68,7 +68,7 @@ impl SessionCore {
     /// way.
     pub(super) fn sync_recv_memory(&mut self) {
         let held = self.credit_received.saturating_sub(self.consumed) + self.reserved;
-        self.recv_memory.update(self.recv_held, held);
+        self.shared.recv_memory.update(self.recv_held, held);
         self.recv_held = held;
     }
 
@@ -162,7 +162,7 @@ impl SessionCore {
             d.fragment,
             d.fragments,
             d.payload,
-            &self.pool,
+            &self.shared.pool,
         ) {
             Err(v) => self.violation(now, v),
             Ok(Accepted::Duplicate) => self.stats.duplicates += 1,
@@ -193,7 +193,7 @@ impl SessionCore {
                     return;
                 }
                 let was_empty = stream.inbox.is_empty();
-                while let Some((data, cost)) = stream.recv.pop_ready_with(&self.pool) {
+                while let Some((data, cost)) = stream.recv.pop_ready_with(&self.shared.pool) {
                     self.stats.messages_received += 1;
                     stream.delivered += 1;
                     stream.inbox.push_back((data, cost));

@@ -1,6 +1,6 @@
 //! The wire format: everything that decides what bytes travel, and nothing
 //! above it. This layer imports only [`crate::crypto`] (the packet keys that
-//! seal a trailer), [`crate::id`] and [`crate::error`]; sessions, streams'
+//! seal a trailer), the session ids and [`crate::error`]; sessions, streams'
 //! state and the endpoint build on it.
 //!
 //! - [`codec`]: variable-length integers and a bounds-checked reader;

@@ -1,0 +1,162 @@
+//! [`Session`]: the borrowed handle on one session of an endpoint, with the
+//! per-session getters and the application's commands.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::error::{DatagramError, SendError, StreamError};
+use crate::id::{SessionId, Side};
+use crate::session::{SessionCore, State};
+use crate::stats::SessionStats;
+use crate::wire::stream::{StreamId, StreamKind};
+
+use super::Endpoint;
+
+/// A handle on one session of an [`Endpoint`], from [`Endpoint::session`].
+#[derive(Debug)]
+pub struct Session<'a> {
+    pub(super) endpoint: &'a mut Endpoint,
+    pub(super) id: SessionId,
+}
+
+impl Session<'_> {
+    fn core(&self) -> &SessionCore {
+        &self.endpoint.sessions[&self.id].session
+    }
+
+    fn with<T>(&mut self, f: impl FnOnce(&mut SessionCore) -> T) -> T {
+        let slot = self
+            .endpoint
+            .sessions
+            .get_mut(&self.id)
+            .expect("a session outlives its handle");
+        let out = f(&mut slot.session);
+        self.endpoint.refresh_with(self.id, false);
+        self.endpoint.mark_ready(self.id);
+        out
+    }
+
+    /// The session's id, the same on both sides.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.core().remote()
+    }
+
+    /// Whether this side started the session or accepted it.
+    pub fn side(&self) -> Side {
+        self.core().side()
+    }
+
+    /// Where the session is in its lifecycle.
+    pub fn state(&self) -> State {
+        self.core().state()
+    }
+
+    /// Counters and the current RTT estimate.
+    pub fn stats(&self) -> SessionStats {
+        self.core().stats()
+    }
+
+    /// Largest message [`send`](Self::send) accepts now: the smaller of this
+    /// side's and (once known) the peer's `max_message_size`.
+    pub fn max_message_size(&self) -> usize {
+        self.core().max_message_size()
+    }
+
+    /// Largest datagram [`send_datagram`](Self::send_datagram) accepts.
+    pub fn max_datagram_size(&self) -> usize {
+        self.core().max_datagram_size()
+    }
+
+    /// Queues a message for reliable, ordered delivery. It is split into packets
+    /// of at most the MTU and delivered whole, exactly once.
+    ///
+    /// Returns [`SendError::Blocked`] when the send buffer is full (retry after
+    /// [`Event::SendReady`](crate::Event::SendReady)), and [`SendError::TooLarge`] for messages above
+    /// [`max_message_size`](Self::max_message_size).
+    pub fn send(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        let data = data.into();
+        self.with(|s| s.send(0, data))
+    }
+
+    /// Opens a stream of `kind`. Nothing is sent until a message or a finish
+    /// is: the peer learns of the stream with its first packet
+    /// ([`Event::StreamOpened`](crate::Event::StreamOpened)). Fails with
+    /// [`StreamError::TooManyStreams`] when as many streams as the peer allows
+    /// are open.
+    pub fn open_stream(&mut self, kind: StreamKind) -> Result<StreamId, StreamError> {
+        self.with(|s| s.open_stream(kind))
+    }
+
+    /// Queues a message on `stream`, delivered as the stream's kind says. As
+    /// [`send`](Self::send) otherwise (`send_on(StreamId::DEFAULT, m)` is
+    /// `send(m)`); [`SendError::StreamClosed`] after
+    /// [`finish_stream`](Self::finish_stream) or
+    /// [`reset_stream`](Self::reset_stream).
+    pub fn send_on(&mut self, stream: StreamId, data: impl Into<Bytes>) -> Result<(), SendError> {
+        let data = data.into();
+        self.with(|s| s.send(stream.0, data))
+    }
+
+    /// Takes the next message delivered on `stream`;
+    /// [`Event::StreamReadable`](crate::Event::StreamReadable) says when to call this.
+    pub fn recv_on(&mut self, stream: StreamId) -> Option<Bytes> {
+        self.with(|s| s.recv(stream.0))
+    }
+
+    /// Ends this side's sending on `stream`: the peer reads every message sent,
+    /// then [`Event::StreamClosed`](crate::Event::StreamClosed) with [`StreamEnd::Finished`](crate::StreamEnd::Finished).
+    pub fn finish_stream(&mut self, stream: StreamId) -> Result<(), SendError> {
+        self.with(|s| s.finish_stream(stream))
+    }
+
+    /// Abandons this side's sending on `stream`: undelivered messages are
+    /// dropped at both ends and the peer sees [`StreamEnd::Reset`](crate::StreamEnd::Reset) with `code`.
+    pub fn reset_stream(&mut self, stream: StreamId, code: u64) -> Result<(), SendError> {
+        self.with(|s| s.reset_stream(stream, code))
+    }
+
+    /// The session's open streams (stream 0 included).
+    pub fn streams(&self) -> Vec<StreamId> {
+        self.core().stream_ids().collect()
+    }
+
+    /// Takes the next delivered message, if any. Messages come whole, in order,
+    /// exactly once; [`Event::Readable`](crate::Event::Readable) says when to call this. Taking a message
+    /// returns its share of the receive window to the peer, so read promptly: a
+    /// session whose messages are not taken stops its sender, not others.
+    ///
+    /// A closed session stays readable until its last message is taken.
+    pub fn recv(&mut self) -> Option<Bytes> {
+        self.with(|s| s.recv(0))
+    }
+
+    /// Queues an unreliable datagram: sent once, delivered or lost, never
+    /// retransmitted. When the queue is full the oldest datagram is dropped.
+    pub fn send_datagram(&mut self, data: impl Into<Bytes>) -> Result<(), DatagramError> {
+        let data = data.into();
+        self.with(|s| s.send_datagram(data))
+    }
+
+    /// Closes the session with an application `code`: a close packet leaves at
+    /// once, queued data is dropped, and [`Event::Closed`](crate::Event::Closed) reports
+    /// [`CloseReason::Local`](crate::CloseReason::Local). The peer sees
+    /// [`CloseReason::Remote`](crate::CloseReason::Remote) with the same code.
+    pub fn close(&mut self, now: Instant, code: u64) {
+        self.with(|s| s.close(now, code));
+    }
+}
+
+impl Drop for Session<'_> {
+    /// Forgets the session if it finished while the handle was held (a closed
+    /// session whose last message was just taken).
+    fn drop(&mut self) {
+        self.endpoint.refresh(self.id);
+    }
+}

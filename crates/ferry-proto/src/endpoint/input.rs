@@ -1,0 +1,284 @@
+//! Datagrams in: routing by session id, the address check, opening and
+//! decoding, and a listener's answer to a Connect (admission, retry tokens,
+//! authentication, refusal), with the stateless answers it sends.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rand::RngCore;
+use tracing::trace;
+
+use crate::config::MIN_MTU;
+use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
+use crate::error::DecodeError;
+use crate::event::TransportCode;
+use crate::id::SessionId;
+use crate::session::{SessionCore, own_params, prologue};
+use crate::wire::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
+use crate::wire::protection::Protection;
+
+use super::slot::Slot;
+use super::{Endpoint, MAX_STATELESS, Retired};
+
+impl Endpoint {
+    /// Takes in one datagram received from `from`. Never panics, whatever the
+    /// bytes: a datagram that is malformed, corrupted, or for no session is
+    /// dropped and counted in [`stats`](Self::stats).
+    ///
+    /// `data` is opened (decrypted) in place. It may be a slice of a larger
+    /// receive buffer: the endpoint keeps no reference to it once the call
+    /// returns (what it keeps, it copies: fragments into their message,
+    /// datagrams into their own buffer), so the caller can reuse the buffer as
+    /// soon as its own slices are gone.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, mut data: BytesMut) {
+        self.stats.datagrams_received += 1;
+        let len = data.len();
+        let (header, header_len) = match Header::decode(&data) {
+            Ok(h) => h,
+            Err(e) => {
+                trace!(%from, error = %e, "dropped malformed datagram");
+                self.stats.dropped_malformed += 1;
+                return;
+            }
+        };
+        let id = header.session;
+        let Some(Slot { session, .. }) = self.sessions.get_mut(&id) else {
+            if header.kind == PacketKind::Connect {
+                self.handle_connect(now, from, header, header_len, data);
+            } else {
+                self.stats.dropped_unknown_session += 1;
+                let genuine = self.retired_info.get(&id).is_some_and(|r| {
+                    r.protection
+                        .open(header.number, header_len, &mut data)
+                        .is_ok()
+                });
+                if header.kind != PacketKind::Close && genuine {
+                    self.repeat_close(id, from);
+                }
+            }
+            return;
+        };
+        if session.remote() != from && !session.may_migrate(header.kind) {
+            self.stats.dropped_wrong_address += 1;
+            return;
+        }
+        // The token of a path challenge, should this packet prove its key.
+        let token = if session.remote() == from {
+            0
+        } else {
+            self.rng.next_u64()
+        };
+        let protection = session.protection_for(header.kind);
+        let encrypted = matches!(protection, Protection::Aead(_));
+        let packet = protection
+            .open(header.number, header_len, &mut data)
+            .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)));
+        match packet {
+            Ok(packet) => {
+                session.handle_packet(now, from, header, packet, len, token);
+                self.touched(id);
+            }
+            Err(DecodeError::Integrity) if encrypted => {
+                trace!(session = %id, "dropped a packet that did not decrypt");
+                self.stats.dropped_unauthenticated += 1;
+            }
+            Err(e) => {
+                trace!(session = %id, error = %e, "dropped malformed packet");
+                self.stats.dropped_malformed += 1;
+            }
+        }
+    }
+
+    /// A peer still talks to a session this side closed and forgot: it missed the
+    /// close packets, so send one more.
+    pub(super) fn repeat_close(&mut self, id: SessionId, from: SocketAddr) {
+        let Some(Retired {
+            remote,
+            close: Some((close, number)),
+            protection,
+            ..
+        }) = self.retired_info.get_mut(&id)
+        else {
+            return;
+        };
+        if *remote != from || self.stateless.len() >= MAX_STATELESS {
+            return;
+        }
+        let pn = *number;
+        *number += 1;
+        let mut buf = Vec::new();
+        Packet::Close(close.clone()).encode(id, pn, &mut buf);
+        protection.seal(
+            pn,
+            Header {
+                kind: PacketKind::Close,
+                session: id,
+                number: pn,
+            }
+            .encoded_len(),
+            &mut buf,
+        );
+        self.stateless.push_back((from, buf));
+    }
+
+    pub(super) fn handle_connect(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: Header,
+        header_len: usize,
+        mut data: BytesMut,
+    ) {
+        let len = data.len();
+        let protection = Protection::default();
+        let hs = match protection
+            .open(header.number, header_len, &mut data)
+            .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)))
+        {
+            Ok(Packet::Connect(hs)) => hs,
+            _ => {
+                self.stats.dropped_malformed += 1;
+                return;
+            }
+        };
+        let id = header.session;
+        if self.retired_info.contains_key(&id) {
+            // A late retransmission of a connect for a session already over.
+            self.stats.dropped_unknown_session += 1;
+            return;
+        }
+        if len < MIN_MTU {
+            // Connects are padded to the MTU: a short one is not ours, and
+            // answering it would amplify.
+            self.stats.dropped_malformed += 1;
+            return;
+        }
+        if self.config.accept_incoming
+            && !self
+                .admission
+                .admit(now, from.ip(), self.config.max_handshakes_per_source)
+        {
+            // No answer at all: a refusal would be as much work, and would
+            // reflect a spoofed flood at its victim.
+            self.stats.dropped_rate_limited += 1;
+            return;
+        }
+        let mut refusal =
+            if !self.config.accept_incoming || self.sessions.len() >= self.config.max_sessions {
+                Some(TransportCode::Refused)
+            } else if !SessionCore::valid_handshake(&hs) {
+                Some(TransportCode::ProtocolViolation)
+            } else {
+                None
+            };
+        // A token proves the address; without one, a listener holding too
+        // many sessions still unproven answers with a retry and keeps nothing.
+        let proven = !hs.token.is_empty();
+        if proven
+            && !self
+                .retry
+                .check(now, from, id, &hs.token, self.config.handshake_timeout)
+        {
+            self.stats.dropped_invalid_token += 1;
+            return;
+        }
+        if refusal.is_none() && !proven && self.unvalidated >= self.config.max_pending_handshakes {
+            self.stats.retries_sent += 1;
+            if self.stateless.len() < MAX_STATELESS {
+                let token = self.retry.issue(now, from, id);
+                self.answer_statelessly(from, id, &Packet::Retry { token });
+            }
+            return;
+        }
+        // Authentication last: the Diffie-Hellman work is spent only on a
+        // connect that would otherwise be accepted.
+        let mut keys = None;
+        if refusal.is_none() {
+            match self.authenticate(id, &hs) {
+                Ok(k) => keys = k,
+                Err(()) => {
+                    self.stats.dropped_unauthenticated += 1;
+                    refusal = Some(TransportCode::AuthenticationFailed);
+                }
+            }
+        }
+        if let Some(code) = refusal {
+            self.stats.sessions_refused += 1;
+            let close = Packet::Close(Close {
+                code: CloseCode::Transport(code as u64),
+                reason: Bytes::new(),
+            });
+            self.answer_statelessly(from, id, &close);
+            return;
+        }
+        self.stats.sessions_accepted += 1;
+        let challenge = (!proven).then(|| self.rng.next_u64());
+        let session = SessionCore::accept(
+            id,
+            from,
+            self.config.clone(),
+            self.shared.clone(),
+            now,
+            header.number,
+            &hs,
+            keys,
+            challenge,
+            len,
+        );
+        if !proven {
+            self.unvalidated += 1;
+        }
+        self.sessions.insert(id, Slot::new(session, !proven));
+        self.touched(id);
+    }
+
+    /// Queues `packet` (a refusal or a retry) for `to` as packet number 0 of
+    /// session `id` under a checksum, keeping no state; dropped when
+    /// `MAX_STATELESS` answers already wait.
+    pub(super) fn answer_statelessly(&mut self, to: SocketAddr, id: SessionId, packet: &Packet) {
+        if self.stateless.len() >= MAX_STATELESS {
+            return;
+        }
+        let mut buf = Vec::new();
+        packet.encode(id, 0, &mut buf);
+        let header_len = Header {
+            kind: packet.kind(),
+            session: id,
+            number: 0,
+        }
+        .encoded_len();
+        Protection::Checksum.seal(0, header_len, &mut buf);
+        self.stateless.push_back((to, buf));
+    }
+
+    /// The listener's half of the handshake: with a key, message 1 must open
+    /// with it; the answer (message 2, repeating our parameters) and the
+    /// session's packet keys come out. Without a key, a connect must carry no
+    /// handshake message. `Err` is a failed authentication.
+    pub(super) fn authenticate(
+        &mut self,
+        id: SessionId,
+        hs: &Handshake,
+    ) -> Result<Option<(PacketKeys, Bytes)>, ()> {
+        let Some(psk) = &self.config.psk else {
+            return if hs.auth.is_empty() {
+                Ok(None)
+            } else {
+                Err(())
+            };
+        };
+        if hs.auth.is_empty() {
+            return Err(());
+        }
+        let mut noise = NoiseHandshake::responder(psk, &prologue(id), &mut self.rng);
+        let mut payload = Vec::new();
+        noise.read_message(&hs.auth, &mut payload).map_err(|_| ())?;
+        let mut params = Vec::new();
+        own_params(&self.config).encode_params(&mut params);
+        let mut message = Vec::new();
+        noise.write_message(&params, &mut message).map_err(|_| ())?;
+        let keys = noise.into_keys().map_err(|_| ())?;
+        Ok(Some((keys, Bytes::from(message))))
+    }
+}
