@@ -30,14 +30,14 @@
 //
 //   - every datagram the endpoint sends is at most the MTU, goes to an address that
 //     sent something, carries a valid checksum, decodes, belongs to a session some
-//     valid Connect named, and is no Connect, Data or Direct (the application here
+//     valid Connect named, and is no Connect, Data or Datagram (the application here
 //     never connects or sends);
 //   - `Connected` comes once per session, only for a session some valid Connect
 //     named, and before any other event of that session; nothing follows `Closed`;
 //   - a `Message` needs valid Data packets in the input (the bytes of all messages
 //     delivered never exceed the payload bytes of the valid Data packets fed), and
 //     is at most `max_message_size`; a `Datagram` carries the payload of a valid
-//     Direct packet fed, and there are never more of them than such packets;
+//     Datagram packet fed, and there are never more of them than such packets;
 //   - no `SendReady` (nothing was ever sent) and no `Closed` with a local reason;
 //   - `session_count() <= max_sessions`, `recv_memory() <= max_recv_memory`;
 //     every session the endpoint holds was
@@ -382,7 +382,7 @@ impl Driver {
                     self.traffic.remove(&from);
                 }
                 Packet::Data(d) => self.data_bytes += d.payload.len(),
-                Packet::Direct(payload) => {
+                Packet::Datagram(payload) => {
                     self.directs.insert(payload);
                     self.direct_count += 1;
                 }
@@ -482,7 +482,7 @@ impl Driver {
             None => assert!(
                 !matches!(
                     header.kind,
-                    PacketKind::Connect | PacketKind::Data | PacketKind::Direct
+                    PacketKind::Connect | PacketKind::Data | PacketKind::Datagram
                 ),
                 "a listener whose application sends nothing sent {packet:?}"
             ),
@@ -495,7 +495,7 @@ impl Driver {
             Some(id) => {
                 assert_eq!(t.destination, PEER, "the starter sends to its peer only");
                 assert!(
-                    !matches!(header.kind, PacketKind::Direct | PacketKind::ConnectAck),
+                    !matches!(header.kind, PacketKind::Datagram | PacketKind::ConnectAck),
                     "a starter whose application sends no datagram sent {packet:?}"
                 );
                 assert!(
@@ -557,12 +557,12 @@ impl Driver {
             Event::Datagram { data, .. } => {
                 assert!(
                     self.directs.contains(&data),
-                    "a Datagram no valid Direct packet carried: {data:?}"
+                    "a Datagram no valid Datagram packet carried: {data:?}"
                 );
                 self.datagram_count += 1;
                 assert!(
                     self.datagram_count <= self.direct_count,
-                    "more Datagram events than valid Direct packets"
+                    "more Datagram events than valid Datagram packets"
                 );
             }
             Event::SendReady { .. } => assert!(

@@ -13,6 +13,7 @@ use crate::config::{FRAGMENT_COST, MIN_FRAGMENT_PAYLOAD};
 use crate::endpoint::pool::BufferPool;
 use crate::error::ProtocolViolation;
 use crate::wire::codec::varint_len;
+use crate::wire::stream::StreamId;
 
 /// Flow-control cost of a fragment carrying `len` payload bytes.
 pub(crate) fn fragment_cost(len: usize) -> u64 {
@@ -21,9 +22,9 @@ pub(crate) fn fragment_cost(len: usize) -> u64 {
 
 /// Largest payload of a fragment of message `number` (of `len` bytes), given the
 /// room left in a packet after header and trailer.
-pub(crate) fn fragment_size(room: usize, stream: u64, number: u64, len: usize) -> usize {
+pub(crate) fn fragment_size(room: usize, stream: StreamId, number: u64, len: usize) -> usize {
     let max_count = (len / MIN_FRAGMENT_PAYLOAD + 1) as u64;
-    let fields = varint_len(stream) + varint_len(number) + 2 * varint_len(max_count);
+    let fields = varint_len(stream.0) + varint_len(number) + 2 * varint_len(max_count);
     room.saturating_sub(fields).max(MIN_FRAGMENT_PAYLOAD)
 }
 
@@ -73,7 +74,7 @@ pub(crate) struct Fragment {
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
     /// The stream the messages belong to (its id is in every fragment).
-    stream: u64,
+    stream: StreamId,
     /// Lost fragments are given up rather than sent again.
     unreliable: bool,
     messages: VecDeque<Outgoing>,
@@ -86,7 +87,7 @@ pub(crate) struct SendQueue {
 
 impl SendQueue {
     /// An empty queue for `stream`.
-    pub(crate) fn new(stream: u64, unreliable: bool) -> Self {
+    pub(crate) fn new(stream: StreamId, unreliable: bool) -> Self {
         Self {
             stream,
             unreliable,

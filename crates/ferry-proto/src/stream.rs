@@ -79,7 +79,7 @@ impl Stream {
     ) -> Self {
         Self {
             kind,
-            send: SendQueue::new(id.0, !kind.is_reliable()),
+            send: SendQueue::new(id, !kind.is_reliable()),
             sent_messages: 0,
             send_closed: false,
             end: None,

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use ferry_proto::SessionId;
 use ferry_proto::diode::{DiodeConfig, Sender};
 use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest};
-use ferry_proto::wire::stream::StreamOp;
+use ferry_proto::wire::stream::{StreamId, StreamOp};
 
 #[allow(dead_code)]
 mod props {
@@ -376,7 +376,7 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
         (
             "data",
             Packet::Data(Data {
-                stream: 0,
+                stream: StreamId(0),
                 message: 3,
                 fragment: 1,
                 fragments: 2,
@@ -413,20 +413,23 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 reason: Bytes::new(),
             }),
         ),
-        ("direct", Packet::Direct(Bytes::from_static(b"datagram"))),
+        (
+            "datagram",
+            Packet::Datagram(Bytes::from_static(b"datagram")),
+        ),
         ("path_challenge", Packet::PathChallenge { token: 0x1234 }),
         ("path_response", Packet::PathResponse { token: 0x1234 }),
         (
             "stream_finish",
             Packet::StreamControl {
-                stream: 9,
+                stream: StreamId(9),
                 op: StreamOp::Finish { messages: 4 },
             },
         ),
         (
             "stream_reset",
             Packet::StreamControl {
-                stream: 9,
+                stream: StreamId(9),
                 op: StreamOp::Reset {
                     code: 2,
                     messages: 4,
@@ -436,7 +439,7 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
         (
             "stream_credit",
             Packet::StreamControl {
-                stream: 4,
+                stream: StreamId(4),
                 op: StreamOp::Credit { max_data: 1 << 22 },
             },
         ),
@@ -461,7 +464,7 @@ fn message(number: u64, message: u64, payload: &[u8]) -> Vec<u8> {
 /// One fragment of a message of session `SESSION`, sealed.
 fn fragment(number: u64, message: u64, fragment: u32, fragments: u32, payload: &[u8]) -> Vec<u8> {
     let packet = Packet::Data(Data {
-        stream: 0,
+        stream: StreamId(0),
         message,
         fragment,
         fragments,
@@ -494,7 +497,7 @@ fn starter_seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     let data = |message: u64, payload: &'static [u8]| {
         Packet::Data(Data {
-            stream: 0,
+            stream: StreamId(0),
             message,
             fragment: 0,
             fragments: 1,
@@ -571,7 +574,7 @@ fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let on_stream = |number: u64, stream: u64, payload: &'static [u8]| {
         props::datagram(
             &Packet::Data(Data {
-                stream,
+                stream: StreamId(stream),
                 message: 0,
                 fragment: 0,
                 fragments: 1,
@@ -605,7 +608,7 @@ fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
                     0,
                     &props::datagram(
                         &Packet::StreamControl {
-                            stream: 8,
+                            stream: StreamId(8),
                             op: StreamOp::Finish { messages: 1 },
                         },
                         SESSION,
@@ -624,7 +627,7 @@ fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 SEAL,
                 &unsealed(
                     &Packet::Data(Data {
-                        stream: 0,
+                        stream: StreamId(0),
                         message: 0,
                         fragment: 0,
                         fragments: 1,
@@ -652,7 +655,7 @@ fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 record(
                     0,
                     0,
-                    &props::datagram(&Packet::Direct(Bytes::from_static(b"dgram")), SESSION, 1),
+                    &props::datagram(&Packet::Datagram(Bytes::from_static(b"dgram")), SESSION, 1),
                 ),
                 record(10, 0, &props::datagram(&Packet::Ping, SESSION, 2)),
                 record(
@@ -709,7 +712,7 @@ fn endpoint_seeds() -> Vec<(&'static str, Vec<u8>)> {
                     FROM_OTHER | SEAL,
                     &unsealed(
                         &Packet::Data(Data {
-                            stream: 0,
+                            stream: StreamId(0),
                             message: 0,
                             fragment: 0,
                             fragments: 1,

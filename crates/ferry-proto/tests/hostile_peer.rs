@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use ferry_proto::StreamId;
 use ferry_proto::wire::packet::{Ack, CloseCode, Data, Handshake, Header, Packet, PacketKind};
 use ferry_proto::wire::protection::Protection;
 use ferry_proto::{CloseReason, Config, Endpoint, Event, ProtocolViolation, SessionId};
@@ -84,7 +85,7 @@ impl Forger {
 
     fn data(&mut self, message: u64, fragment: u32, fragments: u32, len: usize) {
         self.send(Packet::Data(Data {
-            stream: 0,
+            stream: StreamId(0),
             message,
             fragment,
             fragments,
@@ -184,7 +185,7 @@ fn message_beyond_max_message_size() {
 fn unknown_stream() {
     let mut f = Forger::new(Config::default());
     f.send(Packet::Data(Data {
-        stream: 9,
+        stream: StreamId(9),
         message: 0,
         fragment: 0,
         fragments: 1,
@@ -199,7 +200,7 @@ fn unknown_stream() {
 fn a_stream_far_beyond_the_limit_is_a_violation_not_a_loop() {
     let mut f = Forger::new(Config::default());
     f.send(Packet::Data(Data {
-        stream: (1 << 50) << 3,
+        stream: StreamId((1 << 50) << 3),
         message: 0,
         fragment: 0,
         fragments: 1,
@@ -225,11 +226,11 @@ fn strangers_and_garbage_are_counted_not_obeyed() {
     let mut f = Forger::new(Config::default());
     let now = f.now;
     // Valid packet, wrong source address.
-    let d = f.datagram(&Packet::Direct(Bytes::from_static(b"spoofed")));
+    let d = f.datagram(&Packet::Datagram(Bytes::from_static(b"spoofed")));
     f.server
         .handle_datagram(now, "192.0.2.99:1".parse().unwrap(), d);
     // Corrupted packet.
-    let mut d = f.datagram(&Packet::Direct(Bytes::from_static(b"corrupt")));
+    let mut d = f.datagram(&Packet::Datagram(Bytes::from_static(b"corrupt")));
     let last = d.len() - 6;
     d[last] ^= 0x40;
     f.server.handle_datagram(now, f.peer, d);
@@ -242,7 +243,7 @@ fn strangers_and_garbage_are_counted_not_obeyed() {
     assert_eq!(stats.dropped_malformed, 3);
     assert_eq!(f.server.poll_event(), None, "nothing delivered");
     // The session is unharmed.
-    f.send(Packet::Direct(Bytes::from_static(b"real")));
+    f.send(Packet::Datagram(Bytes::from_static(b"real")));
     assert_eq!(
         f.server.poll_event(),
         Some(Event::Datagram {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use ferry_proto::SessionId;
 use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Header, Packet, RepeatRequest};
 use ferry_proto::wire::protection::Protection;
-use ferry_proto::wire::stream::StreamOp;
+use ferry_proto::wire::stream::{StreamId, StreamOp};
 
 /// The session id of every example: `01 23 45 67 89 ab cd ef`.
 const SESSION: u64 = 0x0123_4567_89ab_cdef;
@@ -56,7 +56,7 @@ fn section_3_the_checksum() {
 fn section_4_3_data() {
     let data = |message, fragment, fragments, payload: &'static [u8]| {
         Packet::Data(Data {
-            stream: 0,
+            stream: StreamId(0),
             message,
             fragment,
             fragments,
@@ -144,7 +144,7 @@ fn section_4_8_close() {
 #[test]
 fn section_4_9_direct() {
     assert_eq!(
-        dump(&Packet::Direct(Bytes::from_static(b"datagram")), 13),
+        dump(&Packet::Datagram(Bytes::from_static(b"datagram")), 13),
         "01 09 01 23 45 67 89 ab cd ef 0d 64 61 74 61 67 72 61 6d dc 34 96 81"
     );
 }
@@ -164,7 +164,10 @@ fn section_4_10_and_4_11_path_challenge_and_response() {
 
 #[test]
 fn section_4_12_stream_control() {
-    let control = |stream, op| Packet::StreamControl { stream, op };
+    let control = |stream, op| Packet::StreamControl {
+        stream: StreamId(stream),
+        op,
+    };
     assert_eq!(
         dump(&control(8, StreamOp::Finish { messages: 3 }), 16),
         "01 0c 01 23 45 67 89 ab cd ef 10 08 00 03 db 6d b7 e6"
@@ -203,7 +206,7 @@ fn section_4_12_stream_control() {
 #[test]
 fn section_4_3_data_on_a_stream() {
     let data = Packet::Data(Data {
-        stream: 8,
+        stream: StreamId(8),
         message: 2,
         fragment: 0,
         fragments: 1,

@@ -82,7 +82,7 @@ impl Session<'_> {
     /// [`max_message_size`](Self::max_message_size).
     pub fn send(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
         let data = data.into();
-        self.with(|s| s.send(0, data))
+        self.with(|s| s.send(StreamId::DEFAULT, data))
     }
 
     /// Opens a stream of `kind`. Nothing is sent until a message or a finish
@@ -101,13 +101,13 @@ impl Session<'_> {
     /// [`reset_stream`](Self::reset_stream).
     pub fn send_on(&mut self, stream: StreamId, data: impl Into<Bytes>) -> Result<(), SendError> {
         let data = data.into();
-        self.with(|s| s.send(stream.0, data))
+        self.with(|s| s.send(stream, data))
     }
 
     /// Takes the next message delivered on `stream`;
     /// [`Event::StreamReadable`](crate::Event::StreamReadable) says when to call this.
     pub fn recv_on(&mut self, stream: StreamId) -> Option<Bytes> {
-        self.with(|s| s.recv(stream.0))
+        self.with(|s| s.recv(stream))
     }
 
     /// Ends this side's sending on `stream`: the peer reads every message sent,
@@ -134,7 +134,7 @@ impl Session<'_> {
     ///
     /// A closed session stays readable until its last message is taken.
     pub fn recv(&mut self) -> Option<Bytes> {
-        self.with(|s| s.recv(0))
+        self.with(|s| s.recv(StreamId::DEFAULT))
     }
 
     /// Queues an unreliable datagram: sent once, delivered or lost, never

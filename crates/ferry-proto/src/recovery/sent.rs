@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::congestion::rate::PacketDelivery;
 use crate::recovery::ack::REORDER_THRESHOLD;
+use crate::wire::stream::StreamId;
 
 /// What a tracked packet carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,17 +14,17 @@ pub(crate) enum SentKind {
     /// A fragment of a message: retransmitted if lost (given up on an
     /// unreliable stream).
     Data {
-        stream: u64,
+        stream: StreamId,
         message: u64,
         index: u32,
     },
     /// A stream control frame: sent again if lost.
     Control {
-        stream: u64,
+        stream: StreamId,
         kind: crate::stream::ControlKind,
     },
     /// An unreliable datagram: counted for congestion control, never resent.
-    Direct,
+    Datagram,
 }
 
 /// A packet that needs an acknowledgement.
@@ -189,7 +190,7 @@ mod tests {
         let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
         for n in 1..=6 {
-            log.push(n, t0, 100, SentKind::Direct, d(t0));
+            log.push(n, t0, 100, SentKind::Datagram, d(t0));
         }
         let mut acked = Vec::new();
         log.take_range(5..=6, |p| acked.push(p.number));
@@ -216,13 +217,13 @@ mod tests {
     fn take_all_empties() {
         let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
-        log.push(1, t0, 10, SentKind::Direct, d(t0));
+        log.push(1, t0, 10, SentKind::Datagram, d(t0));
         log.push(
             2,
             t0,
             10,
             SentKind::Data {
-                stream: 0,
+                stream: StreamId::DEFAULT,
                 message: 0,
                 index: 0,
             },

@@ -44,7 +44,7 @@ impl SessionCore {
         for stream in self.streams.values_mut() {
             stream.send.clear();
         }
-        self.directs_out.clear();
+        self.datagrams_out.clear();
         self.timers.clear_all();
         self.events.push_back(SessionEvent::Closed(why));
         if contacted {
@@ -81,7 +81,7 @@ impl SessionCore {
         for stream in self.streams.values_mut() {
             stream.send.clear();
         }
-        self.directs_out.clear();
+        self.datagrams_out.clear();
         self.timers.clear_all();
         if self.state != State::Closing {
             self.events.push_back(SessionEvent::Closed(why));

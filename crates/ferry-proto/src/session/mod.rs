@@ -133,7 +133,7 @@ pub(crate) struct SessionCore {
     /// Every open stream, stream 0 included, by id.
     /// Boxed: a map node holds eleven entries, and most sessions have only
     /// stream 0.
-    streams: BTreeMap<u64, Box<Stream>>,
+    streams: BTreeMap<StreamId, Box<Stream>>,
     /// The next sequence number of a stream this side opens, per kind.
     next_local_seq: [u64; 3],
     /// The next sequence number of a stream the peer opens, per kind: lower
@@ -143,9 +143,9 @@ pub(crate) struct SessionCore {
     peer_max_streams: u64,
     peer_stream_window: u64,
     /// The stream whose new data went out last (round robin).
-    last_served: u64,
+    last_served: StreamId,
     /// Streams of the peer's refused: a Refuse frame is due for each.
-    refusals: VecDeque<u64>,
+    refusals: VecDeque<StreamId>,
     sent: SentLog,
     rtt: RttEstimator,
     cc: Box<dyn Controller>,
@@ -161,7 +161,7 @@ pub(crate) struct SessionCore {
     /// transmissions used.
     peer_max_data: u64,
     credit_used: u64,
-    directs_out: VecDeque<Bytes>,
+    datagrams_out: VecDeque<Bytes>,
     send_blocked: bool,
 
     // Handshake.
@@ -193,7 +193,7 @@ pub(crate) struct SessionCore {
     advertised_max_data: u64,
     /// The session's receive window, grown toward the bandwidth-delay product.
     recv_window: WindowTuner,
-    directs_queued: usize,
+    datagrams_queued: usize,
 
     // Migration.
     path: Option<PathCheck>,
@@ -227,7 +227,7 @@ pub(crate) struct SessionCore {
     /// the part of the full size reserved when their first fragment came
     /// that their fragments have not used yet. A message admitted within
     /// `max_recv_memory` can always complete.
-    reservations: HashMap<(u64, u64), u64>,
+    reservations: HashMap<(StreamId, u64), u64>,
     reserved: u64,
 }
 
@@ -254,7 +254,7 @@ impl SessionCore {
             peer_max_ack_delay: config.max_ack_delay,
             next_pn: 0,
             streams: BTreeMap::from([(
-                0,
+                StreamId::DEFAULT,
                 Box::new(Stream::new(
                     StreamId::DEFAULT,
                     StreamKind::ReliableOrdered,
@@ -268,7 +268,7 @@ impl SessionCore {
             next_peer_seq: [u64::from(side == Side::Listener), 0, 0],
             peer_max_streams: 0,
             peer_stream_window: 0,
-            last_served: 0,
+            last_served: StreamId::DEFAULT,
             refusals: VecDeque::new(),
             sent: SentLog::default(),
             rtt: RttEstimator::new(config.initial_rtt),
@@ -280,7 +280,7 @@ impl SessionCore {
             largest_acked: None,
             peer_max_data: 0,
             credit_used: 0,
-            directs_out: VecDeque::new(),
+            datagrams_out: VecDeque::new(),
             send_blocked: false,
             noise: None,
             auth: Bytes::new(),
@@ -298,7 +298,7 @@ impl SessionCore {
             consumed: 0,
             advertised_max_data: recv_window,
             recv_window: WindowTuner::new(recv_window, config.max_recv_window as u64),
-            directs_queued: 0,
+            datagrams_queued: 0,
             path: None,
             path_responses: VecDeque::new(),
             destination: None,
@@ -450,7 +450,7 @@ impl SessionCore {
         }
         let eliciting = matches!(
             packet,
-            Packet::Data(_) | Packet::Direct(_) | Packet::StreamControl { .. }
+            Packet::Data(_) | Packet::Datagram(_) | Packet::StreamControl { .. }
         );
         let (ack_delay, ack_frequency) = if eliciting {
             self.ack_policy(now)
@@ -542,11 +542,11 @@ impl SessionCore {
                 }
             }
             Packet::Close(c) => self.on_close(c),
-            Packet::Direct(data) => {
-                if self.directs_queued >= self.config.datagram_queue {
+            Packet::Datagram(data) => {
+                if self.datagrams_queued >= self.config.datagram_queue {
                     self.stats.datagrams_dropped += 1;
                 } else {
-                    self.directs_queued += 1;
+                    self.datagrams_queued += 1;
                     self.stats.datagrams_received += 1;
                     // A copy of its own: the received datagram may be a slice
                     // of a larger receive buffer, which it would keep alive.

@@ -62,7 +62,7 @@ impl SessionCore {
                             ended.push(stream);
                         }
                     }
-                    SentKind::Control { .. } | SentKind::Direct => {}
+                    SentKind::Control { .. } | SentKind::Datagram => {}
                 }
                 if newest.is_none_or(|n| p.number > n.number) {
                     newest = Some(p);
@@ -177,7 +177,7 @@ impl SessionCore {
                     }
                 }
             },
-            SentKind::Direct => {}
+            SentKind::Datagram => {}
         }
     }
 

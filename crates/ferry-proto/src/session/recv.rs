@@ -30,9 +30,9 @@ impl SessionCore {
     /// reservation, making one for a message that starts; a finished message
     /// gives back what it did not use.
     pub(super) fn reserve(
-        reservations: &mut HashMap<(u64, u64), u64>,
+        reservations: &mut HashMap<(StreamId, u64), u64>,
         reserved: &mut u64,
-        key: (u64, u64),
+        key: (StreamId, u64),
         need: u64,
         cost: u64,
         assembling: bool,
@@ -52,7 +52,7 @@ impl SessionCore {
     }
 
     /// Gives back the reservations of a stream that will receive no more.
-    pub(super) fn release_reservations(&mut self, stream: u64) {
+    pub(super) fn release_reservations(&mut self, stream: StreamId) {
         let mut freed = 0;
         self.reservations.retain(|&(s, _), left| {
             if s == stream {
@@ -74,7 +74,7 @@ impl SessionCore {
 
     /// The next delivered message, taken by the application: its flow-control
     /// cost returns to the peer as credit.
-    pub(crate) fn recv(&mut self, stream: u64) -> Option<Bytes> {
+    pub(crate) fn recv(&mut self, stream: StreamId) -> Option<Bytes> {
         let s = self.streams.get_mut(&stream)?;
         let (data, cost) = s.inbox.pop_front()?;
         if s.kind.is_reliable() {
@@ -98,16 +98,15 @@ impl SessionCore {
 
     /// Reports a stream's end when it comes, and forgets a stream both sides
     /// are done with.
-    pub(super) fn check_stream_end(&mut self, id: u64) {
+    pub(super) fn check_stream_end(&mut self, id: StreamId) {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
         if let Some(end) = s.read_end() {
             s.end_reported = true;
-            self.events
-                .push_back(SessionEvent::StreamClosed(StreamId(id), end));
+            self.events.push_back(SessionEvent::StreamClosed(id, end));
         }
-        if id != 0 && s.end_reported && s.send_done() {
+        if id != StreamId::DEFAULT && s.end_reported && s.send_done() {
             self.streams.remove(&id);
         }
     }
@@ -119,7 +118,7 @@ impl SessionCore {
     }
 
     pub(crate) fn on_datagram_consumed(&mut self) {
-        self.directs_queued = self.directs_queued.saturating_sub(1);
+        self.datagrams_queued = self.datagrams_queued.saturating_sub(1);
     }
 
     /// How long an ack may wait, and after how many packets it must go. A
@@ -199,10 +198,10 @@ impl SessionCore {
                     stream.inbox.push_back((data, cost));
                 }
                 if was_empty && !stream.inbox.is_empty() {
-                    self.events.push_back(if id == 0 {
+                    self.events.push_back(if id == StreamId::DEFAULT {
                         SessionEvent::Readable
                     } else {
-                        SessionEvent::StreamReadable(StreamId(id))
+                        SessionEvent::StreamReadable(id)
                     });
                 }
                 // While data waits behind a hole, ack every packet at once (as TCP

@@ -24,7 +24,7 @@ pub(super) fn stream_window(config: &Config) -> WindowTuner {
 }
 
 impl SessionCore {
-    pub(crate) fn send(&mut self, stream: u64, data: Bytes) -> Result<(), SendError> {
+    pub(crate) fn send(&mut self, stream: StreamId, data: Bytes) -> Result<(), SendError> {
         if matches!(self.state, State::Closing | State::Closed) {
             return Err(SendError::Closed);
         }
@@ -77,7 +77,7 @@ impl SessionCore {
         let open = self
             .streams
             .keys()
-            .filter(|&&id| id != 0 && StreamId(id).opener() == self.side)
+            .filter(|&&id| id != StreamId::DEFAULT && id.opener() == self.side)
             .count() as u64;
         if open >= self.peer_max_streams {
             return Err(StreamError::TooManyStreams {
@@ -94,7 +94,7 @@ impl SessionCore {
             self.peer_stream_window,
             stream_window(&self.config),
         );
-        self.streams.insert(id.0, Box::new(stream));
+        self.streams.insert(id, Box::new(stream));
         Ok(id)
     }
 
@@ -103,7 +103,7 @@ impl SessionCore {
     pub(crate) fn finish_stream(&mut self, stream: StreamId) -> Result<(), SendError> {
         let s = self
             .streams
-            .get_mut(&stream.0)
+            .get_mut(&stream)
             .ok_or(SendError::UnknownStream)?;
         if s.send_closed {
             return Err(SendError::StreamClosed);
@@ -121,7 +121,7 @@ impl SessionCore {
     pub(crate) fn reset_stream(&mut self, stream: StreamId, code: u64) -> Result<(), SendError> {
         let s = self
             .streams
-            .get_mut(&stream.0)
+            .get_mut(&stream)
             .ok_or(SendError::UnknownStream)?;
         if s.send_closed && !matches!(s.end, Some(StreamOp::Finish { .. })) {
             return Err(SendError::StreamClosed);
@@ -139,7 +139,7 @@ impl SessionCore {
 
     /// The ids of the streams open on this session.
     pub(crate) fn stream_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
-        self.streams.keys().map(|&id| StreamId(id))
+        self.streams.keys().copied()
     }
 
     pub(crate) fn send_datagram(&mut self, data: Bytes) -> Result<(), DatagramError> {
@@ -153,11 +153,11 @@ impl SessionCore {
                 max,
             });
         }
-        if self.directs_out.len() >= self.config.datagram_queue {
-            self.directs_out.pop_front();
+        if self.datagrams_out.len() >= self.config.datagram_queue {
+            self.datagrams_out.pop_front();
             self.stats.datagrams_dropped += 1;
         }
-        self.directs_out.push_back(data);
+        self.datagrams_out.push_back(data);
         Ok(())
     }
 
@@ -165,11 +165,14 @@ impl SessionCore {
     /// now (with every lower one of its kind it has not used yet). `None` for
     /// a stream that is over (late packets are dropped) or refused; `Err` for
     /// an id the peer cannot use.
-    pub(super) fn peer_stream(&mut self, id: u64) -> Result<Option<u64>, ProtocolViolation> {
+    pub(super) fn peer_stream(
+        &mut self,
+        id: StreamId,
+    ) -> Result<Option<StreamId>, ProtocolViolation> {
         if self.streams.contains_key(&id) {
             return Ok(Some(id));
         }
-        let sid = StreamId(id);
+        let sid = id;
         let kind = sid.kind().ok_or(ProtocolViolation::UnknownStream)?;
         let k = kind.bits() as usize;
         if sid.opener() == self.side {
@@ -186,7 +189,7 @@ impl SessionCore {
         let mut open = self
             .streams
             .keys()
-            .filter(|&&i| i != 0 && StreamId(i).opener() != self.side)
+            .filter(|&&i| i != StreamId::DEFAULT && i.opener() != self.side)
             .count();
         let max = self.config.max_streams;
         // Opening stream n opens every lower one of its kind: a peer never has
@@ -199,7 +202,7 @@ impl SessionCore {
             let new = StreamId::new(seq, kind, sid.opener());
             if open >= max {
                 if self.refusals.len() < MAX_REFUSALS {
-                    self.refusals.push_back(new.0);
+                    self.refusals.push_back(new);
                 }
                 continue;
             }
@@ -211,14 +214,14 @@ impl SessionCore {
                 self.peer_stream_window,
                 stream_window(&self.config),
             );
-            self.streams.insert(new.0, Box::new(stream));
+            self.streams.insert(new, Box::new(stream));
             self.events.push_back(SessionEvent::StreamOpened(new));
         }
         self.next_peer_seq[k] = sid.sequence() + 1;
         Ok(self.streams.contains_key(&id).then_some(id))
     }
 
-    pub(super) fn on_stream_control(&mut self, now: Instant, id: u64, op: StreamOp) {
+    pub(super) fn on_stream_control(&mut self, now: Instant, id: StreamId, op: StreamOp) {
         if op == StreamOp::Refuse || matches!(op, StreamOp::Credit { .. }) {
             // About a stream this side sends on (ours, or the peer's).
             let Some(s) = self.streams.get_mut(&id) else {

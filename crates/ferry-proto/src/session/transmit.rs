@@ -2,12 +2,14 @@
 //! fragments of messages, and the bookkeeping of every packet sent.
 
 use std::collections::VecDeque;
+use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::time::Instant;
 
 use super::timer::Timer;
 use crate::message::fragment_cost;
 use crate::recovery::sent::SentKind;
 use crate::wire::packet::{Ack, Data, FIXED_HEADER_LEN, MAX_HEADER_LEN, Packet, RepeatRequest};
+use crate::wire::stream::StreamId;
 
 use super::{
     CHALLENGE_LEN, CHECKSUM, MAX_BACKOFF, MAX_HANDSHAKE_RETRY, PACING_MIN_RTT, SEND_BUFFER_WINDOWS,
@@ -295,10 +297,10 @@ impl SessionCore {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Option<usize> {
-        if let Some(data) = self.directs_out.pop_front() {
-            let (pn, len) = self.emit(buf, &Packet::Direct(data));
+        if let Some(data) = self.datagrams_out.pop_front() {
+            let (pn, len) = self.emit(buf, &Packet::Datagram(data));
             self.stats.datagrams_sent += 1;
-            self.on_sent(now, pn, len, SentKind::Direct);
+            self.on_sent(now, pn, len, SentKind::Datagram);
             return Some(len);
         }
         let room = self.payload_room();
@@ -325,16 +327,16 @@ impl SessionCore {
             let next = match tried {
                 None => self
                     .streams
-                    .range(start + 1..)
+                    .range((Excluded(start), Unbounded))
                     .chain(self.streams.range(..=start)),
                 Some(t) if t > start => self
                     .streams
-                    .range(t + 1..)
+                    .range((Excluded(t), Unbounded))
                     .chain(self.streams.range(..=start)),
                 Some(t) if t < start => self
                     .streams
-                    .range(t + 1..=start)
-                    .chain(self.streams.range(..0)),
+                    .range((Excluded(t), Included(start)))
+                    .chain(self.streams.range(..StreamId::DEFAULT)),
                 // The last served stream was asked again: every one was.
                 Some(_) => break,
             }
@@ -361,7 +363,7 @@ impl SessionCore {
         &mut self,
         now: Instant,
         buf: &mut Vec<u8>,
-        id: u64,
+        id: StreamId,
         room: usize,
         credit: u64,
     ) -> Option<usize> {

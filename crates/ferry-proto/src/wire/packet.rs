@@ -17,7 +17,7 @@ use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 
-use super::stream::StreamOp;
+use super::stream::{StreamId, StreamOp};
 use crate::error::DecodeError;
 use crate::id::SessionId;
 use crate::wire::codec::{Reader, put_varint, varint_len};
@@ -60,7 +60,7 @@ pub enum PacketKind {
     /// Ends the session.
     Close = 0x08,
     /// An unreliable datagram.
-    Direct = 0x09,
+    Datagram = 0x09,
     /// Asks the peer to prove it receives at a new address.
     PathChallenge = 0x0a,
     /// The answer to a path challenge.
@@ -83,7 +83,7 @@ impl PacketKind {
             0x06 => Self::Ping,
             0x07 => Self::PingAck,
             0x08 => Self::Close,
-            0x09 => Self::Direct,
+            0x09 => Self::Datagram,
             0x0a => Self::PathChallenge,
             0x0b => Self::PathResponse,
             0x0c => Self::StreamControl,
@@ -182,9 +182,10 @@ impl Handshake {
 /// One fragment of a reliable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data {
-    /// The stream the message belongs to (0: the session's default stream).
-    pub stream: u64,
-    /// Message ("batch") number, counting from 0 per direction.
+    /// The stream the message belongs to ([`StreamId::DEFAULT`]: the
+    /// session's default stream).
+    pub stream: StreamId,
+    /// Message number, counting from 0 per stream and direction.
     pub message: u64,
     /// Index of this fragment within the message.
     pub fragment: u32,
@@ -254,7 +255,7 @@ pub enum Packet {
     /// Ends the session.
     Close(Close),
     /// An unreliable datagram.
-    Direct(Bytes),
+    Datagram(Bytes),
     /// Sent to a peer's new address: answer with this token from there.
     PathChallenge {
         /// Unpredictable, chosen by the challenger.
@@ -268,7 +269,7 @@ pub enum Packet {
     /// A stream's finish, reset, refusal or credit.
     StreamControl {
         /// The stream.
-        stream: u64,
+        stream: StreamId,
         /// What about it.
         op: StreamOp,
     },
@@ -294,7 +295,7 @@ impl Packet {
             Self::Ping => PacketKind::Ping,
             Self::PingAck { .. } => PacketKind::PingAck,
             Self::Close(_) => PacketKind::Close,
-            Self::Direct(_) => PacketKind::Direct,
+            Self::Datagram(_) => PacketKind::Datagram,
             Self::PathChallenge { .. } => PacketKind::PathChallenge,
             Self::PathResponse { .. } => PacketKind::PathResponse,
             Self::StreamControl { .. } => PacketKind::StreamControl,
@@ -339,12 +340,12 @@ impl Packet {
                 put_varint(out, reason.len() as u64);
                 out.extend_from_slice(reason);
             }
-            Self::Direct(payload) => out.extend_from_slice(payload),
+            Self::Datagram(payload) => out.extend_from_slice(payload),
             Self::PathChallenge { token } | Self::PathResponse { token } => {
                 out.extend_from_slice(&token.to_be_bytes());
             }
             Self::StreamControl { stream, op } => {
-                put_varint(out, *stream);
+                put_varint(out, stream.0);
                 match *op {
                     StreamOp::Finish { messages } => {
                         out.push(0);
@@ -419,7 +420,7 @@ impl Packet {
                 }
             }
             PacketKind::Data => {
-                let stream = r.varint()?;
+                let stream = StreamId(r.varint()?);
                 let message = r.varint()?;
                 let fragment = r.varint_u32()?;
                 let fragments = r.varint_u32()?;
@@ -466,9 +467,9 @@ impl Packet {
                     reason: body.slice(start..start + len),
                 })
             }
-            PacketKind::Direct => {
+            PacketKind::Datagram => {
                 r.rest();
-                Self::Direct(body.clone())
+                Self::Datagram(body.clone())
             }
             PacketKind::PathChallenge => Self::PathChallenge {
                 token: u64::from_be_bytes(r.array()?),
@@ -477,7 +478,7 @@ impl Packet {
                 token: u64::from_be_bytes(r.array()?),
             },
             PacketKind::StreamControl => {
-                let stream = r.varint()?;
+                let stream = StreamId(r.varint()?);
                 let op = match r.u8()? {
                     0 => StreamOp::Finish {
                         messages: r.varint()?,
@@ -523,12 +524,12 @@ impl Packet {
 /// Appends the fixed fields of a data packet (everything but the payload).
 pub(crate) fn encode_data_fields(
     out: &mut Vec<u8>,
-    stream: u64,
+    stream: StreamId,
     message: u64,
     fragment: u32,
     fragments: u32,
 ) {
-    put_varint(out, stream);
+    put_varint(out, stream.0);
     put_varint(out, message);
     put_varint(out, u64::from(fragment));
     put_varint(out, u64::from(fragments));
@@ -650,26 +651,26 @@ mod tests {
             Packet::PathChallenge { token: 0xdead_beef },
             Packet::PathResponse { token: u64::MAX },
             Packet::StreamControl {
-                stream: 13,
+                stream: StreamId(13),
                 op: StreamOp::Finish { messages: 7 },
             },
             Packet::StreamControl {
-                stream: 13,
+                stream: StreamId(13),
                 op: StreamOp::Reset {
                     code: 3,
                     messages: 9,
                 },
             },
             Packet::StreamControl {
-                stream: 2,
+                stream: StreamId(2),
                 op: StreamOp::Credit { max_data: 1 << 30 },
             },
             Packet::StreamControl {
-                stream: 2,
+                stream: StreamId(2),
                 op: StreamOp::Refuse,
             },
             Packet::Data(Data {
-                stream: 0,
+                stream: StreamId(0),
                 message: 3,
                 fragment: 1,
                 fragments: 2,
@@ -693,7 +694,7 @@ mod tests {
                 code: CloseCode::Transport(1),
                 reason: Bytes::new(),
             }),
-            Packet::Direct(Bytes::from_static(b"datagram")),
+            Packet::Datagram(Bytes::from_static(b"datagram")),
         ] {
             round_trip(&p, id, 1_000_000);
         }
@@ -728,14 +729,14 @@ mod tests {
     fn impossible_bodies() {
         // Fragment index beyond count.
         let mut out = Vec::new();
-        encode_data_fields(&mut out, 0, 0, 2, 2);
+        encode_data_fields(&mut out, StreamId::DEFAULT, 0, 2, 2);
         assert!(matches!(
             Packet::decode_body(PacketKind::Data, Bytes::from(out)),
             Err(DecodeError::InvalidFragment { .. })
         ));
         // Zero fragments.
         let mut out = Vec::new();
-        encode_data_fields(&mut out, 0, 0, 0, 0);
+        encode_data_fields(&mut out, StreamId::DEFAULT, 0, 0, 0);
         assert!(Packet::decode_body(PacketKind::Data, Bytes::from(out)).is_err());
         // Ack range below zero.
         let body = vec![0, 0, 1, 3, 4];
@@ -823,7 +824,7 @@ mod tests {
             )
                 .prop_map(|(stream, message, fragments, f, payload)| Packet::Data(
                     Data {
-                        stream,
+                        stream: StreamId(stream),
                         message,
                         fragment: f % fragments,
                         fragments,
@@ -853,7 +854,7 @@ mod tests {
                     },
                     reason: Bytes::from(reason),
                 })),
-            bytes.prop_map(Packet::Direct),
+            bytes.prop_map(Packet::Datagram),
         ]
     }
 

@@ -47,8 +47,9 @@ impl StreamKind {
     }
 }
 
-/// A stream's identifier within its session, the same on both sides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A stream's identifier within its session, the same on both sides. The
+/// default is stream 0, [`StreamId::DEFAULT`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub u64);
 
 impl StreamId {
