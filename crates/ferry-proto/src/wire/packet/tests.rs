@@ -1,0 +1,284 @@
+//! The codec's tests: every kind round-trips, malformed headers and bodies
+//! are errors, and property tests that any packet round-trips and no bytes
+//! make the decoder panic.
+
+use super::*;
+use crate::wire::codec::VARINT_MAX;
+use proptest::prelude::*;
+
+fn round_trip(packet: &Packet, session: SessionId, number: u64) {
+    let mut out = Vec::new();
+    packet.encode(session, number, &mut out);
+    let (header, decoded) = Packet::decode(Bytes::from(out)).expect("decodes");
+    assert_eq!(header.session, session);
+    assert_eq!(header.number, number);
+    assert_eq!(header.kind, packet.kind());
+    assert_eq!(&decoded, packet);
+}
+
+#[test]
+fn every_kind_round_trips() {
+    let id = SessionId::from(7);
+    let hs = Handshake {
+        max_udp_payload: 1200,
+        max_message_size: 1 << 24,
+        initial_max_data: 1 << 25,
+        max_ack_delay_micros: 10_000,
+        max_streams: 100,
+        initial_max_stream_data: 1 << 24,
+        auth: Bytes::new(),
+        token: Bytes::new(),
+    };
+    let with_auth = Handshake {
+        auth: Bytes::from(vec![7; 80]),
+        ..hs.clone()
+    };
+    let with_token = Handshake {
+        token: Bytes::from(vec![9; 20]),
+        ..hs.clone()
+    };
+    let with_both = Handshake {
+        token: Bytes::from(vec![9; 20]),
+        ..with_auth.clone()
+    };
+    for p in [
+        Packet::Connect(hs.clone()),
+        Packet::ConnectAck(hs),
+        Packet::Connect(with_auth.clone()),
+        Packet::ConnectAck(with_auth),
+        Packet::Connect(with_token),
+        Packet::Connect(with_both),
+        Packet::Retry {
+            token: Bytes::from(vec![1; MAX_RETRY_TOKEN]),
+        },
+        Packet::Retry {
+            token: Bytes::new(),
+        },
+        Packet::PathChallenge { token: 0xdead_beef },
+        Packet::PathResponse { token: u64::MAX },
+        Packet::StreamControl {
+            stream: StreamId(13),
+            op: StreamOp::Finish { messages: 7 },
+        },
+        Packet::StreamControl {
+            stream: StreamId(13),
+            op: StreamOp::Reset {
+                code: 3,
+                messages: 9,
+            },
+        },
+        Packet::StreamControl {
+            stream: StreamId(2),
+            op: StreamOp::Credit { max_data: 1 << 30 },
+        },
+        Packet::StreamControl {
+            stream: StreamId(2),
+            op: StreamOp::Refuse,
+        },
+        Packet::Data(Data {
+            stream: StreamId(0),
+            message: 3,
+            fragment: 1,
+            fragments: 2,
+            payload: Bytes::from_static(b"hello"),
+        }),
+        Packet::Ack(Ack {
+            delay_micros: 250,
+            max_data: 99,
+            ranges: vec![10..=12, 5..=7, 0..=0],
+        }),
+        Packet::RepeatRequest(RepeatRequest {
+            missing: vec![8..=9],
+        }),
+        Packet::Ping,
+        Packet::PingAck { ping: 42 },
+        Packet::Close(Close {
+            code: CloseCode::Application(3),
+            reason: Bytes::from_static(b"bye"),
+        }),
+        Packet::Close(Close {
+            code: CloseCode::Transport(1),
+            reason: Bytes::new(),
+        }),
+        Packet::Datagram(Bytes::from_static(b"datagram")),
+    ] {
+        round_trip(&p, id, 1_000_000);
+    }
+}
+
+#[test]
+fn malformed_ranges_are_cut_not_panicked_on() {
+    let mut out = Vec::new();
+    encode_ranges(&mut out, &[10..=12, 9..=9, 1..=2]);
+    let ranges = decode_ranges(&mut Reader::new(&out)).unwrap();
+    assert_eq!(ranges, vec![10..=12]);
+}
+
+#[test]
+fn header_errors() {
+    assert_eq!(Header::decode(&[]), Err(DecodeError::Truncated));
+    assert_eq!(
+        Header::decode(&[2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Err(DecodeError::UnsupportedVersion(2))
+    );
+    assert_eq!(
+        Header::decode(&[1, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Err(DecodeError::UnknownKind(0x7f))
+    );
+    assert_eq!(
+        Header::decode(&[1, 1, 0, 0, 0]),
+        Err(DecodeError::Truncated)
+    );
+}
+
+#[test]
+fn impossible_bodies() {
+    // Fragment index beyond count.
+    let mut out = Vec::new();
+    encode_data_fields(&mut out, StreamId::DEFAULT, 0, 2, 2);
+    assert!(matches!(
+        Packet::decode_body(PacketKind::Data, Bytes::from(out)),
+        Err(DecodeError::InvalidFragment { .. })
+    ));
+    // Zero fragments.
+    let mut out = Vec::new();
+    encode_data_fields(&mut out, StreamId::DEFAULT, 0, 0, 0);
+    assert!(Packet::decode_body(PacketKind::Data, Bytes::from(out)).is_err());
+    // Ack range below zero.
+    let body = vec![0, 0, 1, 3, 4];
+    assert_eq!(
+        Packet::decode_body(PacketKind::Ack, Bytes::from(body)),
+        Err(DecodeError::InvalidRange)
+    );
+    // Too many ranges claimed.
+    let mut body = vec![0, 0];
+    put_varint(&mut body, 1_000_000);
+    assert_eq!(
+        Packet::decode_body(PacketKind::Ack, Bytes::from(body)),
+        Err(DecodeError::TooManyRanges)
+    );
+    // Trailing bytes after a ping.
+    assert_eq!(
+        Packet::decode_body(PacketKind::Ping, Bytes::from_static(&[0])),
+        Err(DecodeError::TrailingBytes(1))
+    );
+    // Close reason longer than what follows.
+    assert_eq!(
+        Packet::decode_body(PacketKind::Close, Bytes::from_static(&[0, 0, 10, b'a'])),
+        Err(DecodeError::Truncated)
+    );
+}
+
+fn arb_ranges() -> impl Strategy<Value = Vec<RangeInclusive<u64>>> {
+    (
+        0u64..1 << 40,
+        prop::collection::vec((0u64..1000, 0u64..1000), 0..MAX_RANGES),
+    )
+        .prop_map(|(top, steps)| {
+            let mut ranges = Vec::new();
+            let mut end = top + 2_000_000;
+            for (gap, len) in steps {
+                let Some(start) = end.checked_sub(len) else {
+                    break;
+                };
+                ranges.push(start..=end);
+                match start.checked_sub(gap + 2) {
+                    Some(e) => end = e,
+                    None => break,
+                }
+            }
+            ranges
+        })
+}
+
+fn arb_packet() -> impl Strategy<Value = Packet> {
+    let bytes = prop::collection::vec(any::<u8>(), 0..1500).prop_map(Bytes::from);
+    let hs = (
+        0..=VARINT_MAX,
+        0..=VARINT_MAX,
+        0..=VARINT_MAX,
+        0..=VARINT_MAX,
+        (0..=VARINT_MAX, 0..=VARINT_MAX),
+        prop::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from),
+        prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from),
+    )
+        .prop_map(|(a, b, c, d, (e, f), auth, token)| Handshake {
+            max_udp_payload: a,
+            max_message_size: b,
+            initial_max_data: c,
+            max_ack_delay_micros: d,
+            max_streams: e,
+            initial_max_stream_data: f,
+            auth,
+            token,
+        });
+    let token = prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from);
+    prop_oneof![
+        hs.clone().prop_map(Packet::Connect),
+        hs.prop_map(|mut h| {
+            // A ConnectAck carries no token.
+            h.token = Bytes::new();
+            Packet::ConnectAck(h)
+        }),
+        token.prop_map(|token| Packet::Retry { token }),
+        (
+            0..=VARINT_MAX,
+            0..=VARINT_MAX,
+            1..=u32::MAX,
+            any::<u32>(),
+            bytes.clone()
+        )
+            .prop_map(
+                |(stream, message, fragments, f, payload)| Packet::Data(Data {
+                    stream: StreamId(stream),
+                    message,
+                    fragment: f % fragments,
+                    fragments,
+                    payload,
+                })
+            ),
+        (0..=VARINT_MAX, 0..=VARINT_MAX, arb_ranges()).prop_map(|(d, m, ranges)| {
+            Packet::Ack(Ack {
+                delay_micros: d,
+                max_data: m,
+                ranges,
+            })
+        }),
+        arb_ranges().prop_map(|missing| Packet::RepeatRequest(RepeatRequest { missing })),
+        Just(Packet::Ping),
+        (0..=VARINT_MAX).prop_map(|ping| Packet::PingAck { ping }),
+        (
+            any::<bool>(),
+            0..=VARINT_MAX,
+            prop::collection::vec(any::<u8>(), 0..=MAX_CLOSE_REASON)
+        )
+            .prop_map(|(app, code, reason)| Packet::Close(Close {
+                code: if app {
+                    CloseCode::Application(code)
+                } else {
+                    CloseCode::Transport(code)
+                },
+                reason: Bytes::from(reason),
+            })),
+        bytes.prop_map(Packet::Datagram),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn any_packet_round_trips(p in arb_packet(), session in any::<u64>(), number in 0..=VARINT_MAX) {
+        round_trip(&p, SessionId::from(session), number);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok((header, packet)) = Packet::decode(Bytes::from(data)) {
+            // Whatever decodes must encode back to something that decodes the same.
+            let mut out = Vec::new();
+            packet.encode(header.session, header.number, &mut out);
+            let (h2, p2) = Packet::decode(Bytes::from(out)).unwrap();
+            prop_assert_eq!(h2, header);
+            prop_assert_eq!(p2, packet);
+        }
+    }
+}
