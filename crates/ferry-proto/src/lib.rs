@@ -59,32 +59,36 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-// The layers, bottom up; each imports only from the layers below it.
+// The layers, bottom up; each imports only from those before it. The one
+// exception is the endpoint's shared resources (`endpoint::pool`,
+// `endpoint::memory`): leaves that import nothing, owned by the endpoint and
+// lent to its sessions and their messages through `endpoint::Shared`.
 //
-// Leaves: ids, errors, events, statistics, configuration.
-pub mod config;
-pub mod error;
-mod event;
+// Leaves: ids, errors, flow-control windows, congestion control.
 mod id;
-mod stats;
+pub mod error;
+mod flow;
+mod congestion;
 // The handshake's cryptography and the packet keys.
 pub mod crypto;
 // The wire format: codec, packet kinds, protection, stream ids and ops.
 pub mod wire;
+// What the application sees and sets: events, counters, configuration.
+mod event;
+mod stats;
+pub mod config;
 // The pieces a session is built from: messages (fragmenting and
-// reassembly), a stream's state, flow-control windows, loss recovery,
-// congestion control.
-mod congestion;
-mod flow;
+// reassembly), one stream's state, loss recovery.
 mod message;
-mod recovery;
 mod stream;
+mod recovery;
 // One session's state machine.
 mod session;
 // The endpoint: routing, admission, retry tokens, the receive-memory budget,
-// buffer pools, the timer index, turn-taking.
+// buffer pools, the timer index, turn-taking, the `Session` handle.
 mod endpoint;
-// The one-way diode engine, with its RaptorQ coding.
+// The one-way diode engine with its RaptorQ coding; it shares nothing with
+// sessions but the error types.
 pub mod diode;
 
 pub use config::{Config, CongestionControl};
