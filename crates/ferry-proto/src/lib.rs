@@ -65,23 +65,23 @@
 // lent to its sessions and their messages through `endpoint::Shared`.
 //
 // Leaves: ids, errors, flow-control windows, congestion control.
-mod id;
+mod congestion;
 pub mod error;
 mod flow;
-mod congestion;
+mod id;
 // The handshake's cryptography and the packet keys.
 pub mod crypto;
 // The wire format: codec, packet kinds, protection, stream ids and ops.
 pub mod wire;
 // What the application sees and sets: events, counters, configuration.
+pub mod config;
 mod event;
 mod stats;
-pub mod config;
 // The pieces a session is built from: messages (fragmenting and
 // reassembly), one stream's state, loss recovery.
 mod message;
-mod stream;
 mod recovery;
+mod stream;
 // One session's state machine.
 mod session;
 // The endpoint: routing, admission, retry tokens, the receive-memory budget,

@@ -118,3 +118,38 @@ impl SessionCore {
             .set(Timer::KeepAlive, from + self.config.ping_interval);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::session::test_pair::{Pair, events};
+
+    #[test]
+    fn a_close_reaches_the_peer_with_its_code() {
+        let mut pair = Pair::established(Config::default());
+        let now = pair.now;
+        pair.starter.close(now, 7);
+        assert_eq!(pair.starter.state(), State::Closing);
+        assert_eq!(
+            events(&mut pair.starter),
+            [SessionEvent::Closed(CloseReason::Local { code: 7 })]
+        );
+        pair.exchange();
+        assert!(
+            events(&mut pair.listener)
+                .contains(&SessionEvent::Closed(CloseReason::Remote { code: 7 })),
+        );
+        assert_eq!(pair.listener.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_closed_side_answers_late_packets_with_its_close() {
+        let mut pair = Pair::established(Config::default());
+        let now = pair.now;
+        pair.starter.close(now, 3);
+        let (close, next) = pair.starter.retirement().expect("this side closed");
+        assert_eq!(close.code, CloseCode::Application(3));
+        assert!(next > 0);
+    }
+}

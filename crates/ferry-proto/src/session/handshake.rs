@@ -306,3 +306,105 @@ impl SessionCore {
         Some(len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::test_pair::{Pair, drain, open};
+
+    #[test]
+    fn a_connect_is_padded_to_the_mtu_and_announces_the_configuration() {
+        let config = Config::default();
+        let mtu = config.mtu;
+        let mut pair = Pair::connecting(config.clone());
+        // The Connect already left; the starter resends it on its timer.
+        let later = pair.now + Duration::from_secs(2);
+        pair.starter.handle_timeout(later);
+        let resent = drain(&mut pair.starter, later);
+        assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0].len(), mtu, "padded to the MTU");
+        let Packet::Connect(hs) = open(&pair.starter, &resent[0]).packet else {
+            panic!("a Connect")
+        };
+        assert_eq!(hs.max_udp_payload, own_params(&config).max_udp_payload);
+        assert_eq!(hs.initial_max_data, config.recv_window as u64);
+        assert!(SessionCore::valid_handshake(&hs));
+    }
+
+    #[test]
+    fn a_handshake_establishes_both_sides_and_says_so_once() {
+        let mut pair = Pair::connecting(Config::default());
+        pair.exchange();
+        assert_eq!(pair.starter.state(), State::Established);
+        assert_eq!(pair.listener.state(), State::Established);
+        assert!(
+            pair.listener.is_validated(),
+            "the path challenge was answered"
+        );
+        let connected = |events: Vec<SessionEvent>| {
+            events
+                .iter()
+                .filter(|e| **e == SessionEvent::Connected)
+                .count()
+        };
+        assert_eq!(
+            connected(crate::session::test_pair::events(&mut pair.starter)),
+            1
+        );
+        assert_eq!(
+            connected(crate::session::test_pair::events(&mut pair.listener)),
+            1
+        );
+    }
+
+    #[test]
+    fn parameters_below_the_minimum_are_not_a_valid_handshake() {
+        let good = own_params(&Config::default());
+        assert!(SessionCore::valid_handshake(&good));
+        for bad in [
+            Handshake {
+                max_udp_payload: MIN_MTU as u64 - 1,
+                ..good.clone()
+            },
+            Handshake {
+                max_message_size: 0,
+                ..good.clone()
+            },
+            Handshake {
+                initial_max_data: 0,
+                ..good.clone()
+            },
+            Handshake {
+                initial_max_stream_data: 0,
+                ..good.clone()
+            },
+        ] {
+            assert!(!SessionCore::valid_handshake(&bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_unproven_listener_sends_at_most_the_amplification_factor() {
+        let config = Config::default();
+        let factor = u64::from(config.amplification_factor);
+        let mtu = config.mtu as u64;
+        let mut pair = Pair::connecting(config);
+        // The starter never answers: whatever the listener has to say, it
+        // says no more than `factor` times the one Connect it received.
+        pair.listener
+            .send(crate::StreamId::DEFAULT, Bytes::from(vec![1; 1 << 20]))
+            .unwrap();
+        let mut sent = 0;
+        for step in 0..50 {
+            let now = pair.now + Duration::from_millis(100 * step);
+            pair.listener.handle_timeout(now);
+            sent += drain(&mut pair.listener, now)
+                .iter()
+                .map(|d| d.len() as u64)
+                .sum::<u64>();
+        }
+        assert!(sent > 0, "the ConnectAck and the challenge go");
+        assert!(sent <= factor * mtu, "{sent} bytes for {mtu} received");
+        assert!(!pair.listener.is_validated());
+    }
+}

@@ -7,6 +7,8 @@ mod path;
 mod recovery;
 mod recv;
 mod streams;
+#[cfg(test)]
+mod test_pair;
 pub(crate) mod timer;
 mod transmit;
 
@@ -101,7 +103,7 @@ const ACKS_PER_RTT: u32 = 4;
 const MIN_ACK_DELAY: Duration = Duration::from_millis(1);
 
 /// Things a session tells its endpoint, which turns them into [`crate::Event`]s.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum SessionEvent {
     Connected,
     Readable,

@@ -64,3 +64,38 @@ impl SessionCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::session::test_pair::Pair;
+
+    #[test]
+    fn a_clear_session_never_moves_to_another_address() {
+        let pair = Pair::established(Config::default());
+        for kind in [PacketKind::Data, PacketKind::Ack, PacketKind::Ping] {
+            assert!(!pair.listener.may_migrate(kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn datagrams_go_to_the_peer_unless_a_path_check_says_otherwise() {
+        let mut pair = Pair::established(Config::default());
+        let remote = pair.listener.remote();
+        assert_eq!(pair.listener.take_destination(), remote);
+        let elsewhere: SocketAddr = "192.0.2.9:9".parse().unwrap();
+        let now = pair.now;
+        pair.listener.check_path(now, elsewhere, 42);
+        let mut buf = Vec::new();
+        pair.listener
+            .poll_transmit(now, &mut buf)
+            .expect("a path challenge");
+        assert_eq!(pair.listener.take_destination(), elsewhere);
+        assert_eq!(
+            pair.listener.remote(),
+            remote,
+            "not moved before the answer"
+        );
+    }
+}

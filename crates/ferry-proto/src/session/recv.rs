@@ -223,3 +223,37 @@ impl SessionCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::session::test_pair::{Pair, events};
+
+    #[test]
+    fn a_message_larger_than_a_packet_arrives_whole_and_once() {
+        let mut pair = Pair::established(Config::default());
+        let message: Bytes = (0..50_000u32).map(|i| i as u8).collect::<Vec<_>>().into();
+        pair.starter
+            .send(StreamId::DEFAULT, message.clone())
+            .unwrap();
+        pair.exchange();
+        assert!(events(&mut pair.listener).contains(&SessionEvent::Readable));
+        assert_eq!(pair.listener.recv(StreamId::DEFAULT), Some(message));
+        assert_eq!(pair.listener.recv(StreamId::DEFAULT), None);
+        assert!(!pair.listener.has_unread());
+    }
+
+    #[test]
+    fn taking_a_message_returns_its_share_of_the_receive_memory() {
+        let mut pair = Pair::established(Config::default());
+        pair.starter
+            .send(StreamId::DEFAULT, Bytes::from(vec![9; 100_000]))
+            .unwrap();
+        pair.exchange();
+        let held = pair.listener.shared.recv_memory.used();
+        assert!(held >= 100_000, "{held} bytes held before reading");
+        pair.listener.recv(StreamId::DEFAULT).unwrap();
+        assert_eq!(pair.listener.shared.recv_memory.used(), 0);
+    }
+}

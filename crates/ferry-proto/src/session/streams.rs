@@ -307,3 +307,63 @@ impl SessionCore {
         Some(len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Side;
+    use crate::session::test_pair::Pair;
+
+    #[test]
+    fn streams_are_numbered_by_kind_and_opener() {
+        let mut pair = Pair::established(Config::default());
+        let a = pair
+            .starter
+            .open_stream(StreamKind::ReliableUnordered)
+            .unwrap();
+        let b = pair
+            .starter
+            .open_stream(StreamKind::ReliableUnordered)
+            .unwrap();
+        let c = pair.listener.open_stream(StreamKind::Unreliable).unwrap();
+        assert_eq!(
+            (a.kind(), a.opener(), a.sequence()),
+            (Some(StreamKind::ReliableUnordered), Side::Starter, 0)
+        );
+        assert_eq!(
+            (b.kind(), b.opener(), b.sequence()),
+            (Some(StreamKind::ReliableUnordered), Side::Starter, 1)
+        );
+        assert_eq!(
+            (c.kind(), c.opener(), c.sequence()),
+            (Some(StreamKind::Unreliable), Side::Listener, 0)
+        );
+        assert!(pair.starter.stream_ids().eq([StreamId::DEFAULT, a, b]));
+    }
+
+    #[test]
+    fn no_stream_opens_before_the_handshake() {
+        let mut pair = Pair::connecting(Config::default());
+        assert!(matches!(
+            pair.starter.open_stream(StreamKind::ReliableOrdered),
+            Err(StreamError::NotConnected)
+        ));
+    }
+
+    #[test]
+    fn a_peer_learns_of_a_stream_with_its_first_message() {
+        let mut pair = Pair::established(Config::default());
+        let id = pair
+            .starter
+            .open_stream(StreamKind::ReliableOrdered)
+            .unwrap();
+        pair.starter.send(id, Bytes::from_static(b"first")).unwrap();
+        pair.exchange();
+        let events = crate::session::test_pair::events(&mut pair.listener);
+        assert!(
+            events.contains(&SessionEvent::StreamOpened(id)),
+            "{events:?}"
+        );
+        assert_eq!(pair.listener.recv(id).as_deref(), Some(&b"first"[..]));
+    }
+}
