@@ -55,8 +55,18 @@ enum Outcome {
     NotRun,
 }
 
+/// The cargo features the workspace steps enable: `ferry bench` and `ferry demo
+/// --simulated` in the `ferry` binary, so that their tests run (the tests crate
+/// enables it too, for `tests/cli.rs`). Not `--all-features`, which would also
+/// compile quinn for ferry-bench's `peers`.
+const FEATURES: &str = "ferry-cli/bench";
+
 /// The checks, in order. Tests run under cargo-nextest when it is installed (plus
 /// `cargo test --doc`, since nextest does not run doc tests), else under `cargo test`.
+///
+/// The workspace steps build `ferry` with [`FEATURES`]; two small steps check
+/// the binary as it is installed by default, without them: clippy on it, and
+/// the tests of what it says instead of `ferry bench` and `demo --simulated`.
 fn steps() -> Vec<Step> {
     let step = |name, args: &[&str]| Step {
         name,
@@ -73,6 +83,20 @@ fn steps() -> Vec<Step> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--features",
+                FEATURES,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        step(
+            "clippy-cli",
+            &[
+                "clippy",
+                "-p",
+                "ferry-cli",
+                "--all-targets",
                 "--",
                 "-D",
                 "warnings",
@@ -82,19 +106,46 @@ fn steps() -> Vec<Step> {
     if CommandLine::cargo(&["nextest", "--version"]).succeeds_quietly() {
         steps.push(step(
             "test",
-            &["nextest", "run", "--workspace", "--no-fail-fast"],
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--features",
+                FEATURES,
+                "--no-fail-fast",
+            ],
         ));
-        steps.push(step("doctest", &["test", "--workspace", "--doc"]));
+        steps.push(step(
+            "doctest",
+            &["test", "--workspace", "--features", FEATURES, "--doc"],
+        ));
     } else {
         println!("xtask: cargo-nextest not found; tests run under `cargo test`");
-        steps.push(step("test", &["test", "--workspace", "--no-fail-fast"]));
+        steps.push(step(
+            "test",
+            &[
+                "test",
+                "--workspace",
+                "--features",
+                FEATURES,
+                "--no-fail-fast",
+            ],
+        ));
     }
+    // The default `ferry`: its unit tests and the binary's answer to `bench`.
+    steps.push(step(
+        "test-cli",
+        &["test", "-p", "ferry-cli", "--lib", "--test", "bench"],
+    ));
     steps.push(Step {
         name: "soak",
         command: crate::soak::command(2.0, false),
         tests: false,
     });
-    let doc = step("doc", &["doc", "--workspace", "--no-deps"]);
+    let doc = step(
+        "doc",
+        &["doc", "--workspace", "--features", FEATURES, "--no-deps"],
+    );
     steps.push(Step {
         command: doc.command.env("RUSTDOCFLAGS", "-D warnings"),
         ..doc

@@ -1,6 +1,7 @@
 //! `ferry demo`: a transfer across a lossy path, checked byte for byte — over
 //! real UDP sockets on loopback through Ferry's lossy relay, or (with
-//! `--simulated`) in the deterministic simulator's virtual time.
+//! `--simulated`, in a binary built with the `bench` feature) in the
+//! deterministic simulator's virtual time.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use ferry_relay::Relay;
-use ferry_sim::{LinkConfig, Transfer, TransferReport};
+use ferry_proto::{CloseReason, SessionStats};
+use ferry_relay::{LinkConfig, LinkStats, Relay};
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
 
 use crate::CliError;
@@ -34,7 +35,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Run in the simulator's virtual time instead of over real sockets: exact,
-    /// repeatable by seed, and as fast as the CPU allows.
+    /// repeatable by seed, and as fast as the CPU allows (in a ferry built
+    /// with `--features bench`).
     #[arg(long)]
     pub simulated: bool,
 }
@@ -50,6 +52,80 @@ impl Default for DemoArgs {
             simulated: false,
         }
     }
+}
+
+/// What a demo transfer saw, over real sockets or in the simulator.
+#[derive(Debug, Clone, Default)]
+struct Report {
+    /// The handshake completed.
+    connected: bool,
+    /// Messages the client queued.
+    expected: usize,
+    /// Messages that arrived matching the expected message at their position.
+    delivered: usize,
+    /// Messages that arrived not matching (wrong bytes, wrong order, extra).
+    mismatched: usize,
+    /// Payload bytes delivered intact.
+    bytes: u64,
+    /// Time from `connect` to the last message delivered (virtual when
+    /// simulated).
+    elapsed: Duration,
+    /// How the session ended, if it did.
+    closed: Option<CloseReason>,
+    /// The client's session counters, last seen.
+    client: SessionStats,
+    /// The server's session counters, last seen.
+    server: SessionStats,
+    /// Client to server link counters.
+    forward: LinkStats,
+    /// Server to client link counters.
+    backward: LinkStats,
+}
+
+impl Report {
+    /// Every message arrived intact, in order, once.
+    fn complete(&self) -> bool {
+        self.connected && self.delivered == self.expected && self.mismatched == 0
+    }
+
+    /// Delivered payload bits per second.
+    fn goodput_bps(&self) -> f64 {
+        if self.elapsed.is_zero() {
+            return 0.0;
+        }
+        self.bytes as f64 * 8.0 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs the transfer in the simulator's virtual time.
+type Simulate = fn(u64, LinkConfig, Vec<Vec<u8>>) -> Report;
+
+/// The simulated transfer: `ferry_sim::Transfer`, built in with the `bench`
+/// feature.
+#[cfg(feature = "bench")]
+fn simulator() -> Result<Simulate, CliError> {
+    Ok(|seed, link, messages| {
+        let r = ferry_sim::Transfer::new(seed, link).run(messages, Duration::from_secs(24 * 3600));
+        Report {
+            connected: r.connected,
+            expected: r.expected,
+            delivered: r.delivered,
+            mismatched: r.mismatched,
+            bytes: r.bytes,
+            elapsed: r.elapsed,
+            closed: r.closed,
+            client: r.client,
+            server: r.server,
+            forward: r.forward,
+            backward: r.backward,
+        }
+    })
+}
+
+/// Without the `bench` feature the simulator is not built in.
+#[cfg(not(feature = "bench"))]
+fn simulator() -> Result<Simulate, CliError> {
+    Err(CliError::NotBuilt("ferry demo --simulated"))
 }
 
 /// Messages of varied sizes, filled with a pattern that depends on their index,
@@ -71,6 +147,7 @@ fn messages(total: usize) -> Vec<Vec<u8>> {
 
 /// Runs the demo and writes the report.
 pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let simulate = args.simulated.then(simulator).transpose()?;
     if !(0.0..100.0).contains(&args.loss) {
         return Err(CliError::Invalid(format!(
             "--loss {} must be at least 0 and below 100",
@@ -97,13 +174,13 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     );
     let messages = messages(total);
     let count = messages.len();
-    let report = if args.simulated {
+    let report = if let Some(simulate) = simulate {
         writeln!(
             out,
             "Ferry demo: {:.1} MB over a simulated {path}, in virtual time",
             total as f64 / 1e6
         )?;
-        Transfer::new(args.seed, link).run(messages, Duration::from_secs(24 * 3600))
+        simulate(args.seed, link, messages)
     } else {
         writeln!(
             out,
@@ -129,11 +206,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
 }
 
 /// Two endpoints in this process on tokio, the relay between them.
-fn real_sockets(
-    seed: u64,
-    link: LinkConfig,
-    messages: Vec<Vec<u8>>,
-) -> Result<TransferReport, CliError> {
+fn real_sockets(seed: u64, link: LinkConfig, messages: Vec<Vec<u8>>) -> Result<Report, CliError> {
     let io = |e: std::io::Error| CliError::Invalid(format!("cannot set up sockets: {e}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -148,9 +221,9 @@ fn real_sockets(
         let relay =
             Relay::start(local, server.local_addr(), link.clone(), link, seed).map_err(io)?;
         let expected: Arc<Vec<Bytes>> = Arc::new(messages.into_iter().map(Bytes::from).collect());
-        let mut report = TransferReport {
+        let mut report = Report {
             expected: expected.len(),
-            ..TransferReport::default()
+            ..Report::default()
         };
         let start = Instant::now();
         let receiver = {
@@ -205,7 +278,7 @@ fn real_sockets(
 }
 
 fn write_report(
-    r: &TransferReport,
+    r: &Report,
     count: usize,
     simulated: bool,
     out: &mut dyn Write,
@@ -277,5 +350,21 @@ mod tests {
             ..DemoArgs::default()
         };
         assert!(matches!(run(&args, &mut out), Err(CliError::Invalid(_))));
+    }
+
+    #[cfg(not(feature = "bench"))]
+    #[test]
+    fn simulated_needs_the_bench_feature() {
+        let mut out = Vec::new();
+        let args = DemoArgs {
+            simulated: true,
+            ..DemoArgs::default()
+        };
+        let result = run(&args, &mut out);
+        assert!(
+            matches!(result, Err(CliError::NotBuilt("ferry demo --simulated"))),
+            "{result:?}"
+        );
+        assert!(out.is_empty(), "nothing is reported before the refusal");
     }
 }

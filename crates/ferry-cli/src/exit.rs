@@ -19,7 +19,8 @@ pub enum Exit {
     /// refused by the receiver, a protocol error.
     Failure = 1,
     /// The command line is wrong (clap's code): an unknown flag, a missing
-    /// or malformed argument.
+    /// or malformed argument; also a command this build of `ferry` lacks
+    /// ([`CliError::NotBuilt`]).
     Usage = 2,
     /// The network: a socket cannot be bound (port in use, not an address of
     /// this host), a name does not resolve, the peer does not answer or
@@ -57,7 +58,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    success
   1    other failure (invalid settings or configuration, files refused)
-  2    usage error (unknown flag, missing or malformed argument)
+  2    usage error (unknown flag, missing or malformed argument, command not built in)
   3    network: port in use, name not resolved, peer not answering or refusing, session lost
   4    authentication: the two sides do not use the same --key-file
   5    integrity: data did not match its BLAKE3 digest
@@ -101,6 +102,7 @@ impl CliError {
             ) => Exit::Network,
             Self::Diode(_) => Exit::Failure,
             Self::Network(_) => Exit::Network,
+            Self::NotBuilt(_) => Exit::Usage,
             Self::Authentication(_) => Exit::Authentication,
             Self::Integrity(_) => Exit::Integrity,
             Self::Interrupted => Exit::Interrupted,
@@ -168,6 +170,15 @@ mod tests {
             source: io::ErrorKind::StorageFull.into(),
         };
         assert_eq!(full.exit(), Exit::LocalIo);
+    }
+
+    #[test]
+    fn a_command_not_built_in_is_a_usage_error() {
+        let err = CliError::NotBuilt("ferry bench");
+        assert_eq!(err.exit(), Exit::Usage);
+        let message = err.to_string();
+        assert!(message.contains("`ferry bench`"), "{message}");
+        assert!(message.contains("--features bench"), "{message}");
     }
 
     /// The system's own errors, as a full disk or a forbidden directory

@@ -10,6 +10,11 @@
 //!   check` validates ([`config_cmd`]).
 //! - One-way transfer across a data diode ([`diode`]).
 //! - `ferry demo` ([`demo`]).
+//! - With the `bench` feature: `ferry bench`, the benchmark suites of
+//!   `ferry-bench`, and `ferry demo --simulated`, in the simulator's virtual
+//!   time. Without it the binary links neither the suites (every runtime,
+//!   RaptorQ's baselines) nor the simulator, and both commands fail with
+//!   [`CliError::NotBuilt`], which says how to get them.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -84,10 +89,25 @@ pub enum Command {
     /// Measure Ferry on this machine over loopback (suites: bulk, latency,
     /// many, efficiency, sessions, diode) and print one table, each figure
     /// beside a baseline from the same run (TCP, raw UDP, the codec).
+    #[cfg(feature = "bench")]
     Bench(ferry_bench::RunArgs),
     /// One side of a `bench` transfer, in a child process.
+    #[cfg(feature = "bench")]
     #[command(hide = true)]
     BenchRole(ferry_bench::RoleArgs),
+    /// Measure Ferry on this machine over loopback (not built into this
+    /// binary: reinstall ferry with `--features bench`).
+    #[cfg(not(feature = "bench"))]
+    Bench(NotBuiltArgs),
+}
+
+/// The arguments of a command this build of `ferry` lacks: anything, since
+/// the command fails with [`CliError::NotBuilt`] whatever it is given.
+#[derive(Debug, clap::Args)]
+pub struct NotBuiltArgs {
+    /// Ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
 }
 
 /// `n` and the noun, singular or plural: "1 file", "2 files".
@@ -127,6 +147,15 @@ pub enum CliError {
     /// Interrupted (Ctrl-C) before the work was done.
     #[error("interrupted")]
     Interrupted,
+    /// The command needs a part of `ferry` this binary was built without
+    /// (the `bench` feature: `ferry bench`, `ferry demo --simulated`); the
+    /// message says how to build it in.
+    #[error(
+        "`{0}` is not built into this binary: reinstall ferry with the `bench` feature \
+         (`cargo install ferry-cli --features bench`; in a checkout, \
+         `cargo run -p ferry-cli --features bench -- …`)"
+    )]
+    NotBuilt(&'static str),
     /// A file, directory or connection could not be used; the context says
     /// which and what to do.
     #[error("{context}: {source}")]
@@ -154,13 +183,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::DiodeReceiveFile(args) => diode::file::run_receive(&args, out),
         Command::DiodeSendDir(args) => diode::dir::run(&args, out),
         // Children are `ferry bench-role …`.
+        #[cfg(feature = "bench")]
         Command::Bench(args) => {
             ferry_bench::run(&args, &ferry_bench::Host::new(&["bench-role"]), out)
                 .map_err(|e| CliError::TransferFailed(e.to_string()))
         }
+        #[cfg(feature = "bench")]
         Command::BenchRole(role) => role
             .run()
             .map_err(|e| CliError::TransferFailed(e.to_string())),
+        #[cfg(not(feature = "bench"))]
+        Command::Bench(_) => Err(CliError::NotBuilt("ferry bench")),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use ferry_sim::link::LinkConfig;
+use ferry_netem::LinkConfig;
 use tracing::{debug, error, info, warn};
 
 use crate::direction::{Blackhole, Direction, DirectionStats, frame};
@@ -62,7 +62,7 @@ pub struct RelayStats {
 ///
 /// Clients send to [`Relay::local_addr`]; the relay forwards to the upstream and
 /// sends the upstream's answers back to the client they are meant for, passing each
-/// direction through its own [`ferry_sim::link::Link`]. See the
+/// direction through its own [`ferry_netem::Link`]. See the
 /// [crate documentation](crate) for an example.
 ///
 /// # Clients and routing

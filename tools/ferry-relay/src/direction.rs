@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_sim::link::{Link, LinkConfig, LinkStats};
+use ferry_netem::{Link, LinkConfig, LinkStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

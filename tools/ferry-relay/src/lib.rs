@@ -3,8 +3,9 @@
 //! Where the kernel offers no `tc netem`, a [`Relay`] stands between a client and a
 //! server on loopback: the client sends to the relay's address, the relay forwards to
 //! the server and sends the server's answers back to the client, applying network
-//! faults in each direction. The faults are those of Ferry's simulator,
-//! [`ferry_sim::link`] — random and Gilbert–Elliott burst loss, reordering,
+//! faults in each direction. The faults are those of Ferry's link model,
+//! [`ferry_netem`], which its simulator runs in virtual time — random and
+//! Gilbert–Elliott burst loss, reordering,
 //! duplication, corruption, latency and jitter, a bandwidth cap with a tail-drop queue
 //! — in real time, plus timed blackholes. Any number of clients (up to
 //! [`MAX_CLIENTS`]) can share one relay; the server sees a distinct source address
@@ -51,5 +52,5 @@ mod direction;
 mod relay;
 
 pub use direction::DirectionStats;
-pub use ferry_sim::link::{LinkConfig, LinkStats, Loss};
+pub use ferry_netem::{LinkConfig, LinkStats, Loss};
 pub use relay::{MAX_CLIENTS, Relay, RelayStats};

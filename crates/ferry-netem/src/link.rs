@@ -1,0 +1,591 @@
+//! [`Link`]: datagrams in, datagrams out at their arrival times, with the
+//! conditions of its [`LinkConfig`] applied on the way.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{LinkConfig, Loss};
+use crate::queue::Bottleneck;
+
+/// Fixed part of the extra delay of a duplicated datagram's second copy.
+const DUPLICATE_GAP: Duration = Duration::from_micros(1);
+/// Upper bound (inclusive, in nanoseconds) of the random part of that extra delay.
+const DUPLICATE_SPREAD_NANOS: u64 = 1_000;
+
+/// Counters kept by a [`Link`].
+///
+/// Duplicated copies are counted in `delivered`, so `delivered` may exceed `sent`.
+/// Once the link has drained,
+/// `sent == lost + queue_dropped + delivered - duplicated`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Datagrams passed to [`Link::send`].
+    pub sent: u64,
+    /// Payload bytes passed to [`Link::send`].
+    pub sent_bytes: u64,
+    /// Datagrams returned by [`Link::pop_arrival`] (duplicate copies included).
+    pub delivered: u64,
+    /// Payload bytes returned by [`Link::pop_arrival`].
+    pub delivered_bytes: u64,
+    /// Datagrams dropped by the loss model.
+    pub lost: u64,
+    /// Datagrams tail-dropped by the bottleneck queue.
+    pub queue_dropped: u64,
+    /// Datagrams for which an extra copy was scheduled.
+    pub duplicated: u64,
+    /// Datagrams that had one bit flipped.
+    pub corrupted: u64,
+    /// Datagrams held back by the reorder delay.
+    pub reordered: u64,
+}
+
+/// A datagram scheduled to arrive; ordered by `(at, seq)` only.
+#[derive(Debug, Clone)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    datagram: Bytes,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// One direction of a network path, in the caller's time (virtual or real).
+///
+/// # Determinism
+///
+/// Random draws are taken only for enabled features (a probability strictly between
+/// 0 and 1, a non-zero jitter), always in the same order, so for a given seed the
+/// outcome depends only on the configuration and the sequence of calls. Arrival-time
+/// ties are broken by scheduling order.
+#[derive(Debug, Clone)]
+pub struct Link {
+    config: LinkConfig,
+    rng: ChaCha8Rng,
+    /// Gilbert–Elliott chain state (`true` = bad).
+    ge_bad: bool,
+    /// The bandwidth cap's queue (used only when `bandwidth_bps` is set).
+    bottleneck: Bottleneck,
+    next_seq: u64,
+    in_flight: BinaryHeap<Reverse<Scheduled>>,
+    stats: LinkStats,
+}
+
+impl Link {
+    /// Creates a link with `config`, drawing all randomness from a ChaCha8 generator
+    /// seeded with `seed`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if [`LinkConfig::validate`] fails.
+    pub fn new(config: LinkConfig, seed: u64) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid LinkConfig: {e}");
+        }
+        Self {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            ge_bad: false,
+            bottleneck: Bottleneck::default(),
+            next_seq: 0,
+            in_flight: BinaryHeap::new(),
+            stats: LinkStats::default(),
+        }
+    }
+
+    /// The link's configuration.
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// Changes the conditions for datagrams sent from now on. Datagrams already in
+    /// flight arrive as they were scheduled.
+    ///
+    /// # Panics
+    ///
+    /// Panics if [`LinkConfig::validate`] fails.
+    pub fn set_config(&mut self, config: LinkConfig) {
+        if let Err(e) = config.validate() {
+            panic!("invalid LinkConfig: {e}");
+        }
+        self.config = config;
+    }
+
+    /// A datagram enters the link at `now`.
+    ///
+    /// `now` should not go backwards between calls; the bottleneck queue assumes a
+    /// monotonic clock.
+    pub fn send(&mut self, now: Instant, datagram: Bytes) {
+        let len = datagram.len();
+        self.stats.sent += 1;
+        self.stats.sent_bytes += len as u64;
+
+        if self.is_lost() {
+            self.stats.lost += 1;
+            return;
+        }
+
+        let departure = match self.config.bandwidth_bps {
+            None => now,
+            Some(bps) => match self
+                .bottleneck
+                .enqueue(now, len, bps, self.config.queue_limit_bytes)
+            {
+                Some(departure) => departure,
+                None => {
+                    self.stats.queue_dropped += 1;
+                    return;
+                }
+            },
+        };
+
+        let mut arrival = departure + self.config.latency;
+        let jitter_nanos = duration_nanos_u64(self.config.jitter);
+        if jitter_nanos > 0 {
+            arrival += Duration::from_nanos(self.rng.random_range(0..=jitter_nanos));
+        }
+        if self.chance(self.config.reorder) {
+            arrival += self.config.reorder_delay;
+            self.stats.reordered += 1;
+        }
+
+        let datagram = if len > 0 && self.chance(self.config.corrupt) {
+            self.stats.corrupted += 1;
+            let bit = self.rng.random_range(0..len * 8);
+            let mut copy = datagram.to_vec();
+            copy[bit / 8] ^= 1 << (bit % 8);
+            Bytes::from(copy)
+        } else {
+            datagram
+        };
+
+        let duplicate = if self.chance(self.config.duplicate) {
+            self.stats.duplicated += 1;
+            let spread = self.rng.random_range(0..=DUPLICATE_SPREAD_NANOS);
+            Some(arrival + DUPLICATE_GAP + Duration::from_nanos(spread))
+        } else {
+            None
+        };
+
+        if let Some(at) = duplicate {
+            self.schedule(arrival, datagram.clone());
+            self.schedule(at, datagram);
+        } else {
+            self.schedule(arrival, datagram);
+        }
+    }
+
+    /// When the next datagram arrives at the far end, if any is in flight.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        self.in_flight.peek().map(|Reverse(s)| s.at)
+    }
+
+    /// Removes and returns the earliest datagram whose arrival time is <= now.
+    pub fn pop_arrival(&mut self, now: Instant) -> Option<Bytes> {
+        if self.next_arrival()? > now {
+            return None;
+        }
+        let Reverse(scheduled) = self.in_flight.pop()?;
+        self.stats.delivered += 1;
+        self.stats.delivered_bytes += scheduled.datagram.len() as u64;
+        Some(scheduled.datagram)
+    }
+
+    /// Number of datagrams (duplicate copies included) scheduled but not yet popped.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Counters accumulated since the link was created.
+    pub fn stats(&self) -> &LinkStats {
+        &self.stats
+    }
+
+    /// Bernoulli trial; draws from the generator only when `0 < p < 1`.
+    fn chance(&mut self, p: f64) -> bool {
+        if p <= 0.0 {
+            false
+        } else if p >= 1.0 {
+            true
+        } else {
+            self.rng.random::<f64>() < p
+        }
+    }
+
+    /// Applies the loss model to one datagram.
+    fn is_lost(&mut self) -> bool {
+        match self.config.loss {
+            Loss::None => false,
+            Loss::Random(p) => self.chance(p),
+            Loss::GilbertElliott {
+                p_good_to_bad,
+                p_bad_to_good,
+                loss_in_good,
+                loss_in_bad,
+            } => {
+                if self.ge_bad {
+                    if self.chance(p_bad_to_good) {
+                        self.ge_bad = false;
+                    }
+                } else if self.chance(p_good_to_bad) {
+                    self.ge_bad = true;
+                }
+                let p = if self.ge_bad {
+                    loss_in_bad
+                } else {
+                    loss_in_good
+                };
+                self.chance(p)
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, datagram: Bytes) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight
+            .push(Reverse(Scheduled { at, seq, datagram }));
+    }
+}
+
+fn duration_nanos_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn default_is_perfect() {
+        let c = LinkConfig::default();
+        assert_eq!(c.latency, Duration::ZERO);
+        assert_eq!(c.loss, Loss::None);
+        assert_eq!(c.bandwidth_bps, None);
+        assert_eq!(c.queue_limit_bytes, 1024 * 1024);
+        assert!(c.validate().is_ok());
+
+        let t0 = base();
+        let mut link = Link::new(c, 7);
+        link.send(t0, Bytes::from_static(b"hi"));
+        assert_eq!(link.next_arrival(), Some(t0));
+        assert_eq!(link.pop_arrival(t0).as_deref(), Some(&b"hi"[..]));
+        assert_eq!(link.in_flight(), 0);
+    }
+
+    #[test]
+    fn perfect_link_delivers_in_order_after_latency() {
+        let t0 = base();
+        let mut link = Link::new(LinkConfig::default().latency(ms(10)), 1);
+        for i in 0..100u32 {
+            link.send(t0 + Duration::from_micros(u64::from(i)), numbered(i, 100));
+        }
+        assert_eq!(link.in_flight(), 100);
+        assert_eq!(link.next_arrival(), Some(t0 + ms(10)));
+        assert!(link.pop_arrival(t0 + ms(9)).is_none());
+        let got = drain_all(&mut link);
+        assert_eq!(got.len(), 100);
+        for (i, (at, b)) in got.iter().enumerate() {
+            assert_eq!(number_of(b), i as u32);
+            assert_eq!(*at, t0 + Duration::from_micros(i as u64) + ms(10));
+        }
+        // Same-instant sends keep send order.
+        for i in 0..10u32 {
+            link.send(t0 + ms(100), numbered(i, 8));
+        }
+        let got = drain_all(&mut link);
+        let order: Vec<u32> = got.iter().map(|(_, b)| number_of(b)).collect();
+        assert_eq!(order, (0..10).collect::<Vec<_>>());
+        let s = link.stats();
+        assert_eq!(
+            (s.sent, s.delivered, s.lost, s.queue_dropped),
+            (110, 110, 0, 0)
+        );
+        assert_eq!(s.sent_bytes, s.delivered_bytes);
+    }
+
+    fn run_scenario(seed: u64) -> (Vec<(Duration, Bytes)>, LinkStats) {
+        let t0 = base();
+        let mut link = Link::new(chaotic_config(), seed);
+        let mut out = Vec::new();
+        for i in 0..2000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 500);
+            link.send(now, numbered(i, 200 + (i as usize % 700)));
+            out.extend(
+                drain(&mut link, now)
+                    .into_iter()
+                    .map(|(at, b)| (at - t0, b)),
+            );
+        }
+        out.extend(drain_all(&mut link).into_iter().map(|(at, b)| (at - t0, b)));
+        (out, link.stats().clone())
+    }
+
+    #[test]
+    fn same_seed_same_output_different_seed_differs() {
+        let a = run_scenario(42);
+        let b = run_scenario(42);
+        assert_eq!(a, b);
+        let c = run_scenario(43);
+        assert_ne!(a.0, c.0);
+        let s = &a.1;
+        assert!(s.lost > 0 && s.queue_dropped > 0 && s.duplicated > 0);
+        assert!(s.corrupted > 0 && s.reordered > 0);
+        assert_eq!(
+            s.sent,
+            s.lost + s.queue_dropped + s.delivered - s.duplicated
+        );
+    }
+
+    #[test]
+    fn random_loss_rate() {
+        let t0 = base();
+        let p = 0.1;
+        let mut link = Link::new(LinkConfig::default().random_loss(p), 3);
+        let n = 100_000u32;
+        let payload = Bytes::from_static(b"x");
+        for _ in 0..n {
+            link.send(t0, payload.clone());
+            link.pop_arrival(t0);
+        }
+        let rate = link.stats().lost as f64 / f64::from(n);
+        // Standard deviation is ~0.00095; allow ~5 sigma.
+        assert!((rate - p).abs() < 0.005, "loss rate {rate}");
+        assert_eq!(link.stats().lost + link.stats().delivered, u64::from(n));
+        assert!((Loss::Random(p).expected_loss_rate() - p).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gilbert_elliott_bursts() {
+        let t0 = base();
+        let loss = Loss::GilbertElliott {
+            p_good_to_bad: 0.05,
+            p_bad_to_good: 0.25,
+            loss_in_good: 0.0,
+            loss_in_bad: 1.0,
+        };
+        let mut link = Link::new(LinkConfig::default().loss(loss), 11);
+        let n = 100_000;
+        let payload = Bytes::from_static(b"x");
+        let mut bursts = Vec::new();
+        let mut run = 0u32;
+        for _ in 0..n {
+            let before = link.stats().lost;
+            link.send(t0, payload.clone());
+            link.pop_arrival(t0);
+            if link.stats().lost > before {
+                run += 1;
+            } else if run > 0 {
+                bursts.push(run);
+                run = 0;
+            }
+        }
+        let mean_burst = bursts.iter().map(|&b| f64::from(b)).sum::<f64>() / bursts.len() as f64;
+        assert!((mean_burst - 4.0).abs() < 0.3, "mean burst {mean_burst}");
+        let expected = loss.expected_loss_rate();
+        assert!((expected - 0.05 / 0.30).abs() < 1e-12);
+        let rate = link.stats().lost as f64 / f64::from(n);
+        assert!(
+            (rate - expected).abs() < 0.01,
+            "loss rate {rate} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn reorder_produces_out_of_order_arrivals() {
+        let t0 = base();
+        let config = LinkConfig::default().latency(ms(10)).reorder(0.2, ms(5));
+        let mut link = Link::new(config, 13);
+        let n = 5000u32;
+        for i in 0..n {
+            link.send(t0 + ms(u64::from(i)), numbered(i, 16));
+        }
+        let got = drain_all(&mut link);
+        assert_eq!(got.len(), n as usize);
+        let mut max_seen = None;
+        let mut out_of_order = 0;
+        for (_, b) in &got {
+            let k = number_of(b);
+            if max_seen.is_some_and(|m| k < m) {
+                out_of_order += 1;
+            }
+            max_seen = max_seen.max(Some(k));
+        }
+        let reordered = link.stats().reordered;
+        assert!(
+            (reordered as f64 / f64::from(n) - 0.2).abs() < 0.03,
+            "{reordered}"
+        );
+        assert!(out_of_order > 0);
+        // Arrival times never go backwards.
+        assert!(got.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn duplicate_rate() {
+        let t0 = base();
+        let mut link = Link::new(LinkConfig::default().latency(ms(1)).duplicate(0.1), 17);
+        let n = 20_000u32;
+        let mut seen = vec![0u32; n as usize];
+        for i in 0..n {
+            let now = t0 + ms(u64::from(i));
+            link.send(now, numbered(i, 8));
+            for (_, b) in drain(&mut link, now) {
+                seen[number_of(&b) as usize] += 1;
+            }
+        }
+        for (_, b) in drain_all(&mut link) {
+            seen[number_of(&b) as usize] += 1;
+        }
+        let s = link.stats();
+        let rate = s.duplicated as f64 / f64::from(n);
+        assert!((rate - 0.1).abs() < 0.01, "duplicate rate {rate}");
+        assert_eq!(s.delivered, u64::from(n) + s.duplicated);
+        let twice = seen.iter().filter(|&&c| c == 2).count() as u64;
+        assert_eq!(twice, s.duplicated);
+        assert!(seen.iter().all(|&c| c == 1 || c == 2));
+    }
+
+    #[test]
+    fn duplicate_arrives_slightly_later() {
+        let t0 = base();
+        let mut link = Link::new(LinkConfig::default().latency(ms(3)).duplicate(1.0), 1);
+        link.send(t0, Bytes::from_static(b"dup"));
+        let got = drain_all(&mut link);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, t0 + ms(3));
+        let gap = got[1].0 - got[0].0;
+        assert!(gap >= Duration::from_micros(1) && gap <= Duration::from_micros(2));
+        assert_eq!(got[0].1, got[1].1);
+    }
+
+    #[test]
+    fn corruption_flips_exactly_one_bit() {
+        let t0 = base();
+        let mut link = Link::new(LinkConfig::default().corrupt(0.1), 23);
+        let n = 20_000u32;
+        let originals: Vec<Bytes> = (0..n).map(|i| numbered(i, 64)).collect();
+        let mut corrupted = 0u64;
+        for original in &originals {
+            link.send(t0, original.clone());
+            let got = link.pop_arrival(t0).unwrap();
+            let flipped: u32 = original
+                .iter()
+                .zip(got.iter())
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            assert_eq!(got.len(), original.len());
+            assert!(flipped <= 1);
+            corrupted += u64::from(flipped);
+        }
+        // The caller's buffers were never mutated.
+        for (i, original) in originals.iter().enumerate() {
+            assert_eq!(*original, numbered(i as u32, 64));
+        }
+        assert_eq!(corrupted, link.stats().corrupted);
+        let rate = corrupted as f64 / f64::from(n);
+        assert!((rate - 0.1).abs() < 0.01, "corrupt rate {rate}");
+    }
+
+    #[test]
+    fn zero_length_datagram_is_fine() {
+        let t0 = base();
+        let config = LinkConfig::default()
+            .corrupt(1.0)
+            .duplicate(1.0)
+            .jitter(ms(1))
+            .bandwidth(1_000)
+            .queue_limit(0);
+        let mut link = Link::new(config, 0);
+        link.send(t0, Bytes::new());
+        let got = drain_all(&mut link);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|(_, b)| b.is_empty()));
+        let s = link.stats();
+        assert_eq!((s.corrupted, s.duplicated, s.queue_dropped), (0, 1, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid LinkConfig")]
+    fn new_panics_on_invalid_config() {
+        let _ = Link::new(LinkConfig::default().random_loss(2.0), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn accounting_and_ordering_hold(
+            seed in any::<u64>(),
+            loss in 0.0..=1.0f64,
+            dup in 0.0..=1.0f64,
+            reorder in 0.0..=1.0f64,
+            bps in proptest::option::of(1_000u64..100_000_000),
+            queue in 0usize..50_000,
+            sends in proptest::collection::vec((0u64..2_000, 0usize..1_500), 0..200),
+        ) {
+            let t0 = base();
+            let config = LinkConfig::default()
+                .latency(ms(7))
+                .jitter(ms(3))
+                .random_loss(loss)
+                .reorder(reorder, ms(4))
+                .duplicate(dup)
+                .corrupt(0.5)
+                .queue_limit(queue);
+            let config = match bps {
+                Some(b) => config.bandwidth(b),
+                None => config,
+            };
+            let mut link = Link::new(config, seed);
+            let mut now = t0;
+            let mut last_pop = t0;
+            for (gap_us, len) in sends {
+                now += Duration::from_micros(gap_us);
+                link.send(now, Bytes::from(vec![0xA5; len]));
+                if let Some(at) = link.next_arrival() {
+                    // Nothing ever arrives before latency has elapsed since t0.
+                    prop_assert!(at >= t0 + ms(7));
+                }
+                while let Some(at) = link.next_arrival() {
+                    if at > now { break; }
+                    prop_assert!(at >= last_pop);
+                    last_pop = at;
+                    prop_assert!(link.pop_arrival(now).is_some());
+                }
+            }
+            while let Some(at) = link.next_arrival() {
+                prop_assert!(at >= last_pop);
+                last_pop = at;
+                link.pop_arrival(at);
+            }
+            let s = link.stats();
+            prop_assert_eq!(link.in_flight(), 0);
+            prop_assert_eq!(s.sent, s.lost + s.queue_dropped + s.delivered - s.duplicated);
+        }
+    }
+}
