@@ -1,30 +1,14 @@
-//! The driven API on tokio, over real sockets on loopback.
+//! What only the tokio adapter has: its drivers are tasks of the caller's
+//! runtime, and die with it.
+//!
+//! The scenarios every driver shares run on tokio too, from the workspace's
+//! `tests/conformance.rs`.
 
-use std::time::Duration;
+use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
 
-use ferry_tokio::{
-    BindError, CloseReason, Config, ConnectError, Endpoint, EndpointConfig, EndpointExt, RecvError,
-    SendError, State,
-};
-
-/// `future`'s output, or `None` once `limit` has passed.
-async fn timeout<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(limit, future).await.ok()
+fn local() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
 }
-
-/// Runs `test` on a fresh multi-threaded runtime (its drivers with it),
-/// failing (instead of hanging) if it is still running after 30 s.
-fn run<T>(test: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(timeout(Duration::from_secs(30), test))
-        .expect("still running after 30 s: a lost wake-up?")
-}
-
-include!("../../ferry-async/conformance/session.rs");
 
 #[test]
 fn runtime_shutdown_wakes_every_waiter() {
