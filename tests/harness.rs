@@ -103,7 +103,7 @@ pub fn within<T: Send + 'static>(secs: u64, test: impl FnOnce() -> T + Send + 's
 /// holding a test of the same name that calls it with that driver. The one
 /// way the cross-crate tests run a scenario on every driver:
 ///
-/// ```ignore
+/// ```text
 /// fn messages_arrive(driver: Driver) { /* … */ }
 ///
 /// ferry_tests::on_every_driver! {
