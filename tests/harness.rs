@@ -1,14 +1,15 @@
 //! Drivers behind one interface, and deterministic test messages.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_async::{
-    BroadcastReport, CloseReason, ClosedEvent, ConnectError, EndpointConfig, EndpointStats,
-    SessionId, SessionStats, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
-    StreamSendError,
+use ferry_async::types::{
+    BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
+    EndpointConfig, EndpointStats, RecvError, SendError, SessionId, SessionStats, State, StreamEnd,
+    StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
 };
 use futures_lite::future::{self, block_on};
 
@@ -34,9 +35,18 @@ impl Driver {
         Driver::Blocking,
     ];
 
-    /// Binds an endpoint on this driver.
+    /// Binds an endpoint on this driver; panics if binding fails.
     pub fn bind(self, addr: SocketAddr, config: EndpointConfig) -> Box<dyn Peer> {
-        match self {
+        self.try_bind(addr, config).expect("bind")
+    }
+
+    /// Binds an endpoint on this driver, or says why it could not.
+    pub fn try_bind(
+        self,
+        addr: SocketAddr,
+        config: EndpointConfig,
+    ) -> Result<Box<dyn Peer>, BindError> {
+        Ok(match self {
             Driver::Tokio => {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -45,8 +55,7 @@ impl Driver {
                     .expect("tokio runtime");
                 let endpoint = {
                     let _guard = rt.enter();
-                    <ferry_async::Endpoint as ferry_tokio::EndpointExt>::bind(addr, config)
-                        .expect("bind")
+                    <ferry_async::Endpoint as ferry_tokio::EndpointExt>::bind(addr, config)?
                 };
                 Box::new(AsyncPeer {
                     endpoint,
@@ -56,20 +65,71 @@ impl Driver {
             Driver::AsyncStd => Box::new(AsyncPeer {
                 endpoint: <ferry_async::Endpoint as ferry_async_std::EndpointExt>::bind(
                     addr, config,
-                )
-                .expect("bind"),
+                )?,
                 _runtime: None,
             }),
             Driver::Smol => Box::new(AsyncPeer {
-                endpoint: <ferry_async::Endpoint as ferry_smol::EndpointExt>::bind(addr, config)
-                    .expect("bind"),
+                endpoint: <ferry_async::Endpoint as ferry_smol::EndpointExt>::bind(addr, config)?,
                 _runtime: None,
             }),
-            Driver::Blocking => {
-                Box::new(ferry_blocking::Endpoint::bind(addr, config).expect("bind"))
-            }
-        }
+            Driver::Blocking => Box::new(ferry_blocking::Endpoint::bind(addr, config)?),
+        })
     }
+}
+
+/// Runs `test` on a thread of its own and fails if it takes longer than
+/// `secs`: a call that never returns (a lost wake-up) is a failure, not a
+/// hung run. A panic in `test` is passed on.
+pub fn within<T: Send + 'static>(secs: u64, test: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        let _ = tx.send(test());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // The test panicked: report its panic.
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test still blocked after {secs} s"),
+    }
+}
+
+/// Defines, for each test function named (a `fn(Driver)`), one `#[test]` per
+/// driver: a module per driver (`tokio`, `async_std`, `smol`, `blocking`)
+/// holding a test of the same name that calls it with that driver. The one
+/// way the cross-crate tests run a scenario on every driver:
+///
+/// ```text
+/// fn messages_arrive(driver: Driver) { /* … */ }
+///
+/// ferry_tests::on_every_driver! {
+///     messages_arrive,
+/// }
+/// // cargo test -p ferry-tests --test <file> smol::messages_arrive
+/// ```
+#[macro_export]
+macro_rules! on_every_driver {
+    ($($test:ident,)*) => {
+        $crate::on_every_driver!(@on tokio: Tokio; $($test,)*);
+        $crate::on_every_driver!(@on async_std: AsyncStd; $($test,)*);
+        $crate::on_every_driver!(@on smol: Smol; $($test,)*);
+        $crate::on_every_driver!(@on blocking: Blocking; $($test,)*);
+    };
+    (@on $module:ident: $driver:ident; $($test:ident,)*) => {
+        #[doc = concat!("The tests of this file on the `", stringify!($driver), "` driver.")]
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::harness::Driver::$driver);
+                }
+            )*
+        }
+    };
 }
 
 /// An endpoint, whatever drives it.
@@ -100,6 +160,8 @@ pub trait Peer: Send + Sync {
     fn set_accept_incoming(&self, accept: bool);
     /// Closes every session and stops.
     fn close(&self);
+    /// Whether the endpoint is closed.
+    fn is_closed(&self) -> bool;
 }
 
 /// A subscription to closed sessions, whatever drives it.
@@ -113,10 +175,26 @@ pub trait Subscription: Send {
 pub trait Conn: Send + Sync {
     /// The session's id.
     fn id(&self) -> SessionId;
+    /// Another handle on the same session (the session closes when the last
+    /// one is dropped).
+    fn clone_handle(&self) -> Box<dyn Conn>;
+    /// The peer's address.
+    fn remote_addr(&self) -> SocketAddr;
+    /// Where the session stands.
+    fn state(&self) -> State;
+    /// The largest message `send` takes.
+    fn max_message_size(&self) -> usize;
+    /// The largest datagram `send_datagram` takes.
+    fn max_datagram_size(&self) -> usize;
     /// Sends a message (waits under backpressure).
-    fn send(&self, message: Bytes) -> Result<(), String>;
+    fn send(&self, message: Bytes) -> Result<(), SendError>;
     /// Receives the next message.
-    fn recv(&self) -> Result<Bytes, String>;
+    fn recv(&self) -> Result<Bytes, RecvError>;
+    /// Sends an unreliable datagram.
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), DatagramError>;
+    /// The next datagram; `Err(RecvError::Timeout)` when none came within
+    /// `timeout`.
+    fn recv_datagram(&self, timeout: Duration) -> Result<Bytes, RecvError>;
     /// Closes with an application code.
     fn close(&self, code: u64);
     /// Waits for the end of the session.
@@ -214,6 +292,10 @@ impl Peer for AsyncPeer {
     fn close(&self) {
         block_on(self.endpoint.close());
     }
+
+    fn is_closed(&self) -> bool {
+        self.endpoint.is_closed()
+    }
 }
 
 struct AsyncSubscription(ferry_async::ClosedEvents);
@@ -234,12 +316,43 @@ impl Conn for AsyncConn {
         self.0.id()
     }
 
-    fn send(&self, message: Bytes) -> Result<(), String> {
-        block_on(self.0.send(message)).map_err(|e| e.to_string())
+    fn clone_handle(&self) -> Box<dyn Conn> {
+        Box::new(AsyncConn(self.0.clone()))
     }
 
-    fn recv(&self) -> Result<Bytes, String> {
-        block_on(self.0.recv()).map_err(|e| e.to_string())
+    fn remote_addr(&self) -> SocketAddr {
+        self.0.remote_addr()
+    }
+
+    fn state(&self) -> State {
+        self.0.state()
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.0.max_message_size()
+    }
+
+    fn max_datagram_size(&self) -> usize {
+        self.0.max_datagram_size()
+    }
+
+    fn send(&self, message: Bytes) -> Result<(), SendError> {
+        block_on(self.0.send(message))
+    }
+
+    fn recv(&self) -> Result<Bytes, RecvError> {
+        block_on(self.0.recv())
+    }
+
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), DatagramError> {
+        self.0.send_datagram(datagram)
+    }
+
+    fn recv_datagram(&self, timeout: Duration) -> Result<Bytes, RecvError> {
+        block_on(future::or(self.0.recv_datagram(), async {
+            async_io::Timer::after(timeout).await;
+            Err(RecvError::Timeout)
+        }))
     }
 
     fn close(&self, code: u64) {
@@ -369,6 +482,10 @@ impl Peer for ferry_blocking::Endpoint {
     fn close(&self) {
         ferry_blocking::Endpoint::close(self);
     }
+
+    fn is_closed(&self) -> bool {
+        ferry_blocking::Endpoint::is_closed(self)
+    }
 }
 
 impl Subscription for ferry_blocking::ClosedEvents {
@@ -382,12 +499,40 @@ impl Conn for ferry_blocking::Session {
         ferry_blocking::Session::id(self)
     }
 
-    fn send(&self, message: Bytes) -> Result<(), String> {
-        ferry_blocking::Session::send(self, message).map_err(|e| e.to_string())
+    fn clone_handle(&self) -> Box<dyn Conn> {
+        Box::new(self.clone())
     }
 
-    fn recv(&self) -> Result<Bytes, String> {
-        ferry_blocking::Session::recv(self).map_err(|e| e.to_string())
+    fn remote_addr(&self) -> SocketAddr {
+        ferry_blocking::Session::remote_addr(self)
+    }
+
+    fn state(&self) -> State {
+        ferry_blocking::Session::state(self)
+    }
+
+    fn max_message_size(&self) -> usize {
+        ferry_blocking::Session::max_message_size(self)
+    }
+
+    fn max_datagram_size(&self) -> usize {
+        ferry_blocking::Session::max_datagram_size(self)
+    }
+
+    fn send(&self, message: Bytes) -> Result<(), SendError> {
+        ferry_blocking::Session::send(self, message)
+    }
+
+    fn recv(&self) -> Result<Bytes, RecvError> {
+        ferry_blocking::Session::recv(self)
+    }
+
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), DatagramError> {
+        ferry_blocking::Session::send_datagram(self, datagram)
+    }
+
+    fn recv_datagram(&self, timeout: Duration) -> Result<Bytes, RecvError> {
+        ferry_blocking::Session::recv_datagram_timeout(self, timeout)
     }
 
     fn close(&self, code: u64) {

@@ -1,5 +1,7 @@
 //! Shared harness of the cross-crate tests: one small interface over every
-//! driver, so that each can play client or server against each other.
+//! driver, so that each can play client or server against each other, and
+//! [`on_every_driver!`], the one way to run a scenario on every driver
+//! (`conformance.rs`, `streams.rs`, `manager.rs` use it).
 //!
 //! The async drivers share their handle types (`ferry_async`); what differs is
 //! the runtime that runs the driver task. Their handles are driven here from

@@ -499,29 +499,7 @@ fn stop_accepting_keeps_existing_sessions(driver: Driver) {
     server.close();
 }
 
-macro_rules! on_every_driver {
-    ($($test:ident,)*) => {
-        on_every_driver!(@on tokio: Tokio; $($test,)*);
-        on_every_driver!(@on async_std: AsyncStd; $($test,)*);
-        on_every_driver!(@on smol: Smol; $($test,)*);
-        on_every_driver!(@on blocking: Blocking; $($test,)*);
-    };
-    (@on $module:ident: $driver:ident; $($test:ident,)*) => {
-        /// The manager tests on this driver.
-        mod $module {
-            use super::Driver;
-
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(Driver::$driver);
-                }
-            )*
-        }
-    };
-}
-
-on_every_driver! {
+ferry_tests::on_every_driver! {
     list_get_count,
     closed_sessions_vanish,
     broadcast_to_all_and_a_subset,
@@ -534,6 +512,6 @@ on_every_driver! {
 
 #[test]
 fn every_driver_is_covered() {
-    // Adding a driver means adding it to `on_every_driver!` above.
+    // Adding a driver means adding it to `on_every_driver!` (harness.rs).
     assert_eq!(Driver::ALL.len(), 4);
 }

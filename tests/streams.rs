@@ -653,29 +653,7 @@ fn blocking_std_io_copy_echo() {
     client.close();
 }
 
-macro_rules! on_every_driver {
-    ($($test:ident,)*) => {
-        on_every_driver!(@on tokio: Tokio; $($test,)*);
-        on_every_driver!(@on async_std: AsyncStd; $($test,)*);
-        on_every_driver!(@on smol: Smol; $($test,)*);
-        on_every_driver!(@on blocking: Blocking; $($test,)*);
-    };
-    (@on $module:ident: $driver:ident; $($test:ident,)*) => {
-        /// The stream tests on this driver.
-        mod $module {
-            use super::Driver;
-
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(Driver::$driver);
-                }
-            )*
-        }
-    };
-}
-
-on_every_driver! {
+ferry_tests::on_every_driver! {
     every_kind_both_ways,
     the_peer_opens_and_this_side_accepts,
     finish_ends_after_the_last_message,
@@ -687,7 +665,7 @@ on_every_driver! {
 
 #[test]
 fn every_driver_is_covered() {
-    // Adding a driver means adding it to `on_every_driver!` above, and a
+    // Adding a driver means adding it to `on_every_driver!` (harness.rs), and a
     // byte-stream test.
     assert_eq!(Driver::ALL.len(), 4);
 }

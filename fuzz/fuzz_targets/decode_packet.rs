@@ -1,5 +1,5 @@
 //! Fuzzes the packet codec: whatever decodes must re-encode to something that
-//! decodes the same (see `check_decode` in `fuzz/common/props.rs`).
+//! decodes the same (see `check_decode` in `fuzz/common/props/decode_packet.rs`).
 
 #![no_main]
 

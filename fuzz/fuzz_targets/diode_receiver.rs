@@ -1,5 +1,5 @@
 //! Fuzzes a diode receiver with timed datagrams and checks what it delivers (see
-//! `check_diode_receiver` in `fuzz/common/props.rs`).
+//! `check_diode_receiver` in `fuzz/common/props/diode_receiver.rs`).
 
 #![no_main]
 

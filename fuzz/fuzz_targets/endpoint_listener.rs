@@ -1,5 +1,5 @@
 //! Fuzzes a listening endpoint with timed datagrams from two peers and checks what
-//! it delivers, sends and keeps (see `check_endpoint` in `fuzz/common/props.rs`).
+//! it delivers, sends and keeps (see `check_endpoint` in `fuzz/common/props/endpoint_listener.rs`).
 
 #![no_main]
 

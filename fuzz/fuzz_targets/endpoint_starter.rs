@@ -1,6 +1,6 @@
 //! Fuzzes an endpoint mid-session as the starter: it connected, got a valid
 //! ConnectAck and sent three messages; then timed datagrams from its peer
-//! (see `check_starter` in `fuzz/common/props.rs`).
+//! (see `check_starter` in `fuzz/common/props/endpoint_starter.rs`).
 
 #![no_main]
 

@@ -1,6 +1,6 @@
 //! Fuzzes the handshake between two real endpoints, with and without keys,
 //! over a network the fuzzer runs: it drops, duplicates, corrupts, reorders
-//! and forges datagrams (see `check_handshake` in `fuzz/common/props.rs`).
+//! and forges datagrams (see `check_handshake` in `fuzz/common/props/handshake.rs`).
 
 #![no_main]
 

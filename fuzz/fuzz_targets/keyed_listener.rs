@@ -1,5 +1,5 @@
 //! Fuzzes a listener that holds a pre-shared key: nothing the fuzzer sends
-//! may get in (see `check_keyed_listener` in `fuzz/common/props.rs`).
+//! may get in (see `check_keyed_listener` in `fuzz/common/props/keyed_listener.rs`).
 
 #![no_main]
 

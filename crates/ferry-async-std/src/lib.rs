@@ -26,6 +26,11 @@
 //! `block_on` is busy with something else, and
 //! [`bind`](EndpointExt::bind) works from any thread.
 //!
+//! Every value type — [`Config`], [`EndpointConfig`], [`PreSharedKey`],
+//! [`CongestionControl`], ids, close reasons, events, stats, errors — is
+//! [`ferry_async::types`], re-exported here whole: a program imports
+//! everything from this crate, and never needs `ferry_proto`.
+//!
 //! Streams ([`Session::open_stream`], [`Session::accept_stream`]) are
 //! described in [`ferry_async`]; a [`StreamIo`] is one as
 //! `futures_io::AsyncRead` and `AsyncWrite`, for `futures_lite::io::copy`
@@ -46,12 +51,12 @@ use std::time::Instant;
 use ferry_async::async_io::{AsyncIoSocket, AsyncIoTimer};
 use ferry_async::{AsyncTimer, AsyncUdpSocket, Runtime};
 
-pub use ferry_async::{
-    BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
-    Config, ConnectError, DatagramError, EndpointConfig, EndpointStats, RecvError, SendError,
-    Session, SessionId, SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamIo,
-    StreamKind, StreamRecvError, StreamSendError, WRITE_CHUNK,
-};
+// Every value type (configuration, keys, ids, close reasons, events, stats,
+// errors): one list for every driver.
+pub use ferry_async::types::*;
+// The async handles, shared by every async adapter (with `StreamIo`, the
+// byte-stream view of a `Stream`).
+pub use ferry_async::{ClosedEvents, Session, Stream, StreamIo};
 
 /// An endpoint driven by async-std: one UDP socket, many sessions.
 ///

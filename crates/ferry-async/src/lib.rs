@@ -14,6 +14,11 @@
 //! and offer `Endpoint::bind(addr, config)`. The `async-io` feature provides the
 //! socket and timer shared by the smol and async-std adapters.
 //!
+//! The [`types`] module gathers every value type a user of any driver needs
+//! (configuration and keys, identifiers, close reasons and events, counters,
+//! errors); every adapter, `ferry-blocking` included, re-exports it whole at
+//! its root.
+//!
 //! # Streams
 //!
 //! A session carries any number of independent [`Stream`]s besides its
@@ -105,6 +110,7 @@ mod session;
 mod shared;
 pub mod socket;
 mod stream;
+pub mod types;
 
 pub use config::EndpointConfig;
 pub use endpoint::{ENDPOINT_CLOSED_CODE, Endpoint};

@@ -31,6 +31,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every value type — [`Config`], [`EndpointConfig`], [`PreSharedKey`],
+//! [`CongestionControl`], ids, close reasons, events, stats, errors — is
+//! [`ferry_async::types`], re-exported here whole: a program imports
+//! everything from this crate, and never needs `ferry_proto`.
+//!
 //! `examples/echo.rs` runs an echo server and client
 //! (`cargo run -p ferry-blocking --example echo`), `examples/bulk.rs` compares
 //! a bulk transfer with TCP (`cargo run --release -p ferry-blocking --example bulk`).
@@ -125,12 +130,9 @@ mod stream;
 
 pub use endpoint::{AcceptTimeout, Endpoint};
 pub use events::{ClosedEventTimeout, ClosedEvents};
-pub use ferry_async::{
-    BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, Config,
-    ConnectError, DatagramError, EndpointConfig, EndpointStats, RecvError, SendError, SessionId,
-    SessionStats, State, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
-    StreamSendError, WRITE_CHUNK,
-};
+// Every value type (configuration, keys, ids, close reasons, events, stats,
+// errors): one list for every driver.
+pub use ferry_async::types::*;
 pub use session::Session;
 pub use stream::{AcceptStreamTimeout, Stream, StreamIo};
 

@@ -13,6 +13,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every value type — [`Config`], [`EndpointConfig`], [`PreSharedKey`],
+//! [`CongestionControl`], ids, close reasons, events, stats, errors — is
+//! [`ferry_async::types`], re-exported here whole: a program imports
+//! everything from this crate, and never needs `ferry_proto`.
+//!
 //! Streams ([`Session::open_stream`], [`Session::accept_stream`]) are
 //! described in [`ferry_async`]; [`StreamIo`] makes one a
 //! [`tokio::io::AsyncRead`] and [`tokio::io::AsyncWrite`], for
@@ -37,12 +42,11 @@ use ferry_async::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 
-pub use ferry_async::{
-    BindError, BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, ClosedEvents,
-    Config, ConnectError, DatagramError, EndpointConfig, EndpointStats, RecvError, SendError,
-    Session, SessionId, SessionStats, State, Stream, StreamEnd, StreamError, StreamId, StreamKind,
-    StreamRecvError, StreamSendError, WRITE_CHUNK,
-};
+// Every value type (configuration, keys, ids, close reasons, events, stats,
+// errors): one list for every driver.
+pub use ferry_async::types::*;
+// The async handles, shared by every async adapter.
+pub use ferry_async::{ClosedEvents, Session, Stream};
 
 /// An endpoint driven by tokio: one UDP socket, many sessions.
 ///

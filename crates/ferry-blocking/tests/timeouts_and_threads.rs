@@ -1,6 +1,10 @@
-//! The blocking API over real sockets on loopback: the scenarios of
-//! ferry-tokio's tests, plus timeouts, backpressure, shared handles and the
-//! driver thread's end.
+//! What only the blocking API has, over real sockets on loopback: the
+//! `_timeout` forms, a send that blocks the thread under backpressure, many
+//! threads sharing one session, and the driver thread's end.
+//!
+//! The scenarios every driver shares (messages, datagrams, bind and connect
+//! errors, closing and dropping) run on this driver too, from the workspace's
+//! `tests/conformance.rs`.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -10,8 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_blocking::{
-    AcceptTimeout, BindError, CloseReason, Config, ConnectError, Endpoint, EndpointConfig,
-    RecvError, SendError, State,
+    AcceptTimeout, CloseReason, Config, Endpoint, EndpointConfig, RecvError, SendError, State,
 };
 
 fn local() -> SocketAddr {
@@ -56,173 +59,6 @@ fn pair(
 }
 
 #[test]
-fn messages_both_ways_then_close() {
-    within(60, || {
-        let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
-        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
-        let session = client.connect(server.local_addr()).unwrap();
-        assert_eq!(session.state(), State::Established);
-        let incoming = server.accept().unwrap();
-        assert_eq!(incoming.id(), session.id());
-        assert_eq!(incoming.remote_addr(), client.local_addr());
-        assert_eq!(session.remote_addr(), server.local_addr());
-        assert!(session.max_message_size() >= 1 << 20);
-
-        for size in [0, 1, 1199, 1200, 5000, 1 << 20] {
-            let m: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            session.send(m.clone()).unwrap();
-            assert_eq!(incoming.recv().unwrap(), m);
-            incoming.send(m.clone()).unwrap();
-            assert_eq!(session.recv().unwrap(), m);
-        }
-        assert_eq!(server.session_count(), 1);
-        assert_eq!(server.sessions(), vec![session.id()]);
-
-        session.close(42);
-        assert_eq!(session.closed(), CloseReason::Local { code: 42 });
-        assert_eq!(incoming.closed(), CloseReason::Remote { code: 42 });
-        assert_eq!(
-            incoming.recv(),
-            Err(RecvError::Closed(CloseReason::Remote { code: 42 }))
-        );
-        assert!(matches!(
-            session.send(vec![1]),
-            Err(SendError::Closed(CloseReason::Local { code: 42 }))
-        ));
-        assert!(
-            session.stats().packets_sent > 0,
-            "final stats survive the close"
-        );
-    });
-}
-
-#[test]
-fn datagrams() {
-    within(30, || {
-        let (_server, _client, session, incoming) =
-            pair(EndpointConfig::server(), EndpointConfig::default());
-        session.send_datagram(&b"hi"[..]).unwrap();
-        let d = incoming
-            .recv_datagram_timeout(Duration::from_secs(5))
-            .unwrap();
-        assert_eq!(&d[..], b"hi");
-        incoming.send_datagram(&b"back"[..]).unwrap();
-        assert_eq!(&session.recv_datagram().unwrap()[..], b"back");
-        let max = session.max_datagram_size();
-        assert!(session.send_datagram(vec![0; max + 1]).is_err());
-    });
-}
-
-#[test]
-fn binding_a_taken_port_says_so() {
-    let first = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
-    let err = Endpoint::bind(first.local_addr(), EndpointConfig::default()).unwrap_err();
-    assert!(matches!(err, BindError::AddrInUse(_)), "{err}");
-    assert!(err.to_string().contains("already in use"), "{err}");
-}
-
-#[test]
-fn invalid_config_is_refused_at_bind() {
-    let config = EndpointConfig::from(Config {
-        mtu: 10,
-        ..Config::default()
-    });
-    let err = Endpoint::bind(local(), config).unwrap_err();
-    assert!(matches!(err, BindError::Config(_)), "{err}");
-}
-
-#[test]
-fn connecting_to_a_closed_port_fails_fast_or_times_out() {
-    within(30, || {
-        // Grab a free port, then close it.
-        let port = UdpSocket::bind(local()).unwrap().local_addr().unwrap();
-        let config = EndpointConfig::from(Config {
-            handshake_timeout: Duration::from_secs(2),
-            ..Config::default()
-        });
-        let client = Endpoint::bind(local(), config).unwrap();
-        let err = client.connect(port).unwrap_err();
-        // Linux reports the ICMP port unreachable: refused at once.
-        assert!(
-            matches!(
-                err,
-                ConnectError::Failed(CloseReason::Refused | CloseReason::Timeout)
-            ),
-            "{err}"
-        );
-        assert!(err.to_string().contains("could not connect"), "{err}");
-    });
-}
-
-#[test]
-fn listener_that_does_not_accept_refuses() {
-    within(30, || {
-        let server = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
-        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
-        let err = client.connect(server.local_addr()).unwrap_err();
-        assert_eq!(err, ConnectError::Failed(CloseReason::Refused));
-    });
-}
-
-#[test]
-fn dropping_the_last_handle_closes_the_session() {
-    within(30, || {
-        let (_server, _client, session, incoming) =
-            pair(EndpointConfig::server(), EndpointConfig::default());
-        let clone = session.clone();
-        drop(session);
-        clone.send(vec![1, 2, 3]).unwrap();
-        assert_eq!(&incoming.recv().unwrap()[..], &[1, 2, 3]);
-        drop(clone);
-        assert_eq!(
-            incoming.closed(),
-            CloseReason::Remote {
-                code: ferry_async_dropped_code()
-            }
-        );
-    });
-}
-
-fn ferry_async_dropped_code() -> u64 {
-    0
-}
-
-#[test]
-fn closing_the_endpoint_closes_its_sessions() {
-    within(30, || {
-        let server = Endpoint::bind(local(), EndpointConfig::server()).unwrap();
-        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
-        let a = client.connect(server.local_addr()).unwrap();
-        let b = client.connect(server.local_addr()).unwrap();
-        let a_in = server.accept().unwrap();
-        let b_in = server.accept().unwrap();
-        client.close();
-        assert!(client.is_closed());
-        assert!(matches!(a.closed(), CloseReason::Local { .. }));
-        assert!(matches!(b.closed(), CloseReason::Local { .. }));
-        assert!(matches!(a_in.closed(), CloseReason::Remote { .. }));
-        assert!(matches!(b_in.closed(), CloseReason::Remote { .. }));
-        assert!(client.connect(server.local_addr()).is_err());
-    });
-}
-
-#[test]
-fn ipv6_loopback() {
-    within(30, || {
-        let Ok(server) = Endpoint::bind("[::1]:0".parse().unwrap(), EndpointConfig::server())
-        else {
-            eprintln!("no IPv6 loopback here; skipped");
-            return;
-        };
-        let client = Endpoint::bind("[::1]:0".parse().unwrap(), EndpointConfig::default()).unwrap();
-        let session = client.connect(server.local_addr()).unwrap();
-        let incoming = server.accept().unwrap();
-        session.send(vec![6u8; 70_000]).unwrap();
-        assert_eq!(incoming.recv().unwrap().len(), 70_000);
-    });
-}
-
-#[test]
 fn recv_timeout_times_out_on_a_silent_session() {
     within(30, || {
         let (_server, _client, session, incoming) =
@@ -258,24 +94,6 @@ fn recv_timeout_times_out_on_a_silent_session() {
         assert_eq!(
             &incoming.recv_timeout(Duration::from_secs(5)).unwrap()[..],
             b"after"
-        );
-    });
-}
-
-#[test]
-fn a_blocked_recv_returns_when_the_session_closes() {
-    within(30, || {
-        let (_server, _client, session, incoming) =
-            pair(EndpointConfig::server(), EndpointConfig::default());
-        let reader = {
-            let incoming = incoming.clone();
-            thread::spawn(move || incoming.recv())
-        };
-        thread::sleep(Duration::from_millis(50));
-        session.close(7);
-        assert_eq!(
-            reader.join().unwrap(),
-            Err(RecvError::Closed(CloseReason::Remote { code: 7 }))
         );
     });
 }
@@ -499,29 +317,4 @@ fn dropping_the_endpoint_stops_its_driver_thread() {
         assert!(port_free(addr));
         server.close();
     });
-}
-
-/// A session closed locally drains and is forgotten by the endpoint without a
-/// `Closed` event; its handle still reports the final counters, not zeros.
-#[test]
-fn stats_outlive_a_local_close() {
-    within(30, || {
-        let (server, client, session, incoming) =
-            pair(EndpointConfig::server(), EndpointConfig::default());
-        session.send(vec![9u8; 100_000]).unwrap();
-        assert_eq!(incoming.recv().unwrap().len(), 100_000);
-        session.close(3);
-        assert_eq!(session.closed(), CloseReason::Local { code: 3 });
-        // Wait until the endpoint let go of it (the drain period).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while client.sessions().contains(&session.id()) || session.state() != State::Closed {
-            assert!(Instant::now() < deadline, "the session never drained");
-            thread::sleep(Duration::from_millis(10));
-        }
-        thread::sleep(Duration::from_millis(500));
-        let stats = session.stats();
-        assert!(stats.packets_sent >= 80, "{stats:?}");
-        assert!(stats.bytes_sent >= 100_000, "{stats:?}");
-        drop((server, client));
-    })
 }

@@ -1,6 +1,6 @@
 //! Ten thousand sessions on one endpoint, idle but kept alive: every one
 //! survives, and what an idle session costs in memory is measured (printed;
-//! `cargo test -p ferry-sim --test many_sessions -- --nocapture`).
+//! `cargo test -p ferry-proto --test many_sessions -- --nocapture`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

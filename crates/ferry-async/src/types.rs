@@ -1,0 +1,53 @@
+//! Every value type a user of any Ferry driver needs, in one place.
+//!
+//! Each driver crate (`ferry-tokio`, `ferry-async-std`, `ferry-smol`,
+//! `ferry-blocking`) re-exports this whole module at its root with
+//! `pub use ferry_async::types::*;`, so a program imports everything from the
+//! crate of its runtime and never needs `ferry_proto` directly:
+//!
+//! ```
+//! use ferry_async::types::{CongestionControl, Config, EndpointConfig, PreSharedKey};
+//!
+//! let psk: PreSharedKey = "6b657920666f7220746865206578616d706c6520696e20746865206775696465"
+//!     .parse()
+//!     .expect("a 32-byte key in hex");
+//! let config = EndpointConfig::from(Config {
+//!     psk: Some(psk),
+//!     congestion: CongestionControl::Cubic,
+//!     ..Config::default()
+//! });
+//! # assert!(config.protocol.validate().is_ok());
+//! ```
+//!
+//! The module holds values only: configuration, keys, identifiers, states,
+//! close reasons and events, counters, errors and constants. The handles —
+//! `Endpoint`, `Session`, `Stream`, `StreamIo`, `ClosedEvents` — are not here,
+//! because they differ by driver: the async adapters re-export
+//! [`ferry_async`](crate)'s own next to this module, and `ferry-blocking`
+//! defines blocking ones of the same names.
+
+// Configuration.
+pub use crate::config::EndpointConfig;
+pub use ferry_proto::crypto::{PreSharedKey, PskError};
+pub use ferry_proto::{Config, ConfigError, CongestionControl};
+
+// Identifiers and kinds.
+pub use ferry_proto::{SessionId, Side, StreamId, StreamKind};
+
+// States, close reasons and events.
+pub use crate::endpoint::ENDPOINT_CLOSED_CODE;
+pub use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent};
+pub use crate::session::DROPPED_CODE;
+pub use ferry_proto::{CloseReason, ProtocolViolation, State, StreamEnd};
+
+// Counters.
+pub use ferry_proto::{EndpointStats, SessionStats};
+
+// Errors, one per operation.
+pub use crate::error::{
+    BindError, ConnectError, DatagramError, RecvError, SendError, StreamError, StreamRecvError,
+    StreamSendError,
+};
+
+// Sizes.
+pub use crate::stream::WRITE_CHUNK;

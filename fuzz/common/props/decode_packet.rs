@@ -1,0 +1,38 @@
+// The packet codec on arbitrary bytes (fuzz target `decode_packet`).
+//
+// `check_decode(data)`: `data` is one unprotected packet (header and body, no
+// checksum trailer). If it decodes, encoding the result and decoding again gives
+// the same header and packet; the re-encoding is canonical and no longer than the
+// input.
+
+use bytes::Bytes;
+use ferry_proto::wire::packet::{Header, Packet};
+
+/// Decodes `data` as an unprotected packet and, if it decodes, checks that
+/// decode → encode → decode is stable and the encoding canonical.
+pub fn check_decode(data: &[u8]) {
+    let Ok((header, packet)) = Packet::decode(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    assert_eq!(header.kind, packet.kind(), "header kind and body disagree");
+    let mut out = Vec::new();
+    packet.encode(header.session, header.number, &mut out);
+    let (header2, packet2) = Packet::decode(Bytes::from(out.clone()))
+        .unwrap_or_else(|e| panic!("re-encoded {packet:?} does not decode: {e}"));
+    assert_eq!(header2, header, "header changed across a round trip");
+    assert_eq!(packet2, packet, "packet changed across a round trip");
+    assert_eq!(
+        Header::decode(&out).map(|(_, len)| len),
+        Ok(header.encoded_len()),
+        "Header::len disagrees with the encoding"
+    );
+    let mut again = Vec::new();
+    packet2.encode(header2.session, header2.number, &mut again);
+    assert_eq!(again, out, "encoding is not canonical");
+    assert!(
+        out.len() <= data.len(),
+        "re-encoding grew the packet from {} to {} bytes",
+        data.len(),
+        out.len()
+    );
+}
