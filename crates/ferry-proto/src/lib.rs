@@ -56,6 +56,17 @@
 //! receive window (messages not yet polled count against it), and the datagram
 //! queues. No input from the network can make the endpoint panic or allocate
 //! beyond those bounds.
+//!
+//! # Where the tests are
+//!
+//! Unit tests sit beside the code they test (the session's on two sessions
+//! joined back to back, in `session/test_pair.rs`). The protocol's behaviour
+//! tests are this crate's integration tests, run over `ferry-sim`'s virtual
+//! network: `cargo test -p ferry-proto` runs them all, and `tests/README.md`
+//! in the crate maps each behaviour (handshake, loss, congestion, streams,
+//! keys, the diode, hostile peers, …) to its file. The fuzz properties live in
+//! the repository's `fuzz/`; their corpora are replayed here on stable
+//! (`tests/fuzz_corpus.rs`).
 
 #![warn(missing_docs, unreachable_pub)]
 

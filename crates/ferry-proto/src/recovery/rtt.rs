@@ -78,6 +78,20 @@ impl RttEstimator {
 mod tests {
     use super::*;
 
+    /// The worked example of protocol.md §6.7.
+    #[test]
+    fn an_rto_after_one_20_ms_sample_is_70_ms() {
+        let mut r = RttEstimator::new(Duration::from_millis(333));
+        r.update(Duration::from_millis(20), Duration::ZERO);
+        assert_eq!(r.smoothed(), Duration::from_millis(20));
+        assert_eq!(r.var(), Duration::from_millis(10));
+        let floor = Duration::from_millis(1);
+        assert_eq!(
+            r.rto(Duration::from_millis(10), floor),
+            Duration::from_millis(70)
+        );
+    }
+
     #[test]
     fn converges() {
         let mut r = RttEstimator::new(Duration::from_millis(100));

@@ -246,3 +246,40 @@ impl SessionCore {
         (base * (1u32 << self.probes.min(MAX_BACKOFF))).min(self.config.ping_interval.max(base))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::session::test_pair::{Pair, drain};
+    use crate::wire::stream::StreamId;
+    use bytes::Bytes;
+
+    #[test]
+    fn an_unanswered_packet_is_resent_at_doubling_intervals() {
+        let mut pair = Pair::established(Config::default());
+        let start = pair.now;
+        pair.starter
+            .send(StreamId::DEFAULT, Bytes::from_static(b"into the void"))
+            .unwrap();
+        assert!(!drain(&mut pair.starter, start).is_empty());
+        // Nothing reaches the peer from here on: every expiry resends.
+        let mut resent_at = Vec::new();
+        let mut now = start;
+        while resent_at.len() < 5 {
+            now = pair
+                .starter
+                .next_timeout()
+                .expect("a retransmission is armed");
+            pair.starter.handle_timeout(now);
+            if !drain(&mut pair.starter, now).is_empty() {
+                resent_at.push(now - start);
+            }
+        }
+        let intervals: Vec<_> = std::iter::once(resent_at[0])
+            .chain(resent_at.windows(2).map(|w| w[1] - w[0]))
+            .collect();
+        for w in intervals.windows(2) {
+            assert_eq!(w[1], w[0] * 2, "resent at {resent_at:?}");
+        }
+    }
+}
