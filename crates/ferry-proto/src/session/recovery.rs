@@ -264,9 +264,8 @@ mod tests {
         assert!(!drain(&mut pair.starter, start).is_empty());
         // Nothing reaches the peer from here on: every expiry resends.
         let mut resent_at = Vec::new();
-        let mut now = start;
         while resent_at.len() < 5 {
-            now = pair
+            let now = pair
                 .starter
                 .next_timeout()
                 .expect("a retransmission is armed");
