@@ -25,6 +25,18 @@ pub struct SessionStats {
     pub retransmitted: u64,
     /// Packets declared lost (by acks, repeat requests or timeout).
     pub lost: u64,
+    /// Packets declared lost whose own acknowledgement came after all: they
+    /// were late, not lost (reordering), and were sent again for nothing.
+    pub spurious_losses: u64,
+    /// Loss episodes whose congestion response was undone because every
+    /// loss in them proved spurious.
+    pub congestion_undos: u64,
+    /// Tail loss probes sent: the newest data sent again when acks stopped
+    /// coming, to learn sooner than the retransmission timeout what is lost.
+    pub tail_probes: u64,
+    /// How late a packet may arrive, after a packet sent later than it was
+    /// acknowledged, before it is declared lost (RACK's reordering window).
+    pub reorder_window: Duration,
     /// Retransmission timeouts that fired.
     pub timeouts: u64,
     /// Fragments or packets received more than once, and dropped.
@@ -43,6 +55,10 @@ pub struct SessionStats {
     pub repeat_requests_sent: u64,
     /// Repeat requests received.
     pub repeat_requests_received: u64,
+    /// Packets this side asked for again that then arrived under their own
+    /// number: they were late, not lost (each widens the window a gap must
+    /// last before it is asked for).
+    pub repeat_requests_spurious: u64,
     /// Acks sent.
     pub acks_sent: u64,
     /// Pings sent (keep-alive and probes).

@@ -136,6 +136,9 @@ pub(crate) struct Bbr {
     baseline_rounds: u32,
     /// Inflight cap set by congestion loss (`u64::MAX`: none).
     inflight_hi: u64,
+    /// The cap before the last cut, while the losses behind it may still
+    /// prove spurious.
+    inflight_hi_before_cut: Option<u64>,
     /// How much the cap grows after the next cycle without congestion.
     probe_step: u64,
     seed: u64,
@@ -180,6 +183,7 @@ impl Bbr {
             loss_baseline: 0.0,
             baseline_rounds: 0,
             inflight_hi: u64::MAX,
+            inflight_hi_before_cut: None,
             probe_step: mss,
             seed,
         }
@@ -334,6 +338,7 @@ impl Bbr {
                     // cap trims the queue, the bandwidth model keeps the share.
                     let cap = ((self.round_peak_inflight as f64 * 0.85) as u64)
                         .max(self.bdp(1.0).unwrap_or(0));
+                    self.inflight_hi_before_cut = Some(self.inflight_hi);
                     self.inflight_hi = self.inflight_hi.min(cap).max(self.min_pipe());
                     self.cut_this_cycle = true;
                     self.probe_step = self.mss;
@@ -504,6 +509,20 @@ impl Controller for Bbr {
     fn on_loss(&mut self, event: &LossEvent) {
         self.round_lost += event.bytes_lost;
         self.phase_lost += event.bytes_lost;
+    }
+
+    fn undo_loss(&mut self) {
+        // The losses counted were late packets: they say nothing of a queue.
+        self.round_lost = 0;
+        self.phase_lost = 0;
+        if let Some(before) = self.inflight_hi_before_cut.take() {
+            self.inflight_hi = self.inflight_hi.max(before);
+        }
+        if self.timed_out {
+            self.timed_out = false;
+            self.window = self.window.max(self.prior_window);
+            self.prior_window = 0;
+        }
     }
 
     fn on_timeout(&mut self, _now: Instant) {

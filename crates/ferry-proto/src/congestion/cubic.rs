@@ -43,6 +43,9 @@ pub(crate) struct Cubic {
     w_est: f64,
     /// The latest smoothed RTT, for the curve's one-RTT look-ahead.
     srtt: Duration,
+    /// The state before the last reduction, while its losses may still prove
+    /// spurious.
+    before_reduction: Option<Box<Cubic>>,
 }
 
 impl Cubic {
@@ -60,6 +63,7 @@ impl Cubic {
             k: 0.0,
             w_est: 0.0,
             srtt: Duration::from_millis(100),
+            before_reduction: None,
         }
     }
 
@@ -91,6 +95,9 @@ impl Cubic {
     }
 
     fn reduce(&mut self, now: Instant) {
+        let mut before = self.clone();
+        before.before_reduction = None;
+        self.before_reduction = Some(Box::new(before));
         let cwnd = self.window as f64;
         self.cwnd_prior = cwnd;
         // Fast convergence: a window that shrank since the last loss releases
@@ -173,6 +180,18 @@ impl Controller for Cubic {
             return;
         }
         self.reduce(event.now);
+    }
+
+    fn undo_loss(&mut self) {
+        if let Some(before) = self.before_reduction.take() {
+            // Back to the curve before the reduction, keeping what the
+            // window gained since.
+            let window = self.window.max(before.window);
+            let srtt = self.srtt;
+            *self = *before;
+            self.window = window;
+            self.srtt = srtt;
+        }
     }
 
     fn on_timeout(&mut self, now: Instant) {

@@ -144,6 +144,10 @@ pub(crate) trait Controller: fmt::Debug + Send + Sync {
     /// Packets were declared lost (by the ack threshold, a repeat request or
     /// the loss timer).
     fn on_loss(&mut self, event: &LossEvent);
+    /// Every loss of the last episode proved spurious (the packets were late,
+    /// not lost): undo the response to it, as Linux does, keeping what was
+    /// learned since.
+    fn undo_loss(&mut self);
     /// Nothing was acknowledged for two retransmission timeouts: every packet
     /// in flight was declared lost (persistent congestion).
     fn on_timeout(&mut self, now: Instant);

@@ -20,6 +20,9 @@ pub(crate) struct NewReno {
     mss: u64,
     /// Most bytes in flight since the last ack.
     peak_in_flight: u64,
+    /// Window and threshold before the last reduction, while its losses may
+    /// still prove spurious.
+    before_reduction: Option<(u64, u64)>,
 }
 
 impl NewReno {
@@ -32,6 +35,7 @@ impl NewReno {
             acked_in_ca: 0,
             mss,
             peak_in_flight: u64::MAX,
+            before_reduction: None,
         }
     }
 
@@ -92,12 +96,22 @@ impl Controller for NewReno {
             return;
         }
         self.recovery_start = Some(event.now);
+        self.before_reduction = Some((self.window, self.ssthresh));
         self.window = (self.window / 2).max(self.min_window());
         self.ssthresh = self.window;
         self.acked_in_ca = 0;
     }
 
+    fn undo_loss(&mut self) {
+        if let Some((window, ssthresh)) = self.before_reduction.take() {
+            self.window = self.window.max(window);
+            self.ssthresh = ssthresh;
+            self.recovery_start = None;
+        }
+    }
+
     fn on_timeout(&mut self, now: Instant) {
+        self.before_reduction = Some((self.window, self.ssthresh));
         self.ssthresh = (self.window / 2).max(self.min_window());
         self.window = self.min_window();
         self.recovery_start = Some(now);

@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 
 use crate::wire::packet::MAX_RANGES;
 
-/// Packets this far below the largest received number that are still missing
-/// are presumed lost and named in a repeat request. Smaller gaps are left to
-/// reordering.
+/// Until the path is seen to reorder, a sender declares a packet lost once
+/// this many later packets were acknowledged (see [`super::sent`]).
 pub(crate) const REORDER_THRESHOLD: u64 = 3;
+
+/// The repeat-request window grows to at most this many quarters of the
+/// minimum RTT (and never beyond the smoothed RTT).
+const MAX_REQUEST_MULTIPLIER: u32 = 8;
+/// Repeat requests after which a widened window returns to a quarter, if no
+/// requested packet arrived late meanwhile.
+const REQUEST_PERSIST: u32 = 16;
 
 /// A set of `u64` kept as sorted, disjoint, non-adjacent inclusive ranges, holding
 /// at most `cap` ranges (the lowest are forgotten first).
@@ -101,6 +107,30 @@ impl RangeSet {
         true
     }
 
+    /// Takes `x` out; returns whether it was in.
+    pub(crate) fn remove(&mut self, x: u64) -> bool {
+        let i = self.ranges.partition_point(|r| r.1 < x);
+        let Some(&(lo, hi)) = self.ranges.get(i) else {
+            return false;
+        };
+        if lo > x {
+            return false;
+        }
+        match (lo == x, hi == x) {
+            (true, true) => {
+                self.ranges.remove(i);
+            }
+            (true, false) => self.ranges[i].0 = x + 1,
+            (false, true) => self.ranges[i].1 = x - 1,
+            (false, false) => {
+                self.ranges[i].1 = x - 1;
+                self.ranges.insert(i + 1, (x + 1, hi));
+                self.trim();
+            }
+        }
+        true
+    }
+
     fn trim(&mut self) {
         while self.ranges.len() > self.cap {
             self.ranges.pop_front();
@@ -155,9 +185,23 @@ pub(crate) struct AckTracker {
     packets_per_rtt: u32,
     deadline: Option<Instant>,
     immediate: bool,
-    /// Numbers below this have already been checked for gaps.
-    nack_checked: u64,
+    /// Gaps seen (a later packet arrived), with when: each is named in a
+    /// repeat request only once it has lasted the reordering window, so
+    /// what is merely late is never asked for.
+    gaps: VecDeque<(u64, u64, Instant)>,
+    /// The reordering window for gaps, as the session last gave it.
+    window: Duration,
+    /// Gaps due, to be named in the next repeat request.
     nacks: Vec<(u64, u64)>,
+    /// Numbers named in repeat requests: one arriving later was only late.
+    requested: RangeSet,
+    /// The window in quarters of the minimum RTT, widened when a requested
+    /// packet arrives after all.
+    multiplier: u32,
+    /// Repeat requests left before a widened window shrinks back.
+    persist: u32,
+    /// Requested packets that arrived after all.
+    late_requested: u64,
 }
 
 impl AckTracker {
@@ -170,13 +214,31 @@ impl AckTracker {
             packets_per_rtt: 0,
             deadline: None,
             immediate: false,
-            nack_checked: 0,
+            gaps: VecDeque::new(),
+            window: Duration::ZERO,
             nacks: Vec::new(),
+            requested: RangeSet::new(MAX_RANGES),
+            multiplier: 1,
+            persist: 0,
+            late_requested: 0,
         }
+    }
+
+    /// The window a gap must last before it is named, for a path of
+    /// `min_rtt` and `srtt`: a quarter of the minimum RTT, widened by each
+    /// requested packet that arrived late, never beyond the smoothed RTT.
+    pub(crate) fn request_window(&self, min_rtt: Duration, srtt: Duration) -> Duration {
+        (min_rtt / 4 * self.multiplier).min(srtt)
+    }
+
+    /// Requested packets that arrived after all (the request was spurious).
+    pub(crate) fn late_requested(&self) -> u64 {
+        self.late_requested
     }
 
     /// Records packet `pn`. `eliciting` packets (data and direct datagrams) must be
     /// acknowledged. Returns `false` when the number was already seen.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_packet(
         &mut self,
         pn: u64,
@@ -184,8 +246,10 @@ impl AckTracker {
         now: Instant,
         max_ack_delay: Duration,
         ack_frequency: u32,
+        window: Duration,
     ) -> bool {
         let largest = self.received.max();
+        self.window = window;
         if !self.received.insert(pn) {
             // A duplicate: the sender may have missed our ack, so ack again soon.
             if eliciting {
@@ -205,31 +269,44 @@ impl AckTracker {
                 self.deadline = Some(now + max_ack_delay);
             }
         }
-        self.find_gaps();
+        if let Some(l) = largest
+            && pn > l.saturating_add(1)
+        {
+            // A jump: the numbers between may be lost, or only late.
+            if self.gaps.len() >= MAX_RANGES {
+                // The sender's own loss detection covers what this forgets.
+                self.gaps.pop_front();
+            }
+            self.gaps.push_back((l + 1, pn - 1, now));
+        }
+        if self.requested.remove(pn) {
+            // Asked for again, and here it is under its own number: it was
+            // late, not lost. Wait longer before asking next time.
+            self.late_requested += 1;
+            self.multiplier = (self.multiplier + 1).min(MAX_REQUEST_MULTIPLIER);
+            self.persist = REQUEST_PERSIST;
+        }
+        self.promote(now);
         true
     }
 
-    fn find_gaps(&mut self) {
-        let Some(largest) = self.received.max() else {
-            return;
-        };
-        let Some(horizon) = largest.checked_sub(REORDER_THRESHOLD) else {
-            return;
-        };
-        if horizon < self.nack_checked {
-            return;
-        }
-        // Never look below what we still remember.
-        let lo = self.nack_checked.max(self.received.min().unwrap_or(0));
-        self.received.gaps(lo, horizon, &mut self.nacks, MAX_RANGES);
-        // When the list is full, resume checking after the last gap it holds, so
-        // that no hole goes unnamed.
-        self.nack_checked = match self.nacks.last() {
-            Some(&(_, hi)) if self.nacks.len() >= MAX_RANGES => {
-                hi.saturating_add(1).min(horizon + 1)
+    /// Moves the gaps that lasted the window, and are still open, to the
+    /// next repeat request.
+    pub(crate) fn promote(&mut self, now: Instant) {
+        while let Some(&(lo, hi, seen)) = self.gaps.front() {
+            if seen + self.window > now || self.nacks.len() >= MAX_RANGES {
+                break;
             }
-            _ => horizon + 1,
-        };
+            self.gaps.pop_front();
+            // Never look below what we still remember.
+            let lo = lo.max(self.received.min().unwrap_or(0));
+            self.received.gaps(lo, hi, &mut self.nacks, MAX_RANGES);
+        }
+    }
+
+    /// When the oldest gap will have lasted the window.
+    fn gap_deadline(&self) -> Option<Instant> {
+        self.gaps.front().map(|&(_, _, seen)| seen + self.window)
     }
 
     /// Counts one arriving packet and returns how many arrived in the last
@@ -256,9 +333,13 @@ impl AckTracker {
         self.immediate || self.deadline.is_some_and(|d| d <= now)
     }
 
-    /// When a delayed ack falls due.
+    /// When a delayed ack falls due, or a gap must be looked at again.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        if self.immediate { None } else { self.deadline }
+        let ack = if self.immediate { None } else { self.deadline };
+        match (ack, self.gap_deadline()) {
+            (Some(a), Some(g)) => Some(a.min(g)),
+            (a, g) => a.or(g),
+        }
     }
 
     /// Ask for an ack at the next opportunity (window updates, pings).
@@ -301,6 +382,13 @@ impl AckTracker {
         let mut missing = RangeSet::new(MAX_RANGES);
         for (lo, hi) in gaps {
             missing.insert_range(lo, hi);
+            self.requested.insert_range(lo, hi);
+        }
+        if self.persist > 0 {
+            self.persist -= 1;
+            if self.persist == 0 {
+                self.multiplier = 1;
+            }
         }
         missing.descending(MAX_RANGES)
     }
@@ -357,30 +445,49 @@ mod tests {
         assert_eq!(s.descending(10), vec![5..=5, 3..=3]);
     }
 
+    const W: Duration = Duration::from_millis(5);
+
     #[test]
-    fn gap_is_nacked_once_past_threshold() {
-        let now = crate::test_support::epoch();
+    fn a_gap_is_named_once_it_lasted_the_window() {
+        let t0 = crate::test_support::epoch();
         let mut t = AckTracker::new();
         let d = Duration::from_millis(10);
         for pn in [0, 1, 3, 4, 5] {
-            t.on_packet(pn, true, now, d, 100);
+            t.on_packet(pn, true, t0, d, 100, W);
         }
-        assert!(t.nack_pending());
+        assert!(!t.nack_pending(), "2 may only be late");
+        assert_eq!(t.deadline(), Some(t0 + W));
+        t.promote(t0 + W - Duration::from_millis(1));
+        assert!(!t.nack_pending());
+        t.promote(t0 + W);
         assert_eq!(t.take_nacks(), vec![2..=2]);
-        t.on_packet(6, true, now, d, 100);
+        t.on_packet(6, true, t0 + W, d, 100, W);
+        t.promote(t0 + 3 * W);
         assert!(!t.nack_pending(), "a gap is named once");
     }
 
     #[test]
-    fn gaps_found_apart_are_merged() {
-        let now = crate::test_support::epoch();
+    fn a_gap_filled_within_the_window_is_never_asked_for() {
+        let t0 = crate::test_support::epoch();
         let mut t = AckTracker::new();
         let d = Duration::from_millis(10);
-        // 5 is found missing when 8 arrives, 6 when 9 arrives: one range 5..=6.
-        for pn in [0, 1, 2, 3, 4, 7, 8, 9] {
-            t.on_packet(pn, true, now, d, 100);
+        for pn in [0, 2, 3, 4] {
+            t.on_packet(pn, true, t0, d, 100, W);
         }
-        assert_eq!(t.take_nacks(), vec![5..=6]);
+        t.on_packet(1, true, t0 + Duration::from_millis(3), d, 100, W);
+        t.promote(t0 + 10 * W);
+        assert!(t.take_nacks().is_empty());
+    }
+
+    #[test]
+    fn gaps_are_named_largest_first() {
+        let t0 = crate::test_support::epoch();
+        let mut t = AckTracker::new();
+        let d = Duration::from_millis(10);
+        for pn in [0, 1, 2, 3, 4, 7, 8, 10] {
+            t.on_packet(pn, true, t0, d, 100, Duration::ZERO);
+        }
+        assert_eq!(t.take_nacks(), vec![9..=9, 5..=6]);
     }
 
     #[test]
@@ -390,26 +497,36 @@ mod tests {
         let d = Duration::from_millis(10);
         // 100 holes at once: the first 64 are named now, the rest next time.
         for pn in (0..=200).step_by(2) {
-            t.on_packet(pn, true, now, d, 100);
+            t.on_packet(pn, true, now, d, 100, Duration::ZERO);
         }
         let first = t.take_nacks();
         assert_eq!(first.len(), MAX_RANGES);
-        t.on_packet(202, true, now, d, 100);
+        t.on_packet(201, true, now, d, 100, Duration::ZERO);
         let second = t.take_nacks();
         let named: usize = first.iter().chain(&second).count();
         assert_eq!(named, 100, "{second:?}");
     }
 
     #[test]
-    fn filled_gap_is_not_requested() {
-        let now = crate::test_support::epoch();
+    fn a_requested_packet_that_arrives_late_widens_the_window() {
+        let t0 = crate::test_support::epoch();
+        let ms = Duration::from_millis;
         let mut t = AckTracker::new();
-        let d = Duration::from_millis(10);
-        for pn in [0, 2, 3, 4] {
-            t.on_packet(pn, true, now, d, 100);
+        let window = t.request_window(ms(40), ms(100));
+        assert_eq!(window, ms(10), "a quarter of the minimum RTT");
+        for pn in [0, 2] {
+            t.on_packet(pn, true, t0, ms(10), 100, window);
         }
-        t.on_packet(1, true, now, d, 100);
-        assert!(t.take_nacks().is_empty());
+        t.promote(t0 + window);
+        assert_eq!(t.take_nacks(), vec![1..=1]);
+        t.on_packet(1, true, t0 + ms(12), ms(10), 100, window);
+        assert_eq!(t.late_requested(), 1);
+        assert_eq!(t.request_window(ms(40), ms(100)), ms(20));
+        assert_eq!(
+            t.request_window(ms(40), ms(15)),
+            ms(15),
+            "never beyond the srtt"
+        );
     }
 
     #[test]
@@ -417,16 +534,16 @@ mod tests {
         let now = crate::test_support::epoch();
         let d = Duration::from_millis(10);
         let mut t = AckTracker::new();
-        t.on_packet(0, true, now, d, 2);
+        t.on_packet(0, true, now, d, 2, W);
         assert!(!t.ack_due(now));
         assert_eq!(t.deadline(), Some(now + d));
         assert!(t.ack_due(now + d));
-        t.on_packet(1, true, now, d, 2);
+        t.on_packet(1, true, now, d, 2, W);
         assert!(t.ack_due(now), "ack_frequency reached");
         let (_, ranges) = t.take_ack(now).unwrap();
         assert_eq!(ranges, vec![0..=1]);
         assert!(!t.ack_due(now + d));
-        t.on_packet(5, true, now, d, 2);
+        t.on_packet(5, true, now, d, 2, W);
         assert!(t.ack_due(now), "out of order acks at once");
     }
 
@@ -435,7 +552,7 @@ mod tests {
         let now = crate::test_support::epoch();
         let mut t = AckTracker::new();
         for pn in (0..100_000).step_by(2) {
-            t.on_packet(pn, false, now, Duration::ZERO, 1);
+            t.on_packet(pn, false, now, Duration::ZERO, 1, Duration::ZERO);
         }
         assert!(t.ranges() <= 4 * MAX_RANGES);
         assert!(t.take_nacks().len() <= MAX_RANGES);
@@ -447,7 +564,12 @@ mod tests {
         fn range_set_matches_model(ops in prop::collection::vec((0u64..200, 0u64..5), 1..200)) {
             let mut s = RangeSet::new(usize::MAX);
             let mut model = BTreeSet::new();
-            for (lo, len) in ops {
+            for (i, (lo, len)) in ops.into_iter().enumerate() {
+                if i % 5 == 4 {
+                    // Now and then a removal.
+                    prop_assert_eq!(s.remove(lo), model.remove(&lo));
+                    continue;
+                }
                 let hi = lo + len;
                 let new = (lo..=hi).any(|x| !model.contains(&x));
                 prop_assert_eq!(s.insert_range(lo, hi), new);

@@ -5,5 +5,6 @@
 //! is beside this folder, in `congestion/`.
 
 pub(crate) mod ack;
+pub(crate) mod reorder;
 pub(crate) mod rtt;
 pub(crate) mod sent;

@@ -52,6 +52,7 @@ impl RttEstimator {
         self.smoothed.unwrap_or(self.initial)
     }
 
+    #[cfg(test)]
     pub(crate) fn latest(&self) -> Duration {
         self.latest
     }

@@ -1,4 +1,12 @@
 //! The sender's record of packets in flight, and loss detection over it.
+//!
+//! Loss is declared after RACK (RFC 8985): a packet is lost once a packet
+//! sent after it was acknowledged and a reordering window has passed since
+//! that could have happened; before any reordering was seen, also once three
+//! later packets were acknowledged. A packet declared lost stays on record,
+//! out of flight, for a few round trips: if its own acknowledgement comes
+//! after all, the loss was spurious (it was only late), which the session
+//! uses to widen its reordering window and to undo the congestion response.
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
@@ -36,7 +44,32 @@ pub(crate) struct SentPacket {
     pub(crate) kind: SentKind,
     /// Delivery-rate state when the packet left (see [`crate::congestion::rate`]).
     pub(crate) delivery: PacketDelivery,
-    in_flight: bool,
+    fate: Fate,
+}
+
+/// Where a tracked packet stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    InFlight,
+    /// Declared lost; its acknowledgement would show the loss was spurious.
+    Lost,
+    /// Acknowledged, or lost and forgotten: only waits to leave the front.
+    Done,
+}
+
+/// What loss detection knows after an acknowledgement (RACK's state).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LossRule {
+    /// The largest packet number acknowledged: every packet before it was
+    /// sent before a packet that arrived.
+    pub(crate) largest_acked: u64,
+    /// The round-trip time of the most recently sent acknowledged packet.
+    pub(crate) rtt: Duration,
+    /// How much later than that a packet may still arrive.
+    pub(crate) reorder_window: Duration,
+    /// Whether three later packets acknowledged also declare a loss (until
+    /// reordering is seen on the path).
+    pub(crate) by_count: bool,
 }
 
 /// Packets in flight, in packet-number order. Acked and lost entries leave the
@@ -46,8 +79,14 @@ pub(crate) struct SentLog {
     packets: VecDeque<SentPacket>,
     bytes_in_flight: u64,
     count_in_flight: usize,
+    /// Records of packets declared lost, kept to tell a late one.
+    lost_kept: usize,
     last_sent: Option<Instant>,
 }
+
+/// Records of lost packets kept at most, whatever their age: beyond, the
+/// oldest are forgotten (a loss then can no longer prove spurious).
+pub(crate) const MAX_LOST_KEPT: usize = 4096;
 
 impl SentLog {
     pub(crate) fn push(
@@ -65,7 +104,7 @@ impl SentLog {
             size: size as u32,
             kind,
             delivery,
-            in_flight: true,
+            fate: Fate::InFlight,
         });
         self.bytes_in_flight += size as u64;
         self.count_in_flight += 1;
@@ -85,63 +124,147 @@ impl SentLog {
         self.last_sent
     }
 
-    fn retire(&mut self, i: usize) -> SentPacket {
+    /// Records of lost packets still kept.
+    pub(crate) fn lost_kept(&self) -> usize {
+        self.lost_kept
+    }
+
+    /// Takes packet `i` out of flight, as `fate`.
+    fn retire(&mut self, i: usize, fate: Fate) -> SentPacket {
         let p = &mut self.packets[i];
-        p.in_flight = false;
+        debug_assert_eq!(p.fate, Fate::InFlight);
+        p.fate = fate;
         self.bytes_in_flight -= u64::from(p.size);
         self.count_in_flight -= 1;
+        if fate == Fate::Lost {
+            self.lost_kept += 1;
+        }
         *p
     }
 
+    /// Declares packet `i` lost, keeping its record.
+    fn lose(&mut self, i: usize) -> SentPacket {
+        let p = self.retire(i, Fate::Lost);
+        if self.lost_kept > MAX_LOST_KEPT {
+            self.forget_lost(|_| true, 1);
+        }
+        p
+    }
+
     fn compact(&mut self) {
-        while self.packets.front().is_some_and(|p| !p.in_flight) {
+        while self.packets.front().is_some_and(|p| p.fate == Fate::Done) {
             self.packets.pop_front();
         }
     }
 
-    /// Marks every in-flight packet in `range` as delivered and reports it.
-    pub(crate) fn take_range(&mut self, range: RangeInclusive<u64>, mut f: impl FnMut(SentPacket)) {
+    /// Forgets, oldest first and at most `limit`, the lost records `old`
+    /// says are too old to come back; returns how many.
+    fn forget_lost(&mut self, old: impl Fn(&SentPacket) -> bool, limit: usize) -> usize {
+        let mut forgotten = 0;
+        for p in &mut self.packets {
+            if forgotten == limit || self.lost_kept == 0 {
+                break;
+            }
+            if p.fate == Fate::Lost {
+                if !old(p) {
+                    break;
+                }
+                p.fate = Fate::Done;
+                self.lost_kept -= 1;
+                forgotten += 1;
+            }
+        }
+        forgotten
+    }
+
+    /// Forgets the records of lost packets sent before `before`: too old for
+    /// their acknowledgement to come now. Returns how many (losses that were
+    /// real, as far as the sender will ever know).
+    pub(crate) fn forget_lost_before(&mut self, before: Instant) -> usize {
+        let forgotten = self.forget_lost(|p| p.time < before, usize::MAX);
+        self.compact();
+        forgotten
+    }
+
+    /// Marks every packet in `range` as delivered and reports it, with
+    /// `true` for a packet that had been declared lost (the loss was
+    /// spurious).
+    pub(crate) fn take_range(
+        &mut self,
+        range: RangeInclusive<u64>,
+        mut f: impl FnMut(SentPacket, bool),
+    ) {
         let mut i = self.packets.partition_point(|p| p.number < *range.start());
         while i < self.packets.len() && self.packets[i].number <= *range.end() {
-            if self.packets[i].in_flight {
-                f(self.retire(i));
+            match self.packets[i].fate {
+                Fate::InFlight => f(self.retire(i, Fate::Done), false),
+                Fate::Lost => {
+                    let p = &mut self.packets[i];
+                    p.fate = Fate::Done;
+                    self.lost_kept -= 1;
+                    f(*p, true);
+                }
+                Fate::Done => {}
             }
             i += 1;
         }
         self.compact();
     }
 
-    /// Declares lost every in-flight packet sent before the largest acknowledged
-    /// one by at least [`REORDER_THRESHOLD`] numbers or `delay` of time. Returns
-    /// when the oldest survivor below the largest acknowledged packet would
-    /// become lost by time, if there is one.
+    /// Declares lost every in-flight packet in `range` (the peer asked for
+    /// it again).
+    pub(crate) fn lose_range(&mut self, range: RangeInclusive<u64>, mut f: impl FnMut(SentPacket)) {
+        let mut i = self.packets.partition_point(|p| p.number < *range.start());
+        while i < self.packets.len() && self.packets[i].number <= *range.end() {
+            if self.packets[i].fate == Fate::InFlight {
+                f(self.lose(i));
+            }
+            i += 1;
+        }
+        self.compact();
+    }
+
+    /// Declares lost every in-flight packet `rule` says is: sent before the
+    /// largest acknowledged one, and either `rule.rtt + rule.reorder_window`
+    /// old, or (with `by_count`) at least [`REORDER_THRESHOLD`] numbers
+    /// below it. Returns when the oldest survivor below the largest
+    /// acknowledged packet would become lost by time, if there is one.
     pub(crate) fn detect_lost(
         &mut self,
-        largest_acked: u64,
+        rule: LossRule,
         now: Instant,
-        delay: Duration,
         mut f: impl FnMut(SentPacket),
     ) -> Option<Instant> {
         let mut loss_time = None;
         for i in 0..self.packets.len() {
             let p = self.packets[i];
-            if p.number >= largest_acked {
+            if p.number >= rule.largest_acked {
                 break;
             }
-            if !p.in_flight {
+            if p.fate != Fate::InFlight {
                 continue;
             }
-            let by_number = p.number + REORDER_THRESHOLD <= largest_acked;
-            let by_time = p.time + delay <= now;
-            if !(by_number || by_time) {
+            let by_count = rule.by_count && p.number + REORDER_THRESHOLD <= rule.largest_acked;
+            let deadline = p.time + rule.rtt + rule.reorder_window;
+            if !(by_count || deadline <= now) {
                 // Later packets are newer in number and time: none of them is lost either.
-                loss_time = Some(p.time + delay);
+                loss_time = Some(deadline);
                 break;
             }
-            f(self.retire(i));
+            f(self.lose(i));
         }
         self.compact();
         loss_time
+    }
+
+    /// The newest in-flight packet carrying data, left in flight: what a tail
+    /// probe sends again.
+    pub(crate) fn newest_data(&self) -> Option<SentPacket> {
+        self.packets
+            .iter()
+            .rev()
+            .find(|p| p.fate == Fate::InFlight && matches!(p.kind, SentKind::Data { .. }))
+            .copied()
     }
 
     /// The oldest in-flight packets carrying data, at most `n`: declared lost to
@@ -153,8 +276,8 @@ impl SentLog {
                 break;
             }
             let p = self.packets[i];
-            if p.in_flight && matches!(p.kind, SentKind::Data { .. }) {
-                f(self.retire(i));
+            if p.fate == Fate::InFlight && matches!(p.kind, SentKind::Data { .. }) {
+                f(self.lose(i));
                 taken += 1;
             }
         }
@@ -164,11 +287,11 @@ impl SentLog {
     /// Declares every in-flight packet lost (the retransmission timer fired).
     pub(crate) fn take_all(&mut self, mut f: impl FnMut(SentPacket)) {
         for i in 0..self.packets.len() {
-            if self.packets[i].in_flight {
-                f(self.retire(i));
+            if self.packets[i].fate == Fate::InFlight {
+                f(self.lose(i));
             }
         }
-        self.packets.clear();
+        self.compact();
     }
 }
 
@@ -185,32 +308,93 @@ mod tests {
         }
     }
 
+    fn rule(largest_acked: u64, rtt_ms: u64, window_ms: u64, by_count: bool) -> LossRule {
+        LossRule {
+            largest_acked,
+            rtt: Duration::from_millis(rtt_ms),
+            reorder_window: Duration::from_millis(window_ms),
+            by_count,
+        }
+    }
+
     #[test]
-    fn ack_then_loss_by_number() {
+    fn three_later_packets_or_the_window_declare_a_loss() {
         let t0 = crate::test_support::epoch();
         let mut log = SentLog::default();
         for n in 1..=6 {
             log.push(n, t0, 100, SentKind::Datagram, d(t0));
         }
         let mut acked = Vec::new();
-        log.take_range(5..=6, |p| acked.push(p.number));
-        assert_eq!(acked, vec![5, 6]);
+        log.take_range(5..=6, |p, spurious| acked.push((p.number, spurious)));
+        assert_eq!(acked, vec![(5, false), (6, false)]);
         let mut lost = Vec::new();
-        let next = log.detect_lost(6, t0, Duration::from_secs(1), |p| lost.push(p.number));
+        let next = log.detect_lost(rule(6, 900, 100, true), t0, |p| lost.push(p.number));
         assert_eq!(next, Some(t0 + Duration::from_secs(1)));
         // 1, 2, 3 are three or more below 6; 4 is not (yet).
         assert_eq!(lost, vec![1, 2, 3]);
         assert_eq!(log.count_in_flight(), 1);
         assert_eq!(log.bytes_in_flight(), 100);
         let mut lost = Vec::new();
-        log.detect_lost(
-            6,
-            t0 + Duration::from_secs(1),
-            Duration::from_secs(1),
-            |p| lost.push(p.number),
-        );
+        log.detect_lost(rule(6, 900, 100, true), t0 + Duration::from_secs(1), |p| {
+            lost.push(p.number)
+        });
         assert_eq!(lost, vec![4], "by time");
         assert_eq!(log.bytes_in_flight(), 0);
+    }
+
+    #[test]
+    fn once_reordering_is_seen_only_time_declares_a_loss() {
+        let t0 = crate::test_support::epoch();
+        let ms = Duration::from_millis;
+        let mut log = SentLog::default();
+        for n in 1..=10 {
+            log.push(n, t0 + ms(n), 100, SentKind::Datagram, d(t0));
+        }
+        log.take_range(10..=10, |_, _| {});
+        let mut lost = Vec::new();
+        // Packet 1 left at 1 ms: lost at 1 + 40 + 10 ms, whatever the count.
+        let next = log.detect_lost(rule(10, 40, 10, false), t0 + ms(50), |p| {
+            lost.push(p.number)
+        });
+        assert!(lost.is_empty());
+        assert_eq!(next, Some(t0 + ms(51)));
+        log.detect_lost(rule(10, 40, 10, false), t0 + ms(52), |p| {
+            lost.push(p.number)
+        });
+        assert_eq!(lost, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_lost_packet_acknowledged_after_all_is_reported_spurious() {
+        let t0 = crate::test_support::epoch();
+        let mut log = SentLog::default();
+        for n in 1..=5 {
+            log.push(n, t0, 100, SentKind::Datagram, d(t0));
+        }
+        log.take_range(5..=5, |_, _| {});
+        log.detect_lost(rule(5, 0, 0, true), t0, |_| {});
+        assert_eq!((log.count_in_flight(), log.lost_kept()), (0, 4));
+        let mut acked = Vec::new();
+        log.take_range(1..=2, |p, spurious| acked.push((p.number, spurious)));
+        assert_eq!(acked, vec![(1, true), (2, true)]);
+        assert_eq!(log.lost_kept(), 2);
+        // Old enough records go: those losses were real.
+        assert_eq!(log.forget_lost_before(t0 + Duration::from_millis(1)), 2);
+        assert_eq!(log.lost_kept(), 0);
+        log.take_range(3..=4, |_, _| panic!("forgotten"));
+    }
+
+    #[test]
+    fn lost_records_are_bounded() {
+        let t0 = crate::test_support::epoch();
+        let mut log = SentLog::default();
+        let n = MAX_LOST_KEPT as u64 + 10;
+        for pn in 1..=n {
+            log.push(pn, t0, 1, SentKind::Datagram, d(t0));
+        }
+        log.take_all(|_| {});
+        assert_eq!(log.lost_kept(), MAX_LOST_KEPT);
+        assert!(log.packets.len() <= MAX_LOST_KEPT + 1);
     }
 
     #[test]

@@ -114,7 +114,8 @@ impl SessionCore {
             s.auth = message;
         }
         s.apply_peer_params(peer);
-        s.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        s.acks
+            .on_packet(pn, false, now, Duration::ZERO, 1, Duration::ZERO);
         s.connect_ack_due = true;
         s.establish(now);
         if let Some(token) = challenge {
@@ -264,7 +265,8 @@ impl SessionCore {
             self.rtt
                 .update(now.saturating_duration_since(at), Duration::ZERO);
         }
-        self.acks.on_packet(pn, false, now, Duration::ZERO, 1);
+        self.acks
+            .on_packet(pn, false, now, Duration::ZERO, 1, Duration::ZERO);
         // Ack the ConnectAck at once: it gives the listener its first RTT
         // sample, which its ack pacing and window growth rely on.
         self.acks.request_immediate();

@@ -5,6 +5,7 @@ mod close;
 mod handshake;
 mod path;
 mod recovery;
+use recovery::LossEpisode;
 mod recv;
 mod streams;
 #[cfg(test)]
@@ -35,6 +36,7 @@ use crate::event::StreamEnd;
 use crate::flow::WindowTuner;
 use crate::id::{SessionId, Side};
 use crate::recovery::ack::AckTracker;
+use crate::recovery::reorder::ReorderWindow;
 use crate::recovery::rtt::RttEstimator;
 use crate::recovery::sent::SentLog;
 use crate::stats::SessionStats;
@@ -149,6 +151,14 @@ pub(crate) struct SessionCore {
     /// Streams of the peer's refused: a Refuse frame is due for each.
     refusals: VecDeque<StreamId>,
     sent: SentLog,
+    /// RACK's reordering window: how late a packet may be before it is lost.
+    reorder: ReorderWindow,
+    /// The loss episode under way, while its losses may still prove spurious.
+    episode: Option<LossEpisode>,
+    /// A tail loss probe waits to go, one packet beyond the window.
+    probe_due: bool,
+    /// This flight's tail probe went: the next expiry is the RTO.
+    tail_probed: bool,
     rtt: RttEstimator,
     cc: Box<dyn Controller>,
     /// Spreads packets over time at the controller's rate.
@@ -273,6 +283,10 @@ impl SessionCore {
             last_served: StreamId::DEFAULT,
             refusals: VecDeque::new(),
             sent: SentLog::default(),
+            reorder: ReorderWindow::default(),
+            episode: None,
+            probe_due: false,
+            tail_probed: false,
             rtt: RttEstimator::new(config.initial_rtt),
             cc: config.congestion.build(mtu, id.to_u64()),
             pacer: Pacer::new(mtu),
@@ -376,6 +390,8 @@ impl SessionCore {
         s.estimated_bandwidth = self.cc.bandwidth().unwrap_or(0);
         s.unreliable_dropped = self.streams.values().map(|s| s.dropped()).sum();
         s.bytes_in_flight = self.sent.bytes_in_flight();
+        s.reorder_window = self.reorder_window();
+        s.repeat_requests_spurious = self.acks.late_requested();
         s
     }
 
@@ -459,9 +475,15 @@ impl SessionCore {
         } else {
             (self.config.max_ack_delay, self.config.ack_frequency)
         };
-        let fresh = self
-            .acks
-            .on_packet(header.number, eliciting, now, ack_delay, ack_frequency);
+        let window = self.request_window();
+        let fresh = self.acks.on_packet(
+            header.number,
+            eliciting,
+            now,
+            ack_delay,
+            ack_frequency,
+            window,
+        );
         self.arm_ack_timer(now);
         // Any packet from the peer proves it alive.
         self.last_recv = now;
@@ -593,7 +615,12 @@ impl SessionCore {
                     self.detect_losses(now);
                     self.arm_retransmit(now);
                 }
-                Timer::Ack => {}  // ack_due() now holds; poll_transmit sends it
+                // An ack is due, or a gap lasted the reordering window: what
+                // is due goes out on the next poll_transmit.
+                Timer::Ack => {
+                    self.acks.promote(now);
+                    self.arm_ack_timer(now);
+                }
                 Timer::Pace => {} // the pacer has room again; poll_transmit sends
                 Timer::KeepAlive => {
                     if self.pings_unanswered >= self.config.ping_packet_count {

@@ -13,6 +13,26 @@ use crate::wire::packet::{Ack, RepeatRequest};
 
 use super::{MAX_BACKOFF, MAX_REFUSALS, MAX_RTO, SessionCore, State};
 
+/// A loss episode: losses declared from the first until a packet sent after
+/// it began is declared lost. Its congestion response is undone if every
+/// loss in it proves spurious.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LossEpisode {
+    /// The first packet number sent after the episode began.
+    first_unsent: u64,
+    /// The lowest packet number declared lost in it.
+    lowest: u64,
+    /// Packets declared lost in it, and how many of those were acknowledged
+    /// after all.
+    lost: u64,
+    spurious: u64,
+    /// A loss record was forgotten unacknowledged: a real loss, no undo.
+    real: bool,
+}
+
+/// Tail probes wait at least this long (a timer tick on most runtimes).
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(2);
+
 impl SessionCore {
     pub(super) fn on_ack(&mut self, now: Instant, ack: Ack) {
         self.sample_connect_ack_rtt(now, &ack);
@@ -27,19 +47,34 @@ impl SessionCore {
             self.violation(now, ProtocolViolation::InvalidAck);
             return;
         }
+        let largest_before = self.largest_acked;
         let mut newest: Option<SentPacket> = None;
         let mut acked_any = false;
+        let mut reordered = false;
+        let mut spurious = 0;
         let mut bytes_acked = 0;
         let mut sampler = Sampler::default();
         for range in ack.ranges {
             let (streams, cc, delivery) = (&mut self.streams, &mut self.cc, &mut self.delivery);
             let mut ended = Vec::new();
-            self.sent.take_range(range, |p| {
-                acked_any = true;
-                let size = u64::from(p.size);
-                bytes_acked += size;
-                delivery.on_acked(now, p.time, size, &p.delivery, &mut sampler);
-                cc.on_packet_acked(now, p.time, size);
+            self.sent.take_range(range, |p, was_lost| {
+                // Acknowledged after a packet sent later than it: the path
+                // reorders.
+                reordered |= largest_before.is_some_and(|l| p.number < l);
+                if was_lost {
+                    // Late, not lost: out of flight already, so it counts for
+                    // neither the window nor the rate; its data is delivered.
+                    spurious += 1;
+                } else {
+                    acked_any = true;
+                    let size = u64::from(p.size);
+                    bytes_acked += size;
+                    delivery.on_acked(now, p.time, size, &p.delivery, &mut sampler);
+                    cc.on_packet_acked(now, p.time, size);
+                    if newest.is_none_or(|n| p.number > n.number) {
+                        newest = Some(p);
+                    }
+                }
                 match p.kind {
                     SentKind::Data {
                         stream,
@@ -64,27 +99,36 @@ impl SessionCore {
                     }
                     SentKind::Control { .. } | SentKind::Datagram => {}
                 }
-                if newest.is_none_or(|n| p.number > n.number) {
-                    newest = Some(p);
-                }
             });
             for id in ended {
                 self.check_stream_end(id);
             }
         }
         let mut rtt_sample = None;
-        if let Some(p) = newest
-            && p.number == largest
-        {
-            let delay = Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay);
+        if let Some(p) = newest {
             let sample = now.saturating_duration_since(p.time);
-            self.rtt.update(sample, delay);
-            rtt_sample = Some(sample);
+            if largest_before.is_none_or(|l| p.number > l) {
+                // RACK's clock: the most recently sent packet delivered.
+                self.reorder.on_rtt(sample);
+            }
+            if p.number == largest {
+                let delay = Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay);
+                self.rtt.update(sample, delay);
+                rtt_sample = Some(sample);
+            }
+        }
+        if reordered {
+            self.reorder.on_reordered();
         }
         if acked_any {
             self.backoff = 0;
+            self.tail_probed = false;
         }
-        self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
+        self.largest_acked = Some(largest_before.map_or(largest, |l| l.max(largest)));
+        if spurious > 0 {
+            self.on_spurious_losses(spurious);
+        }
+        self.forget_old_losses(now);
         self.detect_losses(now);
         if acked_any {
             let min_rtt = self.rtt.min().unwrap_or_default();
@@ -101,6 +145,44 @@ impl SessionCore {
         self.after_send_progress(now);
     }
 
+    /// `count` packets declared lost were acknowledged after all: the path
+    /// reorders more than the window allowed. Widen it, and undo the
+    /// congestion response if the whole episode was spurious.
+    fn on_spurious_losses(&mut self, count: u64) {
+        self.stats.spurious_losses += count;
+        let largest = self.largest_acked.unwrap_or(0);
+        self.reorder.on_spurious(largest, self.next_pn);
+        if let Some(e) = &mut self.episode {
+            e.spurious += count;
+            if !e.real && e.spurious >= e.lost {
+                self.cc.undo_loss();
+                self.stats.congestion_undos += 1;
+                self.episode = None;
+            }
+        }
+    }
+
+    /// Records of losses old enough that no acknowledgement will come for
+    /// them now are dropped: those losses were real.
+    fn forget_old_losses(&mut self, now: Instant) {
+        if self.sent.lost_kept() == 0 {
+            return;
+        }
+        let keep = self.rtt.smoothed() * 3 + self.reorder_window();
+        if let Some(before) = now.checked_sub(keep)
+            && self.sent.forget_lost_before(before) > 0
+            && let Some(e) = &mut self.episode
+        {
+            e.real = true;
+        }
+    }
+
+    /// RACK's reordering window now.
+    pub(super) fn reorder_window(&self) -> Duration {
+        let srtt = self.rtt.smoothed();
+        self.reorder.window(self.rtt.min().unwrap_or(srtt), srtt)
+    }
+
     pub(super) fn on_repeat_request(&mut self, now: Instant, r: RepeatRequest) {
         self.stats.repeat_requests_received += 1;
         let mut lost = Vec::new();
@@ -108,7 +190,7 @@ impl SessionCore {
             if *range.start() >= self.next_pn {
                 continue;
             }
-            self.sent.take_range(range, |p| lost.push(p));
+            self.sent.lose_range(range, |p| lost.push(p));
         }
         self.on_lost_packets(now, lost);
         self.after_send_progress(now);
@@ -118,10 +200,13 @@ impl SessionCore {
         let Some(largest) = self.largest_acked else {
             return;
         };
-        let delay = self.rtt.smoothed().max(self.rtt.latest()) * 9 / 8;
-        let delay = delay.max(Duration::from_millis(1));
+        let srtt = self.rtt.smoothed();
+        let in_recovery = self.episode.is_some_and(|e| largest < e.first_unsent);
+        let rule = self
+            .reorder
+            .rule(largest, self.rtt.min().unwrap_or(srtt), srtt, in_recovery);
         let mut lost = Vec::new();
-        match self.sent.detect_lost(largest, now, delay, |p| lost.push(p)) {
+        match self.sent.detect_lost(rule, now, |p| lost.push(p)) {
             Some(at) => self.timers.set(Timer::Loss, at),
             None => self.timers.clear(Timer::Loss),
         }
@@ -132,17 +217,42 @@ impl SessionCore {
         let Some(newest) = lost.iter().map(|p| p.time).max() else {
             return;
         };
+        let lowest = lost.iter().map(|p| p.number).min().unwrap_or(0);
+        let highest = lost.iter().map(|p| p.number).max().unwrap_or(0);
         let mut bytes_lost = 0;
         for p in &lost {
             self.stats.lost += 1;
             bytes_lost += u64::from(p.size);
             self.requeue(p.kind);
         }
+        self.note_episode(lowest, highest, lost.len() as u64);
         self.cc.on_loss(&LossEvent {
             now,
             largest_sent: newest,
             bytes_lost,
         });
+    }
+
+    /// Counts `count` losses, numbered `lowest..=highest`, in the episode
+    /// they belong to, starting a new one if a packet sent after the current
+    /// one began is among them.
+    fn note_episode(&mut self, lowest: u64, highest: u64, count: u64) {
+        match &mut self.episode {
+            Some(e) if highest < e.first_unsent => {
+                e.lost += count;
+                e.lowest = e.lowest.min(lowest);
+            }
+            _ => {
+                self.episode = Some(LossEpisode {
+                    first_unsent: self.next_pn,
+                    lowest,
+                    lost: count,
+                    spurious: 0,
+                    real: false,
+                });
+                self.reorder.on_episode();
+            }
+        }
     }
 
     /// What a lost packet carried goes out again (or, on an unreliable
@@ -194,7 +304,12 @@ impl SessionCore {
         }
         if self.sent.count_in_flight() > 0 {
             let from = self.sent.last_sent().unwrap_or(now);
-            self.timers.set(Timer::Retransmit, from + self.rto());
+            let wait = if self.backoff == 0 && !self.tail_probed {
+                self.probe_timeout()
+            } else {
+                self.rto()
+            };
+            self.timers.set(Timer::Retransmit, from + wait);
         } else if self.blocked_on_credit() {
             if self.timers.get(Timer::Retransmit).is_none() {
                 self.timers
@@ -207,6 +322,10 @@ impl SessionCore {
 
     pub(super) fn on_retransmit_timeout(&mut self, now: Instant) {
         if self.sent.count_in_flight() > 0 {
+            if self.backoff == 0 && !self.tail_probed {
+                self.send_tail_probe(now);
+                return;
+            }
             self.stats.timeouts += 1;
             let mut lost = Vec::new();
             if self.backoff == 0 {
@@ -220,9 +339,14 @@ impl SessionCore {
             } else {
                 // Nothing came back after a probe either: persistent congestion.
                 self.sent.take_all(|p| lost.push(p));
+                let lowest = lost.iter().map(|p| p.number).min().unwrap_or(0);
+                let highest = lost.iter().map(|p| p.number).max().unwrap_or(0);
                 for p in &lost {
                     self.stats.lost += 1;
                     self.requeue(p.kind);
+                }
+                if !lost.is_empty() {
+                    self.note_episode(lowest, highest, lost.len() as u64);
                 }
                 self.cc.on_timeout(now);
             }
@@ -235,6 +359,39 @@ impl SessionCore {
             self.timers
                 .set(Timer::Retransmit, now + self.probe_interval());
         }
+    }
+
+    /// Acks stopped coming with packets in flight: the tail of the flight may
+    /// be lost, and no later packet will reveal it. Send the newest data again
+    /// (or a ping), beyond the window and without a congestion response: its
+    /// ack lets loss detection find what is missing, sooner than the RTO.
+    fn send_tail_probe(&mut self, now: Instant) {
+        self.tail_probed = true;
+        self.stats.tail_probes += 1;
+        let reliable = |s: &SessionCore, stream| {
+            s.streams
+                .get(&stream)
+                .is_some_and(|st| st.kind.is_reliable())
+        };
+        match self.sent.newest_data().map(|p| p.kind) {
+            Some(kind @ SentKind::Data { stream, .. }) if reliable(self, stream) => {
+                self.requeue(kind);
+                self.probe_due = true;
+            }
+            _ => self.ping_due = true,
+        }
+        self.timers.set(Timer::Retransmit, now + self.rto());
+    }
+
+    /// How long to wait for an ack before a tail probe: two smoothed RTTs,
+    /// plus the peer's ack delay when a single packet is in flight (its ack
+    /// may be held), and never longer than the RTO.
+    fn probe_timeout(&self) -> Duration {
+        let mut pto = self.rtt.smoothed() * 2;
+        if self.sent.count_in_flight() == 1 {
+            pto += self.peer_max_ack_delay;
+        }
+        pto.max(MIN_PROBE_TIMEOUT).min(self.rto())
     }
 
     /// Wait between credit probes: doubling from the RTO up to the ping interval,
@@ -255,7 +412,7 @@ mod tests {
     use bytes::Bytes;
 
     #[test]
-    fn an_unanswered_packet_is_resent_at_doubling_intervals() {
+    fn an_unanswered_tail_is_probed_first_then_resent_at_doubling_intervals() {
         let mut pair = Pair::established(Config::default());
         let start = pair.now;
         pair.starter
@@ -264,7 +421,7 @@ mod tests {
         assert!(!drain(&mut pair.starter, start).is_empty());
         // Nothing reaches the peer from here on: every expiry resends.
         let mut resent_at = Vec::new();
-        while resent_at.len() < 5 {
+        while resent_at.len() < 6 {
             let now = pair
                 .starter
                 .next_timeout()
@@ -277,7 +434,10 @@ mod tests {
         let intervals: Vec<_> = std::iter::once(resent_at[0])
             .chain(resent_at.windows(2).map(|w| w[1] - w[0]))
             .collect();
-        for w in intervals.windows(2) {
+        // The tail probe comes first, before the retransmission timeout.
+        assert_eq!(pair.starter.stats().tail_probes, 1);
+        assert!(intervals[0] < intervals[1], "resent at {resent_at:?}");
+        for w in intervals[1..].windows(2) {
             assert_eq!(w[1], w[0] * 2, "resent at {resent_at:?}");
         }
     }

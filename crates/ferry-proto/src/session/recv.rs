@@ -214,6 +214,14 @@ impl SessionCore {
         }
     }
 
+    /// How long a gap in the packet numbers received must last before this
+    /// side asks for it again.
+    pub(super) fn request_window(&self) -> Duration {
+        let srtt = self.rtt.smoothed();
+        self.acks
+            .request_window(self.rtt.min().unwrap_or(srtt), srtt)
+    }
+
     pub(super) fn arm_ack_timer(&mut self, now: Instant) {
         match self.acks.deadline() {
             // A deadline already past needs no timer: the ack is due and goes out

@@ -242,6 +242,13 @@ impl SessionCore {
     /// Datagrams and message fragments, within the congestion and send windows.
     pub(super) fn poll_payload(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         let window = self.cc.window().min(self.config.send_window as u64);
+        if self.probe_due {
+            // A tail probe goes whatever the window: it only asks for an ack.
+            self.probe_due = false;
+            if let Some(len) = self.poll_payload_unpaced(now, buf) {
+                return Some(len);
+            }
+        }
         if self.sent.bytes_in_flight() + self.mtu as u64 > window
             || self.sent.count_in_flight() >= self.config.send_window_packets
         {
