@@ -383,15 +383,13 @@ impl SessionCore {
         self.timers.set(Timer::Retransmit, now + self.rto());
     }
 
-    /// How long to wait for an ack before a tail probe: two smoothed RTTs,
-    /// plus the peer's ack delay when a single packet is in flight (its ack
-    /// may be held), and never longer than the RTO.
+    /// How long to wait for an ack before a tail probe: QUIC's probe timeout
+    /// (RFC 9002 §6.2), the smoothed RTT plus four variations and the peer's
+    /// ack delay, without the RTO's floor and backoff.
     fn probe_timeout(&self) -> Duration {
-        let mut pto = self.rtt.smoothed() * 2;
-        if self.sent.count_in_flight() == 1 {
-            pto += self.peer_max_ack_delay;
-        }
-        pto.max(MIN_PROBE_TIMEOUT).min(self.rto())
+        self.rtt
+            .rto(self.peer_max_ack_delay, MIN_PROBE_TIMEOUT)
+            .min(self.rto())
     }
 
     /// Wait between credit probes: doubling from the RTO up to the ping interval,
