@@ -8,7 +8,7 @@
 //! after all, the loss was spurious (it was only late), which the session
 //! uses to widen its reordering window and to undo the congestion response.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
@@ -51,9 +51,7 @@ pub(crate) struct SentPacket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     InFlight,
-    /// Declared lost; its acknowledgement would show the loss was spurious.
-    Lost,
-    /// Acknowledged, or lost and forgotten: only waits to leave the front.
+    /// Acknowledged or declared lost: only waits to leave the front.
     Done,
 }
 
@@ -79,8 +77,8 @@ pub(crate) struct SentLog {
     packets: VecDeque<SentPacket>,
     bytes_in_flight: u64,
     count_in_flight: usize,
-    /// Records of packets declared lost, kept to tell a late one.
-    lost_kept: usize,
+    /// Records of packets declared lost, by number, kept to tell a late one.
+    lost: BTreeMap<u64, SentPacket>,
     last_sent: Option<Instant>,
 }
 
@@ -126,27 +124,25 @@ impl SentLog {
 
     /// Records of lost packets still kept.
     pub(crate) fn lost_kept(&self) -> usize {
-        self.lost_kept
+        self.lost.len()
     }
 
-    /// Takes packet `i` out of flight, as `fate`.
-    fn retire(&mut self, i: usize, fate: Fate) -> SentPacket {
+    /// Takes packet `i` out of flight.
+    fn retire(&mut self, i: usize) -> SentPacket {
         let p = &mut self.packets[i];
         debug_assert_eq!(p.fate, Fate::InFlight);
-        p.fate = fate;
+        p.fate = Fate::Done;
         self.bytes_in_flight -= u64::from(p.size);
         self.count_in_flight -= 1;
-        if fate == Fate::Lost {
-            self.lost_kept += 1;
-        }
         *p
     }
 
     /// Declares packet `i` lost, keeping its record.
     fn lose(&mut self, i: usize) -> SentPacket {
-        let p = self.retire(i, Fate::Lost);
-        if self.lost_kept > MAX_LOST_KEPT {
-            self.forget_lost(|_| true, 1);
+        let p = self.retire(i);
+        self.lost.insert(p.number, p);
+        if self.lost.len() > MAX_LOST_KEPT {
+            self.lost.pop_first();
         }
         p
     }
@@ -157,32 +153,20 @@ impl SentLog {
         }
     }
 
-    /// Forgets, oldest first and at most `limit`, the lost records `old`
-    /// says are too old to come back; returns how many.
-    fn forget_lost(&mut self, old: impl Fn(&SentPacket) -> bool, limit: usize) -> usize {
-        let mut forgotten = 0;
-        for p in &mut self.packets {
-            if forgotten == limit || self.lost_kept == 0 {
-                break;
-            }
-            if p.fate == Fate::Lost {
-                if !old(p) {
-                    break;
-                }
-                p.fate = Fate::Done;
-                self.lost_kept -= 1;
-                forgotten += 1;
-            }
-        }
-        forgotten
-    }
-
     /// Forgets the records of lost packets sent before `before`: too old for
     /// their acknowledgement to come now. Returns how many (losses that were
     /// real, as far as the sender will ever know).
     pub(crate) fn forget_lost_before(&mut self, before: Instant) -> usize {
-        let forgotten = self.forget_lost(|p| p.time < before, usize::MAX);
-        self.compact();
+        let mut forgotten = 0;
+        // Numbers grow with send times: the oldest records come first.
+        while self
+            .lost
+            .first_key_value()
+            .is_some_and(|(_, p)| p.time < before)
+        {
+            self.lost.pop_first();
+            forgotten += 1;
+        }
         forgotten
     }
 
@@ -196,17 +180,18 @@ impl SentLog {
     ) {
         let mut i = self.packets.partition_point(|p| p.number < *range.start());
         while i < self.packets.len() && self.packets[i].number <= *range.end() {
-            match self.packets[i].fate {
-                Fate::InFlight => f(self.retire(i, Fate::Done), false),
-                Fate::Lost => {
-                    let p = &mut self.packets[i];
-                    p.fate = Fate::Done;
-                    self.lost_kept -= 1;
-                    f(*p, true);
-                }
-                Fate::Done => {}
+            if self.packets[i].fate == Fate::InFlight {
+                f(self.retire(i), false);
             }
             i += 1;
+        }
+        if !self.lost.is_empty() {
+            let late: Vec<u64> = self.lost.range(range).map(|(&n, _)| n).collect();
+            for n in late {
+                if let Some(p) = self.lost.remove(&n) {
+                    f(p, true);
+                }
+            }
         }
         self.compact();
     }
