@@ -34,5 +34,5 @@ mod transfer;
 
 pub use efficiency::{Efficiency, EfficiencyReport};
 pub use link::{Link, LinkConfig, LinkStats, Loss};
-pub use network::{Network, NodeId};
+pub use network::{BottleneckId, Network, NodeId};
 pub use transfer::{Transfer, TransferReport};

@@ -13,6 +13,33 @@ use crate::link::{Link, LinkConfig, LinkStats};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub usize);
 
+/// Index of a bottleneck link in a [`Network`], shared by the paths routed
+/// through it (see [`Network::add_bottleneck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BottleneckId(pub usize);
+
+/// A link several paths cross: one queue, one rate, for all their datagrams.
+#[derive(Debug)]
+struct Bottleneck {
+    link: Link,
+    /// Where each datagram in the link goes, `(from, to)`, in the order they
+    /// leave it: the link keeps order (no jitter, reordering or duplication),
+    /// so the routes leave in the order their datagrams entered.
+    routes: VecDeque<(usize, usize)>,
+}
+
+impl Bottleneck {
+    /// A datagram of the path `route` enters the bottleneck at `now`.
+    fn enter(&mut self, now: Instant, route: (usize, usize), datagram: Bytes) {
+        let dropped = |s: &LinkStats| s.lost + s.queue_dropped;
+        let before = dropped(self.link.stats());
+        self.link.send(now, datagram);
+        if dropped(self.link.stats()) == before {
+            self.routes.push_back(route);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Node {
     endpoint: Endpoint,
@@ -63,6 +90,9 @@ pub struct Network {
     now: Instant,
     nodes: Vec<Node>,
     links: BTreeMap<(usize, usize), Link>,
+    bottlenecks: Vec<Bottleneck>,
+    /// The bottleneck each routed path `(from, to)` crosses after its own link.
+    routes: BTreeMap<(usize, usize), usize>,
     by_addr: BTreeMap<SocketAddr, usize>,
     buf: Vec<u8>,
     steps: u64,
@@ -79,6 +109,8 @@ impl Network {
             now: start,
             nodes: Vec::new(),
             links: BTreeMap::new(),
+            bottlenecks: Vec::new(),
+            routes: BTreeMap::new(),
             by_addr: BTreeMap::new(),
             buf: Vec::with_capacity(65_536),
             steps: 0,
@@ -143,6 +175,55 @@ impl Network {
         }
     }
 
+    /// Adds a bottleneck: a link that the paths routed through it
+    /// ([`Network::route_through`]) share, one queue and one rate for all their
+    /// datagrams, as flows from different hosts share a router's outgoing link.
+    ///
+    /// A shared bottleneck keeps datagrams in order: its `config` may set a
+    /// rate, a queue, a latency, loss and corruption, but no jitter,
+    /// reordering or duplication (put those on the paths' own links).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `config` sets jitter, reordering or duplication, or fails
+    /// [`LinkConfig::validate`].
+    pub fn add_bottleneck(&mut self, config: LinkConfig) -> BottleneckId {
+        assert!(
+            config.jitter.is_zero() && config.reorder == 0.0 && config.duplicate == 0.0,
+            "a shared bottleneck keeps order: no jitter, reordering or duplication \
+             (set them on the paths' own links)"
+        );
+        let index = self.bottlenecks.len();
+        let seed = self.seed
+            ^ 0x5bd1_e995_0000_0000
+            ^ (index as u64 + 1).wrapping_mul(0xe703_7ed1_a0b4_28db);
+        self.bottlenecks.push(Bottleneck {
+            link: Link::new(config, seed),
+            routes: VecDeque::new(),
+        });
+        BottleneckId(index)
+    }
+
+    /// Routes the datagrams from `from` to `to` through `bottleneck`: each
+    /// crosses the path's own link (set with [`Network::set_link`] or
+    /// [`Network::set_path`]; without one nothing gets through, as before),
+    /// then the bottleneck, then arrives. The own link is where a path's
+    /// extra latency goes, so that flows through one bottleneck can have
+    /// different round trips. Paths not routed (the default) are unchanged.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `bottleneck` is not one of this network's.
+    pub fn route_through(&mut self, from: NodeId, to: NodeId, bottleneck: BottleneckId) {
+        assert!(bottleneck.0 < self.bottlenecks.len(), "no such bottleneck");
+        self.routes.insert((from.0, to.0), bottleneck.0);
+    }
+
+    /// Counters of a bottleneck: every datagram of every path routed through it.
+    pub fn bottleneck_stats(&self, bottleneck: BottleneckId) -> &LinkStats {
+        self.bottlenecks[bottleneck.0].link.stats()
+    }
+
     /// The virtual time now.
     pub fn now(&self) -> Instant {
         self.now
@@ -200,7 +281,11 @@ impl Network {
 
     /// When the next thing happens, if anything is scheduled.
     pub fn next_event_time(&self) -> Option<Instant> {
-        let arrivals = self.links.values().filter_map(Link::next_arrival);
+        let arrivals = self
+            .links
+            .values()
+            .chain(self.bottlenecks.iter().map(|b| &b.link))
+            .filter_map(Link::next_arrival);
         let timers = self.nodes.iter().filter_map(|n| n.endpoint.poll_timeout());
         arrivals.chain(timers).min()
     }
@@ -246,7 +331,27 @@ impl Network {
         self.steps += 1;
         for (&(from, to), link) in self.links.iter_mut() {
             let source = self.nodes[from].addr;
+            let via = self.routes.get(&(from, to)).copied();
             while let Some(datagram) = link.pop_arrival(now) {
+                match via {
+                    Some(b) => self.bottlenecks[b].enter(now, (from, to), datagram),
+                    None => self.nodes[to].endpoint.handle_datagram(
+                        now,
+                        source,
+                        BytesMut::from(&datagram[..]),
+                    ),
+                }
+            }
+        }
+        // After the own links: a datagram may leave its own link and the
+        // bottleneck at the same instant (no rate, no latency).
+        for bottleneck in &mut self.bottlenecks {
+            while let Some(datagram) = bottleneck.link.pop_arrival(now) {
+                let (from, to) = bottleneck
+                    .routes
+                    .pop_front()
+                    .expect("a route for every datagram in the bottleneck");
+                let source = self.nodes[from].addr;
                 self.nodes[to]
                     .endpoint
                     .handle_datagram(now, source, BytesMut::from(&datagram[..]));
@@ -285,5 +390,206 @@ impl Network {
     /// Runs for `duration` of virtual time.
     pub fn run_for(&mut self, duration: Duration) {
         self.run_until(duration, |_| false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_proto::SendError;
+
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn server_config() -> Config {
+        Config {
+            accept_incoming: true,
+            ..Config::default()
+        }
+    }
+
+    /// Two clients, each with its own server, whose client → server paths
+    /// (with one-way latencies `own`) cross one `bottleneck`; the way back
+    /// is the own link only.
+    struct Dumbbell {
+        net: Network,
+        clients: [NodeId; 2],
+        servers: [NodeId; 2],
+        bottleneck: BottleneckId,
+        sessions: Vec<(NodeId, SessionId)>,
+    }
+
+    impl Dumbbell {
+        fn new(seed: u64, own: [Duration; 2], bottleneck: LinkConfig) -> Self {
+            let mut net = Network::new(seed);
+            let clients = [0, 1].map(|_| net.add_node(Config::default()).unwrap());
+            let servers = [0, 1].map(|_| net.add_node(server_config()).unwrap());
+            let b = net.add_bottleneck(bottleneck);
+            for i in 0..2 {
+                let link = LinkConfig::default().latency(own[i]);
+                net.set_path(clients[i], servers[i], link);
+                net.route_through(clients[i], servers[i], b);
+            }
+            Self {
+                net,
+                clients,
+                servers,
+                bottleneck: b,
+                sessions: Vec::new(),
+            }
+        }
+
+        fn connect(&mut self) {
+            for i in 0..2 {
+                let (now, to) = (self.net.now(), self.net.addr(self.servers[i]));
+                let id = self.net.endpoint(self.clients[i]).connect(now, to).unwrap();
+                self.sessions.push((self.clients[i], id));
+            }
+        }
+
+        /// Runs for `d`, every session's send buffer kept full; returns the
+        /// bytes each server received.
+        fn bulk(&mut self, d: Duration) -> [u64; 2] {
+            let message = Bytes::from(vec![7u8; 16 << 10]);
+            let mut received = [0u64; 2];
+            let (sessions, servers) = (&self.sessions, self.servers);
+            self.net.run_until(d, |net| {
+                for &(node, id) in sessions {
+                    if let Some(mut s) = net.endpoint(node).session(id) {
+                        loop {
+                            match s.send(message.clone()) {
+                                Ok(()) => {}
+                                Err(SendError::Blocked) => break,
+                                Err(e) => panic!("send: {e}"),
+                            }
+                        }
+                    }
+                }
+                for (i, &server) in servers.iter().enumerate() {
+                    while let Some((_, m)) = net.poll_message(server) {
+                        received[i] += m.len() as u64;
+                    }
+                }
+                false
+            });
+            received
+        }
+
+        fn min_rtt(&mut self, i: usize) -> Duration {
+            let (node, id) = self.sessions[i];
+            self.net.endpoint(node).session(id).unwrap().stats().min_rtt
+        }
+    }
+
+    #[test]
+    fn each_path_through_a_bottleneck_keeps_its_own_round_trip() {
+        let shared = LinkConfig::default().latency(5 * MS);
+        let mut d = Dumbbell::new(1, [10 * MS, 40 * MS], shared);
+        d.connect();
+        d.bulk(Duration::from_secs(1));
+        // Own link both ways, the bottleneck one way.
+        let (a, b) = (d.min_rtt(0), d.min_rtt(1));
+        assert!(a >= 25 * MS && a < 27 * MS, "{a:?}");
+        assert!(b >= 85 * MS && b < 87 * MS, "{b:?}");
+    }
+
+    #[test]
+    fn paths_through_a_bottleneck_share_its_rate_and_queue() {
+        let rate = 8_000_000; // one byte per microsecond
+        let shared = LinkConfig::default()
+            .latency(5 * MS)
+            .bandwidth(rate)
+            .queue_limit(30_000);
+        let mut d = Dumbbell::new(2, [10 * MS, 10 * MS], shared);
+        d.connect();
+        let secs = 3;
+        let got = d.bulk(Duration::from_secs(secs));
+        let stats = d.net.bottleneck_stats(d.bottleneck).clone();
+        // Everything each own link delivered entered the bottleneck.
+        let entered: u64 = (0..2)
+            .map(|i| {
+                d.net
+                    .link_stats(d.clients[i], d.servers[i])
+                    .unwrap()
+                    .delivered
+            })
+            .sum();
+        assert_eq!(stats.sent, entered);
+        // Together, no more than the one rate (plus what sat in the queue).
+        let capacity = rate / 8 * secs;
+        assert!(stats.delivered_bytes <= capacity + 30_000, "{stats:?}");
+        assert!(stats.delivered_bytes >= capacity * 8 / 10, "{stats:?}");
+        assert!(
+            stats.queue_dropped > 0,
+            "the shared queue overflowed: {stats:?}"
+        );
+        assert!(got[0] > 0 && got[1] > 0, "{got:?}");
+        assert!(got[0] + got[1] <= capacity, "{got:?}");
+        // Every datagram reached its own server, from its own client.
+        for &server in &d.servers {
+            let e = d.net.endpoint(server).stats();
+            assert_eq!(e.dropped_unknown_session, 0);
+            assert_eq!(e.dropped_wrong_address, 0);
+        }
+    }
+
+    #[test]
+    fn a_shared_bottleneck_is_deterministic() {
+        let run = || {
+            let shared = LinkConfig::default()
+                .bandwidth(4_000_000)
+                .queue_limit(20_000)
+                .random_loss(0.01);
+            let mut d = Dumbbell::new(3, [5 * MS, 20 * MS], shared);
+            d.connect();
+            let got = d.bulk(Duration::from_secs(2));
+            (got, d.net.bottleneck_stats(d.bottleneck).clone())
+        };
+        assert_eq!(run(), run());
+    }
+
+    /// Routing through a bottleneck with no rate, latency or loss changes
+    /// nothing: same arrivals, same run.
+    #[test]
+    fn a_transparent_bottleneck_changes_nothing() {
+        let run = |routed: bool| {
+            let mut net = Network::new(4);
+            let client = net.add_node(Config::default()).unwrap();
+            let server = net.add_node(server_config()).unwrap();
+            let link = LinkConfig::default()
+                .latency(10 * MS)
+                .jitter(MS)
+                .random_loss(0.02)
+                .bandwidth(20_000_000);
+            net.set_path(client, server, link);
+            if routed {
+                let b = net.add_bottleneck(LinkConfig::default());
+                net.route_through(client, server, b);
+                net.route_through(server, client, b);
+            }
+            let (now, to) = (net.now(), net.addr(server));
+            let id = net.endpoint(client).connect(now, to).unwrap();
+            let mut received = 0u64;
+            net.run_until(Duration::from_secs(2), |net| {
+                if let Some(mut s) = net.endpoint(client).session(id) {
+                    while s.send(vec![1u8; 10_000]).is_ok() {}
+                }
+                while let Some((_, m)) = net.poll_message(server) {
+                    received += m.len() as u64;
+                }
+                false
+            });
+            let stats = net.endpoint(client).session(id).unwrap().stats();
+            (received, stats.packets_sent, stats.lost, net.steps())
+        };
+        let (plain, routed) = (run(false), run(true));
+        assert!(plain.0 > 1_000_000, "{plain:?}");
+        assert_eq!(plain, routed);
+    }
+
+    #[test]
+    #[should_panic(expected = "keeps order")]
+    fn a_bottleneck_that_would_reorder_is_refused() {
+        Network::new(5).add_bottleneck(LinkConfig::default().jitter(MS));
     }
 }
