@@ -179,10 +179,13 @@ fn main() {
                     clean
                 }
             };
-            let status = if r.complete && clean.complete {
-                ""
-            } else {
-                "  INCOMPLETE"
+            let status = match (&r, &clean) {
+                (r, clean) if r.complete && clean.complete => String::new(),
+                (r, _) if !r.complete => format!(
+                    "  INCOMPLETE ({} of {} messages; closed: {:?})",
+                    r.transfer.delivered, r.transfer.expected, r.transfer.closed
+                ),
+                _ => "  INCOMPLETE (unimpaired)".to_owned(),
             };
             println!(
                 "{:>12} {:>4} Mb/s {:>4}ms RTT {:>5.1} Mb/s {:>8.2} Mb/s {:>9.1}% {:>8.2} Mb/s {:>9.2} {:>8.1}s {:>8.2}% {:>7.2}% {:>8} {real:>5.1}s{status}",
