@@ -152,7 +152,7 @@ impl Profile {
             Profile::Wifi => {
                 "Wi-Fi-like: 50 Mbit/s, 20 ms RTT, [0, 5 ms] jitter, 1% loss in bursts of 4"
             }
-            Profile::Flapping => "flapping: dark both ways for 200 ms every 5 s (from 2 s on)",
+            Profile::Flapping => "dark both ways for 200 ms every 5 s (from 2 s on), nothing else",
         }
     }
 
