@@ -241,3 +241,68 @@ impl Efficiency {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_cell_crosses_the_links_it_always_did() {
+        let cell = Efficiency::new(
+            CongestionControl::Cubic,
+            100_000_000,
+            Duration::from_millis(100),
+            0.05,
+        )
+        .queue(1 << 21);
+        let link = LinkConfig::default()
+            .latency(Duration::from_millis(50))
+            .random_loss(0.05)
+            .bandwidth(100_000_000)
+            .queue_limit(1 << 21);
+        assert_eq!(cell.links(), (link.clone(), link));
+        assert_eq!(cell.profile, None);
+        assert!((cell.allows_bps() - 95e6).abs() < 1e-3);
+        assert_eq!(cell.seed, 100 ^ 50 ^ 100_000_000);
+    }
+
+    #[test]
+    fn a_profile_cell_crosses_the_profile_and_its_unimpaired_twin_the_bare_path() {
+        for &profile in Profile::all() {
+            let cell = Efficiency::profile(CongestionControl::Bbr, profile).bytes(3 << 20);
+            assert_eq!(cell.links(), (profile.forward(), profile.backward()));
+            assert_eq!(cell.bandwidth_bps, profile.bandwidth_bps());
+            assert_eq!(cell.rtt, profile.rtt());
+            assert!((cell.allows_bps() - profile.allows_bps()).abs() < 1e-6);
+            let clean = cell.unimpaired();
+            // A plain cell's loss is `Random(0.0)`: no loss, and no random draw.
+            let bare = profile.unimpaired().random_loss(0.0);
+            assert_eq!(clean.links(), (bare.clone(), bare));
+            assert_eq!(
+                (clean.bytes, clean.controller),
+                (3 << 20, CongestionControl::Bbr)
+            );
+            assert_eq!(clean.loss, 0.0);
+        }
+        // Seeds differ between profiles and stay the same from run to run.
+        let a = Efficiency::profile(CongestionControl::Bbr, Profile::Wifi).seed;
+        let b = Efficiency::profile(CongestionControl::Bbr, Profile::Satellite).seed;
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            Efficiency::profile(CongestionControl::Cubic, Profile::Wifi).seed
+        );
+    }
+
+    #[test]
+    fn a_profile_transfer_completes_and_counts_its_retransmissions() {
+        let report = Efficiency::profile(CongestionControl::Bbr, Profile::Reorder5)
+            .bytes(2 << 20)
+            .run();
+        assert!(report.complete, "{:?}", report.transfer);
+        assert!(report.of_available > 0.0 && report.of_available <= 1.0);
+        // Nothing is lost: every retransmission is spurious.
+        assert!(report.spurious <= report.retransmitted + 1e-9);
+        assert_eq!(report.transfer.forward.lost, 0);
+    }
+}
