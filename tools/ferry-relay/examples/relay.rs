@@ -56,12 +56,20 @@ struct Args {
     duration: Option<Duration>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// What the command line asks for.
+enum Command {
+    /// Run a relay.
+    Relay(Box<Args>),
+    /// List the network profiles (`--profiles`).
+    ListProfiles,
+}
+
+fn parse_args() -> Result<Command, String> {
     let mut listen: SocketAddr = "127.0.0.1:7000".parse().expect("valid default");
     let mut upstream = None;
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.iter().any(|a| a == "--profiles") {
-        return Err(PROFILES.to_owned());
+        return Ok(Command::ListProfiles);
     }
     // The profile, wherever it is given, is where the other options start from.
     let profile = match all.iter().position(|a| a == "--profile") {
@@ -180,7 +188,7 @@ fn parse_args() -> Result<Args, String> {
     }
     config.validate()?;
     back.validate()?;
-    Ok(Args {
+    Ok(Command::Relay(Box::new(Args {
         listen,
         upstream: upstream.ok_or("--upstream is required")?,
         profile,
@@ -189,11 +197,8 @@ fn parse_args() -> Result<Args, String> {
         seed,
         stats_every,
         duration,
-    })
+    })))
 }
-
-/// What `--profiles` prints.
-const PROFILES: &str = "profiles";
 
 fn list_profiles() {
     println!("network profiles (--profile NAME), the same both ways:");
@@ -225,8 +230,8 @@ fn line(name: &str, d: &DirectionStats) -> String {
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) if e == PROFILES => {
+        Ok(Command::Relay(args)) => args,
+        Ok(Command::ListProfiles) => {
             list_profiles();
             return ExitCode::SUCCESS;
         }
