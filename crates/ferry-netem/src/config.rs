@@ -1,4 +1,5 @@
-//! The conditions of a link: [`LinkConfig`] and its loss model, [`Loss`].
+//! The conditions of a link: [`LinkConfig`], its loss model, [`Loss`], and its
+//! periodic outages, [`Blackhole`].
 
 use std::time::Duration;
 
@@ -32,6 +33,60 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// Gilbert–Elliott loss in bursts: every datagram of a bad run is lost and none
+    /// of a good run, the long-run loss rate is `average` and bad runs last
+    /// `mean_burst` datagrams on average (geometrically distributed).
+    ///
+    /// That is `p_bad_to_good = 1 / mean_burst` and
+    /// `p_good_to_bad = average · p_bad_to_good / (1 − average)`, so good runs last
+    /// `mean_burst · (1 − average) / average` datagrams on average.
+    ///
+    /// ```
+    /// use ferry_netem::Loss;
+    ///
+    /// let loss = Loss::bursts(0.02, 5.0);
+    /// assert!((loss.expected_loss_rate() - 0.02).abs() < 1e-12);
+    /// assert!((loss.mean_burst() - 5.0).abs() < 1e-12);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics unless `0 < average < 1` and `mean_burst >= 1`.
+    pub fn bursts(average: f64, mean_burst: f64) -> Loss {
+        assert!(
+            average > 0.0 && average < 1.0,
+            "average loss must be in (0, 1), got {average}"
+        );
+        assert!(
+            mean_burst >= 1.0,
+            "mean burst must be >= 1, got {mean_burst}"
+        );
+        let p_bad_to_good = 1.0 / mean_burst;
+        Loss::GilbertElliott {
+            p_good_to_bad: (average * p_bad_to_good / (1.0 - average)).min(1.0),
+            p_bad_to_good,
+            loss_in_good: 0.0,
+            loss_in_bad: 1.0,
+        }
+    }
+
+    /// Mean length, in datagrams, of a run of consecutive losses.
+    ///
+    /// For [`Loss::Random`] with probability `p` runs are geometric with mean
+    /// `1 / (1 − p)`; for [`Loss::GilbertElliott`] with `loss_in_good = 0` and
+    /// `loss_in_bad = 1` it is the mean bad run, `1 / p_bad_to_good` (other
+    /// Gilbert–Elliott chains have no closed form here and report that same
+    /// figure, the mean time spent in the bad state). [`Loss::None`] and a
+    /// certain loss have no runs to measure: 0 and infinity.
+    pub fn mean_burst(&self) -> f64 {
+        match *self {
+            Loss::None => 0.0,
+            Loss::Random(p) if p <= 0.0 => 0.0,
+            Loss::Random(p) => 1.0 / (1.0 - p),
+            Loss::GilbertElliott { p_bad_to_good, .. } => 1.0 / p_bad_to_good,
+        }
+    }
+
     /// Long-run fraction of datagrams this model loses.
     ///
     /// For [`Loss::GilbertElliott`] this is the stationary loss rate
@@ -88,10 +143,96 @@ fn check_probability(name: &str, p: f64) -> Result<(), String> {
     }
 }
 
+/// Periodic outages: during each one the link drops every datagram sent into it.
+///
+/// Outages repeat every [`Blackhole::period`] and last [`Blackhole::duration`];
+/// the first begins [`Blackhole::offset`] after the link's origin, the instant of
+/// the first datagram it was sent (or the one given to
+/// [`Link::set_origin`](crate::Link::set_origin)). A datagram sent at `t` is
+/// dropped when `(t − origin − offset) mod period < duration` and
+/// `t ≥ origin + offset`; datagrams already in flight are not affected (the
+/// outage is at the link's entrance, like its loss). Outages draw no random
+/// numbers: they are the same in every run, and the datagrams they drop are
+/// counted in [`LinkStats::blackholed`](crate::LinkStats::blackholed).
+///
+/// ```
+/// use std::time::Duration;
+/// use ferry_netem::Blackhole;
+///
+/// // 200 ms dark every 5 s, the first from 1 s on.
+/// let flap = Blackhole::every(Duration::from_secs(5), Duration::from_millis(200))
+///     .offset(Duration::from_secs(1));
+/// assert!((flap.duty_cycle() - 0.04).abs() < 1e-12);
+/// assert!(!flap.covers(Duration::from_millis(999)));
+/// assert!(flap.covers(Duration::from_millis(1_000)));
+/// assert!(flap.covers(Duration::from_millis(6_199)));
+/// assert!(!flap.covers(Duration::from_millis(6_200)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blackhole {
+    /// Time from the start of one outage to the start of the next; non-zero.
+    pub period: Duration,
+    /// Length of each outage; at most [`Blackhole::period`].
+    pub duration: Duration,
+    /// Time from the link's origin to the start of the first outage.
+    pub offset: Duration,
+}
+
+impl Blackhole {
+    /// Outages of `duration` every `period`, the first at the link's origin.
+    pub fn every(period: Duration, duration: Duration) -> Self {
+        Self {
+            period,
+            duration,
+            offset: Duration::ZERO,
+        }
+    }
+
+    /// Sets the time from the link's origin to the first outage.
+    pub fn offset(mut self, offset: Duration) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Fraction of the time the link is dark, `duration / period`.
+    pub fn duty_cycle(&self) -> f64 {
+        if self.period.is_zero() {
+            return 0.0;
+        }
+        (self.duration.as_secs_f64() / self.period.as_secs_f64()).min(1.0)
+    }
+
+    /// Whether a datagram sent `since_origin` after the link's origin is dropped.
+    pub fn covers(&self, since_origin: Duration) -> bool {
+        let Some(into) = since_origin.checked_sub(self.offset) else {
+            return false;
+        };
+        if self.period.is_zero() {
+            return false;
+        }
+        let phase = into.as_nanos() % self.period.as_nanos();
+        phase < self.duration.as_nanos()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.period.is_zero() {
+            return Err("blackhole.period must be non-zero".to_owned());
+        }
+        if self.duration > self.period {
+            return Err(format!(
+                "blackhole.duration ({:?}) must not exceed its period ({:?})",
+                self.duration, self.period
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Configuration of one direction of a path.
 ///
 /// [`LinkConfig::default`] is a perfect link: zero latency, no jitter, no loss,
-/// reordering, duplication or corruption, unlimited bandwidth and a 1 MiB queue limit.
+/// reordering, duplication, corruption or outages, unlimited bandwidth and a 1 MiB
+/// queue limit.
 /// Every field has a chaining builder method of the same name (taking `self`):
 ///
 /// ```
@@ -130,6 +271,8 @@ pub struct LinkConfig {
     /// Bottleneck queue size in bytes. A datagram that would make the backlog exceed it
     /// is tail-dropped. Only meaningful when [`LinkConfig::bandwidth_bps`] is set.
     pub queue_limit_bytes: usize,
+    /// Periodic outages during which every datagram sent is dropped; `None` = never.
+    pub blackhole: Option<Blackhole>,
 }
 
 impl Default for LinkConfig {
@@ -144,6 +287,7 @@ impl Default for LinkConfig {
             corrupt: 0.0,
             bandwidth_bps: None,
             queue_limit_bytes: DEFAULT_QUEUE_LIMIT_BYTES,
+            blackhole: None,
         }
     }
 }
@@ -210,9 +354,31 @@ impl LinkConfig {
         self
     }
 
-    /// Checks that every probability is within `0.0..=1.0` (and not NaN) and that a
-    /// bandwidth cap, if any, is non-zero.
+    /// The fraction of what is sent that this link delivers in the long run,
+    /// bandwidth aside: `(1 − average loss) × (1 − outage duty cycle) ×
+    /// (1 − corrupt)` (a corrupted datagram fails any integrity check, so it
+    /// counts as lost). Duplicates, jitter and reordering cost nothing here.
+    ///
+    /// Times the bandwidth, it is the goodput ceiling of a perfect transport
+    /// whose data crosses this link (header overhead aside).
+    pub fn delivered_fraction(&self) -> f64 {
+        let duty = self.blackhole.map_or(0.0, |b| b.duty_cycle());
+        (1.0 - self.loss.expected_loss_rate()) * (1.0 - duty) * (1.0 - self.corrupt)
+    }
+
+    /// Drops every datagram sent during the periodic outages of `blackhole`.
+    pub fn blackhole(mut self, blackhole: Blackhole) -> Self {
+        self.blackhole = Some(blackhole);
+        self
+    }
+
+    /// Checks that every probability is within `0.0..=1.0` (and not NaN), that a
+    /// bandwidth cap, if any, is non-zero and that outages, if any, have a non-zero
+    /// period no shorter than their duration.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(blackhole) = &self.blackhole {
+            blackhole.validate()?;
+        }
         self.loss.validate()?;
         check_probability("reorder", self.reorder)?;
         check_probability("duplicate", self.duplicate)?;
@@ -246,6 +412,51 @@ mod tests {
             loss_in_good: 0.0,
             loss_in_bad: 1.0,
         };
-        assert!(ok.loss(ge).validate().is_err());
+        assert!(ok.clone().loss(ge).validate().is_err());
+        let hole = Blackhole::every(ms(100), ms(10));
+        assert!(ok.clone().blackhole(hole).validate().is_ok());
+        assert!(
+            ok.clone()
+                .blackhole(Blackhole::every(ms(0), ms(0)))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ok.blackhole(Blackhole::every(ms(10), ms(11)))
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bursts_have_the_asked_rate_and_length() {
+        let loss = Loss::bursts(0.1, 4.0);
+        assert!((loss.expected_loss_rate() - 0.1).abs() < 1e-12);
+        assert!((loss.mean_burst() - 4.0).abs() < 1e-12);
+        assert!(loss.validate().is_ok());
+        assert_eq!(Loss::None.mean_burst(), 0.0);
+        assert!((Loss::Random(0.5).mean_burst() - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    #[should_panic(expected = "mean burst")]
+    fn bursts_reject_short_bursts() {
+        let _ = Loss::bursts(0.1, 0.5);
+    }
+
+    #[test]
+    fn blackhole_windows() {
+        let hole = Blackhole::every(ms(1000), ms(200)).offset(ms(50));
+        assert!(!hole.covers(ms(0)));
+        assert!(!hole.covers(ms(49)));
+        assert!(hole.covers(ms(50)));
+        assert!(hole.covers(ms(249)));
+        assert!(!hole.covers(ms(250)));
+        assert!(!hole.covers(ms(1049)));
+        assert!(hole.covers(ms(1050)));
+        assert!((hole.duty_cycle() - 0.2).abs() < 1e-12);
+        // A zero-length outage never covers anything; a full one covers everything.
+        assert!(!Blackhole::every(ms(10), ms(0)).covers(ms(0)));
+        assert!(Blackhole::every(ms(10), ms(10)).covers(ms(12_345)));
     }
 }

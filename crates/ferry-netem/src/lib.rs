@@ -3,7 +3,8 @@
 //! A [`Link`] accepts datagrams at a time supplied by the caller and
 //! schedules them for arrival at the far end after applying, in this order:
 //!
-//! 1. **loss** ([`Loss`]) — lost datagrams never occupy the bottleneck queue;
+//! 1. **outages** ([`Blackhole`]) and **loss** ([`Loss`]) — datagrams dropped by
+//!    either never occupy the bottleneck queue;
 //! 2. **bottleneck queue** — if [`LinkConfig::bandwidth_bps`] is set, datagrams are
 //!    serialised one at a time and tail-dropped when the backlog would exceed
 //!    [`LinkConfig::queue_limit_bytes`];
@@ -36,15 +37,22 @@
 //! assert_eq!(link.stats().delivered, 1);
 //! ```
 //!
+//! [`Profile`] names presets of real-network conditions built from these parts
+//! (jitter that reorders, reordering, burst loss, a long fat path, a satellite-like,
+//! a Wi-Fi-like and a flapping path), each with the goodput it allows a perfect
+//! transport, [`Profile::allows_bps`].
+//!
 //! [`Instant`]: std::time::Instant
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod config;
 mod link;
+mod profile;
 mod queue;
 #[cfg(test)]
 mod testing;
 
-pub use config::{DEFAULT_QUEUE_LIMIT_BYTES, LinkConfig, Loss};
+pub use config::{Blackhole, DEFAULT_QUEUE_LIMIT_BYTES, LinkConfig, Loss};
 pub use link::{Link, LinkStats};
+pub use profile::{Profile, UnknownProfile};

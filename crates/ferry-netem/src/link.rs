@@ -21,7 +21,7 @@ const DUPLICATE_SPREAD_NANOS: u64 = 1_000;
 ///
 /// Duplicated copies are counted in `delivered`, so `delivered` may exceed `sent`.
 /// Once the link has drained,
-/// `sent == lost + queue_dropped + delivered - duplicated`.
+/// `sent == blackholed + lost + queue_dropped + delivered - duplicated`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkStats {
     /// Datagrams passed to [`Link::send`].
@@ -34,6 +34,9 @@ pub struct LinkStats {
     pub delivered_bytes: u64,
     /// Datagrams dropped by the loss model.
     pub lost: u64,
+    /// Datagrams dropped because they were sent during an outage of
+    /// [`LinkConfig::blackhole`](crate::LinkConfig::blackhole).
+    pub blackholed: u64,
     /// Datagrams tail-dropped by the bottleneck queue.
     pub queue_dropped: u64,
     /// Datagrams for which an extra copy was scheduled.
@@ -91,6 +94,9 @@ pub struct Link {
     next_seq: u64,
     in_flight: BinaryHeap<Reverse<Scheduled>>,
     stats: LinkStats,
+    /// Where [`LinkConfig::blackhole`]'s schedule starts: set by
+    /// [`Link::set_origin`], else by the first [`Link::send`].
+    origin: Option<Instant>,
 }
 
 impl Link {
@@ -112,7 +118,21 @@ impl Link {
             next_seq: 0,
             in_flight: BinaryHeap::new(),
             stats: LinkStats::default(),
+            origin: None,
         }
+    }
+
+    /// Sets the instant [`LinkConfig::blackhole`]'s outages are counted from.
+    ///
+    /// Without it, the origin is the instant of the first [`Link::send`]. Two links
+    /// given the same origin (the two directions of a path) go dark together.
+    pub fn set_origin(&mut self, origin: Instant) {
+        self.origin = Some(origin);
+    }
+
+    /// The instant [`LinkConfig::blackhole`]'s outages are counted from, once known.
+    pub fn origin(&self) -> Option<Instant> {
+        self.origin
     }
 
     /// The link's configuration.
@@ -141,7 +161,15 @@ impl Link {
         let len = datagram.len();
         self.stats.sent += 1;
         self.stats.sent_bytes += len as u64;
+        let origin = *self.origin.get_or_insert(now);
 
+        if let Some(blackhole) = &self.config.blackhole
+            && let Some(since_origin) = now.checked_duration_since(origin)
+            && blackhole.covers(since_origin)
+        {
+            self.stats.blackholed += 1;
+            return;
+        }
         if self.is_lost() {
             self.stats.lost += 1;
             return;
@@ -530,6 +558,88 @@ mod tests {
     }
 
     #[test]
+    fn blackhole_drops_everything_inside_its_windows_and_nothing_outside() {
+        use crate::Blackhole;
+
+        let t0 = base();
+        let hole = Blackhole::every(ms(1000), ms(200)).offset(ms(300));
+        let config = LinkConfig::default().latency(ms(10)).blackhole(hole);
+        let mut link = Link::new(config, 5);
+        // One datagram every millisecond for ten seconds.
+        let n = 10_000u32;
+        for i in 0..n {
+            link.send(t0 + ms(u64::from(i)), numbered(i, 8));
+        }
+        let got: Vec<u32> = drain_all(&mut link)
+            .iter()
+            .map(|(_, b)| number_of(b))
+            .collect();
+        let expected: Vec<u32> = (0..n)
+            .filter(|&i| {
+                let i = i64::from(i);
+                !(i >= 300 && (i - 300) % 1000 < 200)
+            })
+            .collect();
+        assert_eq!(got, expected);
+        let s = link.stats();
+        assert_eq!(s.blackholed, 2000);
+        assert_eq!(s.sent, s.blackholed + s.delivered);
+        assert_eq!(link.origin(), Some(t0));
+    }
+
+    #[test]
+    fn blackhole_counts_from_the_origin() {
+        use crate::Blackhole;
+
+        let t0 = base();
+        let config = LinkConfig::default().blackhole(Blackhole::every(ms(100), ms(10)));
+        // Without an origin, the first datagram starts the schedule: it is dropped.
+        let mut link = Link::new(config.clone(), 1);
+        link.send(t0 + ms(5), numbered(0, 8));
+        link.send(t0 + ms(14), numbered(1, 8));
+        link.send(t0 + ms(15), numbered(2, 8));
+        assert_eq!(link.stats().blackholed, 2);
+        // With an earlier origin, the schedule is shifted.
+        let mut link = Link::new(config, 1);
+        link.set_origin(t0);
+        link.send(t0 + ms(5), numbered(0, 8));
+        link.send(t0 + ms(10), numbered(1, 8));
+        link.send(t0 + ms(105), numbered(2, 8));
+        assert_eq!(link.stats().blackholed, 2);
+        assert_eq!(drain_all(&mut link).len(), 1);
+        // Datagrams sent before the origin are never dropped.
+        let mut link = Link::new(
+            LinkConfig::default().blackhole(Blackhole::every(ms(100), ms(100))),
+            1,
+        );
+        link.set_origin(t0 + ms(50));
+        link.send(t0, numbered(0, 8));
+        link.send(t0 + ms(50), numbered(1, 8));
+        assert_eq!(link.stats().blackholed, 1);
+    }
+
+    #[test]
+    fn blackhole_draws_no_random_numbers() {
+        use crate::Blackhole;
+
+        // An outage schedule that covers none of the datagrams (its first outage is
+        // after the last of them) changes nothing, bit for bit.
+        let t0 = base();
+        let config = LinkConfig::default().random_loss(0.3).jitter(ms(2));
+        let run = |config: LinkConfig| {
+            let mut link = Link::new(config, 9);
+            for i in 0..1000u32 {
+                link.send(t0 + ms(u64::from(i)), numbered(i, 8));
+            }
+            drain_all(&mut link)
+        };
+        let never = config
+            .clone()
+            .blackhole(Blackhole::every(ms(10), ms(10)).offset(ms(1_000_000)));
+        assert_eq!(run(config), run(never));
+    }
+
+    #[test]
     #[should_panic(expected = "invalid LinkConfig")]
     fn new_panics_on_invalid_config() {
         let _ = Link::new(LinkConfig::default().random_loss(2.0), 0);
@@ -552,6 +662,7 @@ mod tests {
             let config = LinkConfig::default()
                 .latency(ms(7))
                 .jitter(ms(3))
+                .blackhole(crate::Blackhole::every(ms(40), ms(5)))
                 .random_loss(loss)
                 .reorder(reorder, ms(4))
                 .duplicate(dup)
@@ -585,7 +696,7 @@ mod tests {
             }
             let s = link.stats();
             prop_assert_eq!(link.in_flight(), 0);
-            prop_assert_eq!(s.sent, s.lost + s.queue_dropped + s.delivered - s.duplicated);
+            prop_assert_eq!(s.sent, s.blackholed + s.lost + s.queue_dropped + s.delivered - s.duplicated);
         }
     }
 }

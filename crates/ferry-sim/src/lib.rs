@@ -9,7 +9,9 @@
 //!
 //! [`Transfer`] drives the common scenario — one session, many messages, every
 //! byte checked — and reports what happened; [`Efficiency`] runs one bulk
-//! transfer over a lossy bottleneck and reports goodput against capacity.
+//! transfer over a lossy bottleneck, or over a named real-network [`Profile`]
+//! (jitter, reordering, burst loss, long fat, satellite, Wi-Fi, flapping),
+//! and reports goodput against what the path allows.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,6 +35,6 @@ mod network;
 mod transfer;
 
 pub use efficiency::{Efficiency, EfficiencyReport};
-pub use link::{Link, LinkConfig, LinkStats, Loss};
+pub use link::{Blackhole, Link, LinkConfig, LinkStats, Loss, Profile, UnknownProfile};
 pub use network::{BottleneckId, Network, NodeId};
 pub use transfer::{Transfer, TransferReport};

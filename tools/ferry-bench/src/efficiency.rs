@@ -14,11 +14,24 @@
 //! ramp (about 0.7 s on a 100 ms path) and the repair tail cost a fixed
 //! second or so, 12% of a 100 MB transfer at 100 Mbit/s but 3% of 400 MB. Virtual
 //! time costs real time only as computation: the note gives both.
+//!
+//! Then, for each controller (BBR, CUBIC, NewReno), one row per network
+//! profile (`ferry_sim::Profile`: jitter at RTT/16, /8 and /4, 1% and 5%
+//! reordering, burst loss, long fat, satellite, Wi-Fi, flapping), the same
+//! size (the 1 Gbit/s size on the long fat path), named `sim: <profile>
+//! (<controller>)`. Its baseline is the same transfer over the same path
+//! without the impairment (`Profile::unimpaired`: same bandwidth, round trip
+//! and queue, nothing else), the row `sim: unimpaired <rate>, <rtt> ms
+//! (<controller>)`, so the ratio is what the impairment itself costs; a
+//! second ratio sets it beside what the profile allows
+//! (`Profile::allows_bps`, `bandwidth × (1 − loss) × (1 − outage duty
+//! cycle)`). Notes give retransmissions and spurious retransmissions (data
+//! the receiver got twice) per packet sent.
 
 use std::time::{Duration, Instant};
 
 use ferry_proto::CongestionControl;
-use ferry_sim::Efficiency;
+use ferry_sim::{Efficiency, EfficiencyReport, Profile};
 
 use crate::report::Table;
 
@@ -141,5 +154,107 @@ pub(crate) fn run(settings: Settings) -> Result<Table, String> {
             ),
         );
     }
+    profiles(settings, &mut table)?;
     Ok(table)
+}
+
+/// A bit rate as the rows name it.
+fn rate(bps: u64) -> String {
+    if bps >= 1_000_000_000 {
+        format!("{} Gbit/s", bps as f64 / 1e9)
+    } else {
+        format!("{} Mbit/s", bps / 1_000_000)
+    }
+}
+
+/// Runs one cell; fails on wrong data.
+fn measure(cell: &Efficiency) -> Result<(EfficiencyReport, Duration), String> {
+    let started = Instant::now();
+    let outcome = cell.run();
+    if outcome.transfer.mismatched != 0 {
+        return Err(format!(
+            "the simulator delivered {} wrong message(s): a bug",
+            outcome.transfer.mismatched
+        ));
+    }
+    Ok((outcome, started.elapsed()))
+}
+
+/// The note of a profile's or an unimpaired row.
+fn note(r: &EfficiencyReport, allows: f64, mb: usize, real: Duration) -> String {
+    format!(
+        "{:.1}% of allowed; {:.2}% resent, {:.2}% spurious; {mb} MB in {:.1} s virtual, {:.1} s real{}",
+        r.goodput_bps / allows * 100.0,
+        r.retransmitted * 100.0,
+        r.spurious * 100.0,
+        r.elapsed.as_secs_f64(),
+        real.as_secs_f64(),
+        if r.complete {
+            String::new()
+        } else {
+            format!(
+                "; INCOMPLETE: {} of {} messages, closed: {:?}",
+                r.transfer.delivered, r.transfer.expected, r.transfer.closed
+            )
+        }
+    )
+}
+
+/// One row per profile and controller, each after the unimpaired row of its
+/// path (measured once per path and controller).
+fn profiles(settings: Settings, table: &mut Table) -> Result<(), String> {
+    for controller in [
+        CongestionControl::Bbr,
+        CongestionControl::Cubic,
+        CongestionControl::NewReno,
+    ] {
+        let mut paths = Vec::new();
+        for &profile in Profile::all() {
+            let mb = if profile.bandwidth_bps() >= 1_000_000_000 {
+                settings.gbit_mb
+            } else {
+                settings.mb
+            };
+            let cell = Efficiency::profile(controller, profile).bytes(mb << 20);
+            let path = format!(
+                "{}, {} ms",
+                rate(profile.bandwidth_bps()),
+                profile.rtt().as_millis()
+            );
+            let clean_name = format!("sim: unimpaired {path} ({controller})");
+            let key = (cell.bandwidth_bps, cell.rtt, cell.queue_bytes, cell.bytes);
+            if !paths.contains(&key) {
+                paths.push(key);
+                let clean = cell.unimpaired();
+                let (r, real) = measure(&clean)?;
+                let capacity = profile.bandwidth_bps() as f64 / 1e6;
+                table.add_against(
+                    clean_name.clone(),
+                    r.goodput_bps / 1e6,
+                    "Mbit/s",
+                    (format!("capacity {capacity:.0}"), capacity),
+                    format!(
+                        "{} KiB queue; {}",
+                        cell.queue_bytes >> 10,
+                        note(&r, clean.allows_bps(), mb, real)
+                    ),
+                );
+            }
+            let (r, real) = measure(&cell)?;
+            let allows = profile.allows_bps();
+            table
+                .add(
+                    format!("sim: {profile} ({controller})"),
+                    r.goodput_bps / 1e6,
+                    "Mbit/s",
+                    Some(&clean_name),
+                    format!("{path}; {}", note(&r, allows, mb, real)),
+                )
+                .also_value(
+                    format!("{profile} allows {:.1}", allows / 1e6),
+                    allows / 1e6,
+                );
+        }
+    }
+    Ok(())
 }

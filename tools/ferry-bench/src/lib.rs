@@ -16,7 +16,9 @@
 //! - `many`: 1,000 concurrent sessions of 1 MiB each, aggregate MB/s beside
 //!   the one-session figure.
 //! - `efficiency`: goodput as a fraction of link capacity in the simulator's
-//!   virtual time, across loss rates and RTTs.
+//!   virtual time, across loss rates and RTTs; then one row per network
+//!   profile (`ferry_sim::Profile`) and congestion controller, beside the
+//!   same path unimpaired and what the profile allows.
 //! - `sessions`: bulk throughput with encryption against without, handshake
 //!   latency against a raw UDP round trip, memory per idle session.
 //! - `diode`: one-way transfer over loopback at 0% and 2% loss (through the
@@ -175,10 +177,12 @@ pub struct RunArgs {
     /// many: MiB per session [default: 1].
     #[arg(long)]
     many_mib: Option<u64>,
-    /// efficiency: MB per transfer at 100 Mbit/s [default: 400; quick: 20].
+    /// efficiency: MB per transfer at 100 Mbit/s, and per network profile
+    /// transfer below 1 Gbit/s [default: 400; quick: 20].
     #[arg(long)]
     sim_mb: Option<usize>,
-    /// efficiency: MB per transfer at 1 Gbit/s [default: 1000; quick: 100].
+    /// efficiency: MB per transfer at 1 Gbit/s, and on the long fat profile
+    /// [default: 1000; quick: 100].
     #[arg(long)]
     sim_gbit_mb: Option<usize>,
     /// sessions: MiB per bulk transfer [default: 512; quick: 64].

@@ -7,7 +7,9 @@
 //! efficiency suite's `(1 − loss) × capacity`). The ratio printed is always
 //! `value / baseline`, so for throughput higher is better and for times
 //! (latency, CPU seconds per GB) lower is better. A row may be compared with
-//! further rows too; those ratios print on continuation lines.
+//! further rows or reference values too (the efficiency suite sets each
+//! network profile's row beside the same path unimpaired, then beside what the
+//! profile allows); those ratios print on continuation lines.
 
 use std::fs;
 use std::io::Write;
@@ -30,8 +32,8 @@ pub(crate) struct Row {
     pub(crate) unit: &'static str,
     /// The main comparison, printed on the row's own line.
     pub(crate) baseline: Option<Baseline>,
-    /// Further rows this one is compared with, by name.
-    pub(crate) also: Vec<String>,
+    /// Further rows (by name) or reference values this one is compared with.
+    pub(crate) also: Vec<Baseline>,
     pub(crate) note: String,
 }
 
@@ -128,7 +130,13 @@ impl Table {
 impl Row {
     /// Compares this row with the row named `other` as well.
     pub(crate) fn also(&mut self, other: impl Into<String>) -> &mut Self {
-        self.also.push(other.into());
+        self.also.push(Baseline::Row(other.into()));
+        self
+    }
+
+    /// Compares this row with a reference value as well.
+    pub(crate) fn also_value(&mut self, label: impl Into<String>, value: f64) -> &mut Self {
+        self.also.push(Baseline::Value(label.into(), value));
         self
     }
 }
@@ -171,19 +179,23 @@ impl Report {
         })
     }
 
-    /// The row's comparisons: its baseline first, then the others; a
-    /// baseline row missing from this run is left out.
-    fn ratios(&self, row: &Row) -> Vec<Ratio> {
-        let main = row.baseline.as_ref().and_then(|b| match b {
+    fn resolve(&self, baseline: &Baseline) -> Option<Ratio> {
+        match baseline {
             Baseline::Row(name) => self.resolve_row(name),
             Baseline::Value(label, value) => Some(Ratio {
                 label: label.clone(),
                 baseline: *value,
                 ratio: None,
             }),
-        });
+        }
+    }
+
+    /// The row's comparisons: its baseline first, then the others; a
+    /// baseline row missing from this run is left out.
+    fn ratios(&self, row: &Row) -> Vec<Ratio> {
+        let main = row.baseline.as_ref().and_then(|b| self.resolve(b));
         main.into_iter()
-            .chain(row.also.iter().filter_map(|n| self.resolve_row(n)))
+            .chain(row.also.iter().filter_map(|b| self.resolve(b)))
             .map(|mut r| {
                 r.ratio = (r.baseline > 0.0).then(|| row.value / r.baseline);
                 r

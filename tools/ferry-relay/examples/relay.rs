@@ -2,22 +2,32 @@
 //!
 //! ```text
 //! cargo run -p ferry-relay --example relay -- --listen 127.0.0.1:7000 --upstream 127.0.0.1:7001 --loss 5
+//! cargo run -p ferry-relay --example relay -- --upstream 127.0.0.1:7001 --profile wifi
+//! cargo run -p ferry-relay --example relay -- --profiles
 //! ```
 //!
-//! The same conditions apply in both directions. Percentages are 0–100, times in
-//! milliseconds. Prints the counters every `--stats` seconds; stop it with Ctrl-C.
+//! The same conditions apply in both directions. `--profile NAME` starts from a
+//! named network profile (`ferry_relay::Profile`: its bandwidth, round trip, queue
+//! and impairment); the other options, wherever they appear, change it from there.
+//! `--profiles` lists the profiles with what each allows. Percentages are 0–100,
+//! times in milliseconds. Prints the counters every `--stats` seconds; stop it with
+//! Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ferry_relay::{DirectionStats, LinkConfig, Relay};
+use ferry_relay::{DirectionStats, LinkConfig, Profile, Relay};
 
 const USAGE: &str = "\
 usage: relay --upstream ADDR [options]
+       relay --profiles
 
   --listen ADDR           address clients send to (default 127.0.0.1:7000)
   --upstream ADDR         the server to forward to (required)
+  --profile NAME          start from a named network profile (see --profiles);
+                          the options below change it
+  --profiles              list the network profiles and exit
   --loss PCT              random loss, percent
   --burst GOOD,BAD        Gilbert-Elliott burst loss instead of --loss: mean good and
                           bad run lengths in datagrams (everything in a bad run is lost)
@@ -36,23 +46,50 @@ usage: relay --upstream ADDR [options]
 struct Args {
     listen: SocketAddr,
     upstream: SocketAddr,
+    profile: Option<Profile>,
+    /// Client → server.
     config: LinkConfig,
+    /// Server → client.
+    back: LinkConfig,
     seed: u64,
     stats_every: Duration,
     duration: Option<Duration>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// What the command line asks for.
+enum Command {
+    /// Run a relay.
+    Relay(Box<Args>),
+    /// List the network profiles (`--profiles`).
+    ListProfiles,
+}
+
+fn parse_args() -> Result<Command, String> {
     let mut listen: SocketAddr = "127.0.0.1:7000".parse().expect("valid default");
     let mut upstream = None;
-    let mut config = LinkConfig::default();
-    let mut reorder = 0.0;
-    let mut reorder_delay = Duration::from_millis(10);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.iter().any(|a| a == "--profiles") {
+        return Ok(Command::ListProfiles);
+    }
+    // The profile, wherever it is given, is where the other options start from.
+    let profile = match all.iter().position(|a| a == "--profile") {
+        Some(i) => Some(
+            all.get(i + 1)
+                .ok_or("--profile needs a value")?
+                .parse::<Profile>()
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let mut config = profile.map_or_else(LinkConfig::default, Profile::forward);
+    let mut back = profile.map_or_else(LinkConfig::default, Profile::backward);
+    let mut reorder = None;
+    let mut reorder_delay = None;
     let mut seed = 1;
     let mut stats_every = Duration::from_secs(1);
     let mut duration = None;
 
-    let mut args = std::env::args().skip(1);
+    let mut args = all.into_iter();
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
@@ -71,10 +108,19 @@ fn parse_args() -> Result<Args, String> {
             let s: f64 = value.parse().map_err(|e| bad(&e))?;
             Duration::try_from_secs_f64(s).map_err(|e| bad(&e))
         };
+        // Options that change the conditions change both directions.
+        let mut both = |change: &dyn Fn(LinkConfig) -> LinkConfig| {
+            config = change(config.clone());
+            back = change(back.clone());
+        };
         match flag.as_str() {
             "--listen" => listen = value.parse().map_err(|e| bad(&e))?,
             "--upstream" => upstream = Some(value.parse().map_err(|e| bad(&e))?),
-            "--loss" => config = config.random_loss(percent()?),
+            "--profile" => {}
+            "--loss" => {
+                let p = percent()?;
+                both(&|c| c.random_loss(p));
+            }
             "--burst" => {
                 let (good, bad_run) = value
                     .split_once(',')
@@ -84,26 +130,40 @@ fn parse_args() -> Result<Args, String> {
                 if good < 1.0 || bad_run < 1.0 {
                     return Err(bad(&"run lengths must be at least 1"));
                 }
-                config = config.loss(ferry_relay::Loss::GilbertElliott {
+                let loss = ferry_relay::Loss::GilbertElliott {
                     p_good_to_bad: 1.0 / good,
                     p_bad_to_good: 1.0 / bad_run,
                     loss_in_good: 0.0,
                     loss_in_bad: 1.0,
-                });
+                };
+                both(&|c| c.loss(loss));
             }
-            "--latency" => config = config.latency(millis()?),
-            "--jitter" => config = config.jitter(millis()?),
-            "--reorder" => reorder = percent()?,
-            "--reorder-delay" => reorder_delay = millis()?,
-            "--duplicate" => config = config.duplicate(percent()?),
-            "--corrupt" => config = config.corrupt(percent()?),
+            "--latency" => {
+                let d = millis()?;
+                both(&|c| c.latency(d));
+            }
+            "--jitter" => {
+                let d = millis()?;
+                both(&|c| c.jitter(d));
+            }
+            "--reorder" => reorder = Some(percent()?),
+            "--reorder-delay" => reorder_delay = Some(millis()?),
+            "--duplicate" => {
+                let p = percent()?;
+                both(&|c| c.duplicate(p));
+            }
+            "--corrupt" => {
+                let p = percent()?;
+                both(&|c| c.corrupt(p));
+            }
             "--bandwidth" => {
                 let mbit: f64 = value.parse().map_err(|e| bad(&e))?;
-                config = config.bandwidth((mbit * 1e6) as u64);
+                let bps = (mbit * 1e6) as u64;
+                both(&|c| c.bandwidth(bps));
             }
             "--queue" => {
                 let kb: usize = value.parse().map_err(|e| bad(&e))?;
-                config = config.queue_limit(kb * 1024);
+                both(&|c| c.queue_limit(kb * 1024));
             }
             "--seed" => seed = value.parse().map_err(|e| bad(&e))?,
             "--stats" => stats_every = seconds()?,
@@ -111,23 +171,53 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    let config = config.reorder(reorder, reorder_delay);
+    // A reorder option given alone keeps the other half: the profile's, or the
+    // defaults (no reordering, 10 ms).
+    if reorder.is_some() || reorder_delay.is_some() {
+        let apply = |c: LinkConfig| {
+            let p = reorder.unwrap_or(c.reorder);
+            let delay = reorder_delay.unwrap_or(if c.reorder_delay.is_zero() {
+                Duration::from_millis(10)
+            } else {
+                c.reorder_delay
+            });
+            c.reorder(p, delay)
+        };
+        config = apply(config);
+        back = apply(back);
+    }
     config.validate()?;
-    Ok(Args {
+    back.validate()?;
+    Ok(Command::Relay(Box::new(Args {
         listen,
         upstream: upstream.ok_or("--upstream is required")?,
+        profile,
         config,
+        back,
         seed,
         stats_every,
         duration,
-    })
+    })))
+}
+
+fn list_profiles() {
+    println!("network profiles (--profile NAME), the same both ways:");
+    for profile in Profile::all() {
+        println!(
+            "  {:<12} {} (allows {:.1} Mbit/s)",
+            profile.name(),
+            profile.summary(),
+            profile.allows_bps() / 1e6
+        );
+    }
 }
 
 fn line(name: &str, d: &DirectionStats) -> String {
     format!(
-        "{name}: sent {} lost {} queue-dropped {} duplicated {} reordered {} corrupted {} blackholed {} forwarded {} ({} bytes)",
+        "{name}: sent {} lost {} outages {} queue-dropped {} duplicated {} reordered {} corrupted {} blackholed {} forwarded {} ({} bytes)",
         d.link.sent,
         d.link.lost,
+        d.link.blackholed,
         d.link.queue_dropped,
         d.link.duplicated,
         d.link.reordered,
@@ -140,7 +230,11 @@ fn line(name: &str, d: &DirectionStats) -> String {
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Command::Relay(args)) => args,
+        Ok(Command::ListProfiles) => {
+            list_profiles();
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("relay: {e}\n");
@@ -157,7 +251,7 @@ fn main() -> ExitCode {
         args.listen,
         args.upstream,
         args.config.clone(),
-        args.config.clone(),
+        args.back.clone(),
         args.seed,
     ) {
         Ok(relay) => relay,
@@ -166,12 +260,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(profile) = args.profile {
+        println!(
+            "profile {profile}: {} (allows {:.1} Mbit/s)",
+            profile.summary(),
+            profile.allows_bps() / 1e6
+        );
+    }
     println!(
         "relaying {} -> {} with {:?}",
         relay.local_addr(),
         relay.upstream_addr(),
         args.config
     );
+    if args.back != args.config {
+        println!("and back with {:?}", args.back);
+    }
 
     let started = std::time::Instant::now();
     let tick = if args.stats_every.is_zero() {

@@ -16,8 +16,11 @@ pub(crate) const HEADER_LEN: usize = 4;
 
 /// Counters of one direction of a [`Relay`](crate::Relay).
 ///
-/// Every datagram read from a socket is either blackholed on entry or passed to the
-/// direction's link (and counted in [`LinkStats::sent`]). Every datagram the link
+/// Every datagram read from a socket is either blackholed on entry (by
+/// [`Relay::blackhole`](crate::Relay::blackhole)) or passed to the direction's link
+/// (and counted in [`LinkStats::sent`]; the link's own periodic outages,
+/// [`LinkConfig::blackhole`], drop some of those, counted in
+/// [`LinkStats::blackholed`]). Every datagram the link
 /// releases ([`LinkStats::delivered`], duplicate copies included) is either blackholed
 /// in flight, forwarded, or lost to a send error:
 ///
@@ -85,10 +88,18 @@ pub(crate) struct Direction {
 }
 
 impl Direction {
-    /// `config` must be valid.
-    pub(crate) fn new(config: &LinkConfig, link_seed: u64, corrupt_seed: u64) -> Self {
+    /// `config` must be valid. The link's periodic outages, if any, count from
+    /// `origin`.
+    pub(crate) fn new(
+        config: &LinkConfig,
+        origin: Instant,
+        link_seed: u64,
+        corrupt_seed: u64,
+    ) -> Self {
+        let mut link = Link::new(link_config(config), link_seed);
+        link.set_origin(origin);
         Self {
-            link: Link::new(link_config(config), link_seed),
+            link,
             corrupt: config.corrupt,
             corrupt_rng: ChaCha8Rng::seed_from_u64(corrupt_seed),
             corrupted: 0,
@@ -224,7 +235,7 @@ mod tests {
     #[test]
     fn header_is_stripped_and_not_counted() {
         let t0 = Instant::now();
-        let mut dir = Direction::new(&LinkConfig::default(), 1, 2);
+        let mut dir = Direction::new(&LinkConfig::default(), t0, 1, 2);
         dir.ingress(t0, frame(7, b"hello"));
         dir.ingress(t0, frame(3, b""));
         let (id, payload) = dir.pop_due(t0).unwrap();
@@ -243,7 +254,7 @@ mod tests {
     fn corruption_spares_the_header_and_is_counted() {
         let t0 = Instant::now();
         let config = LinkConfig::default().corrupt(1.0).duplicate(1.0);
-        let mut dir = Direction::new(&config, 1, 2);
+        let mut dir = Direction::new(&config, t0, 1, 2);
         let payload = [0x5Au8; 32];
         for i in 0..100 {
             dir.ingress(t0, frame(i, &payload));
@@ -271,7 +282,7 @@ mod tests {
     fn lost_datagrams_are_not_counted_as_corrupted() {
         let t0 = Instant::now();
         let config = LinkConfig::default().corrupt(1.0).random_loss(1.0);
-        let mut dir = Direction::new(&config, 1, 2);
+        let mut dir = Direction::new(&config, t0, 1, 2);
         dir.ingress(t0, frame(0, b"x"));
         let stats = dir.stats();
         assert_eq!((stats.link.lost, stats.link.corrupted), (1, 0));
@@ -281,7 +292,7 @@ mod tests {
     fn blackhole_on_entry_and_in_flight() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut dir = Direction::new(&LinkConfig::default().latency(ms(10)), 1, 2);
+        let mut dir = Direction::new(&LinkConfig::default().latency(ms(10)), t0, 1, 2);
         dir.ingress(t0, frame(0, b"in flight"));
         dir.set_blackhole(Blackhole::Until(t0 + ms(20)));
         dir.ingress(t0 + ms(1), frame(0, b"entry"));
@@ -297,11 +308,28 @@ mod tests {
     }
 
     #[test]
+    fn periodic_outages_count_from_the_origin() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let config =
+            LinkConfig::default().blackhole(ferry_netem::Blackhole::every(ms(100), ms(10)));
+        let mut dir = Direction::new(&config, t0, 1, 2);
+        // Sent 105 ms after the origin: dark. 115 ms: through.
+        dir.ingress(t0 + ms(105), frame(0, b"dark"));
+        dir.ingress(t0 + ms(115), frame(0, b"light"));
+        assert_eq!(dir.pop_due(t0 + ms(200)).unwrap().1, &b"light"[..]);
+        assert!(dir.pop_due(t0 + ms(200)).is_none());
+        let stats = dir.stats();
+        assert_eq!((stats.link.sent, stats.link.blackholed), (2, 1));
+        assert_eq!(stats.blackholed, 0);
+    }
+
+    #[test]
     fn clock_never_goes_backwards_for_the_link() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let config = LinkConfig::default().bandwidth(8_000).queue_limit(10_000);
-        let mut dir = Direction::new(&config, 1, 2);
+        let mut dir = Direction::new(&config, t0, 1, 2);
         dir.ingress(t0 + ms(5), frame(0, &[0; 96]));
         // An earlier timestamp is treated as the latest one seen.
         dir.ingress(t0, frame(0, &[0; 96]));

@@ -7,7 +7,10 @@
 //! [`ferry_netem`], which its simulator runs in virtual time — random and
 //! Gilbert–Elliott burst loss, reordering,
 //! duplication, corruption, latency and jitter, a bandwidth cap with a tail-drop queue
-//! — in real time, plus timed blackholes. Any number of clients (up to
+//! and periodic outages — in real time, plus timed blackholes on demand. Named
+//! real-network presets ([`Profile`]: jitter, reordering, burst loss, long fat,
+//! satellite, Wi-Fi, flapping) are one call away, [`Relay::with_profile`], or
+//! one option of the example, `--profile wifi`. Any number of clients (up to
 //! [`MAX_CLIENTS`]) can share one relay; the server sees a distinct source address
 //! per client.
 //!
@@ -44,7 +47,9 @@
 //! ```
 //!
 //! The `relay` example runs one from the command line:
-//! `cargo run -p ferry-relay --example relay -- --listen 127.0.0.1:7000 --upstream 127.0.0.1:7001 --loss 5`.
+//! `cargo run -p ferry-relay --example relay -- --listen 127.0.0.1:7000 --upstream 127.0.0.1:7001 --loss 5`,
+//! or with a named profile, `… --upstream 127.0.0.1:7001 --profile satellite`
+//! (`--profiles` lists them).
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -52,5 +57,5 @@ mod direction;
 mod relay;
 
 pub use direction::DirectionStats;
-pub use ferry_netem::{LinkConfig, LinkStats, Loss};
+pub use ferry_netem::{Blackhole, LinkConfig, LinkStats, Loss, Profile, UnknownProfile};
 pub use relay::{MAX_CLIENTS, Relay, RelayStats};

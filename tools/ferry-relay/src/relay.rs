@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use ferry_netem::LinkConfig;
+use ferry_netem::{LinkConfig, Profile};
 use tracing::{debug, error, info, warn};
 
 use crate::direction::{Blackhole, Direction, DirectionStats, frame};
@@ -153,16 +153,20 @@ impl Relay {
         socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let local_addr = socket.local_addr()?;
 
+        // Both directions' periodic outages count from here: they go dark together.
+        let epoch = Instant::now();
         let shared = Arc::new(Shared {
             listen: socket,
             upstream,
             to_upstream: Mutex::new(Direction::new(
                 &to_upstream,
+                epoch,
                 derive_seed(seed, 0),
                 derive_seed(seed, 2),
             )),
             to_client: Mutex::new(Direction::new(
                 &to_client,
+                epoch,
                 derive_seed(seed, 1),
                 derive_seed(seed, 3),
             )),
@@ -170,7 +174,7 @@ impl Relay {
             client_count: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            epoch: Instant::now(),
+            epoch,
             pump_wake_at: AtomicU64::new(u64::MAX),
         });
 
@@ -194,6 +198,50 @@ impl Relay {
         relay.threads.push(receive);
         info!(listen = %local_addr, %upstream, "ferry-relay started");
         Ok(relay)
+    }
+
+    /// Starts a relay that applies a named network [`Profile`]: its
+    /// [`Profile::forward`] client → server and its [`Profile::backward`] server →
+    /// client (a profile's bandwidth, round trip, queue and impairment).
+    ///
+    /// ```no_run
+    /// use ferry_relay::{Profile, Relay};
+    ///
+    /// let profile: Profile = "wifi".parse()?;
+    /// let relay = Relay::with_profile(
+    ///     "127.0.0.1:7000".parse()?,
+    ///     "127.0.0.1:7001".parse()?,
+    ///     profile,
+    ///     1,
+    /// )?;
+    /// println!("{} allows {:.1} Mbit/s", profile, profile.allows_bps() / 1e6);
+    /// # drop(relay);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A profile's periodic outages ([`ferry_netem::Blackhole`], the `flapping`
+    /// profile's) count from the moment the relay starts, in both directions at
+    /// once. Unlike [`Relay::blackhole`] they drop datagrams as they enter the
+    /// relay only, not those already inside it, and are counted in
+    /// [`LinkStats::blackholed`](crate::LinkStats::blackholed) rather than
+    /// [`DirectionStats::blackholed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Relay::start`].
+    pub fn with_profile(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        profile: Profile,
+        seed: u64,
+    ) -> io::Result<Relay> {
+        Relay::start(
+            listen,
+            upstream,
+            profile.forward(),
+            profile.backward(),
+            seed,
+        )
     }
 
     /// The address clients send to.

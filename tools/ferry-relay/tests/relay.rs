@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use ferry_relay::{LinkConfig, Relay, RelayStats};
+use ferry_relay::{LinkConfig, Profile, Relay, RelayStats};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -404,6 +404,29 @@ fn latency_delays_the_round_trip() {
             start.elapsed()
         );
     }
+}
+
+#[test]
+fn a_named_profile_applies_its_path() {
+    let server = Server::start(true);
+    let profile: Profile = "long-fat".parse().unwrap();
+    let relay = Relay::with_profile(loopback(), server.addr, profile, 7).unwrap();
+    let client = client();
+    let mut buf = [0u8; 16];
+    let start = Instant::now();
+    client.send_to(b"ping", relay.local_addr()).unwrap();
+    client.recv_from(&mut buf).unwrap();
+    // long-fat: a 200 ms round trip, no loss.
+    assert!(
+        start.elapsed() >= profile.rtt(),
+        "round trip {:?}",
+        start.elapsed()
+    );
+    let stats = relay.stats();
+    assert_eq!(
+        (stats.to_upstream.forwarded, stats.to_client.forwarded),
+        (1, 1)
+    );
 }
 
 #[test]
