@@ -212,18 +212,15 @@ fn assert_busy(what: &str, runs: &[Shares]) {
 fn ferry_bbr_and_a_cubic_flow_keep_the_link_busy_and_bbr_does_not_starve_cubic() {
     let runs = against_cubic(Bbr);
     assert_busy("BBR with CUBIC", &runs);
-    // Today's floor, so that it gets no worse (measured: CUBIC 21%, 20%,
-    // 21%); the share that is right is
-    // `bbr_leaves_a_cubic_flow_at_least_a_quarter_of_the_link`.
+    // Not starved (measured: CUBIC 33%, 35%, 33%); the share that is right
+    // is `bbr_leaves_a_cubic_flow_at_least_a_quarter_of_the_link`.
     let cubic = least(&runs, 1);
     assert!(cubic >= 0.15, "CUBIC next to BBR: {}", pct(cubic));
 }
 
+/// Measured: CUBIC 33%, 35%, 33% (seeds 1-3). Before loss detection told
+/// reordering from loss and undid spurious responses, CUBIC got 20-21%.
 #[test]
-#[ignore = "BBR takes about three quarters of the link for the first 20 s after it \
-            joins a CUBIC flow: CUBIC gets 21%, 20%, 21% (seeds 1-3) of a 20 Mbit/s, \
-            1 BDP bottleneck over the 16 s measured; it nears an even split only about \
-            40 s after BBR joins (36-37% over a 60 s measurement)"]
 fn bbr_leaves_a_cubic_flow_at_least_a_quarter_of_the_link() {
     let cubic = least(&against_cubic(Bbr), 1);
     assert!(cubic >= 0.25, "CUBIC next to BBR: {}", pct(cubic));
