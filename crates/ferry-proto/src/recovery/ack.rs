@@ -212,14 +212,24 @@ pub(crate) struct AckTracker {
     packets_per_rtt: u32,
     deadline: Option<Instant>,
     immediate: bool,
+    /// Gaps due, to be named in the next repeat request.
+    nacks: Vec<(u64, u64)>,
+    /// Gaps waiting out the reordering window, and what repeat requests
+    /// taught: boxed, as a session whose packets all arrive in order (most
+    /// idle ones) never needs it.
+    reorder: Option<Box<GapWatch>>,
+}
+
+/// The receiver's view of reordering: gaps waiting to be named, and the
+/// window they must last.
+#[derive(Debug)]
+struct GapWatch {
     /// Gaps seen (a later packet arrived), with when: each is named in a
     /// repeat request only once it has lasted the reordering window, so
     /// what is merely late is never asked for.
     gaps: VecDeque<(u64, u64, Instant)>,
     /// The reordering window for gaps, as the session last gave it.
     window: Duration,
-    /// Gaps due, to be named in the next repeat request.
-    nacks: Vec<(u64, u64)>,
     /// Numbers named in repeat requests: one arriving later was only late.
     requested: RangeSet,
     /// The window in quarters of the minimum RTT, widened when a requested
@@ -229,6 +239,19 @@ pub(crate) struct AckTracker {
     persist: u32,
     /// Requested packets that arrived after all.
     late_requested: u64,
+}
+
+impl GapWatch {
+    fn new() -> Self {
+        Self {
+            gaps: VecDeque::new(),
+            window: Duration::ZERO,
+            requested: RangeSet::new(MAX_RANGES),
+            multiplier: 1,
+            persist: 0,
+            late_requested: 0,
+        }
+    }
 }
 
 impl AckTracker {
@@ -242,13 +265,8 @@ impl AckTracker {
             packets_per_rtt: 0,
             deadline: None,
             immediate: false,
-            gaps: VecDeque::new(),
-            window: Duration::ZERO,
             nacks: Vec::new(),
-            requested: RangeSet::new(MAX_RANGES),
-            multiplier: 1,
-            persist: 0,
-            late_requested: 0,
+            reorder: None,
         }
     }
 
@@ -256,12 +274,13 @@ impl AckTracker {
     /// `min_rtt` and `srtt`: a quarter of the minimum RTT, widened by each
     /// requested packet that arrived late, never beyond the smoothed RTT.
     pub(crate) fn request_window(&self, min_rtt: Duration, srtt: Duration) -> Duration {
-        (min_rtt / 4 * self.multiplier).min(srtt)
+        let multiplier = self.reorder.as_ref().map_or(1, |w| w.multiplier);
+        (min_rtt / 4 * multiplier).min(srtt)
     }
 
     /// Requested packets that arrived after all (the request was spurious).
     pub(crate) fn late_requested(&self) -> u64 {
-        self.late_requested
+        self.reorder.as_ref().map_or(0, |w| w.late_requested)
     }
 
     /// Records packet `pn`. `eliciting` packets (data and direct datagrams) must be
@@ -277,7 +296,9 @@ impl AckTracker {
         window: Duration,
     ) -> bool {
         let largest = self.received.max();
-        self.window = window;
+        if let Some(w) = &mut self.reorder {
+            w.window = window;
+        }
         if !self.received.insert(pn) {
             // A duplicate: the sender may have missed our ack, so ack again soon.
             if eliciting {
@@ -301,18 +322,24 @@ impl AckTracker {
             && pn > l.saturating_add(1)
         {
             // A jump: the numbers between may be lost, or only late.
-            if self.gaps.len() >= MAX_RANGES {
+            let w = self
+                .reorder
+                .get_or_insert_with(|| Box::new(GapWatch::new()));
+            w.window = window;
+            if w.gaps.len() >= MAX_RANGES {
                 // The sender's own loss detection covers what this forgets.
-                self.gaps.pop_front();
+                w.gaps.pop_front();
             }
-            self.gaps.push_back((l + 1, pn - 1, now));
+            w.gaps.push_back((l + 1, pn - 1, now));
         }
-        if self.requested.remove(pn) {
+        if let Some(w) = &mut self.reorder
+            && w.requested.remove(pn)
+        {
             // Asked for again, and here it is under its own number: it was
             // late, not lost. Wait longer before asking next time.
-            self.late_requested += 1;
-            self.multiplier = (self.multiplier + 1).min(MAX_REQUEST_MULTIPLIER);
-            self.persist = REQUEST_PERSIST;
+            w.late_requested += 1;
+            w.multiplier = (w.multiplier + 1).min(MAX_REQUEST_MULTIPLIER);
+            w.persist = REQUEST_PERSIST;
         }
         self.promote(now);
         true
@@ -321,11 +348,14 @@ impl AckTracker {
     /// Moves the gaps that lasted the window, and are still open, to the
     /// next repeat request.
     pub(crate) fn promote(&mut self, now: Instant) {
-        while let Some(&(lo, hi, seen)) = self.gaps.front() {
-            if seen + self.window > now || self.nacks.len() >= MAX_RANGES {
+        let Some(w) = &mut self.reorder else {
+            return;
+        };
+        while let Some(&(lo, hi, seen)) = w.gaps.front() {
+            if seen + w.window > now || self.nacks.len() >= MAX_RANGES {
                 break;
             }
-            self.gaps.pop_front();
+            w.gaps.pop_front();
             // Never look below what we still remember.
             let lo = lo.max(self.received.min().unwrap_or(0));
             self.received.gaps(lo, hi, &mut self.nacks, MAX_RANGES);
@@ -334,7 +364,8 @@ impl AckTracker {
 
     /// When the oldest gap will have lasted the window.
     fn gap_deadline(&self) -> Option<Instant> {
-        self.gaps.front().map(|&(_, _, seen)| seen + self.window)
+        let w = self.reorder.as_ref()?;
+        w.gaps.front().map(|&(_, _, seen)| seen + w.window)
     }
 
     /// Counts one arriving packet and returns how many arrived in the last
@@ -430,12 +461,16 @@ impl AckTracker {
         let mut missing = RangeSet::new(MAX_RANGES);
         for (lo, hi) in gaps {
             missing.insert_range(lo, hi);
-            self.requested.insert_range(lo, hi);
+            if let Some(w) = &mut self.reorder {
+                w.requested.insert_range(lo, hi);
+            }
         }
-        if self.persist > 0 {
-            self.persist -= 1;
-            if self.persist == 0 {
-                self.multiplier = 1;
+        if let Some(w) = &mut self.reorder
+            && w.persist > 0
+        {
+            w.persist -= 1;
+            if w.persist == 0 {
+                w.multiplier = 1;
             }
         }
         missing.descending(MAX_RANGES)

@@ -153,8 +153,9 @@ pub(crate) struct SessionCore {
     sent: SentLog,
     /// RACK's reordering window: how late a packet may be before it is lost.
     reorder: ReorderWindow,
-    /// The loss episode under way, while its losses may still prove spurious.
-    episode: Option<LossEpisode>,
+    /// The loss episode under way, while its losses may still prove spurious
+    /// (boxed: most sessions are not in one).
+    episode: Option<Box<LossEpisode>>,
     /// A tail loss probe waits to go, one packet beyond the window.
     probe_due: bool,
     /// This flight's tail probe went: the next expiry is the RTO.

@@ -152,7 +152,7 @@ impl SessionCore {
         self.stats.spurious_losses += count;
         let largest = self.largest_acked.unwrap_or(0);
         self.reorder.on_spurious(largest, self.next_pn);
-        if let Some(e) = &mut self.episode {
+        if let Some(e) = self.episode.as_deref_mut() {
             e.spurious += count;
             if !e.real && e.spurious >= e.lost {
                 self.cc.undo_loss();
@@ -171,7 +171,7 @@ impl SessionCore {
         let keep = self.rtt.smoothed() * 3 + self.reorder_window();
         if let Some(before) = now.checked_sub(keep)
             && self.sent.forget_lost_before(before) > 0
-            && let Some(e) = &mut self.episode
+            && let Some(e) = self.episode.as_deref_mut()
         {
             e.real = true;
         }
@@ -201,7 +201,10 @@ impl SessionCore {
             return;
         };
         let srtt = self.rtt.smoothed();
-        let in_recovery = self.episode.is_some_and(|e| largest < e.first_unsent);
+        let in_recovery = self
+            .episode
+            .as_ref()
+            .is_some_and(|e| largest < e.first_unsent);
         let rule = self
             .reorder
             .rule(largest, self.rtt.min().unwrap_or(srtt), srtt, in_recovery);
@@ -237,19 +240,19 @@ impl SessionCore {
     /// they belong to, starting a new one if a packet sent after the current
     /// one began is among them.
     fn note_episode(&mut self, lowest: u64, highest: u64, count: u64) {
-        match &mut self.episode {
+        match self.episode.as_deref_mut() {
             Some(e) if highest < e.first_unsent => {
                 e.lost += count;
                 e.lowest = e.lowest.min(lowest);
             }
             _ => {
-                self.episode = Some(LossEpisode {
+                self.episode = Some(Box::new(LossEpisode {
                     first_unsent: self.next_pn,
                     lowest,
                     lost: count,
                     spurious: 0,
                     real: false,
-                });
+                }));
                 self.reorder.on_episode();
             }
         }
