@@ -215,9 +215,11 @@ pub(crate) struct AckTracker {
     /// Gaps due, to be named in the next repeat request.
     nacks: Vec<(u64, u64)>,
     /// Gaps waiting out the reordering window, and what repeat requests
-    /// taught: boxed, as a session whose packets all arrive in order (most
-    /// idle ones) never needs it.
+    /// taught: boxed, and dropped again once nothing waits in it, as a
+    /// session whose packets arrive in order (most idle ones) needs none.
     reorder: Option<Box<GapWatch>>,
+    /// Requested packets that arrived after all.
+    late_requested: u64,
 }
 
 /// The receiver's view of reordering: gaps waiting to be named, and the
@@ -237,8 +239,8 @@ struct GapWatch {
     multiplier: u32,
     /// Repeat requests left before a widened window shrinks back.
     persist: u32,
-    /// Requested packets that arrived after all.
-    late_requested: u64,
+    /// When gaps were last moved to a repeat request.
+    last_request: Option<Instant>,
 }
 
 impl GapWatch {
@@ -249,8 +251,17 @@ impl GapWatch {
             requested: RangeSet::new(MAX_RANGES),
             multiplier: 1,
             persist: 0,
-            late_requested: 0,
+            last_request: None,
         }
+    }
+
+    /// Nothing waits here and nothing was learned: a requested packet would
+    /// have arrived by now if it was only late.
+    fn is_spent(&self, now: Instant) -> bool {
+        self.gaps.is_empty()
+            && self.multiplier == 1
+            && self.persist == 0
+            && self.last_request.is_none_or(|t| now >= t + self.window * 8)
     }
 }
 
@@ -267,6 +278,7 @@ impl AckTracker {
             immediate: false,
             nacks: Vec::new(),
             reorder: None,
+            late_requested: 0,
         }
     }
 
@@ -280,7 +292,7 @@ impl AckTracker {
 
     /// Requested packets that arrived after all (the request was spurious).
     pub(crate) fn late_requested(&self) -> u64 {
-        self.reorder.as_ref().map_or(0, |w| w.late_requested)
+        self.late_requested
     }
 
     /// Records packet `pn`. `eliciting` packets (data and direct datagrams) must be
@@ -337,7 +349,7 @@ impl AckTracker {
         {
             // Asked for again, and here it is under its own number: it was
             // late, not lost. Wait longer before asking next time.
-            w.late_requested += 1;
+            self.late_requested += 1;
             w.multiplier = (w.multiplier + 1).min(MAX_REQUEST_MULTIPLIER);
             w.persist = REQUEST_PERSIST;
         }
@@ -356,9 +368,13 @@ impl AckTracker {
                 break;
             }
             w.gaps.pop_front();
+            w.last_request = Some(now);
             // Never look below what we still remember.
             let lo = lo.max(self.received.min().unwrap_or(0));
             self.received.gaps(lo, hi, &mut self.nacks, MAX_RANGES);
+        }
+        if w.is_spent(now) {
+            self.reorder = None;
         }
     }
 
