@@ -273,6 +273,15 @@ pub struct LinkConfig {
     pub queue_limit_bytes: usize,
     /// Periodic outages during which every datagram sent is dropped; `None` = never.
     pub blackhole: Option<Blackhole>,
+    /// With [`Loss::GilbertElliott`]: the chain also takes one step for each
+    /// whole `loss_clock` that passes without a datagram, so that a burst
+    /// lasts a time rather than a count of datagrams. `None` (the default):
+    /// one step per datagram only, as tc-netem does. A sender that slows
+    /// down then stays in a burst for as long as it takes to send a few more
+    /// datagrams, seconds for one that backs off to a datagram a second:
+    /// longer than bursts on real paths, which last about as long as the
+    /// same number of datagrams take at the path's rate.
+    pub loss_clock: Option<Duration>,
 }
 
 impl Default for LinkConfig {
@@ -288,6 +297,7 @@ impl Default for LinkConfig {
             bandwidth_bps: None,
             queue_limit_bytes: DEFAULT_QUEUE_LIMIT_BYTES,
             blackhole: None,
+            loss_clock: None,
         }
     }
 }
@@ -296,6 +306,12 @@ impl LinkConfig {
     /// Sets the one-way propagation delay.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Sets the burst chain's clock (see [`LinkConfig::loss_clock`]).
+    pub fn loss_clock(mut self, step: Duration) -> Self {
+        self.loss_clock = Some(step);
         self
     }
 

@@ -89,6 +89,8 @@ pub struct Link {
     rng: ChaCha8Rng,
     /// Gilbert–Elliott chain state (`true` = bad).
     ge_bad: bool,
+    /// When the chain last stepped (with [`LinkConfig::loss_clock`]).
+    ge_stepped: Option<Instant>,
     /// The bandwidth cap's queue (used only when `bandwidth_bps` is set).
     bottleneck: Bottleneck,
     next_seq: u64,
@@ -114,6 +116,7 @@ impl Link {
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             ge_bad: false,
+            ge_stepped: None,
             bottleneck: Bottleneck::default(),
             next_seq: 0,
             in_flight: BinaryHeap::new(),
@@ -170,6 +173,7 @@ impl Link {
             self.stats.blackholed += 1;
             return;
         }
+        self.idle_steps(now);
         if self.is_lost() {
             self.stats.lost += 1;
             return;
@@ -260,6 +264,41 @@ impl Link {
         } else {
             self.rng.random::<f64>() < p
         }
+    }
+
+    /// With a loss clock, moves the burst chain by the steps that passed
+    /// without a datagram since it last moved: the datagram's own step is
+    /// taken by [`Self::is_lost`], so `k` whole clock periods make `k − 1`
+    /// idle steps, drawn at once from the chain's `n`-step law.
+    fn idle_steps(&mut self, now: Instant) {
+        let (
+            Some(step),
+            Loss::GilbertElliott {
+                p_good_to_bad: p,
+                p_bad_to_good: r,
+                ..
+            },
+        ) = (self.config.loss_clock, self.config.loss)
+        else {
+            return;
+        };
+        let last = self.ge_stepped.replace(now);
+        let Some(last) = last else {
+            return;
+        };
+        let periods = now.saturating_duration_since(last).as_nanos() / step.as_nanos().max(1);
+        let idle = periods.saturating_sub(1);
+        if idle == 0 || p + r <= 0.0 {
+            return;
+        }
+        // P(bad after n steps) = π + (s − π)·λⁿ, with π = p / (p + r),
+        // λ = 1 − p − r and s = 1 if bad now, else 0.
+        let pi = p / (p + r);
+        let lambda = 1.0 - p - r;
+        let n = i32::try_from(idle).unwrap_or(i32::MAX);
+        let start = if self.ge_bad { 1.0 } else { 0.0 };
+        let bad = pi + (start - pi) * lambda.powi(n);
+        self.ge_bad = self.chance(bad);
     }
 
     /// Applies the loss model to one datagram.
@@ -405,6 +444,65 @@ mod tests {
         assert!((rate - p).abs() < 0.005, "loss rate {rate}");
         assert_eq!(link.stats().lost + link.stats().delivered, u64::from(n));
         assert!((Loss::Random(p).expected_loss_rate() - p).abs() < 1e-12);
+    }
+
+    /// Runs of consecutive losses, and the loss rate, for `n` datagrams
+    /// sent `spacing` apart through `config`.
+    fn loss_runs(config: LinkConfig, spacing: Duration, n: u32, seed: u64) -> (f64, f64) {
+        let t0 = base();
+        let mut link = Link::new(config, seed);
+        let payload = Bytes::from_static(b"x");
+        let (mut bursts, mut run) = (Vec::new(), 0u32);
+        for i in 0..n {
+            let now = t0 + spacing * i;
+            let before = link.stats().lost;
+            link.send(now, payload.clone());
+            while link.pop_arrival(now + Duration::from_secs(1)).is_some() {}
+            if link.stats().lost > before {
+                run += 1;
+            } else if run > 0 {
+                bursts.push(run);
+                run = 0;
+            }
+        }
+        let mean = bursts.iter().map(|&b| f64::from(b)).sum::<f64>() / bursts.len().max(1) as f64;
+        (mean, link.stats().lost as f64 / f64::from(n))
+    }
+
+    #[test]
+    fn with_a_loss_clock_a_slow_sender_no_longer_stays_in_a_burst() {
+        let loss = Loss::bursts(0.02, 5.0);
+        let step = Duration::from_micros(100);
+        // One datagram every 100 clock steps: the chain settles between them.
+        let (per_datagram, _) = loss_runs(LinkConfig::default().loss(loss), step * 100, 200_000, 3);
+        let (clocked, rate) = loss_runs(
+            LinkConfig::default().loss(loss).loss_clock(step),
+            step * 100,
+            200_000,
+            3,
+        );
+        assert!(
+            (per_datagram - 5.0).abs() < 0.5,
+            "per datagram: {per_datagram}"
+        );
+        assert!(clocked < 1.2, "with the clock: runs of {clocked}");
+        assert!((rate - 0.02).abs() < 0.003, "loss rate {rate}");
+    }
+
+    #[test]
+    fn a_loss_clock_changes_nothing_for_a_sender_at_the_clock_rate_or_faster() {
+        let loss = Loss::bursts(0.02, 5.0);
+        let step = Duration::from_micros(100);
+        for spacing in [Duration::ZERO, step / 2, step] {
+            let plain = loss_runs(LinkConfig::default().loss(loss), spacing, 20_000, 5);
+            let clocked = loss_runs(
+                LinkConfig::default().loss(loss).loss_clock(step),
+                spacing,
+                20_000,
+                5,
+            );
+            assert_eq!(plain, clocked, "spacing {spacing:?}");
+        }
     }
 
     #[test]

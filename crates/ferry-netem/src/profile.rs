@@ -195,6 +195,13 @@ impl Profile {
             .queue_limit(self.queue_limit_bytes())
     }
 
+    /// How long a full-size datagram (1,200 bytes) takes at the path's rate:
+    /// the burst presets' loss clock, so that a burst of five datagrams lasts
+    /// what five datagrams take at that rate, however slowly a sender sends.
+    pub fn datagram_time(self) -> Duration {
+        Duration::from_nanos(1_200 * 8 * 1_000_000_000 / self.bandwidth_bps().max(1))
+    }
+
     /// The data direction (client to server, or sender to receiver).
     pub fn forward(self) -> LinkConfig {
         let path = self.unimpaired();
@@ -205,10 +212,15 @@ impl Profile {
             Profile::Jitter4 => path.jitter(rtt / 4),
             Profile::Reorder1 => path.reorder(0.01, rtt / 8),
             Profile::Reorder5 => path.reorder(0.05, rtt / 8),
-            Profile::BurstLoss => path.loss(Loss::bursts(0.02, 5.0)),
+            Profile::BurstLoss => path
+                .loss(Loss::bursts(0.02, 5.0))
+                .loss_clock(self.datagram_time()),
             Profile::LongFat => path,
             Profile::Satellite => path.random_loss(0.01),
-            Profile::Wifi => path.jitter(rtt / 4).loss(Loss::bursts(0.01, 4.0)),
+            Profile::Wifi => path
+                .jitter(rtt / 4)
+                .loss(Loss::bursts(0.01, 4.0))
+                .loss_clock(self.datagram_time()),
             Profile::Flapping => path.blackhole(
                 Blackhole::every(Duration::from_secs(5), Duration::from_millis(200))
                     .offset(Duration::from_secs(2)),
