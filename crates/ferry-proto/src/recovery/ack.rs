@@ -629,6 +629,30 @@ mod tests {
     }
 
     #[test]
+    fn every_remembered_range_is_acknowledged_within_a_few_acks() {
+        let now = crate::test_support::epoch();
+        let d = Duration::from_millis(10);
+        let mut t = AckTracker::new();
+        // 300 holes: far more ranges than one ack carries.
+        for pn in (0..600).step_by(2) {
+            t.on_packet(pn, true, now, d, 1, Duration::ZERO);
+        }
+        let mut acked = BTreeSet::new();
+        for _ in 0..20 {
+            let (_, ranges) = t.take_ack(now).unwrap();
+            assert!(ranges.len() <= MAX_RANGES);
+            // Descending, disjoint and not adjacent, as the wire requires.
+            for w in ranges.windows(2) {
+                assert!(*w[1].end() + 1 < *w[0].start(), "{ranges:?}");
+            }
+            assert_eq!(*ranges[0].end(), 598, "the newest always");
+            acked.extend(ranges.into_iter().flatten());
+        }
+        let received: BTreeSet<u64> = (0..600).step_by(2).collect();
+        assert_eq!(acked, received);
+    }
+
+    #[test]
     fn ack_timing() {
         let now = crate::test_support::epoch();
         let d = Duration::from_millis(10);
