@@ -148,18 +148,22 @@ pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
     }
 }
 
-/// The transport part of a summary: retransmissions, loss, RTT.
+/// The transport part of a summary: retransmissions, loss (told apart from
+/// packets that were only late: reordered, declared lost, then acknowledged),
+/// RTT.
 pub(crate) fn stats_line(stats: &SessionStats) -> String {
+    let lost = stats.lost.saturating_sub(stats.spurious_losses);
     let loss = if stats.packets_sent > 0 {
-        stats.lost as f64 * 100.0 / stats.packets_sent as f64
+        lost as f64 * 100.0 / stats.packets_sent as f64
     } else {
         0.0
     };
     format!(
-        "{} fragments retransmitted, {} of {} packets sent lost ({loss:.2}%), {} duplicates received, rtt {:.1} ms",
+        "{} fragments retransmitted, {} of {} packets sent lost ({loss:.2}%) and {} only late, {} duplicates received, rtt {:.1} ms",
         stats.retransmitted,
-        stats.lost,
+        lost,
         stats.packets_sent,
+        stats.spurious_losses,
         stats.duplicates,
         stats.rtt.as_secs_f64() * 1e3
     )
