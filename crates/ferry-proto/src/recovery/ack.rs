@@ -5,11 +5,8 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
+use crate::recovery::reorder::WindowScale;
 use crate::wire::packet::MAX_RANGES;
-
-/// Until the path is seen to reorder, a sender declares a packet lost once
-/// this many later packets were acknowledged (see [`super::sent`]).
-pub(crate) const REORDER_THRESHOLD: u64 = 3;
 
 /// Ranges every ack reports from the top (the newest packets); the rest of
 /// an ack's room goes to older ranges in turn (see [`AckTracker::take_ack`]).
@@ -20,13 +17,6 @@ const TOP_RANGES: usize = MAX_RANGES * 3 / 4;
 /// reordering depth (some 350 packets at 70 000 packets per second and 5 ms
 /// of jitter): forgetting a range there means never acknowledging its packets.
 pub(crate) const RECEIVED_RANGES: usize = 16 * MAX_RANGES;
-
-/// The repeat-request window grows to at most this many quarters of the
-/// minimum RTT (and never beyond the smoothed RTT).
-const MAX_REQUEST_MULTIPLIER: u32 = 8;
-/// Repeat requests after which a widened window returns to a quarter, if no
-/// requested packet arrived late meanwhile.
-const REQUEST_PERSIST: u32 = 16;
 
 /// A set of `u64` kept as sorted, disjoint, non-adjacent inclusive ranges, holding
 /// at most `cap` ranges (the lowest are forgotten first).
@@ -161,15 +151,18 @@ impl RangeSet {
             .collect()
     }
 
-    /// Ranges whose end lies below `below`, from the largest down, at most `n`.
-    pub(crate) fn descending_below(&self, below: u64, n: usize) -> Vec<RangeInclusive<u64>> {
+    /// Appends to `out` the ranges whose end lies below `below`, from the
+    /// largest down, at most `n`; returns how many.
+    pub(crate) fn descending_below(
+        &self,
+        below: u64,
+        n: usize,
+        out: &mut Vec<RangeInclusive<u64>>,
+    ) -> usize {
         let end = self.ranges.partition_point(|r| r.1 < below);
-        self.ranges
-            .range(..end)
-            .rev()
-            .take(n)
-            .map(|r| r.0..=r.1)
-            .collect()
+        let before = out.len();
+        out.extend(self.ranges.range(..end).rev().take(n).map(|r| r.0..=r.1));
+        out.len() - before
     }
 
     /// The numbers in `lo..=hi` that are not in the set, as ranges, lowest first.
@@ -234,11 +227,9 @@ struct GapWatch {
     window: Duration,
     /// Numbers named in repeat requests: one arriving later was only late.
     requested: RangeSet,
-    /// The window in quarters of the minimum RTT, widened when a requested
-    /// packet arrives after all.
-    multiplier: u32,
-    /// Repeat requests left before a widened window shrinks back.
-    persist: u32,
+    /// The window, widened when a requested packet arrives after all, shrunk
+    /// back by repeat requests without one.
+    scale: WindowScale,
     /// When gaps were last moved to a repeat request.
     last_request: Option<Instant>,
 }
@@ -249,8 +240,7 @@ impl GapWatch {
             gaps: VecDeque::new(),
             window: Duration::ZERO,
             requested: RangeSet::new(MAX_RANGES),
-            multiplier: 1,
-            persist: 0,
+            scale: WindowScale::default(),
             last_request: None,
         }
     }
@@ -259,8 +249,7 @@ impl GapWatch {
     /// have arrived by now if it was only late.
     fn is_spent(&self, now: Instant) -> bool {
         self.gaps.is_empty()
-            && self.multiplier == 1
-            && self.persist == 0
+            && self.scale.is_base()
             && self.last_request.is_none_or(|t| now >= t + self.window * 8)
     }
 }
@@ -286,8 +275,10 @@ impl AckTracker {
     /// `min_rtt` and `srtt`: a quarter of the minimum RTT, widened by each
     /// requested packet that arrived late, never beyond the smoothed RTT.
     pub(crate) fn request_window(&self, min_rtt: Duration, srtt: Duration) -> Duration {
-        let multiplier = self.reorder.as_ref().map_or(1, |w| w.multiplier);
-        (min_rtt / 4 * multiplier).min(srtt)
+        self.reorder
+            .as_ref()
+            .map_or_else(WindowScale::default, |w| w.scale)
+            .window(min_rtt, srtt)
     }
 
     /// Requested packets that arrived after all (the request was spurious).
@@ -350,8 +341,7 @@ impl AckTracker {
             // Asked for again, and here it is under its own number: it was
             // late, not lost. Wait longer before asking next time.
             self.late_requested += 1;
-            w.multiplier = (w.multiplier + 1).min(MAX_REQUEST_MULTIPLIER);
-            w.persist = REQUEST_PERSIST;
+            w.scale.widen();
         }
         self.promote(now);
         true
@@ -448,13 +438,15 @@ impl AckTracker {
         if let Some(lowest_top) = ranges.last().map(|r| *r.start()) {
             let room = MAX_RANGES - ranges.len();
             let below = self.ack_cursor.min(lowest_top);
-            let mut older = self.received.descending_below(below, room);
-            if older.is_empty() {
+            if self.received.descending_below(below, room, &mut ranges) == 0 {
                 // Back to the top: start again below the newest ranges.
-                older = self.received.descending_below(lowest_top, room);
+                self.received
+                    .descending_below(lowest_top, room, &mut ranges);
             }
-            self.ack_cursor = older.last().map_or(u64::MAX, |r| *r.start());
-            ranges.extend(older);
+            self.ack_cursor = match ranges.last() {
+                Some(r) if *r.start() < lowest_top => *r.start(),
+                _ => u64::MAX,
+            };
         }
         Some((delay, ranges))
     }
@@ -481,13 +473,8 @@ impl AckTracker {
                 w.requested.insert_range(lo, hi);
             }
         }
-        if let Some(w) = &mut self.reorder
-            && w.persist > 0
-        {
-            w.persist -= 1;
-            if w.persist == 0 {
-                w.multiplier = 1;
-            }
+        if let Some(w) = &mut self.reorder {
+            w.scale.decay();
         }
         missing.descending(MAX_RANGES)
     }

@@ -16,19 +16,66 @@ use super::sent::LossRule;
 
 /// The window grows to at most this many quarters of the minimum RTT (and
 /// never beyond the smoothed RTT).
-const MAX_MULTIPLIER: u32 = 8;
-/// Loss episodes a widened window lasts without a new spurious loss.
-const PERSIST_EPISODES: u32 = 16;
+const MAX_QUARTERS: u32 = 8;
+/// Rounds (loss episodes for the sender, repeat requests for the receiver) a
+/// widened window lasts without another late packet.
+const PERSIST_ROUNDS: u32 = 16;
+
+/// A reordering window in quarters of the minimum RTT, never beyond the
+/// smoothed RTT: widened by a quarter for each packet found late, and back
+/// to one quarter after [`PERSIST_ROUNDS`] rounds without one. The sender's
+/// loss detection and the receiver's repeat requests each keep one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowScale {
+    quarters: u32,
+    /// Rounds left before `quarters` returns to 1.
+    persist: u32,
+}
+
+impl Default for WindowScale {
+    fn default() -> Self {
+        Self {
+            quarters: 1,
+            persist: 0,
+        }
+    }
+}
+
+impl WindowScale {
+    /// A packet taken for lost was only late: wait a quarter longer.
+    pub(crate) fn widen(&mut self) {
+        self.quarters = (self.quarters + 1).min(MAX_QUARTERS);
+        self.persist = PERSIST_ROUNDS;
+    }
+
+    /// A round passed: a widened window shrinks back after enough of them.
+    pub(crate) fn decay(&mut self) {
+        if self.persist > 0 {
+            self.persist -= 1;
+            if self.persist == 0 {
+                self.quarters = 1;
+            }
+        }
+    }
+
+    /// Whether the window is back at its first size, with nothing to undo.
+    pub(crate) fn is_base(&self) -> bool {
+        self.quarters == 1 && self.persist == 0
+    }
+
+    /// The window for a path of `min_rtt` and `srtt`.
+    pub(crate) fn window(&self, min_rtt: Duration, srtt: Duration) -> Duration {
+        (min_rtt / 4 * self.quarters).min(srtt)
+    }
+}
 
 /// One session's reordering state, as a sender.
 #[derive(Debug, Clone)]
 pub(crate) struct ReorderWindow {
     /// A packet arrived after one sent later: the path reorders.
     seen: bool,
-    /// The window in quarters of the minimum RTT.
-    multiplier: u32,
-    /// Loss episodes left before the multiplier returns to 1.
-    persist: u32,
+    /// The window, widened by spurious losses, shrunk back by episodes.
+    scale: WindowScale,
     /// No second widening until a packet numbered at least this is
     /// acknowledged: once per round trip.
     widen_after: u64,
@@ -40,8 +87,7 @@ impl Default for ReorderWindow {
     fn default() -> Self {
         Self {
             seen: false,
-            multiplier: 1,
-            persist: 0,
+            scale: WindowScale::default(),
             widen_after: 0,
             rtt: Duration::ZERO,
         }
@@ -64,25 +110,19 @@ impl ReorderWindow {
     pub(crate) fn on_spurious(&mut self, largest_acked: u64, next_pn: u64) {
         self.seen = true;
         if largest_acked >= self.widen_after {
-            self.multiplier = (self.multiplier + 1).min(MAX_MULTIPLIER);
-            self.persist = PERSIST_EPISODES;
+            self.scale.widen();
             self.widen_after = next_pn;
         }
     }
 
     /// A new loss episode began.
     pub(crate) fn on_episode(&mut self) {
-        if self.persist > 0 {
-            self.persist -= 1;
-            if self.persist == 0 {
-                self.multiplier = 1;
-            }
-        }
+        self.scale.decay();
     }
 
     /// The window now, for a path of `min_rtt` and `srtt`.
     pub(crate) fn window(&self, min_rtt: Duration, srtt: Duration) -> Duration {
-        (min_rtt / 4 * self.multiplier).min(srtt)
+        self.scale.window(min_rtt, srtt)
     }
 
     /// The rule loss detection applies now, `in_recovery` while a loss

@@ -13,7 +13,6 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use crate::congestion::rate::PacketDelivery;
-use crate::recovery::ack::REORDER_THRESHOLD;
 use crate::wire::stream::StreamId;
 
 /// What a tracked packet carried.
@@ -81,6 +80,10 @@ pub(crate) struct SentLog {
     lost: BTreeMap<u64, SentPacket>,
     last_sent: Option<Instant>,
 }
+
+/// Until the path is seen to reorder, a packet is also declared lost once
+/// this many later packets were acknowledged.
+pub(crate) const REORDER_THRESHOLD: u64 = 3;
 
 /// Records of lost packets kept at most, whatever their age: beyond, the
 /// oldest are forgotten (a loss then can no longer prove spurious).
@@ -185,12 +188,9 @@ impl SentLog {
             }
             i += 1;
         }
-        if !self.lost.is_empty() {
-            let late: Vec<u64> = self.lost.range(range).map(|(&n, _)| n).collect();
-            for n in late {
-                if let Some(p) = self.lost.remove(&n) {
-                    f(p, true);
-                }
+        while let Some((&n, _)) = self.lost.range(range.clone()).next() {
+            if let Some(p) = self.lost.remove(&n) {
+                f(p, true);
             }
         }
         self.compact();

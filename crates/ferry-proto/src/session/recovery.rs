@@ -20,8 +20,6 @@ use super::{MAX_BACKOFF, MAX_REFUSALS, MAX_RTO, SessionCore, State};
 pub(super) struct LossEpisode {
     /// The first packet number sent after the episode began.
     first_unsent: u64,
-    /// The lowest packet number declared lost in it.
-    lowest: u64,
     /// Packets declared lost in it, and how many of those were acknowledged
     /// after all.
     lost: u64,
@@ -220,15 +218,7 @@ impl SessionCore {
         let Some(newest) = lost.iter().map(|p| p.time).max() else {
             return;
         };
-        let lowest = lost.iter().map(|p| p.number).min().unwrap_or(0);
-        let highest = lost.iter().map(|p| p.number).max().unwrap_or(0);
-        let mut bytes_lost = 0;
-        for p in &lost {
-            self.stats.lost += 1;
-            bytes_lost += u64::from(p.size);
-            self.requeue(p.kind);
-        }
-        self.note_episode(lowest, highest, lost.len() as u64);
+        let bytes_lost = self.record_losses(&lost);
         self.cc.on_loss(&LossEvent {
             now,
             largest_sent: newest,
@@ -236,19 +226,26 @@ impl SessionCore {
         });
     }
 
-    /// Counts `count` losses, numbered `lowest..=highest`, in the episode
-    /// they belong to, starting a new one if a packet sent after the current
-    /// one began is among them.
-    fn note_episode(&mut self, lowest: u64, highest: u64, count: u64) {
+    /// Counts `lost`, queues what they carried again, and files them in the
+    /// loss episode they belong to (a new one if a packet sent after the
+    /// current one began is among them). Returns the bytes lost; the
+    /// congestion controller is the caller's to tell.
+    fn record_losses(&mut self, lost: &[SentPacket]) -> u64 {
+        let Some(highest) = lost.iter().map(|p| p.number).max() else {
+            return 0;
+        };
+        let mut bytes_lost = 0;
+        for p in lost {
+            self.stats.lost += 1;
+            bytes_lost += u64::from(p.size);
+            self.requeue(p.kind);
+        }
+        let count = lost.len() as u64;
         match self.episode.as_deref_mut() {
-            Some(e) if highest < e.first_unsent => {
-                e.lost += count;
-                e.lowest = e.lowest.min(lowest);
-            }
+            Some(e) if highest < e.first_unsent => e.lost += count,
             _ => {
                 self.episode = Some(Box::new(LossEpisode {
                     first_unsent: self.next_pn,
-                    lowest,
                     lost: count,
                     spurious: 0,
                     real: false,
@@ -256,6 +253,7 @@ impl SessionCore {
                 self.reorder.on_episode();
             }
         }
+        bytes_lost
     }
 
     /// What a lost packet carried goes out again (or, on an unreliable
@@ -342,15 +340,7 @@ impl SessionCore {
             } else {
                 // Nothing came back after a probe either: persistent congestion.
                 self.sent.take_all(|p| lost.push(p));
-                let lowest = lost.iter().map(|p| p.number).min().unwrap_or(0);
-                let highest = lost.iter().map(|p| p.number).max().unwrap_or(0);
-                for p in &lost {
-                    self.stats.lost += 1;
-                    self.requeue(p.kind);
-                }
-                if !lost.is_empty() {
-                    self.note_episode(lowest, highest, lost.len() as u64);
-                }
+                self.record_losses(&lost);
                 self.cc.on_timeout(now);
             }
             self.backoff += 1;
