@@ -152,6 +152,7 @@ pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
 /// packets that were only late: reordered, declared lost, then acknowledged),
 /// RTT.
 pub(crate) fn stats_line(stats: &SessionStats) -> String {
+    tracing::debug!(?stats, "session statistics");
     let lost = stats.lost.saturating_sub(stats.spurious_losses);
     let loss = if stats.packets_sent > 0 {
         lost as f64 * 100.0 / stats.packets_sent as f64

@@ -18,6 +18,10 @@ const TOP_RANGES: usize = MAX_RANGES * 3 / 4;
 /// of jitter): forgetting a range there means never acknowledging its packets.
 pub(crate) const RECEIVED_RANGES: usize = 16 * MAX_RANGES;
 
+/// Late arrivals remembered for the next acks (see [`AckTracker::take_ack`]).
+/// Beyond it, acks sweep every range instead.
+const LATE_KEPT: usize = 4 * MAX_RANGES;
+
 /// A set of `u64` kept as sorted, disjoint, non-adjacent inclusive ranges, holding
 /// at most `cap` ranges (the lowest are forgotten first).
 #[derive(Debug, Clone)]
@@ -39,7 +43,6 @@ impl RangeSet {
     }
 
     /// How many disjoint ranges the set holds.
-    #[cfg(test)]
     pub(crate) fn len_ranges(&self) -> usize {
         self.ranges.len()
     }
@@ -165,6 +168,35 @@ impl RangeSet {
         out.len() - before
     }
 
+    /// Moves numbers out of `late` (those below `below`) into `out` as the
+    /// ranges that hold them, each range once, until `out` holds `limit`
+    /// ranges. Numbers at or above `below`, or no longer held, are dropped;
+    /// what did not fit stays in `late`.
+    pub(crate) fn late_ranges(
+        &self,
+        below: u64,
+        late: &mut Vec<u64>,
+        limit: usize,
+        out: &mut Vec<RangeInclusive<u64>>,
+    ) {
+        let first = out.len();
+        // Newest arrivals last: take from the end.
+        while out.len() < limit {
+            let Some(x) = late.pop() else { break };
+            if x >= below {
+                continue;
+            }
+            let i = self.ranges.partition_point(|r| r.1 < x);
+            let Some(&(lo, hi)) = self.ranges.get(i) else {
+                continue;
+            };
+            if lo > x || out[first..].iter().any(|r| *r.start() == lo) {
+                continue;
+            }
+            out.push(lo..=hi);
+        }
+    }
+
     /// The numbers in `lo..=hi` that are not in the set, as ranges, lowest first.
     pub(crate) fn gaps(&self, lo: u64, hi: u64, out: &mut Vec<(u64, u64)>, limit: usize) {
         if lo > hi {
@@ -232,6 +264,14 @@ struct GapWatch {
     scale: WindowScale,
     /// When gaps were last moved to a repeat request.
     last_request: Option<Instant>,
+    /// Packets that arrived late (below the largest number), not yet in an
+    /// ack: the next acks report their ranges before anything older, so the
+    /// sender learns of them within the reordering window even when far
+    /// more ranges are open than an ack can carry.
+    late: Vec<u64>,
+    /// More arrived late than `late` keeps: the acks walk every older range
+    /// back to back, until their turn comes round to the top again.
+    sweep: bool,
 }
 
 impl GapWatch {
@@ -242,6 +282,8 @@ impl GapWatch {
             requested: RangeSet::new(MAX_RANGES),
             scale: WindowScale::default(),
             last_request: None,
+            late: Vec::new(),
+            sweep: false,
         }
     }
 
@@ -249,6 +291,8 @@ impl GapWatch {
     /// have arrived by now if it was only late.
     fn is_spent(&self, now: Instant) -> bool {
         self.gaps.is_empty()
+            && self.late.is_empty()
+            && !self.sweep
             && self.scale.is_base()
             && self.last_request.is_none_or(|t| now >= t + self.window * 8)
     }
@@ -336,6 +380,17 @@ impl AckTracker {
             w.gaps.push_back((l + 1, pn - 1, now));
         }
         if let Some(w) = &mut self.reorder
+            && largest.is_some_and(|l| pn < l)
+        {
+            if w.late.len() < LATE_KEPT {
+                w.late.push(pn);
+            } else if !w.sweep {
+                // From the top down.
+                w.sweep = true;
+                self.ack_cursor = u64::MAX;
+            }
+        }
+        if let Some(w) = &mut self.reorder
             && w.requested.remove(pn)
         {
             // Asked for again, and here it is under its own number: it was
@@ -420,9 +475,11 @@ impl AckTracker {
     /// high packet rate the newest packets alone leave more holes than that,
     /// and an ack of only the highest ranges would never reach the packets
     /// below them: the sender would take them for lost. So each ack reports
-    /// the highest [`TOP_RANGES`] ranges, and fills the rest with older ranges
-    /// in turn, from where the previous ack stopped, so that every range is
-    /// reported within a few acks.
+    /// the highest [`TOP_RANGES`] ranges, then the ranges of packets that
+    /// arrived late since the last ack (if they do not all fit, another ack
+    /// is due at once), and fills what room is left with older ranges in
+    /// turn, from where the previous ack stopped, so that every range is
+    /// reported within a few acks even when acks are lost.
     pub(crate) fn take_ack(&mut self, now: Instant) -> Option<(u64, Vec<RangeInclusive<u64>>)> {
         if self.received.is_empty() {
             return None;
@@ -436,17 +493,40 @@ impl AckTracker {
             .unwrap_or(0);
         let mut ranges = self.received.descending(TOP_RANGES);
         if let Some(lowest_top) = ranges.last().map(|r| *r.start()) {
-            let room = MAX_RANGES - ranges.len();
-            let below = self.ack_cursor.min(lowest_top);
-            if self.received.descending_below(below, room, &mut ranges) == 0 {
-                // Back to the top: start again below the newest ranges.
+            if let Some(w) = &mut self.reorder {
                 self.received
-                    .descending_below(lowest_top, room, &mut ranges);
+                    .late_ranges(lowest_top, &mut w.late, MAX_RANGES, &mut ranges);
+                if !w.late.is_empty() {
+                    self.immediate = true;
+                }
             }
-            self.ack_cursor = match ranges.last() {
-                Some(r) if *r.start() < lowest_top => *r.start(),
-                _ => u64::MAX,
-            };
+            let room = MAX_RANGES - ranges.len();
+            if room > 0 {
+                let turn = ranges.len();
+                let below = self.ack_cursor.min(lowest_top);
+                let wrapped = self.received.descending_below(below, room, &mut ranges) == 0;
+                if wrapped {
+                    // Back to the top: start again below the newest ranges.
+                    self.received
+                        .descending_below(lowest_top, room, &mut ranges);
+                }
+                self.ack_cursor = match ranges[turn..].last() {
+                    Some(r) if *r.start() < lowest_top => *r.start(),
+                    _ => u64::MAX,
+                };
+                if let Some(w) = &mut self.reorder
+                    && w.sweep
+                {
+                    // Until the turn wraps, the next ack is due at once.
+                    w.sweep = !wrapped && self.ack_cursor != u64::MAX;
+                    self.immediate |= w.sweep;
+                }
+                // Late ranges and the older ranges' turn may name the same range.
+                ranges.sort_unstable_by(|a, b| b.start().cmp(a.start()));
+                ranges.dedup();
+            } else {
+                ranges.sort_unstable_by(|a, b| b.start().cmp(a.start()));
+            }
         }
         Some((delay, ranges))
     }
@@ -612,6 +692,106 @@ mod tests {
             t.request_window(ms(40), ms(15)),
             ms(15),
             "never beyond the srtt"
+        );
+    }
+
+    /// Holes in every second number from 0 to 600, one ack taken: far more
+    /// ranges are open than an ack carries.
+    fn many_open_ranges(now: Instant) -> AckTracker {
+        let mut t = AckTracker::new();
+        for pn in (0..600).step_by(2) {
+            t.on_packet(
+                pn,
+                true,
+                now,
+                Duration::from_millis(10),
+                1,
+                Duration::from_secs(1),
+            );
+        }
+        t.take_ack(now).unwrap();
+        t
+    }
+
+    #[test]
+    fn a_late_packet_is_acknowledged_in_the_next_ack_however_many_ranges_are_open() {
+        let now = crate::test_support::epoch();
+        let mut t = many_open_ranges(now);
+        // 21 arrives late, far below the newest ranges: it joins 20 and 22.
+        t.on_packet(
+            21,
+            true,
+            now,
+            Duration::from_millis(10),
+            1,
+            Duration::from_secs(1),
+        );
+        let (_, ranges) = t.take_ack(now).unwrap();
+        assert!(ranges.contains(&(20..=22)), "{ranges:?}");
+        for w in ranges.windows(2) {
+            assert!(*w[1].end() + 1 < *w[0].start(), "{ranges:?}");
+        }
+    }
+
+    #[test]
+    fn late_packets_beyond_one_ack_make_the_next_ack_due_at_once() {
+        let now = crate::test_support::epoch();
+        let mut t = many_open_ranges(now);
+        let late: Vec<u64> = (1..200).step_by(4).collect(); // 50 packets
+        for &pn in &late {
+            t.on_packet(
+                pn,
+                true,
+                now,
+                Duration::from_millis(10),
+                1000,
+                Duration::from_secs(1),
+            );
+        }
+        let mut acked = BTreeSet::new();
+        let mut acks = 0;
+        while t.ack_due(now) {
+            acks += 1;
+            acked.extend(t.take_ack(now).unwrap().1.into_iter().flatten());
+        }
+        // Each ack has room for this many beside the newest ranges.
+        assert_eq!(acks, late.len().div_ceil(MAX_RANGES - TOP_RANGES));
+        assert!(late.iter().all(|pn| acked.contains(pn)));
+    }
+
+    #[test]
+    fn more_late_packets_than_are_kept_make_the_acks_sweep_every_range() {
+        let now = crate::test_support::epoch();
+        let mut t = AckTracker::new();
+        let d = Duration::from_millis(10);
+        let window = Duration::from_secs(1);
+        for pn in (0..2000).step_by(2) {
+            t.on_packet(pn, true, now, d, 1, window);
+        }
+        t.take_ack(now).unwrap();
+        // 1000 ranges, below what the receiver remembers. Every hole below
+        // the newest ranges filled but one in four: more late arrivals than
+        // LATE_KEPT.
+        for pn in (1..1800).step_by(2).filter(|pn| pn % 8 != 1) {
+            t.on_packet(pn, true, now, d, 1_000_000, window);
+        }
+        let mut acked = BTreeSet::new();
+        let mut acks = 0;
+        while t.ack_due(now) {
+            acks += 1;
+            assert!(acks <= 40, "the sweep ends when its turn wraps");
+            acked.extend(t.take_ack(now).unwrap().1.into_iter().flatten());
+        }
+        let received: BTreeSet<u64> = (0..2000)
+            .filter(|pn| pn % 2 == 0 || (*pn < 1800 && pn % 8 != 1))
+            .collect();
+        let missed: Vec<_> = received.difference(&acked).collect();
+        assert!(
+            missed.is_empty(),
+            "{acks} acks, missed {} from {:?} to {:?}",
+            missed.len(),
+            missed.first(),
+            missed.last()
         );
     }
 

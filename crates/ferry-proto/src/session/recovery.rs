@@ -127,7 +127,9 @@ impl SessionCore {
             self.on_spurious_losses(spurious);
         }
         self.forget_old_losses(now);
-        self.detect_losses(now);
+        // Loss detection waits until every datagram that arrived with this
+        // one has been handled: see `Timer::Loss`.
+        self.timers.set(Timer::Loss, now);
         if acked_any {
             let min_rtt = self.rtt.min().unwrap_or_default();
             let rate = self.delivery.finish(sampler, min_rtt);
@@ -397,10 +399,59 @@ impl SessionCore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::Config;
-    use crate::session::test_pair::{Pair, drain};
+    use crate::session::test_pair::{LISTENER, Pair, STARTER, drain, open};
+    use crate::wire::packet::Packet;
     use crate::wire::stream::StreamId;
     use bytes::Bytes;
+
+    #[test]
+    fn acks_that_arrive_together_are_all_taken_in_before_any_packet_is_declared_lost() {
+        let mut pair = Pair::established(Config::default());
+        let t0 = pair.now;
+        for _ in 0..8 {
+            pair.starter
+                .send(StreamId::DEFAULT, Bytes::from(vec![7; 1000]))
+                .unwrap();
+        }
+        let data = drain(&mut pair.starter, t0);
+        assert_eq!(data.len(), 8);
+        // The last four arrive first, and are acknowledged alone; then the
+        // first four arrive, and a second ack covers all eight.
+        let t1 = t0 + Duration::from_millis(5);
+        let mut acks = Vec::new();
+        for half in [&data[4..], &data[..4]] {
+            for d in half {
+                let r = open(&pair.listener, d);
+                pair.listener
+                    .handle_packet(t1, STARTER, r.header, r.packet, r.len, 0);
+            }
+            // Only the acks: on this instant's zero RTT the listener also
+            // asks for the gap at once, which is not what is under test.
+            acks.extend(
+                drain(&mut pair.listener, t1)
+                    .into_iter()
+                    .filter(|d| matches!(open(&pair.starter, d).packet, Packet::Ack(_))),
+            );
+        }
+        assert_eq!(acks.len(), 2);
+        // The sender was held up: both acks reach it together, long after
+        // the first four packets were due. Only the first ack, taken alone,
+        // would make them look lost.
+        let late = t0 + Duration::from_secs(1);
+        for d in &acks {
+            let r = open(&pair.starter, d);
+            pair.starter
+                .handle_packet(late, LISTENER, r.header, r.packet, r.len, 0);
+        }
+        if pair.starter.next_timeout().is_some_and(|t| t <= late) {
+            pair.starter.handle_timeout(late);
+        }
+        let stats = pair.starter.stats();
+        assert_eq!((stats.lost, stats.retransmitted), (0, 0), "{stats:?}");
+    }
 
     #[test]
     fn an_unanswered_tail_is_probed_first_then_resent_at_doubling_intervals() {

@@ -10,6 +10,10 @@ pub(crate) enum Timer {
     /// Give up the handshake.
     HandshakeDeadline = 1,
     /// A packet below the largest acknowledged one becomes lost by time.
+    /// Also armed for the very instant an ack arrives: loss detection runs
+    /// once every datagram that arrived with the ack has been taken in, so
+    /// that a driver that fell behind, handing over a batch of acks at once,
+    /// never has the first declare lost what the next acknowledges.
     Loss = 6,
     /// Retransmission timeout, or a probe when flow control blocks the sender.
     Retransmit = 2,
