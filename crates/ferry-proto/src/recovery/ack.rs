@@ -43,6 +43,7 @@ impl RangeSet {
     }
 
     /// How many disjoint ranges the set holds.
+    #[cfg(test)]
     pub(crate) fn len_ranges(&self) -> usize {
         self.ranges.len()
     }
