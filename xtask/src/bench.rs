@@ -10,8 +10,8 @@ use crate::run::{CommandLine, Result, workspace_root};
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Suites to run (default: all, in this order): bulk, latency, many,
-    /// efficiency, sessions, diode.
+    /// Suites to run (default: all, in this order): bulk, files, latency,
+    /// many, efficiency, sessions, diode.
     suites: Vec<String>,
     /// Smaller sizes everywhere: a smoke run.
     #[arg(long)]
@@ -28,6 +28,12 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result {
     let json_dir = workspace_root().join("target").join("bench");
+    // The files suite runs the real `ferry` binary, found beside ferry-bench.
+    let build = CommandLine::cargo(&["build", "--release", "-q", "-p", "ferry-cli"]);
+    println!("==> bench: {build}");
+    if !build.status()? {
+        return Err("building ferry-cli failed (see above)".into());
+    }
     let mut command = CommandLine::cargo(&["run", "--release", "-q", "-p", "ferry-bench"]);
     if args.peers {
         command = command.arg("--features").arg("peers");

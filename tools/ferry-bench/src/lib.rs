@@ -12,6 +12,9 @@
 //!   and encrypted, async-std, smol, blocking), MB/s and CPU seconds per GB,
 //!   beside TCP over loopback, a raw UDP blast (plain and GSO) and, with
 //!   `--peers` (feature `peers`), quinn.
+//! - `files`: `ferry send` of a 1 GiB file on tmpfs to `ferry receive` (the
+//!   real binary, clear and with a pre-shared key), MB/s and CPU seconds per
+//!   GB on each side, beside the bulk rows of the same mode.
 //! - `latency`: 64-byte round trips, p50/p99, beside a raw UDP ping-pong.
 //! - `many`: 1,000 concurrent sessions of 1 MiB each, aggregate MB/s beside
 //!   the one-session figure.
@@ -70,6 +73,7 @@ mod child;
 mod cpu;
 mod diode;
 mod efficiency;
+mod files;
 mod latency;
 mod many;
 mod peers;
@@ -135,6 +139,7 @@ pub enum BenchError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Suite {
     Bulk,
+    Files,
     Latency,
     Many,
     Efficiency,
@@ -168,6 +173,13 @@ pub struct RunArgs {
     /// [default: 3; quick: 1].
     #[arg(long)]
     repeat: Option<usize>,
+    /// files: MiB in the file `ferry send` moves [default: 1024; quick: 128].
+    #[arg(long)]
+    files_mib: Option<u64>,
+    /// files: the `ferry` executable [default: `FERRY_BIN`, else this
+    /// executable if it is `ferry`, else `ferry` beside it].
+    #[arg(long)]
+    ferry_bin: Option<PathBuf>,
     /// latency: round trips timed [default: 10000; quick: 2000].
     #[arg(long)]
     round_trips: Option<usize>,
@@ -276,6 +288,11 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
         single_mib: bulk_mib,
         repeat,
     };
+    let files = files::Settings {
+        mib: args.pick(args.files_mib, 1024, 128),
+        repeat,
+        ferry: args.ferry_bin.clone().unwrap_or_else(files::ferry_binary),
+    };
     let latency = latency::Settings {
         count: args.pick(args.round_trips, 10_000, 2_000),
         warmup: args.pick(args.round_trips, 10_000, 2_000).div_ceil(10),
@@ -309,6 +326,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
                 peers: host.peers,
                 repeat,
             }),
+            Suite::Files => files::run(&files),
             Suite::Latency => latency::run(latency),
             Suite::Many => many::run(many, &report),
             Suite::Efficiency => efficiency::run(efficiency),
@@ -343,6 +361,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
         "seconds": started.elapsed().as_secs_f64(),
         "sizes": {
             "bulk_mib": bulk_mib,
+            "files_mib": files.mib,
             "repeat": repeat,
             "latency_round_trips": latency.count,
             "many_sessions": many.sessions,
@@ -374,6 +393,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
 fn name(suite: Suite) -> &'static str {
     match suite {
         Suite::Bulk => "bulk",
+        Suite::Files => "files",
         Suite::Latency => "latency",
         Suite::Many => "many",
         Suite::Efficiency => "efficiency",

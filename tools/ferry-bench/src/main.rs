@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run suites (all by default) and print one table.
-    Run(BinRunArgs),
+    Run(Box<BinRunArgs>),
     /// One side of a transfer, in its own process (used by the suites).
     #[command(hide = true)]
     Role(RoleArgs),
