@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub use crate::congestion::CongestionControl;
+pub use crate::crypto::CipherPreference;
 use crate::error::ConfigError;
 use crate::wire::codec::VARINT_MAX;
 
@@ -166,6 +167,21 @@ pub struct Config {
     /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed).
     /// Default `None`: packets carry a checksum only.
     pub psk: Option<crate::crypto::PreSharedKey>,
+    /// With a pre-shared key, which packet ciphers this endpoint offers in the
+    /// handshake; the listener picks one both offer (see
+    /// [`crate::crypto::negotiate`]) and [`SessionStats::cipher`](crate::SessionStats::cipher)
+    /// tells which. Default [`CipherPreference::Auto`]: both, AES-256-GCM
+    /// first if this CPU has hardware AES, so two such machines use it and any
+    /// other pair ChaCha20-Poly1305. [`CipherPreference::Aes256Gcm`] or
+    /// [`CipherPreference::ChaCha20Poly1305`] offers that cipher only: the
+    /// session uses it, or fails with
+    /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed)
+    /// if the peer forces the other. Without a key it has no effect.
+    ///
+    /// Sessions this endpoint *accepts* offer [`CipherPreference::Auto`]
+    /// whatever this says (the listener's handshake does not read it yet), so
+    /// a forced cipher takes effect from the side that connects.
+    pub cipher: CipherPreference,
 }
 
 impl Default for Config {
@@ -200,6 +216,7 @@ impl Default for Config {
             max_recv_memory: 2 << 30,
             accept_incoming: false,
             psk: None,
+            cipher: CipherPreference::Auto,
         }
     }
 }

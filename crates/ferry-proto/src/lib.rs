@@ -103,7 +103,7 @@ mod endpoint;
 pub mod diode;
 
 pub use config::{Config, CongestionControl};
-pub use crypto::PreSharedKey;
+pub use crypto::{Cipher, CipherPreference, PreSharedKey};
 pub use endpoint::{Endpoint, Session, Transmit};
 pub use error::{
     ConfigError, ConnectError, DatagramError, DecodeError, ProtocolViolation, SendError,

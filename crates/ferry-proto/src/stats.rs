@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::congestion::CongestionControl;
+use crate::crypto::Cipher;
 
 /// Per-session statistics, from [`Session::stats`](crate::Session::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +95,10 @@ pub struct SessionStats {
     /// together held `Config::max_recv_memory` of received data (the peer
     /// sends them again).
     pub dropped_recv_memory: u64,
+    /// The cipher that seals the session's packets, agreed in the handshake
+    /// (see `Config::cipher`): `None` for a session without a pre-shared key
+    /// (packets carry a checksum only), and until the handshake is done.
+    pub cipher: Option<Cipher>,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.

@@ -1,6 +1,7 @@
 //! The packet dumps of `docs/protocol.md` §3–§4, byte for byte: each is
 //! encoded here with `Packet::encode`, sealed with the checksum, compared
-//! with the text of the document, and decoded back. Change the two together.
+//! with the text of the document, and decoded back; and the cipher
+//! negotiation's payloads of §6.13. Change the two together.
 
 use std::ops::RangeInclusive;
 
@@ -281,4 +282,96 @@ fn section_4_13_retry() {
         (11 + 1 + 36 + 4) * 3 - 1,
         "52 bytes"
     );
+}
+
+#[test]
+fn section_6_13_cipher_negotiation() {
+    use ferry_proto::crypto::{
+        Cipher, CipherPreference, HANDSHAKE_OVERHEAD, Handshake, PreSharedKey, encode_offer,
+        encode_reply, negotiate,
+    };
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let offer = |preference: CipherPreference, hardware_aes: bool| {
+        let mut out = Vec::new();
+        encode_offer(&preference.offer(hardware_aes), &mut out);
+        hex(&out)
+    };
+    // Message 1's payload: the starter's offer.
+    assert_eq!(offer(CipherPreference::Auto, true), "02 02 01");
+    assert_eq!(offer(CipherPreference::Auto, false), "02 01 02");
+    for hardware_aes in [false, true] {
+        assert_eq!(offer(CipherPreference::Aes256Gcm, hardware_aes), "01 02");
+        assert_eq!(
+            offer(CipherPreference::ChaCha20Poly1305, hardware_aes),
+            "01 01"
+        );
+    }
+    // Message 2's payload: the pick, the listener's offer, its parameters.
+    let answer = |starter: bool, listener: bool| {
+        let (ours, theirs) = (
+            CipherPreference::Auto.offer(starter),
+            CipherPreference::Auto.offer(listener),
+        );
+        let mut out = Vec::new();
+        encode_reply(negotiate(&ours, &theirs).unwrap(), &theirs, &mut out);
+        default_params().encode_params(&mut out);
+        hex(&out)
+    };
+    let params = "44 b0 81 00 00 00 82 00 00 00 67 10 40 64 81 80 00 00";
+    assert_eq!(answer(true, true), format!("02 02 02 01 {params}"));
+    assert_eq!(answer(true, false), format!("01 02 01 02 {params}"));
+    assert_eq!(answer(false, true), format!("01 02 02 01 {params}"));
+
+    // Through a real handshake: a starter forcing AES-256-GCM, a listener
+    // on auto. 48 bytes of Noise around payloads of 2 and 3 + 18 bytes.
+    let psk = PreSharedKey::from_bytes([0x42; 32]);
+    let prologue = [1, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(1);
+    let mut starter =
+        Handshake::initiator_with(&psk, &prologue, CipherPreference::Aes256Gcm, &mut rng);
+    let mut listener = Handshake::responder(&psk, &prologue, &mut rng);
+    let mut message1 = Vec::new();
+    starter.write_message(&[], &mut message1).unwrap();
+    assert_eq!(message1.len(), HANDSHAKE_OVERHEAD + 2);
+    listener.read_message(&message1, &mut Vec::new()).unwrap();
+    let mut params_bytes = Vec::new();
+    default_params().encode_params(&mut params_bytes);
+    let mut message2 = Vec::new();
+    listener
+        .write_message(&params_bytes, &mut message2)
+        .unwrap();
+    assert_eq!(message2.len(), HANDSHAKE_OVERHEAD + 4 + 18);
+    let mut payload = Vec::new();
+    starter.read_message(&message2, &mut payload).unwrap();
+    assert_eq!(payload, params_bytes, "the answer is taken off");
+    assert_eq!(starter.cipher(), Some(Cipher::Aes256Gcm));
+    assert_eq!(listener.cipher(), Some(Cipher::Aes256Gcm));
+
+    // And in a Connect: with a key, `auth_len` follows the parameters, 51
+    // (0x33) for an auto starter's message 1.
+    let mut starter = ferry_proto::Endpoint::new(
+        ferry_proto::Config {
+            psk: Some(psk),
+            ..ferry_proto::Config::default()
+        },
+        1,
+    )
+    .unwrap();
+    let now = std::time::Instant::now();
+    starter
+        .connect(now, "192.0.2.1:1".parse().unwrap())
+        .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(starter.poll_transmit(now, &mut buf).unwrap().size, 1200);
+    assert_eq!(hex(&buf[0x0b..0x1e]), format!("{params} 33"));
+    let (_, packet) = Packet::decode(Bytes::copy_from_slice(&buf[..buf.len() - 4])).unwrap();
+    let Packet::Connect(hs) = packet else {
+        panic!("a Connect")
+    };
+    assert_eq!(hs.auth.len(), HANDSHAKE_OVERHEAD + 3);
 }

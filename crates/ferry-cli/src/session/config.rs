@@ -35,6 +35,7 @@
 //! udp_send_buffer = 8388608     # bytes: kernel socket send buffer requested
 //! udp_recv_buffer = 8388608     # bytes: kernel socket receive buffer requested
 //! key_file = "ferry.key"        # pre-shared key (64 hex digits); relative to this file
+//! cipher = "auto"               # with a key: "auto", "aes-256-gcm" or "chacha20-poly1305"
 //! ```
 //!
 //! Every key is optional; the defaults are those shown, which are
@@ -49,7 +50,7 @@ use std::time::Duration;
 use clap::Args;
 use ferry_proto::crypto::PreSharedKey;
 use ferry_proto::error::ConfigError;
-use ferry_proto::{Config, CongestionControl};
+use ferry_proto::{CipherPreference, Config, CongestionControl};
 use ferry_tokio::EndpointConfig;
 use serde::Deserialize;
 use tracing::warn;
@@ -84,6 +85,17 @@ enum Congestion {
     Newreno,
 }
 
+/// The packet cipher preference, as the file names it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum CipherName {
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+    #[serde(rename = "chacha20-poly1305")]
+    ChaCha20Poly1305,
+}
+
 /// The `[session]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +126,7 @@ struct SessionTable {
     udp_send_buffer: Option<usize>,
     udp_recv_buffer: Option<usize>,
     key_file: Option<PathBuf>,
+    cipher: Option<CipherName>,
 }
 
 /// The file as the session tools read it: the `[session]` table; every
@@ -275,6 +288,13 @@ fn parse_with_key(
             Congestion::Bbr => CongestionControl::Bbr,
             Congestion::Cubic => CongestionControl::Cubic,
             Congestion::Newreno => CongestionControl::NewReno,
+        };
+    }
+    if let Some(c) = table.cipher {
+        config.cipher = match c {
+            CipherName::Auto => CipherPreference::Auto,
+            CipherName::Aes256Gcm => CipherPreference::Aes256Gcm,
+            CipherName::ChaCha20Poly1305 => CipherPreference::ChaCha20Poly1305,
         };
     }
     if config.max_streams == 0 {
@@ -461,6 +481,18 @@ impl SessionSettings {
                 ),
                 None => "key_file = none (no encryption: packets carry a checksum only)".into(),
             },
+            match (&self.key_file, c.cipher) {
+                (None, cipher) => format!("cipher = {cipher} (unused without a key)"),
+                (Some(_), CipherPreference::Auto) => {
+                    if ferry_proto::crypto::hardware_aes() {
+                        "cipher = auto (aes-256-gcm first: this CPU has hardware AES)".into()
+                    } else {
+                        "cipher = auto (chacha20-poly1305 first: no hardware AES on this CPU)"
+                            .into()
+                    }
+                }
+                (Some(_), cipher) => format!("cipher = {cipher} (forced)"),
+            },
         ]
     }
 }
@@ -495,7 +527,7 @@ mod tests {
              send_window = 999999\nmax_streams = 9\nmax_sessions = 8\n\
              max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
              amplification_factor = 2\nmax_recv_memory = 9000000\n\
-             udp_send_buffer = 1234\nudp_recv_buffer = 4321\n",
+             udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n",
             origin(),
         )
         .unwrap();
@@ -525,7 +557,8 @@ mod tests {
         assert_eq!(c.max_recv_memory, 9_000_000);
         assert_eq!(s.endpoint.socket_send_buffer, 1234);
         assert_eq!(s.endpoint.socket_recv_buffer, 4321);
-        assert_eq!(s.describe().len(), 26);
+        assert_eq!(c.cipher, CipherPreference::Aes256Gcm);
+        assert_eq!(s.describe().len(), 27);
     }
 
     #[test]
@@ -560,6 +593,11 @@ mod tests {
             ("[session]\nudp_recv_buffer = 0", "`udp_recv_buffer`", None),
             ("[session]\ncolour = 3", "colour", Some("line 2")),
             ("[session]\ncongestion = \"vegas\"", "vegas", Some("line 2")),
+            (
+                "[session]\ncipher = \"aes-128-gcm\"",
+                "aes-128-gcm",
+                Some("line 2"),
+            ),
             ("[session]\nmtu = \"big\"", "mtu", Some("line 2")),
             ("session.send_window = 0", "`send_window`", Some("line 1")),
         ] {
@@ -569,6 +607,38 @@ mod tests {
             if let Some(line) = line {
                 assert!(err.contains(line), "{text}: {err}");
             }
+        }
+    }
+
+    #[test]
+    fn the_cipher_key_takes_each_name_and_defaults_to_auto() {
+        for (name, preference) in [
+            ("auto", CipherPreference::Auto),
+            ("aes-256-gcm", CipherPreference::Aes256Gcm),
+            ("chacha20-poly1305", CipherPreference::ChaCha20Poly1305),
+        ] {
+            let s = parse(&format!("[session]\ncipher = \"{name}\"\n"), origin()).unwrap();
+            assert_eq!(s.endpoint.protocol.cipher, preference, "{name}");
+            assert_eq!(preference.name(), name, "the file's name is the library's");
+            assert!(
+                s.describe()
+                    .iter()
+                    .any(|l| l.starts_with(&format!("cipher = {name}"))),
+                "{:?}",
+                s.describe()
+            );
+        }
+        let s = parse("[session]\nmtu = 1400\n", origin()).unwrap();
+        assert_eq!(s.endpoint.protocol.cipher, CipherPreference::Auto);
+        // Names are exact: no other spelling, no other case.
+        for bad in ["AES-256-GCM", "aes256gcm", "chacha20poly1305", ""] {
+            let err = parse(&format!("[session]\ncipher = \"{bad}\"\n"), origin())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("cipher") || err.contains("variant"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -1,16 +1,16 @@
-//! A session's packet keys: ChaCha20-Poly1305 through `ring`, sealed and
-//! opened in place, the packet number as nonce and the header as associated
-//! data.
+//! A session's packet keys: AES-256-GCM or ChaCha20-Poly1305 through `ring`,
+//! sealed and opened in place, the packet number as nonce and the header as
+//! associated data.
 
 use std::fmt;
 use std::mem::ManuallyDrop;
 
 use bytes::BytesMut;
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use crate::error::DecodeError;
 
-use super::TAG_LEN;
+use super::{Cipher, TAG_LEN};
 
 /// The nonce of packet `number`: 4 zero bytes, then `number` as 8 big-endian
 /// bytes. Distinct numbers give distinct nonces.
@@ -20,22 +20,25 @@ pub fn nonce(number: u64) -> [u8; 12] {
     nonce
 }
 
-/// A session's two ChaCha20-Poly1305 keys, from [`Handshake::into_keys`](super::Handshake::into_keys): one
-/// to seal the packets this side sends, one to open those it receives.
+/// A session's two packet keys, from [`Handshake::into_keys`](super::Handshake::into_keys): one
+/// to seal the packets this side sends, one to open those it receives, both
+/// for the [`Cipher`] the handshake agreed on.
 ///
 /// A packet sealed with one side's keys opens only with the other side's:
 /// never with the sender's own, nor with another session's. The keys are
 /// wiped from memory when dropped, and [`Debug`] does not show them.
 ///
-/// The cipher is `ring`'s ChaCha20-Poly1305 (RFC 8439, the same construction
-/// as Noise's `ChaChaPoly`): several times faster per packet than a portable
-/// implementation, which matters since every byte of an encrypted session goes
-/// through it once on each side.
+/// The ciphers are `ring`'s AES-256-GCM (with AES-NI and carry-less
+/// multiplication where the CPU has them) and ChaCha20-Poly1305 (RFC 8439,
+/// the same construction as Noise's `ChaChaPoly`): several times faster per
+/// packet than portable implementations, which matters since every byte of an
+/// encrypted session goes through one of them once on each side.
 #[derive(Clone)]
 pub struct PacketKeys(Box<Keys>);
 
 /// The two keys, boxed: a `ring` key holds its whole key schedule inline.
 struct Keys {
+    cipher: Cipher,
     send: ManuallyDrop<LessSafeKey>,
     recv: ManuallyDrop<LessSafeKey>,
 }
@@ -43,6 +46,7 @@ struct Keys {
 impl Clone for Keys {
     fn clone(&self) -> Self {
         Self {
+            cipher: self.cipher,
             send: ManuallyDrop::new(LessSafeKey::clone(&self.send)),
             recv: ManuallyDrop::new(LessSafeKey::clone(&self.recv)),
         }
@@ -57,7 +61,8 @@ impl Drop for Keys {
                 // SAFETY: `bytes + i` lies within `key`, which is borrowed
                 // mutably here and never read again: `ManuallyDrop` keeps it
                 // from being dropped (a `LessSafeKey` owns no heap memory and
-                // has no `Drop` of its own; its key schedule is stored inline),
+                // has no `Drop` of its own; its key schedule, AES round keys
+                // and GHASH table or ChaCha20 key, is stored inline),
                 // so the zeroed bytes are never used as a `LessSafeKey`. The
                 // volatile write keeps the compiler from eliding the wipe.
                 unsafe { bytes.add(i).write_volatile(0) };
@@ -68,16 +73,23 @@ impl Drop for Keys {
 }
 
 impl PacketKeys {
-    pub(super) fn new(send: &[u8; 32], recv: &[u8; 32]) -> Self {
+    pub(super) fn new(cipher: Cipher, send: &[u8; 32], recv: &[u8; 32]) -> Self {
         let key = |bytes: &[u8; 32]| {
             ManuallyDrop::new(LessSafeKey::new(
-                UnboundKey::new(&CHACHA20_POLY1305, bytes).expect("a 32-byte key"),
+                UnboundKey::new(cipher.algorithm(), bytes)
+                    .expect("both ciphers take a 32-byte key"),
             ))
         };
         Self(Box::new(Keys {
+            cipher,
             send: key(send),
             recv: key(recv),
         }))
+    }
+
+    /// The cipher that seals and opens this session's packets.
+    pub fn cipher(&self) -> Cipher {
+        self.0.cipher
     }
 
     /// Seals `packet` (header followed by body) in place: encrypts the body
@@ -102,7 +114,7 @@ impl PacketKeys {
                 Aad::from(&*header),
                 body,
             )
-            .expect("a packet is far below ChaCha20-Poly1305's 256 GiB limit");
+            .expect("a packet is far below both ciphers' 64 GiB limit");
         packet.extend_from_slice(tag.as_ref());
     }
 

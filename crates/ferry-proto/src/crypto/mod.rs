@@ -8,8 +8,8 @@
 //!
 //! **Keys.** Both endpoints are configured with the same 32-byte
 //! [`PreSharedKey`]. It is never used to encrypt packets directly: each session
-//! runs a [`Handshake`] that derives two fresh [`PacketKeys`], one per
-//! direction.
+//! runs a [`Handshake`] that agrees on a packet [`Cipher`] and derives two
+//! fresh [`PacketKeys`] for it, one per direction.
 //!
 //! **Handshake.** The Noise protocol framework, as implemented by the `snow`
 //! crate, with the pattern `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`:
@@ -30,23 +30,68 @@
 //! the pre-shared key leaks later. `psk0` rather than `psk2` because it
 //! authenticates message 1 as well, so the responder rejects a stranger's
 //! message 1 before doing any Diffie-Hellman or keeping any state for it.
-//! ChaCha20-Poly1305 and BLAKE2s are fast in software on every CPU, and match
-//! the packet cipher.
+//! ChaCha20-Poly1305 and BLAKE2s are fast in software on every CPU; the
+//! handshake is two messages per session, so its cipher does not need
+//! hardware AES the way the packets' does.
 //!
 //! The *prologue*, the version byte followed by the 8-byte session id, is
 //! hashed into the handshake by both sides: a handshake message cannot be moved
 //! to another session or protocol version.
 //!
 //! Both messages are [`HANDSHAKE_OVERHEAD`] (48) bytes longer than their
-//! payload: 32 for the ephemeral public key and 16 for the tag over the
-//! payload. With the largest Ferry header (18 bytes) and a 1200-byte MTU, a
-//! handshake message carrying up to 1200 − 18 − 48 = 1134 bytes of payload fits
-//! in one datagram as its whole body (1130 if a 4-byte checksum trailer is kept
+//! encrypted payload: 32 for the ephemeral public key and 16 for the tag over
+//! the payload. The encrypted payload is the cipher negotiation (below, at
+//! most [`MAX_NEGOTIATION_LEN`] = 4 bytes) followed by the caller's payload.
+//! With the largest Ferry header (18 bytes) and a 1200-byte MTU, a handshake
+//! message carrying up to 1200 − 18 − 48 − 4 = 1130 bytes of payload fits in
+//! one datagram as its whole body (1126 if a 4-byte checksum trailer is kept
 //! after it).
 //!
-//! **Packets.** After the handshake every packet is sealed with
-//! ChaCha20-Poly1305 (RFC 8439, `ring`'s implementation), each direction with its
-//! own key:
+//! **Cipher negotiation.** The packet cipher is AES-256-GCM or
+//! ChaCha20-Poly1305 ([`Cipher`]), agreed in the handshake, inside the
+//! encrypted payloads. Cipher ids: `0x01` ChaCha20-Poly1305, `0x02`
+//! AES-256-GCM.
+//!
+//! ```text
+//! message 1 payload:  count (1 byte, ≥ 1) | count cipher ids, most preferred first | caller's payload
+//! message 2 payload:  chosen id (1 byte) | count | count cipher ids (the responder's offer) | caller's payload
+//! ```
+//!
+//! A side offers what its [`CipherPreference`] gives: by default
+//! ([`CipherPreference::Auto`]) both, AES-256-GCM first when the CPU has
+//! hardware AES ([`hardware_aes`]), ChaCha20-Poly1305 first otherwise
+//! (`02 02 01` or `02 01 02`); forced, that cipher alone (`01 02` or
+//! `01 01`). The responder picks with [`negotiate`]: AES-256-GCM when both
+//! offers put it first, else ChaCha20-Poly1305 if both offer it, else
+//! AES-256-GCM if both offer it; no cipher in common ends the handshake
+//! ([`NegotiationError::NoCommonCipher`]). Its answer names the pick and
+//! repeats its own offer, and the initiator runs the same rule on both offers
+//! and refuses any other pick ([`NegotiationError::NotOffered`],
+//! [`NegotiationError::WrongChoice`]). Unknown ids in an offer are skipped,
+//! so a later version can offer more.
+//!
+//! *No downgrade.* Both offers travel encrypted and authenticated under the
+//! pre-shared key (`psk0` covers message 1, and message 2's tag covers the
+//! whole transcript, message 1 included), so an attacker without the key can
+//! neither remove AES-256-GCM from an offer nor change the pick; and since the
+//! initiator checks the pick against both offers, not even a broken responder
+//! can make it use a cipher it did not offer, or one the rule does not give
+//! for the two offers as stated.
+//!
+//! *Peers from before negotiation.* Their message 1 payload is empty and
+//! their message 2 payload starts with the `max_udp_payload` varint (a first
+//! byte of at least `0x42`; cipher ids are below `0x40`). A responder reading
+//! an empty message 1 payload treats it as an offer of ChaCha20-Poly1305 alone
+//! and writes no answer; an initiator reading a message 2 payload that is
+//! empty or starts with a byte of `0x40` or more treats it as the pick
+//! ChaCha20-Poly1305 from an offer of it alone. Both are what those peers use,
+//! so they interoperate; forcing AES-256-GCM refuses them. Only a holder of
+//! the key can write either message, so the fallback is no downgrade path.
+//!
+//! **Packets.** After the handshake every packet is sealed with the agreed
+//! cipher, AES-256-GCM or ChaCha20-Poly1305 (RFC 8439), `ring`'s
+//! implementations, each direction with its own 32-byte key (the same key
+//! derivation for both):
 //!
 //! - the *nonce* is the packet number: 4 zero bytes followed by the 64-bit
 //!   packet number in big-endian order ([`nonce`]). Packet numbers only grow
@@ -58,7 +103,7 @@
 //!   is the *associated data*, so it is authenticated too.
 //! - the *body* is encrypted in place and the 16-byte tag ([`TAG_LEN`]) takes
 //!   the place of the 4-byte CRC trailer. The layout of a datagram does not
-//!   change.
+//!   change, and is the same for both ciphers.
 //!
 //! **Replay.** A sealed packet is valid forever under its session's keys:
 //! [`PacketKeys::open`] opens a replayed packet again. Replays are rejected a
@@ -76,6 +121,8 @@
 //! - **cannot** read packet bodies or handshake payloads, forge or alter a
 //!   packet or its header, complete a handshake with either side, or learn the
 //!   packet keys;
+//! - **cannot** choose or downgrade the packet cipher: both offers and the
+//!   pick are inside the authenticated handshake (see *No downgrade* above);
 //! - **cannot** reflect a packet back to its sender, or between directions:
 //!   each direction has its own key, so a packet sealed by one side's `send`
 //!   key opens only with the other side's `recv` key;
@@ -110,6 +157,9 @@
 //! operating system (a generator seeded from a `u64`, like the simulator's, is
 //! fine for tests but offers only 64 bits of security).
 
+mod cipher;
+#[cfg(test)]
+mod cipher_tests;
 mod keys;
 mod noise;
 mod psk;
@@ -118,6 +168,9 @@ mod tests;
 
 use thiserror::Error;
 
+pub use cipher::{
+    Cipher, CipherPreference, NegotiationError, encode_offer, encode_reply, hardware_aes, negotiate,
+};
 pub use keys::{PacketKeys, nonce};
 pub use noise::Handshake;
 pub use psk::PreSharedKey;
@@ -126,13 +179,23 @@ pub use psk::PreSharedKey;
 /// packet).
 pub const TAG_LEN: usize = 16;
 
-/// Bytes a handshake message adds to its payload: a 32-byte ephemeral public
-/// key and a 16-byte tag. Both messages have this overhead.
+/// Bytes Noise adds to a handshake message's encrypted payload: a 32-byte
+/// ephemeral public key and a 16-byte tag. Both messages have this overhead;
+/// the cipher negotiation adds up to [`MAX_NEGOTIATION_LEN`] more.
 pub const HANDSHAKE_OVERHEAD: usize = 32 + TAG_LEN;
 
-/// Largest payload one handshake message can carry (Noise limits a message to
-/// 65535 bytes).
-pub const MAX_HANDSHAKE_PAYLOAD: usize = 65_535 - HANDSHAKE_OVERHEAD;
+/// Most bytes the cipher negotiation puts in front of a handshake message's
+/// payload: message 2's pick, count and two cipher ids (message 1 takes one
+/// byte fewer).
+pub const MAX_NEGOTIATION_LEN: usize = 2 + Cipher::ALL.len();
+
+/// Noise's limit on a handshake message.
+const NOISE_MAX_MESSAGE: usize = 65_535;
+
+/// Largest payload one handshake message can carry: Noise limits a message
+/// to 65535 bytes, less [`HANDSHAKE_OVERHEAD`] and [`MAX_NEGOTIATION_LEN`].
+pub const MAX_HANDSHAKE_PAYLOAD: usize =
+    NOISE_MAX_MESSAGE - HANDSHAKE_OVERHEAD - MAX_NEGOTIATION_LEN;
 
 /// The Noise protocol name of Ferry's handshake.
 pub const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
@@ -202,6 +265,13 @@ pub enum CryptoError {
          the responder reads message 1 then writes message 2"
     )]
     OutOfOrder,
+    /// The message was genuine (it authenticated) but the two sides cannot
+    /// agree on a packet cipher, or the peer's offer or pick breaks the rules.
+    /// Unlike the other errors of [`Handshake::read_message`], this one ends
+    /// the handshake: no genuine message will follow. The inner error says
+    /// what to change.
+    #[error("no packet cipher agreed: {0}")]
+    Negotiation(#[from] NegotiationError),
     /// [`Handshake::into_keys`] was called before both messages were exchanged.
     #[error("handshake not finished: exchange both messages before asking for the keys")]
     NotFinished,

@@ -7,11 +7,14 @@ use rand::{CryptoRng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver};
-use snow::types::{Cipher, Dh, Hash, Random};
+use snow::types::{Dh, Hash, Random};
+use tracing::debug;
 use zeroize::Zeroize;
 
+use super::cipher::{Reply, check_reply, decode_offer, decode_reply, encode_offer, encode_reply};
 use super::{
-    CryptoError, HANDSHAKE_OVERHEAD, MAX_HANDSHAKE_PAYLOAD, NOISE_PATTERN, PacketKeys, PreSharedKey,
+    Cipher, CipherPreference, CryptoError, HANDSHAKE_OVERHEAD, MAX_HANDSHAKE_PAYLOAD,
+    NOISE_MAX_MESSAGE, NOISE_PATTERN, PacketKeys, PreSharedKey, hardware_aes, negotiate,
 };
 
 /// `snow`'s random source: a `ChaCha20Rng` seeded by the caller.
@@ -43,7 +46,7 @@ impl CryptoResolver for SeededResolver {
         None
     }
 
-    fn resolve_cipher(&self, _: &CipherChoice) -> Option<Box<dyn Cipher>> {
+    fn resolve_cipher(&self, _: &CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
         None
     }
 }
@@ -55,50 +58,90 @@ impl Drop for SeededResolver {
 }
 
 /// One side of the handshake that authenticates both endpoints with the
-/// pre-shared key and derives a session's [`PacketKeys`].
+/// pre-shared key, agrees on a packet [`Cipher`] and derives a session's
+/// [`PacketKeys`].
 ///
 /// The flow (see the [module documentation](crate::crypto) for the why):
 ///
 /// 1. initiator: [`write_message`](Self::write_message) → message 1 (`psk, e`),
-///    `payload + 48` bytes;
+///    `payload + 48` bytes plus its cipher offer (2 or 3 bytes);
 /// 2. responder: [`read_message`](Self::read_message) of message 1. A wrong
 ///    pre-shared key is detected **here, by the responder**
 ///    ([`CryptoError::AuthenticationFailed`]); the initiator learns nothing
-///    (it times out, or is told by a cleartext refusal);
+///    (it times out, or is told by a cleartext refusal). The responder picks
+///    the cipher ([`negotiate`](super::negotiate));
 /// 3. responder: [`write_message`](Self::write_message) → message 2 (`e, ee`),
-///    `payload + 48` bytes; the responder is now finished;
-/// 4. initiator: [`read_message`](Self::read_message) of message 2; finished.
+///    `payload + 48` bytes plus its pick and offer (3 or 4 bytes); the
+///    responder is now finished;
+/// 4. initiator: [`read_message`](Self::read_message) of message 2, which
+///    checks the pick; finished.
 ///
-/// Then each side calls [`into_keys`](Self::into_keys). A failed
-/// `read_message` changes nothing, so a forged or corrupted message does not
-/// spoil the handshake: the genuine one can still be read afterwards.
-/// Retransmission is the caller's business: a handshake writes each message
-/// once, so keep the bytes and resend them.
+/// Then each side calls [`into_keys`](Self::into_keys). The cipher offers
+/// travel inside the encrypted payloads, in front of the caller's payload:
+/// `write_message` adds them and `read_message` takes them off, so the
+/// caller sees only its own payload. A failed `read_message` changes nothing
+/// (except for [`CryptoError::Negotiation`], see there), so a forged or
+/// corrupted message does not spoil the handshake: the genuine one can still
+/// be read afterwards. Retransmission is the caller's business: a handshake
+/// writes each message once, so keep the bytes and resend them.
 pub struct Handshake {
     pub(super) state: snow::HandshakeState,
+    /// The ciphers this side offers, most preferred first.
+    offer: Vec<Cipher>,
+    /// The cipher agreed on: the responder's pick once it has read message
+    /// 1, the initiator's once it has read message 2.
+    cipher: Option<Cipher>,
+    /// Responder: the initiator sent no offer (it predates negotiation), so
+    /// message 2 carries no answer either.
+    legacy_peer: bool,
 }
 
 impl Handshake {
-    /// Starts the side that sends message 1.
+    /// Starts the side that sends message 1, offering the ciphers of
+    /// [`CipherPreference::Auto`].
     ///
     /// `prologue` must be the same on both sides (Ferry: the version byte
     /// followed by the 8-byte session id). `rng` provides the 32-byte seed of
     /// this side's ephemeral key: the same generator state gives the same
     /// handshake bytes.
     pub fn initiator(psk: &PreSharedKey, prologue: &[u8], rng: &mut impl CryptoRng) -> Self {
-        Self::build(true, psk, prologue, rng)
+        Self::initiator_with(psk, prologue, CipherPreference::Auto, rng)
     }
 
-    /// Starts the side that receives message 1. Arguments as for
+    /// Starts the side that receives message 1, offering the ciphers of
+    /// [`CipherPreference::Auto`]. Arguments as for
     /// [`initiator`](Self::initiator).
     pub fn responder(psk: &PreSharedKey, prologue: &[u8], rng: &mut impl CryptoRng) -> Self {
-        Self::build(false, psk, prologue, rng)
+        Self::responder_with(psk, prologue, CipherPreference::Auto, rng)
+    }
+
+    /// As [`initiator`](Self::initiator), offering the ciphers of
+    /// `preference` ([`CipherPreference::offer`] on this CPU).
+    pub fn initiator_with(
+        psk: &PreSharedKey,
+        prologue: &[u8],
+        preference: CipherPreference,
+        rng: &mut impl CryptoRng,
+    ) -> Self {
+        Self::build(true, psk, prologue, preference, rng)
+    }
+
+    /// As [`responder`](Self::responder), offering the ciphers of
+    /// `preference` ([`CipherPreference::offer`] on this CPU).
+    pub fn responder_with(
+        psk: &PreSharedKey,
+        prologue: &[u8],
+        preference: CipherPreference,
+        rng: &mut impl CryptoRng,
+    ) -> Self {
+        Self::build(false, psk, prologue, preference, rng)
     }
 
     fn build(
         initiator: bool,
         psk: &PreSharedKey,
         prologue: &[u8],
+        preference: CipherPreference,
         rng: &mut impl CryptoRng,
     ) -> Self {
         let mut seed = [0u8; 32];
@@ -121,11 +164,18 @@ impl Handshake {
             builder.build_responder()
         }
         .expect("snow's default resolver provides 25519, ChaChaPoly and BLAKE2s");
-        Self { state }
+        Self {
+            state,
+            offer: preference.offer(hardware_aes()),
+            cipher: None,
+            legacy_peer: false,
+        }
     }
 
-    /// Writes this side's next handshake message, with `payload` encrypted in
-    /// it, appending it to `out` (`payload.len() + 48` bytes).
+    /// Writes this side's next handshake message, with its cipher offer (the
+    /// initiator) or pick (the responder) and then `payload` encrypted in it,
+    /// appending it to `out` (`payload.len() + 48` bytes, plus 2 to 4 for
+    /// the ciphers).
     ///
     /// The initiator writes message 1, the responder message 2. Message 1's
     /// payload is authenticated and encrypted under the pre-shared key but has
@@ -138,9 +188,22 @@ impl Handshake {
                 max: MAX_HANDSHAKE_PAYLOAD,
             });
         }
+        if !self.is_my_turn() {
+            return Err(CryptoError::OutOfOrder);
+        }
+        let mut plain = Vec::with_capacity(payload.len() + 4);
+        if self.is_initiator() {
+            encode_offer(&self.offer, &mut plain);
+        } else if !self.legacy_peer {
+            // The responder's turn comes only after it read message 1,
+            // which set the cipher.
+            let chosen = self.cipher.ok_or(CryptoError::OutOfOrder)?;
+            encode_reply(chosen, &self.offer, &mut plain);
+        }
+        plain.extend_from_slice(payload);
         let start = out.len();
-        out.resize(start + payload.len() + HANDSHAKE_OVERHEAD, 0);
-        match self.state.write_message(payload, &mut out[start..]) {
+        out.resize(start + plain.len() + HANDSHAKE_OVERHEAD, 0);
+        match self.state.write_message(&plain, &mut out[start..]) {
             Ok(written) => {
                 out.truncate(start + written);
                 Ok(())
@@ -155,33 +218,28 @@ impl Handshake {
         }
     }
 
-    /// Reads the peer's handshake message, appending its decrypted payload to
-    /// `payload`.
+    /// Reads the peer's handshake message, takes the cipher offer or pick off
+    /// the front of its payload, and appends the rest to `payload`.
     ///
-    /// On any error nothing is appended and the handshake is unchanged.
+    /// On any error nothing is appended, and the handshake is unchanged
+    /// unless the error is [`CryptoError::Negotiation`]: the message was
+    /// genuine but no cipher can be agreed, and the handshake is over.
     pub fn read_message(
         &mut self,
         message: &[u8],
         payload: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        if !(HANDSHAKE_OVERHEAD..=MAX_HANDSHAKE_PAYLOAD + HANDSHAKE_OVERHEAD)
-            .contains(&message.len())
-        {
+        if !(HANDSHAKE_OVERHEAD..=NOISE_MAX_MESSAGE).contains(&message.len()) {
             return Err(CryptoError::MalformedMessage {
                 len: message.len(),
                 min: HANDSHAKE_OVERHEAD,
             });
         }
-        let start = payload.len();
-        payload.resize(start + message.len(), 0);
-        match self.state.read_message(message, &mut payload[start..]) {
-            Ok(read) => {
-                payload.truncate(start + read);
-                Ok(())
-            }
+        let mut plain = vec![0; message.len()];
+        match self.state.read_message(message, &mut plain) {
+            Ok(read) => plain.truncate(read),
             Err(e) => {
-                payload.truncate(start);
-                Err(match e {
+                return Err(match e {
                     snow::Error::State(_) => CryptoError::OutOfOrder,
                     snow::Error::Input => CryptoError::MalformedMessage {
                         len: message.len(),
@@ -190,9 +248,57 @@ impl Handshake {
                     // `Decrypt`, `Dh` and anything else: the message is not
                     // one the peer with our key and prologue wrote.
                     _ => CryptoError::AuthenticationFailed,
-                })
+                });
             }
         }
+        // What the peer's message starts with: its offer (message 1) or its
+        // pick and offer (message 2); nothing from a peer that predates
+        // negotiation, which then uses ChaCha20-Poly1305.
+        let (cipher, taken) = if self.is_initiator() {
+            let reply = decode_reply(&plain)?;
+            let cipher = check_reply(&self.offer, &reply)?;
+            match reply {
+                Reply::Legacy => (cipher, 0),
+                Reply::Chosen { len, .. } => (cipher, len),
+            }
+        } else if plain.is_empty() {
+            // Message 2 then carries no answer either, as such an initiator
+            // expects.
+            self.legacy_peer = true;
+            (negotiate(&[Cipher::ChaCha20Poly1305], &self.offer)?, 0)
+        } else {
+            let (theirs, taken) = decode_offer(&plain)?;
+            (negotiate(&theirs, &self.offer)?, taken)
+        };
+        debug!(
+            %cipher,
+            initiator = self.is_initiator(),
+            peer_negotiates = taken > 0,
+            "packet cipher agreed"
+        );
+        self.cipher = Some(cipher);
+        payload.extend_from_slice(&plain[taken..]);
+        Ok(())
+    }
+
+    /// Writes this side's next message with `payload` as it is, without the
+    /// cipher offer or answer: a peer from before negotiation, or a broken
+    /// one, for tests.
+    #[cfg(test)]
+    pub(crate) fn write_message_without_negotiation(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; payload.len() + HANDSHAKE_OVERHEAD];
+        let n = self
+            .state
+            .write_message(payload, &mut out)
+            .expect("this side's turn");
+        out.truncate(n);
+        out
+    }
+
+    /// The packet cipher agreed on, once this side has read the peer's
+    /// message (the responder message 1, the initiator message 2).
+    pub fn cipher(&self) -> Option<Cipher> {
+        self.cipher
     }
 
     /// Whether this side has exchanged both messages (the responder is finished
@@ -212,7 +318,8 @@ impl Handshake {
         !self.is_finished() && self.state.is_my_turn()
     }
 
-    /// The session's packet keys, once the handshake is finished.
+    /// The session's packet keys, for the agreed cipher, once the handshake
+    /// is finished.
     ///
     /// Noise's split yields two keys: the initiator sends with the first and
     /// receives with the second, the responder the other way round.
@@ -220,11 +327,14 @@ impl Handshake {
         if !self.is_finished() {
             return Err(CryptoError::NotFinished);
         }
+        let cipher = self
+            .cipher
+            .ok_or_else(|| CryptoError::Internal("a finished handshake without a cipher".into()))?;
         let (mut first, mut second) = self.state.dangerously_get_raw_split();
         let keys = if self.is_initiator() {
-            PacketKeys::new(&first, &second)
+            PacketKeys::new(cipher, &first, &second)
         } else {
-            PacketKeys::new(&second, &first)
+            PacketKeys::new(cipher, &second, &first)
         };
         first.zeroize();
         second.zeroize();

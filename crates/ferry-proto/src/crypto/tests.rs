@@ -9,47 +9,74 @@ use crate::error::DecodeError;
 use proptest::prelude::*;
 use rand::RngCore;
 
-const PROLOGUE: &[u8] = &[1, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+pub(super) const PROLOGUE: &[u8] = &[1, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
 
-fn psk(byte: u8) -> PreSharedKey {
+pub(super) fn psk(byte: u8) -> PreSharedKey {
     PreSharedKey::from_bytes([byte; 32])
 }
 
-fn rng(seed: u64) -> ChaCha20Rng {
+pub(super) fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
 /// The two messages of a handshake, and both sides' keys.
-struct Run {
-    message1: Vec<u8>,
-    message2: Vec<u8>,
-    initiator: PacketKeys,
-    responder: PacketKeys,
+pub(super) struct Run {
+    pub(super) message1: Vec<u8>,
+    pub(super) message2: Vec<u8>,
+    pub(super) initiator: PacketKeys,
+    pub(super) responder: PacketKeys,
 }
 
 fn handshake(seed_i: u64, seed_r: u64, payload1: &[u8], payload2: &[u8]) -> Run {
+    let auto = CipherPreference::Auto;
+    handshake_with(auto, auto, seed_i, seed_r, payload1, payload2)
+}
+
+/// A handshake whose sides offer the ciphers of `prefer_i` and `prefer_r`.
+pub(super) fn handshake_with(
+    prefer_i: CipherPreference,
+    prefer_r: CipherPreference,
+    seed_i: u64,
+    seed_r: u64,
+    payload1: &[u8],
+    payload2: &[u8],
+) -> Run {
     let key = psk(7);
-    let mut i = Handshake::initiator(&key, PROLOGUE, &mut rng(seed_i));
-    let mut r = Handshake::responder(&key, PROLOGUE, &mut rng(seed_r));
+    let mut i = Handshake::initiator_with(&key, PROLOGUE, prefer_i, &mut rng(seed_i));
+    let mut r = Handshake::responder_with(&key, PROLOGUE, prefer_r, &mut rng(seed_r));
     assert!(i.is_initiator() && !r.is_initiator());
     assert!(i.is_my_turn() && !r.is_my_turn());
+    let (offer_i, offer_r) = (
+        prefer_i.offer(hardware_aes()),
+        prefer_r.offer(hardware_aes()),
+    );
 
     let mut message1 = Vec::new();
     i.write_message(payload1, &mut message1).unwrap();
-    assert_eq!(message1.len(), payload1.len() + HANDSHAKE_OVERHEAD);
+    assert_eq!(
+        message1.len(),
+        1 + offer_i.len() + payload1.len() + HANDSHAKE_OVERHEAD
+    );
     let mut got = Vec::new();
     r.read_message(&message1, &mut got).unwrap();
     assert_eq!(got, payload1);
     assert!(!r.is_finished() && r.is_my_turn());
+    let cipher = negotiate(&offer_i, &offer_r).unwrap();
+    assert_eq!(r.cipher(), Some(cipher));
 
     let mut message2 = Vec::new();
     r.write_message(payload2, &mut message2).unwrap();
-    assert_eq!(message2.len(), payload2.len() + HANDSHAKE_OVERHEAD);
+    assert_eq!(
+        message2.len(),
+        2 + offer_r.len() + payload2.len() + HANDSHAKE_OVERHEAD
+    );
     assert!(r.is_finished() && !r.is_my_turn());
+    assert_eq!(i.cipher(), None);
     got.clear();
     i.read_message(&message2, &mut got).unwrap();
     assert_eq!(got, payload2);
     assert!(i.is_finished());
+    assert_eq!(i.cipher(), Some(cipher));
 
     Run {
         message1,
@@ -59,13 +86,13 @@ fn handshake(seed_i: u64, seed_r: u64, payload1: &[u8], payload2: &[u8]) -> Run 
     }
 }
 
-fn sealed(keys: &PacketKeys, number: u64, header: &[u8], body: &[u8]) -> Vec<u8> {
+pub(super) fn sealed(keys: &PacketKeys, number: u64, header: &[u8], body: &[u8]) -> Vec<u8> {
     let mut packet = [header, body].concat();
     keys.seal(number, header.len(), &mut packet);
     packet
 }
 
-fn opened(
+pub(super) fn opened(
     keys: &PacketKeys,
     number: u64,
     header_len: usize,
@@ -75,7 +102,7 @@ fn opened(
     keys.open(number, header_len, &mut buf).map(|()| buf)
 }
 
-const HEADER: &[u8] = &[1, 3, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 5];
+pub(super) const HEADER: &[u8] = &[1, 3, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 5];
 
 #[test]
 fn handshake_then_packets_both_ways() {
@@ -105,11 +132,12 @@ fn keys_follow_the_noise_split_convention() {
     // Noise's own transport messages (nonce 0, empty associated data) are
     // what our packets are with packet number 0 and an empty header: the
     // initiator sends with the split's first key, the responder with the
-    // second.
+    // second. (Noise's transport cipher is ChaCha20-Poly1305: force it.)
     let key = psk(4);
+    let chacha = CipherPreference::ChaCha20Poly1305;
     let finish = |seed_i, seed_r| {
-        let mut i = Handshake::initiator(&key, PROLOGUE, &mut rng(seed_i));
-        let mut r = Handshake::responder(&key, PROLOGUE, &mut rng(seed_r));
+        let mut i = Handshake::initiator_with(&key, PROLOGUE, chacha, &mut rng(seed_i));
+        let mut r = Handshake::responder_with(&key, PROLOGUE, chacha, &mut rng(seed_r));
         let (mut m1, mut m2) = (Vec::new(), Vec::new());
         i.write_message(b"", &mut m1).unwrap();
         r.read_message(&m1, &mut Vec::new()).unwrap();
@@ -141,7 +169,7 @@ fn packets_match_the_portable_chacha20_poly1305() {
     // same key, nonce and associated data, and opens with it.
     use chacha20poly1305::aead::{AeadInPlace, KeyInit};
     let (send, recv) = ([3u8; 32], [9u8; 32]);
-    let ours = PacketKeys::new(&send, &recv);
+    let ours = PacketKeys::new(Cipher::ChaCha20Poly1305, &send, &recv);
     let portable = chacha20poly1305::ChaCha20Poly1305::new((&send).into());
     for (number, body) in [
         (0u64, &b""[..]),
@@ -310,8 +338,8 @@ fn steps_out_of_order_are_refused() {
     i.write_message(b"", &mut out).unwrap();
     assert_eq!(
         out.len(),
-        1 + HANDSHAKE_OVERHEAD,
-        "appended after what was there"
+        1 + 3 + HANDSHAKE_OVERHEAD,
+        "appended after what was there (the offer is 3 bytes)"
     );
     assert_eq!(i.write_message(b"", &mut out), Err(CryptoError::OutOfOrder));
     let mut payload = vec![0xbb];
@@ -344,7 +372,8 @@ fn oversized_payload_is_refused() {
     assert!(out.is_empty());
     i.write_message(&vec![0; MAX_HANDSHAKE_PAYLOAD], &mut out)
         .unwrap();
-    assert_eq!(out.len(), 65_535);
+    // The initiator's 3-byte offer; a responder's 4-byte answer would just fit.
+    assert_eq!(out.len(), 65_535 - 1);
 }
 
 #[test]

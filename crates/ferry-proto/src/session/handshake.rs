@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 use super::timer::Timer;
 use crate::config::{Config, MIN_MTU};
-use crate::crypto::{Handshake as Noise, PacketKeys};
+use crate::crypto::{CryptoError, Handshake as Noise, PacketKeys};
 use crate::endpoint::Shared;
 use crate::error::ProtocolViolation;
 use crate::event::CloseReason;
@@ -74,9 +74,10 @@ impl SessionCore {
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Starter, config, shared, now);
         if let Some(psk) = &s.config.psk {
-            let mut noise = Noise::initiator(psk, &prologue(id), rng);
+            let mut noise = Noise::initiator_with(psk, &prologue(id), s.config.cipher, rng);
             let mut message = Vec::new();
-            // Message 1 carries nothing secret (it has no forward secrecy).
+            // Message 1 carries nothing secret (it has no forward secrecy):
+            // only the cipher offer, which the Noise handshake adds.
             if noise.write_message(&[], &mut message).is_ok() {
                 s.auth = message.into();
                 s.noise = Some(Box::new(noise));
@@ -110,7 +111,7 @@ impl SessionCore {
         let mut s = Self::new(id, remote, Side::Listener, config, shared, now);
         let encrypted = keys.is_some();
         if let Some((keys, message)) = keys {
-            s.protection = Protection::Aead(keys);
+            s.use_keys(keys);
             s.auth = message;
         }
         s.apply_peer_params(peer);
@@ -228,13 +229,24 @@ impl SessionCore {
         if let Some(noise) = &mut self.noise {
             // Message 2 must open with our key, and repeat the listener's
             // parameters so that they are authenticated too.
+            // The Noise layer takes the listener's cipher pick off the front
+            // of the payload and checks it against both offers.
             let mut payload = Vec::new();
             let mut params = Vec::new();
             h.encode_params(&mut params);
-            if h.auth.is_empty()
-                || noise.read_message(&h.auth, &mut payload).is_err()
-                || payload != params
-            {
+            let read = if h.auth.is_empty() {
+                Err(CryptoError::AuthenticationFailed)
+            } else {
+                noise.read_message(&h.auth, &mut payload)
+            };
+            if let Err(CryptoError::Negotiation(e)) = read {
+                // Genuine (it opened with our key), but no cipher we can use:
+                // no other message 2 can come, so give up now.
+                warn!(session = %self.id, error = %e, "no packet cipher agreed with the listener");
+                self.abandon(CloseReason::AuthenticationFailed);
+                return;
+            }
+            if read.is_err() || payload != params {
                 // Forged, or the listener holds another key: keep waiting for
                 // a genuine answer until the handshake times out.
                 self.auth_failures += 1;
@@ -242,7 +254,7 @@ impl SessionCore {
                 return;
             }
             match self.noise.take().map(|noise| noise.into_keys()) {
-                Some(Ok(keys)) => self.protection = Protection::Aead(keys),
+                Some(Ok(keys)) => self.use_keys(keys),
                 _ => {
                     self.abandon(CloseReason::AuthenticationFailed);
                     return;
@@ -271,6 +283,14 @@ impl SessionCore {
         // sample, which its ack pacing and window growth rely on.
         self.acks.request_immediate();
         self.establish(now);
+    }
+
+    /// Seals and opens the session's packets with `keys` from now on.
+    fn use_keys(&mut self, keys: PacketKeys) {
+        let cipher = keys.cipher();
+        debug!(session = %self.id, %cipher, "packets encrypted");
+        self.stats.cipher = Some(cipher);
+        self.protection = Protection::Aead(keys);
     }
 
     pub(super) fn handshake_params(&self) -> Handshake {
@@ -357,6 +377,92 @@ mod tests {
             connected(crate::session::test_pair::events(&mut pair.listener)),
             1
         );
+    }
+
+    /// A keyed starter that forces `cipher`, its Connect's Noise message 1
+    /// read by a listener's handshake, and the listener's parameters.
+    fn keyed_starter(
+        cipher: crate::CipherPreference,
+    ) -> (SessionCore, Noise, Vec<u8>, std::time::Instant) {
+        use crate::crypto::PreSharedKey;
+        use crate::session::test_pair::LISTENER;
+        use rand::SeedableRng;
+
+        let psk = PreSharedKey::from_bytes([3; 32]);
+        let config = Config {
+            psk: Some(psk.clone()),
+            cipher,
+            ..Config::default()
+        };
+        let now = crate::test_support::epoch();
+        let id = SessionId([9; 8]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut starter = SessionCore::connect(
+            id,
+            LISTENER,
+            Arc::new(config),
+            Shared::default(),
+            now,
+            &mut rng,
+        );
+        let connect = drain(&mut starter, now);
+        let Packet::Connect(hs) = open(&starter, &connect[0]).packet else {
+            panic!("a Connect")
+        };
+        let mut listener = Noise::responder(&psk, &prologue(id), &mut rng);
+        listener.read_message(&hs.auth, &mut Vec::new()).unwrap();
+        let mut params = Vec::new();
+        own_params(&Config::default()).encode_params(&mut params);
+        (starter, listener, params, now)
+    }
+
+    /// Hands the starter a ConnectAck carrying Noise message 2 `auth`.
+    fn connect_ack(starter: &mut SessionCore, now: std::time::Instant, auth: Vec<u8>) {
+        use crate::session::test_pair::LISTENER;
+        use crate::wire::packet::{Header, PacketKind};
+
+        let ack = Handshake {
+            auth: auth.into(),
+            ..own_params(&Config::default())
+        };
+        let header = Header {
+            kind: PacketKind::ConnectAck,
+            session: starter.id,
+            number: 0,
+        };
+        starter.handle_packet(now, LISTENER, header, Packet::ConnectAck(ack), 100, 0);
+    }
+
+    #[test]
+    fn a_keyed_starter_reports_the_cipher_the_listener_picked() {
+        let (mut starter, mut listener, params, now) =
+            keyed_starter(crate::CipherPreference::Aes256Gcm);
+        assert_eq!(starter.stats().cipher, None, "not before the handshake");
+        let mut message2 = Vec::new();
+        listener.write_message(&params, &mut message2).unwrap();
+        connect_ack(&mut starter, now, message2);
+        assert_eq!(starter.state(), State::Established);
+        assert_eq!(starter.stats().cipher, Some(crate::Cipher::Aes256Gcm));
+        assert_eq!(starter.protection.cipher(), Some(crate::Cipher::Aes256Gcm));
+    }
+
+    #[test]
+    fn a_genuine_connect_ack_naming_a_cipher_not_offered_ends_the_handshake_at_once() {
+        use crate::Cipher;
+        let (mut starter, mut listener, params, now) =
+            keyed_starter(crate::CipherPreference::ChaCha20Poly1305);
+        // A listener holding the key that answers a ChaCha20-Poly1305-only
+        // offer with AES-256-GCM.
+        let aes = Cipher::Aes256Gcm.id();
+        let payload = [&[aes, 0x01, aes][..], &params].concat();
+        let message2 = listener.write_message_without_negotiation(&payload);
+        connect_ack(&mut starter, now, message2);
+        assert_eq!(starter.state(), State::Closed);
+        assert_eq!(
+            crate::session::test_pair::events(&mut starter),
+            [SessionEvent::Closed(CloseReason::AuthenticationFailed)]
+        );
+        assert_eq!(starter.stats().cipher, None);
     }
 
     #[test]

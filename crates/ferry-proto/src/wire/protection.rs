@@ -11,7 +11,7 @@
 
 use bytes::BytesMut;
 
-use crate::crypto::{PacketKeys, TAG_LEN};
+use crate::crypto::{Cipher, PacketKeys, TAG_LEN};
 use crate::error::DecodeError;
 
 /// How packets of a session are protected.
@@ -24,13 +24,22 @@ pub enum Protection {
     /// Detects corruption; offers no secrecy or authenticity.
     #[default]
     Checksum,
-    /// ChaCha20-Poly1305 with the session's keys from the handshake: the body
-    /// is encrypted, header and body are authenticated, and a 16-byte tag is
-    /// appended.
+    /// The cipher the handshake agreed on (AES-256-GCM or
+    /// ChaCha20-Poly1305) with the session's keys from the handshake: the
+    /// body is encrypted, header and body are authenticated, and a 16-byte
+    /// tag is appended.
     Aead(PacketKeys),
 }
 
 impl Protection {
+    /// The packet cipher, or `None` under the checksum.
+    pub fn cipher(&self) -> Option<Cipher> {
+        match self {
+            Self::Checksum => None,
+            Self::Aead(keys) => Some(keys.cipher()),
+        }
+    }
+
     /// Bytes the trailer adds to each packet.
     pub fn overhead(&self) -> usize {
         match self {
@@ -122,6 +131,9 @@ mod tests {
         let sender = Protection::Aead(i.into_keys().unwrap());
         let receiver = Protection::Aead(r.into_keys().unwrap());
         assert_eq!(sender.overhead(), 16);
+        assert_eq!(sender.cipher(), receiver.cipher());
+        assert!(sender.cipher().is_some());
+        assert_eq!(Protection::Checksum.cipher(), None);
 
         let mut packet = b"header and body".to_vec();
         sender.seal(3, 6, &mut packet);
