@@ -177,10 +177,6 @@ pub struct Config {
     /// session uses it, or fails with
     /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed)
     /// if the peer forces the other. Without a key it has no effect.
-    ///
-    /// Sessions this endpoint *accepts* offer [`CipherPreference::Auto`]
-    /// whatever this says (the listener's handshake does not read it yet), so
-    /// a forced cipher takes effect from the side that connects.
     pub cipher: CipherPreference,
 }
 

@@ -58,6 +58,37 @@ fn a_session_forced_to_chacha20_poly1305_uses_it_on_both_sides_and_carries_data(
 }
 
 #[test]
+fn a_listener_forcing_a_cipher_gets_it_from_an_auto_starter() {
+    for forced in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+        let preference = match forced {
+            Cipher::Aes256Gcm => CipherPreference::Aes256Gcm,
+            _ => CipherPreference::ChaCha20Poly1305,
+        };
+        let both = exchange(CipherPreference::Auto, preference);
+        assert_eq!(both, (Some(forced), Some(forced)));
+    }
+}
+
+#[test]
+fn two_sides_forcing_different_ciphers_never_establish() {
+    let link = LinkConfig::default().latency(Duration::from_millis(5));
+    let mut pair = Pair::with_configs(
+        9,
+        link,
+        keyed(CipherPreference::Aes256Gcm),
+        keyed(CipherPreference::ChaCha20Poly1305),
+    );
+    let id = pair.connect();
+    pair.net.run_for(Duration::from_secs(20));
+    let state = pair
+        .net
+        .endpoint(pair.client)
+        .session(id)
+        .map(|s| s.state());
+    assert_ne!(state, Some(ferry_proto::State::Established));
+}
+
+#[test]
 fn two_auto_sides_use_aes_256_gcm_exactly_when_the_cpu_has_hardware_aes() {
     let expected = if hardware_aes() {
         Cipher::Aes256Gcm

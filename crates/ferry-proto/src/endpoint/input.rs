@@ -271,7 +271,8 @@ impl Endpoint {
         if hs.auth.is_empty() {
             return Err(());
         }
-        let mut noise = NoiseHandshake::responder(psk, &prologue(id), &mut self.rng);
+        let mut noise =
+            NoiseHandshake::responder_with(psk, &prologue(id), self.config.cipher, &mut self.rng);
         let mut payload = Vec::new();
         noise.read_message(&hs.auth, &mut payload).map_err(|_| ())?;
         let mut params = Vec::new();
