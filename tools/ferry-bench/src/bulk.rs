@@ -26,8 +26,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_proto::Config;
 use ferry_proto::crypto::PreSharedKey;
+use ferry_proto::{CipherPreference, Config};
 
 use crate::child::{Role, field, secs, tell};
 use crate::cpu::process_cpu;
@@ -44,8 +44,11 @@ const SOCKET_BUFFER: usize = 8 << 20;
 pub(crate) enum Kind {
     /// Ferry on tokio, in clear.
     Tokio,
-    /// Ferry on tokio with a pre-shared key (Noise + ChaCha20-Poly1305).
+    /// Ferry on tokio with a pre-shared key, the cipher negotiated as by
+    /// default (AES-256-GCM where the CPU has hardware AES).
     TokioPsk,
+    /// Ferry on tokio with a pre-shared key, ChaCha20-Poly1305 forced.
+    TokioPskChacha,
     /// Ferry on tokio's multi-thread runtime (a worker per core, what
     /// `#[tokio::main]` gives), in clear.
     TokioMulti,
@@ -266,7 +269,12 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         (
             Kind::TokioPsk,
             format!("{TOKIO} psk"),
-            "tokio, pre-shared key: Noise NNpsk0 + ChaCha20-Poly1305",
+            "tokio, pre-shared key: Noise NNpsk0, then the cipher negotiated by default",
+        ),
+        (
+            Kind::TokioPskChacha,
+            format!("{TOKIO} psk chacha20-poly1305"),
+            "tokio, pre-shared key, ChaCha20-Poly1305 forced (what CPUs without hardware AES get)",
         ),
         (
             Kind::TokioMulti,
@@ -300,7 +308,10 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         if matches!(kind, Kind::Tokio | Kind::TokioPsk) {
             peer(row, QUINN_DEFAULTS);
         }
-        if matches!(kind, Kind::TokioPsk | Kind::TokioMulti) {
+        if matches!(
+            kind,
+            Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioMulti
+        ) {
             row.also(TOKIO);
         }
         let row = table.add(
@@ -409,7 +420,7 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
         (Kind::Udp | Kind::UdpGso, Side::Send) => udp_send(args),
         (Kind::Blocking, side) => blocking(args, side),
         (Kind::Quinn | Kind::QuinnDefaults, side) => crate::peers::quinn_role(args.side_args(side)),
-        (Kind::Tokio | Kind::TokioPsk | Kind::TokioMulti, side) => {
+        (Kind::Tokio | Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioMulti, side) => {
             let rt = if args.kind == Kind::TokioMulti {
                 tokio::runtime::Builder::new_multi_thread()
             } else {
@@ -472,7 +483,13 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Ferry's configuration for a role.
 fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
-    let psk = (args.kind == Kind::TokioPsk).then(|| PreSharedKey::from_bytes([0x42; 32]));
+    let psk = matches!(args.kind, Kind::TokioPsk | Kind::TokioPskChacha)
+        .then(|| PreSharedKey::from_bytes([0x42; 32]));
+    let cipher = if args.kind == Kind::TokioPskChacha {
+        CipherPreference::ChaCha20Poly1305
+    } else {
+        CipherPreference::Auto
+    };
     ferry_async::EndpointConfig::from(Config {
         accept_incoming: server,
         mtu: args.mtu,
@@ -480,6 +497,7 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         // The many-sessions row starts every session from one address at once.
         max_handshakes_per_source: 0,
         psk,
+        cipher,
         ..Config::default()
     })
 }
