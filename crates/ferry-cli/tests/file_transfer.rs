@@ -151,7 +151,15 @@ fn files_already_there_are_answered_identical_without_their_content() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert_eq!(server.wait(WAIT).0, Some(0));
 
-    let server = receiver(dst.path(), &[]);
+    // A small stream window bounds what can be on its way before the
+    // request for the digest only arrives, whatever the machine's load.
+    let config = src.path().join("small-window.toml");
+    std::fs::write(
+        &config,
+        "[session]\nmax_message_size = 1048577\nstream_recv_window = 4194304\nmax_stream_recv_window = 4194304\n",
+    )
+    .unwrap();
+    let server = receiver(dst.path(), &["--config", config.to_str().unwrap()]);
     let (code, stdout, stderr) = send(&[&tree], &server);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(

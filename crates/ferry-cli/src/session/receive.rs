@@ -457,6 +457,25 @@ fn exists(rel: &Path) -> EntryOutcome {
     )
 }
 
+/// The next content message of a file, or how its stream ended instead.
+async fn next_content(stream: &Stream, rel: &Path) -> Result<Content, EntryOutcome> {
+    match stream.recv().await {
+        Ok(Some(message)) => Content::decode(message).map_err(|e| {
+            EntryOutcome::Refused(ReplyCode::Malformed, format!("`{}`: {e}", rel.display()))
+        }),
+        Ok(None) => Err(EntryOutcome::Refused(
+            ReplyCode::Malformed,
+            format!("`{}`: the content ended without its digest", rel.display()),
+        )),
+        Err(StreamRecvError::Reset { .. }) => Err(EntryOutcome::Incomplete(
+            "the sender stopped sending it".into(),
+        )),
+        Err(e) => Err(EntryOutcome::Incomplete(format!(
+            "the session ended inside it: {e}"
+        ))),
+    }
+}
+
 /// Takes a file's content messages into `writer` until the trailer, then
 /// has the writer check the digest and name the file. The temporary file is
 /// deleted on every other way out.
@@ -468,48 +487,34 @@ async fn receive_content(
     target: &Path,
 ) -> EntryOutcome {
     let mut received = 0u64;
-    let digest = loop {
-        let failure = match stream.recv().await {
-            Ok(Some(message)) => match Content::decode(message) {
-                Ok(Content::Data(data)) => {
-                    received += data.len() as u64;
-                    if received > size {
-                        EntryOutcome::Mismatch(format!(
-                            "`{}`: more bytes arrived than the {size} announced: deleted; send it again",
-                            rel.display(),
-                        ))
-                    } else {
-                        match writer.write(data).await {
-                            Ok(()) => continue,
-                            Err(written) => return written_outcome(written, rel, target),
-                        }
-                    }
+    let failure = loop {
+        match next_content(stream, rel).await {
+            Ok(Content::Data(data)) => {
+                received += data.len() as u64;
+                if received > size {
+                    break EntryOutcome::Mismatch(format!(
+                        "`{}`: more bytes arrived than the {size} announced: deleted; send it again",
+                        rel.display(),
+                    ));
                 }
-                Ok(Content::Trailer(digest)) => break digest,
-                Err(e) => {
-                    EntryOutcome::Refused(ReplyCode::Malformed, format!("`{}`: {e}", rel.display()))
+                if let Err(written) = writer.write(data).await {
+                    return written_outcome(written, rel, target);
                 }
-            },
-            Ok(None) => EntryOutcome::Refused(
-                ReplyCode::Malformed,
-                format!("`{}`: the content ended without its digest", rel.display()),
-            ),
-            Err(StreamRecvError::Reset { .. }) => {
-                EntryOutcome::Incomplete("the sender stopped sending it".into())
             }
-            Err(e) => EntryOutcome::Incomplete(format!("the session ended inside it: {e}")),
-        };
-        writer.abort().await;
-        return failure;
+            Ok(Content::Trailer(_)) if received != size => {
+                break EntryOutcome::Mismatch(format!(
+                    "`{}` is incomplete ({received} of {size} bytes arrived before its digest): deleted; send it again",
+                    rel.display(),
+                ));
+            }
+            Ok(Content::Trailer(digest)) => {
+                return written_outcome(writer.finish(digest).await, rel, target);
+            }
+            Err(outcome) => break outcome,
+        }
     };
-    if received != size {
-        writer.abort().await;
-        return EntryOutcome::Mismatch(format!(
-            "`{}` is incomplete ({received} of {size} bytes arrived before its digest): deleted; send it again",
-            rel.display(),
-        ));
-    }
-    written_outcome(writer.finish(digest).await, rel, target)
+    writer.abort().await;
+    failure
 }
 
 fn written_outcome(written: Written, rel: &Path, target: &Path) -> EntryOutcome {
@@ -532,51 +537,31 @@ fn written_outcome(written: Written, rel: &Path, target: &Path) -> EntryOutcome 
 }
 
 /// A file of that name and size is there, and is not to be overwritten:
-/// asks the sender for the digest only, and compares it with the file's.
+/// asks the sender for the digest only, and compares it with the file's
+/// (hashed meanwhile).
 async fn compare_existing(stream: &Stream, target: &Path, rel: &Path) -> EntryOutcome {
     let ours = tokio::spawn(digest_of(target.to_path_buf()));
-    if stream
-        .send(Reply::new(ReplyCode::DigestOnly, "").encode())
-        .await
-        .is_err()
-    {
-        ours.abort();
-        return EntryOutcome::Incomplete("the session ended".into());
-    }
-    // Data sent before the request arrived is dropped.
-    let theirs = loop {
-        match stream.recv().await {
-            Ok(Some(message)) => match Content::decode(message) {
-                Ok(Content::Data(_)) => {}
-                Ok(Content::Trailer(digest)) => break digest,
-                Err(e) => {
-                    ours.abort();
-                    return EntryOutcome::Refused(
-                        ReplyCode::Malformed,
-                        format!("`{}`: {e}", rel.display()),
-                    );
-                }
-            },
-            Ok(None) => {
-                ours.abort();
-                return EntryOutcome::Refused(
-                    ReplyCode::Malformed,
-                    format!("`{}`: the content ended without its digest", rel.display()),
-                );
-            }
-            Err(StreamRecvError::Reset { .. }) => {
-                ours.abort();
-                return EntryOutcome::Incomplete("the sender stopped sending it".into());
-            }
-            Err(e) => {
-                ours.abort();
-                return EntryOutcome::Incomplete(format!("the session ended inside it: {e}"));
+    let theirs = async {
+        stream
+            .send(Reply::new(ReplyCode::DigestOnly, "").encode())
+            .await
+            .map_err(|e| EntryOutcome::Incomplete(format!("the session ended: {e}")))?;
+        loop {
+            // Data sent before the request arrived is dropped.
+            if let Content::Trailer(digest) = next_content(stream, rel).await? {
+                return Ok(digest);
             }
         }
     };
-    match ours.await.ok().flatten() {
-        Some(ours) if ours == theirs => EntryOutcome::Identical,
-        _ => exists(rel),
+    match theirs.await {
+        Ok(theirs) => match ours.await {
+            Ok(Some(ours)) if ours == theirs => EntryOutcome::Identical,
+            _ => exists(rel),
+        },
+        Err(outcome) => {
+            ours.abort();
+            outcome
+        }
     }
 }
 
