@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Server, assert_same_tree, key_file, make_tree, run, text};
-use ferry_cli::session::wire::{CLOSE_DONE, EntryHeader, EntryKind, Reply, ReplyCode};
+use ferry_cli::session::wire::{
+    CLOSE_DONE, Content, EntryHeader, EntryKind, Reply, ReplyCode, trailer,
+};
 use ferry_relay::{LinkConfig, Relay};
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt, StreamKind};
 
@@ -255,10 +257,11 @@ fn hostile_names_and_bad_digests_are_refused() {
                 kind: EntryKind::File,
                 name: name.into(),
                 size: content.len() as u64,
-                digest,
             };
             stream.send(header.encode()).await.unwrap();
-            let _ = stream.send(content.to_vec()).await;
+            let data = Content::Data(bytes::Bytes::copy_from_slice(content));
+            let _ = stream.send(data.encode()).await;
+            let _ = stream.send(trailer(&digest)).await;
             let _ = stream.finish();
             let reply = stream.recv().await.unwrap().expect("a reply");
             replies.push((name, Reply::decode(&reply).unwrap().code));

@@ -6,8 +6,11 @@
 //!  TCP   ──► ferry forward ══ one session, one stream per connection ══► ferry forward-server ──► TCP target
 //! ```
 //!
-//! - [`send`] and [`receive`]: files and directory trees, each file checked
-//!   against its BLAKE3 digest and stored atomically under its name.
+//! - [`send`] and [`receive`]: files and directory trees, each file read
+//!   once, checked against its BLAKE3 digest (a trailer after the content)
+//!   and stored atomically under its name.
+//! - [`disk`]: their file reading and writing (and hashing), on blocking
+//!   threads beside the session.
 //! - [`forward`]: TCP connections carried over one session, half-close and
 //!   reset included.
 //! - [`config`]: the `[session]` table of the configuration file and the
@@ -24,6 +27,7 @@ use ferry_tokio::{BindError, ConnectError, Endpoint, EndpointConfig, EndpointExt
 use crate::CliError;
 
 pub mod config;
+pub mod disk;
 pub mod forward;
 pub mod progress;
 pub mod receive;
@@ -134,6 +138,12 @@ pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
     match reason {
         Some(CloseReason::Timeout) => CliError::Network(format!(
             "the session with {peer} timed out: the peer stopped answering (stopped, or the network between is down); run the command again"
+        )),
+        Some(CloseReason::Remote {
+            code: wire::CLOSE_VERSION,
+        }) => CliError::Failed(format!(
+            "the peer {peer} speaks another version of ferry's file messages (this side: version {}) and closed the session: upgrade ferry on both sides to the same version",
+            wire::FILE_VERSION
         )),
         Some(CloseReason::Remote { code }) => CliError::Network(format!(
             "the peer {peer} closed the session before the end (code {code}): see its output"

@@ -9,11 +9,15 @@
 //!   symbolic link on the way under DIR; directories are recreated under
 //!   DIR only. A refused name is answered as such and its content skipped;
 //! - is written to a temporary file beside its final place,
-//!   `.NAME.ferry-part-RANDOM`, and renamed to its name only once its size
-//!   and BLAKE3 digest match: a file never appears incomplete. A file that
-//!   does not match, or whose session ends early, is deleted;
-//! - does not replace an existing file unless `--overwrite`: a file with
-//!   the same content is answered "identical" (nothing is sent), one with
+//!   `.NAME.ferry-part-RANDOM`, by a disk thread of its own that hashes
+//!   (BLAKE3) as it writes ([`disk`](super::disk)); the sender's digest
+//!   follows the content (a trailer), and the file is synced and renamed to
+//!   its name only once its size and digest match: a file never appears
+//!   incomplete. A file that does not match, or whose session ends early, is
+//!   deleted;
+//! - does not replace an existing file unless `--overwrite`: for a file of
+//!   that name and size the receiver asks the sender for the digest only
+//!   (no more content) and answers "identical" if it matches; a file with
 //!   other content is refused, so the sender says so.
 //!
 //! A summary is printed as each session ends.
@@ -28,15 +32,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use ferry_proto::CloseReason;
 use ferry_tokio::{Session, SessionStats, Stream, StreamRecvError};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::config::SessionOptions;
+use super::disk::{FileWriter, Written, digest_of};
 use super::progress::{Progress, ProgressMode, View, human_bytes};
 use super::wire::{
-    CLOSE_DONE, CLOSE_VERSION, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
+    CLOSE_DONE, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
     encode_progress, sanitize_path,
 };
 use super::{bind, mbit_per_s, runtime, stats_line};
@@ -99,6 +103,8 @@ struct SessionReport {
     elapsed: Duration,
     stats: SessionStats,
     end: CloseReason,
+    /// The sender speaks another version of the file messages.
+    version: Option<WireError>,
 }
 
 /// Runs `ferry receive`.
@@ -199,10 +205,15 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, CliError> {
 async fn serve_session(session: Session, ctx: Arc<Ctx>, progress: Arc<Progress>) -> SessionReport {
     let start = Instant::now();
     let peer = session.remote_addr();
-    // The default stream: the manifest in, progress reports out.
+    // The default stream: the manifest in, progress reports out. A sender
+    // of another version is not cut off: each of its entries is refused with
+    // the reason (its header does not decode either), so that it reports
+    // what to do, and the summary says it too.
+    let version = Arc::new(std::sync::OnceLock::new());
     let manifest = {
         let session = session.clone();
         let progress = progress.clone();
+        let version = version.clone();
         tokio::spawn(async move {
             while let Ok(message) = session.recv().await {
                 match Manifest::decode(&message) {
@@ -210,9 +221,9 @@ async fn serve_session(session: Session, ctx: Arc<Ctx>, progress: Arc<Progress>)
                         progress.total_entries.store(m.entries, Ordering::Relaxed);
                         progress.total_bytes.store(m.bytes, Ordering::Relaxed);
                     }
-                    Err(WireError::Version(v)) => {
-                        warn!(%peer, version = v, "the sender speaks another version of ferry's file messages: use the same ferry version on both sides");
-                        session.close(CLOSE_VERSION);
+                    Err(e @ WireError::Version { .. }) => {
+                        warn!(%peer, "{e}");
+                        let _ = version.set(e);
                     }
                     Err(e) => debug!(%peer, error = %e, "unexpected message ignored"),
                 }
@@ -255,6 +266,7 @@ async fn serve_session(session: Session, ctx: Arc<Ctx>, progress: Arc<Progress>)
         elapsed: start.elapsed(),
         stats: session.stats(),
         end,
+        version: version.get().cloned(),
     }
 }
 
@@ -318,23 +330,6 @@ async fn receive_entry(
     (name, outcome)
 }
 
-/// Deletes a temporary file unless kept.
-struct Partial {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if !self.keep
-            && let Err(e) = std::fs::remove_file(&self.path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            warn!(file = %self.path.display(), error = %e, "cannot delete a partial file");
-        }
-    }
-}
-
 /// Refuses a path that goes through a symbolic link (or a file) under
 /// `dir`: received files stay under `dir`.
 fn check_ancestors(dir: &Path, rel: &Path) -> Result<(), String> {
@@ -374,7 +369,7 @@ async fn store(
     stream: &Stream,
     ctx: &Ctx,
     header: &EntryHeader,
-    progress: &Progress,
+    progress: &Arc<Progress>,
 ) -> EntryOutcome {
     let rel = match sanitize_path(&header.name) {
         Ok(rel) => rel,
@@ -423,16 +418,10 @@ async fn store(
             );
         }
         if !ctx.overwrite {
-            if meta.len() == header.size && digest_of(&target).await == Some(header.digest) {
-                return EntryOutcome::Identical;
+            if meta.len() == header.size {
+                return compare_existing(stream, &target, &rel).await;
             }
-            return EntryOutcome::Refused(
-                ReplyCode::Exists,
-                format!(
-                    "`{}` exists on the receiver with other content: remove it there, or run `ferry receive --overwrite`",
-                    rel.display()
-                ),
-            );
+            return exists(&rel);
         }
     }
     let parent = target.parent().unwrap_or(&ctx.dir).to_path_buf();
@@ -443,112 +432,137 @@ async fn store(
         .file_name()
         .map(|n| n.to_string_lossy().chars().take(64).collect::<String>())
         .unwrap_or_default();
-    let mut partial = Partial {
-        path: parent.join(format!(".{file_name}.ferry-part-{:016x}", random_u64())),
-        keep: false,
-    };
-    let mut file = match tokio::fs::File::create_new(&partial.path).await {
-        Ok(file) => file,
-        Err(e) => return io_failure("create", &partial.path, &e),
-    };
-    let mut hasher = blake3::Hasher::new();
-    let mut received = 0u64;
-    loop {
-        match stream.recv().await {
-            Ok(Some(chunk)) => {
-                received += chunk.len() as u64;
-                if received > header.size {
-                    return EntryOutcome::Mismatch(format!(
-                        "`{}`: more bytes arrived than the {} announced",
-                        rel.display(),
-                        header.size
-                    ));
-                }
-                hasher.update(&chunk);
-                if let Err(e) = file.write_all(&chunk).await {
-                    return io_failure("write", &target, &e);
-                }
-                progress
-                    .bytes
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            }
-            Ok(None) => break,
-            Err(StreamRecvError::Reset { .. }) => {
-                return EntryOutcome::Incomplete("the sender stopped sending it".into());
-            }
-            Err(e) => return EntryOutcome::Incomplete(format!("the session ended inside it: {e}")),
-        }
-    }
-    if let Err(e) = async {
-        file.flush().await?;
-        file.sync_all().await
-    }
+    let temp = parent.join(format!(".{file_name}.ferry-part-{:016x}", random_u64()));
+    let writer = match FileWriter::create(
+        temp.clone(),
+        target.clone(),
+        ctx.overwrite,
+        progress.clone(),
+    )
     .await
     {
-        return io_failure("write", &target, &e);
-    }
-    drop(file);
-    if received != header.size || hasher.finalize().as_bytes() != &header.digest {
-        return EntryOutcome::Mismatch(format!(
-            "`{}` does not match its BLAKE3 digest ({received} of {} bytes arrived): deleted; send it again",
-            rel.display(),
-            header.size
-        ));
-    }
-    match persist(&partial.path, &target, ctx.overwrite) {
-        Ok(moved) => partial.keep = moved,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return EntryOutcome::Refused(
-                ReplyCode::Exists,
-                format!(
-                    "`{}` exists on the receiver (it appeared meanwhile): remove it there, or run `ferry receive --overwrite`",
-                    rel.display()
-                ),
-            );
-        }
-        Err(e) => return io_failure("rename into", &target, &e),
-    }
-    EntryOutcome::Stored {
-        bytes: received,
-        dir: false,
+        Ok(writer) => writer,
+        Err(e) => return io_failure("create", &temp, &e),
+    };
+    receive_content(stream, writer, header.size, &rel, &target).await
+}
+
+fn exists(rel: &Path) -> EntryOutcome {
+    EntryOutcome::Refused(
+        ReplyCode::Exists,
+        format!(
+            "`{}` exists on the receiver with other content: remove it there, or run `ferry receive --overwrite`",
+            rel.display()
+        ),
+    )
+}
+
+/// The next content message of a file, or how its stream ended instead.
+async fn next_content(stream: &Stream, rel: &Path) -> Result<Content, EntryOutcome> {
+    match stream.recv().await {
+        Ok(Some(message)) => Content::decode(message).map_err(|e| {
+            EntryOutcome::Refused(ReplyCode::Malformed, format!("`{}`: {e}", rel.display()))
+        }),
+        Ok(None) => Err(EntryOutcome::Refused(
+            ReplyCode::Malformed,
+            format!("`{}`: the content ended without its digest", rel.display()),
+        )),
+        Err(StreamRecvError::Reset { .. }) => Err(EntryOutcome::Incomplete(
+            "the sender stopped sending it".into(),
+        )),
+        Err(e) => Err(EntryOutcome::Incomplete(format!(
+            "the session ended inside it: {e}"
+        ))),
     }
 }
 
-/// Gives `temp` the name `target`: replacing it with `overwrite` (an atomic
-/// rename), else only if it does not exist (a hard link, which fails if it
-/// does). Returns whether `temp` itself was moved (else it is to be
-/// removed).
-fn persist(temp: &Path, target: &Path, overwrite: bool) -> std::io::Result<bool> {
-    if overwrite {
-        std::fs::rename(temp, target)?;
-        return Ok(true);
-    }
-    match std::fs::hard_link(temp, target) {
-        Ok(()) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
-        Err(e) => {
-            // No hard links on this file system: check, then rename.
-            debug!(error = %e, "hard link failed; renaming");
-            if std::fs::symlink_metadata(target).is_ok() {
-                return Err(std::io::ErrorKind::AlreadyExists.into());
+/// Takes a file's content messages into `writer` until the trailer, then
+/// has the writer check the digest and name the file. The temporary file is
+/// deleted on every other way out.
+async fn receive_content(
+    stream: &Stream,
+    mut writer: FileWriter,
+    size: u64,
+    rel: &Path,
+    target: &Path,
+) -> EntryOutcome {
+    let mut received = 0u64;
+    let failure = loop {
+        match next_content(stream, rel).await {
+            Ok(Content::Data(data)) => {
+                received += data.len() as u64;
+                if received > size {
+                    break EntryOutcome::Mismatch(format!(
+                        "`{}`: more bytes arrived than the {size} announced: deleted; send it again",
+                        rel.display(),
+                    ));
+                }
+                if let Err(written) = writer.write(data).await {
+                    return written_outcome(written, rel, target);
+                }
             }
-            std::fs::rename(temp, target)?;
-            Ok(true)
+            Ok(Content::Trailer(_)) if received != size => {
+                break EntryOutcome::Mismatch(format!(
+                    "`{}` is incomplete ({received} of {size} bytes arrived before its digest): deleted; send it again",
+                    rel.display(),
+                ));
+            }
+            Ok(Content::Trailer(digest)) => {
+                return written_outcome(writer.finish(digest).await, rel, target);
+            }
+            Err(outcome) => break outcome,
         }
+    };
+    writer.abort().await;
+    failure
+}
+
+fn written_outcome(written: Written, rel: &Path, target: &Path) -> EntryOutcome {
+    match written {
+        Written::Stored(bytes) => EntryOutcome::Stored { bytes, dir: false },
+        Written::Mismatch(bytes) => EntryOutcome::Mismatch(format!(
+            "`{}` does not match its BLAKE3 digest ({bytes} bytes arrived): deleted; send it again",
+            rel.display(),
+        )),
+        Written::Exists => EntryOutcome::Refused(
+            ReplyCode::Exists,
+            format!(
+                "`{}` exists on the receiver (it appeared meanwhile): remove it there, or run `ferry receive --overwrite`",
+                rel.display()
+            ),
+        ),
+        Written::Failed { what, error, .. } => io_failure(what, target, &error),
+        Written::Aborted => EntryOutcome::Incomplete("stopped".into()),
     }
 }
 
-/// The BLAKE3 digest of a file, `None` if it cannot be read.
-async fn digest_of(path: &Path) -> Option<[u8; 32]> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        std::io::copy(&mut std::fs::File::open(path).ok()?, &mut hasher).ok()?;
-        Some(*hasher.finalize().as_bytes())
-    })
-    .await
-    .ok()
-    .flatten()
+/// A file of that name and size is there, and is not to be overwritten:
+/// asks the sender for the digest only, and compares it with the file's
+/// (hashed meanwhile).
+async fn compare_existing(stream: &Stream, target: &Path, rel: &Path) -> EntryOutcome {
+    let ours = tokio::spawn(digest_of(target.to_path_buf()));
+    let theirs = async {
+        stream
+            .send(Reply::new(ReplyCode::DigestOnly, "").encode())
+            .await
+            .map_err(|e| EntryOutcome::Incomplete(format!("the session ended: {e}")))?;
+        loop {
+            // Data sent before the request arrived is dropped.
+            if let Content::Trailer(digest) = next_content(stream, rel).await? {
+                return Ok(digest);
+            }
+        }
+    };
+    match theirs.await {
+        Ok(theirs) => match ours.await {
+            Ok(Some(ours)) if ours == theirs => EntryOutcome::Identical,
+            _ => exists(rel),
+        },
+        Err(outcome) => {
+            ours.abort();
+            outcome
+        }
+    }
 }
 
 /// Prints a session's summary; the error `--once` exits with, if it did
@@ -618,6 +632,13 @@ fn summarize(
             report.peer
         ))));
     }
+    if let Some(e) = &report.version {
+        print(&format!("the sender {} cannot be served: {e}", report.peer))?;
+        return Ok(Err(CliError::Failed(format!(
+            "the sender {} cannot be served: {e}",
+            report.peer
+        ))));
+    }
     Ok(match worst {
         None => Ok(()),
         Some(error) => {
@@ -670,19 +691,5 @@ mod tests {
             let err = check_ancestors(root, Path::new("link/a.txt")).unwrap_err();
             assert!(err.contains("symbolic link"), "{err}");
         }
-    }
-
-    #[test]
-    fn persist_never_clobbers_without_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let temp = dir.path().join("t");
-        let target = dir.path().join("a");
-        std::fs::write(&temp, b"new").unwrap();
-        std::fs::write(&target, b"old").unwrap();
-        let err = persist(&temp, &target, false).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read(&target).unwrap(), b"old");
-        assert!(persist(&temp, &target, true).unwrap());
-        assert_eq!(std::fs::read(&target).unwrap(), b"new");
     }
 }

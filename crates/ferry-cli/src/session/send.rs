@@ -3,32 +3,32 @@
 //!
 //! A file given on the command line arrives under its file name; a
 //! directory under its name with its whole tree (symbolic links and special
-//! files inside it are skipped, with a warning). Each file is hashed
-//! (BLAKE3), then sent on a stream of its own with its relative name, size
-//! and digest (see [`wire`](super::wire)); up to [`WINDOW`] files await the
-//! receiver's reply at once. The command ends once the receiver answered
+//! files inside it are skipped, with a warning). Each file is read once, by
+//! a disk thread of its own ([`disk`](super::disk)) that hashes it (BLAKE3)
+//! as it goes, and sent on a stream of its own: its relative name and size,
+//! the content, then the digest as a trailer (see [`wire`](super::wire)); up
+//! to [`WINDOW`] files await the receiver's reply at once. The command ends once the receiver answered
 //! every file, then prints a summary; it fails if any file was not stored
 //! (the exit code says why: see [`crate::exit::Exit`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use clap::Args;
 use ferry_tokio::{Session, Stream, StreamError, StreamKind, StreamSendError};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::config::SessionOptions;
+use super::disk::{CHUNK, FileReader, Read};
 use super::progress::{Progress, ProgressMode, View, human_bytes};
 use super::wire::{
     CLOSE_ABORTED, CLOSE_DONE, EntryHeader, EntryKind, Manifest, RESET_STOPPED, Reply, ReplyCode,
-    decode_progress, wire_name,
+    decode_progress, trailer, wire_name,
 };
 use super::{
     bind, client_addr, connect_error, lost_error, mbit_per_s, resolve, runtime, stats_line,
@@ -38,8 +38,6 @@ use crate::exit::io_advice;
 
 /// Files awaiting the receiver's reply at once.
 pub const WINDOW: usize = 16;
-/// Bytes read from a file and sent as one message.
-const CHUNK: usize = 128 * 1024;
 
 /// Arguments of `ferry send`.
 #[derive(Debug, Clone, Args)]
@@ -172,17 +170,6 @@ fn walk(dir: &Path, relative: &Path, entries: &mut Vec<Entry>) -> Result<(), Cli
     Ok(())
 }
 
-/// Size and BLAKE3 digest of a file.
-async fn hash_file(path: PathBuf) -> std::io::Result<(u64, [u8; 32])> {
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let size = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-        Ok((size, *hasher.finalize().as_bytes()))
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
-
 /// How one entry ended, at this side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -190,8 +177,9 @@ pub enum Outcome {
     Replied(Reply),
     /// It could not be read here.
     ReadFailed(String),
-    /// It changed while it was sent: its content no longer matched the
-    /// digest sent first.
+    /// It changed while it was sent: its size or modification time was no
+    /// longer what it was when it was opened (the receiver deleted what it
+    /// got).
     Changed,
 }
 
@@ -316,16 +304,19 @@ async fn transfer(
         if entry.kind == EntryKind::File {
             progress.set_current(&entry.name);
         }
-        let (size, digest) = match entry.kind {
-            EntryKind::Dir => (0, *blake3::hash(b"").as_bytes()),
-            EntryKind::File => match hash_file(entry.source.clone()).await {
-                Ok(v) => v,
-                Err(e) => {
-                    warn!(file = %entry.source.display(), error = %e, "cannot read: skipped");
-                    outcomes[i] = Some(Outcome::ReadFailed(format!("{e}: {}", io_advice(&e))));
-                    continue;
+        let (size, reader) = match entry.kind {
+            EntryKind::Dir => (0, None),
+            EntryKind::File => {
+                let chunk = CHUNK.min(session.max_message_size().saturating_sub(1));
+                match FileReader::open(entry.source.clone(), chunk).await {
+                    Ok(reader) => (reader.size(), Some(reader)),
+                    Err(e) => {
+                        warn!(file = %entry.source.display(), error = %e, "cannot read: skipped");
+                        outcomes[i] = Some(Outcome::ReadFailed(format!("{e}: {}", io_advice(&e))));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if size != entry.size {
             progress
@@ -337,17 +328,18 @@ async fn transfer(
             kind: entry.kind,
             name: entry.name.clone(),
             size,
-            digest,
         };
         stream
             .send(header.encode())
             .await
             .map_err(|e| send_lost(e, peer))?;
+        let digest_only = Arc::new(AtomicBool::new(false));
         let reply = {
             let stream = stream.clone();
             let progress = progress.clone();
+            let digest_only = digest_only.clone();
             replies.spawn(async move {
-                let outcome = Outcome::Replied(read_reply(&stream).await);
+                let outcome = Outcome::Replied(read_reply(&stream, &digest_only).await);
                 if let Outcome::Replied(r) = &outcome
                     && r.code != ReplyCode::Stored
                 {
@@ -365,11 +357,11 @@ async fn transfer(
                 (i, outcome)
             })
         };
-        if entry.kind == EntryKind::Dir {
+        let Some(reader) = reader else {
             stream.finish().map_err(|e| send_lost(e, peer))?;
             continue;
-        }
-        match send_content(&entry.source, &stream, &reply, size, &digest).await {
+        };
+        match send_content(reader, &stream, &reply, &digest_only).await {
             Ok(Sent::All(n)) => {
                 bytes += n;
                 stream.finish().map_err(|e| send_lost(e, peer))?;
@@ -456,25 +448,38 @@ async fn open_stream(
     }
 }
 
-/// The receiver's reply on `stream`.
-async fn read_reply(stream: &Stream) -> Reply {
-    match stream.recv().await {
-        Ok(Some(message)) => Reply::decode(&message)
-            .unwrap_or_else(|e| Reply::new(ReplyCode::Malformed, format!("unreadable reply: {e}"))),
-        Ok(None) => Reply::new(
-            ReplyCode::Malformed,
-            "the receiver ended the stream without a reply",
-        ),
-        Err(e) => Reply::new(ReplyCode::Malformed, format!("no reply: {e}")),
+/// The receiver's final reply on `stream`; a [`ReplyCode::DigestOnly`]
+/// before it sets `digest_only`.
+async fn read_reply(stream: &Stream, digest_only: &AtomicBool) -> Reply {
+    loop {
+        return match stream.recv().await {
+            Ok(Some(message)) => match Reply::decode(&message) {
+                Ok(r) if r.code == ReplyCode::DigestOnly => {
+                    debug!(
+                        "the receiver has a file of that name and size: sending the digest only"
+                    );
+                    digest_only.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                Ok(r) => r,
+                Err(e) => Reply::new(ReplyCode::Malformed, format!("unreadable reply: {e}")),
+            },
+            Ok(None) => Reply::new(
+                ReplyCode::Malformed,
+                "the receiver ended the stream without a reply",
+            ),
+            Err(e) => Reply::new(ReplyCode::Malformed, format!("no reply: {e}")),
+        };
     }
 }
 
 enum Sent {
-    /// Every byte, matching the digest.
+    /// Every byte (the count sent: fewer if the receiver asked for the
+    /// digest only), then the digest.
     All(u64),
     /// The receiver answered before the end (refused, or has it).
     Stopped,
-    /// The content differs from the digest sent.
+    /// The file changed while it was read.
     Changed,
 }
 
@@ -483,41 +488,42 @@ enum Failure {
     Send(StreamSendError),
 }
 
+/// Sends what `reader` reads, then the digest trailer; once `digest_only`
+/// is set, the digest only. Dropping the reader (on any way out) stops its
+/// thread.
 async fn send_content(
-    path: &Path,
+    mut reader: FileReader,
     stream: &Stream,
     reply: &tokio::task::AbortHandle,
-    size: u64,
-    digest: &[u8; 32],
+    digest_only: &AtomicBool,
 ) -> Result<Sent, Failure> {
-    let mut file = tokio::fs::File::open(path).await.map_err(Failure::Read)?;
-    let mut hasher = blake3::Hasher::new();
     let mut sent = 0u64;
     loop {
         if reply.is_finished() {
             return Ok(Sent::Stopped);
         }
-        let chunk = CHUNK.min(stream.session().max_message_size()).max(1);
-        let mut buf = BytesMut::with_capacity(chunk);
-        let n = (&mut file)
-            .take(chunk as u64)
-            .read_buf(&mut buf)
-            .await
-            .map_err(Failure::Read)?;
-        if n == 0 {
-            break;
+        match reader.next().await {
+            Some(Read::Data(message)) => {
+                if digest_only.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let n = message.len() as u64 - 1;
+                stream.send(message).await.map_err(Failure::Send)?;
+                sent += n;
+            }
+            Some(Read::End(digest)) => {
+                stream.send(trailer(&digest)).await.map_err(Failure::Send)?;
+                return Ok(Sent::All(sent));
+            }
+            Some(Read::Changed) => return Ok(Sent::Changed),
+            Some(Read::Failed(e)) => return Err(Failure::Read(e)),
+            None => {
+                return Err(Failure::Read(std::io::Error::other(
+                    "the reading thread ended unexpectedly",
+                )));
+            }
         }
-        hasher.update(&buf);
-        sent += n as u64;
-        if sent > size {
-            return Ok(Sent::Changed);
-        }
-        stream.send(buf.freeze()).await.map_err(Failure::Send)?;
     }
-    if sent != size || hasher.finalize().as_bytes() != digest {
-        return Ok(Sent::Changed);
-    }
-    Ok(Sent::All(sent))
 }
 
 /// Writes the summary; an error if any entry was not stored.
@@ -541,12 +547,13 @@ fn summarize(report: &SendReport, to: &str, out: &mut dyn Write) -> Result<(), C
                     None
                 }
                 ReplyCode::Mismatch => Some((5, format!("the receiver found it corrupted: {}", r.text))),
+                ReplyCode::Malformed => Some((1, format!("the receiver could not read it (does it run another version of ferry?): {}", r.text))),
                 _ => Some((1, format!("the receiver refused it: {}", r.text))),
             },
             Outcome::ReadFailed(e) => Some((6, format!("cannot read it: {e}"))),
             Outcome::Changed => Some((
                 5,
-                "it changed while it was sent (its content no longer matched its digest): send it again once it is still".into(),
+                "it changed while it was sent (its size or modification time changed while it was read): send it again once it is still".into(),
             )),
         };
         if let Some((rank, text)) = failure {

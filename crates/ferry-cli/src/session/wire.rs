@@ -1,36 +1,53 @@
 //! The messages of `ferry send` / `ferry receive` and `ferry forward`, on top
 //! of a Ferry session. All integers are big-endian.
 //!
-//! # File transfer
+//! # File transfer (version 2)
 //!
 //! The session's default stream carries, from sender to receiver, one
 //! [`Manifest`] (how many entries and bytes will come, for the receiver's
-//! progress) and, from receiver to sender, progress messages ([`encode_progress`]) (bytes
-//! stored so far), so that the sender's progress shows what arrived rather
-//! than what was queued.
+//! progress) and, from receiver to sender, progress messages
+//! ([`encode_progress`]) (bytes stored so far), so that the sender's progress
+//! shows what arrived rather than what was queued.
 //!
-//! Each file or directory goes on a reliable ordered stream of its own:
+//! Each file or directory goes on a reliable ordered stream of its own. The
+//! sender reads each file once: it hashes the content as it sends it, and the
+//! BLAKE3 digest follows the content as a trailer.
 //!
 //! ```text
-//! sender → receiver   EntryHeader (one message), then the content as any
-//!                     number of messages, then the stream's finish
-//! receiver → sender   Reply (one message): stored, identical, or why not
+//! sender → receiver   EntryHeader (one message); for a file, Data messages
+//!                     holding exactly `size` bytes in all, then one Trailer;
+//!                     then the stream's finish
+//! receiver → sender   at most one DigestOnly reply (not final), then one
+//!                     final Reply: stored, identical, or why not
 //! ```
 //!
 //! ```text
-//! EntryHeader: "FRYS" | version 1 | kind u8 (1 file, 2 directory)
+//! EntryHeader: "FRYS" | version 2 | kind u8 (1 file, 2 directory)
 //!              | name_len u16 | name (UTF-8, relative, '/'-separated)
-//!              | size u64 | BLAKE3 digest of the content, 32 bytes
+//!              | size u64
+//! Data:        'D' (0x44) | content bytes (any number)
+//! Trailer:     'T' (0x54) | BLAKE3 digest of the whole content, 32 bytes
 //! Reply:       code u8 | UTF-8 text (why, for a refusal)
-//! Manifest:    "FRYM" | version 1 | entries u64 | bytes u64
+//! Manifest:    "FRYM" | version 2 | entries u64 | bytes u64
 //! Progress:    "FRYP" | bytes stored u64
 //! ```
 //!
-//! The receiver may reply before the content ends (a refused name, a file
-//! that exists): the sender then stops and resets the stream. The sender
-//! closes the session with [`CLOSE_DONE`] once every reply arrived.
+//! The receiver checks the trailer against the digest of what it wrote
+//! before it gives the file its name. It may reply before the content ends
+//! (a refused name, a file that exists with another size): the sender then
+//! stops and resets the stream. When a file of that name and size exists and
+//! the receiver does not overwrite, it replies [`ReplyCode::DigestOnly`]: the
+//! sender then sends no more Data, reads the rest of the file only to hash
+//! it, and sends the Trailer; the receiver answers
+//! [`ReplyCode::Identical`] if the digests match, else
+//! [`ReplyCode::Exists`]. The sender closes the session with [`CLOSE_DONE`]
+//! once every final reply arrived.
 //!
-//! # Forwarding
+//! Version 1 carried the digest in the header (the sender read each file
+//! twice) and raw content messages; the versions do not mix (see
+//! [`WireError::Version`]).
+//!
+//! # Forwarding (version 1)
 //!
 //! Each TCP connection is one reliable ordered stream. Its first message,
 //! from `forward`, is a [`ForwardRequest`] naming the target (empty: the
@@ -45,8 +62,19 @@
 
 use std::path::{Component, Path, PathBuf};
 
-/// The framing's version.
+use bytes::Bytes;
+
+/// The version of the forwarding messages ([`ForwardRequest`]).
 pub const VERSION: u8 = 1;
+/// The version of the file messages ([`EntryHeader`], [`Manifest`] and the
+/// content framing, [`Content`]): 2 since the digest became a trailer.
+pub const FILE_VERSION: u8 = 2;
+/// Tag of a [`Content::Data`] message.
+pub const TAG_DATA: u8 = b'D';
+/// Tag of a [`Content::Trailer`] message.
+pub const TAG_TRAILER: u8 = b'T';
+/// Bytes of a trailer message: the tag and the digest.
+pub const TRAILER_LEN: usize = 33;
 /// Longest relative name of a file, in bytes.
 pub const MAX_NAME: usize = 4096;
 /// Longest component of a name, in bytes.
@@ -87,8 +115,6 @@ pub struct EntryHeader {
     pub name: String,
     /// Bytes of content.
     pub size: u64,
-    /// BLAKE3 digest of the content.
-    pub digest: [u8; 32],
 }
 
 /// A message could not be decoded.
@@ -99,9 +125,16 @@ pub enum WireError {
     Malformed(&'static str),
     /// Another version of the messages.
     #[error(
-        "the peer speaks version {0} of ferry's file messages, this side {VERSION}: use the same ferry version on both sides"
+        "the peer speaks version {peer} of ferry's {what}, this side version {ours}: upgrade ferry on both sides to the same version"
     )]
-    Version(u8),
+    Version {
+        /// Which messages ("file messages", "forwarding messages").
+        what: &'static str,
+        /// The peer's version.
+        peer: u8,
+        /// This side's version.
+        ours: u8,
+    },
 }
 
 fn take<const N: usize>(bytes: &mut &[u8], what: &'static str) -> Result<[u8; N], WireError> {
@@ -113,13 +146,39 @@ fn take<const N: usize>(bytes: &mut &[u8], what: &'static str) -> Result<[u8; N]
     Ok(head.try_into().expect("length checked"))
 }
 
-fn magic(bytes: &mut &[u8], want: [u8; 4], what: &'static str) -> Result<(), WireError> {
+/// Which messages a version number is of, and this side's version.
+#[derive(Clone, Copy)]
+struct Family {
+    name: &'static str,
+    version: u8,
+}
+
+const FILES: Family = Family {
+    name: "file messages",
+    version: FILE_VERSION,
+};
+const FORWARDING: Family = Family {
+    name: "forwarding messages",
+    version: VERSION,
+};
+
+/// Takes the magic and the version; `what` names the message.
+fn magic(
+    bytes: &mut &[u8],
+    want: [u8; 4],
+    family: Family,
+    what: &'static str,
+) -> Result<(), WireError> {
     if take::<4>(bytes, what)? != want {
         return Err(WireError::Malformed(what));
     }
-    let [version] = take::<1>(bytes, what)?;
-    if version != VERSION {
-        return Err(WireError::Version(version));
+    let [peer] = take::<1>(bytes, what)?;
+    if peer != family.version {
+        return Err(WireError::Version {
+            what: family.name,
+            peer,
+            ours: family.version,
+        });
     }
     Ok(())
 }
@@ -128,14 +187,13 @@ impl EntryHeader {
     /// Encodes the header.
     pub fn encode(&self) -> Vec<u8> {
         let name = self.name.as_bytes();
-        let mut out = Vec::with_capacity(48 + name.len());
+        let mut out = Vec::with_capacity(16 + name.len());
         out.extend_from_slice(&HEADER_MAGIC);
-        out.push(VERSION);
+        out.push(FILE_VERSION);
         out.push(self.kind as u8);
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
         out.extend_from_slice(name);
         out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&self.digest);
         out
     }
 
@@ -143,27 +201,66 @@ impl EntryHeader {
     pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
         const WHAT: &str = "file header";
         let b = &mut bytes;
-        magic(b, HEADER_MAGIC, WHAT)?;
+        magic(b, HEADER_MAGIC, FILES, WHAT)?;
         let kind = match take::<1>(b, WHAT)? {
             [1] => EntryKind::File,
             [2] => EntryKind::Dir,
             _ => return Err(WireError::Malformed(WHAT)),
         };
         let len = usize::from(u16::from_be_bytes(take::<2>(b, WHAT)?));
-        if b.len() != len + 40 {
+        if b.len() != len + 8 {
             return Err(WireError::Malformed(WHAT));
         }
         let name = String::from_utf8(b[..len].to_vec()).map_err(|_| WireError::Malformed(WHAT))?;
         *b = &b[len..];
         let size = u64::from_be_bytes(take::<8>(b, WHAT)?);
-        let digest = take::<32>(b, WHAT)?;
-        Ok(Self {
-            kind,
-            name,
-            size,
-            digest,
-        })
+        Ok(Self { kind, name, size })
     }
+}
+
+/// A message of a file's content, after its [`EntryHeader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The next bytes of the content.
+    Data(Bytes),
+    /// The BLAKE3 digest of the whole content: the last message.
+    Trailer([u8; 32]),
+}
+
+impl Content {
+    /// Encodes the message (the sender builds data messages in place
+    /// instead: [`TAG_DATA`], then the bytes, in one buffer).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Data(data) => {
+                let mut out = Vec::with_capacity(1 + data.len());
+                out.push(TAG_DATA);
+                out.extend_from_slice(data);
+                out
+            }
+            Self::Trailer(digest) => trailer(digest),
+        }
+    }
+
+    /// Decodes a message; the data shares `message`'s bytes.
+    pub fn decode(message: Bytes) -> Result<Self, WireError> {
+        const WHAT: &str = "file content";
+        match message.first() {
+            Some(&TAG_DATA) => Ok(Self::Data(message.slice(1..))),
+            Some(&TAG_TRAILER) if message.len() == TRAILER_LEN => Ok(Self::Trailer(
+                message[1..].try_into().expect("length checked"),
+            )),
+            _ => Err(WireError::Malformed(WHAT)),
+        }
+    }
+}
+
+/// A trailer message: [`TAG_TRAILER`], then `digest`.
+pub fn trailer(digest: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TRAILER_LEN);
+    out.push(TAG_TRAILER);
+    out.extend_from_slice(digest);
+    out
 }
 
 /// How the receiver answers an entry.
@@ -183,8 +280,14 @@ pub enum ReplyCode {
     Mismatch = 4,
     /// The receiver could not write it (disk full, permission denied).
     ReceiverIo = 5,
-    /// The header was not understood.
+    /// The header was not understood (perhaps another version: the text
+    /// says).
     Malformed = 6,
+    /// Not final: a file of that name and size exists on the receiver, which
+    /// does not overwrite. The sender sends no more data, only the
+    /// [`Content::Trailer`]; the final reply is [`Identical`](Self::Identical)
+    /// or [`Exists`](Self::Exists).
+    DigestOnly = 7,
 }
 
 impl ReplyCode {
@@ -197,6 +300,7 @@ impl ReplyCode {
             4 => Self::Mismatch,
             5 => Self::ReceiverIo,
             6 => Self::Malformed,
+            7 => Self::DigestOnly,
             _ => return None,
         })
     }
@@ -251,7 +355,7 @@ impl Manifest {
     /// Encodes the manifest.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = MANIFEST_MAGIC.to_vec();
-        out.push(VERSION);
+        out.push(FILE_VERSION);
         out.extend_from_slice(&self.entries.to_be_bytes());
         out.extend_from_slice(&self.bytes.to_be_bytes());
         out
@@ -260,7 +364,7 @@ impl Manifest {
     /// Decodes a manifest.
     pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
         let b = &mut bytes;
-        magic(b, MANIFEST_MAGIC, "manifest")?;
+        magic(b, MANIFEST_MAGIC, FILES, "manifest")?;
         let entries = u64::from_be_bytes(take::<8>(b, "manifest")?);
         let bytes = u64::from_be_bytes(take::<8>(b, "manifest")?);
         Ok(Self { entries, bytes })
@@ -301,7 +405,7 @@ impl ForwardRequest {
     /// Decodes a request.
     pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
         let b = &mut bytes;
-        magic(b, FORWARD_MAGIC, "forward request")?;
+        magic(b, FORWARD_MAGIC, FORWARDING, "forward request")?;
         let target =
             String::from_utf8(b.to_vec()).map_err(|_| WireError::Malformed("forward request"))?;
         Ok(Self { target })
@@ -364,20 +468,108 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_round_trip() {
+    fn a_header_round_trips_and_is_version_2() {
         let h = EntryHeader {
             kind: EntryKind::File,
             name: "dir/données.bin".into(),
             size: 123_456_789,
-            digest: [7; 32],
         };
-        assert_eq!(EntryHeader::decode(&h.encode()), Ok(h.clone()));
-        let mut bad = h.encode();
-        bad[4] = 9;
-        assert_eq!(EntryHeader::decode(&bad), Err(WireError::Version(9)));
         let bytes = h.encode();
+        assert_eq!(&bytes[..5], b"FRYS\x02");
+        assert_eq!(bytes[5], 1, "kind");
+        assert_eq!(&bytes[6..8], &(h.name.len() as u16).to_be_bytes());
+        assert_eq!(&bytes[bytes.len() - 8..], &123_456_789u64.to_be_bytes());
+        assert_eq!(EntryHeader::decode(&bytes), Ok(h.clone()));
         assert!(EntryHeader::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(EntryHeader::decode(b"FRYS").is_err());
+        assert!(EntryHeader::decode(b"").is_err());
+    }
+
+    /// A peer of version 1 (the digest in the header) gets an error that
+    /// names both versions and says to upgrade.
+    #[test]
+    fn a_version_1_header_is_refused_with_advice_to_upgrade() {
+        let mut v1 = b"FRYS\x01\x01\x00\x05a.txt".to_vec();
+        v1.extend_from_slice(&5u64.to_be_bytes());
+        v1.extend_from_slice(&[0; 32]);
+        let err = EntryHeader::decode(&v1).unwrap_err();
+        assert_eq!(
+            err,
+            WireError::Version {
+                what: "file messages",
+                peer: 1,
+                ours: FILE_VERSION
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("version 1") && text.contains("version 2"),
+            "{text}"
+        );
+        assert!(text.contains("upgrade ferry on both sides"), "{text}");
+        let mut manifest = Manifest {
+            entries: 1,
+            bytes: 5,
+        }
+        .encode();
+        manifest[4] = 1;
+        assert!(matches!(
+            Manifest::decode(&manifest),
+            Err(WireError::Version { peer: 1, .. })
+        ));
+        // The forwarding messages keep their own version.
+        let f = ForwardRequest {
+            target: String::new(),
+        }
+        .encode();
+        assert_eq!(&f[..5], b"FRYT\x01");
+    }
+
+    #[test]
+    fn content_messages_round_trip() {
+        let data = Content::Data(Bytes::from_static(b"some bytes"));
+        let bytes = data.encode();
+        assert_eq!(bytes, b"Dsome bytes");
+        assert_eq!(Content::decode(Bytes::from(bytes)), Ok(data));
+        assert_eq!(
+            Content::decode(Bytes::from_static(b"D")),
+            Ok(Content::Data(Bytes::new()))
+        );
+        let digest = *blake3::hash(b"some bytes").as_bytes();
+        let t = trailer(&digest);
+        assert_eq!(t.len(), TRAILER_LEN);
+        assert_eq!(t[0], b'T');
+        assert_eq!(&t[1..], &digest);
+        assert_eq!(Content::Trailer(digest).encode(), t);
+        assert_eq!(
+            Content::decode(Bytes::from(t)),
+            Ok(Content::Trailer(digest))
+        );
+    }
+
+    #[test]
+    fn truncated_or_garbage_content_is_a_typed_error() {
+        let digest = [9u8; 32];
+        let t = trailer(&digest);
+        for bad in [&b""[..], &t[..TRAILER_LEN - 1], b"T", b"X123", b"FRYS\x02"] {
+            assert_eq!(
+                Content::decode(Bytes::copy_from_slice(bad)),
+                Err(WireError::Malformed("file content")),
+                "{bad:?}"
+            );
+        }
+        let mut long = t.clone();
+        long.push(0);
+        assert!(Content::decode(Bytes::from(long)).is_err());
+    }
+
+    #[test]
+    fn digest_only_is_a_reply_code() {
+        let r = Reply::new(ReplyCode::DigestOnly, "");
+        assert_eq!(r.encode(), [7]);
+        assert_eq!(Reply::decode(&[7]), Ok(r));
+        assert!(Reply::decode(&[8]).is_err());
+        assert!(Reply::decode(&[]).is_err());
     }
 
     #[test]
@@ -435,14 +627,8 @@ mod tests {
                 prop_oneof![Just(EntryKind::File), Just(EntryKind::Dir)],
                 "[^\\x00]{0,300}",
                 any::<u64>(),
-                any::<[u8; 32]>(),
             )
-                .prop_map(|(kind, name, size, digest)| EntryHeader {
-                    kind,
-                    name,
-                    size,
-                    digest,
-                })
+                .prop_map(|(kind, name, size)| EntryHeader { kind, name, size })
         }
 
         proptest! {
@@ -458,9 +644,11 @@ mod tests {
                 bytes in prop::collection::vec(any::<u8>(), 0..400),
                 prefix in prop_oneof![
                     Just(&b""[..]),
-                    Just(&b"FRYS\x01"[..]),
-                    Just(&b"FRYM\x01"[..]),
+                    Just(&b"FRYS\x02"[..]),
+                    Just(&b"FRYM\x02"[..]),
                     Just(&b"FRYT\x01"[..]),
+                    Just(&b"D"[..]),
+                    Just(&b"T"[..]),
                 ],
             ) {
                 let bytes = [prefix, &bytes[..]].concat();
@@ -473,8 +661,20 @@ mod tests {
                 if let Ok(f) = ForwardRequest::decode(&bytes) {
                     prop_assert_eq!(f.encode(), bytes.clone());
                 }
+                match Content::decode(Bytes::from(bytes.clone())) {
+                    Ok(c) => prop_assert_eq!(c.encode(), bytes.clone()),
+                    Err(e) => prop_assert_eq!(e, WireError::Malformed("file content")),
+                }
                 let _ = Reply::decode(&bytes);
                 let _ = decode_progress(&bytes);
+            }
+
+            #[test]
+            fn content_round_trips(data in prop::collection::vec(any::<u8>(), 0..2000), digest in any::<[u8; 32]>()) {
+                let d = Content::Data(Bytes::from(data));
+                prop_assert_eq!(Content::decode(Bytes::from(d.encode())), Ok(d));
+                let t = Content::Trailer(digest);
+                prop_assert_eq!(Content::decode(Bytes::from(t.encode())), Ok(t));
             }
 
             #[test]
