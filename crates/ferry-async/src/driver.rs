@@ -1,4 +1,42 @@
 //! The task that moves datagrams between the socket and the endpoint.
+//!
+//! # Locking
+//!
+//! The sans-IO endpoint and everything waiting on it live in one [`State`]
+//! behind one lock ([`Shared`]), which every user handle takes too. The driver
+//! holds that lock only while it calls into the endpoint, never across a
+//! system call, so a handle's call never waits behind a `recvmmsg`, a
+//! `sendmsg`, an `epoll_ctl` or a read of the socket's error queue:
+//!
+//! - **Receiving.** One batch is read from the socket (`recvmmsg`, GRO) into
+//!   the driver's own buffers and copied into its arena without the lock;
+//!   then the lock is taken, the batch's datagrams are handed to
+//!   `Endpoint::handle_datagram` as slices of the arena, and the lock is
+//!   released before the next read. ICMP errors are read from the error
+//!   queue first, then handed to `handle_unreachable` under the lock.
+//! - **Timers**: `handle_timeout` under the lock, no I/O.
+//! - **Sending.** Under the lock, the next GSO batch is pulled out of
+//!   `Endpoint::poll_transmit` into the driver's batch buffer (a datagram
+//!   that does not fit is kept in the driver's carry-over buffer for the next
+//!   batch); the lock is released, then the batch is sent. A batch the socket
+//!   refused (`WouldBlock`) stays in the driver's buffer, outside the state.
+//! - **Events, the end, the next deadline**: `dispatch_events`, the
+//!   finished check and `poll_timeout` in one short section per round; the
+//!   timer is armed after the lock is released.
+//!
+//! No wake-up is lost by releasing the lock: the driver stores its waker in
+//! the state at the start of every poll, before its first system call, and a
+//! handle that queues output (or frees credit) wakes it under the lock after
+//! doing so. A wake-up that lands while the driver is inside a system call,
+//! or anywhere else in its poll, makes every runtime poll the driver again
+//! (tokio and async-executor reschedule a task woken while running; the
+//! blocking runtime checks its `woken` flag before sleeping).
+//!
+//! Closing cannot end the driver before the close packets left: a close
+//! queued while the driver was in a system call is seen by the finished
+//! check, which pulls one more batch from the endpoint in the same locked
+//! section and stops only if there is none (and none waits in the driver's
+//! buffers).
 
 use std::future::Future;
 use std::io::{self, IoSliceMut};
@@ -43,6 +81,9 @@ struct Batch {
 /// the endpoint, run expired timers, send what the endpoint has to send (GSO
 /// batches of same-sized datagrams to one destination), tell waiting handles
 /// what happened, then sleep until a datagram, a command, or the next deadline.
+/// The shared lock is taken only around the calls into the endpoint (see the
+/// module documentation): every buffer a system call reads or fills is the
+/// driver's own.
 #[derive(Debug)]
 pub(crate) struct Driver {
     shared: Arc<Shared>,
@@ -52,6 +93,12 @@ pub(crate) struct Driver {
     recv_bufs: Vec<Vec<u8>>,
     recv_arena: BytesMut,
     metas: Vec<RecvMeta>,
+    /// The datagrams of the last receive batch, slices of `recv_arena`,
+    /// waiting for the lock to be handed to the endpoint.
+    received: Vec<(SocketAddr, BytesMut)>,
+    /// Addresses that reported ICMP unreachable errors, read from the
+    /// socket's error queue and not yet handed to the endpoint.
+    unreachable: Vec<SocketAddr>,
     batch_buf: Vec<u8>,
     batch: Option<Batch>,
     scratch: Vec<u8>,
@@ -74,6 +121,8 @@ impl Driver {
             recv_bufs: (0..quinn_udp::BATCH_SIZE).map(|_| vec![0; slot]).collect(),
             recv_arena: BytesMut::new(),
             metas: vec![RecvMeta::default(); quinn_udp::BATCH_SIZE],
+            received: Vec::new(),
+            unreachable: Vec::new(),
             batch_buf: Vec::with_capacity(MAX_GSO_BYTES + RECV_SLOT),
             batch: None,
             scratch: Vec::with_capacity(RECV_SLOT),
@@ -83,12 +132,26 @@ impl Driver {
         }
     }
 
-    /// Receives what the socket has; returns whether anything arrived.
-    fn receive(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
+    /// Reads the socket's pending ICMP unreachable reports (system calls: no
+    /// lock), then hands them to the endpoint under the lock.
+    fn take_unreachable(&mut self, shared: &Shared) {
         while let Some(addr) = self.socket.take_unreachable() {
             debug!(%addr, "network reports destination unreachable");
+            self.unreachable.push(addr);
+        }
+        if self.unreachable.is_empty() {
+            return;
+        }
+        let mut state = shared.lock();
+        for addr in self.unreachable.drain(..) {
             state.endpoint.handle_unreachable(addr.ip());
         }
+    }
+
+    /// Receives what the socket has; returns whether anything arrived. Each
+    /// batch is read and sliced without the lock, then handed over under it.
+    fn receive(&mut self, cx: &mut Context<'_>, shared: &Shared) -> bool {
+        self.take_unreachable(shared);
         let mut progress = false;
         for _ in 0..RECV_BATCHES_PER_POLL {
             let mut iovs: Vec<IoSliceMut<'_>> = self
@@ -99,20 +162,10 @@ impl Driver {
             match self.socket.poll_recv(cx, &mut iovs, &mut self.metas) {
                 Poll::Ready(Ok(n)) => {
                     let now = Instant::now();
-                    for (meta, buf) in self.metas[..n].iter().zip(&self.recv_bufs) {
-                        let stride = meta.stride.max(1);
-                        let arena = &mut self.recv_arena;
-                        if arena.capacity() < meta.len {
-                            // Reclaims the buffer when no slice of it is left,
-                            // allocates a new one otherwise.
-                            arena.reserve(RECV_ARENA.max(meta.len));
-                        }
-                        arena.extend_from_slice(&buf[..meta.len]);
-                        let mut datagrams = arena.split();
-                        while !datagrams.is_empty() {
-                            let datagram = datagrams.split_to(stride.min(datagrams.len()));
-                            state.endpoint.handle_datagram(now, meta.addr, datagram);
-                        }
+                    self.slice_received(n);
+                    let mut state = shared.lock();
+                    for (from, datagram) in self.received.drain(..) {
+                        state.endpoint.handle_datagram(now, from, datagram);
                     }
                     progress = true;
                 }
@@ -121,9 +174,7 @@ impl Driver {
                     // truncated read): note them and keep going.
                     trace!(error = %e, "receive error");
                     if e.kind() == io::ErrorKind::ConnectionRefused {
-                        while let Some(addr) = self.socket.take_unreachable() {
-                            state.endpoint.handle_unreachable(addr.ip());
-                        }
+                        self.take_unreachable(shared);
                     }
                     progress = true;
                 }
@@ -133,13 +184,50 @@ impl Driver {
         progress
     }
 
-    /// Sends what the endpoint has to send; returns whether anything was sent.
-    fn transmit(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
-        let mut progress = false;
+    /// Copies the first `n` receive buffers into the arena, each in one
+    /// piece, and queues one slice of it per datagram in `received`.
+    fn slice_received(&mut self, n: usize) {
+        for (meta, buf) in self.metas[..n].iter().zip(&self.recv_bufs) {
+            let stride = meta.stride.max(1);
+            let arena = &mut self.recv_arena;
+            if arena.capacity() < meta.len {
+                // Reclaims the buffer when no slice of it is left (the
+                // endpoint dropped the last batch's), allocates a new one
+                // otherwise.
+                arena.reserve(RECV_ARENA.max(meta.len));
+            }
+            arena.extend_from_slice(&buf[..meta.len]);
+            let mut datagrams = arena.split();
+            while !datagrams.is_empty() {
+                let datagram = datagrams.split_to(stride.min(datagrams.len()));
+                self.received.push((meta.addr, datagram));
+            }
+        }
+    }
+
+    /// Runs the endpoint's expired timers; returns whether any was due.
+    fn run_timers(shared: &Shared) -> bool {
+        let mut state = shared.lock();
         let now = Instant::now();
+        if state.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            state.endpoint.handle_timeout(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends what the endpoint has to send; returns whether anything was sent.
+    /// Each batch is pulled from the endpoint under the lock, then sent
+    /// without it.
+    fn transmit(&mut self, cx: &mut Context<'_>, shared: &Shared) -> bool {
+        let mut progress = false;
         for _ in 0..SEND_BATCHES_PER_POLL {
-            if self.batch.is_none() && !self.build_batch(state, now) {
-                break;
+            if self.batch.is_none() {
+                let mut state = shared.lock();
+                if !self.build_batch(&mut state, Instant::now()) {
+                    break;
+                }
             }
             let batch = self.batch.as_ref().expect("built above");
             let transmit = Transmit {
@@ -177,6 +265,7 @@ impl Driver {
 
     /// Gathers the next datagrams into one batch: same destination, same size
     /// (the last may be shorter), up to the socket's segmentation offload limit.
+    /// Called under the lock; copies into the driver's own buffers only.
     fn build_batch(&mut self, state: &mut State, now: Instant) -> bool {
         self.batch_buf.clear();
         let (destination, size) = match self.carry.take() {
@@ -242,53 +331,70 @@ impl Future for Driver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let shared = this.shared.clone();
-        let mut state = shared.lock();
-        if !state
-            .driver
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            state.driver = Some(cx.waker().clone());
+            // Before any system call: a handle that queues something from
+            // here on wakes this poll's waker.
+            let mut state = shared.lock();
+            if !state
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                state.driver = Some(cx.waker().clone());
+            }
         }
         let mut rounds = 0;
         loop {
-            let mut progress = this.receive(cx, &mut state);
-            let now = Instant::now();
-            if state.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                state.endpoint.handle_timeout(now);
-                progress = true;
-            }
-            progress |= this.transmit(cx, &mut state);
+            let mut progress = this.receive(cx, &shared);
+            progress |= Self::run_timers(&shared);
+            progress |= this.transmit(cx, &shared);
+            let mut state = shared.lock();
             state.dispatch_events();
             if this.batch.is_none() && this.carry.is_none() && Self::finished(&mut state) {
-                debug!("endpoint closed; driver stops");
-                state.stop();
-                return Poll::Ready(());
+                // The send phase found nothing more, but a close may have
+                // queued packets since (while this driver was in a system
+                // call): stop only if the endpoint still has nothing.
+                if this.build_batch(&mut state, Instant::now()) {
+                    progress = true;
+                } else {
+                    debug!("endpoint closed; driver stops");
+                    state.stop();
+                    return Poll::Ready(());
+                }
             }
             rounds += 1;
             if !progress {
-                break;
+                let deadline = state.endpoint.poll_timeout();
+                drop(state);
+                this.arm_timer(cx, deadline);
+                return Poll::Pending;
             }
+            drop(state);
             if rounds >= 8 {
                 // Busy: let other tasks run, then come back at once.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
         }
-        match state.endpoint.poll_timeout() {
+    }
+}
+
+impl Driver {
+    /// Sleeps until `deadline` (the endpoint's next timer), if any.
+    fn arm_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) {
+        match deadline {
             Some(deadline) => {
-                if this.timer_deadline != Some(deadline) {
-                    this.timer.as_mut().reset(deadline);
-                    this.timer_deadline = Some(deadline);
+                if self.timer_deadline != Some(deadline) {
+                    self.timer.as_mut().reset(deadline);
+                    self.timer_deadline = Some(deadline);
                 }
-                if this.timer.as_mut().poll(cx).is_ready() {
-                    this.timer_deadline = None;
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    self.timer_deadline = None;
                     cx.waker().wake_by_ref();
                 }
             }
-            None => this.timer_deadline = None,
+            None => self.timer_deadline = None,
         }
-        Poll::Pending
     }
 }
 

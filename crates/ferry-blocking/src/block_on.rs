@@ -1,5 +1,6 @@
 //! Running one of `ferry-async`'s handle futures on the calling thread.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -7,6 +8,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
+
+/// How long a thread waiting in [`block_on`] spins (yielding the CPU between
+/// checks) before it parks, when its last wait was that short or shorter. A
+/// wake-up that comes during the spin costs the waker no system call and the
+/// waiter no trip through the scheduler's sleep and wake-up (an
+/// inter-processor interrupt, on another core): on a request and its answer,
+/// most of the round trip.
+pub(crate) const WAIT_SPIN: Duration = Duration::from_micros(100);
+
+thread_local! {
+    /// Whether this thread's next wait spins first: its last wait ended
+    /// within [`WAIT_SPIN`]. A wait that lasted longer (a quiet session, an
+    /// `accept` loop) parks at once next time, so idle threads burn nothing.
+    static SPIN_NEXT: Cell<bool> = const { Cell::new(true) };
+}
 
 /// Wakes a thread parked in [`block_on`].
 struct Unparker {
@@ -23,9 +39,23 @@ impl Wake for Unparker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.notified.swap(true, Ordering::Release) {
+            HANDED_OFF.set(true);
             self.thread.unpark();
         }
     }
+}
+
+thread_local! {
+    /// This thread woke a thread waiting in [`block_on`] since it last asked
+    /// ([`take_handed_off`]). The driver thread asks after each poll: the
+    /// woken handle's next command is likely to follow soon.
+    static HANDED_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread woke a thread waiting in [`block_on`] since the
+/// last call; clears the mark.
+pub(crate) fn take_handed_off() -> bool {
+    HANDED_OFF.replace(false)
 }
 
 thread_local! {
@@ -50,6 +80,8 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// Polls `future` on the calling thread, parking between polls, until it
 /// completes or `deadline` passes (`None`: no deadline). The future is polled
 /// at least once, so a deadline in the past makes a non-blocking attempt.
+/// Before parking, the thread spins for up to [`WAIT_SPIN`] if its last wait
+/// was that short.
 ///
 /// On timeout the future is dropped: the handle futures of `ferry-async` are
 /// cancel-safe, so nothing was taken or queued.
@@ -63,19 +95,27 @@ pub(crate) fn block_on_until<F: Future>(future: F, deadline: Option<Instant>) ->
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 return Some(output);
             }
-            // Park until woken; `park` may also return spuriously.
+            // Spin a little if this thread's waits are short (an answer to a
+            // request often comes within a round trip), then park until
+            // woken; `park` may also return spuriously.
+            let started = Instant::now();
+            let spin_end = SPIN_NEXT.get().then(|| started + WAIT_SPIN);
             while !unparker.notified.swap(false, Ordering::Acquire) {
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    SPIN_NEXT.set(now - started <= WAIT_SPIN);
+                    return None;
+                }
+                if spin_end.is_some_and(|end| now < end) {
+                    thread::yield_now();
+                    continue;
+                }
                 match deadline {
                     None => thread::park(),
-                    Some(deadline) => {
-                        let now = Instant::now();
-                        if now >= deadline {
-                            return None;
-                        }
-                        thread::park_timeout(deadline - now);
-                    }
+                    Some(deadline) => thread::park_timeout(deadline - now),
                 }
             }
+            SPIN_NEXT.set(started.elapsed() <= WAIT_SPIN);
         }
     })
 }

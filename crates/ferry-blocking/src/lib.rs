@@ -54,13 +54,17 @@
 //!   poller until the socket is readable (or writable again, under
 //!   backpressure), a handle wakes it (a command was queued: the poller is
 //!   notified), or the protocol's next deadline (a retransmission, an ack, a
-//!   ping) comes. The thread ends, closing the socket, once the endpoint is
+//!   ping) comes. Having just woken a waiting handle, it first spins briefly
+//!   for that handle's next command (a reply is often moments away), which
+//!   then costs no system call. The thread ends, closing the socket, once the endpoint is
 //!   closed — by [`Endpoint::close`], which waits for it, or by dropping the
 //!   last [`Endpoint`] clone.
 //! - **The calling threads.** A blocking call ([`Session::recv`],
 //!   [`Session::send`] under backpressure, [`Endpoint::accept`],
 //!   [`Endpoint::connect`], …) polls the matching `ferry-async` future on the
-//!   calling thread and parks the thread until the driver wakes it. The
+//!   calling thread and parks the thread until the driver wakes it (after a
+//!   brief spin, when the thread's last wait was brief too: an answer within
+//!   a round trip then wakes it without a trip through the scheduler). The
 //!   `_timeout` forms give up at a deadline and then have no effect.
 //!
 //! Handles are `Clone + Send + Sync`: share them between threads freely.

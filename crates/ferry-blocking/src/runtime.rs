@@ -7,10 +7,38 @@
 //! - the **executor** polls the one future it was given; when the future is
 //!   pending it sleeps in [`Poller::wait`] until a socket event, a wake-up
 //!   ([`Poller::notify`]) or the earliest timer deadline, then polls again;
-//! - the **socket** arms oneshot interest in the poller when an operation would
-//!   block, and the executor disarms it when the poller reports the event;
+//! - the **socket** is registered level-triggered for reading (where the
+//!   poller has level-triggered mode: epoll, kqueue, poll), so receiving
+//!   until `WouldBlock` costs no `epoll_ctl`; write interest is armed only
+//!   when a send would block, and dropped again once reported. Pollers
+//!   without that mode arm oneshot interest per operation instead;
 //! - the **timer** is a deadline: polling it before the deadline records the
 //!   deadline as the executor's next wake-up time.
+//!
+//! # The wake-up path
+//!
+//! A blocking call (`Session::recv`, …) waits on its own thread until the
+//! driver wakes it; the call the application makes next (the reply to the
+//! message it just took, say) then wakes the driver to send. Each of those
+//! wake-ups, done by sleeping and waking threads, costs a system call on one
+//! side and a trip through the scheduler on the other (an inter-processor
+//! interrupt when the threads are on different cores), several times what
+//! the message costs to handle. So both sides spin briefly before sleeping,
+//! yielding the CPU between checks, when a wake-up is likely soon:
+//!
+//! - the **driver**, when it has just woken a waiting handle, spins for up
+//!   to [`HANDOFF_SPIN`] before it sleeps in the poller: the handle's next
+//!   command (a reply, or the credit a `recv` returns) then costs the handle
+//!   a store to an atomic flag — no `eventfd` write, none of the poller's
+//!   system calls — and the driver acts on it at once;
+//! - a **handle** waiting in `block_on` spins for up to
+//!   [`WAIT_SPIN`](crate::block_on::WAIT_SPIN) before it parks, so the answer
+//!   to a request that comes within a round trip wakes it without a futex.
+//!
+//! Both are adaptive: a spin that was not answered in time is skipped next
+//! time until wake-ups come quickly again, so a quiet session or an idle
+//! `accept` loop burns nothing, and a spin never delays a datagram's
+//! processing by more than its length.
 //!
 //! Socket and timer never store the `Context`'s waker: every readiness event
 //! and deadline wakes the executor, and the executor only has one future to
@@ -23,6 +51,7 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::num::NonZeroUsize;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -32,12 +61,20 @@ use std::time::{Duration, Instant};
 
 use ferry_async::socket::{take_unreachable, udp_state};
 use ferry_async::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
-use polling::{Event, Events, Poller};
+use polling::{Event, Events, PollMode, Poller};
 use quinn_udp::{UdpSockRef, UdpSocketState};
 use tracing::{debug, error};
 
+use crate::block_on::take_handed_off;
+
 /// The name of every driver thread.
 pub(crate) const DRIVER_THREAD_NAME: &str = "ferry-driver";
+
+/// How long the driver thread waits, spinning, for a wake-up after it woke a
+/// parked handle, before it sleeps in the poller (see the module
+/// documentation). Long enough for the woken thread to be scheduled and
+/// answer; short enough that a handle that does not answer costs little CPU.
+pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(50);
 
 /// Locks `mutex`, entering it even if a panic poisoned it: every value guarded
 /// here stays consistent whatever line a panic interrupted.
@@ -52,9 +89,21 @@ struct Interest {
     write: bool,
 }
 
+/// A registered socket, as the executor sees it.
+#[derive(Debug)]
+struct Registration {
+    /// The socket's descriptor: valid while registered (`Socket::drop`
+    /// removes the registration before the socket is closed).
+    fd: RawFd,
+    interest: Arc<Mutex<Interest>>,
+}
+
 /// What the driver thread sleeps on.
 struct Reactor {
     poller: Poller,
+    /// How sockets are registered: [`PollMode::Level`] where the poller has
+    /// it (read interest stays armed), [`PollMode::Oneshot`] elsewhere.
+    mode: PollMode,
     /// A wake-up arrived since the executor last started polling the future.
     woken: AtomicBool,
     /// The executor is in, or about to enter, [`Poller::wait`]: a wake-up must
@@ -63,8 +112,8 @@ struct Reactor {
     sleeping: AtomicBool,
     /// The earliest deadline of the timers found pending during the current poll.
     next_deadline: Mutex<Option<Instant>>,
-    /// The armed interest of every registered socket, by poller key.
-    sockets: Mutex<HashMap<usize, Arc<Mutex<Interest>>>>,
+    /// Every registered socket, by poller key.
+    sockets: Mutex<HashMap<usize, Registration>>,
     next_key: AtomicUsize,
 }
 
@@ -81,8 +130,15 @@ impl fmt::Debug for Reactor {
 
 impl Reactor {
     fn new() -> io::Result<Self> {
+        let poller = Poller::new()?;
+        let mode = if poller.supports_level() {
+            PollMode::Level
+        } else {
+            PollMode::Oneshot
+        };
         Ok(Self {
-            poller: Poller::new()?,
+            poller,
+            mode,
             woken: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             next_deadline: Mutex::new(None),
@@ -97,14 +153,65 @@ impl Reactor {
         *next = Some(next.map_or(deadline, |d| d.min(deadline)));
     }
 
-    /// The poller delivered `events`: their registrations are disarmed (oneshot
-    /// mode disables a source once it reported an event).
+    /// The interest a socket has armed from its registration on: reading,
+    /// in level-triggered mode; nothing in oneshot mode.
+    fn base_interest(&self) -> Interest {
+        Interest {
+            read: self.mode == PollMode::Level,
+            write: false,
+        }
+    }
+
+    /// The poller delivered `events`: their registrations are disarmed. In
+    /// oneshot mode the poller disabled each source that reported; in
+    /// level-triggered mode read interest stays armed, and write interest,
+    /// once reported, is dropped (a socket is nearly always writable).
     fn disarm(&self, events: &Events) {
         let sockets = lock(&self.sockets);
         for event in events.iter() {
-            if let Some(interest) = sockets.get(&event.key) {
-                *lock(interest) = Interest::default();
+            let Some(registration) = sockets.get(&event.key) else {
+                continue;
+            };
+            let mut interest = lock(&registration.interest);
+            if self.mode != PollMode::Level {
+                *interest = Interest::default();
+                continue;
             }
+            if event.writable && interest.write {
+                // SAFETY: the descriptor stays open while registered: the
+                // socket removes its registration (under the `sockets` lock,
+                // held here) before it is closed.
+                let fd = unsafe { BorrowedFd::borrow_raw(registration.fd) };
+                match self
+                    .poller
+                    .modify_with_mode(fd, Event::readable(event.key), PollMode::Level)
+                {
+                    Ok(()) => interest.write = false,
+                    Err(e) => error!(error = %e, "could not drop write interest"),
+                }
+            }
+        }
+    }
+
+    /// Spins, yielding the CPU between checks, until a wake-up comes, for at
+    /// most [`HANDOFF_SPIN`] (and not past `deadline`, the earliest timer's).
+    /// Returns whether the future should be polled again at once: a wake-up
+    /// came, or the deadline passed.
+    fn spin_for_wake(&self, deadline: Option<Instant>) -> bool {
+        let start = Instant::now();
+        let end = start + HANDOFF_SPIN;
+        loop {
+            if self.woken.load(Ordering::SeqCst) {
+                return true;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return true;
+            }
+            if now >= end {
+                return false;
+            }
+            thread::yield_now();
         }
     }
 
@@ -113,6 +220,10 @@ impl Reactor {
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
         let mut events = Events::with_capacity(NonZeroUsize::new(16).expect("non-zero"));
+        // Whether to spin after the next hand-off, and when the last one that
+        // was not answered during a spin happened.
+        let mut spin_next = true;
+        let mut handed_off_at: Option<Instant> = None;
         loop {
             // A wake-up from here on is seen either by this poll or by the check
             // before sleeping.
@@ -122,6 +233,19 @@ impl Reactor {
                 return;
             }
             let deadline = lock(&self.next_deadline).take();
+            // Just woke a parked handle (a message arrived for it): its next
+            // command is likely moments away, and cheaper caught awake.
+            if take_handed_off() {
+                if spin_next {
+                    if self.spin_for_wake(deadline) {
+                        continue;
+                    }
+                    // Not answered in time: the next hand-off sleeps at once,
+                    // unless this one's answer still comes soon.
+                    spin_next = false;
+                }
+                handed_off_at = Some(Instant::now());
+            }
             // Dekker-style handshake with `Wake::wake_by_ref`: either the waker
             // sees `sleeping` and notifies the poller, or this check sees `woken`.
             self.sleeping.store(true, Ordering::SeqCst);
@@ -141,6 +265,10 @@ impl Reactor {
                 }
             }
             self.sleeping.store(false, Ordering::SeqCst);
+            if let Some(at) = handed_off_at.take() {
+                // A command came soon after all: spin again next time.
+                spin_next = self.woken.load(Ordering::SeqCst) && at.elapsed() <= HANDOFF_SPIN;
+            }
         }
     }
 }
@@ -296,11 +424,24 @@ impl Runtime for BlockingRuntime {
         let state = udp_state(&socket)?;
         let reactor = self.reactor.clone();
         let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
+        let base = reactor.base_interest();
         // SAFETY: the socket is deleted from the poller in `Socket::drop`, before
         // it is closed; nothing can fail between here and the `Socket` owning it.
-        unsafe { reactor.poller.add(&socket, Event::none(key))? };
-        let interest = Arc::new(Mutex::new(Interest::default()));
-        lock(&reactor.sockets).insert(key, interest.clone());
+        unsafe {
+            reactor.poller.add_with_mode(
+                &socket,
+                Event::new(key, base.read, base.write),
+                reactor.mode,
+            )?;
+        };
+        let interest = Arc::new(Mutex::new(base));
+        lock(&reactor.sockets).insert(
+            key,
+            Registration {
+                fd: socket.as_raw_fd(),
+                interest: interest.clone(),
+            },
+        );
         Ok(Arc::new(Socket {
             io: socket,
             state,
@@ -375,9 +516,11 @@ impl Socket {
         if next == *armed {
             return Ok(false);
         }
-        self.reactor
-            .poller
-            .modify(&self.io, Event::new(self.key, next.read, next.write))?;
+        self.reactor.poller.modify_with_mode(
+            &self.io,
+            Event::new(self.key, next.read, next.write),
+            self.reactor.mode,
+        )?;
         *armed = next;
         Ok(true)
     }
@@ -407,7 +550,8 @@ impl AsyncUdpSocket for Socket {
             write: false,
         }) {
             Err(e) => Poll::Ready(Err(e)),
-            // Armed earlier and not reported since: the poller will report it.
+            // Armed earlier and not reported since (or level-triggered, always
+            // armed): the poller will report it.
             Ok(false) => Poll::Pending,
             // Armed just now: a datagram that arrived between the receive above
             // and the arming is caught by receiving once more.
