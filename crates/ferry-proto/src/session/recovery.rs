@@ -226,10 +226,9 @@ impl SessionCore {
             }
             self.sent.lose_range(range, |p| lost.push(p));
         }
+        // (Whether these losses show an MTU black hole is judged after the
+        // next ack, once what arrived after them is known: `check_mtu`.)
         self.on_lost_packets(now, lost);
-        // Whether these losses show an MTU black hole is judged once the
-        // acks that came with the request are taken in too.
-        self.timers.set(Timer::Loss, now);
         self.after_send_progress(now);
     }
 
