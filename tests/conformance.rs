@@ -269,7 +269,9 @@ fn stats_outlive_a_local_close(driver: Driver) {
         }
         thread::sleep(Duration::from_millis(500));
         let stats = session.stats();
-        assert!(stats.packets_sent >= 80, "{stats:?}");
+        // (100 000 bytes: 71 packets of 1452 bytes once path MTU discovery
+        // confirmed them, 85 of 1200 before.)
+        assert!(stats.packets_sent >= 70, "{stats:?}");
         assert!(stats.bytes_sent >= 100_000, "{stats:?}");
         drop((server, client));
     })

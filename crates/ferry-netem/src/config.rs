@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// IPv4 and UDP headers: what an IPv4 link's MTU loses before the UDP
+/// payload ([`LinkConfig::ip_mtu`]).
+pub const IPV4_UDP_OVERHEAD: usize = 28;
+
 /// Default bottleneck queue limit of [`LinkConfig::default`]: 1 MiB.
 pub const DEFAULT_QUEUE_LIMIT_BYTES: usize = 1 << 20;
 
@@ -231,8 +235,8 @@ impl Blackhole {
 /// Configuration of one direction of a path.
 ///
 /// [`LinkConfig::default`] is a perfect link: zero latency, no jitter, no loss,
-/// reordering, duplication, corruption or outages, unlimited bandwidth and a 1 MiB
-/// queue limit.
+/// reordering, duplication, corruption or outages, unlimited bandwidth, any
+/// datagram size and a 1 MiB queue limit.
 /// Every field has a chaining builder method of the same name (taking `self`):
 ///
 /// ```
@@ -282,6 +286,15 @@ pub struct LinkConfig {
     /// longer than bursts on real paths, which last about as long as the
     /// same number of datagrams take at the path's rate.
     pub loss_clock: Option<Duration>,
+    /// Largest datagram the link carries, in bytes of UDP payload; a larger
+    /// one is dropped (counted in [`LinkStats::too_big`](crate::LinkStats::too_big)),
+    /// as a router drops a packet beyond its next hop's MTU when the sender
+    /// forbade fragmentation. `None` (the default): any size.
+    ///
+    /// A link's MTU counts IP and UDP headers too: a 1500-byte Ethernet path
+    /// carries 1472 bytes of UDP payload over IPv4 (20 + 8 bytes of headers)
+    /// and 1452 over IPv6 (40 + 8); [`LinkConfig::ip_mtu`] converts.
+    pub mtu: Option<usize>,
 }
 
 impl Default for LinkConfig {
@@ -298,6 +311,7 @@ impl Default for LinkConfig {
             queue_limit_bytes: DEFAULT_QUEUE_LIMIT_BYTES,
             blackhole: None,
             loss_clock: None,
+            mtu: None,
         }
     }
 }
@@ -349,6 +363,33 @@ impl LinkConfig {
     /// Flips one random bit of each datagram with probability `p`.
     pub fn corrupt(mut self, p: f64) -> Self {
         self.corrupt = p;
+        self
+    }
+
+    /// Drops every datagram longer than `bytes` of UDP payload (see
+    /// [`LinkConfig::mtu`]).
+    pub fn mtu(mut self, bytes: usize) -> Self {
+        self.mtu = Some(bytes);
+        self
+    }
+
+    /// Drops every datagram that an IPv4 path of this MTU (IP packet size,
+    /// headers included) cannot carry: UDP payloads above `ip_mtu − 28`.
+    /// `ip_mtu(1500)` is Ethernet's 1472-byte payload limit; `ip_mtu(1280)`,
+    /// IPv6's minimum MTU, carries 1252 bytes.
+    ///
+    /// ```
+    /// use ferry_netem::LinkConfig;
+    ///
+    /// assert_eq!(LinkConfig::default().ip_mtu(1500).mtu, Some(1472));
+    /// ```
+    pub fn ip_mtu(self, ip_mtu: usize) -> Self {
+        self.mtu(ip_mtu.saturating_sub(IPV4_UDP_OVERHEAD))
+    }
+
+    /// Lifts the MTU: datagrams of any size cross.
+    pub fn unlimited_mtu(mut self) -> Self {
+        self.mtu = None;
         self
     }
 

@@ -3,8 +3,9 @@
 //! A [`Link`] accepts datagrams at a time supplied by the caller and
 //! schedules them for arrival at the far end after applying, in this order:
 //!
-//! 1. **outages** ([`Blackhole`]) and **loss** ([`Loss`]) — datagrams dropped by
-//!    either never occupy the bottleneck queue;
+//! 1. **MTU** ([`LinkConfig::mtu`]), **outages** ([`Blackhole`]) and **loss**
+//!    ([`Loss`]) — datagrams dropped by any of them never occupy the bottleneck
+//!    queue;
 //! 2. **bottleneck queue** — if [`LinkConfig::bandwidth_bps`] is set, datagrams are
 //!    serialised one at a time and tail-dropped when the backlog would exceed
 //!    [`LinkConfig::queue_limit_bytes`];
@@ -53,6 +54,6 @@ mod queue;
 #[cfg(test)]
 mod testing;
 
-pub use config::{Blackhole, DEFAULT_QUEUE_LIMIT_BYTES, LinkConfig, Loss};
+pub use config::{Blackhole, DEFAULT_QUEUE_LIMIT_BYTES, IPV4_UDP_OVERHEAD, LinkConfig, Loss};
 pub use link::{Link, LinkStats};
 pub use profile::{Profile, UnknownProfile};

@@ -198,6 +198,13 @@ impl SendQueue {
         ))
     }
 
+    /// Whether fragment `index` of message `number` is still queued and not
+    /// acknowledged.
+    pub(crate) fn is_unacked(&self, number: u64, index: u32) -> bool {
+        self.get(number)
+            .is_some_and(|m| index < m.count && !m.is_acked(index))
+    }
+
     /// A fragment was acknowledged. Returns the number of messages that became
     /// fully acknowledged and were released.
     pub(crate) fn on_acked(&mut self, number: u64, index: u32) -> usize {
@@ -470,6 +477,12 @@ impl Reassembly {
     /// duplicate).
     pub(crate) fn is_delivered(&self, number: u64) -> bool {
         number < self.next_deliver || self.released_above.contains(&number)
+    }
+
+    /// Whether fragment `index` of message `number` arrived already (or the
+    /// whole message was delivered).
+    pub(crate) fn has_fragment(&self, number: u64, index: u32) -> bool {
+        self.is_delivered(number) || self.pending.get(&number).is_some_and(|m| m.has(index))
     }
 
     /// Whether message `number` has some fragments here but not all.

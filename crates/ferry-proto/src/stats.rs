@@ -99,6 +99,23 @@ pub struct SessionStats {
     /// (see `Config::cipher`): `None` for a session without a pre-shared key
     /// (packets carry a checksum only), and until the handshake is done.
     pub cipher: Option<Cipher>,
+    /// The session's MTU now, bytes of UDP payload: what its data packets
+    /// may fill. The base (`Config::mtu`, or the peer's if smaller) until
+    /// path MTU discovery confirms more, up to `Config::max_mtu`.
+    pub mtu: usize,
+    /// Path MTU probes sent: padded packets of a size being tried.
+    pub mtu_probes_sent: u64,
+    /// Path MTU probes lost: the path did not carry their size (or they met
+    /// random loss). Not counted in `lost`, and not congestion: they cost no
+    /// window and are never sent again as data.
+    pub mtu_probes_lost: u64,
+    /// Times the MTU fell back to the base because packets larger than it
+    /// kept getting lost while smaller ones arrived (an MTU black hole, such
+    /// as a route change to a tunnel).
+    pub mtu_black_holes: u64,
+    /// Fragments sent in parts (DataPart packets): cut for a larger MTU than
+    /// the path carries after a fall back.
+    pub fragments_split: u64,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.

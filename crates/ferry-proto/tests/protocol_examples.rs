@@ -7,7 +7,9 @@ use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 use ferry_proto::SessionId;
-use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Header, Packet, RepeatRequest};
+use ferry_proto::wire::packet::{
+    Ack, Close, CloseCode, Data, DataPart, Header, Packet, RepeatRequest,
+};
 use ferry_proto::wire::protection::Protection;
 use ferry_proto::wire::stream::{StreamId, StreamOp};
 
@@ -374,4 +376,34 @@ fn section_6_13_cipher_negotiation() {
         panic!("a Connect")
     };
     assert_eq!(hs.auth.len(), HANDSHAKE_OVERHEAD + 3);
+}
+
+#[test]
+fn section_4_14_probe() {
+    assert_eq!(
+        dump(&Packet::Probe { padding: 8 }, 21),
+        "01 0e 01 23 45 67 89 ab cd ef 15 00 00 00 00 00 00 00 00 d9 e2 b0 31"
+    );
+    // A probe of 1452 bytes: the 11-byte header, 1437 bytes of padding and
+    // the CRC-32.
+    let full = dump(&Packet::Probe { padding: 1437 }, 21);
+    assert_eq!(full.split(' ').count(), 1452);
+    assert!(full.ends_with("29 9b 8c ee"), "{full}");
+}
+
+#[test]
+fn section_4_15_data_part() {
+    let part = Packet::DataPart(DataPart {
+        stream: StreamId(0),
+        message: 5,
+        fragment: 3,
+        fragments: 700,
+        fragment_len: 1420,
+        offset: 1418,
+        payload: Bytes::from_static(b"ok"),
+    });
+    assert_eq!(
+        dump(&part, 22),
+        "01 0f 01 23 45 67 89 ab cd ef 16 00 05 03 42 bc 45 8c 45 8a 6f 6b 98 4a 02 86"
+    );
 }

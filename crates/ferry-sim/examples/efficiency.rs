@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p ferry-sim --example efficiency [-- --megabytes N] [--controller bbr|cubic|newreno] [--windows MiB]
-//!     [--profile NAME | --no-profiles | --profiles-only]
+//!     [--max-mtu BYTES] [--profile NAME | --no-profiles | --profiles-only]
 //! ```
 //!
 //! For each controller a client sends N MB (default 100; ten times as much on
@@ -14,7 +14,9 @@
 //! flow-control windows and send buffers (`recv_window`, `stream_recv_window`,
 //! `send_buffer`, `stream_send_buffer`) to M MiB and `send_window` to half of
 //! that: at 1 Gbit/s and 100 ms the defaults (32 MiB, about 2.7 BDP) limit the
-//! transfer under loss.
+//! transfer under loss. `--max-mtu B` sets `Config::max_mtu` (the simulated
+//! links carry any size, so sessions send packets of that size once path MTU
+//! discovery confirms it; 1200, the base, turns discovery off).
 //!
 //! Then, per controller, one row per network profile (`ferry_sim::Profile`:
 //! jitter, reordering, burst loss, long fat, satellite, Wi-Fi, flapping), N MB
@@ -74,9 +76,13 @@ fn main() {
         config.stream_send_buffer = bytes;
         config.send_window = bytes / 2;
     }
+    if let Some(bytes) = arg("--max-mtu") {
+        config.max_mtu = bytes.parse().expect("--max-mtu takes bytes");
+    }
     println!(
-        "Ferry efficiency: {megabytes} MB ({} MB at 1 Gbit/s) in 1 MiB messages, 1 MiB bottleneck queue, random loss both ways (virtual time)",
-        megabytes * 10
+        "Ferry efficiency: {megabytes} MB ({} MB at 1 Gbit/s) in 1 MiB messages, 1 MiB bottleneck queue, random loss both ways, packets up to {} bytes (virtual time)",
+        megabytes * 10,
+        config.max_mtu.max(config.mtu)
     );
     let profiles: Vec<Profile> = match arg("--profile") {
         Some(name) => vec![name.parse().unwrap_or_else(|e| panic!("{e}"))],

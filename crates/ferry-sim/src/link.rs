@@ -8,6 +8,6 @@
 //! [`Profile`].
 
 pub use ferry_netem::{
-    Blackhole, DEFAULT_QUEUE_LIMIT_BYTES, Link, LinkConfig, LinkStats, Loss, Profile,
-    UnknownProfile,
+    Blackhole, DEFAULT_QUEUE_LIMIT_BYTES, IPV4_UDP_OVERHEAD, Link, LinkConfig, LinkStats, Loss,
+    Profile, UnknownProfile,
 };

@@ -31,7 +31,7 @@ struct Bottleneck {
 impl Bottleneck {
     /// A datagram of the path `route` enters the bottleneck at `now`.
     fn enter(&mut self, now: Instant, route: (usize, usize), datagram: Bytes) {
-        let dropped = |s: &LinkStats| s.lost + s.queue_dropped;
+        let dropped = |s: &LinkStats| s.too_big + s.blackholed + s.lost + s.queue_dropped;
         let before = dropped(self.link.stats());
         self.link.send(now, datagram);
         if dropped(self.link.stats()) == before {

@@ -199,7 +199,8 @@ pub fn check_handshake(data: &[u8]) -> bool {
         ..keyed(listener_key)
     };
     let mut net = Net {
-        mtu: listener_config.mtu,
+        // Path MTU discovery sends up to `max_mtu` (the same on both sides).
+        mtu: listener_config.mtu.max(listener_config.max_mtu),
         starter: Side::new(keyed(starter_key), 11, STARTER_ADDR),
         listener: Side::new(listener_config, 12, LISTENER_ADDR),
         to_listener: VecDeque::new(),

@@ -32,6 +32,25 @@ pub(crate) enum SentKind {
     },
     /// An unreliable datagram: counted for congestion control, never resent.
     Datagram,
+    /// A path MTU probe: padding only. Its loss is not congestion and
+    /// nothing is resent; no record of it is kept once lost.
+    MtuProbe,
+    /// A part of a fragment too large for the path (a DataPart packet),
+    /// starting at `offset` within the fragment: the fragment is sent again
+    /// if lost.
+    Part {
+        stream: StreamId,
+        message: u64,
+        index: u32,
+        offset: u16,
+    },
+}
+
+impl SentKind {
+    /// Whether the packet carried message data (a fragment or a part of one).
+    fn is_data(self) -> bool {
+        matches!(self, Self::Data { .. } | Self::Part { .. })
+    }
 }
 
 /// A packet that needs an acknowledgement.
@@ -140,9 +159,13 @@ impl SentLog {
         *p
     }
 
-    /// Declares packet `i` lost, keeping its record.
+    /// Declares packet `i` lost, keeping its record (but a probe's: a probe
+    /// acknowledged late tells nothing about reordering or congestion).
     fn lose(&mut self, i: usize) -> SentPacket {
         let p = self.retire(i);
+        if p.kind == SentKind::MtuProbe {
+            return p;
+        }
         self.lost.insert(p.number, p);
         if self.lost.len() > MAX_LOST_KEPT {
             self.lost.pop_first();
@@ -248,7 +271,7 @@ impl SentLog {
         self.packets
             .iter()
             .rev()
-            .find(|p| p.fate == Fate::InFlight && matches!(p.kind, SentKind::Data { .. }))
+            .find(|p| p.fate == Fate::InFlight && p.kind.is_data())
             .copied()
     }
 
@@ -261,7 +284,7 @@ impl SentLog {
                 break;
             }
             let p = self.packets[i];
-            if p.fate == Fate::InFlight && matches!(p.kind, SentKind::Data { .. }) {
+            if p.fate == Fate::InFlight && p.kind.is_data() {
                 f(self.lose(i));
                 taken += 1;
             }
@@ -380,6 +403,28 @@ mod tests {
         log.take_all(|_| {});
         assert_eq!(log.lost_kept(), MAX_LOST_KEPT);
         assert!(log.packets.len() <= MAX_LOST_KEPT + 1);
+    }
+
+    #[test]
+    fn a_lost_probe_leaves_no_record_and_is_never_a_data_packet() {
+        let t0 = crate::test_support::epoch();
+        let mut log = SentLog::default();
+        log.push(1, t0, 1452, SentKind::MtuProbe, d(t0));
+        let part = SentKind::Part {
+            stream: StreamId::DEFAULT,
+            message: 0,
+            index: 3,
+            offset: 1170,
+        };
+        log.push(2, t0, 300, part, d(t0));
+        assert_eq!(log.newest_data().map(|p| p.kind), Some(part));
+        let mut lost = Vec::new();
+        log.take_oldest_data(2, |p| lost.push(p.number));
+        assert_eq!(lost, vec![2], "a part is data, a probe is not");
+        log.take_all(|p| lost.push(p.number));
+        assert_eq!(lost, vec![2, 1]);
+        assert_eq!(log.lost_kept(), 1, "the part's record only");
+        log.take_range(1..=1, |_, _| panic!("no record of the probe"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 mod close;
 mod handshake;
+mod mtu;
+mod parts;
 mod path;
 mod recovery;
 use recovery::LossEpisode;
@@ -15,6 +17,8 @@ mod transmit;
 
 use handshake::Validation;
 pub(crate) use handshake::{own_params, prologue};
+use mtu::MtuDiscovery;
+use parts::Parts;
 use path::PathCheck;
 use streams::stream_window;
 
@@ -126,8 +130,14 @@ pub(crate) struct SessionCore {
     config: Arc<Config>,
     protection: Protection,
     timers: Timers,
-    /// UDP payload limit for this session: the smaller of the two sides'.
+    /// UDP payload limit for this session now: the base (the smaller of the
+    /// two sides' `Config::mtu`) until path MTU discovery confirms more.
     mtu: usize,
+    /// Path MTU discovery: which size to probe, which size data uses.
+    pmtu: MtuDiscovery,
+    /// Fragments too large for the path since they were cut, going out or
+    /// coming in in parts (boxed: most sessions never have any).
+    parts: Option<Box<Parts>>,
     peer_max_message: usize,
     /// The peer's longest ack delay (our own until the handshake tells).
     peer_max_ack_delay: Duration,
@@ -263,6 +273,8 @@ impl SessionCore {
             protection: Protection::default(),
             timers: Timers::default(),
             mtu,
+            pmtu: MtuDiscovery::new(mtu, config.max_mtu),
+            parts: None,
             peer_max_message: config.max_message_size,
             peer_max_ack_delay: config.max_ack_delay,
             next_pn: 0,
@@ -393,6 +405,7 @@ impl SessionCore {
         s.bytes_in_flight = self.sent.bytes_in_flight();
         s.reorder_window = self.reorder_window();
         s.repeat_requests_spurious = self.acks.late_requested();
+        s.mtu = self.mtu;
         s
     }
 
@@ -401,9 +414,12 @@ impl SessionCore {
         self.config.max_message_size.min(self.peer_max_message)
     }
 
-    /// Largest unreliable datagram that fits in one packet.
+    /// Largest unreliable datagram that fits in one packet of the base size:
+    /// a datagram of that size crosses whatever path MTU discovery finds
+    /// (datagrams are never sent again, so none is sent in a size the path
+    /// may stop carrying).
     pub(crate) fn max_datagram_size(&self) -> usize {
-        self.mtu - MAX_HEADER_LEN - self.protection.overhead()
+        self.pmtu.base() - MAX_HEADER_LEN - self.protection.overhead()
     }
 
     /// Handles one packet that passed the integrity check.
@@ -467,9 +483,21 @@ impl SessionCore {
             self.stats.dropped_recv_memory += 1;
             return;
         }
+        if let Packet::DataPart(p) = &packet
+            && !self.part_admissible(p)
+        {
+            // No room to put its fragment together now: unacknowledged, it
+            // is sent again.
+            self.stats.dropped_recv_memory += 1;
+            return;
+        }
         let eliciting = matches!(
             packet,
-            Packet::Data(_) | Packet::Datagram(_) | Packet::StreamControl { .. }
+            Packet::Data(_)
+                | Packet::DataPart(_)
+                | Packet::Datagram(_)
+                | Packet::StreamControl { .. }
+                | Packet::Probe { .. }
         );
         let (ack_delay, ack_frequency) = if eliciting {
             self.ack_policy(now)
@@ -518,6 +546,15 @@ impl SessionCore {
             Packet::Data(d) => {
                 self.on_data(now, d);
                 self.sync_recv_memory();
+            }
+            Packet::DataPart(p) => {
+                self.on_data_part(now, p);
+                self.sync_recv_memory();
+            }
+            Packet::Probe { .. } => {
+                // A path MTU probe: its sender learns the size arrived from
+                // the ack, the sooner the better.
+                self.acks.request_immediate();
             }
             Packet::StreamControl { stream, op } => self.on_stream_control(now, stream, op),
             Packet::Ack(a) => self.on_ack(now, a),
@@ -645,5 +682,8 @@ impl Drop for SessionCore {
     fn drop(&mut self) {
         // What this session held is the endpoint's to give to others.
         self.shared.recv_memory.update(self.recv_held, 0);
+        if let Some(parts) = &self.parts {
+            self.shared.recv_memory.update(parts.held(), 0);
+        }
     }
 }

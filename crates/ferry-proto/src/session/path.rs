@@ -8,7 +8,8 @@ use crate::congestion::Pacer;
 use crate::wire::packet::PacketKind;
 use crate::wire::protection::Protection;
 
-use super::{MAX_PATH_CHALLENGES, SessionCore, State};
+use super::mtu::Confirmed;
+use super::{MAX_PATH_CHALLENGES, MtuDiscovery, SessionCore, State};
 
 /// A new address the peer's authenticated packets came from, being checked.
 #[derive(Debug)]
@@ -21,10 +22,37 @@ pub(super) struct PathCheck {
 }
 
 impl SessionCore {
-    /// A path whose capacity is unknown: a fresh controller and pacer.
+    /// A path whose capacity is unknown: a fresh controller and pacer, and
+    /// its MTU searched again from the base. (Called by the handshake, with
+    /// `mtu` the base it agreed, and by a migration.)
     pub(super) fn new_path(&mut self) {
+        if self.state == State::Established {
+            // A move: what the old path carried says nothing of the new one.
+            self.mtu = self.pmtu.base();
+        }
+        self.pmtu = MtuDiscovery::new(self.mtu, self.config.max_mtu);
         self.cc = self.config.congestion.build(self.mtu, self.id.to_u64());
         self.pacer = Pacer::new(self.mtu);
+    }
+
+    /// Path MTU probe `pn` was acknowledged: data packets use the size it
+    /// confirmed. The congestion controller counts some of its quantities
+    /// (initial and least windows, growth steps) in packets of the size it
+    /// was built for: it is built again for the first larger size confirmed
+    /// on a path, which comes within the first round trips, when it has
+    /// learned little; later sizes (a further step of the search, a search
+    /// ten minutes on) keep its state.
+    pub(super) fn on_probe_acked(&mut self, now: Instant, pn: u64) {
+        match self.pmtu.on_probe_acked(now, pn) {
+            Confirmed::Nothing => return,
+            Confirmed::Grew => {}
+            Confirmed::FirstGrowth => {
+                let mss = self.pmtu.current();
+                self.cc = self.config.congestion.build(mss, self.id.to_u64());
+                self.pacer = Pacer::new(mss);
+            }
+        }
+        self.mtu = self.pmtu.current();
     }
 
     /// Where the datagram [`poll_transmit`](Self::poll_transmit) just wrote

@@ -11,6 +11,7 @@ use crate::recovery::sent::{SentKind, SentPacket};
 use crate::stream::ControlKind;
 use crate::wire::packet::{Ack, RepeatRequest};
 
+use super::mtu::Check;
 use super::{MAX_BACKOFF, MAX_REFUSALS, MAX_RTO, SessionCore, State};
 
 /// A loss episode: losses declared from the first until a packet sent after
@@ -52,8 +53,19 @@ impl SessionCore {
         let mut spurious = 0;
         let mut bytes_acked = 0;
         let mut sampler = Sampler::default();
+        // Rare kinds, handled once the ranges are: a path MTU probe, parts
+        // of fragments, and (while some fragment is in parts) whole ones.
+        let mut probes = Vec::new();
+        let mut parts = Vec::new();
+        let mut wholes = Vec::new();
+        let splitting = self.parts.is_some();
         for range in ack.ranges {
-            let (streams, cc, delivery) = (&mut self.streams, &mut self.cc, &mut self.delivery);
+            let (streams, cc, delivery, pmtu) = (
+                &mut self.streams,
+                &mut self.cc,
+                &mut self.delivery,
+                &mut self.pmtu,
+            );
             let mut ended = Vec::new();
             self.sent.take_range(range, |p, was_lost| {
                 // Acknowledged after a packet sent later than it: the path
@@ -85,7 +97,17 @@ impl SessionCore {
                                 ended.push(stream);
                             }
                         }
+                        if splitting {
+                            wholes.push((stream, message, index));
+                        }
                     }
+                    SentKind::MtuProbe => probes.push(p.number),
+                    SentKind::Part {
+                        stream,
+                        message,
+                        index,
+                        offset,
+                    } => parts.push((stream, message, index, offset)),
                     SentKind::Control {
                         stream,
                         kind: ControlKind::End,
@@ -97,10 +119,22 @@ impl SessionCore {
                     }
                     SentKind::Control { .. } | SentKind::Datagram => {}
                 }
+                if p.kind != SentKind::MtuProbe {
+                    pmtu.on_acked(p.number, p.size as usize);
+                }
             });
             for id in ended {
                 self.check_stream_end(id);
             }
+        }
+        for pn in probes {
+            self.on_probe_acked(now, pn);
+        }
+        if !parts.is_empty() {
+            self.on_parts_acked(&parts);
+        }
+        for (stream, message, index) in wholes {
+            self.on_whole_acked(stream, message, index);
         }
         let mut rtt_sample = None;
         if let Some(p) = newest {
@@ -192,6 +226,8 @@ impl SessionCore {
             }
             self.sent.lose_range(range, |p| lost.push(p));
         }
+        // (Whether these losses show an MTU black hole is judged after the
+        // next ack, once what arrived after them is known: `check_mtu`.)
         self.on_lost_packets(now, lost);
         self.after_send_progress(now);
     }
@@ -214,9 +250,40 @@ impl SessionCore {
             None => self.timers.clear(Timer::Loss),
         }
         self.on_lost_packets(now, lost);
+        self.check_mtu(now);
     }
 
-    pub(super) fn on_lost_packets(&mut self, now: Instant, lost: Vec<SentPacket>) {
+    /// Whether the losses so far show an MTU black hole: then back to the
+    /// base size (fragments cut larger go out in parts).
+    pub(super) fn check_mtu(&mut self, now: Instant) {
+        match self.pmtu.check(now, self.largest_acked, self.rto()) {
+            Check::Fine => {}
+            Check::Ping => self.ping_due = true,
+            Check::BlackHole => {
+                self.stats.mtu_black_holes += 1;
+                self.mtu = self.pmtu.current();
+            }
+        }
+    }
+
+    /// Takes the path MTU probes out of `lost` (their loss is not
+    /// congestion, and nothing is sent again), and tells path MTU discovery
+    /// of every loss.
+    fn take_probe_losses(&mut self, now: Instant, lost: &mut Vec<SentPacket>) {
+        lost.retain(|p| {
+            if p.kind == SentKind::MtuProbe {
+                self.stats.mtu_probes_lost += 1;
+                self.pmtu.on_probe_lost(now, p.number);
+                false
+            } else {
+                self.pmtu.on_lost(p.number, p.size as usize);
+                true
+            }
+        });
+    }
+
+    pub(super) fn on_lost_packets(&mut self, now: Instant, mut lost: Vec<SentPacket>) {
+        self.take_probe_losses(now, &mut lost);
         let Some(newest) = lost.iter().map(|p| p.time).max() else {
             return;
         };
@@ -290,7 +357,13 @@ impl SessionCore {
                     }
                 }
             },
-            SentKind::Datagram => {}
+            SentKind::Part {
+                stream,
+                message,
+                index,
+                ..
+            } => self.on_part_lost(stream, message, index),
+            SentKind::Datagram | SentKind::MtuProbe => {}
         }
     }
 
@@ -324,6 +397,15 @@ impl SessionCore {
     }
 
     pub(super) fn on_retransmit_timeout(&mut self, now: Instant) {
+        if self.pmtu.probing() && self.sent.count_in_flight() == 1 {
+            // Only a path MTU probe is in flight, unanswered for a probe
+            // timeout: lost. Not congestion, so no backoff.
+            let mut lost = Vec::new();
+            self.sent.take_all(|p| lost.push(p));
+            self.on_lost_packets(now, lost);
+            self.arm_retransmit(now);
+            return;
+        }
         if self.sent.count_in_flight() > 0 {
             if self.backoff == 0 && !self.tail_probed {
                 self.send_tail_probe(now);
@@ -342,11 +424,13 @@ impl SessionCore {
             } else {
                 // Nothing came back after a probe either: persistent congestion.
                 self.sent.take_all(|p| lost.push(p));
+                self.take_probe_losses(now, &mut lost);
                 self.record_losses(&lost);
                 self.cc.on_timeout(now);
             }
             self.backoff += 1;
             self.timers.set(Timer::Retransmit, now + self.rto());
+            self.check_mtu(now);
         } else if self.blocked_on_credit() {
             // Our credit update may have been lost: a ping makes the peer ack again.
             self.ping_due = true;
@@ -369,7 +453,9 @@ impl SessionCore {
                 .is_some_and(|st| st.kind.is_reliable())
         };
         match self.sent.newest_data().map(|p| p.kind) {
-            Some(kind @ SentKind::Data { stream, .. }) if reliable(self, stream) => {
+            Some(kind @ (SentKind::Data { stream, .. } | SentKind::Part { stream, .. }))
+                if reliable(self, stream) =>
+            {
                 self.requeue(kind);
                 self.probe_due = true;
             }

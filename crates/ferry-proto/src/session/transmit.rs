@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::time::Instant;
 
+use super::parts::data_fields;
 use super::timer::Timer;
 use crate::message::fragment_cost;
 use crate::recovery::sent::SentKind;
@@ -249,7 +250,12 @@ impl SessionCore {
                 return Some(len);
             }
         }
-        if self.sent.bytes_in_flight() + self.mtu as u64 > window
+        // The controller may count in packets smaller than the session's
+        // (it keeps its unit when path MTU discovery finds more after its
+        // first step): a window of fewer than two packets of the session MTU
+        // still lets two go (a jumbo packet may be larger than a least window).
+        let floor = 2 * self.mtu as u64;
+        if self.sent.bytes_in_flight() + self.mtu as u64 > window.max(floor)
             || self.sent.count_in_flight() >= self.config.send_window_packets
         {
             return None;
@@ -271,6 +277,9 @@ impl SessionCore {
             return None;
         }
         self.timers.clear(Timer::Pace);
+        if let Some(len) = self.poll_mtu_probe(now, buf, window) {
+            return Some(len);
+        }
         let sent = self.poll_payload_unpaced(now, buf);
         if sent.is_none() && !self.has_data_waiting() {
             // Room in the window and nothing to send: rate samples taken until
@@ -299,11 +308,40 @@ impl SessionCore {
         self.arm_retransmit(now);
     }
 
+    /// A path MTU probe, if one is due and fits the window: padding to the
+    /// size being probed. Not before the peer proved its address (a probe
+    /// is larger than what the amplification limit assumes).
+    fn poll_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>, window: u64) -> Option<usize> {
+        if self.validation.is_some() {
+            return None;
+        }
+        let size = self.pmtu.probe_size(now)?;
+        let in_flight = self.sent.bytes_in_flight();
+        if in_flight > 0 && in_flight + size as u64 > window {
+            // (Alone, a probe goes even if larger than the window: it is
+            // only ever one packet.)
+            return None;
+        }
+        let header = FIXED_HEADER_LEN + crate::wire::codec::varint_len(self.next_pn);
+        let padding = size.saturating_sub(header + self.protection.overhead());
+        let (pn, len) = self.emit(buf, &Packet::Probe { padding });
+        debug_assert_eq!(len, size);
+        self.stats.mtu_probes_sent += 1;
+        self.pmtu.on_probe_sent(pn);
+        self.on_sent(now, pn, len, SentKind::MtuProbe);
+        Some(len)
+    }
+
     pub(super) fn poll_payload_unpaced(
         &mut self,
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Option<usize> {
+        // A fragment going out in parts goes on first: it is a repair, or
+        // holds up its message.
+        if let Some(len) = self.poll_part(now, buf) {
+            return Some(len);
+        }
         if let Some(data) = self.datagrams_out.pop_front() {
             let (pn, len) = self.emit(buf, &Packet::Datagram(data));
             self.stats.datagrams_sent += 1;
@@ -384,6 +422,10 @@ impl SessionCore {
             }
         } else {
             self.stats.retransmitted += 1;
+        }
+        if data_fields(id, &fragment) + fragment.payload.len() > room {
+            // Cut for a larger MTU than the session has now.
+            return self.send_in_parts(now, buf, id, fragment);
         }
         let (message, index) = (fragment.message, fragment.index);
         let p = Packet::Data(Data {

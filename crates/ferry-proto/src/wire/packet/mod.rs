@@ -69,6 +69,10 @@ pub enum PacketKind {
     StreamControl = 0x0c,
     /// A listener under a connect flood: connect again with this token.
     Retry = 0x0d,
+    /// A path MTU probe: padding that elicits an ack.
+    Probe = 0x0e,
+    /// Part of a message fragment too large for the path since it was cut.
+    DataPart = 0x0f,
 }
 
 impl PacketKind {
@@ -88,6 +92,8 @@ impl PacketKind {
             0x0b => Self::PathResponse,
             0x0c => Self::StreamControl,
             0x0d => Self::Retry,
+            0x0e => Self::Probe,
+            0x0f => Self::DataPart,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -195,6 +201,32 @@ pub struct Data {
     pub payload: Bytes,
 }
 
+/// Part of a message fragment: bytes `offset..offset + payload.len()` of
+/// fragment `fragment`, which is `fragment_len` bytes long. A sender cuts a
+/// message into fragments for the path MTU it has then; a fragment that no
+/// longer fits the path (the MTU fell since) travels in parts, which the
+/// receiver puts back together into the fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataPart {
+    /// The stream the message belongs to.
+    pub stream: StreamId,
+    /// Message number, as in [`Data`].
+    pub message: u64,
+    /// Index of the fragment within the message.
+    pub fragment: u32,
+    /// How many fragments the message has (at least 1).
+    pub fragments: u32,
+    /// The whole fragment's length, 1 to [`MAX_FRAGMENT_LEN`] bytes.
+    pub fragment_len: u32,
+    /// Where this part starts within the fragment.
+    pub offset: u32,
+    /// The part's bytes: at least one, ending within the fragment.
+    pub payload: Bytes,
+}
+
+/// The longest fragment a [`DataPart`] may belong to: the largest UDP payload.
+pub const MAX_FRAGMENT_LEN: usize = crate::config::MAX_MTU;
+
 /// Acknowledges packets and grants receive credit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
@@ -281,6 +313,14 @@ pub enum Packet {
         /// Opaque to the starter, at most [`MAX_RETRY_TOKEN`] bytes.
         token: Bytes,
     },
+    /// A path MTU probe: `padding` bytes that carry nothing, so that the
+    /// datagram has the size being probed. Elicits an ack.
+    Probe {
+        /// Length of the body, zeros when sent; ignored when received.
+        padding: usize,
+    },
+    /// Part of a message fragment.
+    DataPart(DataPart),
 }
 
 impl Packet {
@@ -300,6 +340,8 @@ impl Packet {
             Self::PathResponse { .. } => PacketKind::PathResponse,
             Self::StreamControl { .. } => PacketKind::StreamControl,
             Self::Retry { .. } => PacketKind::Retry,
+            Self::Probe { .. } => PacketKind::Probe,
+            Self::DataPart(_) => PacketKind::DataPart,
         }
     }
 
@@ -366,6 +408,13 @@ impl Packet {
             Self::Retry { token } => {
                 put_varint(out, token.len() as u64);
                 out.extend_from_slice(token);
+            }
+            Self::Probe { padding } => out.resize(out.len() + padding, 0),
+            Self::DataPart(p) => {
+                encode_data_fields(out, p.stream, p.message, p.fragment, p.fragments);
+                put_varint(out, u64::from(p.fragment_len));
+                put_varint(out, u64::from(p.offset));
+                out.extend_from_slice(&p.payload);
             }
         }
     }
@@ -505,6 +554,42 @@ impl Packet {
                 Self::Retry {
                     token: body.slice(start..start + len),
                 }
+            }
+            PacketKind::Probe => Self::Probe {
+                padding: r.rest().len(),
+            },
+            PacketKind::DataPart => {
+                let stream = StreamId(r.varint()?);
+                let message = r.varint()?;
+                let fragment = r.varint_u32()?;
+                let fragments = r.varint_u32()?;
+                if fragments == 0 || fragment >= fragments {
+                    return Err(DecodeError::InvalidFragment {
+                        fragment,
+                        fragments,
+                    });
+                }
+                let fragment_len = r.varint()?;
+                let offset = r.varint()?;
+                let start = r.position();
+                let len = r.rest().len() as u64;
+                if fragment_len == 0
+                    || fragment_len > MAX_FRAGMENT_LEN as u64
+                    || len == 0
+                    || offset.saturating_add(len) > fragment_len
+                {
+                    return Err(DecodeError::ValueOutOfRange);
+                }
+                Self::DataPart(DataPart {
+                    stream,
+                    message,
+                    fragment,
+                    fragments,
+                    // Both below MAX_FRAGMENT_LEN: checked above.
+                    fragment_len: fragment_len as u32,
+                    offset: offset as u32,
+                    payload: body.slice(start..),
+                })
             }
         };
         if r.remaining() != 0 {

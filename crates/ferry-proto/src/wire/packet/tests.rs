@@ -101,6 +101,17 @@ fn every_kind_round_trips() {
             reason: Bytes::new(),
         }),
         Packet::Datagram(Bytes::from_static(b"datagram")),
+        Packet::Probe { padding: 0 },
+        Packet::Probe { padding: 1400 },
+        Packet::DataPart(DataPart {
+            stream: StreamId(4),
+            message: 9,
+            fragment: 3,
+            fragments: 700,
+            fragment_len: 1420,
+            offset: 1170,
+            payload: Bytes::from(vec![5; 250]),
+        }),
     ] {
         round_trip(&p, id, 1_000_000);
     }
@@ -161,6 +172,41 @@ fn impossible_bodies() {
     assert_eq!(
         Packet::decode_body(PacketKind::Ping, Bytes::from_static(&[0])),
         Err(DecodeError::TrailingBytes(1))
+    );
+    // Parts that do not fit their fragment, or are empty, or of an empty or
+    // impossibly long fragment.
+    let part = |fragment_len: u64, offset: u64, len: usize| {
+        let mut out = Vec::new();
+        encode_data_fields(&mut out, StreamId::DEFAULT, 0, 1, 2);
+        put_varint(&mut out, fragment_len);
+        put_varint(&mut out, offset);
+        out.resize(out.len() + len, 7);
+        Packet::decode_body(PacketKind::DataPart, Bytes::from(out))
+    };
+    assert!(part(1000, 999, 1).is_ok());
+    for (fragment_len, offset, len) in [
+        (1000, 999, 2),
+        (1000, 0, 0),
+        (0, 0, 1),
+        (MAX_FRAGMENT_LEN as u64 + 1, 0, 1),
+        (1000, u64::MAX >> 2, 1),
+    ] {
+        assert_eq!(
+            part(fragment_len, offset, len),
+            Err(DecodeError::ValueOutOfRange),
+            "{fragment_len} {offset} {len}"
+        );
+    }
+    let mut out = Vec::new();
+    encode_data_fields(&mut out, StreamId::DEFAULT, 0, 2, 2);
+    assert!(matches!(
+        Packet::decode_body(PacketKind::DataPart, Bytes::from(out)),
+        Err(DecodeError::InvalidFragment { .. })
+    ));
+    // A probe's padding is whatever it holds.
+    assert_eq!(
+        Packet::decode_body(PacketKind::Probe, Bytes::from_static(&[1, 2, 3])),
+        Ok(Packet::Probe { padding: 3 })
     );
     // Close reason longer than what follows.
     assert_eq!(
@@ -260,7 +306,31 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
                 },
                 reason: Bytes::from(reason),
             })),
-        bytes.prop_map(Packet::Datagram),
+        bytes.clone().prop_map(Packet::Datagram),
+        (0usize..1500).prop_map(|padding| Packet::Probe { padding }),
+        (
+            (0..=VARINT_MAX, 0..=VARINT_MAX, 1..=u32::MAX, any::<u32>()),
+            (0..MAX_FRAGMENT_LEN as u32, bytes)
+        )
+            .prop_map(|((stream, message, fragments, f), (offset, payload))| {
+                // At least one byte, ending within a fragment of at most
+                // the largest length.
+                let payload = if payload.is_empty() {
+                    Bytes::from_static(b"x")
+                } else {
+                    payload
+                };
+                let offset = offset.min((MAX_FRAGMENT_LEN - payload.len()) as u32);
+                Packet::DataPart(DataPart {
+                    stream: StreamId(stream),
+                    message,
+                    fragment: f % fragments,
+                    fragments,
+                    fragment_len: offset + payload.len() as u32,
+                    offset,
+                    payload,
+                })
+            }),
     ]
 }
 
