@@ -9,7 +9,8 @@
 //!
 //! ```toml
 //! [session]
-//! mtu = 1200                    # bytes: largest UDP payload sent (548..=65507)
+//! mtu = 1200                    # bytes: the UDP payload a session starts with (548..=65507)
+//! max_mtu = 1452                # bytes: path MTU discovery probes up to this (1200: off)
 //! congestion = "bbr"            # "bbr", "cubic" or "newreno"
 //! handshake_timeout = 10000     # ms: how long connecting keeps trying
 //! ping_interval = 1000          # ms: ping when nothing was received for this long
@@ -101,6 +102,7 @@ enum CipherName {
 #[serde(deny_unknown_fields)]
 struct SessionTable {
     mtu: Option<usize>,
+    max_mtu: Option<usize>,
     congestion: Option<Congestion>,
     handshake_timeout: Option<u64>,
     ping_interval: Option<u64>,
@@ -256,6 +258,7 @@ fn parse_with_key(
         }
     };
     set(table.mtu, &mut config.mtu);
+    set(table.max_mtu, &mut config.max_mtu);
     set(table.max_message_size, &mut config.max_message_size);
     set(table.recv_window, &mut config.recv_window);
     set(table.max_recv_window, &mut config.max_recv_window);
@@ -438,6 +441,7 @@ impl SessionSettings {
         let ms = |d: Duration| d.as_millis();
         vec![
             format!("mtu = {} bytes", c.mtu),
+            format!("max_mtu = {} bytes", c.max_mtu),
             format!("congestion = {}", c.congestion.name()),
             format!("handshake_timeout = {} ms", ms(c.handshake_timeout)),
             format!("ping_interval = {} ms", ms(c.ping_interval)),
@@ -518,7 +522,7 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let s = parse(
-            "heartbeat = 500\n[session]\nmtu = 1400\ncongestion = \"cubic\"\n\
+            "heartbeat = 500\n[session]\nmtu = 1400\nmax_mtu = 8952\ncongestion = \"cubic\"\n\
              handshake_timeout = 3000\nping_interval = 200\nping_packet_count = 7\n\
              delivery_timeout = 30\ninitial_rtt = 50\nmax_ack_delay = 5\n\
              max_message_size = 1000000\nrecv_window = 2000000\nmax_recv_window = 4000000\n\
@@ -533,6 +537,7 @@ mod tests {
         .unwrap();
         let c = &s.endpoint.protocol;
         assert_eq!(c.mtu, 1400);
+        assert_eq!(c.max_mtu, 8952);
         assert_eq!(c.congestion, CongestionControl::Cubic);
         assert_eq!(c.handshake_timeout, Duration::from_secs(3));
         assert_eq!(c.ping_interval, Duration::from_millis(200));
@@ -558,7 +563,7 @@ mod tests {
         assert_eq!(s.endpoint.socket_send_buffer, 1234);
         assert_eq!(s.endpoint.socket_recv_buffer, 4321);
         assert_eq!(c.cipher, CipherPreference::Aes256Gcm);
-        assert_eq!(s.describe().len(), 27);
+        assert_eq!(s.describe().len(), 28);
     }
 
     #[test]
