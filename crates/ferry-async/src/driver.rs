@@ -342,6 +342,8 @@ impl Future for Driver {
             {
                 state.driver = Some(cx.waker().clone());
             }
+            state.driver_polling = true;
+            state.driver_kicked = false;
         }
         let mut rounds = 0;
         loop {
@@ -363,18 +365,26 @@ impl Future for Driver {
                 }
             }
             rounds += 1;
+            // Work a handle queued during this round, after the phase that
+            // would have seen it: another round.
+            progress |= std::mem::take(&mut state.driver_kicked);
             if !progress {
+                // Decided under the lock: from here on handles wake the
+                // waker, so nothing queued now goes unnoticed.
+                state.driver_polling = false;
                 let deadline = state.endpoint.poll_timeout();
                 drop(state);
                 this.arm_timer(cx, deadline);
                 return Poll::Pending;
             }
-            drop(state);
             if rounds >= 8 {
                 // Busy: let other tasks run, then come back at once.
+                state.driver_polling = false;
+                drop(state);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
+            drop(state);
         }
     }
 }

@@ -120,6 +120,13 @@ pub(crate) struct State {
     pub(crate) incoming: VecDeque<SessionId>,
     pub(crate) acceptors: WakerSet,
     pub(crate) driver: Option<Waker>,
+    /// The driver is inside its poll: a handle that queues work sets
+    /// `driver_kicked` instead of waking it (a wake would only schedule a
+    /// second poll, on a runtime with other threads a busy one), and the
+    /// driver looks at the flag, under the lock, before it sleeps.
+    pub(crate) driver_polling: bool,
+    /// Work was queued while the driver polled.
+    pub(crate) driver_kicked: bool,
     /// `Endpoint::close` was called or the last endpoint handle dropped.
     pub(crate) closing: bool,
     /// The driver has stopped; nothing more will happen.
@@ -141,6 +148,8 @@ impl State {
             incoming: VecDeque::new(),
             acceptors: WakerSet::default(),
             driver: None,
+            driver_polling: false,
+            driver_kicked: false,
             closing: false,
             stopped: false,
             stop_watchers: WakerSet::default(),
@@ -152,7 +161,9 @@ impl State {
 
     /// Asks the driver to run: commands queued output, or freed credit.
     pub(crate) fn wake_driver(&mut self) {
-        if let Some(w) = &self.driver {
+        if self.driver_polling {
+            self.driver_kicked = true;
+        } else if let Some(w) = &self.driver {
             w.wake_by_ref();
         }
     }
