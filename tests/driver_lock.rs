@@ -164,6 +164,10 @@ impl AsyncUdpSocket for GatedSocket {
         self.inner.gro_segments()
     }
 
+    fn may_fragment(&self) -> bool {
+        self.inner.may_fragment()
+    }
+
     fn take_unreachable(&self) -> Option<SocketAddr> {
         self.inner.take_unreachable()
     }

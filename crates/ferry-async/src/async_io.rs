@@ -80,6 +80,10 @@ impl AsyncUdpSocket for AsyncIoSocket {
         self.state.gro_segments()
     }
 
+    fn may_fragment(&self) -> bool {
+        self.state.may_fragment()
+    }
+
     fn take_unreachable(&self) -> Option<SocketAddr> {
         take_unreachable(&self.state, self.io.get_ref())
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferry_proto::{CloseReason, EndpointStats, SessionId, State};
 use rand_seed::seed;
+use tracing::debug;
 
 use crate::config::EndpointConfig;
 use crate::driver::Driver;
@@ -69,11 +70,22 @@ impl Endpoint {
         config: impl Into<EndpointConfig>,
     ) -> Result<Self, BindError> {
         let config = config.into();
-        let endpoint = ferry_proto::Endpoint::with_seed(config.protocol.clone(), seed(addr)?)?;
+        config.protocol.validate()?;
         let socket = bind_socket(addr, &config)?;
         let socket = runtime
             .wrap_udp_socket(socket)
             .map_err(|e| BindError::Io { addr, source: e })?;
+        let mut protocol = config.protocol.clone();
+        if socket.may_fragment() && protocol.max_mtu > protocol.mtu {
+            // Probes could arrive in fragments and seem to fit.
+            debug!(
+                max_mtu = protocol.max_mtu,
+                mtu = protocol.mtu,
+                "the socket cannot forbid fragmentation: path MTU discovery off"
+            );
+            protocol.max_mtu = protocol.mtu;
+        }
+        let endpoint = ferry_proto::Endpoint::with_seed(protocol, seed(addr)?)?;
         let local_addr = socket
             .local_addr()
             .map_err(|e| BindError::Io { addr, source: e })?;

@@ -61,6 +61,14 @@ pub trait AsyncUdpSocket: Send + Sync + Debug {
     /// Most datagrams one receive buffer may hold through receive offload (1 without GRO).
     fn gro_segments(&self) -> usize;
 
+    /// Whether the network may fragment what this socket sends (it could not
+    /// ask for "don't fragment"). Path MTU discovery is then off: a probe
+    /// would arrive in fragments and seem to fit. By default `true`, the safe
+    /// answer for a socket that does not know.
+    fn may_fragment(&self) -> bool {
+        true
+    }
+
     /// The address that reported an ICMP unreachable error, if one is pending
     /// (the host that refused, or a router; the port is not known).
     fn take_unreachable(&self) -> Option<SocketAddr>;

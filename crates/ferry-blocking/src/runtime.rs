@@ -596,6 +596,10 @@ impl AsyncUdpSocket for Socket {
         self.state.gro_segments()
     }
 
+    fn may_fragment(&self) -> bool {
+        self.state.may_fragment()
+    }
+
     fn take_unreachable(&self) -> Option<SocketAddr> {
         take_unreachable(&self.state, &self.io)
     }
