@@ -12,6 +12,11 @@ pub(crate) fn process_cpu() -> Duration {
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return Duration::ZERO;
     }
+    cpu_time(&usage)
+}
+
+/// User plus system CPU time of a resource usage report.
+pub(crate) fn cpu_time(usage: &libc::rusage) -> Duration {
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
     };

@@ -295,9 +295,6 @@ fn wait(child: &Child) -> Result<(bool, Duration), String> {
             return Err(format!("waiting for child {pid}: {e}"));
         }
     }
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
-    };
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok((ok, time(usage.ru_utime) + time(usage.ru_stime)))
+    Ok((ok, crate::cpu::cpu_time(&usage)))
 }

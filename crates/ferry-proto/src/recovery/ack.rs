@@ -494,6 +494,7 @@ impl AckTracker {
             .unwrap_or(0);
         let mut ranges = self.received.descending(TOP_RANGES);
         if let Some(lowest_top) = ranges.last().map(|r| *r.start()) {
+            let top = ranges.len();
             if let Some(w) = &mut self.reorder {
                 self.received
                     .late_ranges(lowest_top, &mut w.late, MAX_RANGES, &mut ranges);
@@ -501,9 +502,10 @@ impl AckTracker {
                     self.immediate = true;
                 }
             }
-            let room = MAX_RANGES - ranges.len();
+            let late = ranges.len();
+            let room = MAX_RANGES - late;
             if room > 0 {
-                let turn = ranges.len();
+                let turn = late;
                 let below = self.ack_cursor.min(lowest_top);
                 let wrapped = self.received.descending_below(below, room, &mut ranges) == 0;
                 if wrapped {
@@ -522,11 +524,12 @@ impl AckTracker {
                     w.sweep = !wrapped && self.ack_cursor != u64::MAX;
                     self.immediate |= w.sweep;
                 }
-                // Late ranges and the older ranges' turn may name the same range.
+            }
+            if late > top {
+                // Late ranges interleave with the older ranges' turn, and
+                // may name the same range.
                 ranges.sort_unstable_by(|a, b| b.start().cmp(a.start()));
                 ranges.dedup();
-            } else {
-                ranges.sort_unstable_by(|a, b| b.start().cmp(a.start()));
             }
         }
         Some((delay, ranges))

@@ -469,16 +469,7 @@ impl Packet {
                 }
             }
             PacketKind::Data => {
-                let stream = StreamId(r.varint()?);
-                let message = r.varint()?;
-                let fragment = r.varint_u32()?;
-                let fragments = r.varint_u32()?;
-                if fragments == 0 || fragment >= fragments {
-                    return Err(DecodeError::InvalidFragment {
-                        fragment,
-                        fragments,
-                    });
-                }
+                let (stream, message, fragment, fragments) = decode_fragment_id(&mut r)?;
                 let start = r.position();
                 r.rest();
                 Self::Data(Data {
@@ -559,16 +550,7 @@ impl Packet {
                 padding: r.rest().len(),
             },
             PacketKind::DataPart => {
-                let stream = StreamId(r.varint()?);
-                let message = r.varint()?;
-                let fragment = r.varint_u32()?;
-                let fragments = r.varint_u32()?;
-                if fragments == 0 || fragment >= fragments {
-                    return Err(DecodeError::InvalidFragment {
-                        fragment,
-                        fragments,
-                    });
-                }
+                let (stream, message, fragment, fragments) = decode_fragment_id(&mut r)?;
                 let fragment_len = r.varint()?;
                 let offset = r.varint()?;
                 let start = r.position();
@@ -650,6 +632,22 @@ fn encode_ranges(out: &mut Vec<u8>, ranges: &[RangeInclusive<u64>]) {
         put_varint(out, r.end() - r.start());
         smallest = *r.start();
     }
+}
+
+/// Reads what [`encode_data_fields`] writes: stream, message, fragment and
+/// fragment count, the fragment within the count.
+fn decode_fragment_id(r: &mut Reader<'_>) -> Result<(StreamId, u64, u32, u32), DecodeError> {
+    let stream = StreamId(r.varint()?);
+    let message = r.varint()?;
+    let fragment = r.varint_u32()?;
+    let fragments = r.varint_u32()?;
+    if fragments == 0 || fragment >= fragments {
+        return Err(DecodeError::InvalidFragment {
+            fragment,
+            fragments,
+        });
+    }
+    Ok((stream, message, fragment, fragments))
 }
 
 fn decode_ranges(r: &mut Reader<'_>) -> Result<Vec<RangeInclusive<u64>>, DecodeError> {
