@@ -308,20 +308,16 @@ impl Driver {
         true
     }
 
-    /// Closing is done once every session has at least sent its close packet.
+    /// Closing is done once every session has sent its Close as often as
+    /// the protocol repeats it unprompted (or ended): a lost Close must not
+    /// leave the peer waiting for a session that is gone.
     fn finished(state: &mut State) -> bool {
         if !state.closing {
             return false;
         }
         let ids: Vec<_> = state.endpoint.sessions().collect();
-        ids.into_iter().all(|id| {
-            state.endpoint.session(id).is_none_or(|s| {
-                matches!(
-                    s.state(),
-                    ferry_proto::State::Closing | ferry_proto::State::Closed
-                )
-            })
-        })
+        ids.into_iter()
+            .all(|id| state.endpoint.session(id).is_none_or(|s| s.close_sent()))
     }
 }
 

@@ -337,7 +337,11 @@ impl Endpoint {
     }
 
     /// Closes every session (their close packets leave at once), stops
-    /// accepting, and waits for the driver to stop.
+    /// accepting, and waits for the driver to stop: once every session has
+    /// sent its Close the three times the protocol sends it unprompted, one
+    /// RTO apart (about 50 ms on a LAN; protocol.md §6.11), or ended on the
+    /// peer's own Close. A process that exits sooner may leave its peer
+    /// waiting for a session that is gone, if its one Close was lost.
     ///
     /// **Cancel-safe**: the close proceeds whether or not the future is awaited.
     pub async fn close(&self) {

@@ -60,8 +60,12 @@ pub struct SessionStats {
     /// number: they were late, not lost (each widens the window a gap must
     /// last before it is asked for).
     pub repeat_requests_spurious: u64,
-    /// Acks sent.
+    /// Acks sent, alone or carried by a packet of data.
     pub acks_sent: u64,
+    /// Of [`acks_sent`](Self::acks_sent), those carried by a packet of data
+    /// (a reply acknowledging its request in the same datagram) instead of
+    /// going alone.
+    pub acks_carried: u64,
     /// Pings sent (keep-alive and probes).
     pub pings_sent: u64,
     /// Smoothed round-trip time.

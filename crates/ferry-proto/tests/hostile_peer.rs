@@ -71,6 +71,7 @@ impl Forger {
             kind: packet.kind(),
             session: self.id,
             number: self.pn,
+            with_ack: false,
         }
         .encoded_len();
         Protection::Checksum.seal(self.pn, header_len, &mut buf);
@@ -100,7 +101,7 @@ impl Forger {
         while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
             assert_eq!(t.destination, self.peer);
             let body = &buf[..t.size - 4];
-            out.push(Packet::decode(Bytes::copy_from_slice(body)).unwrap().1);
+            out.push(Packet::decode(Bytes::copy_from_slice(body)).unwrap().2);
         }
         out
     }
@@ -325,7 +326,7 @@ fn drain_to(f: &mut Forger, to: SocketAddr, for_: std::time::Duration) -> (usize
                 packets.push(
                     Packet::decode(Bytes::copy_from_slice(&buf[..t.size - 4]))
                         .unwrap()
-                        .1,
+                        .2,
                 );
             }
         }
@@ -434,7 +435,7 @@ fn a_connect_flood_gets_retries_and_holds_no_state() {
             assert_eq!(t.destination, f.peer);
             assert!(t.size < len, "a retry is smaller than the connect");
             match Packet::decode(Bytes::copy_from_slice(&buf[..t.size - 4])).unwrap() {
-                (h, Packet::Retry { token }) => retries.push((h.session, f.peer, token)),
+                (h, None, Packet::Retry { token }) => retries.push((h.session, f.peer, token)),
                 other => panic!("{other:?}"),
             }
         }

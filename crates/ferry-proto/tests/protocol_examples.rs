@@ -18,13 +18,19 @@ const SESSION: u64 = 0x0123_4567_89ab_cdef;
 
 /// The datagram for `packet` with packet number `pn`, as spaced hex.
 fn dump(packet: &Packet, pn: u64) -> String {
+    dump_with_ack(packet, pn, None)
+}
+
+/// The datagram for `packet` carrying `ack`, as spaced hex.
+fn dump_with_ack(packet: &Packet, pn: u64, ack: Option<&Ack>) -> String {
     let session = SessionId::from(SESSION);
     let mut buf = Vec::new();
-    packet.encode(session, pn, &mut buf);
+    packet.encode_with_ack(session, pn, ack, &mut buf);
     let header_len = Header {
         kind: packet.kind(),
         session,
         number: pn,
+        with_ack: false,
     }
     .encoded_len();
     Protection::Checksum.seal(pn, header_len, &mut buf);
@@ -33,8 +39,9 @@ fn dump(packet: &Packet, pn: u64) -> String {
     Protection::Checksum
         .open(pn, header_len, &mut copy)
         .expect("the checksum holds");
-    let (header, decoded) = Packet::decode(copy.freeze()).expect("decodes");
+    let (header, carried, decoded) = Packet::decode(copy.freeze()).expect("decodes");
     assert_eq!(header.number, pn);
+    assert_eq!(carried.as_ref(), ack);
     assert_eq!(&decoded, packet);
     buf.iter()
         .map(|b| format!("{b:02x}"))
@@ -95,6 +102,26 @@ fn section_4_4_ack() {
     assert_eq!(
         dump(&empty, 4),
         "01 04 01 23 45 67 89 ab cd ef 04 00 43 e8 00 37 6b db 52"
+    );
+}
+
+#[test]
+fn section_4_16_carried_ack() {
+    let reply = Packet::Data(Data {
+        stream: StreamId(0),
+        message: 0,
+        fragment: 0,
+        fragments: 1,
+        payload: Bytes::from_static(b"hi"),
+    });
+    let ack = Ack {
+        delay_micros: 250,
+        max_data: 33_555_432,
+        ranges: ranges(&[0..=3]),
+    };
+    assert_eq!(
+        dump_with_ack(&reply, 5, Some(&ack)),
+        "01 83 01 23 45 67 89 ab cd ef 05 40 fa 82 00 03 e8 01 03 03 00 00 00 01 68 69 85 6f 5b ee"
     );
 }
 
@@ -264,7 +291,7 @@ fn section_4_1_connect() {
     assert!(buf[0x1d..len - 4].iter().all(|&b| b == 0), "padding");
     assert_eq!(hex(&buf[len - 4..]), "43 67 e6 b8");
     // What it decodes to.
-    let (_, packet) = Packet::decode(Bytes::copy_from_slice(&buf[..len - 4])).unwrap();
+    let (_, _, packet) = Packet::decode(Bytes::copy_from_slice(&buf[..len - 4])).unwrap();
     assert_eq!(packet, Packet::Connect(default_params()));
 }
 
@@ -371,7 +398,7 @@ fn section_6_13_cipher_negotiation() {
     let mut buf = Vec::new();
     assert_eq!(starter.poll_transmit(now, &mut buf).unwrap().size, 1200);
     assert_eq!(hex(&buf[0x0b..0x1e]), format!("{params} 33"));
-    let (_, packet) = Packet::decode(Bytes::copy_from_slice(&buf[..buf.len() - 4])).unwrap();
+    let (_, _, packet) = Packet::decode(Bytes::copy_from_slice(&buf[..buf.len() - 4])).unwrap();
     let Packet::Connect(hs) = packet else {
         panic!("a Connect")
     };

@@ -87,20 +87,24 @@ pub fn datagram(packet: &Packet, session: SessionId, number: u64) -> Vec<u8> {
         kind: packet.kind(),
         session,
         number,
+        with_ack: false,
     }
     .encoded_len();
     Protection::Checksum.seal(number, header_len, &mut buf);
     buf
 }
 
-/// Checks the trailer of a received datagram and decodes it, as the endpoint does.
+/// Checks the trailer of a received datagram and decodes it, as the endpoint
+/// does (an ack the packet carries is dropped).
 pub fn open(datagram: &[u8]) -> Option<(Header, Packet)> {
     let (header, header_len) = Header::decode(datagram).ok()?;
     let mut buf = BytesMut::from(datagram);
     Protection::Checksum
         .open(header.number, header_len, &mut buf)
         .ok()?;
-    Packet::decode(buf.freeze()).ok()
+    Packet::decode(buf.freeze())
+        .ok()
+        .map(|(header, _, packet)| (header, packet))
 }
 
 /// How far a record's `step` advances the clock: bits 0–6 an amount, in

@@ -58,6 +58,15 @@ impl Session<'_> {
         self.core().state()
     }
 
+    /// Whether a closing session has sent its Close as many times as it
+    /// will unprompted (protocol.md §6.11: once, then twice more one RTO
+    /// apart), or is closed: a process that exits now leaves the peer the
+    /// best chance the protocol gives of learning the session ended. A driver
+    /// shutting down waits for this.
+    pub fn close_sent(&self) -> bool {
+        self.core().close_sent()
+    }
+
     /// Counters and the current RTT estimate.
     pub fn stats(&self) -> SessionStats {
         self.core().stats()

@@ -73,10 +73,10 @@ impl Endpoint {
         let encrypted = matches!(protection, Protection::Aead(_));
         let packet = protection
             .open(header.number, header_len, &mut data)
-            .and_then(|()| Packet::decode_body(header.kind, data.freeze().slice(header_len..)));
+            .and_then(|()| Packet::decode_with_ack(&header, data.freeze().slice(header_len..)));
         match packet {
-            Ok(packet) => {
-                session.handle_packet(now, from, header, packet, len, token);
+            Ok((ack, packet)) => {
+                session.handle_packet(now, from, header, ack, packet, len, token);
                 self.touched(id);
             }
             Err(DecodeError::Integrity) if encrypted => {
@@ -115,6 +115,7 @@ impl Endpoint {
                 kind: PacketKind::Close,
                 session: id,
                 number: pn,
+                with_ack: false,
             }
             .encoded_len(),
             &mut buf,
@@ -246,6 +247,7 @@ impl Endpoint {
             kind: packet.kind(),
             session: id,
             number: 0,
+            with_ack: false,
         }
         .encoded_len();
         Protection::Checksum.seal(0, header_len, &mut buf);

@@ -449,6 +449,13 @@ impl AckTracker {
         self.packets_per_rtt
     }
 
+    /// Whether packets that need an ack arrived since the last one (or an
+    /// ack was asked for): an ack worth carrying on a packet of data before
+    /// it is due.
+    pub(crate) fn worth_carrying(&self) -> bool {
+        self.unacked > 0 || self.immediate
+    }
+
     /// Whether an ack should be sent now.
     pub(crate) fn ack_due(&self, now: Instant) -> bool {
         self.immediate || self.deadline.is_some_and(|d| d <= now)

@@ -20,6 +20,15 @@ impl SessionCore {
         self.close_packet.clone().map(|c| (c, self.next_pn))
     }
 
+    /// Closed, or closing with every unprompted Close sent.
+    pub(crate) fn close_sent(&self) -> bool {
+        match self.state {
+            State::Closed => true,
+            State::Closing => !self.close_due && self.close_repeats >= CLOSE_REPEATS,
+            State::Init | State::Handshaking | State::Established => false,
+        }
+    }
+
     pub(crate) fn close(&mut self, now: Instant, code: u64) {
         self.close_with(
             now,

@@ -429,8 +429,9 @@ mod tests {
             kind: PacketKind::ConnectAck,
             session: starter.id,
             number: 0,
+            with_ack: false,
         };
-        starter.handle_packet(now, LISTENER, header, Packet::ConnectAck(ack), 100, 0);
+        starter.handle_packet(now, LISTENER, header, None, Packet::ConnectAck(ack), 100, 0);
     }
 
     #[test]

@@ -45,7 +45,7 @@ use crate::recovery::rtt::RttEstimator;
 use crate::recovery::sent::SentLog;
 use crate::stats::SessionStats;
 use crate::stream::Stream;
-use crate::wire::packet::{Close, Header, MAX_HEADER_LEN, Packet, PacketKind};
+use crate::wire::packet::{Ack, Close, Header, MAX_HEADER_LEN, Packet, PacketKind};
 use crate::wire::protection::Protection;
 use crate::wire::stream::{StreamId, StreamKind};
 use timer::{Timer, Timers};
@@ -211,6 +211,9 @@ pub(crate) struct SessionCore {
 
     // Receiving.
     acks: AckTracker,
+    /// An ack taken to ride on the next packet of data: carried by it if it
+    /// fits, else sent alone in the same flush.
+    riding: Option<Ack>,
     credit_received: u64,
     consumed: u64,
     advertised_max_data: u64,
@@ -323,6 +326,7 @@ impl SessionCore {
             retry_token: Bytes::new(),
             validation: None,
             acks: AckTracker::new(),
+            riding: None,
             credit_received: 0,
             consumed: 0,
             advertised_max_data: recv_window,
@@ -422,12 +426,15 @@ impl SessionCore {
         self.pmtu.base() - MAX_HEADER_LEN - self.protection.overhead()
     }
 
-    /// Handles one packet that passed the integrity check.
+    /// Handles one packet that passed the integrity check, and the ack it
+    /// carried, if any.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn handle_packet(
         &mut self,
         now: Instant,
         from: SocketAddr,
         header: Header,
+        ack: Option<Ack>,
         packet: Packet,
         len: usize,
         challenge_token: u64,
@@ -534,6 +541,14 @@ impl SessionCore {
             // Authenticated (it decrypted) and new: the peer may have moved.
             // Answer where it is now only once that path proves it receives.
             self.check_path(now, from, challenge_token);
+        }
+        if let Some(ack) = ack {
+            // Before the body: what it acknowledges may free the window the
+            // body's answer needs.
+            self.on_ack(now, ack);
+            if self.state != State::Established {
+                return;
+            }
         }
         match packet {
             Packet::Connect(_) => {

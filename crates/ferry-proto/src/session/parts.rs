@@ -500,7 +500,7 @@ mod tests {
         for d in rest {
             let r = crate::session::test_pair::open(&pair.listener, &d);
             pair.listener
-                .handle_packet(now, STARTER, r.header, r.packet, r.len, 0);
+                .handle_packet(now, STARTER, r.header, r.ack, r.packet, r.len, 0);
         }
         pair.exchange();
         // The lost fragment goes again, in parts too.
@@ -535,9 +535,10 @@ mod tests {
                 kind: PacketKind::DataPart,
                 session: id,
                 number: pn,
+                with_ack: false,
             };
             pair.listener
-                .handle_packet(now, STARTER, header, Packet::DataPart(p), 1100, 0);
+                .handle_packet(now, STARTER, header, None, Packet::DataPart(p), 1100, 0);
         };
         for m in 0..20 {
             deliver(&mut pair, 100 + m, part(m, 0));

@@ -512,7 +512,7 @@ mod tests {
             for d in half {
                 let r = open(&pair.listener, d);
                 pair.listener
-                    .handle_packet(t1, STARTER, r.header, r.packet, r.len, 0);
+                    .handle_packet(t1, STARTER, r.header, r.ack, r.packet, r.len, 0);
             }
             // Only the acks: on this instant's zero RTT the listener also
             // asks for the gap at once, which is not what is under test.
@@ -530,7 +530,7 @@ mod tests {
         for d in &acks {
             let r = open(&pair.starter, d);
             pair.starter
-                .handle_packet(late, LISTENER, r.header, r.packet, r.len, 0);
+                .handle_packet(late, LISTENER, r.header, r.ack, r.packet, r.len, 0);
         }
         if pair.starter.next_timeout().is_some_and(|t| t <= late) {
             pair.starter.handle_timeout(late);

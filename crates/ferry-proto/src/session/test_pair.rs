@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::endpoint::Shared;
 use crate::id::SessionId;
-use crate::wire::packet::{Header, Packet};
+use crate::wire::packet::{Ack, Header, Packet};
 
 use super::{SessionCore, SessionEvent, State};
 
@@ -30,6 +30,7 @@ pub(super) const LISTENER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::n
 /// A datagram one session wrote, opened and decoded as its peer would.
 pub(super) struct Received {
     pub(super) header: Header,
+    pub(super) ack: Option<Ack>,
     pub(super) packet: Packet,
     pub(super) len: usize,
 }
@@ -54,10 +55,11 @@ pub(super) fn open(receiver: &SessionCore, datagram: &[u8]) -> Received {
         .protection_for(header.kind)
         .open(header.number, header_len, &mut data)
         .expect("opens");
-    let packet =
-        Packet::decode_body(header.kind, data.freeze().slice(header_len..)).expect("a valid body");
+    let (ack, packet) =
+        Packet::decode_with_ack(&header, data.freeze().slice(header_len..)).expect("a valid body");
     Received {
         header,
+        ack,
         packet,
         len: datagram.len(),
     }
@@ -91,6 +93,7 @@ impl Pair {
             header,
             packet,
             len,
+            ..
         } = open(&starter, &connect[0]);
         let Packet::Connect(hs) = packet else {
             panic!("the first packet is a Connect: {packet:?}")
@@ -136,12 +139,12 @@ impl Pair {
             for d in to_listener {
                 let r = open(&self.listener, &d);
                 self.listener
-                    .handle_packet(self.now, STARTER, r.header, r.packet, r.len, 0);
+                    .handle_packet(self.now, STARTER, r.header, r.ack, r.packet, r.len, 0);
             }
             for d in to_starter {
                 let r = open(&self.starter, &d);
                 self.starter
-                    .handle_packet(self.now, LISTENER, r.header, r.packet, r.len, 0);
+                    .handle_packet(self.now, LISTENER, r.header, r.ack, r.packet, r.len, 0);
             }
         }
         panic!("the two sessions never fell quiet");

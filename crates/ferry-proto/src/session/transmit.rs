@@ -86,7 +86,23 @@ impl SessionCore {
         let pn = self.next_pn;
         self.next_pn += 1;
         buf.clear();
-        packet.encode(self.id, pn, buf);
+        let ride = if packet.kind().may_carry_ack() {
+            self.riding.take()
+        } else {
+            None
+        };
+        packet.encode_with_ack(self.id, pn, ride.as_ref(), buf);
+        if let Some(ack) = ride {
+            if buf.len() + self.protection.overhead() > self.mtu {
+                // No room beside this body (a fragment repaired whole, a
+                // large datagram): the ack waits for the next packet.
+                buf.clear();
+                packet.encode(self.id, pn, buf);
+                self.riding = Some(ack);
+            } else {
+                self.stats.acks_carried += 1;
+            }
+        }
         pn
     }
 
@@ -192,21 +208,9 @@ impl SessionCore {
                 return Some(self.emit(buf, &p).1);
             }
         }
-        if self.acks.ack_due(now) {
-            if let Some((delay_micros, ranges)) = self.acks.take_ack(now) {
-                self.timers.clear(Timer::Ack);
-                let window = self
-                    .recv_window
-                    .update(now, self.consumed, self.rtt.smoothed());
-                self.advertised_max_data = self.consumed + window;
-                self.stats.acks_sent += 1;
-                let p = Packet::Ack(Ack {
-                    delay_micros,
-                    max_data: self.advertised_max_data,
-                    ranges,
-                });
-                return Some(self.emit(buf, &p).1);
-            }
+        if self.riding.is_some() {
+            // Taken to ride on a packet that could not carry it.
+            return self.poll_ack(now, buf);
         }
         if let Some((addr, token)) = self.path_responses.pop_front() {
             if self.path_responses.is_empty() {
@@ -237,7 +241,54 @@ impl SessionCore {
             self.last_ping = Some((pn, now));
             return Some(len);
         }
+        // A due ack rides on the next packet of data; with none to send it
+        // goes alone.
         self.poll_payload(now, buf)
+            .or_else(|| self.poll_ack(now, buf))
+    }
+
+    /// An Ack packet: the one taken to ride that found no packet to carry
+    /// it, or a due one.
+    fn poll_ack(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        let ack = match self.riding.take() {
+            Some(ack) => ack,
+            None if self.acks.ack_due(now) => self.take_ack(now)?,
+            None => return None,
+        };
+        Some(self.emit(buf, &Packet::Ack(ack)).1)
+    }
+
+    /// Builds the next ack: the tracker's ranges, and the credit granted.
+    fn take_ack(&mut self, now: Instant) -> Option<Ack> {
+        let (delay_micros, ranges) = self.acks.take_ack(now)?;
+        self.timers.clear(Timer::Ack);
+        let window = self
+            .recv_window
+            .update(now, self.consumed, self.rtt.smoothed());
+        self.advertised_max_data = self.consumed + window;
+        self.stats.acks_sent += 1;
+        Some(Ack {
+            delay_micros,
+            max_data: self.advertised_max_data,
+            ranges,
+        })
+    }
+
+    /// Takes the ack to carry on the packet of data about to be written: a
+    /// due one, or (when data will go) one not due yet: carried, it costs a
+    /// few bytes where alone, later, it would cost a datagram (a reply that
+    /// acknowledges its request saves an Ack packet each way).
+    fn take_riding_ack(&mut self, now: Instant) {
+        if self.riding.is_some() {
+            return;
+        }
+        let carry = self.acks.ack_due(now)
+            || (self.acks.worth_carrying()
+                && (!self.datagrams_out.is_empty()
+                    || (self.has_data_waiting() && !self.blocked_on_credit())));
+        if carry {
+            self.riding = self.take_ack(now);
+        }
     }
 
     /// Datagrams and message fragments, within the congestion and send windows.
@@ -246,6 +297,7 @@ impl SessionCore {
         if self.probe_due {
             // A tail probe goes whatever the window: it only asks for an ack.
             self.probe_due = false;
+            self.take_riding_ack(now);
             if let Some(len) = self.poll_payload_unpaced(now, buf) {
                 return Some(len);
             }
@@ -280,6 +332,7 @@ impl SessionCore {
         if let Some(len) = self.poll_mtu_probe(now, buf, window) {
             return Some(len);
         }
+        self.take_riding_ack(now);
         let sent = self.poll_payload_unpaced(now, buf);
         if sent.is_none() && !self.has_data_waiting() {
             // Room in the window and nothing to send: rate samples taken until

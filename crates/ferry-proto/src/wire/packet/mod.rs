@@ -3,8 +3,12 @@
 //! Every datagram is one packet:
 //!
 //! ```text
-//! version (1) | kind (1) | session id (8) | packet number (varint) | body | protection trailer
+//! version (1) | kind (1) | session id (8) | packet number (varint) | [ack] | body | protection trailer
 //! ```
+//!
+//! A packet that carries data may also carry an ack ([`ACK_FLAG`] in its kind
+//! byte): the ack's fields come first, then the packet's own body. A reply
+//! then acknowledges the request it answers in the same datagram.
 //!
 //! The protection trailer (a CRC-32, or an authentication tag on an encrypted
 //! session) is handled by [`crate::wire::protection`]; this module encodes and
@@ -30,6 +34,10 @@ pub const FIXED_HEADER_LEN: usize = 10;
 
 /// The longest header: the fixed part and an eight-byte packet number.
 pub const MAX_HEADER_LEN: usize = FIXED_HEADER_LEN + 8;
+
+/// Set in the kind byte of a packet whose body starts with an ack (see
+/// [`PacketKind::may_carry_ack`]).
+pub const ACK_FLAG: u8 = 0x80;
 
 /// The most ranges an ack or repeat request may carry.
 pub const MAX_RANGES: usize = 64;
@@ -97,6 +105,15 @@ impl PacketKind {
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
+
+    /// Whether a packet of this kind may carry an ack before its body: the
+    /// kinds that carry data and elicit an ack themselves.
+    pub fn may_carry_ack(self) -> bool {
+        matches!(
+            self,
+            Self::Data | Self::DataPart | Self::Datagram | Self::StreamControl
+        )
+    }
 }
 
 /// The header every packet starts with.
@@ -108,6 +125,9 @@ pub struct Header {
     pub session: SessionId,
     /// Per-direction packet number: grows by one for every packet sent, never reused.
     pub number: u64,
+    /// The body starts with an ack ([`ACK_FLAG`]; only on kinds that
+    /// [may carry one](PacketKind::may_carry_ack)).
+    pub with_ack: bool,
 }
 
 impl Header {
@@ -119,7 +139,7 @@ impl Header {
     /// Appends the header to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
-        out.push(self.kind as u8);
+        out.push(self.kind as u8 | if self.with_ack { ACK_FLAG } else { 0 });
         out.extend_from_slice(&self.session.0);
         put_varint(out, self.number);
     }
@@ -131,7 +151,12 @@ impl Header {
         if version != VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
         }
-        let kind = PacketKind::from_u8(r.u8()?)?;
+        let byte = r.u8()?;
+        let kind = PacketKind::from_u8(byte & !ACK_FLAG)?;
+        let with_ack = byte & ACK_FLAG != 0;
+        if with_ack && !kind.may_carry_ack() {
+            return Err(DecodeError::UnknownKind(byte));
+        }
         let session = SessionId(r.array()?);
         let number = r.varint()?;
         Ok((
@@ -139,6 +164,7 @@ impl Header {
                 kind,
                 session,
                 number,
+                with_ack,
             },
             r.position(),
         ))
@@ -237,6 +263,29 @@ pub struct Ack {
     pub max_data: u64,
     /// Acknowledged packet numbers, largest first, disjoint and not adjacent.
     pub ranges: Vec<RangeInclusive<u64>>,
+}
+
+impl Ack {
+    /// Appends the ack's fields: the body of an Ack packet, or the prefix of a
+    /// packet that carries one.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.delay_micros);
+        put_varint(out, self.max_data);
+        encode_ranges(out, &self.ranges);
+    }
+
+    /// Bytes [`encode`](Self::encode) appends.
+    pub fn encoded_len(&self) -> usize {
+        varint_len(self.delay_micros) + varint_len(self.max_data) + ranges_len(&self.ranges)
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            delay_micros: r.varint()?,
+            max_data: r.varint()?,
+            ranges: decode_ranges(r)?,
+        })
+    }
 }
 
 /// Asks the peer to send the data of these packet numbers again.
@@ -363,11 +412,7 @@ impl Packet {
                 encode_data_fields(out, d.stream, d.message, d.fragment, d.fragments);
                 out.extend_from_slice(&d.payload);
             }
-            Self::Ack(a) => {
-                put_varint(out, a.delay_micros);
-                put_varint(out, a.max_data);
-                encode_ranges(out, &a.ranges);
-            }
+            Self::Ack(a) => a.encode(out),
             Self::RepeatRequest(r) => encode_ranges(out, &r.missing),
             Self::Ping => {}
             Self::PingAck { ping } => put_varint(out, *ping),
@@ -421,12 +466,30 @@ impl Packet {
 
     /// Encodes header and body into `out` (no protection trailer).
     pub fn encode(&self, session: SessionId, number: u64, out: &mut Vec<u8>) {
+        self.encode_with_ack(session, number, None, out);
+    }
+
+    /// Encodes header, `ack` and body into `out` (no protection trailer).
+    /// The ack is left out if this kind [may not carry
+    /// one](PacketKind::may_carry_ack).
+    pub fn encode_with_ack(
+        &self,
+        session: SessionId,
+        number: u64,
+        ack: Option<&Ack>,
+        out: &mut Vec<u8>,
+    ) {
+        let ack = ack.filter(|_| self.kind().may_carry_ack());
         Header {
             kind: self.kind(),
             session,
             number,
+            with_ack: ack.is_some(),
         }
         .encode(out);
+        if let Some(ack) = ack {
+            ack.encode(out);
+        }
         self.encode_body(out);
     }
 
@@ -480,11 +543,7 @@ impl Packet {
                     payload: body.slice(start..),
                 })
             }
-            PacketKind::Ack => Self::Ack(Ack {
-                delay_micros: r.varint()?,
-                max_data: r.varint()?,
-                ranges: decode_ranges(&mut r)?,
-            }),
+            PacketKind::Ack => Self::Ack(Ack::decode(&mut r)?),
             PacketKind::RepeatRequest => Self::RepeatRequest(RepeatRequest {
                 missing: decode_ranges(&mut r)?,
             }),
@@ -580,11 +639,30 @@ impl Packet {
         Ok(packet)
     }
 
-    /// Parses a whole unprotected packet: header and body.
-    pub fn decode(datagram: Bytes) -> Result<(Header, Self), DecodeError> {
+    /// Parses what follows the header of `header`: the ack it carries, if
+    /// its [`with_ack`](Header::with_ack) flag says so, and its body.
+    pub fn decode_with_ack(
+        header: &Header,
+        body: Bytes,
+    ) -> Result<(Option<Ack>, Self), DecodeError> {
+        if !header.with_ack {
+            return Ok((None, Self::decode_body(header.kind, body)?));
+        }
+        let mut r = Reader::new(&body);
+        let ack = Ack::decode(&mut r)?;
+        let start = r.position();
+        Ok((
+            Some(ack),
+            Self::decode_body(header.kind, body.slice(start..))?,
+        ))
+    }
+
+    /// Parses a whole unprotected packet: header, the ack it carries (if
+    /// any) and body.
+    pub fn decode(datagram: Bytes) -> Result<(Header, Option<Ack>, Self), DecodeError> {
         let (header, len) = Header::decode(&datagram)?;
-        let packet = Self::decode_body(header.kind, datagram.slice(len..))?;
-        Ok((header, packet))
+        let (ack, packet) = Self::decode_with_ack(&header, datagram.slice(len..))?;
+        Ok((header, ack, packet))
     }
 }
 
@@ -609,6 +687,22 @@ pub(crate) fn encode_data_fields(
 /// Only the longest prefix of well-formed ranges (each below the previous with a
 /// gap of at least one) is written, so encoding can never underflow.
 fn encode_ranges(out: &mut Vec<u8>, ranges: &[RangeInclusive<u64>]) {
+    let ranges = well_formed(ranges);
+    put_varint(out, ranges.len() as u64);
+    for_each_range_field(ranges, |v| put_varint(out, v));
+}
+
+/// Bytes [`encode_ranges`] appends for `ranges`.
+fn ranges_len(ranges: &[RangeInclusive<u64>]) -> usize {
+    let ranges = well_formed(ranges);
+    let mut len = varint_len(ranges.len() as u64);
+    for_each_range_field(ranges, |v| len += varint_len(v));
+    len
+}
+
+/// The longest prefix of at most [`MAX_RANGES`] ranges, each below the
+/// previous with a gap of at least one.
+fn well_formed(ranges: &[RangeInclusive<u64>]) -> &[RangeInclusive<u64>] {
     let ranges = &ranges[..ranges.len().min(MAX_RANGES)];
     let valid = ranges
         .iter()
@@ -617,19 +711,21 @@ fn encode_ranges(out: &mut Vec<u8>, ranges: &[RangeInclusive<u64>]) {
             r.start() <= r.end() && (*i == 0 || r.end().saturating_add(1) < *ranges[i - 1].start())
         })
         .count();
-    let ranges = &ranges[..valid];
+    &ranges[..valid]
+}
+
+/// The values encoded after the count, in order, for well-formed `ranges`
+/// (an empty set has none).
+fn for_each_range_field(ranges: &[RangeInclusive<u64>], mut field: impl FnMut(u64)) {
     let Some(first) = ranges.first() else {
-        // An empty set is encoded as no ranges at all.
-        put_varint(out, 0);
         return;
     };
-    put_varint(out, ranges.len() as u64);
-    put_varint(out, *first.end());
-    put_varint(out, first.end() - first.start());
+    field(*first.end());
+    field(first.end() - first.start());
     let mut smallest = *first.start();
     for r in &ranges[1..] {
-        put_varint(out, smallest - r.end() - 2);
-        put_varint(out, r.end() - r.start());
+        field(smallest - r.end() - 2);
+        field(r.end() - r.start());
         smallest = *r.start();
     }
 }

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 fn round_trip(packet: &Packet, session: SessionId, number: u64) {
     let mut out = Vec::new();
     packet.encode(session, number, &mut out);
-    let (header, decoded) = Packet::decode(Bytes::from(out)).expect("decodes");
+    let (header, ack, decoded) = Packet::decode(Bytes::from(out)).expect("decodes");
+    assert_eq!(ack, None);
+    assert!(!header.with_ack);
     assert_eq!(header.session, session);
     assert_eq!(header.number, number);
     assert_eq!(header.kind, packet.kind());
@@ -334,7 +336,107 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
     ]
 }
 
+#[test]
+fn packets_of_data_carry_an_ack_before_their_body() {
+    let ack = Ack {
+        delay_micros: 250,
+        max_data: 1 << 20,
+        ranges: vec![10..=12, 4..=7],
+    };
+    let data = Packet::Data(Data {
+        stream: StreamId::DEFAULT,
+        message: 3,
+        fragment: 0,
+        fragments: 1,
+        payload: Bytes::from_static(b"reply"),
+    });
+    let mut out = Vec::new();
+    data.encode_with_ack(SessionId::from(9), 5, Some(&ack), &mut out);
+    assert_eq!(out[1], PacketKind::Data as u8 | ACK_FLAG);
+    let mut alone = Vec::new();
+    data.encode(SessionId::from(9), 5, &mut alone);
+    assert_eq!(out.len(), alone.len() + ack.encoded_len());
+    let (header, carried, packet) = Packet::decode(Bytes::from(out)).unwrap();
+    assert!(header.with_ack);
+    assert_eq!(carried, Some(ack.clone()));
+    assert_eq!(packet, data);
+    for packet in [
+        Packet::Datagram(Bytes::from_static(b"d")),
+        Packet::StreamControl {
+            stream: StreamId(4),
+            op: StreamOp::Credit { max_data: 7 },
+        },
+    ] {
+        let mut out = Vec::new();
+        packet.encode_with_ack(SessionId::from(9), 6, Some(&ack), &mut out);
+        let (_, carried, decoded) = Packet::decode(Bytes::from(out)).unwrap();
+        assert_eq!((carried.as_ref(), &decoded), (Some(&ack), &packet));
+    }
+}
+
+#[test]
+fn only_packets_of_data_may_carry_an_ack() {
+    let ack = Ack {
+        delay_micros: 0,
+        max_data: 0,
+        ranges: vec![1..=1],
+    };
+    // The encoder leaves the ack out of a kind that may not carry one...
+    let mut out = Vec::new();
+    Packet::Ping.encode_with_ack(SessionId::from(1), 2, Some(&ack), &mut out);
+    let mut plain = Vec::new();
+    Packet::Ping.encode(SessionId::from(1), 2, &mut plain);
+    assert_eq!(out, plain);
+    // ...and the decoder refuses the flag on one.
+    for kind in [
+        PacketKind::Ack,
+        PacketKind::Ping,
+        PacketKind::Close,
+        PacketKind::Connect,
+    ] {
+        out[1] = kind as u8 | ACK_FLAG;
+        assert_eq!(
+            Packet::decode(Bytes::from(out.clone())),
+            Err(DecodeError::UnknownKind(kind as u8 | ACK_FLAG))
+        );
+    }
+    // A flagged packet whose ack is cut short is malformed, not a panic.
+    let mut out = Vec::new();
+    Packet::Datagram(Bytes::new()).encode_with_ack(SessionId::from(1), 2, Some(&ack), &mut out);
+    out.truncate(out.len() - 1);
+    assert!(Packet::decode(Bytes::from(out)).is_err());
+}
+
+fn arb_ack() -> impl Strategy<Value = Ack> {
+    (any::<u32>(), any::<u32>(), arb_ranges()).prop_map(|(delay, max_data, ranges)| Ack {
+        delay_micros: u64::from(delay),
+        max_data: u64::from(max_data),
+        ranges,
+    })
+}
+
 proptest! {
+    #[test]
+    fn any_packet_of_data_round_trips_with_any_ack(
+        p in arb_packet().prop_filter("carries data", |p| p.kind().may_carry_ack()),
+        ack in arb_ack(),
+        number in 0..=VARINT_MAX,
+    ) {
+        let mut out = Vec::new();
+        p.encode_with_ack(SessionId::from(3), number, Some(&ack), &mut out);
+        let (header, carried, decoded) = Packet::decode(Bytes::from(out)).unwrap();
+        prop_assert!(header.with_ack);
+        prop_assert_eq!(carried, Some(ack));
+        prop_assert_eq!(decoded, p);
+    }
+
+    #[test]
+    fn an_acks_encoded_len_is_what_it_encodes(ack in arb_ack()) {
+        let mut out = Vec::new();
+        ack.encode(&mut out);
+        prop_assert_eq!(out.len(), ack.encoded_len());
+    }
+
     #[test]
     fn any_packet_round_trips(p in arb_packet(), session in any::<u64>(), number in 0..=VARINT_MAX) {
         round_trip(&p, SessionId::from(session), number);
@@ -342,12 +444,13 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
-        if let Ok((header, packet)) = Packet::decode(Bytes::from(data)) {
+        if let Ok((header, ack, packet)) = Packet::decode(Bytes::from(data)) {
             // Whatever decodes must encode back to something that decodes the same.
             let mut out = Vec::new();
-            packet.encode(header.session, header.number, &mut out);
-            let (h2, p2) = Packet::decode(Bytes::from(out)).unwrap();
+            packet.encode_with_ack(header.session, header.number, ack.as_ref(), &mut out);
+            let (h2, a2, p2) = Packet::decode(Bytes::from(out)).unwrap();
             prop_assert_eq!(h2, header);
+            prop_assert_eq!(a2, ack);
             prop_assert_eq!(p2, packet);
         }
     }
