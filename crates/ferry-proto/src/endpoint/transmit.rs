@@ -83,6 +83,24 @@ impl Endpoint {
     /// fit (a path check to another address, a path MTU probe larger than the
     /// batch's datagrams) is kept and leaves first in the next call.
     /// Answers without a session (refusals, retries) leave alone.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ferry_proto::{Config, Endpoint};
+    ///
+    /// let now = Instant::now();
+    /// let mut client = Endpoint::new(Config::default(), 1).unwrap();
+    /// client.connect(now, "192.0.2.1:4433".parse().unwrap()).unwrap();
+    /// let mut buf = Vec::new();
+    /// while let Some(t) = client.poll_transmit_batch(now, &mut buf, 16) {
+    ///     // With segmentation offload: one send of `buf[..t.size]`, cut
+    ///     // by the kernel every `t.segment_size` bytes. Without: one send
+    ///     // per datagram.
+    ///     for datagram in buf[..t.size].chunks(t.segment_size.unwrap_or(t.size)) {
+    ///         assert_eq!(datagram.len(), 1200); // the Connect, padded
+    ///     }
+    /// }
+    /// ```
     #[must_use]
     pub fn poll_transmit_batch(
         &mut self,
