@@ -15,11 +15,16 @@
 //!   released before the next read. ICMP errors are read from the error
 //!   queue first, then handed to `handle_unreachable` under the lock.
 //! - **Timers**: `handle_timeout` under the lock, no I/O.
-//! - **Sending.** Under the lock, the next GSO batch is pulled out of
-//!   `Endpoint::poll_transmit` into the driver's batch buffer (a datagram
-//!   that does not fit is kept in the driver's carry-over buffer for the next
-//!   batch); the lock is released, then the batch is sent. A batch the socket
-//!   refused (`WouldBlock`) stays in the driver's buffer, outside the state.
+//! - **Sending.** Under the lock, `Endpoint::poll_transmit_batch` writes
+//!   the next GSO batch (same-size datagrams to one destination, as many as
+//!   the socket's segmentation offload takes) straight into the driver's
+//!   batch buffer, each datagram sealed where it lies: the driver copies
+//!   nothing (a datagram that does not fit the batch is the endpoint's to
+//!   keep for the next one). The lock is released, then the buffer is handed
+//!   to the socket as it is. A batch the socket refused (`WouldBlock`) stays
+//!   in the driver's buffer, outside the state; one refused as too large
+//!   (`EMSGSIZE`: a datagram above what the path now carries) is sent again
+//!   one datagram at a time, so that only the oversize ones are lost.
 //! - **Events, the end, the next deadline**: `dispatch_events`, the
 //!   finished check and `poll_timeout` in one short section per round; the
 //!   timer is armed after the lock is released.
@@ -49,6 +54,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tracing::{debug, trace};
 
+use ferry_proto::MAX_BATCH_BYTES;
+
 use crate::runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 use crate::shared::{Shared, State};
 
@@ -56,8 +63,6 @@ use crate::shared::{Shared, State};
 const RECV_BATCHES_PER_POLL: usize = 16;
 /// Send batches handled per wake-up before yielding.
 const SEND_BATCHES_PER_POLL: usize = 64;
-/// Largest payload a GSO batch may carry.
-const MAX_GSO_BYTES: usize = 64_000;
 /// Room for one datagram in the receive buffers: the largest UDP payload.
 const RECV_SLOT: usize = 65_536;
 /// Size of the buffer received datagrams are handed to the endpoint in: each
@@ -73,14 +78,57 @@ const RECV_ARENA: usize = 1 << 19;
 struct Batch {
     destination: SocketAddr,
     segment_size: Option<usize>,
+    /// Bytes of the batch sent already, when it goes one datagram at a time.
+    sent: usize,
+    /// The socket refused the batch as too large (a datagram larger than the
+    /// path now allows): its datagrams go one by one, so that only the
+    /// oversize ones are lost.
+    one_by_one: bool,
+}
+
+impl Batch {
+    /// The part of `buf` (the batch's bytes) to send next, and its segment
+    /// size: the whole batch, or its next datagram.
+    fn next<'a>(&self, buf: &'a [u8]) -> (&'a [u8], Option<usize>) {
+        match self.segment_size {
+            Some(size) if self.one_by_one => {
+                let end = (self.sent + size).min(buf.len());
+                (&buf[self.sent..end], None)
+            }
+            _ => (buf, self.segment_size),
+        }
+    }
+
+    /// `len` bytes of the batch left (or were dropped); returns whether the
+    /// whole batch is done.
+    fn advance(&mut self, len: usize, total: usize) -> bool {
+        if !self.one_by_one {
+            return true;
+        }
+        self.sent += len;
+        self.sent >= total
+    }
+}
+
+/// Whether a send failed because a datagram was larger than the path or the
+/// socket allows (`EMSGSIZE`).
+fn too_large(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    const EMSGSIZE: Option<i32> = Some(libc::EMSGSIZE);
+    #[cfg(windows)]
+    const EMSGSIZE: Option<i32> = Some(10040); // WSAEMSGSIZE
+    #[cfg(not(any(unix, windows)))]
+    const EMSGSIZE: Option<i32> = None;
+    EMSGSIZE.is_some() && e.raw_os_error() == EMSGSIZE
 }
 
 /// Drives one endpoint: the loop of the whole driven API.
 ///
 /// Each wake-up: drain ICMP errors, receive batches and hand each datagram to
 /// the endpoint, run expired timers, send what the endpoint has to send (GSO
-/// batches of same-sized datagrams to one destination), tell waiting handles
-/// what happened, then sleep until a datagram, a command, or the next deadline.
+/// batches of same-sized datagrams to one destination, which the endpoint
+/// writes into the driver's batch buffer), tell waiting handles what
+/// happened, then sleep until a datagram, a command, or the next deadline.
 /// The shared lock is taken only around the calls into the endpoint (see the
 /// module documentation): every buffer a system call reads or fills is the
 /// driver's own.
@@ -99,12 +147,10 @@ pub(crate) struct Driver {
     /// Addresses that reported ICMP unreachable errors, read from the
     /// socket's error queue and not yet handed to the endpoint.
     unreachable: Vec<SocketAddr>,
+    /// The batch being sent, as the endpoint wrote it: the datagrams one
+    /// after the other, handed to the socket as they are.
     batch_buf: Vec<u8>,
     batch: Option<Batch>,
-    scratch: Vec<u8>,
-    /// A datagram taken from the endpoint that did not fit the last batch.
-    carry: Option<(SocketAddr, usize)>,
-    carry_buf: Vec<u8>,
 }
 
 impl Driver {
@@ -123,11 +169,8 @@ impl Driver {
             metas: vec![RecvMeta::default(); quinn_udp::BATCH_SIZE],
             received: Vec::new(),
             unreachable: Vec::new(),
-            batch_buf: Vec::with_capacity(MAX_GSO_BYTES + RECV_SLOT),
+            batch_buf: Vec::with_capacity(MAX_BATCH_BYTES + RECV_SLOT),
             batch: None,
-            scratch: Vec::with_capacity(RECV_SLOT),
-            carry: None,
-            carry_buf: Vec::with_capacity(RECV_SLOT),
             socket,
         }
     }
@@ -229,17 +272,21 @@ impl Driver {
                     break;
                 }
             }
-            let batch = self.batch.as_ref().expect("built above");
+            let batch = self.batch.as_mut().expect("built above");
+            let (contents, segment_size) = batch.next(&self.batch_buf);
             let transmit = Transmit {
                 destination: batch.destination,
                 ecn: None,
-                contents: &self.batch_buf,
-                segment_size: batch.segment_size,
+                contents,
+                segment_size,
                 src_ip: None,
             };
+            let len = contents.len();
             match self.socket.try_send(&transmit) {
                 Ok(()) => {
-                    self.batch = None;
+                    if batch.advance(len, self.batch_buf.len()) {
+                        self.batch = None;
+                    }
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -252,10 +299,19 @@ impl Driver {
                         Poll::Pending => return progress,
                     }
                 }
+                Err(e) if segment_size.is_some() && too_large(&e) => {
+                    // One datagram may be too large for the path (its MTU
+                    // shrank): the others still fit on their own.
+                    debug!(error = %e, destination = %batch.destination, "batch refused as too large; sending its datagrams one by one");
+                    batch.one_by_one = true;
+                    progress = true;
+                }
                 Err(e) => {
                     // Lost like any datagram: the protocol repairs it.
-                    debug!(error = %e, destination = %batch.destination, "send failed; batch dropped");
-                    self.batch = None;
+                    debug!(error = %e, destination = %batch.destination, len, "send failed; dropped");
+                    if batch.advance(len, self.batch_buf.len()) {
+                        self.batch = None;
+                    }
                     progress = true;
                 }
             }
@@ -263,47 +319,24 @@ impl Driver {
         progress
     }
 
-    /// Gathers the next datagrams into one batch: same destination, same size
-    /// (the last may be shorter), up to the socket's segmentation offload limit.
-    /// Called under the lock; copies into the driver's own buffers only.
+    /// Has the endpoint write the next batch into the driver's batch buffer:
+    /// same destination, same size (the last may be shorter), up to the
+    /// socket's segmentation offload limit. Called under the lock; the
+    /// endpoint writes and seals the datagrams where the socket reads them.
     fn build_batch(&mut self, state: &mut State, now: Instant) -> bool {
-        self.batch_buf.clear();
-        let (destination, size) = match self.carry.take() {
-            Some((destination, size)) => {
-                self.batch_buf.extend_from_slice(&self.carry_buf[..size]);
-                (destination, size)
-            }
-            None => match state.endpoint.poll_transmit(now, &mut self.batch_buf) {
-                Some(t) => (t.destination, t.size),
-                None => return false,
-            },
+        let max = self.socket.max_gso_segments();
+        let Some(t) = state
+            .endpoint
+            .poll_transmit_batch(now, &mut self.batch_buf, max)
+        else {
+            return false;
         };
-        let max_segments = self
-            .socket
-            .max_gso_segments()
-            .min(MAX_GSO_BYTES / size.max(1))
-            .max(1);
-        let mut segments = 1;
-        while segments < max_segments {
-            let Some(t) = state.endpoint.poll_transmit(now, &mut self.scratch) else {
-                break;
-            };
-            if t.destination != destination || t.size > size {
-                self.carry_buf.clear();
-                self.carry_buf.extend_from_slice(&self.scratch[..t.size]);
-                self.carry = Some((t.destination, t.size));
-                break;
-            }
-            self.batch_buf.extend_from_slice(&self.scratch[..t.size]);
-            segments += 1;
-            if t.size < size {
-                // A shorter datagram can only end a batch.
-                break;
-            }
-        }
+        debug_assert_eq!(t.size, self.batch_buf.len());
         self.batch = Some(Batch {
-            destination,
-            segment_size: (segments > 1).then_some(size),
+            destination: t.destination,
+            segment_size: t.segment_size,
+            sent: 0,
+            one_by_one: false,
         });
         true
     }
@@ -348,7 +381,7 @@ impl Future for Driver {
             progress |= this.transmit(cx, &shared);
             let mut state = shared.lock();
             state.dispatch_events();
-            if this.batch.is_none() && this.carry.is_none() && Self::finished(&mut state) {
+            if this.batch.is_none() && Self::finished(&mut state) {
                 // The send phase found nothing more, but a close may have
                 // queued packets since (while this driver was in a system
                 // call): stop only if the endpoint still has nothing.

@@ -104,7 +104,7 @@ pub mod diode;
 
 pub use config::{Config, CongestionControl};
 pub use crypto::{Cipher, CipherPreference, PreSharedKey};
-pub use endpoint::{Endpoint, Session, Transmit};
+pub use endpoint::{Endpoint, MAX_BATCH_BYTES, Session, Transmit};
 pub use error::{
     ConfigError, ConnectError, DatagramError, DecodeError, ProtocolViolation, SendError,
     StreamError,

@@ -36,5 +36,5 @@ mod transfer;
 
 pub use efficiency::{Efficiency, EfficiencyReport};
 pub use link::{Blackhole, Link, LinkConfig, LinkStats, Loss, Profile, UnknownProfile};
-pub use network::{BottleneckId, Network, NodeId};
+pub use network::{BottleneckId, Network, NodeId, TransmitStats};
 pub use transfer::{Transfer, TransferReport};

@@ -40,10 +40,28 @@ impl Bottleneck {
     }
 }
 
+/// What a node's endpoint handed the network to send: transmits (the
+/// datagrams of one [`Endpoint::poll_transmit_batch`] call) and the datagrams
+/// in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransmitStats {
+    /// Transmits taken from the endpoint.
+    pub transmits: u64,
+    /// Datagrams in them, each sent on its own over the links.
+    pub datagrams: u64,
+    /// Transmits that held two datagrams or more (a `segment_size`).
+    pub batches: u64,
+    /// Batches whose last datagram was shorter than the others.
+    pub short_last: u64,
+    /// The most datagrams one transmit held.
+    pub largest_batch: usize,
+}
+
 #[derive(Debug)]
 struct Node {
     endpoint: Endpoint,
     addr: SocketAddr,
+    transmits: TransmitStats,
     events: VecDeque<Event>,
     /// Messages the simulated application took from its sessions' stream 0.
     messages: VecDeque<(SessionId, Bytes)>,
@@ -95,6 +113,8 @@ pub struct Network {
     routes: BTreeMap<(usize, usize), usize>,
     by_addr: BTreeMap<SocketAddr, usize>,
     buf: Vec<u8>,
+    /// Most datagrams asked of an endpoint per transmit.
+    transmit_batch: usize,
     steps: u64,
 }
 
@@ -113,6 +133,7 @@ impl Network {
             routes: BTreeMap::new(),
             by_addr: BTreeMap::new(),
             buf: Vec::with_capacity(65_536),
+            transmit_batch: 1,
             steps: 0,
         }
     }
@@ -130,6 +151,7 @@ impl Network {
         self.nodes.push(Node {
             endpoint,
             addr,
+            transmits: TransmitStats::default(),
             events: VecDeque::new(),
             messages: VecDeque::new(),
             stream_messages: VecDeque::new(),
@@ -274,6 +296,20 @@ impl Network {
         self.nodes[node.0].reading = reading;
     }
 
+    /// Has every endpoint write up to `datagrams` datagrams per transmit
+    /// ([`Endpoint::poll_transmit_batch`]), as a driver with segmentation
+    /// offload does; the network splits each transmit into its datagrams.
+    /// The default, 1, takes one datagram at a time
+    /// ([`Endpoint::poll_transmit`]).
+    pub fn set_transmit_batch(&mut self, datagrams: usize) {
+        self.transmit_batch = datagrams.max(1);
+    }
+
+    /// What the node's endpoint handed the network to send.
+    pub fn transmit_stats(&self, node: NodeId) -> &TransmitStats {
+        &self.nodes[node.0].transmits
+    }
+
     /// Counters of the link from `from` to `to`.
     pub fn link_stats(&self, from: NodeId, to: NodeId) -> Option<&LinkStats> {
         self.links.get(&(from.0, to.0)).map(Link::stats)
@@ -306,12 +342,29 @@ impl Network {
         if node.reading {
             node.read();
         }
-        while let Some(t) = node.endpoint.poll_transmit(now, &mut self.buf) {
-            let datagram = Bytes::copy_from_slice(&self.buf[..t.size]);
-            if let Some(&to) = self.by_addr.get(&t.destination)
-                && let Some(link) = self.links.get_mut(&(i, to))
-            {
-                link.send(now, datagram);
+        while let Some(t) =
+            node.endpoint
+                .poll_transmit_batch(now, &mut self.buf, self.transmit_batch)
+        {
+            let segment = t.segment_size.unwrap_or(t.size).max(1);
+            let datagrams = self.buf[..t.size].chunks(segment);
+            let stats = &mut node.transmits;
+            stats.transmits += 1;
+            stats.datagrams += datagrams.len() as u64;
+            stats.largest_batch = stats.largest_batch.max(datagrams.len());
+            if t.segment_size.is_some() {
+                stats.batches += 1;
+                if t.size % segment != 0 {
+                    stats.short_last += 1;
+                }
+            }
+            let to = self.by_addr.get(&t.destination);
+            for datagram in datagrams {
+                if let Some(&to) = to
+                    && let Some(link) = self.links.get_mut(&(i, to))
+                {
+                    link.send(now, Bytes::copy_from_slice(datagram));
+                }
             }
         }
         if node.reading {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use ferry_proto::{CloseReason, Config, Event, SendError, SessionId, SessionStats};
 
 use crate::link::{LinkConfig, LinkStats};
-use crate::network::Network;
+use crate::network::{Network, TransmitStats};
 
 /// A client sends messages to a server over simulated links; the server checks
 /// that each arrives intact, in order, exactly once.
@@ -17,6 +17,7 @@ pub struct Transfer {
     backward: LinkConfig,
     client: Config,
     server: Config,
+    batch: usize,
 }
 
 /// What a [`Transfer`] saw.
@@ -48,6 +49,8 @@ pub struct TransferReport {
     pub forward: LinkStats,
     /// Server to client link counters.
     pub backward: LinkStats,
+    /// What the client's endpoint handed the network to send.
+    pub transmits: TransmitStats,
 }
 
 impl TransferReport {
@@ -77,7 +80,16 @@ impl Transfer {
                 accept_incoming: true,
                 ..Config::default()
             },
+            batch: 1,
         }
+    }
+
+    /// Has both endpoints write up to `datagrams` datagrams per transmit, as
+    /// a driver with segmentation offload does (see
+    /// [`Network::set_transmit_batch`]). Default 1.
+    pub fn batch(mut self, datagrams: usize) -> Self {
+        self.batch = datagrams;
+        self
     }
 
     /// Uses a different link from server to client.
@@ -120,6 +132,7 @@ impl Transfer {
         let server = net.add_node(self.server).expect("valid server config");
         net.set_link(client, server, self.forward);
         net.set_link(server, client, self.backward);
+        net.set_transmit_batch(self.batch);
         let start = net.now();
         let server_addr = net.addr(server);
         let id: SessionId = net
@@ -181,6 +194,7 @@ impl Transfer {
         });
         report.forward = net.link_stats(client, server).cloned().unwrap_or_default();
         report.backward = net.link_stats(server, client).cloned().unwrap_or_default();
+        report.transmits = net.transmit_stats(client).clone();
         report
     }
 }

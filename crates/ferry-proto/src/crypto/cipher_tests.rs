@@ -4,6 +4,7 @@
 use super::tests::{HEADER, PROLOGUE, Run, handshake_with, opened, psk, rng, sealed};
 use super::*;
 use crate::error::DecodeError;
+use crate::wire::protection::Protection;
 use proptest::prelude::*;
 
 const AES: Cipher = Cipher::Aes256Gcm;
@@ -375,5 +376,58 @@ proptest! {
         let mut r = Handshake::responder(&psk(7), PROLOGUE, &mut rng(2));
         let _ = r.read_message(&message1, &mut Vec::new());
         let _ = initiator_reads(CipherPreference::Auto, &payload);
+    }
+}
+
+/// Seals `body` after `HEADER` as the packet starting at byte
+/// `prefix.len()` of a buffer already holding `prefix`.
+fn sealed_after(protection: &Protection, prefix: &[u8], number: u64, body: &[u8]) -> Vec<u8> {
+    let mut buf = [prefix, HEADER, body].concat();
+    protection.seal_at(number, prefix.len(), HEADER.len(), &mut buf);
+    buf
+}
+
+#[test]
+fn sealing_a_packet_after_others_gives_the_bytes_of_sealing_it_alone() {
+    let keys = |cipher| Protection::Aead(run_with(cipher).initiator);
+    let body = b"a body of some length, to be sealed";
+    for protection in [Protection::Checksum, keys(AES), keys(CHACHA)] {
+        // Alone: through the start-0 `seal`.
+        let mut alone = [HEADER, body].concat();
+        protection.seal(9, HEADER.len(), &mut alone);
+        assert_eq!(
+            alone.len(),
+            HEADER.len() + body.len() + protection.overhead()
+        );
+        for prefix in [&b""[..], b"x", &[0xaa; 1200][..]] {
+            let batch = sealed_after(&protection, prefix, 9, body);
+            assert_eq!(&batch[..prefix.len()], prefix, "earlier bytes untouched");
+            assert_eq!(
+                &batch[prefix.len()..],
+                &alone[..],
+                "{:?}",
+                protection.cipher()
+            );
+        }
+        // A packet after a sealed one: both open on their own.
+        let mut two = alone.clone();
+        let first = two.len();
+        two.extend_from_slice(HEADER);
+        two.extend_from_slice(b"second");
+        protection.seal_at(10, first, HEADER.len(), &mut two);
+        assert_eq!(&two[..first], &alone[..]);
+        let mut second = [HEADER, &b"second"[..]].concat();
+        protection.seal(10, HEADER.len(), &mut second);
+        assert_eq!(&two[first..], &second[..]);
+    }
+    // The packet keys themselves, both ciphers.
+    for cipher in [AES, CHACHA] {
+        let run = run_with(cipher);
+        let alone = sealed(&run.initiator, 4, HEADER, body);
+        let mut buf = [&[7u8; 33][..], HEADER, body].concat();
+        run.initiator.seal_at(4, 33, HEADER.len(), &mut buf);
+        assert_eq!(&buf[33..], &alone[..], "{cipher}");
+        let got = opened(&run.responder, 4, HEADER.len(), &buf[33..]).unwrap();
+        assert_eq!(&got[HEADER.len()..], body);
     }
 }

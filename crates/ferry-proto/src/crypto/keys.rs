@@ -105,7 +105,24 @@ impl PacketKeys {
     ///
     /// If `header_len > packet.len()` (a caller bug).
     pub fn seal(&self, number: u64, header_len: usize, packet: &mut Vec<u8>) {
-        let (header, body) = packet.split_at_mut(header_len);
+        self.seal_at(number, 0, header_len, packet);
+    }
+
+    /// Seals the packet that starts at byte `start` of `buf` and runs to its
+    /// end, in place, as [`seal`](Self::seal) seals a packet alone: the header
+    /// `buf[start..start + header_len]` is the associated data, the body after
+    /// it is encrypted, and the tag is appended to `buf`. The bytes before
+    /// `start` (earlier packets of a batch) are left as they are. The result
+    /// is byte for byte what sealing `buf[start..]` alone gives.
+    ///
+    /// The same rule holds: never seal two different packets with the same
+    /// `number`.
+    ///
+    /// # Panics
+    ///
+    /// If `start + header_len > buf.len()` (a caller bug).
+    pub fn seal_at(&self, number: u64, start: usize, header_len: usize, buf: &mut Vec<u8>) {
+        let (header, body) = buf[start..].split_at_mut(header_len);
         let tag = self
             .0
             .send
@@ -115,7 +132,7 @@ impl PacketKeys {
                 body,
             )
             .expect("a packet is far below both ciphers' 64 GiB limit");
-        packet.extend_from_slice(tag.as_ref());
+        buf.extend_from_slice(tag.as_ref());
     }
 
     /// Opens a packet received with number `number` in place: checks the tag

@@ -8,8 +8,10 @@ pub(crate) mod pool;
 mod retry;
 mod slot;
 mod timer_index;
+mod transmit;
 
 pub use handle::Session;
+pub use transmit::{MAX_BATCH_BYTES, Transmit};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +35,7 @@ use pool::BufferPool;
 use retry::RetryTokens;
 use slot::Slot;
 use timer_index::TimerIndex;
+use transmit::Carry;
 
 /// Stateless answers (refusals, retries) waiting to be sent, at most; more are
 /// dropped (a starter whose connect got no answer sends it again).
@@ -40,19 +43,6 @@ const MAX_STATELESS: usize = 1024;
 /// Closed session ids remembered so that late packets are not mistaken for new
 /// sessions and ids are never reused.
 const RETIRED_IDS: usize = 4096;
-
-/// A datagram to send, written into the buffer given to
-/// [`Endpoint::poll_transmit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// Bytes of the buffer to send.
-    pub size: usize,
-    /// With segmentation offload, the size of each datagram in the buffer; `None`
-    /// when the buffer holds exactly one datagram (always, for now).
-    pub segment_size: Option<usize>,
-}
 
 /// What the endpoint remembers of a session it forgot.
 #[derive(Debug)]
@@ -90,11 +80,12 @@ pub(crate) struct Shared {
 ///   [`poll_timeout`](Self::poll_timeout) passes;
 /// - **application commands** — [`connect`](Self::connect), and `send`,
 ///   `send_datagram` and `close` on a [`Session`] handle;
-/// - **output** — [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
-///   [`poll_timeout`](Self::poll_timeout).
+/// - **output** — [`poll_transmit`](Self::poll_transmit) (or
+///   [`poll_transmit_batch`](Self::poll_transmit_batch), for segmentation
+///   offload), [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout).
 ///
 /// After any input or command, drain the outputs in this order: `poll_transmit`
-/// until `None` (send each datagram), `poll_event` until `None`, then
+/// until `None` (send each datagram, or each batch), `poll_event` until `None`, then
 /// `poll_timeout` to know when to call `handle_timeout` if nothing arrives first.
 ///
 /// ```
@@ -136,6 +127,8 @@ pub struct Endpoint {
     /// budget.
     shared: Shared,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// A datagram that did not fit the last batch, first in the next.
+    carry: Carry,
     retired: VecDeque<SessionId>,
     retired_info: HashMap<SessionId, Retired>,
     /// New sessions per source address this second.
@@ -176,6 +169,7 @@ impl Endpoint {
             events: VecDeque::new(),
             shared: Shared::default(),
             stateless: VecDeque::new(),
+            carry: Carry::default(),
             retired: VecDeque::new(),
             retired_info: HashMap::new(),
             admission: Admission::default(),
@@ -309,42 +303,6 @@ impl Endpoint {
             }
             self.touched(id);
         }
-    }
-
-    /// Writes the next datagram to send into `buf` (which is cleared first) and
-    /// says where it goes. Sessions take turns, one datagram each.
-    #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if let Some((destination, bytes)) = self.stateless.pop_front() {
-            buf.clear();
-            buf.extend_from_slice(&bytes);
-            return Some(Transmit {
-                destination,
-                size: bytes.len(),
-                segment_size: None,
-            });
-        }
-        while let Some(id) = self.ready.pop_front() {
-            let Some(slot) = self.sessions.get_mut(&id) else {
-                continue;
-            };
-            slot.queued = false;
-            let sent = slot.session.poll_transmit(now, buf);
-            let destination = slot.session.take_destination();
-            if sent.is_some() {
-                slot.queued = true;
-                self.ready.push_back(id);
-            }
-            self.refresh(id);
-            if let Some(size) = sent {
-                return Some(Transmit {
-                    destination,
-                    size,
-                    segment_size: None,
-                });
-            }
-        }
-        None
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be

@@ -43,7 +43,6 @@ impl RangeSet {
     }
 
     /// How many disjoint ranges the set holds.
-    #[cfg(test)]
     pub(crate) fn len_ranges(&self) -> usize {
         self.ranges.len()
     }
@@ -454,6 +453,13 @@ impl AckTracker {
     /// it is due.
     pub(crate) fn worth_carrying(&self) -> bool {
         self.unacked > 0 || self.immediate
+    }
+
+    /// The most bytes the next ack's fields can take: a delay and a credit
+    /// of at most 8 bytes each, a count, and two 8-byte values per range.
+    pub(crate) fn ack_len_bound(&self) -> usize {
+        let ranges = self.received.len_ranges().min(MAX_RANGES);
+        8 + 8 + 2 + 16 * ranges
     }
 
     /// Whether an ack should be sent now.

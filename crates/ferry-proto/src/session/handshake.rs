@@ -306,14 +306,14 @@ impl SessionCore {
             return None;
         }
         self.connect_due = false;
-        let pn = self.begin(buf, &Packet::Connect(self.handshake_params()));
+        let begun = self.begin(buf, &Packet::Connect(self.handshake_params()));
         // Pad to the MTU: proves the path carries full-size datagrams and keeps the
         // listener's answer smaller than the question.
-        let target = self.config.mtu - self.protection.overhead();
+        let target = begun.start + self.config.mtu - self.protection.overhead();
         if buf.len() < target {
             buf.resize(target, 0);
         }
-        let len = self.finish(buf, pn);
+        let len = self.finish(buf, begun);
         self.state = State::Handshaking;
         self.connects_sent += 1;
         self.connect_sent_at = Some(now);

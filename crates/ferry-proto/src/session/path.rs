@@ -55,7 +55,7 @@ impl SessionCore {
         self.mtu = self.pmtu.current();
     }
 
-    /// Where the datagram [`poll_transmit`](Self::poll_transmit) just wrote
+    /// Where the datagram [`poll_transmit_append`](Self::poll_transmit_append) just wrote
     /// goes: a path challenge or response may go elsewhere than `remote`.
     pub(crate) fn take_destination(&mut self) -> SocketAddr {
         self.destination.take().unwrap_or(self.remote)

@@ -17,6 +17,15 @@ use super::{
     SessionCore, SessionEvent, State,
 };
 
+/// A datagram being written at the end of the transmit buffer: its packet
+/// number, and where in the buffer it starts (the buffer may hold earlier
+/// datagrams of a batch).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Begun {
+    pub(super) pn: u64,
+    pub(super) start: usize,
+}
+
 impl SessionCore {
     /// How many bytes the session, and each stream, may hold queued and
     /// unacknowledged: the configured buffers, grown to three congestion
@@ -82,10 +91,12 @@ impl SessionCore {
         waiting
     }
 
-    pub(super) fn begin(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> u64 {
+    /// Appends `packet` (header and body, not yet sealed) at the end of
+    /// `buf`, as the next packet number.
+    pub(super) fn begin(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> Begun {
         let pn = self.next_pn;
         self.next_pn += 1;
-        buf.clear();
+        let start = buf.len();
         let ride = if packet.kind().may_carry_ack() {
             self.riding.take()
         } else {
@@ -93,39 +104,63 @@ impl SessionCore {
         };
         packet.encode_with_ack(self.id, pn, ride.as_ref(), buf);
         if let Some(ack) = ride {
-            if buf.len() + self.protection.overhead() > self.mtu {
+            if buf.len() - start + self.protection.overhead() > self.mtu {
                 // No room beside this body (a fragment repaired whole, a
                 // large datagram): the ack waits for the next packet.
-                buf.clear();
+                buf.truncate(start);
                 packet.encode(self.id, pn, buf);
                 self.riding = Some(ack);
             } else {
                 self.stats.acks_carried += 1;
             }
         }
-        pn
+        Begun { pn, start }
     }
 
-    pub(super) fn finish(&mut self, buf: &mut Vec<u8>, pn: u64) -> usize {
-        let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(pn);
-        self.protection.seal(pn, header_len, buf);
+    /// Seals the datagram `begun` started (from its start to the end of
+    /// `buf`) and counts it; returns its length.
+    pub(super) fn finish(&mut self, buf: &mut Vec<u8>, begun: Begun) -> usize {
+        let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(begun.pn);
+        self.protection
+            .seal_at(begun.pn, begun.start, header_len, buf);
+        self.count_sent(buf, begun)
+    }
+
+    /// Counts the datagram `begun` started, just sealed; returns its length.
+    pub(super) fn count_sent(&mut self, buf: &[u8], begun: Begun) -> usize {
+        let len = buf.len() - begun.start;
         self.stats.packets_sent += 1;
-        self.stats.bytes_sent += buf.len() as u64;
-        buf.len()
+        self.stats.bytes_sent += len as u64;
+        len
     }
 
     pub(super) fn emit(&mut self, buf: &mut Vec<u8>, packet: &Packet) -> (u64, usize) {
-        let pn = self.begin(buf, packet);
-        (pn, self.finish(buf, pn))
+        let begun = self.begin(buf, packet);
+        (begun.pn, self.finish(buf, begun))
     }
 
-    /// Writes the next datagram into `buf` (cleared first); returns its length.
+    /// Writes the next datagram into `buf` (cleared first); returns its
+    /// length. (The endpoint appends with
+    /// [`poll_transmit_append`](Self::poll_transmit_append).)
+    #[cfg(test)]
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        buf.clear();
+        self.poll_transmit_append(now, buf)
+    }
+
+    /// Appends the next datagram at the end of `buf`, leaving what `buf`
+    /// holds before it untouched; returns the datagram's own length. `None`
+    /// leaves `buf` as it was.
     ///
     /// Until the peer's address is validated, at most `amplification_factor`
     /// times the bytes received from it leave: a forged connect cannot turn
     /// this side into an amplifier aimed at the address it names. The check
     /// assumes a full-size datagram, so it holds whatever is sent next.
-    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+    pub(crate) fn poll_transmit_append(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
         if let Some(v) = &mut self.validation {
             let allowed = v
                 .received
@@ -192,13 +227,11 @@ impl SessionCore {
             self.connect_ack_due = false;
             // Under a checksum: the starter has no keys before reading it.
             let p = Packet::ConnectAck(self.handshake_params());
-            let pn = self.begin(buf, &p);
-            self.connect_ack_sent = Some((pn, now));
-            let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(pn);
-            CHECKSUM.seal(pn, header_len, buf);
-            self.stats.packets_sent += 1;
-            self.stats.bytes_sent += buf.len() as u64;
-            return Some(buf.len());
+            let begun = self.begin(buf, &p);
+            self.connect_ack_sent = Some((begun.pn, now));
+            let header_len = FIXED_HEADER_LEN + crate::wire::codec::varint_len(begun.pn);
+            CHECKSUM.seal_at(begun.pn, begun.start, header_len, buf);
+            return Some(self.count_sent(buf, begun));
         }
         if self.acks.nack_pending() {
             let missing = self.acks.take_nacks();
@@ -275,20 +308,41 @@ impl SessionCore {
     }
 
     /// Takes the ack to carry on the packet of data about to be written: a
-    /// due one, or (when data will go) one not due yet: carried, it costs a
-    /// few bytes where alone, later, it would cost a datagram (a reply that
-    /// acknowledges its request saves an Ack packet each way).
+    /// due one, or one not due yet if the next packet of data has room for
+    /// it: carried, it costs a few bytes where alone, later, it would cost a
+    /// datagram (a reply that acknowledges its request saves an Ack packet
+    /// each way). A full packet has no room, and its ack is not taken early:
+    /// it would only go alone sooner.
     fn take_riding_ack(&mut self, now: Instant) {
         if self.riding.is_some() {
             return;
         }
-        let carry = self.acks.ack_due(now)
-            || (self.acks.worth_carrying()
-                && (!self.datagrams_out.is_empty()
-                    || (self.has_data_waiting() && !self.blocked_on_credit())));
-        if carry {
+        if self.acks.ack_due(now)
+            || (self.acks.worth_carrying() && self.next_data_has_room(self.acks.ack_len_bound()))
+        {
             self.riding = self.take_ack(now);
         }
+    }
+
+    /// Whether the next packet of data would leave `extra` bytes free: a
+    /// datagram waits that is that much smaller than the largest, or (no
+    /// repair waiting) a stream's next new fragment, within its credit, is.
+    fn next_data_has_room(&self, extra: usize) -> bool {
+        let room = self.payload_room();
+        if let Some(d) = self.datagrams_out.front() {
+            return d.len() + extra <= self.max_datagram_size();
+        }
+        if self.parts.is_some() || self.streams.values().any(|s| s.send.has_retransmit()) {
+            return false;
+        }
+        let credit = self.credit();
+        self.streams.values().any(|s| {
+            s.send.next_unsent_cost(room).is_some_and(|cost| {
+                // The cost counts more than a Data packet's fields.
+                cost + extra as u64 <= room as u64
+                    && (!s.kind.is_reliable() || cost <= credit.min(s.credit()))
+            })
+        })
     }
 
     /// Datagrams and message fragments, within the congestion and send windows.
@@ -500,5 +554,76 @@ impl SessionCore {
             },
         );
         Some(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::config::Config;
+    use crate::session::test_pair::{Pair, drain};
+    use crate::wire::stream::StreamId;
+
+    use super::SessionCore;
+
+    /// What each side of a fresh pair sends, step by step: the listener's
+    /// first answer (a ConnectAck, under the checksum whatever the
+    /// protection), a Connect sent again (padded), and data both ways once
+    /// established. Each datagram alone if `prefix` is `None`; else each
+    /// step's datagrams appended to a buffer that starts with `prefix`.
+    fn steps(config: &Config, prefix: Option<&[u8]>) -> Vec<(Vec<u8>, u64)> {
+        let mut out = Vec::new();
+        let mut take = |session: &mut SessionCore, now| {
+            let bytes = match prefix {
+                None => drain(session, now).concat(),
+                Some(prefix) => {
+                    let mut buf = prefix.to_vec();
+                    let mut total = 0;
+                    while let Some(len) = session.poll_transmit_append(now, &mut buf) {
+                        total += len;
+                        assert_eq!(buf.len(), prefix.len() + total, "its own length");
+                    }
+                    assert_eq!(&buf[..prefix.len()], prefix, "earlier bytes untouched");
+                    buf.split_off(prefix.len())
+                }
+            };
+            out.push((bytes, session.stats().bytes_sent));
+        };
+        let mut pair = Pair::connecting(config.clone());
+        let now = pair.now;
+        take(&mut pair.listener, now);
+        let later = now + Duration::from_secs(2);
+        pair.starter.handle_timeout(later);
+        take(&mut pair.starter, later);
+        let mut pair = Pair::established(config.clone());
+        for side in [&mut pair.starter, &mut pair.listener] {
+            for i in 0..5u8 {
+                side.send(
+                    StreamId::DEFAULT,
+                    Bytes::from(vec![i; 2000 + usize::from(i)]),
+                )
+                .unwrap();
+            }
+        }
+        take(&mut pair.starter, pair.now);
+        take(&mut pair.listener, pair.now);
+        out
+    }
+
+    /// (Under a key, `seal_at` is tested against `seal` in the crypto
+    /// module.)
+    #[test]
+    fn datagrams_appended_after_others_are_the_bytes_of_datagrams_written_alone() {
+        let config = Config::default();
+        let alone = steps(&config, None);
+        assert_eq!(alone[1].0.len(), config.mtu, "a Connect, padded");
+        assert!(alone[2].0.len() > 10_000, "data");
+        for prefix in [&[][..], &[0xab; 1][..], &[0xcd; 1452][..]] {
+            // The same bytes, and the counters count each datagram's own.
+            assert_eq!(steps(&config, Some(prefix)), alone);
+        }
     }
 }

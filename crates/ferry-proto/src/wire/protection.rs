@@ -58,12 +58,27 @@ impl Protection {
     ///
     /// With [`Protection::Aead`], if `header_len > packet.len()` (a caller bug).
     pub fn seal(&self, number: u64, header_len: usize, packet: &mut Vec<u8>) {
+        self.seal_at(number, 0, header_len, packet);
+    }
+
+    /// Protects the packet that starts at byte `start` of `buf` and runs to
+    /// its end, in place, appending its trailer to `buf`: what
+    /// [`seal`](Self::seal) does to a packet alone, for one appended after
+    /// others (a batch of datagrams built in one buffer). The bytes before
+    /// `start` are left as they are, and the packet's bytes come out the same
+    /// as if it had been sealed alone.
+    ///
+    /// # Panics
+    ///
+    /// If `start > buf.len()`, and with [`Protection::Aead`] if
+    /// `start + header_len > buf.len()` (caller bugs).
+    pub fn seal_at(&self, number: u64, start: usize, header_len: usize, buf: &mut Vec<u8>) {
         match self {
             Self::Checksum => {
-                let crc = crc32fast::hash(packet);
-                packet.extend_from_slice(&crc.to_be_bytes());
+                let crc = crc32fast::hash(&buf[start..]);
+                buf.extend_from_slice(&crc.to_be_bytes());
             }
-            Self::Aead(keys) => keys.seal(number, header_len, packet),
+            Self::Aead(keys) => keys.seal_at(number, start, header_len, buf),
         }
     }
 
