@@ -16,14 +16,19 @@
 //!   real binary, clear and with a pre-shared key), MB/s and CPU seconds per
 //!   GB on each side, beside the bulk rows of the same mode.
 //! - `latency`: 64-byte round trips, p50/p99, beside a raw UDP ping-pong.
-//! - `many`: 1,000 concurrent sessions of 1 MiB each, aggregate MB/s beside
-//!   the one-session figure.
+//! - `many`: 1,000 concurrent sessions of 1 MiB each, then of 16 MiB each
+//!   (`--many-mib`), aggregate MB/s and CPU seconds per GB beside the
+//!   one-session figures; then the CPU per GB the larger size took beyond the
+//!   smaller (the steady state) and the fixed CPU per session.
 //! - `efficiency`: goodput as a fraction of link capacity in the simulator's
 //!   virtual time, across loss rates and RTTs; then one row per network
 //!   profile (`ferry_sim::Profile`) and congestion controller, beside the
 //!   same path unimpaired and what the profile allows.
 //! - `sessions`: bulk throughput with encryption against without, handshake
-//!   latency against a raw UDP round trip, memory per idle session.
+//!   latency against a raw UDP round trip, memory per idle session; the
+//!   connect rate (sessions opened and closed per second on one server
+//!   endpoint, 100 connects in flight), clear and with a pre-shared key,
+//!   beside quinn's with `--peers`.
 //! - `diode`: one-way transfer over loopback at 0% and 2% loss (through the
 //!   project's lossy relay) against the raw speed of the `raptorq` codec.
 //!
@@ -70,6 +75,7 @@
 mod alloc;
 mod bulk;
 mod child;
+mod connects;
 mod cpu;
 mod diode;
 mod efficiency;
@@ -94,9 +100,11 @@ use crate::report::Report;
 pub struct Host {
     /// The arguments that lead this executable to its hidden [`RoleArgs`]
     /// subcommand: a child is started as `current_exe()`, these, then a
-    /// role's own subcommand (`bulk-role`, `latency-role`, `diode-role`).
+    /// role's own subcommand (`bulk-role`, `latency-role`, `diode-role`,
+    /// `connect-role`).
     pub role_prefix: &'static [&'static str],
-    /// Measure peers too (quinn in `bulk`); needs the `peers` feature.
+    /// Measure peers too (quinn in `bulk` and in the `sessions` connect
+    /// rate); needs the `peers` feature.
     pub peers: bool,
     /// The commit measured, recorded in the JSON figures.
     pub commit: Option<String>,
@@ -169,8 +177,8 @@ pub struct RunArgs {
     /// bulk: MiB per transfer [default: 1024; quick: 256].
     #[arg(long)]
     bulk_mib: Option<u64>,
-    /// bulk and many: transfers per row, the row being their median
-    /// [default: 3; quick: 1].
+    /// bulk, many and the sessions suite's connect rate: runs per row, the
+    /// row being their median [default: 3; quick: 1].
     #[arg(long)]
     repeat: Option<usize>,
     /// files: MiB in the file `ferry send` moves [default: 1024; quick: 128].
@@ -186,9 +194,10 @@ pub struct RunArgs {
     /// many: concurrent sessions [default: 1000; quick: 200].
     #[arg(long)]
     many_sessions: Option<usize>,
-    /// many: MiB per session [default: 1].
-    #[arg(long)]
-    many_mib: Option<u64>,
+    /// many: MiB per session, comma-separated, a pair of rows (aggregate
+    /// MB/s, CPU s/GB) each [default: 1,16; quick: 1,4].
+    #[arg(long, value_delimiter = ',')]
+    many_mib: Vec<u64>,
     /// efficiency: MB per transfer at 100 Mbit/s, and per network profile
     /// transfer below 1 Gbit/s [default: 400; quick: 20].
     #[arg(long)]
@@ -206,6 +215,13 @@ pub struct RunArgs {
     /// sessions: idle sessions for the memory figure [default: 10000; quick: 1000].
     #[arg(long)]
     idle_sessions: Option<usize>,
+    /// sessions: sessions opened and closed per connect-rate run [default:
+    /// 2000; quick: 200].
+    #[arg(long)]
+    connects: Option<usize>,
+    /// sessions: most connects in flight at once in the connect-rate runs.
+    #[arg(long, default_value_t = 100)]
+    connects_in_flight: usize,
     /// diode: MiB per transfer [default: 1024; quick: 128].
     #[arg(long)]
     diode_mib: Option<u64>,
@@ -249,6 +265,9 @@ enum Role {
     /// One side of the round trips (used by `latency`).
     #[command(name = "latency-role")]
     Latency(latency::RoleArgs),
+    /// One side of the connect rate (used by `sessions`).
+    #[command(name = "connect-role")]
+    Connect(connects::RoleArgs),
 }
 
 impl RoleArgs {
@@ -259,6 +278,7 @@ impl RoleArgs {
             Role::Diode(args) => diode::role(args),
             Role::Bulk(args) => bulk::role(args),
             Role::Latency(args) => latency::role(args),
+            Role::Connect(args) => connects::role(args),
         }
         .map_err(BenchError::Role)
     }
@@ -283,7 +303,13 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
     let repeat = args.pick(args.repeat, 3, 1).max(1);
     let many = many::Settings {
         sessions: args.pick(args.many_sessions, 1000, 200),
-        mib_each: args.pick(args.many_mib, 1, 1),
+        mib_each: if !args.many_mib.is_empty() {
+            args.many_mib.clone()
+        } else if args.quick {
+            vec![1, 4]
+        } else {
+            vec![1, 16]
+        },
         mtu,
         single_mib: bulk_mib,
         repeat,
@@ -305,6 +331,10 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
         size_mib: args.pick(args.sessions_mib, 512, 64),
         handshakes: args.pick(args.handshakes, 300, 50),
         sessions: args.pick(args.idle_sessions, 10_000, 1_000),
+        connects: args.pick(args.connects, 2_000, 200),
+        in_flight: args.connects_in_flight,
+        repeat,
+        peers: host.peers,
     };
     let diode = diode::Args {
         size_mib: args.pick(args.diode_mib, 1024, 128),
@@ -328,7 +358,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
             }),
             Suite::Files => files::run(&files),
             Suite::Latency => latency::run(latency),
-            Suite::Many => many::run(many, &report),
+            Suite::Many => many::run(&many, &report),
             Suite::Efficiency => efficiency::run(efficiency),
             Suite::Sessions => sessions::run(&sessions),
             Suite::Diode => diode::run(&diode),
@@ -369,6 +399,8 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
             "sim_mb": efficiency.mb,
             "sim_gbit_mb": efficiency.gbit_mb,
             "sessions_mib": sessions.size_mib,
+            "connects": sessions.connects,
+            "connects_in_flight": sessions.in_flight,
             "diode_mib": diode.size_mib,
         },
         "failures": failures,

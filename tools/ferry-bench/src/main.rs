@@ -38,7 +38,8 @@ enum Command {
 struct BinRunArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Measure peers too (quinn in `bulk`); needs the `peers` feature.
+    /// Measure peers too (quinn in `bulk` and in the `sessions` connect
+    /// rate); needs the `peers` feature.
     #[arg(long)]
     peers: bool,
 }

@@ -1,23 +1,36 @@
 //! The many-sessions suite: one client endpoint opening many concurrent
-//! sessions (1,000 by default) to one server endpoint, each moving 1 MiB, on
-//! tokio; the aggregate goodput beside the one-session bulk figure of the
-//! same run.
+//! sessions (1,000 by default) to one server endpoint, on tokio, once per
+//! session size (1 MiB and 16 MiB each by default, `--many-mib`); per size,
+//! the aggregate goodput beside the one-session bulk figure of the same run,
+//! and the CPU seconds per GB (client plus server) beside the one-session
+//! CPU figure. The aim (issue 17) is a CPU ratio of at most 1.3.
+//!
+//! The small size is mostly start-up, handshakes and closes; the large one
+//! mostly steady state. With two sizes or more, two derived rows separate
+//! them: the CPU the largest size took beyond the smallest, per GB more (the
+//! steady state: start-up, handshakes and closes cancel out), and the rest,
+//! spread over the sessions (the fixed cost of a session, with the two
+//! processes' start-up).
 //!
 //! The layout is the bulk suite's (`bulk-role`, two processes, current-thread
 //! runtimes). The client connects every session first, then queues each
 //! session's data in turn, so all of them move at once; the clock runs from
 //! the first byte queued until the server, having counted each session's
 //! bytes, has closed every session. The server reads each session in a task
-//! of its own.
+//! of its own. CPU time is each whole process's, handshakes included (as in
+//! the bulk rows it is compared with).
 
-use crate::bulk::{self, Kind};
+use crate::bulk::{self, Kind, Outcome};
 use crate::report::{Report, Table};
 
 /// Settings of the suite.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// Concurrent sessions.
     pub(crate) sessions: usize,
-    pub(crate) mib_each: u64,
+    /// MiB per session, one transfer (and one pair of rows) each.
+    pub(crate) mib_each: Vec<u64>,
+    /// Ferry's MTU.
     pub(crate) mtu: usize,
     /// Size of the one-session transfer, should the bulk suite not run.
     pub(crate) single_mib: u64,
@@ -25,59 +38,124 @@ pub(crate) struct Settings {
     pub(crate) repeat: usize,
 }
 
-pub(crate) fn run(settings: Settings, report: &Report) -> Result<Table, String> {
+/// Runs the suite; `report` holds the suites run before it (the bulk
+/// suite's one-session tokio rows are the baselines when it ran).
+pub(crate) fn run(settings: &Settings, report: &Report) -> Result<Table, String> {
     let mut table = Table::new("many");
+    let n = settings.sessions;
     eprintln!(
-        "many suite: {} sessions on one endpoint pair, {} MiB each, tokio",
-        settings.sessions, settings.mib_each
+        "many suite: {n} sessions on one endpoint pair, {:?} MiB each, tokio",
+        settings.mib_each
     );
-    let baseline = if report.value(bulk::TOKIO).is_some() {
-        bulk::TOKIO.to_owned()
-    } else {
-        let (one, spread) = bulk::median(
-            Kind::Tokio,
-            1,
-            settings.single_mib << 20,
-            settings.mtu,
-            settings.repeat,
-        )?;
-        let name = "many: ferry tokio, one session".to_owned();
+    let (baseline, baseline_cpu) = one_session(settings, report, &mut table)?;
+    let mut measured: Vec<(u64, Outcome)> = Vec::new();
+    for &mib in &settings.mib_each {
+        let name = format!("many: {n} sessions of {mib} MiB");
+        let (outcome, spread) =
+            match bulk::median(Kind::Tokio, n, mib << 20, settings.mtu, settings.repeat) {
+                Ok(measured) => measured,
+                Err(e) => {
+                    table.fail(format!("{name}, aggregate"), "MB/s", &e);
+                    continue;
+                }
+            };
         table.add(
-            &name,
-            one.mb_per_s(),
+            format!("{name}, aggregate"),
+            outcome.mb_per_s(),
             "MB/s",
-            None,
+            Some(&baseline),
+            format!("{} MiB in all, tokio{spread}", mib * n as u64),
+        );
+        table.add(
+            format!("{name} CPU"),
+            outcome.cpu_per_gb(),
+            "s/GB",
+            Some(&baseline_cpu),
             format!(
-                "{} MiB (the bulk suite did not run){spread}",
-                settings.single_mib
+                "{}, handshakes included; aim: ratio ≤ 1.3",
+                outcome.cpu_note()
             ),
         );
-        name
-    };
-    let (outcome, spread) = bulk::median(
+        measured.push((mib, outcome));
+    }
+    steady_state(n, &measured, &baseline_cpu, &mut table);
+    Ok(table)
+}
+
+/// The names of the one-session rows (MB/s, CPU s/GB) the many rows are
+/// compared with: the bulk suite's if it ran, else measured here.
+fn one_session(
+    settings: &Settings,
+    report: &Report,
+    table: &mut Table,
+) -> Result<(String, String), String> {
+    if report.value(bulk::TOKIO).is_some() {
+        return Ok((bulk::TOKIO.to_owned(), format!("{} CPU", bulk::TOKIO)));
+    }
+    let (one, spread) = bulk::median(
         Kind::Tokio,
-        settings.sessions,
-        settings.mib_each << 20,
+        1,
+        settings.single_mib << 20,
         settings.mtu,
         settings.repeat,
     )?;
+    let name = "many: ferry tokio, one session".to_owned();
     table.add(
-        format!("many: {} sessions, aggregate", settings.sessions),
-        outcome.mb_per_s(),
+        &name,
+        one.mb_per_s(),
         "MB/s",
-        Some(&baseline),
+        None,
         format!(
-            "{} MiB each, {} MiB in all, tokio{spread}",
-            settings.mib_each,
-            settings.mib_each * settings.sessions as u64
+            "{} MiB (the bulk suite did not run){spread}",
+            settings.single_mib
+        ),
+    );
+    let cpu = format!("{name} CPU");
+    table.add(&cpu, one.cpu_per_gb(), "s/GB", None, one.cpu_note());
+    Ok((name, cpu))
+}
+
+/// The two derived rows, from the smallest and the largest size measured
+/// (nothing with fewer than two sizes): the CPU the larger took beyond the
+/// smaller per GB more, and what is left per session.
+fn steady_state(
+    sessions: usize,
+    measured: &[(u64, Outcome)],
+    baseline_cpu: &str,
+    table: &mut Table,
+) {
+    let (Some(small), Some(large)) = (
+        measured.iter().min_by_key(|(mib, _)| *mib),
+        measured.iter().max_by_key(|(mib, _)| *mib),
+    ) else {
+        return;
+    };
+    if large.0 == small.0 {
+        return;
+    }
+    let cpu = |o: &Outcome| (o.send_cpu + o.recv_cpu).as_secs_f64();
+    let extra_bytes = large.1.received as f64 - small.1.received as f64;
+    if extra_bytes <= 0.0 {
+        return;
+    }
+    // CPU = fixed + per_byte × bytes, through the two points.
+    let per_byte = (cpu(&large.1) - cpu(&small.1)) / extra_bytes;
+    let fixed = cpu(&small.1) - per_byte * small.1.received as f64;
+    table.add(
+        format!("many: {sessions} sessions, steady-state CPU"),
+        per_byte * 1e9,
+        "s/GB",
+        Some(baseline_cpu),
+        format!(
+            "the {} MiB run's CPU beyond the {} MiB run's, per GB more",
+            large.0, small.0
         ),
     );
     table.add(
-        format!("many: {} sessions CPU", settings.sessions),
-        outcome.cpu_per_gb(),
-        "s/GB",
-        Some(&format!("{} CPU", bulk::TOKIO)),
-        format!("{}, handshakes included", outcome.cpu_note()),
+        format!("many: {sessions} sessions, fixed CPU per session"),
+        fixed / sessions as f64 * 1e6,
+        "µs",
+        None,
+        "the rest: handshake, close, both processes' start-up, per session",
     );
-    Ok(table)
 }

@@ -11,6 +11,13 @@
 //! Ferry's defaults, so loopback measures the stacks, not their defaults; a
 //! second row runs quinn's default transport configuration as shipped (path
 //! MTU discovery up to 1452 bytes, its own windows).
+//!
+//! For the sessions suite's connect rate ([`crate::connects`]), quinn opens
+//! connections the way Ferry opens sessions there: a server endpoint
+//! accepting every connection (each awaited in a task of its own), a client
+//! endpoint connecting with many handshakes in flight and closing each
+//! connection once established; both with quinn's default transport
+//! configuration, the server's certificate self-signed (rcgen: ECDSA P-256).
 
 use std::net::SocketAddr;
 
@@ -39,8 +46,25 @@ pub(crate) fn quinn_role(_role: QuinnRole) -> Result<(), String> {
     Err("built without the `peers` feature: run `cargo xtask bench --peers`".into())
 }
 
+/// Without the `peers` feature there is no quinn.
+#[cfg(not(feature = "peers"))]
+pub(crate) async fn quinn_accept(_addr: SocketAddr, _count: usize) -> Result<(), String> {
+    Err("built without the `peers` feature: run `cargo xtask bench --peers`".into())
+}
+
+/// Without the `peers` feature there is no quinn.
+#[cfg(not(feature = "peers"))]
+pub(crate) async fn quinn_open(
+    _addr: SocketAddr,
+    _cert: &str,
+    _count: usize,
+    _in_flight: usize,
+) -> Result<(), String> {
+    Err("built without the `peers` feature: run `cargo xtask bench --peers`".into())
+}
+
 #[cfg(feature = "peers")]
-pub(crate) use with_quinn::quinn_role;
+pub(crate) use with_quinn::{quinn_accept, quinn_open, quinn_role};
 
 #[cfg(feature = "peers")]
 mod with_quinn {
@@ -54,6 +78,8 @@ mod with_quinn {
     use super::QuinnRole;
     use crate::bulk::{CHUNK, chunks, report_received, report_sent, udp_socket};
     use crate::child::tell;
+    use crate::connects::{open_all, report_accepted, report_opened};
+    use crate::cpu::process_cpu;
 
     fn transport(role: &QuinnRole) -> Result<Arc<TransportConfig>, String> {
         if role.defaults {
@@ -100,14 +126,32 @@ mod with_quinn {
         })
     }
 
-    async fn receive(role: &QuinnRole) -> Result<(), String> {
+    /// A server configuration with a fresh self-signed certificate for
+    /// `localhost`, and the certificate (DER).
+    fn server_config() -> Result<(ServerConfig, CertificateDer<'static>), String> {
         let e = |e: &dyn std::fmt::Display| format!("quinn: {e}");
         let certified =
             rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).map_err(|x| e(&x))?;
         let cert = CertificateDer::from(certified.cert.der().to_vec());
         let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-        let mut config =
+        let config =
             ServerConfig::with_single_cert(vec![cert.clone()], key.into()).map_err(|x| e(&x))?;
+        Ok((config, cert))
+    }
+
+    /// A client configuration trusting only `cert` (hex DER).
+    fn client_config(cert: &str) -> Result<ClientConfig, String> {
+        let e = |e: &dyn std::fmt::Display| format!("quinn: {e}");
+        let mut roots = quinn::rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(unhex(cert)?))
+            .map_err(|x| e(&x))?;
+        ClientConfig::with_root_certificates(Arc::new(roots)).map_err(|x| e(&x))
+    }
+
+    async fn receive(role: &QuinnRole) -> Result<(), String> {
+        let e = |e: &dyn std::fmt::Display| format!("quinn: {e}");
+        let (mut config, cert) = server_config()?;
         config.transport_config(transport(role)?);
         let endpoint = endpoint(role.addr, Some(config))?;
         tell(format_args!(
@@ -140,12 +184,7 @@ mod with_quinn {
 
     async fn send(role: &QuinnRole) -> Result<(), String> {
         let e = |e: &dyn std::fmt::Display| format!("quinn: {e}");
-        let mut roots = quinn::rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(unhex(&role.cert)?))
-            .map_err(|x| e(&x))?;
-        let mut config =
-            ClientConfig::with_root_certificates(Arc::new(roots)).map_err(|x| e(&x))?;
+        let mut config = client_config(&role.cert)?;
         config.transport_config(transport(role)?);
         let mut endpoint = endpoint("127.0.0.1:0".parse().expect("address"), None)?;
         endpoint.set_default_client_config(config);
@@ -167,6 +206,65 @@ mod with_quinn {
         // Until the receiver, having counted every byte, closes.
         conn.closed().await;
         report_sent(start.elapsed(), role.bytes);
+        endpoint.wait_idle().await;
+        Ok(())
+    }
+
+    /// The connect rate's server (see [`crate::connects`]): accepts `count`
+    /// connections, each handshake awaited in a task of its own, and prints
+    /// `READY <addr> <cert>` and `RESULT <accepted> <cpu s>`.
+    pub(crate) async fn quinn_accept(addr: SocketAddr, count: usize) -> Result<(), String> {
+        let e = |e: &dyn std::fmt::Display| format!("quinn: {e}");
+        let (config, cert) = server_config()?;
+        let endpoint = endpoint(addr, Some(config))?;
+        tell(format_args!(
+            "READY {} {}",
+            endpoint.local_addr().map_err(|x| e(&x))?,
+            hex(&cert)
+        ));
+        let cpu = process_cpu();
+        let mut handshakes = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let incoming = endpoint.accept().await.ok_or("quinn: endpoint closed")?;
+            // Established, then closed by the client: let it go.
+            handshakes.spawn(async move { incoming.await.is_ok() });
+        }
+        let mut accepted = 0;
+        while let Some(done) = handshakes.join_next().await {
+            accepted += usize::from(done.map_err(|x| e(&x))?);
+        }
+        report_accepted(accepted, cpu);
+        endpoint.wait_idle().await;
+        Ok(())
+    }
+
+    /// The connect rate's client: `count` connections, `in_flight` at a
+    /// time, each closed once established; prints `RESULT <opened>
+    /// <elapsed s> <cpu s>`.
+    pub(crate) async fn quinn_open(
+        addr: SocketAddr,
+        cert: &str,
+        count: usize,
+        in_flight: usize,
+    ) -> Result<(), String> {
+        let mut endpoint = endpoint("127.0.0.1:0".parse().expect("address"), None)?;
+        endpoint.set_default_client_config(client_config(cert)?);
+        let cpu = process_cpu();
+        let elapsed = open_all(count, in_flight, || {
+            let endpoint = endpoint.clone();
+            async move {
+                let e = |e: &dyn std::fmt::Display| format!("quinn: {e}");
+                let conn = endpoint
+                    .connect(addr, "localhost")
+                    .map_err(|x| e(&x))?
+                    .await
+                    .map_err(|x| e(&x))?;
+                conn.close(VarInt::from_u32(0), b"done");
+                Ok(())
+            }
+        })
+        .await?;
+        report_opened(count, elapsed, cpu);
         endpoint.wait_idle().await;
         Ok(())
     }

@@ -8,7 +8,14 @@
 //! - memory held per idle session with 10,000 sessions kept alive on one
 //!   endpoint, in the simulator (heap bytes counted by the executable's
 //!   [`CountingAllocator`](crate::CountingAllocator), else the growth of the
-//!   resident set).
+//!   resident set);
+//! - handshake capacity ([`crate::connects`]): sessions opened and closed per
+//!   second on one server endpoint over loopback, 2,000 of them with up to
+//!   100 connects in flight, client and server in processes of their own,
+//!   clear and with a pre-shared key, and the client plus server CPU per
+//!   session; with `--peers`, quinn's connections the same way, the baseline
+//!   of both Ferry rows. The keyed row against quinn is the fair comparison
+//!   (both authenticate and encrypt); the clear row does neither.
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -20,6 +27,7 @@ use ferry_sim::{LinkConfig, Network};
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
 
 use crate::alloc::{Measure, held_bytes};
+use crate::connects;
 use crate::report::Table;
 
 /// Settings of the sessions suite.
@@ -31,6 +39,14 @@ pub(crate) struct Args {
     pub(crate) handshakes: usize,
     /// Idle sessions for the memory figure.
     pub(crate) sessions: usize,
+    /// Sessions opened and closed per connect-rate run.
+    pub(crate) connects: usize,
+    /// Most connects in flight at once.
+    pub(crate) in_flight: usize,
+    /// Connect-rate runs per row; the row is their median.
+    pub(crate) repeat: usize,
+    /// quinn's connect rate too (feature `peers`).
+    pub(crate) peers: bool,
 }
 
 fn config(psk: Option<&PreSharedKey>, server: bool) -> EndpointConfig {
@@ -108,7 +124,80 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
             "  memory per idle session not measured: no counting allocator, no /proc/self/statm"
         ),
     }
+    connect_rates(args, &mut table);
     Ok(table)
+}
+
+/// The connect-rate rows' names.
+const RATE_CLEAR: &str = "sessions: connect rate, clear";
+const RATE_PSK: &str = "sessions: connect rate, psk";
+const RATE_QUINN: &str = "sessions: connect rate, quinn";
+
+/// The connect-rate rows: sessions per second and CPU per session, quinn
+/// (with peers) first, as the baseline of both Ferry rows. A failed run
+/// fails its rows only.
+fn connect_rates(args: &Args, table: &mut Table) {
+    let how = format!(
+        "{} sessions, up to {} connecting at once, one server endpoint, loopback",
+        args.connects, args.in_flight
+    );
+    let quinn = args.peers.then_some(RATE_QUINN);
+    let cpu = |name: &str| format!("{name} CPU");
+    let runs = [
+        (
+            connects::Kind::Quinn,
+            RATE_QUINN,
+            format!(
+                "quinn {}, TLS 1.3, self-signed ECDSA P-256 certificate",
+                crate::peers::QUINN_VERSION
+            ),
+        ),
+        (
+            connects::Kind::Clear,
+            RATE_CLEAR,
+            "no authentication, no encryption: not like with like against quinn".to_owned(),
+        ),
+        (
+            connects::Kind::Psk,
+            RATE_PSK,
+            "pre-shared key, Noise NNpsk0: like with like against quinn's TLS".to_owned(),
+        ),
+    ];
+    for (kind, name, what) in runs {
+        if kind == connects::Kind::Quinn && !args.peers {
+            continue;
+        }
+        let baseline = if kind == connects::Kind::Quinn {
+            None
+        } else {
+            quinn
+        };
+        match connects::median(kind, args.connects, args.in_flight, args.repeat) {
+            Ok((rate, spread)) => {
+                let row = table.add(
+                    name,
+                    rate.per_s(),
+                    "sess/s",
+                    baseline,
+                    format!("{how}; {what}{spread}"),
+                );
+                if kind == connects::Kind::Psk {
+                    row.also(RATE_CLEAR);
+                }
+                let row = table.add(
+                    cpu(name),
+                    rate.cpu_us(),
+                    "µs",
+                    baseline.map(cpu).as_deref(),
+                    rate.cpu_note(),
+                );
+                if kind == connects::Kind::Psk {
+                    row.also(cpu(RATE_CLEAR));
+                }
+            }
+            Err(e) => table.fail(name, "sess/s", &e),
+        }
+    }
 }
 
 fn micros(d: Duration) -> f64 {
