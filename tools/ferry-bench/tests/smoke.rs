@@ -23,6 +23,8 @@ fn every_suite_runs_and_writes_its_figures() {
             "50",
             "--many-sessions",
             "10",
+            "--many-mib",
+            "1,2",
             "--sim-mb",
             "1",
             "--sim-gbit-mb",
@@ -33,6 +35,10 @@ fn every_suite_runs_and_writes_its_figures() {
             "10",
             "--idle-sessions",
             "50",
+            "--connects",
+            "20",
+            "--connects-in-flight",
+            "5",
             "--diode-mib",
             "1",
             "--diode-rates",
@@ -49,6 +55,16 @@ fn every_suite_runs_and_writes_its_figures() {
         "ferry-bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(stdout.contains("ratio = value / baseline"), "{stdout}");
+    // One pair of many rows per size, the derived rows, the connect rates.
+    for row in [
+        "many: 10 sessions of 1 MiB, aggregate",
+        "many: 10 sessions of 2 MiB CPU",
+        "many: 10 sessions, steady-state CPU",
+        "sessions: connect rate, clear",
+        "sessions: connect rate, psk CPU",
+    ] {
+        assert!(stdout.contains(row), "no row {row}\n{stdout}");
+    }
 
     let suites = ["bulk", "latency", "many", "efficiency", "sessions", "diode"];
     let all: serde_json::Value = serde_json::from_str(
