@@ -5,8 +5,11 @@
 pub struct EndpointConfig {
     /// The protocol settings (MTU, windows, timeouts, `accept_incoming`, …).
     pub protocol: ferry_proto::Config,
-    /// Requested kernel receive buffer, bytes. Default 8 MiB; the kernel caps it
-    /// (`net.core.rmem_max` on Linux).
+    /// Requested kernel receive buffer, bytes. Default 32 MiB: a server whose
+    /// many sessions together send more than it reads for a moment loses
+    /// less (1,000 sessions on loopback lost 10% of their packets with
+    /// 8 MiB). The kernel caps it (`net.core.rmem_max` on Linux) and takes
+    /// the memory only as datagrams wait.
     pub socket_recv_buffer: usize,
     /// Requested kernel send buffer, bytes. Default 8 MiB; the kernel caps it
     /// (`net.core.wmem_max` on Linux).
@@ -23,7 +26,7 @@ impl From<ferry_proto::Config> for EndpointConfig {
     fn from(protocol: ferry_proto::Config) -> Self {
         Self {
             protocol,
-            socket_recv_buffer: 8 << 20,
+            socket_recv_buffer: 32 << 20,
             socket_send_buffer: 8 << 20,
         }
     }

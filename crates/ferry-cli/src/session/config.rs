@@ -34,7 +34,7 @@
 //! amplification_factor = 3      # bytes sent to an unproven address per byte received
 //! max_recv_memory = 2147483648  # bytes: received data all sessions hold at once
 //! udp_send_buffer = 8388608     # bytes: kernel socket send buffer requested
-//! udp_recv_buffer = 8388608     # bytes: kernel socket receive buffer requested
+//! udp_recv_buffer = 33554432    # bytes: kernel socket receive buffer requested
 //! key_file = "ferry.key"        # pre-shared key (64 hex digits); relative to this file
 //! cipher = "auto"               # with a key: "auto", "aes-256-gcm" or "chacha20-poly1305"
 //! ```

@@ -102,7 +102,7 @@ impl SessionCore {
         } else {
             None
         };
-        packet.encode_with_ack(self.id, pn, ride.as_ref(), buf);
+        packet.encode_with_ack(self.id, pn, ride.as_deref(), buf);
         if let Some(ack) = ride {
             if buf.len() - start + self.protection.overhead() > self.mtu {
                 // No room beside this body (a fragment repaired whole, a
@@ -284,7 +284,7 @@ impl SessionCore {
     /// it, or a due one.
     fn poll_ack(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         let ack = match self.riding.take() {
-            Some(ack) => ack,
+            Some(ack) => *ack,
             None if self.acks.ack_due(now) => self.take_ack(now)?,
             None => return None,
         };
@@ -320,7 +320,7 @@ impl SessionCore {
         if self.acks.ack_due(now)
             || (self.acks.worth_carrying() && self.next_data_has_room(self.acks.ack_len_bound()))
         {
-            self.riding = self.take_ack(now);
+            self.riding = self.take_ack(now).map(Box::new);
         }
     }
 
