@@ -16,7 +16,8 @@ pub struct Args {
     /// Smaller sizes everywhere: a smoke run.
     #[arg(long)]
     quick: bool,
-    /// Measure peers too (quinn in the bulk suite): builds ferry-bench with
+    /// Measure peers too (quinn in the bulk suite and the sessions suite's
+    /// connect rate): builds ferry-bench with
     /// its `peers` feature, which compiles quinn.
     #[arg(long)]
     peers: bool,
