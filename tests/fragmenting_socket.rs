@@ -4,77 +4,21 @@
 //! seem to fit, so the session keeps its starting size. The same transfer on
 //! a socket that sets "don't fragment" (Linux loopback) grows past it.
 
-use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_async::{
-    AsyncTimer, AsyncUdpSocket, Endpoint, EndpointConfig, RecvMeta, Runtime, Transmit,
-};
+use ferry_async::{AsyncUdpSocket, Endpoint, EndpointConfig};
+use ferry_tests::tapped::{Tap, TappedRuntime};
 use ferry_tokio::EndpointExt;
 
-/// A socket that says the network may fragment what it sends.
+/// Says the network may fragment what the socket sends.
 #[derive(Debug)]
-struct Fragmenting(Arc<dyn AsyncUdpSocket>);
+struct Fragmenting;
 
-impl AsyncUdpSocket for Fragmenting {
-    fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> Poll<io::Result<usize>> {
-        self.0.poll_recv(cx, bufs, meta)
-    }
-
-    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_writable(cx)
-    }
-
-    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        self.0.try_send(transmit)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn max_gso_segments(&self) -> usize {
-        self.0.max_gso_segments()
-    }
-
-    fn gro_segments(&self) -> usize {
-        self.0.gro_segments()
-    }
-
-    fn take_unreachable(&self) -> Option<SocketAddr> {
-        self.0.take_unreachable()
-    }
-
-    fn may_fragment(&self) -> bool {
+impl Tap for Fragmenting {
+    fn may_fragment(&self, _: &dyn AsyncUdpSocket) -> bool {
         true
-    }
-}
-
-/// Tokio, with every socket wrapped in [`Fragmenting`].
-#[derive(Debug)]
-struct FragmentingRuntime(Arc<dyn Runtime>);
-
-impl Runtime for FragmentingRuntime {
-    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
-        self.0.new_timer(deadline)
-    }
-
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        self.0.spawn(future);
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        Ok(Arc::new(Fragmenting(self.0.wrap_udp_socket(socket)?)))
     }
 }
 
@@ -99,8 +43,8 @@ async fn transfer(client: Endpoint) -> (usize, u64) {
 #[tokio::test]
 async fn a_socket_that_may_fragment_keeps_the_starting_size() {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let runtime = FragmentingRuntime(Arc::new(ferry_tokio::TokioRuntime::current().unwrap()));
-    let client = Endpoint::bind_with(Arc::new(runtime), local, EndpointConfig::default()).unwrap();
+    let runtime = TappedRuntime::tokio(Arc::new(Fragmenting));
+    let client = Endpoint::bind_with(runtime, local, EndpointConfig::default()).unwrap();
     let start = ferry_proto::Config::default().mtu;
     assert_eq!(transfer(client).await, (start, 0));
 }

@@ -3,108 +3,43 @@
 //! it (protocol.md §6.11), so a process that exits right after still tells
 //! its peer. Through a socket that drops the closing side's first Close.
 
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_async::{
-    AsyncTimer, AsyncUdpSocket, Endpoint, EndpointConfig, RecvMeta, Runtime, Transmit,
-};
+use ferry_async::{AsyncUdpSocket, Endpoint, EndpointConfig, Transmit};
 use ferry_proto::CloseReason;
 use ferry_proto::wire::packet::PacketKind;
+use ferry_tests::tapped::{Tap, TappedRuntime};
 use ferry_tokio::EndpointExt;
 
-/// A socket that drops the first Close it is asked to send and counts the
-/// Closes it sent.
-#[derive(Debug)]
+/// Drops the first Close it is asked to send and counts the Closes.
+#[derive(Debug, Default)]
 struct DropsFirstClose {
-    inner: Arc<dyn AsyncUdpSocket>,
-    closes: Arc<AtomicUsize>,
+    closes: AtomicUsize,
 }
 
-impl AsyncUdpSocket for DropsFirstClose {
-    fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_recv(cx, bufs, meta)
-    }
-
-    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_writable(cx)
-    }
-
-    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+impl Tap for DropsFirstClose {
+    fn try_send(&self, socket: &dyn AsyncUdpSocket, transmit: &Transmit<'_>) -> io::Result<()> {
         // A Close is small and goes alone; its kind byte is in clear text.
         if transmit.contents.get(1) == Some(&(PacketKind::Close as u8))
             && self.closes.fetch_add(1, Ordering::SeqCst) == 0
         {
             return Ok(());
         }
-        self.inner.try_send(transmit)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn max_gso_segments(&self) -> usize {
-        self.inner.max_gso_segments()
-    }
-
-    fn gro_segments(&self) -> usize {
-        self.inner.gro_segments()
-    }
-
-    fn take_unreachable(&self) -> Option<SocketAddr> {
-        self.inner.take_unreachable()
-    }
-
-    fn may_fragment(&self) -> bool {
-        self.inner.may_fragment()
-    }
-}
-
-/// Tokio, with every socket wrapped in [`DropsFirstClose`].
-#[derive(Debug)]
-struct LossyCloseRuntime {
-    inner: Arc<dyn Runtime>,
-    closes: Arc<AtomicUsize>,
-}
-
-impl Runtime for LossyCloseRuntime {
-    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
-        self.inner.new_timer(deadline)
-    }
-
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        self.inner.spawn(future);
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        Ok(Arc::new(DropsFirstClose {
-            inner: self.inner.wrap_udp_socket(socket)?,
-            closes: self.closes.clone(),
-        }))
+        socket.try_send(transmit)
     }
 }
 
 #[tokio::test]
 async fn a_peer_learns_of_a_close_whose_first_datagram_was_lost_though_the_closer_exits_at_once() {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let closes = Arc::new(AtomicUsize::new(0));
-    let runtime = LossyCloseRuntime {
-        inner: Arc::new(ferry_tokio::TokioRuntime::current().unwrap()),
-        closes: closes.clone(),
-    };
-    let client = Endpoint::bind_with(Arc::new(runtime), local, EndpointConfig::default()).unwrap();
+    let tap = Arc::new(DropsFirstClose::default());
+    let runtime = TappedRuntime::tokio(tap.clone());
+    let client = Endpoint::bind_with(runtime, local, EndpointConfig::default()).unwrap();
     let server = Endpoint::bind(local, EndpointConfig::server()).unwrap();
     let session = client.connect(server.local_addr()).await.unwrap();
     let incoming = server.accept().await.unwrap();
@@ -116,7 +51,7 @@ async fn a_peer_learns_of_a_close_whose_first_datagram_was_lost_though_the_close
     drop(session);
     drop(client);
     assert!(
-        closes.load(Ordering::SeqCst) >= 2,
+        tap.closes.load(Ordering::SeqCst) >= 2,
         "the Close was sent once"
     );
     // Keep-alive would notice the silence only after seconds; the repeated

@@ -11,17 +11,13 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_async::{
-    AsyncTimer, AsyncUdpSocket, Endpoint, EndpointConfig, RecvMeta, Runtime, Transmit,
-};
+use ferry_async::{AsyncUdpSocket, Endpoint, EndpointConfig, Transmit};
+use ferry_tests::tapped::{Tap, TappedRuntime};
 use ferry_tokio::EndpointExt;
 
 /// Linux's `EMSGSIZE`.
@@ -36,28 +32,14 @@ enum Seen {
     Sent(Vec<u8>),
 }
 
-/// A socket that claims GSO and refuses every batch as too large.
-#[derive(Debug)]
+/// Claims GSO and refuses every batch as too large; logs every send.
+#[derive(Debug, Default)]
 struct Refusing {
-    inner: Arc<dyn AsyncUdpSocket>,
-    log: Arc<Mutex<Vec<Seen>>>,
+    log: Mutex<Vec<Seen>>,
 }
 
-impl AsyncUdpSocket for Refusing {
-    fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_recv(cx, bufs, meta)
-    }
-
-    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_writable(cx)
-    }
-
-    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+impl Tap for Refusing {
+    fn try_send(&self, socket: &dyn AsyncUdpSocket, transmit: &Transmit<'_>) -> io::Result<()> {
         if let Some(segment_size) = transmit.segment_size {
             self.log.lock().unwrap().push(Seen::Refused {
                 segment_size,
@@ -65,66 +47,27 @@ impl AsyncUdpSocket for Refusing {
             });
             return Err(io::Error::from_raw_os_error(EMSGSIZE));
         }
-        self.inner.try_send(transmit)?;
+        socket.try_send(transmit)?;
         let sent = Seen::Sent(transmit.contents.to_vec());
         self.log.lock().unwrap().push(sent);
         Ok(())
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn max_gso_segments(&self) -> usize {
+    fn max_gso_segments(&self, _: &dyn AsyncUdpSocket) -> usize {
         8
-    }
-
-    fn gro_segments(&self) -> usize {
-        self.inner.gro_segments()
-    }
-
-    fn may_fragment(&self) -> bool {
-        self.inner.may_fragment()
-    }
-
-    fn take_unreachable(&self) -> Option<SocketAddr> {
-        self.inner.take_unreachable()
-    }
-}
-
-/// Tokio, with the socket wrapped in [`Refusing`].
-#[derive(Debug)]
-struct RefusingRuntime {
-    inner: Arc<dyn Runtime>,
-    log: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Runtime for RefusingRuntime {
-    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
-        self.inner.new_timer(deadline)
-    }
-
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        self.inner.spawn(future);
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        Ok(Arc::new(Refusing {
-            inner: self.inner.wrap_udp_socket(socket)?,
-            log: self.log.clone(),
-        }))
     }
 }
 
 #[tokio::test]
 async fn a_batch_refused_as_too_large_goes_again_one_datagram_at_a_time() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let runtime = RefusingRuntime {
-        inner: Arc::new(ferry_tokio::TokioRuntime::current().unwrap()),
-        log: log.clone(),
-    };
+    let tap = Arc::new(Refusing::default());
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let client = Endpoint::bind_with(Arc::new(runtime), local, EndpointConfig::default()).unwrap();
+    let client = Endpoint::bind_with(
+        TappedRuntime::tokio(tap.clone()),
+        local,
+        EndpointConfig::default(),
+    )
+    .unwrap();
     let server = Endpoint::bind(local, EndpointConfig::server()).unwrap();
     let session = client.connect(server.local_addr()).await.unwrap();
     let incoming = server.accept().await.unwrap();
@@ -136,7 +79,7 @@ async fn a_batch_refused_as_too_large_goes_again_one_datagram_at_a_time() {
         assert_eq!(&incoming.recv().await.unwrap(), m);
     }
 
-    let log = log.lock().unwrap().clone();
+    let log = tap.log.lock().unwrap().clone();
     let mut refused = 0;
     let mut sends = log.iter();
     while let Some(send) = sends.next() {

@@ -72,15 +72,6 @@ pub(crate) enum Kind {
     QuinnDefaults,
 }
 
-impl Kind {
-    fn arg(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .expect("no skipped variants")
-            .get_name()
-            .to_owned()
-    }
-}
-
 /// Which side of a transfer a child plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Side {
@@ -363,7 +354,7 @@ pub(crate) fn transfer(
         vec![
             side.to_owned(),
             "--kind".into(),
-            kind.arg(),
+            crate::child::arg_name(kind),
             "--sessions".into(),
             sessions.to_string(),
             "--bytes".into(),

@@ -17,6 +17,15 @@ use std::time::Duration;
 /// The arguments that lead this executable to its role subcommands.
 static ROLE_PREFIX: RwLock<&'static [&'static str]> = RwLock::new(&[]);
 
+/// The name a child's command line takes for `value` (its clap name).
+pub(crate) fn arg_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .expect("no skipped variants")
+        .get_name()
+        .to_owned()
+}
+
 /// Sets the arguments placed between this executable and a role's
 /// subcommand (`bulk-role`, …) when a suite starts a child.
 pub(crate) fn set_role_prefix(prefix: &'static [&'static str]) {

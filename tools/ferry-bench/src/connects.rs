@@ -36,16 +36,6 @@ pub(crate) enum Kind {
     Quinn,
 }
 
-impl Kind {
-    /// The name the child's command line takes.
-    fn arg(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .expect("no skipped variants")
-            .get_name()
-            .to_owned()
-    }
-}
-
 /// Which side a child plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Side {
@@ -143,7 +133,7 @@ pub(crate) fn measure(kind: Kind, count: usize, in_flight: usize) -> Result<Rate
         vec![
             side.to_owned(),
             "--kind".into(),
-            kind.arg(),
+            crate::child::arg_name(kind),
             "--count".into(),
             count.to_string(),
             "--in-flight".into(),
