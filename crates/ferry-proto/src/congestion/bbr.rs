@@ -70,10 +70,6 @@ const FULL_BW_GROWTH: f64 = 1.25;
 const FULL_BW_ROUNDS: u32 = 3;
 /// A round losing more than this (and more than twice the usual) is congested.
 const LOSS_THRESH: f64 = 0.02;
-/// A Startup round losing more than this overflowed a queue, whether or not
-/// the delivery rate still grew (many flows starting at once into one
-/// buffer each see their rate grow as they overrun it together).
-const STARTUP_OVERFLOW: f64 = 0.15;
 /// Rounds whose loss the usual rate is learned from before it is trusted.
 const BASELINE_ROUNDS: u32 = 4;
 /// Fewest packets a round must lose to count as congested.
@@ -301,9 +297,7 @@ impl Bbr {
             // application-limited: a sender that runs out of data in bursts
             // can still overflow the queue at Startup's gain.)
             let stalled = (bw as f64) < self.last_round_bw as f64 * FULL_BW_GROWTH;
-            if lost_enough
-                && loss.is_some_and(|l| l > STARTUP_OVERFLOW || (stalled && l > LOSS_THRESH))
-            {
+            if stalled && lost_enough && loss.is_some_and(|l| l > LOSS_THRESH) {
                 self.filled_pipe = true;
             }
         }
@@ -687,34 +681,6 @@ mod tests {
         // cwnd = 2 BDP (+ 3 packets) of the model.
         let bdp = p.bbr.bandwidth().unwrap() / 20;
         assert_eq!(p.bbr.window(), 2 * bdp + 3 * MSS);
-    }
-
-    /// Rounds of Startup until it ends, with `loss` lost each round.
-    fn startup_rounds(loss: f64) -> u32 {
-        let mut p = Path::new(10_000_000, Duration::from_millis(50));
-        let mut rounds = 0;
-        while p.bbr.mode() == Mode::Startup {
-            p.round(loss);
-            rounds += 1;
-            assert!(rounds < 30, "startup never ended: {:?}", p.bbr);
-        }
-        rounds
-    }
-
-    #[test]
-    fn startup_ends_at_a_round_that_overflows_a_queue_though_the_rate_still_grows() {
-        // Many flows starting into one buffer: each sees its own rate grow
-        // while together they lose a fifth of every round.
-        let overflowing = startup_rounds(0.2);
-        assert!(
-            overflowing <= 3,
-            "{overflowing} rounds of Startup at 20% loss"
-        );
-        // Random loss of a few percent leaves Startup to find the rate.
-        // (Without the overflow rule: 12 rounds at 20%.)
-        let random = startup_rounds(0.05);
-        // (500 kB BDP from a 10 kB window: about six doublings.)
-        assert!(random >= 6, "{random} rounds of Startup at 5% loss");
     }
 
     #[test]
