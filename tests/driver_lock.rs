@@ -12,16 +12,13 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_async::{
-    AsyncTimer, AsyncUdpSocket, Endpoint, EndpointConfig, RecvMeta, Runtime, Session, Transmit,
-};
+use ferry_async::{AsyncUdpSocket, Endpoint, EndpointConfig, RecvMeta, Session, Transmit};
 use ferry_tests::harness::within;
+use ferry_tests::tapped::{Tap, TappedRuntime};
 use futures_lite::future::block_on;
 
 /// Which socket call the gate stops.
@@ -102,74 +99,21 @@ impl Gate {
     }
 }
 
-/// A runtime whose sockets pass through `gate`.
-#[derive(Debug)]
-struct GatedRuntime {
-    inner: Arc<dyn Runtime>,
-    gate: Arc<Gate>,
-}
-
-impl Runtime for GatedRuntime {
-    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
-        self.inner.new_timer(deadline)
-    }
-
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        self.inner.spawn(future);
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        Ok(Arc::new(GatedSocket {
-            inner: self.inner.wrap_udp_socket(socket)?,
-            gate: self.gate.clone(),
-        }))
-    }
-}
-
-#[derive(Debug)]
-struct GatedSocket {
-    inner: Arc<dyn AsyncUdpSocket>,
-    gate: Arc<Gate>,
-}
-
-impl AsyncUdpSocket for GatedSocket {
+impl Tap for Gate {
     fn poll_recv(
         &self,
+        socket: &dyn AsyncUdpSocket,
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        self.gate.pass(Call::Receive);
-        self.inner.poll_recv(cx, bufs, meta)
+        self.pass(Call::Receive);
+        socket.poll_recv(cx, bufs, meta)
     }
 
-    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_writable(cx)
-    }
-
-    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        self.gate.pass(Call::Send);
-        self.inner.try_send(transmit)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn max_gso_segments(&self) -> usize {
-        self.inner.max_gso_segments()
-    }
-
-    fn gro_segments(&self) -> usize {
-        self.inner.gro_segments()
-    }
-
-    fn may_fragment(&self) -> bool {
-        self.inner.may_fragment()
-    }
-
-    fn take_unreachable(&self) -> Option<SocketAddr> {
-        self.inner.take_unreachable()
+    fn try_send(&self, socket: &dyn AsyncUdpSocket, transmit: &Transmit<'_>) -> io::Result<()> {
+        self.pass(Call::Send);
+        socket.try_send(transmit)
     }
 }
 
@@ -207,11 +151,8 @@ fn pair() -> Pair {
     };
     let client = {
         let _guard = client_rt.enter();
-        let runtime = GatedRuntime {
-            inner: Arc::new(ferry_tokio::TokioRuntime::current().unwrap()),
-            gate: gate.clone(),
-        };
-        Endpoint::bind_with(Arc::new(runtime), local(), EndpointConfig::default()).unwrap()
+        let runtime = TappedRuntime::tokio(gate.clone());
+        Endpoint::bind_with(runtime, local(), EndpointConfig::default()).unwrap()
     };
     let session = block_on(client.connect(server.local_addr())).unwrap();
     let incoming = block_on(server.accept()).unwrap();

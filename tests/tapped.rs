@@ -1,7 +1,7 @@
 //! Sockets a test can tap: a runtime whose every socket passes its sends,
 //! and what it says of itself, through a [`Tap`] the test writes, and leaves
 //! the rest to the runtime's own socket. `fragmenting_socket.rs`,
-//! `oversize_batch.rs` and `lost_close.rs` use it.
+//! `oversize_batch.rs`, `lost_close.rs` and `driver_lock.rs` use it.
 
 use std::fmt::Debug;
 use std::io::{self, IoSliceMut};
@@ -16,6 +16,17 @@ use ferry_async::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 /// What a test changes of a socket. Each method is handed the real socket;
 /// the defaults pass everything through.
 pub trait Tap: Debug + Send + Sync + 'static {
+    /// Receives a batch, as `AsyncUdpSocket::poll_recv`.
+    fn poll_recv(
+        &self,
+        socket: &dyn AsyncUdpSocket,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        socket.poll_recv(cx, bufs, meta)
+    }
+
     /// Sends `transmit`, or not.
     fn try_send(&self, socket: &dyn AsyncUdpSocket, transmit: &Transmit<'_>) -> io::Result<()> {
         socket.try_send(transmit)
@@ -46,7 +57,7 @@ impl<T: Tap> AsyncUdpSocket for TappedSocket<T> {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_recv(cx, bufs, meta)
+        self.tap.poll_recv(&*self.inner, cx, bufs, meta)
     }
 
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -86,16 +97,21 @@ pub struct TappedRuntime<T> {
 }
 
 impl<T: Tap> TappedRuntime<T> {
+    /// `inner`, tapped by `tap`.
+    pub fn new(inner: Arc<dyn Runtime>, tap: Arc<T>) -> Arc<Self> {
+        Arc::new(Self { inner, tap })
+    }
+
     /// Tokio's runtime (the current one), tapped by `tap`.
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
     pub fn tokio(tap: Arc<T>) -> Arc<Self> {
-        Arc::new(Self {
-            inner: Arc::new(ferry_tokio::TokioRuntime::current().expect("inside tokio")),
+        Self::new(
+            Arc::new(ferry_tokio::TokioRuntime::current().expect("inside tokio")),
             tap,
-        })
+        )
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Server, assert_same_tree, content, make_tree, run, text};
+use common::{Server, assert_same_tree, content, make_tree, receiver, run, text};
 use ferry_cli::session::disk::CHUNK;
 use ferry_cli::session::wire::{
     CLOSE_DONE, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, trailer,
@@ -17,21 +17,6 @@ use ferry_cli::session::wire::{
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt, Session, StreamKind};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn receiver(dir: &Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "receive",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--once",
-        "--progress",
-        "off",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
-}
 
 fn send(paths: &[&Path], to: &Server) -> (Option<i32>, String, String) {
     let mut args = vec!["send"];

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, assert_same_tree, key_file, make_tree, run, text};
+use common::{Server, assert_same_tree, key_file, make_tree, receiver, run, text};
 use ferry_cli::session::wire::{
     CLOSE_DONE, Content, EntryHeader, EntryKind, Reply, ReplyCode, trailer,
 };
@@ -14,19 +14,6 @@ use ferry_relay::{LinkConfig, Relay};
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt, StreamKind};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn receiver(dir: &std::path::Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "receive",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--once",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
-}
 
 fn retransmitted(summary: &str) -> u64 {
     summary

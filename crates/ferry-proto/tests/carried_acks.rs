@@ -100,10 +100,10 @@ fn an_encrypted_reply_carries_the_ack_of_its_request_too() {
     assert_one_datagram_each_way(keyed());
 }
 
-/// Both sides send bulk data at once over a lossy path: acks ride on full
-/// packets (cut shorter to make room) when the window lets data go as they
-/// fall due, and go alone when it does not (or beside a repaired fragment,
-/// which has no room); every message arrives, in order.
+/// Both sides send bulk data at once over a lossy path: acks ride on the
+/// packets of data that have room for them (a message's last fragment) and
+/// go alone otherwise (beside full fragments and repairs, or when the
+/// window holds data back); every message arrives, in order.
 #[test]
 fn acks_ride_on_bulk_data_both_ways_and_every_message_arrives_in_order() {
     let link = LinkConfig::default()

@@ -363,14 +363,8 @@ pub(crate) fn transfer(
             mtu.to_string(),
         ]
     };
-    let mut receiver = Role::spawn("bulk-role", &common("receive"))?;
-    let ready = receiver.expect("READY")?;
-    let mut send_args = common("send");
-    send_args.extend(["--addr".into(), field::<String>(&ready, 0)?]);
-    if let Some(cert) = ready.get(1) {
-        send_args.extend(["--cert".into(), cert.clone()]);
-    }
-    let mut sender = Role::spawn("bulk-role", &send_args)?;
+    let (mut receiver, mut sender) =
+        Role::spawn_pair("bulk-role", &common("receive"), &common("send"))?;
     let s = sender.expect("RESULT")?;
     let r = receiver.expect("RESULT")?;
     sender.wait()?;

@@ -63,6 +63,26 @@ impl Role {
         Ok(Self { child, out })
     }
 
+    /// Starts the server side of a pair (`subcommand server…`), waits for
+    /// its `READY <addr> [cert]`, then the client side (`subcommand
+    /// client…`), told where the server is with `--addr` (and `--cert`, when
+    /// the server printed one). Returns `(server, client)`.
+    pub(crate) fn spawn_pair(
+        subcommand: &str,
+        server: &[String],
+        client: &[String],
+    ) -> Result<(Self, Self), String> {
+        let mut first = Self::spawn(subcommand, server)?;
+        let ready = first.expect("READY")?;
+        let mut client = client.to_vec();
+        client.extend(["--addr".into(), field::<String>(&ready, 0)?]);
+        if let Some(cert) = ready.get(1) {
+            client.extend(["--cert".into(), cert.clone()]);
+        }
+        let second = Self::spawn(subcommand, &client)?;
+        Ok((first, second))
+    }
+
     /// Reads lines until one starts with `prefix`; returns its fields after
     /// the prefix.
     pub(crate) fn expect(&mut self, prefix: &str) -> Result<Vec<String>, String> {

@@ -140,14 +140,8 @@ pub(crate) fn measure(kind: Kind, count: usize, in_flight: usize) -> Result<Rate
             in_flight.to_string(),
         ]
     };
-    let mut server = Role::spawn("connect-role", &common("server"))?;
-    let ready = server.expect("READY")?;
-    let mut client_args = common("client");
-    client_args.extend(["--addr".into(), field::<String>(&ready, 0)?]);
-    if let Some(cert) = ready.get(1) {
-        client_args.extend(["--cert".into(), cert.clone()]);
-    }
-    let mut client = Role::spawn("connect-role", &client_args)?;
+    let (mut server, mut client) =
+        Role::spawn_pair("connect-role", &common("server"), &common("client"))?;
     let c = client.expect("RESULT")?;
     let s = server.expect("RESULT")?;
     client.wait()?;

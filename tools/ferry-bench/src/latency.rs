@@ -105,23 +105,14 @@ pub(crate) fn run(settings: Settings) -> Result<Table, String> {
 
 /// p50 and p99 in microseconds, from two child processes.
 fn round_trips(kind: Kind, settings: Settings) -> Result<(f64, f64), String> {
-    let kind_arg = clap::ValueEnum::to_possible_value(&kind)
-        .expect("no skipped variants")
-        .get_name()
-        .to_owned();
-    let mut server = Role::spawn(
+    let kind = crate::child::arg_name(kind);
+    let (server, mut client) = Role::spawn_pair(
         "latency-role",
-        &["serve".into(), "--kind".into(), kind_arg.clone()],
-    )?;
-    let addr: String = field(&server.expect("READY")?, 0)?;
-    let mut client = Role::spawn(
-        "latency-role",
+        &["serve".into(), "--kind".into(), kind.clone()],
         &[
             "ping".into(),
             "--kind".into(),
-            kind_arg,
-            "--addr".into(),
-            addr,
+            kind,
             "--count".into(),
             settings.count.to_string(),
             "--warmup".into(),

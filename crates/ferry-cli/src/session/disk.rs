@@ -536,6 +536,14 @@ mod tests {
         assert_eq!(progress.bytes.load(Ordering::Relaxed), 11);
     }
 
+    /// A writer of `target` through `temp`, not overwriting.
+    async fn writer(temp: &Path, target: &Path) -> FileWriter {
+        let progress = Arc::new(Progress::new("test"));
+        FileWriter::create(temp.to_owned(), target.to_owned(), false, progress)
+            .await
+            .unwrap()
+    }
+
     #[test]
     fn a_right_digest_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -543,14 +551,7 @@ mod tests {
         let temp = dir.path().join(".a.bin.ferry-part-2");
         let content = vec![5u8; 3 * CHUNK + 17];
         let written = runtime().block_on(async {
-            let mut w = FileWriter::create(
-                temp.clone(),
-                target.clone(),
-                false,
-                Arc::new(Progress::new("test")),
-            )
-            .await
-            .unwrap();
+            let mut w = writer(&temp, &target).await;
             for part in content.chunks(CHUNK) {
                 w.write(Bytes::copy_from_slice(part)).await.unwrap();
             }
@@ -569,25 +570,11 @@ mod tests {
         let rt = runtime();
         rt.block_on(async {
             let temp = dir.path().join(".a.bin.ferry-part-3");
-            let mut w = FileWriter::create(
-                temp.clone(),
-                target.clone(),
-                false,
-                Arc::new(Progress::new("test")),
-            )
-            .await
-            .unwrap();
+            let mut w = writer(&temp, &target).await;
             w.write(Bytes::from_static(b"partial")).await.unwrap();
             w.abort().await;
             assert!(!temp.exists());
-            let mut w = FileWriter::create(
-                temp.clone(),
-                target.clone(),
-                false,
-                Arc::new(Progress::new("test")),
-            )
-            .await
-            .unwrap();
+            let mut w = writer(&temp, &target).await;
             w.write(Bytes::from_static(b"new")).await.unwrap();
             let written = w.finish(*blake3::hash(b"new").as_bytes()).await;
             assert!(matches!(written, Written::Exists), "{written:?}");

@@ -103,6 +103,23 @@ impl Drop for Server {
     }
 }
 
+/// `ferry receive --once` into `dir` on a free loopback port, progress
+/// off, with `extra` arguments.
+pub fn receiver(dir: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "receive",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--once",
+        "--progress",
+        "off",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 /// Bytes of a pattern that depends on `seed`: a misplaced byte shows.
 pub fn content(size: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

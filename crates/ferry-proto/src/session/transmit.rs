@@ -241,8 +241,12 @@ impl SessionCore {
                 return Some(self.emit(buf, &p).1);
             }
         }
-        if self.riding.is_some() {
-            // Taken to ride on a packet that could not carry it.
+        if self.riding.is_some()
+            || (self.acks.ack_due(now) && !self.next_data_has_room(self.acks.ack_len_bound()))
+        {
+            // Taken to ride on a packet that could not carry it, or due
+            // with no packet of data to carry it (none waits, or the next is
+            // full): alone, now.
             return self.poll_ack(now, buf);
         }
         if let Some((addr, token)) = self.path_responses.pop_front() {
@@ -307,18 +311,18 @@ impl SessionCore {
         })
     }
 
-    /// Takes the ack to carry on the packet of data about to be written: a
-    /// due one, or one not due yet if the next packet of data has room for
-    /// it: carried, it costs a few bytes where alone, later, it would cost a
-    /// datagram (a reply that acknowledges its request saves an Ack packet
-    /// each way). A full packet has no room, and its ack is not taken early:
-    /// it would only go alone sooner.
+    /// Takes the ack to carry on the packet of data about to be written, if
+    /// that packet has room for it: a due one, or one not due yet (carried,
+    /// it costs a few bytes where alone, later, it would cost a datagram: a
+    /// reply that acknowledges its request saves an Ack packet each way). A
+    /// due ack the next packet has no room for went alone already; one not
+    /// due waits for its time.
     fn take_riding_ack(&mut self, now: Instant) {
         if self.riding.is_some() {
             return;
         }
-        if self.acks.ack_due(now)
-            || (self.acks.worth_carrying() && self.next_data_has_room(self.acks.ack_len_bound()))
+        if (self.acks.ack_due(now) || self.acks.worth_carrying())
+            && self.next_data_has_room(self.acks.ack_len_bound())
         {
             self.riding = self.take_ack(now).map(Box::new);
         }
