@@ -1,7 +1,9 @@
 //! The cipher negotiation inside real handshakes, peers from before it, and
 //! AES-256-GCM packets. (The rule itself is tested in `cipher.rs`.)
 
-use super::tests::{HEADER, PROLOGUE, Run, handshake_with, opened, psk, rng, sealed};
+use super::tests::{
+    HEADER, PROLOGUE, Run, handshake_with, opened, psk, rng, seal_open_and_flip, sealed,
+};
 use super::*;
 use crate::error::DecodeError;
 use crate::wire::protection::Protection;
@@ -326,24 +328,7 @@ proptest! {
         number in any::<u64>(),
         flip in any::<prop::sample::Index>(),
     ) {
-        let run = run_with(AES);
-        let packet = sealed(&run.initiator, number, &header, &body);
-        prop_assert_eq!(packet.len(), header.len() + body.len() + TAG_LEN);
-        let got = opened(&run.responder, number, header.len(), &packet).unwrap();
-        prop_assert_eq!(&got[..], &[&header[..], &body[..]].concat()[..]);
-
-        let bit = flip.index(packet.len() * 8);
-        let mut bad = packet.clone();
-        bad[bit / 8] ^= 1 << (bit % 8);
-        prop_assert_eq!(
-            opened(&run.responder, number, header.len(), &bad),
-            Err(DecodeError::Integrity)
-        );
-        // Nor under another packet number.
-        prop_assert_eq!(
-            opened(&run.responder, number ^ 1, header.len(), &packet),
-            Err(DecodeError::Integrity)
-        );
+        seal_open_and_flip(&run_with(AES), number, &header, &body, flip)?;
     }
 
     #[test]
@@ -352,17 +337,7 @@ proptest! {
         number in any::<u64>(),
         flip in any::<prop::sample::Index>(),
     ) {
-        let run = run_with(CHACHA);
-        let packet = sealed(&run.initiator, number, HEADER, &body);
-        let got = opened(&run.responder, number, HEADER.len(), &packet).unwrap();
-        prop_assert_eq!(&got[HEADER.len()..], &body[..]);
-        let bit = flip.index(packet.len() * 8);
-        let mut bad = packet.clone();
-        bad[bit / 8] ^= 1 << (bit % 8);
-        prop_assert_eq!(
-            opened(&run.responder, number, HEADER.len(), &bad),
-            Err(DecodeError::Integrity)
-        );
+        seal_open_and_flip(&run_with(CHACHA), number, HEADER, &body, flip)?;
     }
 
     #[test]
