@@ -5,6 +5,7 @@ use std::time::Duration;
 pub use crate::congestion::CongestionControl;
 pub use crate::crypto::CipherPreference;
 use crate::error::ConfigError;
+pub use crate::id::ServerId;
 use crate::wire::codec::VARINT_MAX;
 
 /// The smallest MTU Ferry accepts: the IPv4 minimum reassembly size less IP and
@@ -172,6 +173,12 @@ pub struct Config {
     /// Whether the endpoint accepts sessions started by peers. Default `false`
     /// (a client); servers set `true`.
     pub accept_incoming: bool,
+    /// This server's id in a fleet behind a load balancer, written into every
+    /// session id it issues so that the balancer keeps each session on it
+    /// even when the client's address changes (see [`ServerId`] and
+    /// [`route`](crate::route)). Default `None`: the listener issues each
+    /// starter's own id back.
+    pub server_id: Option<ServerId>,
     /// A pre-shared key: with one, every session authenticates the peer (it
     /// must hold the same key) and encrypts every packet after the handshake
     /// with fresh per-session keys (see [`crate::crypto`]). Both sides must
@@ -224,6 +231,7 @@ impl Default for Config {
             amplification_factor: 3,
             max_recv_memory: 2 << 30,
             accept_incoming: false,
+            server_id: None,
             psk: None,
             cipher: CipherPreference::Auto,
         }

@@ -84,6 +84,8 @@ mod id;
 pub mod crypto;
 // The wire format: codec, packet kinds, protection, stream ids and ops.
 pub mod wire;
+// What a load balancer in front of a fleet reads from a datagram.
+mod route;
 // What the application sees and sets: events, counters, configuration.
 pub mod config;
 mod event;
@@ -110,7 +112,8 @@ pub use error::{
     StreamError,
 };
 pub use event::{CloseReason, Event, StreamEnd, TransportCode};
-pub use id::{SessionId, Side};
+pub use id::{MAX_SERVER_ID_LEN, MAX_SHARDS, ServerId, SessionId, Shard, Side};
+pub use route::{Route, route};
 pub use session::State;
 pub use stats::{EndpointStats, SessionStats};
 pub use wire::stream::{StreamId, StreamKind};

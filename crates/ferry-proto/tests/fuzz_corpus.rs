@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use ferry_proto::SessionId;
 use ferry_proto::diode::{DiodeConfig, Sender};
-use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Packet, RepeatRequest};
+use ferry_proto::wire::packet::{Ack, Close, CloseCode, Data, Handshake, Packet, RepeatRequest};
 use ferry_proto::wire::stream::{StreamId, StreamOp};
 
 #[allow(dead_code)]
@@ -373,7 +373,13 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let session = SessionId::from(0x0123_4567_89ab_cdef);
     let seeds = [
         ("connect", Packet::Connect(HANDSHAKE)),
-        ("connect_ack", Packet::ConnectAck(HANDSHAKE)),
+        (
+            "connect_ack",
+            Packet::ConnectAck(Handshake {
+                listener_id: Some(SESSION),
+                ..HANDSHAKE
+            }),
+        ),
         (
             "data",
             Packet::Data(Data {

@@ -21,6 +21,7 @@ fn handshake() -> Handshake {
         max_ack_delay_micros: 10_000,
         max_streams: 100,
         initial_max_stream_data: 1 << 20,
+        listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
     }

@@ -257,6 +257,7 @@ fn default_params() -> ferry_proto::wire::packet::Handshake {
         max_ack_delay_micros: 10_000,
         max_streams: 100,
         initial_max_stream_data: 24 << 20,
+        listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
     }
@@ -298,8 +299,15 @@ fn section_4_1_connect() {
 #[test]
 fn section_4_2_connect_ack() {
     assert_eq!(
-        dump(&Packet::ConnectAck(default_params()), 0),
-        "01 02 01 23 45 67 89 ab cd ef 00 44 b0 81 00 00 00 82 00 00 00 67 10 40 64 81 80 00 00 d3 39 e1 0b"
+        dump(
+            &Packet::ConnectAck(ferry_proto::wire::packet::Handshake {
+                // The listener issues the starter's id back (no server id).
+                listener_id: Some(ferry_proto::SessionId::from(SESSION)),
+                ..default_params()
+            }),
+            0
+        ),
+        "01 02 01 23 45 67 89 ab cd ef 00 44 b0 81 00 00 00 82 00 00 00 67 10 40 64 81 80 00 00 01 23 45 67 89 ab cd ef 3d 5a 33 b7"
     );
 }
 

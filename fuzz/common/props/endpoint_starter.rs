@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use ferry_proto::Config;
-use ferry_proto::wire::packet::Packet;
+use ferry_proto::wire::packet::{Handshake, Packet};
 
 use super::endpoint_driver::{Driver, Life, Reached};
 use super::shared::{HANDSHAKE, PEER, QUIET, datagram};
@@ -43,7 +43,14 @@ pub fn check_starter(data: &[u8]) -> Reached {
     driver.connects.insert(id);
     driver.senders.insert(PEER);
     driver.drain();
-    driver.feed(PEER, &datagram(&Packet::ConnectAck(HANDSHAKE), id, 0));
+    driver.feed(PEER, &datagram(
+        &Packet::ConnectAck(Handshake {
+            listener_id: Some(id),
+            ..HANDSHAKE
+        }),
+        id,
+        0,
+    ));
     assert_eq!(
         driver.lives.get(&id),
         Some(&Life::Connected),

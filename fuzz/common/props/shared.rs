@@ -48,6 +48,7 @@ pub const HANDSHAKE: Handshake = Handshake {
     max_ack_delay_micros: 10_000,
     max_streams: 100,
     initial_max_stream_data: 1 << 24,
+    listener_id: None,
     auth: Bytes::new(),
     token: Bytes::new(),
 };

@@ -42,10 +42,20 @@ impl Endpoint {
                 return;
             }
         };
-        let id = header.session;
+        // A Connect carries the starter's id: one repeated for a session
+        // already accepted goes to that session (its ConnectAck was lost).
+        let id = if header.kind == PacketKind::Connect {
+            match self.aliases.get(&header.session) {
+                Some(&id) => id,
+                None => return self.handle_connect(now, from, header, header_len, data),
+            }
+        } else {
+            header.session
+        };
         let Some(Slot { session, .. }) = self.sessions.get_mut(&id) else {
             if header.kind == PacketKind::Connect {
-                self.handle_connect(now, from, header, header_len, data);
+                // A late connect for a session already over.
+                self.stats.dropped_unknown_session += 1;
             } else {
                 self.stats.dropped_unknown_session += 1;
                 let genuine = self.retired_info.get(&id).is_some_and(|r| {
@@ -95,6 +105,7 @@ impl Endpoint {
     pub(super) fn repeat_close(&mut self, id: SessionId, from: SocketAddr) {
         let Some(Retired {
             remote,
+            peer_id,
             close: Some((close, number)),
             protection,
             ..
@@ -108,12 +119,12 @@ impl Endpoint {
         let pn = *number;
         *number += 1;
         let mut buf = Vec::new();
-        Packet::Close(close.clone()).encode(id, pn, &mut buf);
+        Packet::Close(close.clone()).encode(*peer_id, pn, &mut buf);
         protection.seal(
             pn,
             Header {
                 kind: PacketKind::Close,
-                session: id,
+                session: *peer_id,
                 number: pn,
                 with_ack: false,
             }
@@ -143,12 +154,9 @@ impl Endpoint {
                 return;
             }
         };
+        // The starter's id: stateless answers, retry tokens and the Noise
+        // prologue use it.
         let id = header.session;
-        if self.retired_info.contains_key(&id) {
-            // A late retransmission of a connect for a session already over.
-            self.stats.dropped_unknown_session += 1;
-            return;
-        }
         if len < MIN_MTU {
             // Connects are padded to the MTU: a short one is not ours, and
             // answering it would amplify.
@@ -195,8 +203,9 @@ impl Endpoint {
         // Authentication last: the Diffie-Hellman work is spent only on a
         // connect that would otherwise be accepted.
         let mut keys = None;
+        let local = self.listener_id(id);
         if refusal.is_none() {
-            match self.authenticate(id, &hs) {
+            match self.authenticate(id, local, &hs) {
                 Ok(k) => keys = k,
                 Err(()) => {
                     self.stats.dropped_unauthenticated += 1;
@@ -216,6 +225,7 @@ impl Endpoint {
         self.stats.sessions_accepted += 1;
         let challenge = (!proven).then(|| self.rng.next_u64());
         let session = SessionCore::accept(
+            local,
             id,
             from,
             self.config.clone(),
@@ -230,8 +240,24 @@ impl Endpoint {
         if !proven {
             self.unvalidated += 1;
         }
-        self.sessions.insert(id, Slot::new(session, !proven));
-        self.touched(id);
+        self.sessions.insert(local, Slot::new(session, !proven));
+        self.aliases.insert(id, local);
+        self.touched(local);
+    }
+
+    /// The id this listener issues for a session whose starter chose
+    /// `starter`: the same, unless ids must carry a server id or a shard (or
+    /// that id is taken here).
+    fn listener_id(&mut self, starter: SessionId) -> SessionId {
+        let plain = self.config.server_id.is_none() && self.shard.count <= 1;
+        if plain
+            && !self.sessions.contains_key(&starter)
+            && !self.retired_info.contains_key(&starter)
+        {
+            starter
+        } else {
+            self.fresh_id()
+        }
     }
 
     /// Queues `packet` (a refusal or a retry) for `to` as packet number 0 of
@@ -254,13 +280,15 @@ impl Endpoint {
         self.stateless.push_back((to, buf));
     }
 
-    /// The listener's half of the handshake: with a key, message 1 must open
+    /// The listener's half of the handshake for the session whose starter
+    /// chose `id` and for which this side issued `local`: with a key, message 1 must open
     /// with it; the answer (message 2, repeating our parameters) and the
     /// session's packet keys come out. Without a key, a connect must carry no
     /// handshake message. `Err` is a failed authentication.
     pub(super) fn authenticate(
         &mut self,
         id: SessionId,
+        local: SessionId,
         hs: &Handshake,
     ) -> Result<Option<(PacketKeys, Bytes)>, ()> {
         let Some(psk) = &self.config.psk else {
@@ -278,7 +306,11 @@ impl Endpoint {
         let mut payload = Vec::new();
         noise.read_message(&hs.auth, &mut payload).map_err(|_| ())?;
         let mut params = Vec::new();
-        own_params(&self.config).encode_params(&mut params);
+        Handshake {
+            listener_id: Some(local),
+            ..own_params(&self.config)
+        }
+        .encode_params(&mut params);
         let mut message = Vec::new();
         noise.write_message(&params, &mut message).map_err(|_| ())?;
         let keys = noise.into_keys().map_err(|_| ())?;

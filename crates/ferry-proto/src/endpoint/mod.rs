@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::error::{ConfigError, ConnectError};
 use crate::event::Event;
-use crate::id::SessionId;
+use crate::id::{MAX_SHARDS, SessionId, Shard, issue};
 use crate::session::{SessionCore, State};
 use crate::stats::{EndpointStats, SessionStats};
 use crate::wire::packet::Close;
@@ -48,6 +48,10 @@ const RETIRED_IDS: usize = 4096;
 #[derive(Debug)]
 struct Retired {
     remote: SocketAddr,
+    /// The peer's id for the session, which the repeated close carries.
+    peer_id: SessionId,
+    /// The starter's id, for a session this side accepted (its alias).
+    alias: Option<SessionId>,
     /// The close this side sent, repeated to a peer that keeps talking, and the
     /// packet number to send it with.
     close: Option<(Close, u64)>,
@@ -131,6 +135,11 @@ pub struct Endpoint {
     carry: Carry,
     retired: VecDeque<SessionId>,
     retired_info: HashMap<SessionId, Retired>,
+    /// For each session this side accepted, held or retired: the starter's
+    /// id (which its Connects carry) to the id this side issued.
+    aliases: HashMap<SessionId, SessionId>,
+    /// Which shard of a spread endpoint this is: every id it issues says so.
+    shard: Shard,
     /// New sessions per source address this second.
     admission: Admission,
     /// Issues and checks the tokens of stateless retries.
@@ -172,11 +181,56 @@ impl Endpoint {
             carry: Carry::default(),
             retired: VecDeque::new(),
             retired_info: HashMap::new(),
+            aliases: HashMap::new(),
+            shard: Shard::default(),
             admission: Admission::default(),
             retry: RetryTokens::new(retry_key),
             unvalidated: 0,
             stats: EndpointStats::default(),
         })
+    }
+
+    /// Makes this endpoint one of `shard.count` shards serving one address,
+    /// each on its own socket and core: every session id it issues from now on
+    /// names `shard.index`, so that a driver can hand a datagram that reached
+    /// another shard's socket to this one ([`Shard::of_datagram`]). Set it
+    /// before the first session; the default is one shard.
+    pub fn set_shard(&mut self, shard: Shard) -> Result<(), ConfigError> {
+        if shard.count == 0 {
+            return Err(ConfigError::Zero("shard count"));
+        }
+        if shard.count > MAX_SHARDS {
+            return Err(ConfigError::TooLarge {
+                field: "shard count",
+                value: shard.count.into(),
+                max: MAX_SHARDS.into(),
+            });
+        }
+        if shard.index >= shard.count {
+            return Err(ConfigError::TooLarge {
+                field: "shard index",
+                value: shard.index.into(),
+                max: u64::from(shard.count) - 1,
+            });
+        }
+        self.shard = shard;
+        Ok(())
+    }
+
+    /// Which shard this endpoint is.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// A fresh id no session of this endpoint has or had, carrying the
+    /// configured server id and this shard.
+    fn fresh_id(&mut self) -> SessionId {
+        loop {
+            let id = issue(&mut self.rng, self.config.server_id.as_ref(), self.shard);
+            if !self.sessions.contains_key(&id) && !self.retired_info.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// The configuration in force.
@@ -275,12 +329,7 @@ impl Endpoint {
         if self.sessions.len() >= self.config.max_sessions {
             return Err(ConnectError::TooManySessions(self.sessions.len()));
         }
-        let id = loop {
-            let id = SessionId::from(self.rng.next_u64());
-            if !self.sessions.contains_key(&id) && !self.retired_info.contains_key(&id) {
-                break id;
-            }
-        };
+        let id = self.fresh_id();
         let session = SessionCore::connect(
             id,
             remote,

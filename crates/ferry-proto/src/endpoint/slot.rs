@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::event::Event;
-use crate::id::SessionId;
+use crate::id::{SessionId, Side};
 use crate::session::{SessionCore, SessionEvent, State};
 
 use super::{Endpoint, RETIRED_IDS, Retired};
@@ -108,6 +108,8 @@ impl Endpoint {
             self.timers.update(id, &mut slot.timer_key, None);
             let retired = Retired {
                 remote: session.remote(),
+                peer_id: session.peer_id(),
+                alias: (session.side() == Side::Listener).then(|| session.peer_id()),
                 close: session.retirement(),
                 protection: session.protection().clone(),
                 stats: session.stats(),
@@ -120,8 +122,11 @@ impl Endpoint {
     fn retire(&mut self, id: SessionId, retired: Retired) {
         if self.retired.len() >= RETIRED_IDS
             && let Some(old) = self.retired.pop_front()
+            && let Some(Retired {
+                alias: Some(alias), ..
+            }) = self.retired_info.remove(&old)
         {
-            self.retired_info.remove(&old);
+            self.aliases.remove(&alias);
         }
         self.retired.push_back(id);
         self.retired_info.insert(id, retired);

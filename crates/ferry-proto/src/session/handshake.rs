@@ -40,6 +40,7 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         max_ack_delay_micros: config.max_ack_delay.as_micros() as u64,
         max_streams: config.max_streams as u64,
         initial_max_stream_data: config.stream_recv_window as u64,
+        listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
     }
@@ -89,7 +90,8 @@ impl SessionCore {
         s
     }
 
-    /// A session accepted from a peer's connect packet (already checked and,
+    /// A session accepted from a peer's connect packet, whose header carried
+    /// the starter's id `peer_id`; `id` is the one the listener issued (already checked and,
     /// with a key, authenticated: `keys` are the session's packet keys and
     /// the Noise message 2 its ConnectAcks carry). `challenge` is `None` when
     /// the connect carried a valid retry token (the peer's address is proven),
@@ -98,6 +100,7 @@ impl SessionCore {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn accept(
         id: SessionId,
+        peer_id: SessionId,
         remote: SocketAddr,
         config: Arc<Config>,
         shared: Shared,
@@ -109,6 +112,7 @@ impl SessionCore {
         len: usize,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Listener, config, shared, now);
+        s.peer_id = peer_id;
         let encrypted = keys.is_some();
         if let Some((keys, message)) = keys {
             s.use_keys(keys);
@@ -269,6 +273,11 @@ impl SessionCore {
             self.violation(now, ProtocolViolation::BadHandshake);
             return;
         }
+        let Some(listener_id) = h.listener_id else {
+            self.violation(now, ProtocolViolation::BadHandshake);
+            return;
+        };
+        self.peer_id = listener_id;
         self.apply_peer_params(h);
         if self.connects_sent == 1
             && let Some(at) = self.connect_sent_at
@@ -295,6 +304,7 @@ impl SessionCore {
 
     pub(super) fn handshake_params(&self) -> Handshake {
         Handshake {
+            listener_id: (self.side == Side::Listener).then_some(self.id),
             auth: self.auth.clone(),
             token: self.retry_token.clone(),
             ..own_params(&self.config)
@@ -412,8 +422,16 @@ mod tests {
         let mut listener = Noise::responder(&psk, &prologue(id), &mut rng);
         listener.read_message(&hs.auth, &mut Vec::new()).unwrap();
         let mut params = Vec::new();
-        own_params(&Config::default()).encode_params(&mut params);
+        ack_params().encode_params(&mut params);
         (starter, listener, params, now)
+    }
+
+    /// A default listener's ConnectAck parameters, naming the id it issued.
+    fn ack_params() -> Handshake {
+        Handshake {
+            listener_id: Some(SessionId([7; 8])),
+            ..own_params(&Config::default())
+        }
     }
 
     /// Hands the starter a ConnectAck carrying Noise message 2 `auth`.
@@ -423,7 +441,7 @@ mod tests {
 
         let ack = Handshake {
             auth: auth.into(),
-            ..own_params(&Config::default())
+            ..ack_params()
         };
         let header = Header {
             kind: PacketKind::ConnectAck,
@@ -445,6 +463,11 @@ mod tests {
         assert_eq!(starter.state(), State::Established);
         assert_eq!(starter.stats().cipher, Some(crate::Cipher::Aes256Gcm));
         assert_eq!(starter.protection.cipher(), Some(crate::Cipher::Aes256Gcm));
+        assert_eq!(
+            starter.peer_id(),
+            SessionId([7; 8]),
+            "the listener's id from now on"
+        );
     }
 
     #[test]

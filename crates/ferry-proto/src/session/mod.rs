@@ -123,7 +123,11 @@ pub(crate) enum SessionEvent {
 
 #[derive(Debug)]
 pub(crate) struct SessionCore {
+    /// This side's id for the session: what the peer's packets carry.
     id: SessionId,
+    /// The peer's id for the session, written in every packet this side
+    /// sends: the starter's own until the listener's ConnectAck names its id.
+    peer_id: SessionId,
     remote: SocketAddr,
     side: Side,
     state: State,
@@ -271,6 +275,7 @@ impl SessionCore {
         let mtu = config.mtu;
         Self {
             id,
+            peer_id: id,
             remote,
             side,
             state: State::Init,
@@ -367,6 +372,11 @@ impl SessionCore {
 
     pub(crate) fn remote(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// The peer's id for the session (see [`SessionId`]).
+    pub(crate) fn peer_id(&self) -> SessionId {
+        self.peer_id
     }
 
     pub(crate) fn side(&self) -> Side {

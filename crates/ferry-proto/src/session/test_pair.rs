@@ -100,6 +100,7 @@ impl Pair {
         };
         let listener = SessionCore::accept(
             id,
+            id,
             STARTER,
             config,
             Shared::default(),

@@ -102,13 +102,13 @@ impl SessionCore {
         } else {
             None
         };
-        packet.encode_with_ack(self.id, pn, ride.as_deref(), buf);
+        packet.encode_with_ack(self.peer_id, pn, ride.as_deref(), buf);
         if let Some(ack) = ride {
             if buf.len() - start + self.protection.overhead() > self.mtu {
                 // No room beside this body (a fragment repaired whole, a
                 // large datagram): the ack waits for the next packet.
                 buf.truncate(start);
-                packet.encode(self.id, pn, buf);
+                packet.encode(self.peer_id, pn, buf);
                 self.riding = Some(ack);
             } else {
                 self.stats.acks_carried += 1;

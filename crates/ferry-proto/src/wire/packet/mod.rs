@@ -3,7 +3,7 @@
 //! Every datagram is one packet:
 //!
 //! ```text
-//! version (1) | kind (1) | session id (8) | packet number (varint) | [ack] | body | protection trailer
+//! version (1) | kind (1) | receiver's session id (8) | packet number (varint) | [ack] | body | protection trailer
 //! ```
 //!
 //! A packet that carries data may also carry an ack ([`ACK_FLAG`] in its kind
@@ -121,7 +121,9 @@ impl PacketKind {
 pub struct Header {
     /// What the body holds.
     pub kind: PacketKind,
-    /// The session this packet belongs to.
+    /// The session this packet belongs to, by the receiver's id for it (a
+    /// Connect's: the starter's own; after the ConnectAck, each side's
+    /// packets carry the other's id).
     pub session: SessionId,
     /// Per-direction packet number: grows by one for every packet sent, never reused.
     pub number: u64,
@@ -188,6 +190,10 @@ pub struct Handshake {
     pub max_streams: u64,
     /// Receive credit each stream grants before its first credit update.
     pub initial_max_stream_data: u64,
+    /// In a ConnectAck only (and there always): the id the listener issued
+    /// for the session, which the starter writes in every later packet's
+    /// header. `None` in a Connect, whose header carries the starter's id.
+    pub listener_id: Option<SessionId>,
     /// With a pre-shared key: the Noise handshake message (message 1 in a
     /// Connect, message 2 in a ConnectAck, see [`crate::crypto`]). Empty
     /// without encryption, and then not encoded at all.
@@ -208,6 +214,9 @@ impl Handshake {
         put_varint(out, self.max_ack_delay_micros);
         put_varint(out, self.max_streams);
         put_varint(out, self.initial_max_stream_data);
+        if let Some(id) = self.listener_id {
+            out.extend_from_slice(&id.0);
+        }
     }
 }
 
@@ -505,9 +514,16 @@ impl Packet {
                     max_ack_delay_micros: r.varint()?,
                     max_streams: r.varint()?,
                     initial_max_stream_data: r.varint()?,
+                    listener_id: None,
                     auth: Bytes::new(),
                     token: Bytes::new(),
                 };
+                if kind == PacketKind::ConnectAck {
+                    let id = r.bytes(8)?;
+                    h.listener_id = Some(SessionId(
+                        id.try_into().map_err(|_| DecodeError::Truncated)?,
+                    ));
+                }
                 // The Noise message and the retry token, if any (each at most
                 // the rest of the datagram, so they allocate nothing the input
                 // does not hold). Zero padding reads as empty fields.

@@ -28,8 +28,13 @@ fn every_kind_round_trips() {
         max_ack_delay_micros: 10_000,
         max_streams: 100,
         initial_max_stream_data: 1 << 24,
+        listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
+    };
+    let ack = Handshake {
+        listener_id: Some(SessionId::from(0xc0ff_ee00_1234_5678)),
+        ..hs.clone()
     };
     let with_auth = Handshake {
         auth: Bytes::from(vec![7; 80]),
@@ -45,9 +50,12 @@ fn every_kind_round_trips() {
     };
     for p in [
         Packet::Connect(hs.clone()),
-        Packet::ConnectAck(hs),
+        Packet::ConnectAck(ack.clone()),
         Packet::Connect(with_auth.clone()),
-        Packet::ConnectAck(with_auth),
+        Packet::ConnectAck(Handshake {
+            auth: Bytes::from(vec![7; 80]),
+            ..ack
+        }),
         Packet::Connect(with_token),
         Packet::Connect(with_both),
         Packet::Retry {
@@ -249,20 +257,26 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
         (0..=VARINT_MAX, 0..=VARINT_MAX),
         prop::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from),
         prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from),
+        any::<u64>(),
     )
-        .prop_map(|(a, b, c, d, (e, f), auth, token)| Handshake {
+        .prop_map(|(a, b, c, d, (e, f), auth, token, id)| Handshake {
             max_udp_payload: a,
             max_message_size: b,
             initial_max_data: c,
             max_ack_delay_micros: d,
             max_streams: e,
             initial_max_stream_data: f,
+            listener_id: Some(SessionId::from(id)),
             auth,
             token,
         });
     let token = prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from);
     prop_oneof![
-        hs.clone().prop_map(Packet::Connect),
+        hs.clone().prop_map(|mut h| {
+            // A Connect carries no listener id.
+            h.listener_id = None;
+            Packet::Connect(h)
+        }),
         hs.prop_map(|mut h| {
             // A ConnectAck carries no token.
             h.token = Bytes::new();
