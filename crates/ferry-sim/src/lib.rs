@@ -28,12 +28,14 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod balancer;
 pub mod diode;
 mod efficiency;
 pub mod link;
 mod network;
 mod transfer;
 
+pub use balancer::{BalancePolicy, BalancerId};
 pub use efficiency::{Efficiency, EfficiencyReport};
 pub use link::{Blackhole, Link, LinkConfig, LinkStats, Loss, Profile, UnknownProfile};
 pub use network::{BottleneckId, Network, NodeId, TransmitStats};

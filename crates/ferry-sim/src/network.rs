@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use ferry_proto::{Config, ConfigError, Endpoint, Event, SessionId, StreamId};
 
+use crate::balancer::{Backend, BalancePolicy, Balancer, BalancerId};
 use crate::link::{Link, LinkConfig, LinkStats};
 
 /// Index of a node in a [`Network`].
@@ -61,6 +62,9 @@ pub struct TransmitStats {
 struct Node {
     endpoint: Endpoint,
     addr: SocketAddr,
+    /// The address its datagrams seem to come from: a balancer's, for a
+    /// backend behind one (direct server return).
+    public: Option<SocketAddr>,
     transmits: TransmitStats,
     events: VecDeque<Event>,
     /// Messages the simulated application took from its sessions' stream 0.
@@ -74,6 +78,11 @@ struct Node {
 }
 
 impl Node {
+    /// The address its datagrams seem to come from.
+    fn source(&self) -> SocketAddr {
+        self.public.unwrap_or(self.addr)
+    }
+
     /// Takes every event, and every message of every readable session.
     fn read(&mut self) {
         while let Some(event) = self.endpoint.poll_event() {
@@ -112,6 +121,9 @@ pub struct Network {
     /// The bottleneck each routed path `(from, to)` crosses after its own link.
     routes: BTreeMap<(usize, usize), usize>,
     by_addr: BTreeMap<SocketAddr, usize>,
+    balancers: Vec<Balancer>,
+    /// Each balancer's public address.
+    vips: BTreeMap<SocketAddr, usize>,
     buf: Vec<u8>,
     /// Most datagrams asked of an endpoint per transmit.
     transmit_batch: usize,
@@ -132,6 +144,8 @@ impl Network {
             bottlenecks: Vec::new(),
             routes: BTreeMap::new(),
             by_addr: BTreeMap::new(),
+            balancers: Vec::new(),
+            vips: BTreeMap::new(),
             buf: Vec::with_capacity(65_536),
             transmit_batch: 1,
             steps: 0,
@@ -151,6 +165,7 @@ impl Network {
         self.nodes.push(Node {
             endpoint,
             addr,
+            public: None,
             transmits: TransmitStats::default(),
             events: VecDeque::new(),
             messages: VecDeque::new(),
@@ -171,6 +186,54 @@ impl Network {
         self.by_addr.insert(new, node.0);
         self.nodes[node.0].addr = new;
         new
+    }
+
+    /// Adds a stateless load balancer with a public address of its own (in
+    /// TEST-NET-2), picking each datagram's backend by `policy`. Datagrams
+    /// sent to that address go to a backend over the sender's link to it; the
+    /// backends' datagrams seem to come from the public address (direct server
+    /// return), and the backend sees the client's real address.
+    pub fn add_balancer(&mut self, policy: BalancePolicy) -> BalancerId {
+        let index = self.balancers.len();
+        let addr = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, (index + 1) as u8)),
+            443,
+        );
+        self.balancers.push(Balancer {
+            addr,
+            policy,
+            backends: Vec::new(),
+        });
+        self.vips.insert(addr, index);
+        BalancerId(index)
+    }
+
+    /// The public address of `balancer`.
+    pub fn balancer_addr(&self, balancer: BalancerId) -> SocketAddr {
+        self.balancers[balancer.0].addr
+    }
+
+    /// Puts `node` behind `balancer`, in service, with the server id its
+    /// endpoint's configuration names (the balancer learns it, as an operator
+    /// would configure it).
+    pub fn add_backend(&mut self, balancer: BalancerId, node: NodeId) {
+        let b = &mut self.balancers[balancer.0];
+        self.nodes[node.0].public = Some(b.addr);
+        b.backends.push(Backend {
+            node,
+            server_id: self.nodes[node.0].endpoint.config().server_id,
+            in_service: true,
+        });
+    }
+
+    /// Takes `node` out of `balancer`'s service (a server leaving the fleet)
+    /// or back in: out of service, it gets no more datagrams.
+    pub fn set_in_service(&mut self, balancer: BalancerId, node: NodeId, in_service: bool) {
+        for b in &mut self.balancers[balancer.0].backends {
+            if b.node == node {
+                b.in_service = in_service;
+            }
+        }
     }
 
     /// Sets the link from `from` to `to` (one direction).
@@ -358,9 +421,14 @@ impl Network {
                     stats.short_last += 1;
                 }
             }
-            let to = self.by_addr.get(&t.destination);
+            let to = self.by_addr.get(&t.destination).copied();
+            let balancer = self.vips.get(&t.destination).map(|&b| &self.balancers[b]);
             for datagram in datagrams {
-                if let Some(&to) = to
+                let to = match balancer {
+                    Some(b) => b.pick(node.addr, datagram).map(|n| n.0),
+                    None => to,
+                };
+                if let Some(to) = to
                     && let Some(link) = self.links.get_mut(&(i, to))
                 {
                     link.send(now, Bytes::copy_from_slice(datagram));
@@ -383,7 +451,7 @@ impl Network {
         let now = self.now;
         self.steps += 1;
         for (&(from, to), link) in self.links.iter_mut() {
-            let source = self.nodes[from].addr;
+            let source = self.nodes[from].source();
             let via = self.routes.get(&(from, to)).copied();
             while let Some(datagram) = link.pop_arrival(now) {
                 match via {
@@ -404,7 +472,7 @@ impl Network {
                     .routes
                     .pop_front()
                     .expect("a route for every datagram in the bottleneck");
-                let source = self.nodes[from].addr;
+                let source = self.nodes[from].source();
                 self.nodes[to]
                     .endpoint
                     .handle_datagram(now, source, BytesMut::from(&datagram[..]));
