@@ -111,6 +111,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_route_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+            lens in proptest::prelude::any::<[Option<u8>; 3]>(),
+        ) {
+            let _ = route(&bytes, lens.map(|l| l.map(usize::from)));
+        }
+
+        #[test]
+        fn every_id_a_server_issues_routes_to_it(
+            seed in proptest::prelude::any::<u64>(),
+            rotation in 0u8..3,
+            server in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..=4),
+            kind in 2u8..=0x0f,
+        ) {
+            use rand::SeedableRng;
+            let s = crate::ServerId::new(rotation, &server).unwrap();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let id = crate::id::issue(&mut rng, Some(&s), crate::Shard::default());
+            let mut lens = [None; 3];
+            lens[usize::from(rotation)] = Some(server.len());
+            let datagram = packet(kind, id.0);
+            let r = route(&datagram, lens);
+            let routed = matches!(r, Route::Server { rotation: r, id, .. } if r == rotation && id == &server[..]);
+            proptest::prop_assert!(routed, "{:?}", r);
+        }
+    }
+
     #[test]
     fn short_or_foreign_datagrams_are_dropped() {
         assert_eq!(route(&[], [Some(1); 3]), Route::Drop);
