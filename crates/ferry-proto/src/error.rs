@@ -117,6 +117,12 @@ pub enum ConfigError {
         /// Its configured value.
         initial: usize,
     },
+    /// A server id written as text is not `[rotation:]hex`.
+    #[error(
+        "server id {0:?} is not `[rotation:]hex`: write 1 to 4 bytes in hex, optionally after \
+         a config rotation code 0, 1 or 2 and a colon (for example `0a01` or `1:0a01`)"
+    )]
+    BadServerId(String),
 }
 
 /// A message could not be queued on a session.

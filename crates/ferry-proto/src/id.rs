@@ -119,11 +119,39 @@ impl ServerId {
 
 impl fmt::Debug for ServerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ServerId({}:", self.rotation)?;
+        write!(f, "ServerId({self})")
+    }
+}
+
+/// `rotation:hex`, as [`FromStr`](std::str::FromStr) reads it.
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.rotation)?;
         for b in self.as_bytes() {
             write!(f, "{b:02x}")?;
         }
-        write!(f, ")")
+        Ok(())
+    }
+}
+
+/// Reads `[rotation:]hex`: `0a01` (rotation 0) or `1:0a01`.
+impl std::str::FromStr for ServerId {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::BadServerId(text.to_owned());
+        let (rotation, hex) = match text.split_once(':') {
+            Some((r, hex)) => (r.parse::<u8>().map_err(|_| bad())?, hex),
+            None => (0, text),
+        };
+        if hex.is_empty() || hex.len() % 2 != 0 || !hex.is_ascii() {
+            return Err(bad());
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(rotation, &bytes)
     }
 }
 
@@ -232,6 +260,11 @@ mod tests {
         let s = ServerId::new(1, &[1, 2, 3, 4]).unwrap();
         assert_eq!((s.rotation(), s.as_bytes()), (1, &[1, 2, 3, 4][..]));
         assert_eq!(format!("{s:?}"), "ServerId(1:01020304)");
+        assert_eq!("1:01020304".parse(), Ok(s));
+        assert_eq!("0a01".parse(), ServerId::new(0, &[0x0a, 0x01]));
+        for bad in ["", "1:", "0a0", "zz", "3:01", "x:01", "0102030405", "é1"] {
+            assert!(bad.parse::<ServerId>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! udp_recv_buffer = 33554432    # bytes: kernel socket receive buffer requested
 //! key_file = "ferry.key"        # pre-shared key (64 hex digits); relative to this file
 //! cipher = "auto"               # with a key: "auto", "aes-256-gcm" or "chacha20-poly1305"
+//! server_id = "0:0a01"          # this server's id behind a load balancer: [rotation:]hex, 1-4 bytes
 //! ```
 //!
 //! Every key is optional; the defaults are those shown, which are
@@ -129,6 +130,7 @@ struct SessionTable {
     udp_recv_buffer: Option<usize>,
     key_file: Option<PathBuf>,
     cipher: Option<CipherName>,
+    server_id: Option<String>,
 }
 
 /// The file as the session tools read it: the `[session]` table; every
@@ -300,6 +302,12 @@ fn parse_with_key(
             CipherName::ChaCha20Poly1305 => CipherPreference::ChaCha20Poly1305,
         };
     }
+    if let Some(text) = &table.server_id {
+        config.server_id = Some(
+            text.parse()
+                .map_err(|e: ConfigError| invalid("server_id", e.to_string()))?,
+        );
+    }
     if config.max_streams == 0 {
         return Err(invalid(
             "max_streams",
@@ -351,6 +359,7 @@ fn config_key(e: &ConfigError) -> &'static str {
         ConfigError::TooLarge { field, .. } | ConfigError::MaxBelowInitial { field, .. } => field,
         ConfigError::WindowTooSmall { .. } => "recv_window",
         ConfigError::StreamWindowTooSmall { .. } => "stream_recv_window",
+        ConfigError::BadServerId(_) => "server_id",
     }
 }
 
@@ -497,6 +506,10 @@ impl SessionSettings {
                 }
                 (Some(_), cipher) => format!("cipher = {cipher} (forced)"),
             },
+            match c.server_id {
+                Some(id) => format!("server_id = {id} (session ids route to this server)"),
+                None => "server_id = none (not behind a load balancer that routes on ids)".into(),
+            },
         ]
     }
 }
@@ -531,7 +544,8 @@ mod tests {
              send_window = 999999\nmax_streams = 9\nmax_sessions = 8\n\
              max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
              amplification_factor = 2\nmax_recv_memory = 9000000\n\
-             udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n",
+             udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
+             server_id = \"2:beef\"\n",
             origin(),
         )
         .unwrap();
@@ -563,7 +577,8 @@ mod tests {
         assert_eq!(s.endpoint.socket_send_buffer, 1234);
         assert_eq!(s.endpoint.socket_recv_buffer, 4321);
         assert_eq!(c.cipher, CipherPreference::Aes256Gcm);
-        assert_eq!(s.describe().len(), 28);
+        assert_eq!(c.server_id, Some("2:beef".parse().unwrap()));
+        assert_eq!(s.describe().len(), 29);
     }
 
     #[test]
@@ -574,6 +589,11 @@ mod tests {
                 "[session]\n\nping_interval = 0",
                 "`ping_interval`",
                 Some("line 3"),
+            ),
+            (
+                "[session]\nserver_id = \"4:01\"",
+                "`server_id`",
+                Some("line 2"),
             ),
             (
                 "[session]\nrecv_window = 1000",
