@@ -521,16 +521,27 @@ async fn ferry_async(
                             Err(_) => break,
                         }
                     }
+                    let _ = tx.send((got, session.stats()));
                     session.close(0);
-                    let _ = tx.send(got);
                 }));
             }
             drop(tx);
             let mut total = 0;
-            while let Some(got) = rx.recv().await {
+            let mut all = Vec::new();
+            while let Some((got, stats)) = rx.recv().await {
                 total += got;
+                all.push(stats);
             }
             let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
+            report_losses(all.into_iter());
+            let endpoint = server.stats();
+            eprintln!(
+                "ENDPOINT datagrams {} malformed {} unknown session {} wrong address {}",
+                endpoint.datagrams_received,
+                endpoint.dropped_malformed,
+                endpoint.dropped_unknown_session,
+                endpoint.dropped_wrong_address
+            );
             server.close().await;
             report_received(total, elapsed);
             Ok(())
@@ -554,10 +565,45 @@ async fn ferry_async(
             }
             let elapsed = start.elapsed();
             report_sent(elapsed, args.bytes * args.sessions as u64);
+            report_losses(sessions.iter().map(|s| s.stats()));
             client.close().await;
             Ok(())
         }
     }
+}
+
+/// Prints, on stderr, what the sessions' packets went through: a
+/// diagnostic for reading a run (spurious losses, timeouts), not a figure.
+fn report_losses(stats: impl Iterator<Item = ferry_proto::SessionStats>) {
+    let mut t = ferry_proto::SessionStats::default();
+    for s in stats {
+        t.packets_sent += s.packets_sent;
+        t.packets_received += s.packets_received;
+        t.retransmitted += s.retransmitted;
+        t.lost += s.lost;
+        t.spurious_losses += s.spurious_losses;
+        t.timeouts += s.timeouts;
+        t.tail_probes += s.tail_probes;
+        t.duplicates += s.duplicates;
+        t.dropped_recv_memory += s.dropped_recv_memory;
+        t.acks_sent += s.acks_sent;
+        t.repeat_requests_sent += s.repeat_requests_sent;
+    }
+    eprintln!(
+        "LOSSES sent {} received {} retransmitted {} lost {} spurious {} timeouts {} \
+         tail probes {} duplicates {} dropped (memory) {} acks {} repeat requests {}",
+        t.packets_sent,
+        t.packets_received,
+        t.retransmitted,
+        t.lost,
+        t.spurious_losses,
+        t.timeouts,
+        t.tail_probes,
+        t.duplicates,
+        t.dropped_recv_memory,
+        t.acks_sent,
+        t.repeat_requests_sent
+    );
 }
 
 /// Ferry on plain threads.
