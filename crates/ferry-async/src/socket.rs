@@ -14,12 +14,54 @@ use crate::error::BindError;
 
 /// Binds a non-blocking UDP socket on `addr` with the configured buffer sizes.
 pub fn bind_socket(addr: SocketAddr, config: &EndpointConfig) -> Result<UdpSocket, BindError> {
+    bind(addr, config, false)
+}
+
+/// Binds `count` non-blocking UDP sockets on `addr`, all with `SO_REUSEPORT`
+/// (set before each bind), for the shards of one endpoint: the kernel spreads
+/// the datagrams arriving at the address over them by a hash of their source
+/// and destination. With port 0, the first socket's port (the one the OS
+/// chose) is the others'.
+///
+/// Only where sharding is possible (see
+/// [`EndpointConfig::shard_count`]); elsewhere one socket, as
+/// [`bind_socket`].
+pub fn bind_shard_sockets(
+    addr: SocketAddr,
+    config: &EndpointConfig,
+    count: usize,
+) -> Result<Vec<UdpSocket>, BindError> {
+    if count <= 1 || !crate::config::SHARDING {
+        return Ok(vec![bind_socket(addr, config)?]);
+    }
+    let first = bind(addr, config, true)?;
+    let port = first
+        .local_addr()
+        .map_err(|e| BindError::Io { addr, source: e })?
+        .port();
+    let mut sockets = Vec::with_capacity(count);
+    sockets.push(first);
+    let shared = SocketAddr::new(addr.ip(), port);
+    for _ in 1..count {
+        sockets.push(bind(shared, config, true)?);
+    }
+    Ok(sockets)
+}
+
+fn bind(
+    addr: SocketAddr,
+    config: &EndpointConfig,
+    reuse_port: bool,
+) -> Result<UdpSocket, BindError> {
     let domain = Domain::for_address(addr);
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| BindError::Io { addr, source: e })?;
     if addr.is_ipv6() {
         // Accept IPv4-mapped peers too when bound to the unspecified address.
         let _ = socket.set_only_v6(false);
+    }
+    if reuse_port {
+        set_reuse_port(&socket).map_err(|e| BindError::Io { addr, source: e })?;
     }
     // Buffer sizes are requests: the kernel caps them (net.core.rmem_max).
     if let Err(e) = socket.set_recv_buffer_size(config.socket_recv_buffer) {
@@ -39,11 +81,27 @@ pub fn bind_socket(addr: SocketAddr, config: &EndpointConfig) -> Result<UdpSocke
         .map_err(|e| BindError::Io { addr, source: e })?;
     debug!(
         %addr,
+        reuse_port,
         recv_buffer = socket.recv_buffer_size().unwrap_or(0),
         send_buffer = socket.send_buffer_size().unwrap_or(0),
         "socket bound"
     );
     Ok(socket.into())
+}
+
+/// Lets other sockets of this user bind the same address, the kernel
+/// spreading datagrams over them.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_reuse_port(_: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT does not spread datagrams on this platform",
+    ))
 }
 
 /// The quinn-udp state for `socket`, with ICMP error reporting switched on
