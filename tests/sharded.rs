@@ -627,6 +627,34 @@ fn the_session_manager_covers_every_shard() {
     });
 }
 
+#[test]
+fn a_sharded_clients_connect_to_a_closed_port_is_refused_whichever_socket_hears_of_it() {
+    // The ICMP port unreachable reaches the socket the kernel's hash picks,
+    // not the one that sent the Connect: four connects, one per shard (in
+    // turn), each refused at once rather than after the handshake timeout.
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    within(60, || {
+        let config = EndpointConfig::from(Config {
+            handshake_timeout: Duration::from_secs(20),
+            ..Config::default()
+        })
+        .with_shards(4);
+        let client = ferry_blocking::Endpoint::bind(local(), config).unwrap();
+        for _ in 0..4 {
+            // A free port, closed again.
+            let port = UdpSocket::bind(local()).unwrap().local_addr().unwrap();
+            let refused = client.connect(port).unwrap_err();
+            assert_eq!(
+                refused,
+                ferry_async::ConnectError::Failed(CloseReason::Refused)
+            );
+        }
+        client.close();
+    });
+}
+
 /// Sharded endpoints on each driver (on smol and async-std, whose executors
 /// may run the shards' drivers on one thread, taking turns): sixteen
 /// sessions from four clients of two shards each to a server of two shards,
