@@ -16,12 +16,14 @@ macro_rules! every_driver_exports {
                 // Configuration.
                 Config, ConfigError, CongestionControl, EndpointConfig, PreSharedKey, PskError,
                 // Identifiers and kinds.
-                SessionId, Side, StreamId, StreamKind,
+                SessionId, Shard, Side, StreamId, StreamKind,
                 // States, close reasons, events.
                 BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, DROPPED_CODE,
                 ENDPOINT_CLOSED_CODE, ProtocolViolation, State, StreamEnd,
                 // Counters.
-                EndpointStats, SessionStats,
+                EndpointStats, SessionStats, ShardStats,
+                // Shards.
+                MAX_SHARDS,
                 // Errors.
                 BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
                 StreamRecvError, StreamSendError,

@@ -42,6 +42,36 @@
 //! check, which pulls one more batch from the endpoint in the same locked
 //! section and stops only if there is none (and none waits in the driver's
 //! buffers).
+//!
+//! # Shards
+//!
+//! An endpoint with several shards ([`EndpointConfig::shards`]) has one
+//! driver per shard, each with its own socket (all bound to the endpoint's
+//! address with `SO_REUSEPORT`), its own protocol endpoint and its own
+//! [`Shared`]: the drivers never share a lock, so a multi-threaded runtime
+//! runs them on different cores. The kernel picks the socket a datagram
+//! reaches by a hash of its addresses, not by session, so a driver may read
+//! datagrams of another shard's sessions: replies to sessions this side
+//! started, and datagrams from a peer whose address changed. Every session
+//! id a shard issues names the shard ([`ferry_proto::Shard`]), so the
+//! receive section sorts each batch by [`Shard::of_datagram`](ferry_proto::Shard::of_datagram):
+//! its own datagrams (and Connects, which belong to whichever shard they
+//! reach) go to its endpoint under its lock as above; then, with its own
+//! lock released, a copy of each of the others goes into its owner's
+//! bounded inbox under the owner's lock (one owner at a time, never two
+//! locks at once), and the owner's driver is woken as a handle would wake
+//! it. A driver empties its inbox into its endpoint at the start of its
+//! receive section, before reading its socket; a full inbox drops what
+//! comes (counted in [`ShardStats`](crate::ShardStats); the protocol repairs
+//! it as any loss). ICMP errors, which also reach whichever socket the hash
+//! picks, go to the shard holding the one handshaking session with that
+//! host, if there is exactly one over every shard (see
+//! [`HandOver::unreachable`]). No driver ever waits on another's socket:
+//! handing over is a push under a lock no system call is made under. With
+//! one shard (the default) none of this runs: no inbox, no header peek, no
+//! copy.
+//!
+//! [`EndpointConfig::shards`]: crate::EndpointConfig::shards
 
 use std::future::Future;
 use std::io::{self, IoSliceMut};
@@ -57,6 +87,7 @@ use tracing::{debug, trace};
 use ferry_proto::MAX_BATCH_BYTES;
 
 use crate::runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
+use crate::shards::HandOver;
 use crate::shared::{Shared, State};
 
 /// Receive batches handled per wake-up before yielding to other tasks.
@@ -151,6 +182,9 @@ pub(crate) struct Driver {
     /// after the other, handed to the socket as they are.
     batch_buf: Vec<u8>,
     batch: Option<Batch>,
+    /// With several shards, where the datagrams of other shards' sessions
+    /// go; `None` with one.
+    hand_over: Option<HandOver>,
 }
 
 impl Driver {
@@ -158,6 +192,7 @@ impl Driver {
         shared: Arc<Shared>,
         socket: Arc<dyn AsyncUdpSocket>,
         runtime: &dyn Runtime,
+        hand_over: Option<HandOver>,
     ) -> Self {
         let slot = RECV_SLOT.max(socket.gro_segments() * 1500);
         Self {
@@ -172,6 +207,7 @@ impl Driver {
             batch_buf: Vec::with_capacity(MAX_BATCH_BYTES + RECV_SLOT),
             batch: None,
             socket,
+            hand_over,
         }
     }
 
@@ -185,6 +221,13 @@ impl Driver {
         if self.unreachable.is_empty() {
             return;
         }
+        if let Some(hand_over) = &self.hand_over {
+            // The session concerned may be another shard's.
+            for addr in self.unreachable.drain(..) {
+                hand_over.unreachable(addr.ip());
+            }
+            return;
+        }
         let mut state = shared.lock();
         for addr in self.unreachable.drain(..) {
             state.endpoint.handle_unreachable(addr.ip());
@@ -195,7 +238,8 @@ impl Driver {
     /// batch is read and sliced without the lock, then handed over under it.
     fn receive(&mut self, cx: &mut Context<'_>, shared: &Shared) -> bool {
         self.take_unreachable(shared);
-        let mut progress = false;
+        // What other shards handed over (never anything with one shard).
+        let mut progress = self.hand_over.is_some() && HandOver::drain_inbox(shared);
         for _ in 0..RECV_BATCHES_PER_POLL {
             let mut iovs: Vec<IoSliceMut<'_>> = self
                 .recv_bufs
@@ -206,9 +250,14 @@ impl Driver {
                 Poll::Ready(Ok(n)) => {
                     let now = Instant::now();
                     self.slice_received(n);
-                    let mut state = shared.lock();
-                    for (from, datagram) in self.received.drain(..) {
-                        state.endpoint.handle_datagram(now, from, datagram);
+                    match &mut self.hand_over {
+                        None => {
+                            let mut state = shared.lock();
+                            for (from, datagram) in self.received.drain(..) {
+                                state.endpoint.handle_datagram(now, from, datagram);
+                            }
+                        }
+                        Some(hand_over) => hand_over.receive(now, &mut self.received, shared),
                     }
                     progress = true;
                 }

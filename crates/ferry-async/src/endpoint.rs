@@ -1,33 +1,42 @@
-//! The handle on a driven endpoint.
+//! The handle on a driven endpoint: one shard, or several behind one
+//! address.
 
 use std::collections::HashSet;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_proto::{CloseReason, EndpointStats, SessionId, State};
+use ferry_proto::{CloseReason, EndpointStats, SessionId, Shard, State};
 use rand_seed::seed;
 use tracing::debug;
 
 use crate::config::EndpointConfig;
 use crate::driver::Driver;
 use crate::error::{BindError, ConnectError};
-use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvents};
+use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvents, Filed};
 use crate::runtime::Runtime;
 use crate::session::Session;
+use crate::shards::{HandOver, ShardStats, add_stats};
 use crate::shared::Shared;
-use crate::socket::bind_socket;
+use crate::socket::bind_shard_sockets;
 
 /// Application code sent to every session when the endpoint closes.
 pub const ENDPOINT_CLOSED_CODE: u64 = 0;
 
-/// One UDP socket serving many sessions, driven by a background task.
+/// One UDP address serving many sessions, driven by a background task (one
+/// per shard, see [`EndpointConfig::shards`]).
 ///
 /// Cheap to clone; every clone is the same endpoint. Dropping the last clone
 /// closes the endpoint as [`close`](Self::close) does (without waiting).
+///
+/// With several shards the endpoint is still one: [`connect`](Self::connect)
+/// places each new session on a shard in turn, [`accept`](Self::accept)
+/// takes sessions from every shard, and every other method covers every
+/// shard (or, given a session id, the shard the id names).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     inner: Arc<EndpointRef>,
@@ -35,14 +44,20 @@ pub struct Endpoint {
 
 #[derive(Debug)]
 struct EndpointRef {
-    shared: Arc<Shared>,
+    /// Every shard, by index: one with the default configuration.
+    shards: Arc<[Arc<Shared>]>,
     local_addr: SocketAddr,
+    /// The shard the next `connect` tries first.
+    next_connect: AtomicUsize,
+    /// The shard the next `accept` looks at first.
+    next_accept: AtomicUsize,
 }
 
 impl Drop for EndpointRef {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        begin_close(&mut state);
+        for shared in self.shards.iter() {
+            begin_close(&mut shared.lock());
+        }
     }
 }
 
@@ -60,10 +75,18 @@ fn begin_close(state: &mut crate::shared::State) {
 }
 
 impl Endpoint {
-    /// Binds a UDP socket on `addr` and starts the driver on `runtime`.
+    /// Binds a UDP socket on `addr` (one per shard) and starts the driver on
+    /// `runtime` (one per shard).
     ///
     /// The runtime adapters (`ferry-tokio`, `ferry-smol`, `ferry-async-std`)
-    /// wrap this as `Endpoint::bind(addr, config)`.
+    /// wrap this as `Endpoint::bind(addr, config)`. Shard by shard, the
+    /// socket is wrapped, the driver's timer made, then the driver spawned,
+    /// before the next shard's socket is wrapped: a runtime may tie the
+    /// sockets and timers made since its last spawn to the next one
+    /// (`ferry-blocking` gives each driver a thread and a poller of its own).
+    ///
+    /// Fails with [`BindError::TooManyShards`] when the configuration asks for
+    /// more than [`MAX_SHARDS`](ferry_proto::MAX_SHARDS) shards.
     pub fn bind_with(
         runtime: Arc<dyn Runtime>,
         addr: SocketAddr,
@@ -71,12 +94,18 @@ impl Endpoint {
     ) -> Result<Self, BindError> {
         let config = config.into();
         config.protocol.validate()?;
-        let socket = bind_socket(addr, &config)?;
-        let socket = runtime
-            .wrap_udp_socket(socket)
+        let count = config.shard_count()?;
+        let mut sockets = bind_shard_sockets(addr, &config, count)?.into_iter();
+        let count = sockets.len();
+        let first = sockets.next().expect("at least one socket");
+        let first = runtime
+            .wrap_udp_socket(first)
             .map_err(|e| BindError::Io { addr, source: e })?;
-        let mut protocol = config.protocol.clone();
-        if socket.may_fragment() && protocol.max_mtu > protocol.mtu {
+        let local_addr = first
+            .local_addr()
+            .map_err(|e| BindError::Io { addr, source: e })?;
+        let mut protocol = config.shard_protocol(count);
+        if first.may_fragment() && protocol.max_mtu > protocol.mtu {
             // Probes could arrive in fragments and seem to fit.
             debug!(
                 max_mtu = protocol.max_mtu,
@@ -85,25 +114,70 @@ impl Endpoint {
             );
             protocol.max_mtu = protocol.mtu;
         }
-        let endpoint = ferry_proto::Endpoint::with_seed(protocol, seed(addr)?)?;
-        let local_addr = socket
-            .local_addr()
-            .map_err(|e| BindError::Io { addr, source: e })?;
-        let shared = Shared::new(endpoint);
-        let driver = Driver::new(shared.clone(), socket, runtime.as_ref());
-        runtime.spawn(Box::pin(driver));
-        Ok(Self {
-            inner: Arc::new(EndpointRef { shared, local_addr }),
-        })
+        let mut shards = Vec::with_capacity(count);
+        for index in 0..count {
+            let mut endpoint =
+                ferry_proto::Endpoint::with_seed(protocol.clone(), seed(local_addr)?)?;
+            if count > 1 {
+                endpoint.set_shard(Shard {
+                    index: index as u8,
+                    count: count as u8,
+                })?;
+            }
+            shards.push(Shared::new(endpoint));
+        }
+        let shards: Arc<[Arc<Shared>]> = shards.into();
+        let endpoint = Self {
+            inner: Arc::new(EndpointRef {
+                shards: shards.clone(),
+                local_addr,
+                next_connect: AtomicUsize::new(0),
+                next_accept: AtomicUsize::new(0),
+            }),
+        };
+        // From here on, an error drops `endpoint`, which closes the shards
+        // already started (their drivers stop) and the others.
+        let mut socket = Some(first);
+        for (index, shared) in shards.iter().enumerate() {
+            let socket = match socket.take() {
+                Some(socket) => socket,
+                None => runtime
+                    .wrap_udp_socket(sockets.next().expect("one socket per shard"))
+                    .map_err(|e| BindError::Io { addr, source: e })?,
+            };
+            let hand_over = (count > 1).then(|| HandOver::new(index as u8, shards.clone()));
+            let driver = Driver::new(shared.clone(), socket, runtime.as_ref(), hand_over);
+            runtime.spawn(Box::pin(driver));
+        }
+        if count > 1 {
+            debug!(%local_addr, shards = count, "endpoint bound, sharded");
+        }
+        Ok(endpoint)
     }
 
-    fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
+    fn shards(&self) -> &[Arc<Shared>] {
+        &self.inner.shards
     }
 
-    /// The address the socket is bound to (with the port the OS chose for port 0).
+    /// The shard holding session `id` (the shard its id names).
+    fn shard_of(&self, id: SessionId) -> &Arc<Shared> {
+        let shards = self.shards();
+        match shards {
+            [one] => one,
+            _ => &shards[usize::from(Shard::of(id, shards.len() as u8))],
+        }
+    }
+
+    /// The address the sockets are bound to (with the port the OS chose for
+    /// port 0): every shard's.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// How many shards serve the endpoint: [`EndpointConfig::shards`] as
+    /// resolved ([`EndpointConfig::shard_count`]).
+    pub fn shard_count(&self) -> usize {
+        self.shards().len()
     }
 
     /// Opens a session with `remote` and waits for the handshake.
@@ -113,23 +187,16 @@ impl Endpoint {
     /// [`CloseReason::Refused`] when the listener refused or the network
     /// reported the port closed.
     ///
+    /// With several shards, each new session goes to the next shard in turn
+    /// (or the one after, should that one hold its share of `max_sessions`).
+    ///
     /// **Cancel-safe** in the sense that dropping the future abandons the
     /// attempt: the half-open session is closed.
     pub async fn connect(&self, remote: SocketAddr) -> Result<Session, ConnectError> {
-        let session = {
-            let mut state = self.shared().lock();
-            if state.closing || state.stopped {
-                return Err(ConnectError::EndpointClosed);
-            }
-            let id = state.endpoint.connect(Instant::now(), remote)?;
-            state.wake_driver();
-            // A new id has no handle yet, so this makes the first one.
-            Session::attach(self.shared(), &mut state, id, remote)
-                .ok_or(ConnectError::EndpointClosed)?
-        };
+        let (shared, session) = self.start_session(remote)?;
         let id = session.id();
         poll_fn(|cx| {
-            let mut state = self.shared().lock();
+            let mut state = shared.lock();
             state.dispatch_events();
             let stopped = state.stopped;
             let w = state.waiters(id);
@@ -149,14 +216,61 @@ impl Endpoint {
         Ok(session)
     }
 
+    /// Starts a session with `remote` on the next shard with room; returns
+    /// the shard and the session's first handle.
+    fn start_session(&self, remote: SocketAddr) -> Result<(&Arc<Shared>, Session), ConnectError> {
+        let shards = self.shards();
+        let first = match shards.len() {
+            1 => 0,
+            n => self.inner.next_connect.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let mut held = 0;
+        for k in 0..shards.len() {
+            let shared = &shards[(first + k) % shards.len()];
+            let mut state = shared.lock();
+            if state.closing || state.stopped {
+                return Err(ConnectError::EndpointClosed);
+            }
+            let id = match state.endpoint.connect(Instant::now(), remote) {
+                Ok(id) => id,
+                Err(ferry_proto::ConnectError::TooManySessions(n)) if shards.len() > 1 => {
+                    // This shard holds its share: try the next.
+                    held += n;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            state.wake_driver();
+            // A new id has no handle yet, so this makes the first one.
+            let session = Session::attach(shared, &mut state, id, remote)
+                .ok_or(ConnectError::EndpointClosed)?;
+            return Ok((shared, session));
+        }
+        Err(ferry_proto::ConnectError::TooManySessions(held).into())
+    }
+
     /// The next session a peer opened, once its handshake completed; `None` once
     /// the endpoint is closed. The endpoint must accept sessions
     /// (`accept_incoming`).
     ///
+    /// With several shards, the shards are looked at in turn, a different
+    /// one first each time, so that none waits behind another.
+    ///
     /// **Cancel-safe**: a session is taken only when the future resolves with it.
     pub async fn accept(&self) -> Option<Session> {
-        poll_fn(|cx| {
-            let mut state = self.shared().lock();
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<Session>> {
+        let shards = self.shards();
+        let first = match shards.len() {
+            1 => 0,
+            n => self.inner.next_accept.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let mut over = false;
+        for k in 0..shards.len() {
+            let shared = &shards[(first + k) % shards.len()];
+            let mut state = shared.lock();
             while let Some(id) = state.incoming.pop_front() {
                 let remote = state
                     .sessions
@@ -165,17 +279,19 @@ impl Endpoint {
                     .unwrap_or_else(|| self.local_addr());
                 // `None`: a handle from `session(id)` is being dropped and
                 // closes the session; skip it.
-                if let Some(session) = Session::attach(self.shared(), &mut state, id, remote) {
+                if let Some(session) = Session::attach(shared, &mut state, id, remote) {
                     return Poll::Ready(Some(session));
                 }
             }
-            if state.closing || state.stopped {
-                return Poll::Ready(None);
-            }
+            over |= state.closing || state.stopped;
+            // Registered under the lock the queue was looked at under: a
+            // session queued from here on wakes this task.
             state.acceptors.register(cx.waker());
-            Poll::Pending
-        })
-        .await
+        }
+        if over {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 
     /// The ids of the open sessions, in id order.
@@ -189,20 +305,61 @@ impl Endpoint {
     /// [`accept`](Self::accept) queue are listed. Empty once the endpoint
     /// stopped.
     pub fn sessions(&self) -> Vec<SessionId> {
-        self.shared().lock().open_sessions()
+        match self.shards() {
+            [one] => one.lock().open_sessions(),
+            shards => {
+                let mut ids: Vec<SessionId> = shards
+                    .iter()
+                    .flat_map(|shared| shared.lock().open_sessions())
+                    .collect();
+                ids.sort_unstable();
+                ids
+            }
+        }
     }
 
     /// How many sessions are open: the length of [`sessions`](Self::sessions).
     pub fn session_count(&self) -> usize {
-        self.shared().lock().open_sessions().len()
+        self.shards()
+            .iter()
+            .map(|shared| shared.lock().open_sessions().len())
+            .sum()
     }
 
     /// The endpoint's counters: datagrams received, and those dropped as
     /// malformed or corrupted, unauthenticated, for an unknown session or
     /// from the wrong address; sessions accepted and refused. Per-session
-    /// counters are in [`Session::stats`].
+    /// counters are in [`Session::stats`]. With several shards, the sum of
+    /// theirs (a datagram handed from one shard to another counts once, at
+    /// the shard that took it); [`shard_stats`](Self::shard_stats) tells
+    /// them apart.
     pub fn stats(&self) -> EndpointStats {
-        self.shared().lock().endpoint.stats().clone()
+        match self.shards() {
+            [one] => one.lock().endpoint.stats().clone(),
+            shards => {
+                let mut total = EndpointStats::default();
+                for shared in shards {
+                    add_stats(&mut total, shared.lock().endpoint.stats());
+                }
+                total
+            }
+        }
+    }
+
+    /// Each shard's open sessions and hand-overs, by shard index (one entry
+    /// with the default single shard, whose hand-overs are always zero).
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        self.shards()
+            .iter()
+            .map(|shared| {
+                let mut state = shared.lock();
+                ShardStats {
+                    sessions: state.open_sessions().len(),
+                    handed_over: state.handed_over,
+                    inbox_dropped: state.inbox_dropped,
+                }
+            })
+            .collect()
     }
 
     /// A handle on the open session `id`; `None` if it is not open (never
@@ -216,12 +373,13 @@ impl Endpoint {
     /// closes the session with [`DROPPED_CODE`](crate::DROPPED_CODE), as
     /// dropping any last handle does (and `accept` then skips it).
     pub fn session(&self, id: SessionId) -> Option<Session> {
-        let mut state = self.shared().lock();
+        let shared = self.shard_of(id);
+        let mut state = shared.lock();
         if !state.is_open(id) {
             return None;
         }
         let remote = state.endpoint.session(id)?.remote_addr();
-        Session::attach(self.shared(), &mut state, id, remote)
+        Session::attach(shared, &mut state, id, remote)
     }
 
     /// Queues `message` on every established session at once, without ever
@@ -238,27 +396,35 @@ impl Endpoint {
     /// [`Session::send`] on it (a handle from [`session`](Self::session)).
     pub fn broadcast(&self, message: impl Into<Bytes>) -> BroadcastReport {
         let message = message.into();
-        let mut state = self.shared().lock();
         let mut report = BroadcastReport::default();
-        let ids: Vec<_> = if state.stopped {
-            Vec::new()
-        } else {
-            state.endpoint.sessions().collect()
-        };
-        for id in ids {
-            // Established: neither handshaking nor closing (so no close was
-            // reported for it either).
-            let Some(mut s) = state.endpoint.session(id) else {
-                continue;
+        for shared in self.shards() {
+            let mut state = shared.lock();
+            let ids: Vec<_> = if state.stopped {
+                Vec::new()
+            } else {
+                state.endpoint.sessions().collect()
             };
-            if s.state() != State::Established {
-                continue;
+            let mut sent = false;
+            for id in ids {
+                // Established: neither handshaking nor closing (so no close was
+                // reported for it either).
+                let Some(mut s) = state.endpoint.session(id) else {
+                    continue;
+                };
+                if s.state() != State::Established {
+                    continue;
+                }
+                let filed = Filed::of(s.send(message.clone()));
+                sent |= filed == Filed::Sent;
+                report.file(id, filed);
             }
-            let result = s.send(message.clone());
-            report.record(id, result);
+            if sent {
+                state.wake_driver();
+            }
         }
-        if !report.sent.is_empty() {
-            state.wake_driver();
+        if self.shards().len() > 1 {
+            // Each shard's in id order; all of them in id order.
+            report.sort_by_id();
         }
         report
     }
@@ -274,32 +440,56 @@ impl Endpoint {
     /// that the endpoint forgot it).
     pub fn broadcast_to(&self, ids: &[SessionId], message: impl Into<Bytes>) -> BroadcastReport {
         let message = message.into();
-        let mut state = self.shared().lock();
-        let mut report = BroadcastReport::default();
+        let shards = self.shards();
+        // Each id once, grouped by shard, in the caller's order.
         let mut seen = HashSet::with_capacity(ids.len());
-        for &id in ids {
-            if !seen.insert(id) {
-                continue;
-            }
-            if state.stopped {
-                report.closed.push(id);
-                continue;
-            }
-            let result = match state.endpoint.session(id) {
-                Some(mut s) => s.send(message.clone()),
-                None => Err(ferry_proto::SendError::UnknownSession),
-            };
-            let forgotten = matches!(result, Err(ferry_proto::SendError::UnknownSession))
-                && state.closed_reason(id).is_none()
-                && state.endpoint.closed_session_stats(id).is_none();
-            if forgotten {
-                report.unknown.push(id);
-            } else {
-                report.record(id, result);
+        let mut by_shard: Vec<Vec<(usize, SessionId)>> = vec![Vec::new(); shards.len()];
+        for (position, &id) in ids.iter().enumerate() {
+            if seen.insert(id) {
+                let shard = match shards.len() {
+                    1 => 0,
+                    n => usize::from(Shard::of(id, n as u8)),
+                };
+                by_shard[shard].push((position, id));
             }
         }
-        if !report.sent.is_empty() {
-            state.wake_driver();
+        let mut filed = Vec::with_capacity(seen.len());
+        for (shared, ids) in shards.iter().zip(&by_shard) {
+            if ids.is_empty() {
+                continue;
+            }
+            let mut state = shared.lock();
+            let mut sent = false;
+            for &(position, id) in ids {
+                let f = if state.stopped {
+                    Filed::Closed
+                } else {
+                    let result = match state.endpoint.session(id) {
+                        Some(mut s) => s.send(message.clone()),
+                        None => Err(ferry_proto::SendError::UnknownSession),
+                    };
+                    let forgotten = matches!(result, Err(ferry_proto::SendError::UnknownSession))
+                        && state.closed_reason(id).is_none()
+                        && state.endpoint.closed_session_stats(id).is_none();
+                    if forgotten {
+                        Filed::Unknown
+                    } else {
+                        Filed::of(result)
+                    }
+                };
+                sent |= f == Filed::Sent;
+                filed.push((position, id, f));
+            }
+            if sent {
+                state.wake_driver();
+            }
+        }
+        if shards.len() > 1 {
+            filed.sort_unstable_by_key(|&(position, ..)| position);
+        }
+        let mut report = BroadcastReport::default();
+        for (_, id, f) in filed {
+            report.file(id, f);
         }
         report
     }
@@ -311,10 +501,10 @@ impl Endpoint {
     /// this call, whoever closed it, then `None` once the endpoint stopped.
     ///
     /// Any number of subscriptions may exist; each sees every event. Each
-    /// holds at most [`CLOSED_EVENTS_CAPACITY`] events not yet taken: beyond,
-    /// the oldest are dropped and the subscriber gets
-    /// [`ClosedEvent::Missed`](crate::ClosedEvent::Missed) with their number,
-    /// in their place. Use
+    /// holds at most [`CLOSED_EVENTS_CAPACITY`] events not yet taken (per
+    /// shard, with several): beyond, the oldest are dropped and the
+    /// subscriber gets [`ClosedEvent::Missed`](crate::ClosedEvent::Missed)
+    /// with their number, in their place. Use
     /// [`closed_events_with_capacity`](Self::closed_events_with_capacity) to
     /// choose the bound.
     pub fn closed_events(&self) -> ClosedEvents {
@@ -322,9 +512,9 @@ impl Endpoint {
     }
 
     /// [`closed_events`](Self::closed_events), holding at most `capacity`
-    /// events not yet taken (at least 1).
+    /// events not yet taken (at least 1; per shard, with several).
     pub fn closed_events_with_capacity(&self, capacity: usize) -> ClosedEvents {
-        ClosedEvents::subscribe(self.shared().clone(), capacity)
+        ClosedEvents::subscribe(self.shards(), capacity)
     }
 
     /// Starts or stops accepting new sessions; open sessions are not affected.
@@ -333,39 +523,53 @@ impl Endpoint {
     /// [`connect`](Self::connect) fails with [`CloseReason::Refused`]. Sessions
     /// already waiting in the [`accept`](Self::accept) queue stay there.
     pub fn set_accept_incoming(&self, accept: bool) {
-        self.shared().lock().endpoint.set_accept_incoming(accept);
+        for shared in self.shards() {
+            shared.lock().endpoint.set_accept_incoming(accept);
+        }
     }
 
     /// Closes every session (their close packets leave at once), stops
-    /// accepting, and waits for the driver to stop: once every session has
-    /// sent its Close the three times the protocol sends it unprompted, one
-    /// RTO apart (about 50 ms on a LAN; protocol.md §6.11), or ended on the
-    /// peer's own Close. A process that exits sooner may leave its peer
-    /// waiting for a session that is gone, if its one Close was lost.
+    /// accepting, and waits for the driver (every shard's) to stop: once
+    /// every session has sent its Close the three times the protocol sends
+    /// it unprompted, one RTO apart (about 50 ms on a LAN; protocol.md
+    /// §6.11), or ended on the peer's own Close. A process that exits sooner
+    /// may leave its peer waiting for a session that is gone, if its one
+    /// Close was lost.
     ///
     /// **Cancel-safe**: the close proceeds whether or not the future is awaited.
     pub async fn close(&self) {
-        begin_close(&mut self.shared().lock());
+        for shared in self.shards() {
+            begin_close(&mut shared.lock());
+        }
         poll_fn(|cx| {
-            let mut state = self.shared().lock();
-            if state.stopped {
-                return Poll::Ready(());
+            let mut running = false;
+            for shared in self.shards() {
+                let mut state = shared.lock();
+                if !state.stopped {
+                    state.stop_watchers.register(cx.waker());
+                    running = true;
+                }
             }
-            state.stop_watchers.register(cx.waker());
-            Poll::Pending
+            if running {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
         })
         .await;
     }
 
-    /// Whether the endpoint was closed.
+    /// Whether the endpoint was closed (or a driver stopped under it).
     pub fn is_closed(&self) -> bool {
-        let state = self.shared().lock();
-        state.closing || state.stopped
+        self.shards().iter().any(|shared| {
+            let state = shared.lock();
+            state.closing || state.stopped
+        })
     }
 
     /// Why a session ended, if this endpoint still remembers it.
     pub fn close_reason(&self, id: SessionId) -> Option<CloseReason> {
-        self.shared().lock().closed_reason(id)
+        self.shard_of(id).lock().closed_reason(id)
     }
 }
 

@@ -21,6 +21,17 @@ pub enum BindError {
     /// The protocol configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ferry_proto::ConfigError),
+    /// [`EndpointConfig::shards`](crate::EndpointConfig::shards) asks for
+    /// more shards than an endpoint can have.
+    #[error(
+        "shards = {shards} is more than the {max} shards an endpoint can have: ask for at most {max}, or 0 for one per core"
+    )]
+    TooManyShards {
+        /// The shards asked for.
+        shards: usize,
+        /// The most an endpoint can have ([`MAX_SHARDS`](ferry_proto::MAX_SHARDS)).
+        max: u8,
+    },
     /// The socket could not be created or registered.
     #[error("cannot open a UDP socket on {addr}: {source}")]
     Io {

@@ -1,7 +1,8 @@
 //! The runtime-agnostic async driver of Ferry.
 //!
-//! An [`Endpoint`] owns one UDP socket and one sans-IO [`ferry_proto::Endpoint`],
-//! and a background task — the driver — runs the loop: receive a batch of
+//! An [`Endpoint`] owns one UDP socket and one sans-IO [`ferry_proto::Endpoint`]
+//! (or one of each per shard, see below), and a background task — the
+//! driver — runs the loop: receive a batch of
 //! datagrams, hand each to the protocol, send what it has to send (batched
 //! through [`quinn_udp`]: sendmmsg/recvmmsg, GSO/GRO where the kernel has them),
 //! wake the handles waiting for events, then sleep until the next datagram,
@@ -13,6 +14,31 @@
 //! `ferry-tokio`, `ferry-smol` or `ferry-async-std`, which implement the trait
 //! and offer `Endpoint::bind(addr, config)`. The `async-io` feature provides the
 //! socket and timer shared by the smol and async-std adapters.
+//!
+//! # Shards: one address, every core
+//!
+//! By default an endpoint is one socket, one protocol endpoint behind one
+//! lock and one driver task: its protocol work runs on one core at a time.
+//! [`EndpointConfig::shards`] spreads it: each shard has its own socket on
+//! the same address (`SO_REUSEPORT`, Linux), its own protocol endpoint, lock
+//! and driver task, so a multi-threaded runtime runs the shards on different
+//! cores. The API stays the same: [`Endpoint::connect`] places each new
+//! session on a shard in turn, [`Endpoint::accept`] takes sessions from
+//! every shard, and the manager's methods cover them all. Every session id
+//! names its shard; a driver that receives a datagram of another shard's
+//! session (a reply to a session this side started, or a peer whose address
+//! changed) hands it over. [`Endpoint::shard_stats`] counts the hand-overs.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ferry_async::{Endpoint, EndpointConfig, Runtime};
+//!
+//! fn bind(runtime: Arc<dyn Runtime>) -> Result<Endpoint, ferry_async::BindError> {
+//!     // One shard per core (0), on a runtime that runs tasks in parallel.
+//!     let config = EndpointConfig::server().with_shards(0);
+//!     Endpoint::bind_with(runtime, "0.0.0.0:4433".parse().unwrap(), config)
+//! }
+//! ```
 //!
 //! The [`types`] module gathers every value type a user of any driver needs
 //! (configuration and keys, identifiers, close reasons and events, counters,
@@ -107,6 +133,7 @@ mod error;
 mod manager;
 mod runtime;
 mod session;
+mod shards;
 mod shared;
 pub mod socket;
 mod stream;
@@ -125,4 +152,5 @@ pub use ferry_proto::{
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 pub use session::{DROPPED_CODE, Session};
+pub use shards::ShardStats;
 pub use stream::{Stream, StreamIo, WRITE_CHUNK};

@@ -58,18 +58,55 @@ impl BroadcastReport {
             && self.unknown.is_empty()
     }
 
-    /// Files `id` under what the core's `send` said.
-    pub(crate) fn record(&mut self, id: SessionId, result: Result<(), ferry_proto::SendError>) {
+    /// Files `id` in the list `filed` names.
+    pub(crate) fn file(&mut self, id: SessionId, filed: Filed) {
+        match filed {
+            Filed::Sent => self.sent.push(id),
+            Filed::Blocked => self.blocked.push(id),
+            Filed::TooLarge => self.too_large.push(id),
+            Filed::Closed => self.closed.push(id),
+            Filed::Unknown => self.unknown.push(id),
+        }
+    }
+
+    /// Puts every list in id order (the shards of an endpoint each file
+    /// theirs in id order).
+    pub(crate) fn sort_by_id(&mut self) {
+        for list in [
+            &mut self.sent,
+            &mut self.blocked,
+            &mut self.too_large,
+            &mut self.closed,
+            &mut self.unknown,
+        ] {
+            list.sort_unstable();
+        }
+    }
+}
+
+/// Which list of a [`BroadcastReport`] a session goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Filed {
+    Sent,
+    Blocked,
+    TooLarge,
+    Closed,
+    Unknown,
+}
+
+impl Filed {
+    /// The list for what the core's `send` said.
+    pub(crate) fn of(result: Result<(), ferry_proto::SendError>) -> Self {
         match result {
-            Ok(()) => self.sent.push(id),
-            Err(ferry_proto::SendError::Blocked) => self.blocked.push(id),
-            Err(ferry_proto::SendError::TooLarge { .. }) => self.too_large.push(id),
+            Ok(()) => Self::Sent,
+            Err(ferry_proto::SendError::Blocked) => Self::Blocked,
+            Err(ferry_proto::SendError::TooLarge { .. }) => Self::TooLarge,
             Err(
                 ferry_proto::SendError::Closed
                 | ferry_proto::SendError::UnknownSession
                 | ferry_proto::SendError::UnknownStream
                 | ferry_proto::SendError::StreamClosed,
-            ) => self.closed.push(id),
+            ) => Self::Closed,
         }
     }
 }
@@ -107,31 +144,39 @@ pub enum ClosedEvent {
 /// A subscription to the sessions of one endpoint that close, from
 /// [`Endpoint::closed_events`](crate::Endpoint::closed_events).
 ///
-/// Holds a bounded queue of its own (see [`ClosedEvent::Missed`]); dropping
-/// it ends the subscription. It does not keep the endpoint open: once the
-/// endpoint stopped and the queue is drained, [`next`](Self::next) returns
-/// `None`.
+/// Holds a bounded queue of its own (one per shard, with several: see
+/// [`ClosedEvent::Missed`]); dropping it ends the subscription. It does not
+/// keep the endpoint open: once the endpoint stopped and the queue is
+/// drained, [`next`](Self::next) returns `None`.
+///
+/// With several shards, events of one shard come in the order its sessions
+/// closed; the shards' events are taken in turn.
 #[derive(Debug)]
 pub struct ClosedEvents {
-    shared: Arc<Shared>,
-    key: u64,
+    /// Each shard, and the subscription's key in it.
+    shards: Vec<(Arc<Shared>, u64)>,
+    /// The shard looked at first by the next poll.
+    next: usize,
 }
 
 impl ClosedEvents {
-    /// Registers a subscription holding at most `capacity` events.
-    pub(crate) fn subscribe(shared: Arc<Shared>, capacity: usize) -> Self {
-        let key = {
-            let mut state = shared.lock();
-            // Closes that already happened go to the earlier subscribers only.
-            state.dispatch_events();
-            let key = state.next_subscriber;
-            state.next_subscriber += 1;
-            state
-                .closed_subscribers
-                .insert(key, ClosedQueue::new(capacity));
-            key
-        };
-        Self { shared, key }
+    /// Registers a subscription holding at most `capacity` events per shard.
+    pub(crate) fn subscribe(shards: &[Arc<Shared>], capacity: usize) -> Self {
+        let shards = shards
+            .iter()
+            .map(|shared| {
+                let mut state = shared.lock();
+                // Closes that already happened go to the earlier subscribers only.
+                state.dispatch_events();
+                let key = state.next_subscriber;
+                state.next_subscriber += 1;
+                state
+                    .closed_subscribers
+                    .insert(key, ClosedQueue::new(capacity));
+                (shared.clone(), key)
+            })
+            .collect();
+        Self { shards, next: 0 }
     }
 
     /// The next event: a session that closed (in the order they closed), or
@@ -148,26 +193,39 @@ impl ClosedEvents {
     /// polling by hand: `Ready(Some(event))` takes the event, `Pending`
     /// registers `cx`'s waker (the latest one only) and takes nothing.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<ClosedEvent>> {
-        let mut state = self.shared.lock();
-        // Closes the endpoint noticed but the driver did not dispatch yet.
-        state.dispatch_events();
-        let stopped = state.stopped;
-        let Some(queue) = state.closed_subscribers.get_mut(&self.key) else {
-            return Poll::Ready(None);
-        };
-        if let Some(event) = queue.pop() {
-            return Poll::Ready(Some(event));
+        let count = self.shards.len();
+        let mut running = false;
+        for k in 0..count {
+            let index = (self.next + k) % count;
+            let (shared, key) = &self.shards[index];
+            let mut state = shared.lock();
+            // Closes the endpoint noticed but the driver did not dispatch yet.
+            state.dispatch_events();
+            let stopped = state.stopped;
+            let Some(queue) = state.closed_subscribers.get_mut(key) else {
+                continue;
+            };
+            if let Some(event) = queue.pop() {
+                self.next = (index + 1) % count;
+                return Poll::Ready(Some(event));
+            }
+            if !stopped {
+                queue.register(cx.waker());
+                running = true;
+            }
         }
-        if stopped {
-            return Poll::Ready(None);
+        if running {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
         }
-        queue.register(cx.waker());
-        Poll::Pending
     }
 }
 
 impl Drop for ClosedEvents {
     fn drop(&mut self) {
-        self.shared.lock().closed_subscribers.remove(&self.key);
+        for (shared, key) in &self.shards {
+            shared.lock().closed_subscribers.remove(key);
+        }
     }
 }

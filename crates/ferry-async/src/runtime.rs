@@ -19,6 +19,15 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
 
     /// Runs `future` to completion in the background.
+    ///
+    /// An endpoint spawns one driver per shard. For each shard in turn, it
+    /// wraps the shard's socket ([`wrap_udp_socket`](Self::wrap_udp_socket)),
+    /// makes the driver's timer ([`new_timer`](Self::new_timer)), then
+    /// spawns the driver, so a runtime may tie the sockets and timers made
+    /// since its last spawn to the next future (as `ferry-blocking` does,
+    /// with a thread and a poller per driver). Drivers of one endpoint never
+    /// block each other: a runtime that runs tasks in parallel runs the
+    /// shards on different cores; one that does not runs them in turn.
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>);
 
     /// Registers a bound, non-blocking socket with the runtime's reactor.

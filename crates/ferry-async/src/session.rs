@@ -108,7 +108,10 @@ impl Session {
         &self.inner.shared
     }
 
-    /// The session's id, the same on both sides.
+    /// This side's id for the session. The peer's may differ: a listener
+    /// with a server id or several shards issues its own (which names the
+    /// shard holding the session). [`Endpoint::session`](crate::Endpoint::session)
+    /// takes this one.
     pub fn id(&self) -> SessionId {
         self.inner.id
     }

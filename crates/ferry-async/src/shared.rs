@@ -1,11 +1,13 @@
-//! The state the driver and the handles share, behind one lock.
+//! The state the driver and the handles share, behind one lock (one per
+//! shard).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ferry_proto::{
     CloseReason, Endpoint, Event, SessionId, SessionStats, Side, StreamEnd, StreamId,
 };
@@ -136,6 +138,15 @@ pub(crate) struct State {
     pub(crate) closed_subscribers: BTreeMap<u64, ClosedQueue>,
     /// The number of the next subscription.
     pub(crate) next_subscriber: u64,
+    /// Datagrams for this shard's sessions that reached another shard's
+    /// socket, handed over by that shard's driver and waiting for this
+    /// one's (at most [`INBOX_CAPACITY`](crate::shards::INBOX_CAPACITY);
+    /// always empty with one shard).
+    pub(crate) inbox: VecDeque<(SocketAddr, BytesMut)>,
+    /// Datagrams handed to this shard by the others, since the start.
+    pub(crate) handed_over: u64,
+    /// Datagrams for this shard dropped because its inbox was full.
+    pub(crate) inbox_dropped: u64,
     datagram_queue: usize,
 }
 
@@ -155,6 +166,9 @@ impl State {
             stop_watchers: WakerSet::default(),
             closed_subscribers: BTreeMap::new(),
             next_subscriber: 0,
+            inbox: VecDeque::new(),
+            handed_over: 0,
+            inbox_dropped: 0,
             datagram_queue,
         }
     }
@@ -373,20 +387,42 @@ impl ClosedQueue {
     }
 }
 
-/// The lock around [`State`].
+/// The lock around [`State`]: one per shard.
 #[derive(Debug)]
-pub(crate) struct Shared(Mutex<State>);
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Set (under the lock) when another shard's driver put a datagram in
+    /// [`State::inbox`], cleared by this shard's driver before it empties
+    /// the inbox: the driver looks at the inbox without taking the lock
+    /// when nothing came.
+    handed: AtomicBool,
+}
 
 impl Shared {
     pub(crate) fn new(endpoint: Endpoint) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(State::new(endpoint))))
+        Arc::new(Self {
+            state: Mutex::new(State::new(endpoint)),
+            handed: AtomicBool::new(false),
+        })
     }
 
     /// Locks the state. A panic while holding the lock cannot leave the protocol
     /// state half-updated in a way that matters more than the panic itself, so a
     /// poisoned lock is entered anyway.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes that the inbox holds datagrams (called under the lock, after
+    /// pushing them).
+    pub(crate) fn mark_handed(&self) {
+        self.handed.store(true, Ordering::Release);
+    }
+
+    /// Whether datagrams were handed over since the last call; clears the
+    /// mark.
+    pub(crate) fn take_handed(&self) -> bool {
+        self.handed.swap(false, Ordering::AcqRel)
     }
 }
 

@@ -32,7 +32,7 @@ pub use ferry_proto::crypto::{PreSharedKey, PskError};
 pub use ferry_proto::{Config, ConfigError, CongestionControl};
 
 // Identifiers and kinds.
-pub use ferry_proto::{SessionId, Side, StreamId, StreamKind};
+pub use ferry_proto::{SessionId, Shard, Side, StreamId, StreamKind};
 
 // States, close reasons and events.
 pub use crate::endpoint::ENDPOINT_CLOSED_CODE;
@@ -41,7 +41,11 @@ pub use crate::session::DROPPED_CODE;
 pub use ferry_proto::{CloseReason, ProtocolViolation, State, StreamEnd};
 
 // Counters.
+pub use crate::shards::ShardStats;
 pub use ferry_proto::{EndpointStats, SessionStats};
+
+// Shards.
+pub use ferry_proto::MAX_SHARDS;
 
 // Errors, one per operation.
 pub use crate::error::{

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::{
-    BindError, BroadcastReport, CloseReason, ConnectError, EndpointConfig, EndpointStats, SessionId,
+    BindError, BroadcastReport, CloseReason, ConnectError, EndpointConfig, EndpointStats,
+    SessionId, ShardStats,
 };
 use thiserror::Error;
 use tracing::error;
@@ -23,7 +24,9 @@ use crate::session::Session;
 #[error("timed out waiting for an incoming session")]
 pub struct AcceptTimeout;
 
-/// One UDP socket serving many sessions, driven by a thread of its own.
+/// One UDP socket serving many sessions, driven by a thread of its own (or
+/// one socket and one thread per shard, with
+/// [`EndpointConfig::shards`] above one).
 ///
 /// Cheap to clone (two `Arc`s); every clone is the same endpoint, and any thread
 /// may use it. Dropping the last clone closes the endpoint as
@@ -37,7 +40,8 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Binds a UDP socket on `addr` and starts the endpoint's driver thread
-    /// (named `ferry-driver`).
+    /// (named `ferry-driver`): one of each per shard (see
+    /// [`EndpointConfig::shards`]).
     ///
     /// Fails with [`BindError::AddrInUse`] and the like when the socket cannot
     /// be bound, [`BindError::Config`] when the protocol configuration is
@@ -86,6 +90,18 @@ impl Endpoint {
         block_on_until(self.inner.accept(), deadline_after(timeout))
             .map(|session| session.map(Session::from_async))
             .ok_or(AcceptTimeout)
+    }
+
+    /// How many shards serve the endpoint, each with a driver thread of its
+    /// own (see [`EndpointConfig::shards`]).
+    pub fn shard_count(&self) -> usize {
+        self.inner.shard_count()
+    }
+
+    /// Each shard's open sessions and hand-overs, by shard index. See
+    /// [`ferry_async::Endpoint::shard_stats`].
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        self.inner.shard_stats()
     }
 
     /// The ids of the open sessions, in id order: handshaking or
@@ -178,28 +194,29 @@ impl Endpoint {
 
     /// Closes every session (their close packets leave at once; the peers see
     /// [`CloseReason::Remote`] with code [`ferry_async::ENDPOINT_CLOSED_CODE`]),
-    /// stops accepting, and blocks until the driver thread has ended. The socket
-    /// is closed when this returns, so its port can be bound again.
+    /// stops accepting, and blocks until the driver thread (every shard's)
+    /// has ended. The sockets are closed when this returns, so the port can
+    /// be bound again.
     ///
     /// Blocked calls on the endpoint's sessions return: receives fail with
     /// [`RecvError::Closed`](crate::RecvError::Closed), `accept` returns
     /// `None`. Calling `close` again, from any clone, returns once the thread
     /// has ended.
     pub fn close(&self) {
-        let exit = self.runtime.exit();
+        let runtime = &self.runtime;
         let mut close = pin!(self.inner.close());
         let mut closed = false;
-        // Wait for the driver to stop and its thread to end; the thread's end
-        // alone suffices should the driver have panicked.
+        // Wait for the drivers to stop and their threads to end; a thread's
+        // end alone suffices should its driver have panicked.
         block_on(std::future::poll_fn(|cx| {
             if !closed {
                 closed = close.as_mut().poll(cx).is_ready();
             }
-            exit.poll_exited(cx)
+            runtime.poll_exited(cx)
         }));
-        if let Some(thread) = self.runtime.take_thread() {
+        for thread in self.runtime.take_threads() {
             if thread.join().is_err() {
-                error!("the driver thread panicked");
+                error!("a driver thread panicked");
             }
         }
     }

@@ -47,7 +47,9 @@
 //! [`ferry_async`] through a [`ferry_async::Runtime`] of its own, built on the
 //! [`polling`] crate (epoll, kqueue, event ports):
 //!
-//! - **The driver thread.** [`Endpoint::bind`] starts one thread per endpoint,
+//! - **The driver thread.** [`Endpoint::bind`] starts one thread per endpoint
+//!   (one per shard, with [`EndpointConfig::shards`] above one: each with
+//!   its own socket and poller, so the shards run on different cores),
 //!   named `ferry-driver`, which runs `ferry-async`'s driver future: receive
 //!   datagrams, run the protocol's timers, send, and tell waiting handles what
 //!   happened. When the driver has nothing to do, the thread sleeps in the
@@ -227,5 +229,32 @@ mod tests {
         let runtime = server.runtime();
         server.close();
         assert!(runtime.thread_finished(), "close waits for the thread");
+    }
+
+    #[test]
+    fn a_sharded_endpoint_has_a_driver_thread_per_shard_and_close_ends_them_all() {
+        let server = Endpoint::bind(local(), EndpointConfig::server().with_shards(2)).unwrap();
+        let shards = server.shard_count();
+        let runtime = server.runtime();
+        assert_eq!(runtime.driver_threads(), shards);
+        let client = Endpoint::bind(local(), EndpointConfig::default()).unwrap();
+        let sessions: Vec<_> = (0..8)
+            .map(|_| client.connect(server.local_addr()).unwrap())
+            .collect();
+        let incoming: Vec<_> = (0..8).map(|_| server.accept().unwrap()).collect();
+        for (n, s) in sessions.iter().enumerate() {
+            s.send(vec![n as u8; 3_000]).unwrap();
+        }
+        // Accepted from either shard, so not in connect order.
+        let mut seen: Vec<u8> = incoming.iter().map(|i| i.recv().unwrap()[0]).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..8).collect::<Vec<u8>>());
+        assert!(!runtime.thread_finished());
+        server.close();
+        assert!(runtime.thread_finished(), "close waits for every thread");
+        for s in &sessions {
+            assert!(matches!(s.closed(), CloseReason::Remote { .. }));
+        }
+        client.close();
     }
 }

@@ -1,8 +1,15 @@
-//! The [`Runtime`] of the blocking driver: one thread, one poller, one future.
+//! The [`Runtime`] of the blocking driver: one thread, one poller, one future
+//! per driver (an endpoint has one driver per shard).
 //!
 //! `ferry-async` asks a runtime for three things: a UDP socket with readiness,
 //! a timer, and a way to run the driver future. Here all three meet in a
-//! [`Reactor`] owned by the endpoint's driver thread:
+//! [`Reactor`] owned by one driver thread. `ferry-async` wraps a shard's
+//! socket, makes its driver's timer and spawns the driver before it wraps the
+//! next shard's socket, so the sockets wrapped since the last spawn are
+//! registered with the reactor of the next thread spawned (the *pending*
+//! reactor), and a timer records its deadline with whichever reactor runs on
+//! the thread that polls it (the driver's own): a sharded endpoint gets a
+//! thread and a poller per shard, which share nothing.
 //!
 //! - the **executor** polls the one future it was given; when the future is
 //!   pending it sleeps in [`Poller::wait`] until a socket event, a wake-up
@@ -42,9 +49,10 @@
 //!
 //! Socket and timer never store the `Context`'s waker: every readiness event
 //! and deadline wakes the executor, and the executor only has one future to
-//! poll. They are therefore only meant for the driver future of the runtime
-//! that made them.
+//! poll. They are therefore only meant for the driver future spawned right
+//! after them.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -82,6 +90,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+thread_local! {
+    /// The earliest deadline of the timers found pending during the current
+    /// poll of this thread's driver future.
+    static NEXT_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
 /// Which readiness a socket has asked the poller for and not yet been told of.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Interest {
@@ -110,8 +124,6 @@ struct Reactor {
     /// notify the poller. While the executor is polling, a wake-up only sets
     /// `woken`, which costs no system call.
     sleeping: AtomicBool,
-    /// The earliest deadline of the timers found pending during the current poll.
-    next_deadline: Mutex<Option<Instant>>,
     /// Every registered socket, by poller key.
     sockets: Mutex<HashMap<usize, Registration>>,
     next_key: AtomicUsize,
@@ -123,7 +135,6 @@ impl fmt::Debug for Reactor {
             .field("poller", &self.poller)
             .field("woken", &self.woken)
             .field("sleeping", &self.sleeping)
-            .field("next_deadline", &*lock(&self.next_deadline))
             .finish_non_exhaustive()
     }
 }
@@ -141,16 +152,17 @@ impl Reactor {
             mode,
             woken: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
-            next_deadline: Mutex::new(None),
             sockets: Mutex::new(HashMap::new()),
             next_key: AtomicUsize::new(0),
         })
     }
 
-    /// A timer pending until `deadline` asks to be woken then.
-    fn wake_at(&self, deadline: Instant) {
-        let mut next = lock(&self.next_deadline);
-        *next = Some(next.map_or(deadline, |d| d.min(deadline)));
+    /// A timer pending until `deadline`, polled on this thread, asks the
+    /// thread's reactor to be woken then.
+    fn wake_at(deadline: Instant) {
+        NEXT_DEADLINE.with(|next| {
+            next.set(Some(next.get().map_or(deadline, |d| d.min(deadline))));
+        });
     }
 
     /// The interest a socket has armed from its registration on: reading,
@@ -228,11 +240,11 @@ impl Reactor {
             // A wake-up from here on is seen either by this poll or by the check
             // before sleeping.
             self.woken.store(false, Ordering::SeqCst);
-            *lock(&self.next_deadline) = None;
+            NEXT_DEADLINE.with(|next| next.set(None));
             if future.as_mut().poll(&mut cx).is_ready() {
                 return;
             }
-            let deadline = lock(&self.next_deadline).take();
+            let deadline = NEXT_DEADLINE.with(Cell::take);
             // Just woke a parked handle (a message arrived for it): its next
             // command is likely moments away, and cheaper caught awake.
             if take_handed_off() {
@@ -289,10 +301,10 @@ impl Wake for Reactor {
     }
 }
 
-/// The driver thread's end, which [`Endpoint::close`](crate::Endpoint::close)
+/// A driver thread's end, which [`Endpoint::close`](crate::Endpoint::close)
 /// waits for.
 #[derive(Debug, Default)]
-pub(crate) struct DriverExit {
+struct DriverExit {
     state: Mutex<ExitState>,
 }
 
@@ -316,7 +328,7 @@ impl DriverExit {
 
     /// Ready once the driver thread has dropped the driver (and with it the
     /// socket), or was never started.
-    pub(crate) fn poll_exited(&self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_exited(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = lock(&self.state);
         if state.exited {
             return Poll::Ready(());
@@ -337,92 +349,135 @@ impl Drop for ExitGuard {
     }
 }
 
-/// The blocking [`Runtime`]: made for one endpoint, whose driver gets a thread
-/// of its own.
-pub(crate) struct BlockingRuntime {
-    reactor: Arc<Reactor>,
+/// One spawned driver's thread.
+#[derive(Debug)]
+struct DriverThread {
     exit: Arc<DriverExit>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Taken by whoever joins it; `None` if it could not be started.
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The blocking [`Runtime`]: made for one endpoint, whose driver (each
+/// shard's) gets a thread and a poller of its own.
+pub(crate) struct BlockingRuntime {
+    /// The reactor of the next driver spawned, which the sockets wrapped
+    /// until then are registered with.
+    pending: Mutex<Option<Arc<Reactor>>>,
+    /// Every driver spawned, in order.
+    drivers: Mutex<Vec<DriverThread>>,
     spawn_error: Mutex<Option<io::Error>>,
 }
 
 impl fmt::Debug for BlockingRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlockingRuntime")
-            .field("reactor", &self.reactor)
-            .field("exit", &self.exit)
+            .field("drivers", &*lock(&self.drivers))
             .finish_non_exhaustive()
     }
 }
 
 impl BlockingRuntime {
+    /// A runtime with the first driver's reactor made (a poller that cannot
+    /// be made fails here).
     pub(crate) fn new() -> io::Result<Self> {
         Ok(Self {
-            reactor: Arc::new(Reactor::new()?),
-            exit: Arc::default(),
-            thread: Mutex::new(None),
+            pending: Mutex::new(Some(Arc::new(Reactor::new()?))),
+            drivers: Mutex::new(Vec::new()),
             spawn_error: Mutex::new(None),
         })
     }
 
-    /// Why the driver thread could not be started, if it could not.
+    /// The reactor of the next driver spawned, made if need be.
+    fn pending_reactor(&self) -> io::Result<Arc<Reactor>> {
+        let mut pending = lock(&self.pending);
+        if let Some(reactor) = &*pending {
+            return Ok(reactor.clone());
+        }
+        let reactor = Arc::new(Reactor::new()?);
+        *pending = Some(reactor.clone());
+        Ok(reactor)
+    }
+
+    /// Why a driver thread could not be started, if one could not.
     pub(crate) fn take_spawn_error(&self) -> Option<io::Error> {
         lock(&self.spawn_error).take()
     }
 
-    pub(crate) fn exit(&self) -> &DriverExit {
-        &self.exit
+    /// Ready once every driver thread has dropped its driver (and socket).
+    pub(crate) fn poll_exited(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let exits: Vec<Arc<DriverExit>> =
+            lock(&self.drivers).iter().map(|d| d.exit.clone()).collect();
+        let mut ready = Poll::Ready(());
+        for exit in exits {
+            if exit.poll_exited(cx).is_pending() {
+                ready = Poll::Pending;
+            }
+        }
+        ready
     }
 
-    /// The driver thread's handle, once: whoever takes it may join it.
-    pub(crate) fn take_thread(&self) -> Option<JoinHandle<()>> {
-        lock(&self.thread).take()
+    /// The driver threads' handles, once: whoever takes them may join them.
+    pub(crate) fn take_threads(&self) -> Vec<JoinHandle<()>> {
+        lock(&self.drivers)
+            .iter_mut()
+            .filter_map(|d| d.thread.take())
+            .collect()
     }
 
-    /// Whether the driver thread has run to its end (tests only).
+    /// How many driver threads were started (tests only).
+    #[cfg(test)]
+    pub(crate) fn driver_threads(&self) -> usize {
+        lock(&self.drivers).len()
+    }
+
+    /// Whether every driver thread has run to its end (tests only).
     #[cfg(test)]
     pub(crate) fn thread_finished(&self) -> bool {
-        lock(&self.thread)
-            .as_ref()
-            .is_none_or(|thread| thread.is_finished())
+        lock(&self.drivers)
+            .iter()
+            .all(|d| d.thread.as_ref().is_none_or(|thread| thread.is_finished()))
     }
 }
 
 impl Runtime for BlockingRuntime {
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
-        Box::pin(Timer {
-            deadline,
-            reactor: self.reactor.clone(),
-        })
+        Box::pin(Timer { deadline })
     }
 
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        let mut thread = lock(&self.thread);
-        debug_assert!(thread.is_none(), "one driver per blocking runtime");
-        let reactor = self.reactor.clone();
-        let exit = self.exit.clone();
-        let spawned = thread::Builder::new()
-            .name(DRIVER_THREAD_NAME.into())
-            .spawn(move || {
-                // Dropped after `run` dropped the future, socket included.
-                let _exit = ExitGuard(exit);
-                reactor.run(future);
-                debug!("driver thread ends");
-            });
-        match spawned {
-            Ok(handle) => *thread = Some(handle),
+        let exit = Arc::new(DriverExit::default());
+        let mut drivers = lock(&self.drivers);
+        let reactor = lock(&self.pending)
+            .take()
+            .map_or_else(|| Reactor::new().map(Arc::new), Ok);
+        let spawned = reactor.and_then(|reactor| {
+            let exit = exit.clone();
+            thread::Builder::new()
+                .name(DRIVER_THREAD_NAME.into())
+                .spawn(move || {
+                    // Dropped after `run` dropped the future, socket included.
+                    let _exit = ExitGuard(exit);
+                    reactor.run(future);
+                    debug!("driver thread ends");
+                })
+        });
+        let thread = match spawned {
+            Ok(handle) => Some(handle),
             Err(e) => {
-                // The future (and its socket) went with the closure.
-                error!(error = %e, "could not start the driver thread");
-                *lock(&self.spawn_error) = Some(e);
-                self.exit.mark_exited();
+                // The future (and its socket) went with the closure, or was
+                // dropped here.
+                error!(error = %e, "could not start a driver thread");
+                lock(&self.spawn_error).get_or_insert(e);
+                exit.mark_exited();
+                None
             }
-        }
+        };
+        drivers.push(DriverThread { exit, thread });
     }
 
     fn wrap_udp_socket(&self, socket: UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let state = udp_state(&socket)?;
-        let reactor = self.reactor.clone();
+        let reactor = self.pending_reactor()?;
         let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
         let base = reactor.base_interest();
         // SAFETY: the socket is deleted from the poller in `Socket::drop`, before
@@ -452,11 +507,10 @@ impl Runtime for BlockingRuntime {
     }
 }
 
-/// A deadline the executor sleeps until.
+/// A deadline the executor of the thread that polls it sleeps until.
 #[derive(Debug)]
 struct Timer {
     deadline: Instant,
-    reactor: Arc<Reactor>,
 }
 
 impl AsyncTimer for Timer {
@@ -468,7 +522,7 @@ impl AsyncTimer for Timer {
         if Instant::now() >= self.deadline {
             Poll::Ready(())
         } else {
-            self.reactor.wake_at(self.deadline);
+            Reactor::wake_at(self.deadline);
             Poll::Pending
         }
     }

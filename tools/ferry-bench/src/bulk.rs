@@ -31,6 +31,7 @@ use ferry_proto::{CipherPreference, Config};
 
 use crate::child::{Role, field, secs, tell};
 use crate::cpu::process_cpu;
+use crate::many::tell_shards;
 use crate::report::Table;
 
 /// Bytes per message (Ferry) or per write (TCP, quinn).
@@ -91,6 +92,10 @@ pub(crate) struct RoleArgs {
     /// Concurrent sessions (Ferry only).
     #[arg(long, default_value_t = 1)]
     sessions: usize,
+    /// Shards of the endpoint (Ferry only; `EndpointConfig::shards`, 0 =
+    /// one per core).
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// Bytes each session moves.
     #[arg(long)]
     bytes: u64,
@@ -167,6 +172,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         1,
         bytes,
         settings.mtu,
+        1,
         settings.repeat,
     ) {
         Ok(measured) => Some(measured),
@@ -324,10 +330,11 @@ pub(crate) fn median(
     sessions: usize,
     bytes: u64,
     mtu: usize,
+    shards: usize,
     repeat: usize,
 ) -> Result<(Outcome, String), String> {
     let mut runs = (0..repeat.max(1))
-        .map(|_| transfer(kind, sessions, bytes, mtu))
+        .map(|_| transfer(kind, sessions, bytes, mtu, shards))
         .collect::<Result<Vec<_>, _>>()?;
     runs.sort_by(|a, b| a.mb_per_s().total_cmp(&b.mb_per_s()));
     let note = if runs.len() > 1 {
@@ -343,12 +350,14 @@ pub(crate) fn median(
     Ok((runs[runs.len() / 2], note))
 }
 
-/// One transfer of `bytes` on each of `sessions` sessions, two processes.
+/// One transfer of `bytes` on each of `sessions` sessions, two processes,
+/// each endpoint of `shards` shards (Ferry only).
 pub(crate) fn transfer(
     kind: Kind,
     sessions: usize,
     bytes: u64,
     mtu: usize,
+    shards: usize,
 ) -> Result<Outcome, String> {
     let common = |side: &str| {
         vec![
@@ -357,6 +366,8 @@ pub(crate) fn transfer(
             crate::child::arg_name(kind),
             "--sessions".into(),
             sessions.to_string(),
+            "--shards".into(),
+            shards.to_string(),
             "--bytes".into(),
             bytes.to_string(),
             "--mtu".into(),
@@ -485,6 +496,7 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         cipher,
         ..Config::default()
     })
+    .with_shards(args.shards)
 }
 
 /// The sizes of the messages one session sends.
@@ -508,9 +520,11 @@ async fn ferry_async(
             tell(format_args!("READY {}", server.local_addr()));
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let mut start = None;
+            let mut ids = Vec::with_capacity(args.sessions);
             for _ in 0..args.sessions {
                 let session = server.accept().await.ok_or("the endpoint closed")?;
                 start.get_or_insert_with(Instant::now);
+                ids.push(session.id());
                 let tx = tx.clone();
                 let bytes = args.bytes;
                 spawn(Box::pin(async move {
@@ -533,15 +547,9 @@ async fn ferry_async(
                 all.push(stats);
             }
             let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
-            report_losses(all.into_iter());
-            let endpoint = server.stats();
-            eprintln!(
-                "ENDPOINT datagrams {} malformed {} unknown session {} wrong address {}",
-                endpoint.datagrams_received,
-                endpoint.dropped_malformed,
-                endpoint.dropped_unknown_session,
-                endpoint.dropped_wrong_address
-            );
+            crate::diagnostics::report_losses(all.into_iter());
+            crate::diagnostics::report_endpoint(&server.stats());
+            tell_shards("receiver", &ids, &server.shard_stats());
             server.close().await;
             report_received(total, elapsed);
             Ok(())
@@ -564,46 +572,14 @@ async fn ferry_async(
                 session.closed().await;
             }
             let elapsed = start.elapsed();
+            let ids: Vec<_> = sessions.iter().map(|s| s.id()).collect();
+            tell_shards("sender", &ids, &client.shard_stats());
             report_sent(elapsed, args.bytes * args.sessions as u64);
-            report_losses(sessions.iter().map(|s| s.stats()));
+            crate::diagnostics::report_losses(sessions.iter().map(|s| s.stats()));
             client.close().await;
             Ok(())
         }
     }
-}
-
-/// Prints, on stderr, what the sessions' packets went through: a
-/// diagnostic for reading a run (spurious losses, timeouts), not a figure.
-fn report_losses(stats: impl Iterator<Item = ferry_proto::SessionStats>) {
-    let mut t = ferry_proto::SessionStats::default();
-    for s in stats {
-        t.packets_sent += s.packets_sent;
-        t.packets_received += s.packets_received;
-        t.retransmitted += s.retransmitted;
-        t.lost += s.lost;
-        t.spurious_losses += s.spurious_losses;
-        t.timeouts += s.timeouts;
-        t.tail_probes += s.tail_probes;
-        t.duplicates += s.duplicates;
-        t.dropped_recv_memory += s.dropped_recv_memory;
-        t.acks_sent += s.acks_sent;
-        t.repeat_requests_sent += s.repeat_requests_sent;
-    }
-    eprintln!(
-        "LOSSES sent {} received {} retransmitted {} lost {} spurious {} timeouts {} \
-         tail probes {} duplicates {} dropped (memory) {} acks {} repeat requests {}",
-        t.packets_sent,
-        t.packets_received,
-        t.retransmitted,
-        t.lost,
-        t.spurious_losses,
-        t.timeouts,
-        t.tail_probes,
-        t.duplicates,
-        t.dropped_recv_memory,
-        t.acks_sent,
-        t.repeat_requests_sent
-    );
 }
 
 /// Ferry on plain threads.

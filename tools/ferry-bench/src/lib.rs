@@ -19,7 +19,8 @@
 //! - `many`: 1,000 concurrent sessions of 1 MiB each, then of 16 MiB each
 //!   (`--many-mib`), aggregate MB/s and CPU seconds per GB beside the
 //!   one-session figures; then the CPU per GB the larger size took beyond the
-//!   smaller (the steady state) and the fixed CPU per session.
+//!   smaller (the steady state) and the fixed CPU per session. `--shards N`
+//!   spreads both endpoints over N shards, on tokio's multi-thread runtime.
 //! - `efficiency`: goodput as a fraction of link capacity in the simulator's
 //!   virtual time, across loss rates and RTTs; then one row per network
 //!   profile (`ferry_sim::Profile`) and congestion controller, beside the
@@ -77,6 +78,7 @@ mod bulk;
 mod child;
 mod connects;
 mod cpu;
+mod diagnostics;
 mod diode;
 mod efficiency;
 mod files;
@@ -198,6 +200,10 @@ pub struct RunArgs {
     /// MB/s, CPU s/GB) each [default: 1,16; quick: 1,4].
     #[arg(long, value_delimiter = ',')]
     many_mib: Vec<u64>,
+    /// many: shards of each side's endpoint (`EndpointConfig::shards`; 0 =
+    /// one per core); above 1, on tokio's multi-thread runtime [default: 1].
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// efficiency: MB per transfer at 100 Mbit/s, and per network profile
     /// transfer below 1 Gbit/s [default: 400; quick: 20].
     #[arg(long)]
@@ -313,6 +319,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
         mtu,
         single_mib: bulk_mib,
         repeat,
+        shards: args.shards,
     };
     let files = files::Settings {
         mib: args.pick(args.files_mib, 1024, 128),
@@ -396,6 +403,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
             "latency_round_trips": latency.count,
             "many_sessions": many.sessions,
             "many_mib_each": many.mib_each,
+            "many_shards": many.shards,
             "sim_mb": efficiency.mb,
             "sim_gbit_mb": efficiency.gbit_mb,
             "sessions_mib": sessions.size_mib,

@@ -5,6 +5,14 @@
 //! and the CPU seconds per GB (client plus server) beside the one-session
 //! CPU figure. The aim (issue 17) is a CPU ratio of at most 1.3.
 //!
+//! `--shards N` spreads both endpoints over N shards (`EndpointConfig::
+//! shards`; 0 = one per core) on tokio's multi-thread runtime instead of a
+//! current-thread one; the rows then name the shards. The server's shards
+//! take sessions by client address (the kernel's hash), and the client is
+//! one endpoint: one address, so the server's sessions all land on one
+//! shard; the client's spread over its shards in turn, their acks handed
+//! over. Each side tells on stderr how its sessions and hand-overs spread.
+//!
 //! The small size is mostly start-up, handshakes and closes; the large one
 //! mostly steady state. With two sizes or more, two derived rows separate
 //! them: the CPU the largest size took beyond the smallest, per GB more (the
@@ -19,6 +27,9 @@
 //! bytes, has closed every session. The server reads each session in a task
 //! of its own. CPU time is each whole process's, handshakes included (as in
 //! the bulk rows it is compared with).
+
+use ferry_async::ShardStats;
+use ferry_proto::{SessionId, Shard};
 
 use crate::bulk::{self, Kind, Outcome};
 use crate::report::{Report, Table};
@@ -36,6 +47,8 @@ pub(crate) struct Settings {
     pub(crate) single_mib: u64,
     /// Transfers per row; the row is their median.
     pub(crate) repeat: usize,
+    /// Shards of each side's endpoint (0: one per core).
+    pub(crate) shards: usize,
 }
 
 /// Runs the suite; `report` holds the suites run before it (the bulk
@@ -43,16 +56,34 @@ pub(crate) struct Settings {
 pub(crate) fn run(settings: &Settings, report: &Report) -> Result<Table, String> {
     let mut table = Table::new("many");
     let n = settings.sessions;
+    let shards = ferry_async::EndpointConfig::default()
+        .with_shards(settings.shards)
+        .shard_count()
+        .map_err(|e| e.to_string())?;
+    let (kind, runtime) = if shards == 1 {
+        (Kind::Tokio, "tokio current-thread")
+    } else {
+        (Kind::TokioMulti, "tokio multi-thread")
+    };
+    let per_endpoint = if shards == 1 {
+        "1 shard".to_owned()
+    } else {
+        format!("{shards} shards")
+    };
     eprintln!(
-        "many suite: {n} sessions on one endpoint pair, {:?} MiB each, tokio",
+        "many suite: {n} sessions on one endpoint pair, {:?} MiB each, {runtime}, {per_endpoint} per endpoint",
         settings.mib_each
     );
     let (baseline, baseline_cpu) = one_session(settings, report, &mut table)?;
     let mut measured: Vec<(u64, Outcome)> = Vec::new();
     for &mib in &settings.mib_each {
-        let name = format!("many: {n} sessions of {mib} MiB");
+        let name = if shards == 1 {
+            format!("many: {n} sessions of {mib} MiB")
+        } else {
+            format!("many: {n} sessions of {mib} MiB, {shards} shards")
+        };
         let (outcome, spread) =
-            match bulk::median(Kind::Tokio, n, mib << 20, settings.mtu, settings.repeat) {
+            match bulk::median(kind, n, mib << 20, settings.mtu, shards, settings.repeat) {
                 Ok(measured) => measured,
                 Err(e) => {
                     table.fail(format!("{name}, aggregate"), "MB/s", &e);
@@ -64,7 +95,10 @@ pub(crate) fn run(settings: &Settings, report: &Report) -> Result<Table, String>
             outcome.mb_per_s(),
             "MB/s",
             Some(&baseline),
-            format!("{} MiB in all, tokio{spread}", mib * n as u64),
+            format!(
+                "{} MiB in all, {runtime}, {per_endpoint} per endpoint{spread}",
+                mib * n as u64
+            ),
         );
         table.add(
             format!("{name} CPU"),
@@ -78,7 +112,7 @@ pub(crate) fn run(settings: &Settings, report: &Report) -> Result<Table, String>
         );
         measured.push((mib, outcome));
     }
-    steady_state(n, &measured, &baseline_cpu, &mut table);
+    steady_state(n, shards, &measured, &baseline_cpu, &mut table);
     Ok(table)
 }
 
@@ -97,6 +131,7 @@ fn one_session(
         1,
         settings.single_mib << 20,
         settings.mtu,
+        1,
         settings.repeat,
     )?;
     let name = "many: ferry tokio, one session".to_owned();
@@ -120,6 +155,7 @@ fn one_session(
 /// smaller per GB more, and what is left per session.
 fn steady_state(
     sessions: usize,
+    shards: usize,
     measured: &[(u64, Outcome)],
     baseline_cpu: &str,
     table: &mut Table,
@@ -141,8 +177,13 @@ fn steady_state(
     // CPU = fixed + per_byte × bytes, through the two points.
     let per_byte = (cpu(&large.1) - cpu(&small.1)) / extra_bytes;
     let fixed = cpu(&small.1) - per_byte * small.1.received as f64;
+    let sessions_name = if shards == 1 {
+        format!("{sessions} sessions")
+    } else {
+        format!("{sessions} sessions, {shards} shards")
+    };
     table.add(
-        format!("many: {sessions} sessions, steady-state CPU"),
+        format!("many: {sessions_name}, steady-state CPU"),
         per_byte * 1e9,
         "s/GB",
         Some(baseline_cpu),
@@ -152,10 +193,28 @@ fn steady_state(
         ),
     );
     table.add(
-        format!("many: {sessions} sessions, fixed CPU per session"),
+        format!("many: {sessions_name}, fixed CPU per session"),
         fixed / sessions as f64 * 1e6,
         "µs",
         None,
         "the rest: handshake, close, both processes' start-up, per session",
+    );
+}
+
+/// With several shards, says on stderr how `side`'s sessions (`ids`) and
+/// hand-overs spread over them.
+pub(crate) fn tell_shards(side: &str, ids: &[SessionId], stats: &[ShardStats]) {
+    if stats.len() <= 1 {
+        return;
+    }
+    let mut sessions = vec![0; stats.len()];
+    for &id in ids {
+        sessions[usize::from(Shard::of(id, stats.len() as u8))] += 1;
+    }
+    let handed: Vec<_> = stats.iter().map(|s| s.handed_over).collect();
+    let dropped: u64 = stats.iter().map(|s| s.inbox_dropped).sum();
+    eprintln!(
+        "{side}: {} shards, sessions per shard {sessions:?}, datagrams handed over to each {handed:?}, dropped at full inboxes {dropped}",
+        stats.len()
     );
 }

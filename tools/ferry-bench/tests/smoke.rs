@@ -90,3 +90,37 @@ fn every_suite_runs_and_writes_its_figures() {
         assert_eq!(one["suite"], suite);
     }
 }
+
+#[test]
+fn the_many_suite_runs_with_sharded_endpoints() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
+        .args([
+            "run",
+            "many",
+            "--quick",
+            "--bulk-mib",
+            "1",
+            "--many-sessions",
+            "10",
+            "--many-mib",
+            "1",
+            "--shards",
+            "2",
+            "--json-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("the bench binary starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ferry-bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stderr.contains("2 shards per endpoint"), "{stderr}");
+    assert!(
+        stdout.contains("many: 10 sessions of 1 MiB, 2 shards, aggregate"),
+        "{stdout}"
+    );
+}

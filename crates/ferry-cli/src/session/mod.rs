@@ -94,6 +94,7 @@ pub(crate) fn bind(
             "cannot listen on UDP {a} ({flag}): permission denied; use a port above 1023, or run with the needed privilege"
         )),
         BindError::Config(e) => CliError::Invalid(format!("invalid session settings: {e}")),
+        e @ BindError::TooManyShards { .. } => CliError::Invalid(e.to_string()),
         BindError::Io { addr, source } => CliError::Network(format!(
             "cannot open a UDP socket on {addr} ({flag}): {source}"
         )),
