@@ -12,7 +12,7 @@ use crate::network::NodeId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BalancerId(pub usize);
 
-/// How a [`Balancer`] picks the backend of a datagram.
+/// How a load balancer ([`Network::add_balancer`](crate::Network::add_balancer)) picks the backend of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BalancePolicy {
     /// By the session id, as [`ferry_proto::route`] reads it: to the server

@@ -38,6 +38,7 @@
 //! key_file = "ferry.key"        # pre-shared key (64 hex digits); relative to this file
 //! cipher = "auto"               # with a key: "auto", "aes-256-gcm" or "chacha20-poly1305"
 //! server_id = "0:0a01"          # this server's id behind a load balancer: [rotation:]hex, 1-4 bytes
+//! shards = 1                    # sockets and cores serving the address (0: one per core)
 //! ```
 //!
 //! Every key is optional; the defaults are those shown, which are
@@ -131,6 +132,7 @@ struct SessionTable {
     key_file: Option<PathBuf>,
     cipher: Option<CipherName>,
     server_id: Option<String>,
+    shards: Option<usize>,
 }
 
 /// The file as the session tools read it: the `[session]` table; every
@@ -318,6 +320,18 @@ fn parse_with_key(
         .validate()
         .map_err(|e| invalid(config_key(&e), e.to_string()))?;
     let mut endpoint = EndpointConfig::from(config);
+    if let Some(shards) = table.shards {
+        if shards > usize::from(ferry_proto::MAX_SHARDS) {
+            return Err(invalid(
+                "shards",
+                format!(
+                    "{shards} is above the limit {}: give at most that many, or 0 for one per core",
+                    ferry_proto::MAX_SHARDS
+                ),
+            ));
+        }
+        endpoint.shards = shards;
+    }
     for (key, v, field) in [
         (
             "udp_send_buffer",
@@ -506,6 +520,11 @@ impl SessionSettings {
                 }
                 (Some(_), cipher) => format!("cipher = {cipher} (forced)"),
             },
+            match self.endpoint.shards {
+                0 => "shards = 0 (one per core)".into(),
+                1 => "shards = 1 (one socket, one driver)".into(),
+                n => format!("shards = {n} (sockets and drivers on the address)"),
+            },
             match c.server_id {
                 Some(id) => format!("server_id = {id} (session ids route to this server)"),
                 None => "server_id = none (not behind a load balancer that routes on ids)".into(),
@@ -545,7 +564,7 @@ mod tests {
              max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
              amplification_factor = 2\nmax_recv_memory = 9000000\n\
              udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
-             server_id = \"2:beef\"\n",
+             server_id = \"2:beef\"\nshards = 3\n",
             origin(),
         )
         .unwrap();
@@ -578,7 +597,8 @@ mod tests {
         assert_eq!(s.endpoint.socket_recv_buffer, 4321);
         assert_eq!(c.cipher, CipherPreference::Aes256Gcm);
         assert_eq!(c.server_id, Some("2:beef".parse().unwrap()));
-        assert_eq!(s.describe().len(), 29);
+        assert_eq!(s.endpoint.shards, 3);
+        assert_eq!(s.describe().len(), 30);
     }
 
     #[test]
@@ -590,6 +610,7 @@ mod tests {
                 "`ping_interval`",
                 Some("line 3"),
             ),
+            ("[session]\nshards = 65", "`shards`", Some("line 2")),
             (
                 "[session]\nserver_id = \"4:01\"",
                 "`server_id`",
