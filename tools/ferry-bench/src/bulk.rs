@@ -96,6 +96,11 @@ pub(crate) struct RoleArgs {
     /// one per core).
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// Send: client endpoints, each on a port of its own, the sessions
+    /// dealt among them (Ferry on an async runtime only): a server's shards
+    /// spread sessions only as their source addresses differ.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
     /// Bytes each session moves.
     #[arg(long)]
     bytes: u64,
@@ -172,7 +177,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         1,
         bytes,
         settings.mtu,
-        1,
+        Spread::ONE,
         settings.repeat,
     ) {
         Ok(measured) => Some(measured),
@@ -330,11 +335,11 @@ pub(crate) fn median(
     sessions: usize,
     bytes: u64,
     mtu: usize,
-    shards: usize,
+    spread: Spread,
     repeat: usize,
 ) -> Result<(Outcome, String), String> {
     let mut runs = (0..repeat.max(1))
-        .map(|_| transfer(kind, sessions, bytes, mtu, shards))
+        .map(|_| transfer(kind, sessions, bytes, mtu, spread))
         .collect::<Result<Vec<_>, _>>()?;
     runs.sort_by(|a, b| a.mb_per_s().total_cmp(&b.mb_per_s()));
     let note = if runs.len() > 1 {
@@ -350,14 +355,30 @@ pub(crate) fn median(
     Ok((runs[runs.len() / 2], note))
 }
 
+/// How a transfer's endpoints are laid out (Ferry only): shards per
+/// endpoint, and client endpoints.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spread {
+    pub(crate) shards: usize,
+    pub(crate) clients: usize,
+}
+
+impl Spread {
+    /// One endpoint of one shard on each side.
+    pub(crate) const ONE: Self = Self {
+        shards: 1,
+        clients: 1,
+    };
+}
+
 /// One transfer of `bytes` on each of `sessions` sessions, two processes,
-/// each endpoint of `shards` shards (Ferry only).
+/// laid out as `spread` says.
 pub(crate) fn transfer(
     kind: Kind,
     sessions: usize,
     bytes: u64,
     mtu: usize,
-    shards: usize,
+    spread: Spread,
 ) -> Result<Outcome, String> {
     let common = |side: &str| {
         vec![
@@ -367,7 +388,9 @@ pub(crate) fn transfer(
             "--sessions".into(),
             sessions.to_string(),
             "--shards".into(),
-            shards.to_string(),
+            spread.shards.to_string(),
+            "--clients".into(),
+            spread.clients.to_string(),
             "--bytes".into(),
             bytes.to_string(),
             "--mtu".into(),
@@ -555,9 +578,12 @@ async fn ferry_async(
             Ok(())
         }
         Side::Send => {
-            let client = bind(ferry_config(args, false))?;
+            let clients = (0..args.clients.max(1))
+                .map(|_| bind(ferry_config(args, false)))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut sessions = Vec::with_capacity(args.sessions);
-            for _ in 0..args.sessions {
+            for i in 0..args.sessions {
+                let client = &clients[i % clients.len()];
                 sessions.push(client.connect(args.addr).await.map_err(|x| e(&x))?);
             }
             let chunk = Bytes::from(vec![0x5a; CHUNK]);
@@ -573,10 +599,12 @@ async fn ferry_async(
             }
             let elapsed = start.elapsed();
             let ids: Vec<_> = sessions.iter().map(|s| s.id()).collect();
-            tell_shards("sender", &ids, &client.shard_stats());
+            tell_shards("sender", &ids, &clients[0].shard_stats());
             report_sent(elapsed, args.bytes * args.sessions as u64);
             crate::diagnostics::report_losses(sessions.iter().map(|s| s.stats()));
-            client.close().await;
+            for client in &clients {
+                client.close().await;
+            }
             Ok(())
         }
     }

@@ -204,6 +204,11 @@ pub struct RunArgs {
     /// one per core); above 1, on tokio's multi-thread runtime [default: 1].
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// many: client endpoints the sessions are dealt among, each on a port
+    /// of its own (a server's shards spread sessions by client address)
+    /// [default: 1].
+    #[arg(long, default_value_t = 1)]
+    many_clients: usize,
     /// efficiency: MB per transfer at 100 Mbit/s, and per network profile
     /// transfer below 1 Gbit/s [default: 400; quick: 20].
     #[arg(long)]
@@ -320,6 +325,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
         single_mib: bulk_mib,
         repeat,
         shards: args.shards,
+        clients: args.many_clients,
     };
     let files = files::Settings {
         mib: args.pick(args.files_mib, 1024, 128),
@@ -404,6 +410,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
             "many_sessions": many.sessions,
             "many_mib_each": many.mib_each,
             "many_shards": many.shards,
+            "many_clients": many.clients,
             "sim_mb": efficiency.mb,
             "sim_gbit_mb": efficiency.gbit_mb,
             "sessions_mib": sessions.size_mib,

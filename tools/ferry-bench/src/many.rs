@@ -8,10 +8,12 @@
 //! `--shards N` spreads both endpoints over N shards (`EndpointConfig::
 //! shards`; 0 = one per core) on tokio's multi-thread runtime instead of a
 //! current-thread one; the rows then name the shards. The server's shards
-//! take sessions by client address (the kernel's hash), and the client is
-//! one endpoint: one address, so the server's sessions all land on one
-//! shard; the client's spread over its shards in turn, their acks handed
-//! over. Each side tells on stderr how its sessions and hand-overs spread.
+//! take sessions by client address (the kernel's hash): with one client
+//! endpoint (one address) the server's sessions all land on one shard, so
+//! `--many-clients K` deals the sessions among K client endpoints, each on
+//! a port of its own (the rows then name them). The client's sessions spread
+//! over its shards in turn, their acks handed over. Each side tells on
+//! stderr how its sessions and hand-overs spread.
 //!
 //! The small size is mostly start-up, handshakes and closes; the large one
 //! mostly steady state. With two sizes or more, two derived rows separate
@@ -49,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) repeat: usize,
     /// Shards of each side's endpoint (0: one per core).
     pub(crate) shards: usize,
+    /// Client endpoints the sessions are dealt among.
+    pub(crate) clients: usize,
 }
 
 /// Runs the suite; `report` holds the suites run before it (the bulk
@@ -65,11 +69,16 @@ pub(crate) fn run(settings: &Settings, report: &Report) -> Result<Table, String>
     } else {
         (Kind::TokioMulti, "tokio multi-thread")
     };
-    let per_endpoint = if shards == 1 {
+    let clients = settings.clients.max(1);
+    let spread = bulk::Spread { shards, clients };
+    let mut per_endpoint = if shards == 1 {
         "1 shard".to_owned()
     } else {
         format!("{shards} shards")
     };
+    if clients > 1 {
+        per_endpoint = format!("{per_endpoint}, {clients} client endpoints");
+    }
     eprintln!(
         "many suite: {n} sessions on one endpoint pair, {:?} MiB each, {runtime}, {per_endpoint} per endpoint",
         settings.mib_each
@@ -77,13 +86,16 @@ pub(crate) fn run(settings: &Settings, report: &Report) -> Result<Table, String>
     let (baseline, baseline_cpu) = one_session(settings, report, &mut table)?;
     let mut measured: Vec<(u64, Outcome)> = Vec::new();
     for &mib in &settings.mib_each {
-        let name = if shards == 1 {
+        let mut name = if shards == 1 {
             format!("many: {n} sessions of {mib} MiB")
         } else {
             format!("many: {n} sessions of {mib} MiB, {shards} shards")
         };
+        if clients > 1 {
+            name = format!("{name}, {clients} clients");
+        }
         let (outcome, spread) =
-            match bulk::median(kind, n, mib << 20, settings.mtu, shards, settings.repeat) {
+            match bulk::median(kind, n, mib << 20, settings.mtu, spread, settings.repeat) {
                 Ok(measured) => measured,
                 Err(e) => {
                     table.fail(format!("{name}, aggregate"), "MB/s", &e);
@@ -131,7 +143,7 @@ fn one_session(
         1,
         settings.single_mib << 20,
         settings.mtu,
-        1,
+        bulk::Spread::ONE,
         settings.repeat,
     )?;
     let name = "many: ferry tokio, one session".to_owned();
