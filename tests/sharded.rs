@@ -94,6 +94,21 @@ async fn exchange(session: &Session, n: usize) {
     }
 }
 
+/// [`exchange`] on a blocking session: `send` and `recv` are its calls.
+fn exchange_blocking(n: usize, send: impl Fn(Bytes), recv: impl Fn() -> Bytes) {
+    let mut sizes = Messages::new(n as u64, 32 << 10);
+    for round in 0..ROUNDS {
+        let index = n * ROUNDS + round;
+        let size = sizes.next_size();
+        send(Messages::content(index, size));
+        let echoed = recv();
+        assert!(
+            Messages::check(index, size, &echoed),
+            "session {n} round {round}"
+        );
+    }
+}
+
 /// The shards (of `count`) that `ids` name.
 fn shards_of(ids: &[SessionId], count: usize) -> HashSet<u8> {
     ids.iter().map(|&id| Shard::of(id, count as u8)).collect()
@@ -394,17 +409,11 @@ fn the_blocking_driver_with_two_shards_serves_many_sessions() {
                 let client = clients[n % CLIENTS].clone();
                 thread::spawn(move || {
                     let session = client.connect(addr).expect("connect");
-                    let mut sizes = Messages::new(n as u64, 32 << 10);
-                    for round in 0..ROUNDS {
-                        let index = n * ROUNDS + round;
-                        let size = sizes.next_size();
-                        session.send(Messages::content(index, size)).expect("send");
-                        let echoed: Bytes = session.recv().expect("echo");
-                        assert!(
-                            Messages::check(index, size, &echoed),
-                            "session {n} round {round}"
-                        );
-                    }
+                    exchange_blocking(
+                        n,
+                        |m| session.send(m).expect("send"),
+                        || session.recv().expect("echo"),
+                    );
                     session
                 })
             })
@@ -689,17 +698,11 @@ fn sharded_endpoints_talk(driver: Driver) {
                 let client = clients[n % clients.len()].clone();
                 thread::spawn(move || {
                     let session = client.connect(addr).expect("connect");
-                    let mut sizes = Messages::new(n as u64, 32 << 10);
-                    for round in 0..ROUNDS {
-                        let index = n * ROUNDS + round;
-                        let size = sizes.next_size();
-                        session.send(Messages::content(index, size)).expect("send");
-                        let echoed = session.recv().expect("echo");
-                        assert!(
-                            Messages::check(index, size, &echoed),
-                            "session {n} round {round}"
-                        );
-                    }
+                    exchange_blocking(
+                        n,
+                        |m| session.send(m).expect("send"),
+                        || session.recv().expect("echo"),
+                    );
                     session
                 })
             })

@@ -2,13 +2,32 @@
 //! table printed, the JSON written and well-formed. No figure is ever
 //! checked: these are debug builds on a shared machine.
 
+use std::path::Path;
 use std::process::Command;
+
+/// Runs `ferry-bench` with `args` and `--json-dir json_dir`, checks that it
+/// succeeded, and returns its stdout and stderr.
+fn run(args: &[&str], json_dir: &Path) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
+        .args(args)
+        .arg("--json-dir")
+        .arg(json_dir)
+        .output()
+        .expect("the bench binary starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "ferry-bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    (stdout, stderr)
+}
 
 #[test]
 fn every_suite_runs_and_writes_its_figures() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
-        .args([
+    let (stdout, _) = run(
+        &[
             "run",
             "bulk",
             "latency",
@@ -43,16 +62,8 @@ fn every_suite_runs_and_writes_its_figures() {
             "1",
             "--diode-rates",
             "1000,300",
-            "--json-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("the bench binary starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "ferry-bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        ],
+        dir.path(),
     );
     assert!(stdout.contains("ratio = value / baseline"), "{stdout}");
     // One pair of many rows per size, the derived rows, the connect rates.
@@ -94,8 +105,8 @@ fn every_suite_runs_and_writes_its_figures() {
 #[test]
 fn the_many_suite_runs_with_sharded_endpoints() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
-        .args([
+    let (stdout, stderr) = run(
+        &[
             "run",
             "many",
             "--quick",
@@ -107,16 +118,8 @@ fn the_many_suite_runs_with_sharded_endpoints() {
             "1",
             "--shards",
             "2",
-            "--json-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("the bench binary starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "ferry-bench failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        ],
+        dir.path(),
     );
     assert!(stderr.contains("2 shards per endpoint"), "{stderr}");
     assert!(
