@@ -3,6 +3,10 @@
 //! and at 2% loss through the project's lossy relay, beside the raw speed of
 //! the `raptorq` codec on this machine.
 //!
+//! The file rows (`diode_files.rs`) send one file of the same size through
+//! the real command-line tools, as an operator runs them, at the same loss
+//! rates and the same falling pace.
+//!
 //! Nothing slows a diode sender but its pacing, so each transfer is tried at
 //! falling rates until one arrives intact; the table reports that one and how
 //! many faster attempts were lost (a lost attempt is reported, never counted
@@ -33,6 +37,8 @@ pub(crate) struct Args {
     pub(crate) mtu: usize,
     /// MiB encoded to time the codec (half as much decoded).
     pub(crate) codec_mib: usize,
+    /// The `ferry` executable whose diode tools the file rows run.
+    pub(crate) ferry: std::path::PathBuf,
 }
 
 /// Arguments of one side of a transfer (a child process).
@@ -162,8 +168,73 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
                 "every rate tried lost the session: lower --rates",
             );
         }
+        file_rows(args, loss, baseline, &mut table);
     }
     Ok(table)
+}
+
+/// The rows of one file through the command-line tools at `loss`, at the
+/// fastest of the rates that delivers it whole.
+fn file_rows(args: &Args, loss: f64, baseline: &str, table: &mut Table) {
+    let name = format!("diode files: {:.0}% loss", loss * 100.0);
+    if !args.ferry.is_file() {
+        eprintln!(
+            "  {name}: skipped, no ferry executable at {} (build it with `cargo build --release -p ferry-cli`, or set FERRY_BIN)",
+            args.ferry.display()
+        );
+        return;
+    }
+    // Time enough for the slowest rate tried, three times over.
+    let slowest = args.rates.iter().copied().min().unwrap_or(100).max(1);
+    let limit = Duration::from_secs_f64(
+        10.0 + 3.0 * (args.size_mib << 20) as f64 * 8.0 / (slowest as f64 * 1e6),
+    );
+    let mut failed = Vec::new();
+    for &rate in &args.rates {
+        match crate::diode_files::transfer(&args.ferry, args.size_mib, rate, loss, limit) {
+            Ok(o) => {
+                let bytes = (args.size_mib << 20) as f64;
+                let gb = bytes / 1e9;
+                table.add(
+                    &name,
+                    bytes / 1e6 / o.elapsed.as_secs_f64(),
+                    "MB/s",
+                    Some(baseline),
+                    format!(
+                        "{} MiB file on tmpfs through diode-send-file, diode-send, diode-receive, diode-receive-file; --bandwidth {rate}; {} faster attempt(s) lost{}",
+                        args.size_mib,
+                        failed.len(),
+                        if loss > 0.0 { "; UDP through the relay" } else { "" }
+                    ),
+                );
+                table.add(
+                    format!("{name} CPU"),
+                    (o.send_cpu + o.recv_cpu).as_secs_f64() / gb,
+                    "s/GB",
+                    None,
+                    format!(
+                        "sending tools {:.2} s/GB + receiving tools {:.2} s/GB",
+                        o.send_cpu.as_secs_f64() / gb,
+                        o.recv_cpu.as_secs_f64() / gb
+                    ),
+                );
+                return;
+            }
+            Err(e) => {
+                eprintln!(
+                    "  diode files, {rate} Mbit/s at {:.0}% loss: {e}; slower",
+                    loss * 100.0
+                );
+                failed.push(e);
+            }
+        }
+    }
+    let last = failed.pop().unwrap_or_else(|| "no rate to try".to_owned());
+    table.fail(
+        &name,
+        "MB/s",
+        &format!("every rate tried failed; the last: {last}"),
+    );
 }
 
 /// A numeric value under `/proc/sys` (0 when unreadable).

@@ -61,7 +61,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             settings.ferry.display()
         ));
     }
-    let dir = scratch_dir()?;
+    let dir = scratch_dir("files")?;
     let result = measure_all(settings, &dir, &mut table);
     let _ = fs::remove_dir_all(&dir);
     result?;
@@ -146,22 +146,22 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
 }
 
-/// A fresh directory on tmpfs if there is one.
-fn scratch_dir() -> Result<PathBuf, String> {
+/// A fresh directory on tmpfs if there is one, named for `label`.
+pub(crate) fn scratch_dir(label: &str) -> Result<PathBuf, String> {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() {
         shm.to_path_buf()
     } else {
         std::env::temp_dir()
     };
-    let dir = base.join(format!("ferry-bench-files-{}", std::process::id()));
+    let dir = base.join(format!("ferry-bench-{label}-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     Ok(dir)
 }
 
 /// `bytes` of incompressible-looking data (xorshift), written in 1 MiB
 /// pieces.
-fn write_payload(path: &Path, bytes: u64) -> Result<(), String> {
+pub(crate) fn write_payload(path: &Path, bytes: u64) -> Result<(), String> {
     let mut out = fs::File::create(path).map_err(|e| format!("cannot create the file: {e}"))?;
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut chunk = vec![0u8; 1 << 20];
@@ -278,7 +278,7 @@ fn listening_address(receiver: &mut Child) -> Result<String, String> {
 
 /// Waits for `child` (which must not be waited for otherwise): whether it
 /// exited with success, and its CPU time, user plus system.
-fn wait(child: &Child) -> Result<(bool, Duration), String> {
+pub(crate) fn wait(child: &Child) -> Result<(bool, Duration), String> {
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.

@@ -80,6 +80,7 @@ mod connects;
 mod cpu;
 mod diagnostics;
 mod diode;
+mod diode_files;
 mod efficiency;
 mod files;
 mod latency;
@@ -354,6 +355,7 @@ pub fn run(args: &RunArgs, host: &Host, out: &mut dyn Write) -> Result<(), Bench
         rates: args.diode_rates.clone(),
         mtu: args.diode_mtu,
         codec_mib: if args.quick { 32 } else { 256 },
+        ferry: args.ferry_bin.clone().unwrap_or_else(files::ferry_binary),
     };
 
     let started = Instant::now();
