@@ -88,8 +88,8 @@ impl Chain {
         })
         .unwrap();
         let receive = DiodeReceiveServer::start(&DiodeReceiveArgs {
-            listen: any_port(),
-            to: files.tcp_addr(),
+            listen: Some(any_port()),
+            to: Some(files.tcp_addr()),
             diode: diode.clone(),
         })
         .unwrap();
@@ -104,10 +104,12 @@ impl Chain {
             .unwrap()
         });
         let send = DiodeSendServer::start(&DiodeSendArgs {
-            listen: any_port(),
-            to: relay
-                .as_ref()
-                .map_or(receive.udp_addr(), |r| r.local_addr()),
+            listen: Some(any_port()),
+            to: Some(
+                relay
+                    .as_ref()
+                    .map_or(receive.udp_addr(), |r| r.local_addr()),
+            ),
             bind: None,
             diode,
         })
