@@ -9,6 +9,7 @@
 //!     ln -s "$(command -v ferry)" "/usr/local/bin/$tool"
 //! done
 //! diode-send -c /etc/lidi/config.toml     # = ferry diode-send -c /etc/lidi/config.toml
+//! diode-receive                           # reads /etc/lidi/config.toml, as Lidi's does
 //! ```
 
 use std::ffi::OsString;
@@ -31,21 +32,46 @@ pub fn program(argv0: &std::ffi::OsStr) -> Option<&'static str> {
     PROGRAMS.iter().copied().find(|p| *p == name)
 }
 
+/// Where Lidi's `diode-send` and `diode-receive` read their configuration
+/// when not given `-c`.
+pub const LIDI_DEFAULT_CONFIG: &str = "/etc/lidi/config.toml";
+
 /// The arguments as `ferry` parses them: unchanged, unless the program was
 /// run under one of Lidi's names ([`PROGRAMS`]), when `ferry` and that
 /// subcommand come first (`diode-send -c x` → `ferry diode-send -c x`).
+/// Run as `diode-send` or `diode-receive` without `-c`/`--config`, they
+/// read [`LIDI_DEFAULT_CONFIG`] if it exists, as Lidi's do.
 pub fn args(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args_with(argv, |path| path.exists())
+}
+
+/// [`args`], with `exists` telling whether a file exists.
+pub fn args_with(
+    argv: impl IntoIterator<Item = OsString>,
+    exists: impl Fn(&Path) -> bool,
+) -> Vec<OsString> {
     let mut argv = argv.into_iter();
     let Some(argv0) = argv.next() else {
         return vec!["ferry".into()];
     };
-    match program(&argv0) {
-        Some(subcommand) => ["ferry".into(), subcommand.into()]
-            .into_iter()
-            .chain(argv)
-            .collect(),
-        None => std::iter::once(argv0).chain(argv).collect(),
+    let Some(subcommand) = program(&argv0) else {
+        return std::iter::once(argv0).chain(argv).collect();
+    };
+    let rest: Vec<OsString> = argv.collect();
+    let mut out: Vec<OsString> = vec!["ferry".into(), subcommand.into()];
+    let has_config = rest.iter().any(|a| {
+        a.to_str().is_some_and(|a| {
+            a == "--config" || a.starts_with("--config=") || (a.starts_with("-c") && a != "--")
+        })
+    });
+    if matches!(subcommand, "diode-send" | "diode-receive")
+        && !has_config
+        && exists(Path::new(LIDI_DEFAULT_CONFIG))
+    {
+        out.extend(["--config".into(), LIDI_DEFAULT_CONFIG.into()]);
     }
+    out.extend(rest);
+    out
 }
 
 #[cfg(test)]
@@ -65,6 +91,32 @@ mod tests {
         assert_eq!(
             args(os(&["diode-receive-file.exe", "out"])),
             os(&["ferry", "diode-receive-file", "out"])
+        );
+    }
+
+    #[test]
+    fn lidis_default_configuration_is_read_when_it_exists() {
+        let yes = |_: &Path| true;
+        assert_eq!(
+            args_with(os(&["diode-send"]), yes),
+            os(&["ferry", "diode-send", "--config", LIDI_DEFAULT_CONFIG])
+        );
+        assert_eq!(
+            args_with(os(&["diode-receive", "-c", "x.toml"]), yes),
+            os(&["ferry", "diode-receive", "-c", "x.toml"])
+        );
+        assert_eq!(
+            args_with(os(&["diode-receive", "--config=x.toml"]), yes),
+            os(&["ferry", "diode-receive", "--config=x.toml"])
+        );
+        assert_eq!(
+            args_with(os(&["diode-send"]), |_: &Path| false),
+            os(&["ferry", "diode-send"])
+        );
+        // The file tools read no configuration in Lidi.
+        assert_eq!(
+            args_with(os(&["diode-send-file", "a"]), yes),
+            os(&["ferry", "diode-send-file", "a"])
         );
     }
 

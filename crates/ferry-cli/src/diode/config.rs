@@ -58,7 +58,7 @@ use readings::Readings;
 pub struct ConfigFile {
     /// A TOML file of diode settings: Ferry's keys (heartbeat, mtu,
     /// block_size, repair_percentage, bandwidth, ...) or Lidi's, unchanged
-    /// (encoding_block_size, udp_addr, udp_port, [sender], [receiver], ...);
+    /// (encoding_block_size, udp_addr, udp_port, `[sender]`, `[receiver]`, ...);
     /// `ferry config check FILE` shows how each key is read. Flags given on
     /// the command line override it.
     #[arg(short = 'c', long, value_name = "FILE")]
