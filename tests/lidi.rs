@@ -544,11 +544,13 @@ fn maximum_delay_keeps_one_session_open_for_files_that_land_meanwhile() {
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(600));
     std::fs::write(source.path().join("second"), b"2").unwrap();
-    // Both arrive, in one session, once the session is cut: not before it
-    // has been open for the delay, and without waiting for the watcher to
-    // stop.
+    // Each file crosses as soon as it is taken, in the one open session…
     wait_until("both files are saved", || chain.files.stats().saved == 2);
+    // …which is cut once it has been open for the delay, while the watcher
+    // goes on.
+    wait_until("the session ends", || chain.files.stats().ended == 1);
     assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert!(!watcher.is_finished());
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let report = watcher.join().unwrap();
     assert_eq!((report.files, report.sessions), (2, 1), "{report:?}");

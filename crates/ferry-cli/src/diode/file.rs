@@ -210,8 +210,10 @@ impl FileSession {
         self.report
     }
 
-    /// Sends one file under `name` (see [`send_name`]). After an error the
-    /// stream is broken: [abort](Self::abort) the session.
+    /// Sends one file under `name` (see [`send_name`]) and flushes it to
+    /// `diode-send`, which puts it on the wire even while the session stays
+    /// open. After an error the stream is broken: [abort](Self::abort) the
+    /// session.
     pub fn send(&mut self, path: &Path, name: &str) -> Result<u64, CliError> {
         let meta = std::fs::metadata(path).map_err(|e| file_error(path, "read", e))?;
         let (size, digest) =
@@ -246,6 +248,8 @@ impl FileSession {
             self.out.write_all(&self.buf[..n]).map_err(net)?;
             left -= n as u64;
         }
+        // On its way now, even if the session stays open for more files.
+        self.out.flush().map_err(net)?;
         self.report.files += 1;
         self.report.bytes += size;
         debug!(file = %path.display(), size, "file sent");
