@@ -17,8 +17,9 @@
 //! are in it. With `--maximum-delay MS`, a session stays open across
 //! listings, taking the files that keep landing, and is cut once it holds
 //! `--files-per-session` files or has been open for MS milliseconds —
-//! whichever comes first: fewer, larger sessions, each file on the wire at
-//! most about MS after it was taken. Once `diode-send` confirms a session
+//! whichever comes first: fewer, larger sessions. Each file goes on the
+//! wire as soon as it is taken; the delay bounds how long until its session
+//! ends and `--after-send` applies to it. Once `diode-send` confirms a session
 //! (it closes the connection cleanly after its last datagram left),
 //! `--after-send` applies to each of its files:
 //!
