@@ -13,7 +13,7 @@ use clap::Parser;
 use ferry_cli::diode::config::{ConfigFile, DiodeOptions};
 use ferry_cli::diode::dir::{AfterSend, DiodeSendDirArgs, send_dir};
 use ferry_cli::diode::file::{
-    DiodeReceiveFileArgs, FileHeader, ReceiveFileServer, ReceiveFileStats, send_files,
+    DiodeReceiveFileArgs, FileHeader, FileOptions, ReceiveFileServer, ReceiveFileStats, send_files,
 };
 use ferry_cli::diode::receive::{DiodeReceiveArgs, DiodeReceiveServer};
 use ferry_cli::diode::send::{DiodeSendArgs, DiodeSendServer};
@@ -83,13 +83,15 @@ impl Chain {
         let out = TempDir::new().unwrap();
         let files = ReceiveFileServer::start(&DiodeReceiveFileArgs {
             listen: any_port(),
-            dir: out.path().join("received"),
+            dir: Some(out.path().join("received")),
+            output: None,
+            options: FileOptions::default(),
             config: ConfigFile::default(),
         })
         .unwrap();
         let receive = DiodeReceiveServer::start(&DiodeReceiveArgs {
-            listen: any_port(),
-            to: files.tcp_addr(),
+            listen: Some(any_port()),
+            to: Some(files.tcp_addr()),
             diode: diode.clone(),
         })
         .unwrap();
@@ -104,10 +106,12 @@ impl Chain {
             .unwrap()
         });
         let send = DiodeSendServer::start(&DiodeSendArgs {
-            listen: any_port(),
-            to: relay
-                .as_ref()
-                .map_or(receive.udp_addr(), |r| r.local_addr()),
+            listen: Some(any_port()),
+            to: Some(
+                relay
+                    .as_ref()
+                    .map_or(receive.udp_addr(), |r| r.local_addr()),
+            ),
             bind: None,
             diode,
         })
@@ -211,6 +215,9 @@ fn a_directory_crosses_intact() {
             dir: source.path().to_owned(),
             to: chain.send.tcp_addr(),
             files_per_session: 2,
+            maximum_delay: None,
+            ignore: Vec::new(),
+            options: FileOptions::default(),
             after_send: AfterSend::Delete,
             once: true,
             interval_ms: 1000,
@@ -255,6 +262,9 @@ fn watch(
         dir: dir.to_owned(),
         to,
         files_per_session: 100,
+        maximum_delay: None,
+        ignore: Vec::new(),
+        options: FileOptions::default(),
         after_send,
         once: false,
         interval_ms: 50,
@@ -380,6 +390,8 @@ fn a_session_cut_short_leaves_no_partial_file() {
         name: "cut.bin".into(),
         size: data.len() as u64,
         digest: *blake3::hash(&data).as_bytes(),
+        mode: None,
+        modified: None,
     };
     // A client that dies in the middle of a file.
     let mut stream = TcpStream::connect(chain.send.tcp_addr()).unwrap();
@@ -414,6 +426,8 @@ fn path_traversal_names_are_sanitised_or_refused() {
             name: name.into(),
             size: data.len() as u64,
             digest: *blake3::hash(data).as_bytes(),
+            mode: None,
+            modified: None,
         }
         .encode();
         out.extend_from_slice(data);

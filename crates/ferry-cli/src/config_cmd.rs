@@ -1,6 +1,8 @@
 //! `ferry config check FILE`: checks a configuration file for the diode
 //! tools (its top-level keys and `[receiver]`) and the session tools (its
-//! `[session]` table), and prints the settings it resolves to.
+//! `[session]` table), and prints the settings it resolves to and how each
+//! diode key was read (mapped to which Ferry setting, or ignored with a
+//! warning saying why — Lidi's keys included).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -75,6 +77,26 @@ fn check(file: &std::path::Path, out: &mut dyn Write) -> Result<(), CliError> {
                 ),
             ] {
                 writeln!(out, "  {line}")?;
+            }
+            let a = &s.addresses;
+            let addr =
+                |a: Option<std::net::SocketAddr>| a.map_or("not set".into(), |a| a.to_string());
+            for line in [
+                format!(
+                    "UDP (diode-send --to, diode-receive --listen) = {}",
+                    addr(a.udp_for_driver())
+                ),
+                format!("diode-send --listen = {}", addr(a.bind_tcp)),
+                format!("diode-send --bind = {}", addr(a.bind_udp)),
+                format!("diode-receive --to = {}", addr(a.to_tcp)),
+            ] {
+                writeln!(out, "  {line}")?;
+            }
+            if !s.keys.is_empty() {
+                writeln!(out, "{origin}: how each diode key was read:")?;
+                for key in &s.keys {
+                    writeln!(out, "  {key}")?;
+                }
             }
         }
         Err(e) => {

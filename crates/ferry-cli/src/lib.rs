@@ -1,7 +1,9 @@
 //! The `ferry` command line, as a library so that tests can drive it in-process.
 //!
-//! `main.rs` only parses arguments, sets up logging and calls [`run`]; the
-//! process exits with the code [`CliError::exit`] gives (see [`exit::Exit`]).
+//! `main.rs` calls [`entry::main`], which parses arguments (under one of
+//! Lidi's program names, as that program: [`lidi_link`]), sets up logging
+//! and calls [`run`]; the process exits with the code [`CliError::exit`]
+//! gives (see [`exit::Exit`]).
 //!
 //! - Reliable sessions ([`session`]): `ferry send` / `ferry receive` move
 //!   files and directory trees, `ferry forward` / `ferry forward-server`
@@ -25,7 +27,9 @@ use clap::{Parser, Subcommand};
 pub mod config_cmd;
 pub mod demo;
 pub mod diode;
+pub mod entry;
 pub mod exit;
+pub mod lidi_link;
 pub mod session;
 
 /// Move data over UDP: reliable sessions, and one-way transfers across a data

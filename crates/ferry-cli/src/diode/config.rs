@@ -1,5 +1,7 @@
-//! The diode tools' settings: a TOML file with Lidi's keys, overridden by
-//! command-line flags.
+//! The diode tools' settings: a TOML file — Ferry's keys or Lidi's, unchanged
+//! — overridden by command-line flags.
+//!
+//! Ferry's own keys:
 //!
 //! ```toml
 //! heartbeat = 1000              # ms between heartbeats (both sides)
@@ -20,29 +22,46 @@
 //! session_expiration_timeout = 5000   # ms
 //! ```
 //!
+//! Lidi's keys (ANSSI's and the CrabeDeFrance fork's
+//! `doc/configuration_file.rst`) are read too, and mapped onto these or onto
+//! the tools' addresses; the few Ferry has no use for are ignored with a
+//! warning that says why (see [`lidi`] for the table). A setting given twice,
+//! once by each name (`mtu` and `udp_mtu`), is refused.
+//!
 //! Every key is optional (the defaults are those shown); unknown keys and
-//! invalid values are refused with a message naming the key. A `[session]`
-//! table holds the session tools' settings (see
+//! invalid values are refused with a message naming the key (and its line).
+//! A `[session]` table holds the session tools' settings (see
 //! [`crate::session::config`]) and is ignored here, so that one file can
 //! serve both.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use ferry_diode::{DiodeConfig, SocketOptions};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
+use tracing::warn;
 
 use crate::CliError;
+
+pub mod lidi;
+mod readings;
+
+pub use readings::KeyReading;
+use readings::Readings;
 
 /// The `--config` flag alone: for the tools that only check the file (so one
 /// file can be given to every diode tool).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigFile {
-    /// A TOML file of diode settings (Lidi's keys: heartbeat, mtu,
-    /// block_size, repair_percentage, bandwidth, ... and a `[receiver]` table);
-    /// flags given on the command line override it.
-    #[arg(long, value_name = "FILE")]
+    /// A TOML file of diode settings: Ferry's keys (heartbeat, mtu,
+    /// block_size, repair_percentage, bandwidth, ...) or Lidi's, unchanged
+    /// (encoding_block_size, udp_addr, udp_port, `[sender]`, `[receiver]`, ...);
+    /// `ferry config check FILE` shows how each key is read. Flags given on
+    /// the command line override it.
+    #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
@@ -79,15 +98,20 @@ pub struct DiodeOptions {
     pub threads: Option<usize>,
 }
 
-/// The `[receiver]` table.
+/// The `[receiver]` table: Ferry's and Lidi's keys.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReceiverTable {
     block_expiration_timeout: Option<u64>,
     session_expiration_timeout: Option<u64>,
+    to_tcp: Option<SocketAddr>,
+    core_affinity: Option<Vec<u32>>,
+    udp_packets_queue_size: Option<u64>,
+    tcp_blocks_queue_size: Option<u64>,
+    metrics: Option<String>,
 }
 
-/// The file's keys.
+/// The file's keys: Ferry's, then Lidi's.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
@@ -106,7 +130,69 @@ struct FileSettings {
     receiver: Option<ReceiverTable>,
     /// The session tools' table (`crate::session::config`): not ours.
     #[allow(dead_code)]
-    session: Option<serde::de::IgnoredAny>,
+    session: Option<IgnoredAny>,
+    encoding_block_size: Option<u64>,
+    repair_block_size: Option<u64>,
+    udp_addr: Option<String>,
+    udp_port: Option<toml::Value>,
+    udp_mtu: Option<usize>,
+    log_config: Option<String>,
+    sender: Option<lidi::SenderTable>,
+    /// Lidi 2's tables: named to refuse them with advice.
+    common: Option<IgnoredAny>,
+    send: Option<IgnoredAny>,
+    receive: Option<IgnoredAny>,
+}
+
+/// The top-level keys and tables the diode tools read (Ferry's and Lidi's),
+/// for tools that share the file and warn about the others.
+pub const TOP_LEVEL_KEYS: [&str; 21] = [
+    "heartbeat",
+    "mtu",
+    "block_size",
+    "repair_percentage",
+    "bandwidth",
+    "max_burst",
+    "max_blocks_in_flight",
+    "max_sessions",
+    "encode_threads",
+    "decode_threads",
+    "udp_send_buffer",
+    "udp_recv_buffer",
+    "receiver",
+    "encoding_block_size",
+    "repair_block_size",
+    "udp_addr",
+    "udp_port",
+    "udp_mtu",
+    "log_config",
+    "sender",
+    "session",
+];
+
+/// The addresses a file gives the tools (Lidi's files carry them; Ferry's
+/// flags give them otherwise, and win).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addresses {
+    /// `udp_addr` with each port of `udp_port`: where `diode-receive`
+    /// listens and `diode-send` sends. Ferry's diode uses the first today
+    /// ([`Addresses::udp_for_driver`]).
+    pub udp: Vec<SocketAddr>,
+    /// `[sender] bind_udp`: the address `diode-send` sends from (`--bind`).
+    pub bind_udp: Option<SocketAddr>,
+    /// `[sender] bind_tcp`: the address `diode-send` accepts on (`--listen`).
+    pub bind_tcp: Option<SocketAddr>,
+    /// `[receiver] to_tcp`: where `diode-receive` replays sessions (`--to`).
+    pub to_tcp: Option<SocketAddr>,
+}
+
+impl Addresses {
+    /// The UDP address the diode driver uses: the first of [`Self::udp`]
+    /// (the others were warned about when the file was read). When
+    /// `ferry-diode` takes several ports, pass `&self.udp` instead.
+    pub fn udp_for_driver(&self) -> Option<SocketAddr> {
+        self.udp.first().copied()
+    }
 }
 
 /// Everything a diode tool needs to start.
@@ -118,39 +204,52 @@ pub struct Settings {
     pub sender: SocketOptions,
     /// Socket and threads of a receiver.
     pub receiver: SocketOptions,
+    /// The addresses the file gives.
+    pub addresses: Addresses,
+    /// How each key of the file was read, in the file's order.
+    pub keys: Vec<KeyReading>,
+}
+
+impl Settings {
+    /// The keys read with a warning (ignored, or partly used).
+    pub fn warnings(&self) -> impl Iterator<Item = &KeyReading> {
+        self.keys.iter().filter(|k| k.warning.is_some())
+    }
+
+    /// Logs a warning for each key ignored or partly used.
+    fn log_warnings(&self, origin: &Path) {
+        for key in self.warnings() {
+            warn!(
+                file = %origin.display(),
+                line = key.line,
+                key = %key.key,
+                "{}",
+                key.warning.as_deref().unwrap_or_default()
+            );
+        }
+    }
 }
 
 impl ConfigFile {
-    /// Reads and checks the file (the defaults without one).
+    /// Reads and checks the file (the defaults without one); logs a warning
+    /// for each key it ignores.
     pub fn load(&self) -> Result<Settings, CliError> {
-        let file = match &self.config {
-            Some(path) => read(path)?,
-            None => FileSettings::default(),
-        };
-        settings(file, &DiodeOptions::default(), self.config.as_deref())
+        load(self.config.as_deref(), &DiodeOptions::default())
     }
 }
 
 impl DiodeOptions {
-    /// Reads the file, applies the flags and checks the result.
+    /// Reads the file, applies the flags and checks the result; logs a
+    /// warning for each key of the file it ignores.
     pub fn load(&self) -> Result<Settings, CliError> {
-        let file = match &self.file.config {
-            Some(path) => read(path)?,
-            None => FileSettings::default(),
-        };
-        settings(file, self, self.file.config.as_deref())
+        load(self.file.config.as_deref(), self)
     }
 }
 
-/// Parses settings from TOML text (as in a `--config` file); `origin` names
-/// it in error messages.
-pub fn parse(text: &str, origin: &str) -> Result<Settings, CliError> {
-    let file: FileSettings = toml::from_str(text)
-        .map_err(|e| CliError::Invalid(format!("in {origin}: {}", e.to_string().trim_end())))?;
-    settings(file, &DiodeOptions::default(), Some(Path::new(origin)))
-}
-
-fn read(path: &Path) -> Result<FileSettings, CliError> {
+fn load(path: Option<&Path>, flags: &DiodeOptions) -> Result<Settings, CliError> {
+    let Some(path) = path else {
+        return settings(FileSettings::default(), flags, None, "");
+    };
     let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
         context: format!(
             "cannot read the configuration file {} (check the path given to --config)",
@@ -158,38 +257,146 @@ fn read(path: &Path) -> Result<FileSettings, CliError> {
         ),
         source: e,
     })?;
-    toml::from_str(&text).map_err(|e| {
-        CliError::Invalid(format!(
-            "in {}: {}",
-            path.display(),
-            e.to_string().trim_end()
-        ))
-    })
+    let origin = path.display().to_string();
+    let s = settings(deserialize(&text, &origin)?, flags, Some(path), &text)?;
+    s.log_warnings(path);
+    Ok(s)
+}
+
+/// Parses settings from TOML text (as in a `--config` file); `origin` names
+/// it in error messages. Warnings are not logged: they are in
+/// [`Settings::keys`].
+pub fn parse(text: &str, origin: &str) -> Result<Settings, CliError> {
+    let file = deserialize(text, origin)?;
+    settings(
+        file,
+        &DiodeOptions::default(),
+        Some(Path::new(origin)),
+        text,
+    )
+}
+
+fn deserialize(text: &str, origin: &str) -> Result<FileSettings, CliError> {
+    let file: FileSettings = toml::from_str(text)
+        .map_err(|e| CliError::Invalid(format!("in {origin}: {}", e.to_string().trim_end())))?;
+    if file.common.is_some() || file.send.is_some() || file.receive.is_some() {
+        return Err(CliError::Invalid(format!(
+            "in {origin}: [common], [send], [receive]: {}",
+            lidi::LIDI2_ADVICE
+        )));
+    }
+    Ok(file)
+}
+
+/// Two names for one setting: refused, so that neither silently wins.
+fn one_of<T>(
+    r: &Readings,
+    ferry: (&str, Option<T>),
+    lidi: (&str, Option<T>),
+) -> Result<(), CliError> {
+    if ferry.1.is_some() && lidi.1.is_some() {
+        return Err(r.error(
+            lidi.0,
+            &format!(
+                "and `{}` set the same thing: keep one of them (Lidi's `{}` or Ferry's `{}`)",
+                ferry.0, lidi.0, ferry.0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn settings(
     file: FileSettings,
     flags: &DiodeOptions,
     origin: Option<&Path>,
+    text: &str,
 ) -> Result<Settings, CliError> {
+    let mut r = Readings::new(text, origin);
     let origin = origin.map_or_else(
         || "the flags".to_owned(),
         |p| format!("{} and the flags", p.display()),
     );
     let invalid = |message: String| CliError::Invalid(format!("in {origin}: {message}"));
+    let receiver = file.receiver.unwrap_or_default();
+    let sender = file.sender.unwrap_or_default();
+    one_of(&r, ("mtu", file.mtu), ("udp_mtu", file.udp_mtu))?;
+    one_of(
+        &r,
+        ("block_size", file.block_size.map(|_| ())),
+        ("encoding_block_size", file.encoding_block_size.map(|_| ())),
+    )?;
+    one_of(
+        &r,
+        ("repair_percentage", file.repair_percentage.map(|_| ())),
+        ("repair_block_size", file.repair_block_size.map(|_| ())),
+    )?;
+    one_of(
+        &r,
+        ("bandwidth", file.bandwidth.map(|_| ())),
+        ("[sender] max_bandwidth", sender.max_bandwidth.map(|_| ())),
+    )?;
+
     let mut diode = DiodeConfig::default();
     let ms = Duration::from_millis;
+    if let Some(v) = file.heartbeat {
+        r.mapped("heartbeat", format!("heartbeat = {v} ms (both sides)"));
+    }
     if let Some(v) = flags.heartbeat.or(file.heartbeat) {
         diode.heartbeat = ms(v);
     }
-    if let Some(v) = flags.mtu.or(file.mtu) {
+    if let Some(v) = file.mtu {
+        r.mapped("mtu", format!("mtu = {v} bytes"));
+    }
+    if let Some(v) = file.udp_mtu {
+        r.mapped("udp_mtu", format!("mtu = {v} bytes"));
+    }
+    if let Some(v) = flags.mtu.or(file.mtu).or(file.udp_mtu) {
         diode.mtu = v;
     }
-    if let Some(v) = flags.block_size.or(file.block_size) {
+    if let Some(v) = file.block_size {
+        r.mapped("block_size", format!("block_size = {v} bytes"));
+    }
+    let encoding = match file.encoding_block_size {
+        Some(v) => {
+            let v = usize::try_from(v)
+                .map_err(|_| r.error("encoding_block_size", "is too large for this machine"))?;
+            r.mapped("encoding_block_size", format!("block_size = {v} bytes"));
+            Some(v)
+        }
+        None => None,
+    };
+    if let Some(v) = flags.block_size.or(file.block_size).or(encoding) {
         diode.block_size = v;
     }
-    if let Some(v) = flags.repair_percentage.or(file.repair_percentage) {
+    if let Some(v) = file.repair_percentage {
+        r.mapped("repair_percentage", format!("repair_percentage = {v} %"));
+    }
+    let repair = match file.repair_block_size {
+        Some(repair) => {
+            // Relative to the block size the file meant.
+            let per = encoding.or(file.block_size).unwrap_or(diode.block_size) as u64;
+            let p = lidi::repair_percentage(repair, per)
+                .map_err(|e| r.error("repair_block_size", &e))?;
+            r.mapped(
+                "repair_block_size",
+                format!(
+                    "repair_percentage = {p} % ({repair} repair bytes per {per} bytes of data)"
+                ),
+            );
+            Some(p)
+        }
+        None => None,
+    };
+    if let Some(v) = flags
+        .repair_percentage
+        .or(file.repair_percentage)
+        .or(repair)
+    {
         diode.repair_percentage = v;
+    }
+    if let Some(mbit) = file.bandwidth {
+        r.mapped("bandwidth", format!("bandwidth = {mbit} Mbit/s"));
     }
     if let Some(mbit) = flags.bandwidth.or(file.bandwidth) {
         if !(mbit.is_finite() && mbit > 0.0 && mbit <= 1e9) {
@@ -198,33 +405,96 @@ fn settings(
             )));
         }
         diode.bandwidth = (mbit * 1e6).round().max(1.0) as u64;
+    } else if let Some(v) = sender.max_bandwidth {
+        let (bits, as_bits) =
+            lidi::bandwidth(v).map_err(|e| r.error("[sender] max_bandwidth", &e))?;
+        let how = if as_bits {
+            " (read as bit/s: values from 1000000 up are)"
+        } else {
+            ""
+        };
+        r.mapped(
+            "[sender] max_bandwidth",
+            format!("bandwidth = {} Mbit/s{how}", bits as f64 / 1e6),
+        );
+        diode.bandwidth = bits;
     }
-    if let Some(v) = file.max_burst {
-        diode.max_burst = v;
+    for (key, value, target) in [
+        ("max_burst", file.max_burst, &mut diode.max_burst),
+        (
+            "max_blocks_in_flight",
+            file.max_blocks_in_flight,
+            &mut diode.max_blocks_in_flight,
+        ),
+    ] {
+        if let Some(v) = value {
+            r.mapped(key, format!("{key} = {v}"));
+            *target = v;
+        }
     }
-    if let Some(v) = file.max_blocks_in_flight {
-        diode.max_blocks_in_flight = v;
+    if let Some(v) = file.max_sessions {
+        r.mapped("max_sessions", format!("max_sessions = {v}"));
     }
     if let Some(v) = flags.max_sessions.or(file.max_sessions) {
         diode.max_sessions = v;
     }
-    if let Some(receiver) = file.receiver {
-        diode.block_expiration_timeout = receiver.block_expiration_timeout.map(ms);
-        diode.session_expiration_timeout = receiver.session_expiration_timeout.map(ms);
+    for (key, value, target) in [
+        (
+            "[receiver] block_expiration_timeout",
+            receiver.block_expiration_timeout,
+            &mut diode.block_expiration_timeout,
+        ),
+        (
+            "[receiver] session_expiration_timeout",
+            receiver.session_expiration_timeout,
+            &mut diode.session_expiration_timeout,
+        ),
+    ] {
+        if let Some(v) = value {
+            let name = key.trim_start_matches("[receiver] ");
+            r.mapped(key, format!("{name} = {v} ms"));
+            *target = Some(ms(v));
+        }
     }
     diode.validate().map_err(|e| invalid(format!("{e}")))?;
+
+    let addresses = addresses(&mut r, &file.udp_addr, &file.udp_port, &sender, &receiver)?;
+    if file.log_config.is_some() {
+        r.ignored("log_config");
+    }
+    for (key, present) in [
+        ("[sender] metrics", sender.metrics.is_some()),
+        ("[receiver] metrics", receiver.metrics.is_some()),
+        ("[receiver] core_affinity", receiver.core_affinity.is_some()),
+        (
+            "[receiver] udp_packets_queue_size",
+            receiver.udp_packets_queue_size.is_some(),
+        ),
+        (
+            "[receiver] tcp_blocks_queue_size",
+            receiver.tcp_blocks_queue_size.is_some(),
+        ),
+    ] {
+        if present {
+            r.ignored(key);
+        }
+    }
+
     let defaults = SocketOptions::default();
     let buffers = SocketOptions {
         send_buffer: file.udp_send_buffer.unwrap_or(defaults.send_buffer),
         recv_buffer: file.udp_recv_buffer.unwrap_or(defaults.recv_buffer),
         ..defaults
     };
-    for (key, v) in [
-        ("udp_send_buffer", buffers.send_buffer),
-        ("udp_recv_buffer", buffers.recv_buffer),
+    for (key, given, v) in [
+        ("udp_send_buffer", file.udp_send_buffer, buffers.send_buffer),
+        ("udp_recv_buffer", file.udp_recv_buffer, buffers.recv_buffer),
     ] {
         if v == 0 {
             return Err(invalid(format!("`{key}` must be at least 1 (bytes)")));
+        }
+        if given.is_some() {
+            r.mapped(key, format!("{key} = {v} bytes"));
         }
     }
     let threads = |key: &str, file: Option<usize>| -> Result<usize, CliError> {
@@ -236,6 +506,14 @@ fn settings(
         }
         Ok(n)
     };
+    for (key, v) in [
+        ("encode_threads", file.encode_threads),
+        ("decode_threads", file.decode_threads),
+    ] {
+        if let Some(v) = v {
+            r.mapped(key, format!("{key} = {v} (0: one per core)"));
+        }
+    }
     Ok(Settings {
         diode,
         sender: SocketOptions {
@@ -246,104 +524,91 @@ fn settings(
             threads: threads("decode_threads", file.decode_threads)?,
             ..buffers
         },
+        addresses,
+        keys: r.finish(),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_without_a_file() {
-        let s = parse("", "empty").unwrap();
-        assert_eq!(s.diode, DiodeConfig::default());
-        assert_eq!(s.sender, SocketOptions::default());
-    }
-
-    #[test]
-    fn every_key_is_read() {
-        let s = parse(
-            "heartbeat = 500\nmtu = 9000\nblock_size = 100000\nrepair_percentage = 20\n\
-             bandwidth = 2.5\nmax_burst = 100000\nmax_blocks_in_flight = 4\nmax_sessions = 3\n\
-             encode_threads = 2\ndecode_threads = 3\nudp_send_buffer = 1000\n\
-             udp_recv_buffer = 2000\n[receiver]\nblock_expiration_timeout = 700\n\
-             session_expiration_timeout = 9000\n",
-            "test.toml",
-        )
-        .unwrap();
-        assert_eq!(s.diode.heartbeat, Duration::from_millis(500));
-        assert_eq!(s.diode.mtu, 9000);
-        assert_eq!(s.diode.block_size, 100_000);
-        assert_eq!(s.diode.repair_percentage, 20);
-        assert_eq!(s.diode.bandwidth, 2_500_000);
-        assert_eq!(s.diode.max_burst, 100_000);
-        assert_eq!(s.diode.max_blocks_in_flight, 4);
-        assert_eq!(s.diode.max_sessions, 3);
-        assert_eq!(s.sender.threads, 2);
-        assert_eq!(s.receiver.threads, 3);
-        assert_eq!(s.sender.send_buffer, 1000);
-        assert_eq!(s.receiver.recv_buffer, 2000);
-        assert_eq!(
-            s.diode.block_expiration_timeout,
-            Some(Duration::from_millis(700))
-        );
-        assert_eq!(
-            s.diode.session_expiration_timeout,
-            Some(Duration::from_millis(9000))
-        );
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        for (text, key) in [
-            ("mtu = 10", "`mtu`"),
-            ("repair_percentage = 5000", "`repair_percentage`"),
-            ("bandwidth = -1", "`bandwidth`"),
-            ("heartbeat = 0", "`heartbeat`"),
-            ("max_sessions = 0", "`max_sessions`"),
-            ("udp_recv_buffer = 0", "`udp_recv_buffer`"),
-            ("mtu = \"big\"", "mtu"),
-            ("colour = 3", "colour"),
-            ("[receiver]\nsession_timeout = 3", "session_timeout"),
-            (
-                "[receiver]\nsession_expiration_timeout = 0",
-                "`session_expiration_timeout`",
-            ),
-        ] {
-            let err = parse(text, "test.toml").unwrap_err().to_string();
-            assert!(err.contains(key), "{text}: {err}");
-            assert!(err.contains("test.toml"), "{text}: {err}");
+/// Lidi's addresses: `udp_addr` and `udp_port`, `[sender] bind_tcp` and
+/// `bind_udp`, `[receiver] to_tcp`.
+fn addresses(
+    r: &mut Readings,
+    udp_addr: &Option<String>,
+    udp_port: &Option<toml::Value>,
+    sender: &lidi::SenderTable,
+    receiver: &ReceiverTable,
+) -> Result<Addresses, CliError> {
+    let mut out = Addresses::default();
+    let ip = match udp_addr {
+        Some(text) => Some(lidi::udp_ip(text).map_err(|e| r.error("udp_addr", &e))?),
+        None => None,
+    };
+    let ports = match udp_port {
+        Some(value) => Some(lidi::ports(value).map_err(|e| r.error("udp_port", &e))?),
+        None => None,
+    };
+    match (ip, ports) {
+        (None, None) => {}
+        (None, Some(_)) => {
+            return Err(r.error(
+                "udp_port",
+                "is set without `udp_addr`: add udp_addr, the IP address diode-receive listens on",
+            ));
+        }
+        (Some(ip), ports) => {
+            let given = ports.is_some();
+            let ports = ports.unwrap_or_else(|| vec![lidi::DEFAULT_UDP_PORT]);
+            out.udp = ports.iter().map(|p| SocketAddr::new(ip, *p)).collect();
+            let first = out.udp[0];
+            let note = if given {
+                String::new()
+            } else {
+                format!(
+                    " (no udp_port: Lidi's default port {})",
+                    lidi::DEFAULT_UDP_PORT
+                )
+            };
+            r.mapped(
+                "udp_addr",
+                format!("diode-send --to / diode-receive --listen {first}{note}"),
+            );
+            if !given {
+            } else if ports.len() == 1 {
+                r.mapped("udp_port", format!("port {}", ports[0]));
+            } else {
+                let rest: Vec<String> = ports[1..].iter().map(u16::to_string).collect();
+                let (noun, verb) = if rest.len() == 1 {
+                    ("port", "is")
+                } else {
+                    ("ports", "are")
+                };
+                r.partly(
+                    "udp_port",
+                    format!("port {} (the first)", ports[0]),
+                    format!(
+                        "{noun} {} {verb} ignored until multi-port lands: Ferry's diode uses one UDP port \
+                         today (one port carries the whole rate; the sender and receiver threads \
+                         are set by encode_threads/decode_threads)",
+                        rest.join(", ")
+                    ),
+                );
+            }
         }
     }
-
-    #[test]
-    fn the_session_table_is_ignored() {
-        let s = parse(
-            "mtu = 9000\n[session]\nmtu = 1400\nwhatever = \"x\"\n",
-            "test.toml",
-        )
-        .unwrap();
-        assert_eq!(s.diode.mtu, 9000);
+    if let Some(a) = sender.bind_tcp {
+        r.mapped("[sender] bind_tcp", format!("diode-send --listen {a}"));
+        out.bind_tcp = Some(a);
     }
-
-    #[test]
-    fn flags_override_the_file() {
-        let dir = std::env::temp_dir().join(format!("ferry-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("diode.toml");
-        std::fs::write(&path, "repair_percentage = 20\nmtu = 9000\n").unwrap();
-        let options = DiodeOptions {
-            file: ConfigFile {
-                config: Some(path.clone()),
-            },
-            repair_percentage: Some(30),
-            bandwidth: Some(100.0),
-            ..DiodeOptions::default()
-        };
-        let s = options.load().unwrap();
-        assert_eq!(s.diode.repair_percentage, 30);
-        assert_eq!(s.diode.mtu, 9000);
-        assert_eq!(s.diode.bandwidth, 100_000_000);
-        std::fs::remove_dir_all(&dir).unwrap();
+    if let Some(a) = sender.bind_udp {
+        r.mapped("[sender] bind_udp", format!("diode-send --bind {a}"));
+        out.bind_udp = Some(a);
     }
+    if let Some(a) = receiver.to_tcp {
+        r.mapped("[receiver] to_tcp", format!("diode-receive --to {a}"));
+        out.to_tcp = Some(a);
+    }
+    Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,11 +7,21 @@
 //! directory are considered; names starting with `.` are skipped (the
 //! temporary files of most writers, and of `diode-receive-file`).
 //!
-//! Files go `--files-per-session` at a time (default 100) in one session (one
-//! connection to `diode-send`), oldest first; a new session starts for the
-//! next ones. Once `diode-send` confirms a session (it closes the connection
-//! cleanly after its last datagram left), `--after-send` applies to each of
-//! its files:
+//! Names matching an `--ignore` glob (Lidi's flag; repeatable, e.g.
+//! `--ignore '*.tmp'`) are skipped too.
+//!
+//! Files go `--files-per-session` (Lidi's `--maximum-files`) at a time
+//! (default 100) in one session (one connection to `diode-send`), oldest
+//! first; a new session starts for the next ones. Without
+//! `--maximum-delay`, a session ends as soon as the files of one listing
+//! are in it. With `--maximum-delay MS`, a session stays open across
+//! listings, taking the files that keep landing, and is cut once it holds
+//! `--files-per-session` files or has been open for MS milliseconds —
+//! whichever comes first: fewer, larger sessions. Each file goes on the
+//! wire as soon as it is taken; the delay bounds how long until its session
+//! ends and `--after-send` applies to it. Once `diode-send` confirms a session
+//! (it closes the connection cleanly after its last datagram left),
+//! `--after-send` applies to each of its files:
 //!
 //! - `keep` (the default): the file stays, remembered as sent (by size and
 //!   modification time) until the program ends — it is sent again if it
@@ -21,7 +31,8 @@
 //!   numbered name if one of that name is there already.
 //!
 //! A session that fails leaves its files in place; they are tried again at
-//! the next listing. With `--once`, what is in the directory now is sent
+//! the next listing. A file whose name cannot be sent is skipped with a
+//! warning. With `--once`, what is in the directory now is sent
 //! (without waiting for sizes to settle) and the program exits: 0 if
 //! everything was sent, 1 otherwise.
 
@@ -31,14 +42,27 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::config::ConfigFile;
-use super::file::{persist, send_files};
+use super::file::{FileOptions, FileSession, persist, send_name};
+use super::glob::Glob;
 use crate::CliError;
+
+/// Lidi's default `--ignore` regex: names starting with `.`, which Ferry
+/// skips anyway.
+const LIDI_HIDDEN: &str = r"^\..*$";
+
+/// Parses an `--ignore` pattern: a glob, or Lidi's default regex.
+fn ignore_pattern(s: &str) -> Result<Glob, String> {
+    if s == LIDI_HIDDEN {
+        return Ok(".*".parse().expect("a valid glob"));
+    }
+    s.parse().map_err(|e: super::glob::GlobError| e.to_string())
+}
 
 /// What becomes of a file once sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +99,31 @@ pub struct DiodeSendDirArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// TCP address of `ferry diode-send --listen`.
-    #[arg(long, value_name = "TCP_ADDR")]
+    #[arg(
+        long,
+        value_name = "TCP_ADDR",
+        visible_alias = "to-tcp",
+        alias = "to_tcp"
+    )]
     pub to: SocketAddr,
     /// Files per session: a new session (connection) starts after this many.
     #[arg(long, value_name = "N", default_value_t = 100,
+          visible_alias = "maximum-files", alias = "maximum_files",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub files_per_session: u32,
+    /// Keep a session open across listings for at most this many
+    /// milliseconds, taking the files that land meanwhile, then cut it
+    /// (default: each listing's files go at once).
+    #[arg(long, value_name = "MS", alias = "maximum_delay",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub maximum_delay: Option<u64>,
+    /// Skip files whose name matches this glob (`*`, `?`, `[a-z]`;
+    /// repeatable). Names starting with `.` are always skipped.
+    #[arg(long, value_name = "GLOB", value_parser = ignore_pattern)]
+    pub ignore: Vec<Glob>,
+    /// Buffer size and Lidi's --hash.
+    #[command(flatten)]
+    pub options: FileOptions,
     /// What to do with a file once sent: keep, delete, or move:DIR.
     #[arg(long, value_name = "ACTION", default_value = "keep")]
     pub after_send: AfterSend,
@@ -110,8 +153,8 @@ pub struct DirReport {
 /// A file as listed: size and modification time.
 type Stamp = (u64, Option<SystemTime>);
 
-/// Lists the regular, non-hidden files of `dir`.
-fn list(dir: &Path) -> Result<HashMap<PathBuf, Stamp>, CliError> {
+/// Lists the regular, non-hidden files of `dir` not matching `ignore`.
+fn list(dir: &Path, ignore: &[Glob]) -> Result<HashMap<PathBuf, Stamp>, CliError> {
     let entries = std::fs::read_dir(dir).map_err(|e| CliError::Io {
         context: format!(
             "cannot list the directory {}: check that it exists and is readable",
@@ -122,7 +165,12 @@ fn list(dir: &Path) -> Result<HashMap<PathBuf, Stamp>, CliError> {
     let mut files = HashMap::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(glob) = ignore.iter().find(|g| g.matches(&name)) {
+            debug!(file = %name, pattern = %glob, "ignored");
             continue;
         }
         let path = entry.path();
@@ -137,10 +185,54 @@ fn list(dir: &Path) -> Result<HashMap<PathBuf, Stamp>, CliError> {
     Ok(files)
 }
 
+/// A session open to `diode-send`, and the files in it.
+struct Open {
+    session: FileSession,
+    opened: Instant,
+    files: Vec<(PathBuf, Stamp)>,
+}
+
+/// What a run has done so far.
+struct Progress<'a> {
+    args: &'a DiodeSendDirArgs,
+    report: DirReport,
+    /// Files sent (with `--after-send keep`), as they were.
+    sent: HashMap<PathBuf, Stamp>,
+    /// The last failure, for `--once`.
+    failed: Option<CliError>,
+}
+
+impl Progress<'_> {
+    /// Ends `open`; on confirmation, applies `--after-send` to its files.
+    fn finish(&mut self, open: Open) -> Result<(), CliError> {
+        let count = open.files.len();
+        match open.session.finish() {
+            Ok(r) => {
+                self.report.sessions += 1;
+                self.report.files += r.files;
+                self.report.bytes += r.bytes;
+                info!(files = r.files, bytes = r.bytes, "session sent");
+                for (path, stamp) in open.files {
+                    after_send(&self.args.after_send, &path)?;
+                    if self.args.after_send == AfterSend::Keep {
+                        self.sent.insert(path, stamp);
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, files = count, "session failed; its files stay and are tried again");
+                self.failed = Some(e);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sends the directory's files until `stop` is set (or once, with
 /// `args.once`).
 pub fn send_dir(args: &DiodeSendDirArgs, stop: &AtomicBool) -> Result<DirReport, CliError> {
     args.config.load()?;
+    args.options.note_hash();
     if let AfterSend::Move(to) = &args.after_send {
         std::fs::create_dir_all(to).map_err(|e| CliError::Io {
             context: format!(
@@ -150,61 +242,109 @@ pub fn send_dir(args: &DiodeSendDirArgs, stop: &AtomicBool) -> Result<DirReport,
             source: e,
         })?;
     }
-    let mut report = DirReport::default();
+    let mut progress = Progress {
+        args,
+        report: DirReport::default(),
+        sent: HashMap::new(),
+        failed: None,
+    };
     let mut previous: HashMap<PathBuf, Stamp> = HashMap::new();
-    let mut sent: HashMap<PathBuf, Stamp> = HashMap::new();
+    let mut open: Option<Open> = None;
     let interval = Duration::from_millis(args.interval_ms);
+    let max_delay = args.maximum_delay.map(Duration::from_millis);
     loop {
-        let listed = list(&args.dir)?;
-        sent.retain(|path, stamp| listed.get(path) == Some(stamp));
-        let mut ready: Vec<(&PathBuf, &Stamp)> = listed
+        let listed = list(&args.dir, &args.ignore)?;
+        progress
+            .sent
+            .retain(|path, stamp| listed.get(path) == Some(stamp));
+        let in_session = |path: &PathBuf| {
+            open.as_ref()
+                .is_some_and(|o| o.files.iter().any(|(p, _)| p == path))
+        };
+        let mut ready: Vec<(PathBuf, Stamp)> = listed
             .iter()
             .filter(|(path, stamp)| {
-                (args.once || previous.get(*path) == Some(*stamp)) && !sent.contains_key(*path)
+                (args.once || previous.get(*path) == Some(*stamp))
+                    && !progress.sent.contains_key(*path)
+                    && !in_session(path)
             })
+            .map(|(p, s)| (p.clone(), *s))
             .collect();
         // Oldest first, then by name.
-        ready.sort_by(|a, b| (a.1.1, a.0).cmp(&(b.1.1, b.0)));
-        let mut failed = None;
-        for batch in ready.chunks(args.files_per_session as usize) {
-            let paths: Vec<PathBuf> = batch.iter().map(|(p, _)| (*p).clone()).collect();
-            match send_files(args.to, &paths) {
-                Ok(r) => {
-                    report.sessions += 1;
-                    report.files += r.files;
-                    report.bytes += r.bytes;
-                    info!(files = r.files, bytes = r.bytes, "session sent");
-                    for (path, stamp) in batch {
-                        after_send(&args.after_send, path)?;
-                        if args.after_send == AfterSend::Keep {
-                            sent.insert((*path).clone(), **stamp);
-                        }
-                    }
-                }
+        ready.sort_by(|a, b| (a.1.1, &a.0).cmp(&(b.1.1, &b.0)));
+        for (path, stamp) in ready {
+            let name = match send_name(&path) {
+                Ok(name) => name,
                 Err(e) => {
-                    warn!(error = %e, files = paths.len(), "session failed; its files stay and are tried again");
-                    failed = Some(e);
-                    break;
+                    warn!(error = %e, "file skipped");
+                    progress.failed = Some(e);
+                    continue;
                 }
+            };
+            let mut o = match open.take() {
+                Some(o) => o,
+                None => match FileSession::connect(args.to, &args.options) {
+                    Ok(session) => Open {
+                        session,
+                        opened: Instant::now(),
+                        files: Vec::new(),
+                    },
+                    Err(e) => {
+                        warn!(error = %e, "cannot open a session; the files are tried again");
+                        progress.failed = Some(e);
+                        break;
+                    }
+                },
+            };
+            if let Err(e) = o.session.send(&path, &name) {
+                warn!(error = %e, files = o.files.len() + 1, "session aborted; its files stay and are tried again");
+                o.session.abort();
+                progress.failed = Some(e);
+                break;
+            }
+            o.files.push((path, stamp));
+            if o.files.len() >= args.files_per_session as usize {
+                progress.finish(o)?;
+            } else {
+                open = Some(o);
             }
             if stop.load(Ordering::SeqCst) {
                 break;
             }
         }
+        let stopping = args.once || stop.load(Ordering::SeqCst);
+        let cut = match (&open, max_delay) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(o), Some(d)) => stopping || o.opened.elapsed() >= d,
+        };
+        if cut {
+            if let Some(o) = open.take() {
+                progress.finish(o)?;
+            }
+        }
         if args.once {
-            return match failed {
+            return match progress.failed {
                 Some(e) => Err(e),
-                None => Ok(report),
+                None => Ok(progress.report),
             };
         }
         previous = listed;
-        // Sleep in small steps, to notice `stop`.
+        // Sleep in small steps, to notice `stop`, and no later than the open
+        // session's deadline.
+        let wait = match (&open, max_delay) {
+            (Some(o), Some(d)) => interval.min(d.saturating_sub(o.opened.elapsed())),
+            _ => interval,
+        };
         let mut slept = Duration::ZERO;
-        while slept < interval {
+        while slept < wait {
             if stop.load(Ordering::SeqCst) {
-                return Ok(report);
+                if let Some(o) = open.take() {
+                    progress.finish(o)?;
+                }
+                return Ok(progress.report);
             }
-            let step = (interval - slept).min(Duration::from_millis(50));
+            let step = (wait - slept).min(Duration::from_millis(50));
             std::thread::sleep(step);
             slept += step;
         }

@@ -4,28 +4,22 @@
 //! # Framing
 //!
 //! One connection (one diode session) carries any number of files, back to
-//! back, each a header and then its bytes:
-//!
-//! ```text
-//! magic    4 bytes   "FRYF"
-//! version  1 byte    1
-//! name_len 2 bytes   u16, big-endian, 1..=255
-//! name     name_len  UTF-8: the file's name (its final path component)
-//! size     8 bytes   u64, big-endian: bytes of content
-//! digest   32 bytes  BLAKE3 of the content
-//! content  size bytes
-//! ```
-//!
-//! The stream ends after the last file (the connection's clean end). A
-//! stream that ends or is reset inside a header or a file's content ends the
-//! connection; files completed before that are kept (each was checked on
-//! its own), the one in progress is discarded.
+//! back, each a header ([`FileHeader`]: name, size, BLAKE3 digest, mode and
+//! modification time — see [`super::frame`]) and then its bytes. The stream
+//! ends after the last file (the connection's clean end). A stream that ends
+//! or is reset inside a header or a file's content ends the connection;
+//! files completed before that are kept (each was checked on its own), the
+//! one in progress is discarded.
 //!
 //! # Receiving
 //!
 //! Each file is written to a temporary file in the directory,
 //! `.NAME.ferry-part-RANDOM`, and given its final name only once its size and
 //! BLAKE3 digest match; a file cut short, reset or mismatched is deleted.
+//! Before it is named, it gets the sender's modification time and
+//! permission bits (`rwx` for user, group and others; setuid, setgid and
+//! sticky are never restored across a diode). Metadata the sender did not
+//! know is left as created.
 //!
 //! Names are checked: only the final component of a path is kept (`a/b/c`
 //! and `../../c` both become `c`, `\` counting as a separator too), and a
@@ -46,112 +40,60 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use thiserror::Error;
 use tracing::{debug, info, warn};
 
 use super::config::ConfigFile;
 use super::{AcceptLoop, bind_tcp, random_u64, reset};
 use crate::CliError;
 
-/// The first bytes of every file header.
-pub const MAGIC: [u8; 4] = *b"FRYF";
-/// The framing's version.
-pub const VERSION: u8 = 1;
-/// Longest file name, in bytes.
-pub const MAX_NAME: usize = 255;
-/// Bytes copied at a time.
-const COPY_BUF: usize = 256 * 1024;
+use super::frame::mode_of;
+pub use super::frame::{FileHeader, FrameError, MAGIC, MAX_NAME, VERSION, sanitize_name};
+
+/// Bytes copied at a time unless `--buffer-size` says otherwise.
+pub const DEFAULT_BUFFER: usize = 256 * 1024;
 /// How long connecting to `diode-send` may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One file's header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileHeader {
-    /// The name, as sent.
-    pub name: String,
-    /// Bytes of content.
-    pub size: u64,
-    /// BLAKE3 digest of the content.
-    pub digest: [u8; 32],
+/// The flags every file tool shares with Lidi's.
+#[derive(Debug, Clone, Args)]
+pub struct FileOptions {
+    /// Bytes read from files and written to the connection at a time
+    /// (Lidi's --buffer-size).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER,
+          alias = "buffer_size",
+          value_parser = buffer_size)]
+    pub buffer_size: usize,
+    /// Accepted for Lidi: Ferry always sends and checks a BLAKE3 digest of
+    /// every file, end to end.
+    #[arg(long)]
+    pub hash: bool,
 }
 
-/// A header could not be read.
-#[derive(Debug, Error)]
-pub enum FrameError {
-    /// The stream does not follow the framing.
-    #[error("not a ferry file stream: {0}")]
-    Malformed(&'static str),
-    /// The stream ended or failed inside a header.
-    #[error("the stream ended inside a file header: {0}")]
-    Io(#[from] io::Error),
-}
-
-impl FileHeader {
-    /// Encodes the header.
-    pub fn encode(&self) -> Vec<u8> {
-        let name = self.name.as_bytes();
-        let mut out = Vec::with_capacity(4 + 1 + 2 + name.len() + 8 + 32);
-        out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
-        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        out.extend_from_slice(name);
-        out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&self.digest);
-        out
-    }
-
-    /// Reads the next header; `None` at a clean end of stream (before its
-    /// first byte).
-    pub fn read(r: &mut impl Read) -> Result<Option<Self>, FrameError> {
-        let mut magic = [0u8; 4];
-        let mut got = 0;
-        while got < magic.len() {
-            match r.read(&mut magic[got..]) {
-                Ok(0) if got == 0 => return Ok(None),
-                Ok(0) => return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into())),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if magic != MAGIC {
-            return Err(FrameError::Malformed("bad magic"));
-        }
-        let mut fixed = [0u8; 3];
-        r.read_exact(&mut fixed)?;
-        if fixed[0] != VERSION {
-            return Err(FrameError::Malformed("unknown version"));
-        }
-        let name_len = usize::from(u16::from_be_bytes([fixed[1], fixed[2]]));
-        if name_len == 0 || name_len > MAX_NAME {
-            return Err(FrameError::Malformed("name length out of range"));
-        }
-        let mut name = vec![0u8; name_len];
-        r.read_exact(&mut name)?;
-        let name = String::from_utf8(name).map_err(|_| FrameError::Malformed("name not UTF-8"))?;
-        let mut size = [0u8; 8];
-        r.read_exact(&mut size)?;
-        let mut digest = [0u8; 32];
-        r.read_exact(&mut digest)?;
-        Ok(Some(Self {
-            name,
-            size: u64::from_be_bytes(size),
-            digest,
-        }))
+/// Parses `--buffer-size`: 1 byte to 1 GiB.
+fn buffer_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is outside 1..=1073741824 bytes")),
+        Err(e) => Err(format!("`{s}` is not a number of bytes: {e}")),
     }
 }
 
-/// The name a received file may take, or `None` to refuse it: the final
-/// component of the path, without separators, NUL or control characters,
-/// and not `.` or `..`.
-pub fn sanitize_name(name: &str) -> Option<String> {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let ok = !last.is_empty()
-        && last != "."
-        && last != ".."
-        && last.len() <= MAX_NAME
-        && !last.chars().any(char::is_control);
-    ok.then(|| last.to_owned())
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            buffer_size: DEFAULT_BUFFER,
+            hash: false,
+        }
+    }
+}
+
+impl FileOptions {
+    /// Notes `--hash` (a no-op: digests are always on).
+    pub(crate) fn note_hash(&self) {
+        if self.hash {
+            info!("--hash: Ferry always checks every file's BLAKE3 digest end to end");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -164,8 +106,16 @@ pub struct DiodeSendFileArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// TCP address of `ferry diode-send --listen`.
-    #[arg(long, value_name = "TCP_ADDR")]
+    #[arg(
+        long,
+        value_name = "TCP_ADDR",
+        visible_alias = "to-tcp",
+        alias = "to_tcp"
+    )]
     pub to: SocketAddr,
+    /// Buffer size and Lidi's --hash.
+    #[command(flatten)]
+    pub options: FileOptions,
     /// The settings file (checked, for one file shared by every tool).
     #[command(flatten)]
     pub config: ConfigFile,
@@ -188,13 +138,12 @@ fn file_error(path: &Path, what: &str, e: io::Error) -> CliError {
 }
 
 /// Hashes a file; returns its size and digest.
-fn digest_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+fn digest_file(path: &Path, buf: &mut [u8]) -> io::Result<(u64, [u8; 32])> {
     let mut hasher = blake3::Hasher::new();
     let mut file = File::open(path)?;
-    let mut buf = vec![0u8; COPY_BUF];
     let mut size = 0u64;
     loop {
-        match file.read(&mut buf) {
+        match file.read(buf) {
             Ok(0) => break,
             Ok(n) => {
                 hasher.update(&buf[..n]);
@@ -207,80 +156,85 @@ fn digest_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
     Ok((size, *hasher.finalize().as_bytes()))
 }
 
-/// Sends `files` in one session through the `diode-send` at `to`, and waits
-/// until it says every byte is on the wire (it closes the connection
-/// cleanly once the session's last datagram left).
-///
-/// On any failure the connection is reset, so `diode-send` aborts the
-/// session and nothing of it is kept on the far side but the files already
-/// complete.
-pub fn send_files(to: SocketAddr, files: &[PathBuf]) -> Result<SendReport, CliError> {
-    let mut names = Vec::with_capacity(files.len());
-    for path in files {
-        let meta = std::fs::metadata(path).map_err(|e| file_error(path, "read", e))?;
-        if !meta.is_file() {
-            return Err(CliError::Invalid(format!(
-                "{} is not a regular file: give files (diode-send-dir sends a directory)",
+/// The name `path` is sent under, or why it cannot be sent.
+pub fn send_name(path: &Path) -> Result<String, CliError> {
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, "read", e))?;
+    if !meta.is_file() {
+        return Err(CliError::Invalid(format!(
+            "{} is not a regular file: give files (diode-send-dir sends a directory)",
+            path.display()
+        )));
+    }
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(sanitize_name)
+        .ok_or_else(|| {
+            CliError::Invalid(format!(
+                "{} has no usable file name (UTF-8, no control characters, at most {MAX_NAME} bytes): rename it",
                 path.display()
-            )));
-        }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(sanitize_name)
-            .ok_or_else(|| {
-                CliError::Invalid(format!(
-                    "{} has no usable file name (UTF-8, no control characters, at most {MAX_NAME} bytes): rename it",
-                    path.display()
-                ))
-            })?;
-        names.push(name);
-    }
-    let stream = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT).map_err(|e| CliError::Io {
-        context: format!("cannot connect to {to}: start `ferry diode-send --listen {to}` first"),
-        source: e,
-    })?;
-    match send_on(&stream, files, &names) {
-        Ok(report) => {
-            stream.shutdown(Shutdown::Write).map_err(|e| CliError::Io {
-                context: format!("cannot end the stream to {to}"),
-                source: e,
-            })?;
-            wait_for_close(&stream, to)?;
-            Ok(report)
-        }
-        Err(e) => {
-            reset(stream);
-            Err(e)
-        }
-    }
+            ))
+        })
 }
 
-fn send_on(
-    stream: &TcpStream,
-    files: &[PathBuf],
-    names: &[String],
-) -> Result<SendReport, CliError> {
-    let mut out = BufWriter::with_capacity(COPY_BUF, stream);
-    let mut report = SendReport::default();
-    let mut buf = vec![0u8; COPY_BUF];
-    let net = |e| CliError::Io {
-        context: "cannot write to diode-send".into(),
-        source: e,
-    };
-    for (path, name) in files.iter().zip(names) {
-        let (size, digest) = digest_file(path).map_err(|e| file_error(path, "read", e))?;
+/// One session to `diode-send`, open: files are sent into it one by one,
+/// then it is [finished](Self::finish) (or [aborted](Self::abort)).
+#[derive(Debug)]
+pub struct FileSession {
+    to: SocketAddr,
+    out: BufWriter<TcpStream>,
+    buf: Vec<u8>,
+    report: SendReport,
+}
+
+impl FileSession {
+    /// Connects to the `diode-send` at `to`: a new session.
+    pub fn connect(to: SocketAddr, options: &FileOptions) -> Result<Self, CliError> {
+        let stream =
+            TcpStream::connect_timeout(&to, CONNECT_TIMEOUT).map_err(|e| CliError::Io {
+                context: format!(
+                    "cannot connect to {to}: start `ferry diode-send --listen {to}` first"
+                ),
+                source: e,
+            })?;
+        let size = options.buffer_size.max(1);
+        Ok(Self {
+            to,
+            out: BufWriter::with_capacity(size, stream),
+            buf: vec![0u8; size],
+            report: SendReport::default(),
+        })
+    }
+
+    /// What was sent so far.
+    pub fn report(&self) -> SendReport {
+        self.report
+    }
+
+    /// Sends one file under `name` (see [`send_name`]) and flushes it to
+    /// `diode-send`, which puts it on the wire even while the session stays
+    /// open. After an error the stream is broken: [abort](Self::abort) the
+    /// session.
+    pub fn send(&mut self, path: &Path, name: &str) -> Result<u64, CliError> {
+        let meta = std::fs::metadata(path).map_err(|e| file_error(path, "read", e))?;
+        let (size, digest) =
+            digest_file(path, &mut self.buf).map_err(|e| file_error(path, "read", e))?;
         let header = FileHeader {
-            name: name.clone(),
+            name: name.to_owned(),
             size,
             digest,
+            mode: mode_of(&meta),
+            modified: meta.modified().ok(),
         };
-        out.write_all(&header.encode()).map_err(net)?;
+        let net = |e| CliError::Io {
+            context: "cannot write to diode-send".into(),
+            source: e,
+        };
+        self.out.write_all(&header.encode()).map_err(net)?;
         let mut file = File::open(path).map_err(|e| file_error(path, "open", e))?;
         let mut left = size;
         while left > 0 {
-            let want = (left as usize).min(buf.len());
-            let n = match file.read(&mut buf[..want]) {
+            let want = (left as usize).min(self.buf.len());
+            let n = match file.read(&mut self.buf[..want]) {
                 Ok(0) => {
                     return Err(CliError::Invalid(format!(
                         "{} shrank while it was being sent: send it again once it is complete",
@@ -291,15 +245,81 @@ fn send_on(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(file_error(path, "read", e)),
             };
-            out.write_all(&buf[..n]).map_err(net)?;
+            self.out.write_all(&self.buf[..n]).map_err(net)?;
             left -= n as u64;
         }
-        report.files += 1;
-        report.bytes += size;
+        // On its way now, even if the session stays open for more files.
+        self.out.flush().map_err(net)?;
+        self.report.files += 1;
+        self.report.bytes += size;
         debug!(file = %path.display(), size, "file sent");
+        Ok(size)
     }
-    out.flush().map_err(net)?;
-    Ok(report)
+
+    /// Ends the session and waits until `diode-send` says every byte is on
+    /// the wire (it closes the connection cleanly once the session's last
+    /// datagram left).
+    pub fn finish(self) -> Result<SendReport, CliError> {
+        let to = self.to;
+        let report = self.report;
+        let stream = match self.out.into_inner() {
+            Ok(stream) => stream,
+            Err(e) => {
+                let (e, out) = e.into_parts();
+                reset(out.into_parts().0);
+                return Err(CliError::Io {
+                    context: "cannot write to diode-send".into(),
+                    source: e,
+                });
+            }
+        };
+        if let Err(e) = stream.shutdown(Shutdown::Write) {
+            reset(stream);
+            return Err(CliError::Io {
+                context: format!("cannot end the stream to {to}"),
+                source: e,
+            });
+        }
+        wait_for_close(&stream, to)?;
+        Ok(report)
+    }
+
+    /// Resets the connection: `diode-send` aborts the session, and nothing
+    /// of it is kept on the far side but the files already complete.
+    pub fn abort(self) {
+        let (stream, _) = self.out.into_parts();
+        reset(stream);
+    }
+}
+
+/// Sends `files` in one session through the `diode-send` at `to`, and waits
+/// until it says every byte is on the wire.
+///
+/// On any failure the connection is reset, so `diode-send` aborts the
+/// session and nothing of it is kept on the far side but the files already
+/// complete.
+pub fn send_files(to: SocketAddr, files: &[PathBuf]) -> Result<SendReport, CliError> {
+    send_files_with(to, files, &FileOptions::default())
+}
+
+/// [`send_files`] with a buffer size.
+pub fn send_files_with(
+    to: SocketAddr,
+    files: &[PathBuf],
+    options: &FileOptions,
+) -> Result<SendReport, CliError> {
+    let names = files
+        .iter()
+        .map(|p| send_name(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut session = FileSession::connect(to, options)?;
+    for (path, name) in files.iter().zip(&names) {
+        if let Err(e) = session.send(path, name) {
+            session.abort();
+            return Err(e);
+        }
+    }
+    session.finish()
 }
 
 /// Waits for `diode-send` to close the connection: cleanly once the session
@@ -326,7 +346,8 @@ fn wait_for_close(mut stream: &TcpStream, to: SocketAddr) -> Result<(), CliError
 /// Runs `ferry diode-send-file`.
 pub fn run_send(args: &DiodeSendFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
     args.config.load()?;
-    let report = send_files(args.to, &args.files)?;
+    args.options.note_hash();
+    let report = send_files_with(args.to, &args.files, &args.options)?;
     writeln!(
         out,
         "sent {} ({} bytes) through diode-send at {}",
@@ -344,11 +365,18 @@ pub fn run_send(args: &DiodeSendFileArgs, out: &mut dyn Write) -> Result<(), Cli
 #[derive(Debug, Clone, Args)]
 pub struct DiodeReceiveFileArgs {
     /// TCP address to accept `ferry diode-receive`'s connections on.
-    #[arg(long, value_name = "TCP_ADDR")]
+    #[arg(long, value_name = "TCP_ADDR", visible_aliases = ["from-tcp", "bind-tcp", "from"],
+          aliases = ["from_tcp", "bind_tcp"])]
     pub listen: SocketAddr,
     /// Directory to write the received files to (created if missing).
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
+    #[arg(long = "dir", value_name = "DIR", required_unless_present = "output")]
+    pub dir: Option<PathBuf>,
+    /// The directory, as Lidi gives it: without `--dir`.
+    #[arg(value_name = "DIR", conflicts_with = "dir")]
+    pub output: Option<PathBuf>,
+    /// Buffer size and Lidi's --hash.
+    #[command(flatten)]
+    pub options: FileOptions,
     /// The settings file (checked, for one file shared by every tool).
     #[command(flatten)]
     pub config: ConfigFile,
@@ -390,7 +418,10 @@ impl ReceiveFileServer {
     /// Creates the directory if needed and starts accepting connections.
     pub fn start(args: &DiodeReceiveFileArgs) -> Result<Self, CliError> {
         args.config.load()?;
-        let dir = args.dir.clone();
+        args.options.note_hash();
+        let buffer = args.options.buffer_size.max(1);
+        let dir = args.output_dir()?;
+        let dir_shown = dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| CliError::Io {
             context: format!(
                 "cannot create the directory {}: create it, or choose another --dir",
@@ -419,14 +450,14 @@ impl ReceiveFileServer {
             let spawned = std::thread::Builder::new()
                 .name("diode-receive-file-conn".into())
                 .spawn(move || {
-                    receive_connection(stream, peer, &dir, &counters);
+                    receive_connection(stream, peer, &dir, buffer, &counters);
                     counters.ended.fetch_add(1, Ordering::SeqCst);
                 });
             if let Err(e) = spawned {
                 warn!(error = %e, %peer, "cannot start a thread for the connection; refused");
             }
         })?;
-        info!(tcp = %accept.addr(), dir = %args.dir.display(), "diode-receive-file started");
+        info!(tcp = %accept.addr(), dir = %dir_shown.display(), "diode-receive-file started");
         Ok(Self { accept, counters })
     }
 
@@ -465,11 +496,43 @@ pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(
         out,
         "diode-receive-file: accepting TCP on {}, writing files to {}",
         server.tcp_addr(),
-        args.dir.display()
+        args.output_dir()?.display()
     )?;
     out.flush()?;
     server.wait();
     Ok(())
+}
+
+impl DiodeReceiveFileArgs {
+    /// The directory files are written to: `--dir`, or the positional
+    /// `DIR` Lidi's diode-receive-file takes.
+    pub fn output_dir(&self) -> Result<PathBuf, CliError> {
+        self.dir
+            .clone()
+            .or_else(|| self.output.clone())
+            .ok_or_else(|| {
+                CliError::Invalid("no directory to write files to: give --dir DIR (or DIR)".into())
+            })
+    }
+}
+
+/// Gives the file the sender's modification time and permission bits
+/// (`rwx` only: setuid, setgid and sticky are not restored). Failure only
+/// costs the metadata: logged, not fatal.
+fn restore_metadata(file: &File, header: &FileHeader) {
+    if let Some(t) = header.modified {
+        if let Err(e) = file.set_modified(t) {
+            warn!(name = %header.name, error = %e, "cannot set the modification time");
+        }
+    }
+    #[cfg(unix)]
+    if let Some(mode) = header.mode {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(mode & 0o777);
+        if let Err(e) = file.set_permissions(perms) {
+            warn!(name = %header.name, error = %e, "cannot set the permissions");
+        }
+    }
 }
 
 /// A temporary file, deleted when dropped unless kept.
@@ -497,8 +560,14 @@ enum Received {
     Refused,
 }
 
-fn receive_connection(stream: TcpStream, peer: SocketAddr, dir: &Path, counters: &Counters) {
-    let mut reader = BufReader::with_capacity(COPY_BUF, &stream);
+fn receive_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    dir: &Path,
+    buffer: usize,
+    counters: &Counters,
+) {
+    let mut reader = BufReader::with_capacity(buffer, &stream);
     let mut files = 0u64;
     loop {
         let header = match FileHeader::read(&mut reader) {
@@ -512,7 +581,7 @@ fn receive_connection(stream: TcpStream, peer: SocketAddr, dir: &Path, counters:
                 return;
             }
         };
-        match receive_file(&mut reader, dir, &header) {
+        match receive_file(&mut reader, dir, &header, buffer) {
             Ok(Received::Saved(path)) => {
                 files += 1;
                 counters.saved.fetch_add(1, Ordering::SeqCst);
@@ -536,7 +605,12 @@ fn receive_connection(stream: TcpStream, peer: SocketAddr, dir: &Path, counters:
 }
 
 /// Receives one file's content after its header.
-fn receive_file(reader: &mut impl Read, dir: &Path, header: &FileHeader) -> io::Result<Received> {
+fn receive_file(
+    reader: &mut impl Read,
+    dir: &Path,
+    header: &FileHeader,
+    buffer: usize,
+) -> io::Result<Received> {
     let Some(name) = sanitize_name(&header.name) else {
         let skipped = io::copy(&mut reader.take(header.size), &mut io::sink())?;
         if skipped < header.size {
@@ -553,9 +627,9 @@ fn receive_file(reader: &mut impl Read, dir: &Path, header: &FileHeader) -> io::
         keep: false,
     };
     let file = File::create_new(&partial.path)?;
-    let mut out = BufWriter::with_capacity(COPY_BUF, file);
+    let mut out = BufWriter::with_capacity(buffer, file);
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; COPY_BUF];
+    let mut buf = vec![0u8; buffer];
     let mut left = header.size;
     while left > 0 {
         let want = (left as usize).min(buf.len());
@@ -573,6 +647,7 @@ fn receive_file(reader: &mut impl Read, dir: &Path, header: &FileHeader) -> io::
         return Ok(Received::Mismatch);
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
+    restore_metadata(&file, header);
     file.sync_all()?;
     drop(file);
     let mut partial = partial;
@@ -631,43 +706,6 @@ fn split_name(name: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_round_trip() {
-        let h = FileHeader {
-            name: "données.bin".into(),
-            size: 123_456_789,
-            digest: [7; 32],
-        };
-        let bytes = h.encode();
-        let mut r = &bytes[..];
-        assert_eq!(FileHeader::read(&mut r).unwrap(), Some(h));
-        assert!(FileHeader::read(&mut r).unwrap().is_none());
-        let mut bad = bytes.clone();
-        bad[0] = b'X';
-        assert!(matches!(
-            FileHeader::read(&mut &bad[..]),
-            Err(FrameError::Malformed(_))
-        ));
-        assert!(matches!(
-            FileHeader::read(&mut &bytes[..10]),
-            Err(FrameError::Io(_))
-        ));
-    }
-
-    #[test]
-    fn names_keep_only_the_final_component() {
-        assert_eq!(sanitize_name("a.txt").as_deref(), Some("a.txt"));
-        assert_eq!(sanitize_name("dir/sub/a.txt").as_deref(), Some("a.txt"));
-        assert_eq!(sanitize_name("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(sanitize_name("/etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(sanitize_name("C:\\x\\y.doc").as_deref(), Some("y.doc"));
-        assert_eq!(sanitize_name(".hidden").as_deref(), Some(".hidden"));
-        for bad in ["", ".", "..", "a/..", "dir/", "nul\0byte", "line\nbreak"] {
-            assert_eq!(sanitize_name(bad), None, "{bad:?}");
-        }
-        assert_eq!(sanitize_name(&"x".repeat(256)), None);
-    }
 
     #[test]
     fn numbered_names() {

@@ -18,8 +18,15 @@
 //!   files appear under their name only once complete and checked.
 //! - [`dir`] (`ferry diode-send-dir`): watches a directory and sends what
 //!   lands in it.
-//! - [`config`]: the settings file (`--config`, Lidi's keys) and the flags
-//!   that override it.
+//! - [`config`]: the settings file (`--config`/`-c`: Ferry's keys, or
+//!   Lidi's read unchanged) and the flags that override it.
+//! - [`frame`]: the file header (name, size, digest, mode, mtime);
+//!   [`glob`]: `diode-send-dir --ignore`'s patterns.
+//!
+//! Lidi's flag names are accepted as aliases of Ferry's (`--from-tcp`,
+//! `--to-tcp`, `--bind-tcp`, `--maximum-files`, ...), and the `ferry` binary
+//! run through a link named `diode-send`, `diode-receive`, ... behaves as
+//! `ferry diode-send`, ... (see [`crate::lidi_link`]).
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -35,6 +42,8 @@ use crate::CliError;
 pub mod config;
 pub mod dir;
 pub mod file;
+pub mod frame;
+pub mod glob;
 pub mod receive;
 pub mod send;
 

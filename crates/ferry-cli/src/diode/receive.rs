@@ -44,13 +44,21 @@ const SESSION_QUEUE: usize = 16;
 /// Arguments of `ferry diode-receive`.
 #[derive(Debug, Clone, Args)]
 pub struct DiodeReceiveArgs {
-    /// UDP address to receive the diode's datagrams on.
-    #[arg(long, value_name = "UDP_ADDR")]
-    pub listen: SocketAddr,
+    /// UDP address to receive the diode's datagrams on (default: the
+    /// file's `udp_addr` and first `udp_port`).
+    #[arg(long, value_name = "UDP_ADDR", visible_aliases = ["from-udp", "from"],
+          alias = "from_udp")]
+    pub listen: Option<SocketAddr>,
     /// TCP server to replay each session to, one connection per session
-    /// (e.g. `ferry diode-receive-file --listen`).
-    #[arg(long, value_name = "TCP_ADDR")]
-    pub to: SocketAddr,
+    /// (e.g. `ferry diode-receive-file --listen`; default: the file's
+    /// `[receiver] to_tcp`).
+    #[arg(
+        long,
+        value_name = "TCP_ADDR",
+        visible_alias = "to-tcp",
+        alias = "to_tcp"
+    )]
+    pub to: Option<SocketAddr>,
     /// Diode settings.
     #[command(flatten)]
     pub diode: DiodeOptions,
@@ -67,6 +75,7 @@ enum Message {
 /// A running `diode-receive`.
 #[derive(Debug)]
 pub struct DiodeReceiveServer {
+    to: SocketAddr,
     receiver: Arc<DiodeReceiver>,
     dispatcher: Option<JoinHandle<()>>,
 }
@@ -75,13 +84,29 @@ impl DiodeReceiveServer {
     /// Binds the UDP socket and starts replaying sessions to `args.to`.
     pub fn start(args: &DiodeReceiveArgs) -> Result<Self, CliError> {
         let settings = args.diode.load()?;
+        let listen = args
+            .listen
+            .or(settings.addresses.udp_for_driver())
+            .ok_or_else(|| {
+                CliError::Invalid(
+                    "no UDP address to receive on: give --listen ADDR:PORT, \
+                     or udp_addr and udp_port in the --config file"
+                        .into(),
+                )
+            })?;
+        let to = args.to.or(settings.addresses.to_tcp).ok_or_else(|| {
+            CliError::Invalid(
+                "no TCP server to replay sessions to: give --to ADDR:PORT \
+                 (diode-receive-file's --listen), or [receiver] to_tcp in the --config file"
+                    .into(),
+            )
+        })?;
         let receiver = Arc::new(DiodeReceiver::bind(
-            args.listen,
+            listen,
             settings.diode,
             settings.receiver,
         )?);
         let events = Arc::clone(&receiver);
-        let to = args.to;
         let dispatcher = std::thread::Builder::new()
             .name("diode-receive-events".into())
             .spawn(move || dispatch(&events, to))
@@ -91,6 +116,7 @@ impl DiodeReceiveServer {
             })?;
         info!(udp = %receiver.local_addr(), %to, "diode-receive started");
         Ok(Self {
+            to,
             receiver,
             dispatcher: Some(dispatcher),
         })
@@ -99,6 +125,11 @@ impl DiodeReceiveServer {
     /// The UDP address received on.
     pub fn udp_addr(&self) -> SocketAddr {
         self.receiver.local_addr()
+    }
+
+    /// The TCP server sessions are replayed to.
+    pub fn tcp_to(&self) -> SocketAddr {
+        self.to
     }
 
     /// Counters of the diode receiver.
@@ -139,7 +170,7 @@ pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError>
         out,
         "diode-receive: receiving UDP on {}, replaying sessions to TCP {}",
         server.udp_addr(),
-        args.to
+        server.tcp_to()
     )?;
     out.flush()?;
     server.wait();

@@ -42,15 +42,24 @@ const READ_BUF: usize = 256 * 1024;
 #[derive(Debug, Clone, Args)]
 pub struct DiodeSendArgs {
     /// TCP address to accept connections on; each connection is one diode
-    /// session.
-    #[arg(long, value_name = "TCP_ADDR")]
-    pub listen: SocketAddr,
-    /// UDP address of the diode receiver (`ferry diode-receive --listen`).
-    #[arg(long, value_name = "UDP_ADDR")]
-    pub to: SocketAddr,
-    /// Local UDP address to send from (default: any address of the
-    /// destination's family, a port the system chooses).
-    #[arg(long, value_name = "UDP_ADDR")]
+    /// session (default: the file's `[sender] bind_tcp`).
+    #[arg(long, value_name = "TCP_ADDR", visible_aliases = ["from-tcp", "bind-tcp"],
+          aliases = ["from_tcp", "bind_tcp"])]
+    pub listen: Option<SocketAddr>,
+    /// UDP address of the diode receiver (`ferry diode-receive --listen`;
+    /// default: the file's `udp_addr` and first `udp_port`).
+    #[arg(
+        long,
+        value_name = "UDP_ADDR",
+        visible_alias = "to-udp",
+        alias = "to_udp"
+    )]
+    pub to: Option<SocketAddr>,
+    /// Local UDP address to send from (default: the file's `[sender]
+    /// bind_udp`, else any address of the destination's family, a port the
+    /// system chooses).
+    #[arg(long, value_name = "UDP_ADDR", visible_aliases = ["bind-udp", "to-bind"],
+          aliases = ["bind_udp", "to_bind"])]
     pub bind: Option<SocketAddr>,
     /// Diode settings.
     #[command(flatten)]
@@ -84,23 +93,42 @@ impl Slots {
 pub struct DiodeSendServer {
     accept: AcceptLoop,
     sender: Arc<DiodeSender>,
+    to: SocketAddr,
 }
 
 impl DiodeSendServer {
     /// Binds the UDP socket and the TCP listener and starts serving.
     pub fn start(args: &DiodeSendArgs) -> Result<Self, CliError> {
         let settings = args.diode.load()?;
-        let bind = args.bind.unwrap_or_else(|| match args.to {
+        let to = args
+            .to
+            .or(settings.addresses.udp_for_driver())
+            .ok_or_else(|| {
+                CliError::Invalid(
+                    "no UDP destination: give --to ADDR:PORT (diode-receive's --listen), \
+                     or udp_addr and udp_port in the --config file"
+                        .into(),
+                )
+            })?;
+        let listen = args.listen.or(settings.addresses.bind_tcp).ok_or_else(|| {
+            CliError::Invalid(
+                "no TCP address to accept on: give --listen ADDR:PORT, \
+                 or [sender] bind_tcp in the --config file"
+                    .into(),
+            )
+        })?;
+        let bind = args.bind.or(settings.addresses.bind_udp);
+        let bind = bind.unwrap_or_else(|| match to {
             SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("valid address"),
             SocketAddr::V6(_) => "[::]:0".parse().expect("valid address"),
         });
         let sender = Arc::new(DiodeSender::bind(
             bind,
-            args.to,
+            to,
             settings.diode.clone(),
             settings.sender,
         )?);
-        let listener = bind_tcp(args.listen, "--listen")?;
+        let listener = bind_tcp(listen, "--listen")?;
         let slots = Arc::new(Slots {
             free: Mutex::new(settings.diode.max_sessions),
             freed: Condvar::new(),
@@ -120,8 +148,8 @@ impl DiodeSendServer {
                 warn!(error = %e, %peer, "cannot start a thread for the connection; refused");
             }
         })?;
-        info!(tcp = %accept.addr(), udp = %sender.local_addr(), to = %args.to, "diode-send started");
-        Ok(Self { accept, sender })
+        info!(tcp = %accept.addr(), udp = %sender.local_addr(), %to, "diode-send started");
+        Ok(Self { accept, sender, to })
     }
 
     /// The TCP address accepting connections.
@@ -132,6 +160,11 @@ impl DiodeSendServer {
     /// The UDP address sent from.
     pub fn udp_addr(&self) -> SocketAddr {
         self.sender.local_addr()
+    }
+
+    /// The UDP address sent to.
+    pub fn udp_to(&self) -> SocketAddr {
+        self.to
     }
 
     /// Counters of the diode sender.
@@ -159,7 +192,7 @@ pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
         "diode-send: accepting TCP on {}, sending UDP from {} to {}",
         server.tcp_addr(),
         server.udp_addr(),
-        args.to
+        server.udp_to()
     )?;
     out.flush()?;
     server.wait();

@@ -142,22 +142,9 @@ struct FileSettings {
     session: Option<SessionTable>,
 }
 
-/// The top-level keys the diode tools read; others are warned about.
-const DIODE_KEYS: [&str; 13] = [
-    "heartbeat",
-    "mtu",
-    "block_size",
-    "repair_percentage",
-    "bandwidth",
-    "max_burst",
-    "max_blocks_in_flight",
-    "max_sessions",
-    "encode_threads",
-    "decode_threads",
-    "udp_send_buffer",
-    "udp_recv_buffer",
-    "receiver",
-];
+/// The top-level keys the diode tools read (Ferry's and Lidi's); others are
+/// warned about.
+const DIODE_KEYS: &[&str] = &crate::diode::config::TOP_LEVEL_KEYS;
 
 /// Everything a session tool needs to bind its endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
