@@ -54,13 +54,18 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod buffers;
 mod error;
+mod events;
+mod lanes;
 mod receiver;
 mod sender;
 mod socket;
 
+pub use buffers::{BufferCheck, BufferSide, RECV_BUFFER_TIME, SEND_BUFFER_TIME, buffer_needed};
 pub use error::DiodeError;
-pub use receiver::{DiodeReceiver, DiodeReceiverStats};
+pub use lanes::SenderPortStats;
+pub use receiver::{DiodeReceiver, DiodeReceiverStats, ReceiverPortStats};
 pub use sender::{DiodeSender, DiodeSenderStats, SessionWriter};
 pub use socket::SocketOptions;
 
