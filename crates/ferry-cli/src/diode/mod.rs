@@ -18,6 +18,7 @@
 //!   files appear under their name only once complete and checked.
 //! - [`dir`] (`ferry diode-send-dir`): watches a directory and sends what
 //!   lands in it.
+//! - [`plan`] (`ferry diode-plan`): checks a link's parameters offline.
 //! - [`config`]: the settings file (`--config`, Lidi's keys) and the flags
 //!   that override it.
 
@@ -35,6 +36,7 @@ use crate::CliError;
 pub mod config;
 pub mod dir;
 pub mod file;
+pub mod plan;
 pub mod receive;
 pub mod send;
 
