@@ -51,6 +51,14 @@
 //! Nothing can travel back on a diode, so nothing slows the sender down but
 //! its own `bandwidth` setting: set it at or below what the link and the
 //! receiver sustain, and the repair percentage above the loss you expect.
+//!
+//! [`SocketOptions::ports`] spreads the datagrams over several UDP ports
+//! (a socket and a thread per port on each side). At `bind`, each side
+//! compares the socket buffer the kernel granted with what `bandwidth`
+//! needs ([`BufferCheck`]) and warns with the sysctl to run; the receiver
+//! counts the datagrams its sockets dropped when it fell behind
+//! ([`DiodeReceiverStats::socket_drops`]) and says when a lost session is
+//! its own fault rather than the link's.
 
 #![warn(missing_docs, unreachable_pub)]
 
