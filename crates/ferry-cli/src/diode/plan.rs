@@ -44,25 +44,30 @@ use ferry_proto::diode::{DiodeConfig, DiodeConfigError};
 use thiserror::Error;
 
 use crate::CliError;
+use crate::diode::config::ConfigFile;
 
 /// Above this many steps the loss distribution is approximated by a normal
 /// law rather than computed exactly (to stay within a second).
 const MAX_EXACT_STEPS: usize = 50_000_000;
 
-/// Arguments of `ferry diode-plan`.
+/// Arguments of `ferry diode-plan`. The link's settings come from the
+/// diode tools' `--config` file (or their defaults), and the flags override
+/// them.
 #[derive(Debug, Clone, Args)]
 pub struct DiodePlanArgs {
-    /// The link's MTU in bytes (IP packet size), as `mtu` in the diode's
-    /// configuration.
-    #[arg(long, default_value_t = 1500)]
-    pub mtu: usize,
-    /// Bytes of data per RaptorQ block (`block_size`).
-    #[arg(long, default_value_t = 524_288)]
-    pub block_size: usize,
-    /// Repair symbols per block, in percent of its source symbols
-    /// (`repair_percentage`).
-    #[arg(long, default_value_t = 10)]
-    pub repair_percentage: u32,
+    /// The diode tools' settings file (the same file as `diode-send`'s).
+    #[command(flatten)]
+    pub file: ConfigFile,
+    /// The link's MTU in bytes (IP packet size), as `mtu` (default 1500).
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<usize>,
+    /// Bytes of data per RaptorQ block, as `block_size` (default 524288).
+    #[arg(long, value_name = "BYTES")]
+    pub block_size: Option<usize>,
+    /// Repair symbols per block, in percent of its source symbols, as
+    /// `repair_percentage` (default 10).
+    #[arg(long, value_name = "PERCENT")]
+    pub repair_percentage: Option<u32>,
     /// Symbols beyond the source symbols a block is assumed to need
     /// (RaptorQ's decoding overhead; 0 is optimistic, 2 cautious).
     #[arg(long, default_value_t = 1)]
@@ -82,16 +87,17 @@ pub struct DiodePlanArgs {
     /// and G suffixes are powers of 1024.
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub session_size: u64,
-    /// The sender's pace, in Mbit/s of UDP payload (`bandwidth`).
-    #[arg(long, default_value_t = 1000.0)]
-    pub bandwidth: f64,
-    /// Blocks a session holds in flight on each side
-    /// (`max_blocks_in_flight`).
-    #[arg(long, default_value_t = 8)]
-    pub max_blocks_in_flight: usize,
-    /// Sessions open at once (`max_sessions`).
-    #[arg(long, default_value_t = 16)]
-    pub max_sessions: usize,
+    /// The sender's pace, in Mbit/s of UDP payload, as `bandwidth` (default
+    /// 1000).
+    #[arg(long, value_name = "MBIT/S")]
+    pub bandwidth: Option<f64>,
+    /// Blocks a session holds in flight on each side, as
+    /// `max_blocks_in_flight` (default 8).
+    #[arg(long, value_name = "N")]
+    pub max_blocks_in_flight: Option<usize>,
+    /// Sessions open at once, as `max_sessions` (default 16).
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
 }
 
 /// A plan's parameters are unusable; the message names the flag.
@@ -439,9 +445,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl DiodePlanArgs {
-    /// The diode configuration and loss model the flags describe.
-    pub fn model(&self) -> Result<(DiodeConfig, LossModel), PlanError> {
-        if !(self.bandwidth > 0.0 && self.bandwidth.is_finite()) {
+    /// The diode configuration (`base`, from the file, with the flags
+    /// applied) and the loss model the flags describe.
+    pub fn model(&self, base: DiodeConfig) -> Result<(DiodeConfig, LossModel), PlanError> {
+        if let Some(mbit) = self.bandwidth
+            && !(mbit > 0.0 && mbit.is_finite())
+        {
             return Err(PlanError::Bandwidth);
         }
         if !(0.0..100.0).contains(&self.loss) {
@@ -461,13 +470,17 @@ impl DiodePlanArgs {
             }
         };
         let config = DiodeConfig {
-            mtu: self.mtu,
-            block_size: self.block_size,
-            repair_percentage: self.repair_percentage,
-            bandwidth: (self.bandwidth * 1e6).round().max(1.0) as u64,
-            max_blocks_in_flight: self.max_blocks_in_flight,
-            max_sessions: self.max_sessions,
-            ..DiodeConfig::default()
+            mtu: self.mtu.unwrap_or(base.mtu),
+            block_size: self.block_size.unwrap_or(base.block_size),
+            repair_percentage: self.repair_percentage.unwrap_or(base.repair_percentage),
+            bandwidth: self
+                .bandwidth
+                .map_or(base.bandwidth, |mbit| (mbit * 1e6).round().max(1.0) as u64),
+            max_blocks_in_flight: self
+                .max_blocks_in_flight
+                .unwrap_or(base.max_blocks_in_flight),
+            max_sessions: self.max_sessions.unwrap_or(base.max_sessions),
+            ..base
         };
         Ok((config, loss))
     }
@@ -500,8 +513,15 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// The plan as the report `ferry diode-plan` prints.
-pub fn report(args: &DiodePlanArgs, config: &DiodeConfig, loss: LossModel, plan: &Plan) -> String {
+/// The plan as the report `ferry diode-plan` prints; `asked` are the socket
+/// buffers the settings ask for (send, receive).
+pub fn report(
+    args: &DiodePlanArgs,
+    config: &DiodeConfig,
+    loss: LossModel,
+    plan: &Plan,
+    asked: (usize, usize),
+) -> String {
     let mut s = String::new();
     let model = match loss {
         LossModel::Random { .. } => format!("random loss {} %", args.loss),
@@ -545,7 +565,7 @@ pub fn report(args: &DiodePlanArgs, config: &DiodeConfig, loss: LossModel, plan:
     let _ = writeln!(
         s,
         "throughput at {} Mbit/s of UDP payload: {:.1} Mbit/s of data (the rest is repair and headers); {:.1} Mbit/s of IP packets on the link",
-        args.bandwidth,
+        config.bandwidth as f64 / 1e6,
         plan.goodput_bps / 1e6,
         plan.wire_bps / 1e6
     );
@@ -565,6 +585,19 @@ pub fn report(args: &DiodePlanArgs, config: &DiodeConfig, loss: LossModel, plan:
         bytes(plan.recv_buffer as u64),
         plan.recv_buffer
     );
+    for (key, asked, needed) in [
+        ("udp_send_buffer", asked.0, plan.send_buffer),
+        ("udp_recv_buffer", asked.1, plan.recv_buffer),
+    ] {
+        if asked < needed {
+            let _ = writeln!(
+                s,
+                "warning: `{key}` asks for {} but the pace needs {}: raise it",
+                bytes(asked as u64),
+                bytes(needed as u64)
+            );
+        }
+    }
     for warning in &plan.warnings {
         let _ = writeln!(s, "warning: {warning}");
     }
@@ -574,10 +607,12 @@ pub fn report(args: &DiodePlanArgs, config: &DiodeConfig, loss: LossModel, plan:
 /// Runs `ferry diode-plan`.
 pub fn run(args: &DiodePlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let invalid = |e: PlanError| CliError::Invalid(e.to_string());
-    let (config, loss) = args.model().map_err(invalid)?;
+    let settings = args.file.load()?;
+    let (config, loss) = args.model(settings.diode).map_err(invalid)?;
     let plan =
         plan(&config, args.depth, args.overhead, loss, args.session_size).map_err(invalid)?;
-    out.write_all(report(args, &config, loss, &plan).as_bytes())?;
+    let asked = (settings.sender.send_buffer, settings.receiver.recv_buffer);
+    out.write_all(report(args, &config, loss, &plan, asked).as_bytes())?;
     Ok(())
 }
 
@@ -728,24 +763,29 @@ mod tests {
     #[test]
     fn flags_are_checked() {
         let args = |loss, burst| DiodePlanArgs {
-            mtu: 1500,
-            block_size: 524_288,
-            repair_percentage: 10,
+            file: ConfigFile::default(),
+            mtu: None,
+            block_size: None,
+            repair_percentage: Some(10),
             overhead: 1,
             depth: 1,
             loss,
             burst,
             session_size: 1 << 20,
-            bandwidth: 100.0,
-            max_blocks_in_flight: 8,
-            max_sessions: 16,
+            bandwidth: Some(100.0),
+            max_blocks_in_flight: None,
+            max_sessions: None,
         };
-        assert!(matches!(args(100.0, None).model(), Err(PlanError::Loss(_))));
+        let base = DiodeConfig::default;
         assert!(matches!(
-            args(60.0, Some(1.0)).model(),
+            args(100.0, None).model(base()),
+            Err(PlanError::Loss(_))
+        ));
+        assert!(matches!(
+            args(60.0, Some(1.0)).model(base()),
             Err(PlanError::Burst { .. })
         ));
-        let (config, loss) = args(1.0, Some(4.0)).model().unwrap();
+        let (config, loss) = args(1.0, Some(4.0)).model(base()).unwrap();
         assert_eq!(config.bandwidth, 100_000_000);
         let (to_bad, to_good) = loss.transitions();
         assert!((to_good - 0.25).abs() < 1e-12);
@@ -755,6 +795,8 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("371 source symbols"), "{text}");
         assert!(text.contains("net.core.rmem_max="), "{text}");
+        // The default buffers asked for are enough for 100 Mbit/s.
+        assert!(!text.contains("asks for"), "{text}");
         assert_eq!(parse_size("2K"), Ok(2048));
         assert!(parse_size("x").is_err());
     }
@@ -784,5 +826,41 @@ mod tests {
         let bad = crate::Cli::try_parse_from(["ferry", "diode-plan", "--depth", "0"]).unwrap();
         let err = crate::run(bad, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("`--depth`"), "{err}");
+    }
+
+    #[test]
+    fn the_settings_file_gives_the_link_and_flags_override_it() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("diode.toml");
+        std::fs::write(
+            &path,
+            "mtu = 9000\nrepair_percentage = 20\nbandwidth = 5000\nudp_recv_buffer = 1048576\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let cli = crate::Cli::try_parse_from([
+            "ferry",
+            "diode-plan",
+            "--config",
+            path,
+            "--repair-percentage",
+            "30",
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        crate::run(cli, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // 9000 − 81 rounded down to 8 = 8912; 524288 / 8912 → 59 symbols,
+        // 30 % of them → 18 repair.
+        assert!(
+            text.contains("59 source symbols of 8912 bytes + 18 repair (30 %)"),
+            "{text}"
+        );
+        assert!(text.contains("throughput at 5000 Mbit/s"), "{text}");
+        assert!(
+            text.contains("`udp_recv_buffer` asks for 1.0 MiB"),
+            "{text}"
+        );
     }
 }
