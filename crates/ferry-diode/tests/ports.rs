@@ -105,6 +105,10 @@ fn three_ports_carry_every_byte_and_each_carries_some() {
         assert_eq!(port.send_errors, 0);
     }
     assert_eq!(sent.sends, sent.ports.iter().map(|p| p.sends).sum::<u64>());
+    // Round robin: the ports' shares differ by one run at most.
+    let sends: Vec<u64> = sent.ports.iter().map(|p| p.sends).collect();
+    let (least, most) = (sends.iter().min().unwrap(), sends.iter().max().unwrap());
+    assert!(most - least <= 1, "uneven: {sends:?}");
     sender.close().unwrap();
     let received = receiver.stats();
     assert_eq!(received.ports.len(), 3);
