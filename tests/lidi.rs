@@ -237,7 +237,7 @@ fn an_anssi_lidi_configuration_runs_unchanged_with_its_unused_keys_warned_about(
 }
 
 #[test]
-fn a_fork_lidi_configuration_runs_unchanged_on_its_first_port() {
+fn a_fork_lidi_configuration_runs_unchanged_on_all_its_ports() {
     let (send_tcp, recv_tcp) = (free_tcp(), free_tcp());
     let ports = [free_udp(), free_udp(), free_udp()];
     let text = fork_config(ports, send_tcp, recv_tcp);
@@ -250,13 +250,12 @@ fn a_fork_lidi_configuration_runs_unchanged_on_its_first_port() {
         settings.addresses.udp_for_driver(),
         Some(SocketAddr::from(([127, 0, 0, 1], ports[0])))
     );
+    assert_eq!(settings.sender.ports, ports);
+    assert_eq!(settings.receiver.ports, ports);
     assert_eq!(settings.diode.bandwidth, 100_000_000);
     let report = ferry(&["ferry", "config", "check", path.to_str().unwrap()]);
     for line in [
-        &format!(
-            "ports {}, {} are ignored until multi-port lands",
-            ports[1], ports[2]
-        ),
+        &format!("ports {}, {}, {}: one socket", ports[0], ports[1], ports[2]),
         "max_bandwidth → bandwidth = 100 Mbit/s (read as bit/s",
         "[receiver] metrics: ignored (warning)",
     ] {

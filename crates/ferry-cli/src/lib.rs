@@ -90,6 +90,9 @@ pub enum Command {
     /// Watch a directory and send the files that land in it through a
     /// `ferry diode-send`.
     DiodeSendDir(diode::dir::DiodeSendDirArgs),
+    /// Check a diode link's parameters offline: block make-up, chance of
+    /// losing a block or session, longest burst survived, throughput, memory.
+    DiodePlan(diode::plan::DiodePlanArgs),
     /// Measure Ferry on this machine over loopback (suites: bulk, latency,
     /// many, efficiency, sessions, diode) and print one table, each figure
     /// beside a baseline from the same run (TCP, raw UDP, the codec).
@@ -186,6 +189,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::DiodeSendFile(args) => diode::file::run_send(&args, out),
         Command::DiodeReceiveFile(args) => diode::file::run_receive(&args, out),
         Command::DiodeSendDir(args) => diode::dir::run(&args, out),
+        Command::DiodePlan(args) => diode::plan::run(&args, out),
         // Children are `ferry bench-role …`.
         #[cfg(feature = "bench")]
         Command::Bench(args) => {

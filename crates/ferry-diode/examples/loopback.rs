@@ -3,8 +3,8 @@
 //!
 //! ```sh
 //! cargo run --release -p ferry-diode --example loopback            # 1 GiB at 5 Gbit/s, mtu 9000
-//! cargo run --release -p ferry-diode --example loopback -- 256 2000 1500 20
-//! #                                                     MiB ^  Mbit/s ^ mtu ^ repair %
+//! cargo run --release -p ferry-diode --example loopback -- 256 2000 1500 20 3
+//! #                                                     MiB ^  Mbit/s ^ mtu ^ repair % ^ UDP ports
 //! ```
 //!
 //! On loopback nothing is lost unless the receiver falls behind the pace
@@ -31,7 +31,7 @@ fn stream(pattern: &[u8], total: u64) -> impl Iterator<Item = &[u8]> {
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
         .nth(n)
-        .map(|a| a.parse().expect("arguments: MiB Mbit/s mtu repair%"))
+        .map(|a| a.parse().expect("arguments: MiB Mbit/s mtu repair% ports"))
         .unwrap_or(default)
 }
 
@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     let mbit = arg(2, 5000);
     let mtu = arg(3, 9000) as usize;
     let repair = arg(4, 10) as u32;
+    let ports = arg(5, 1) as usize;
     let config = DiodeConfig {
         mtu,
         bandwidth: mbit * 1_000_000,
@@ -49,13 +50,26 @@ fn main() -> ExitCode {
         ..DiodeConfig::default()
     };
     let any = "127.0.0.1:0".parse().unwrap();
-    let receiver = DiodeReceiver::bind(any, config.clone(), SocketOptions::default())
-        .expect("bind the receiver");
+    // One port: the default (no list). Several: ports the system chooses.
+    let listen = SocketOptions {
+        ports: if ports > 1 {
+            vec![0; ports]
+        } else {
+            Vec::new()
+        },
+        ..SocketOptions::default()
+    };
+    let receiver =
+        DiodeReceiver::bind(any, config.clone(), listen.clone()).expect("bind the receiver");
+    let chosen = receiver.local_addrs().iter().map(|a| a.port()).collect();
     let sender = DiodeSender::bind(
         any,
         receiver.local_addr(),
         config.clone(),
-        SocketOptions::default(),
+        SocketOptions {
+            ports: if ports > 1 { chosen } else { Vec::new() },
+            ..listen
+        },
     )
     .expect("bind the sender");
 
@@ -113,7 +127,7 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{mib} MiB, mtu {mtu}, repair {repair}%, paced at {mbit} Mbit/s, loopback, 0% loss"
+        "{mib} MiB, mtu {mtu}, repair {repair}%, paced at {mbit} Mbit/s over {ports} UDP port(s), loopback, 0% loss"
     );
     let _ = writeln!(
         out,
@@ -126,11 +140,12 @@ fn main() -> ExitCode {
     );
     let _ = writeln!(
         out,
-        "received {} datagrams in {} batches; {} blocks decoded ({} needed repair)",
+        "received {} datagrams in {} batches; {} blocks decoded ({} needed repair); {} dropped by the receiving sockets",
         stats.protocol.datagrams,
         stats.receives,
         stats.protocol.blocks_decoded,
         stats.protocol.blocks_repaired,
+        stats.socket_drops,
     );
     match outcome {
         Ok(bytes) if bytes == total && hasher.finalize() == digest => {

@@ -51,16 +51,29 @@
 //! Nothing can travel back on a diode, so nothing slows the sender down but
 //! its own `bandwidth` setting: set it at or below what the link and the
 //! receiver sustain, and the repair percentage above the loss you expect.
+//!
+//! [`SocketOptions::ports`] spreads the datagrams over several UDP ports
+//! (a socket and a thread per port on each side). At `bind`, each side
+//! compares the socket buffer the kernel granted with what `bandwidth`
+//! needs ([`BufferCheck`]) and warns with the sysctl to run; the receiver
+//! counts the datagrams its sockets dropped when it fell behind
+//! ([`DiodeReceiverStats::socket_drops`]) and says when a lost session is
+//! its own fault rather than the link's.
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod buffers;
 mod error;
+mod events;
+mod lanes;
 mod receiver;
 mod sender;
 mod socket;
 
+pub use buffers::{BufferCheck, BufferSide, RECV_BUFFER_TIME, SEND_BUFFER_TIME, buffer_needed};
 pub use error::DiodeError;
-pub use receiver::{DiodeReceiver, DiodeReceiverStats};
+pub use lanes::SenderPortStats;
+pub use receiver::{DiodeReceiver, DiodeReceiverStats, ReceiverPortStats};
 pub use sender::{DiodeSender, DiodeSenderStats, SessionWriter};
 pub use socket::SocketOptions;
 

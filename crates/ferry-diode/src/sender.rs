@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use ferry_proto::diode::{
     DiodeConfig, DiodeSessionId, EncodeJob, Sender, SenderError, SenderEvent, SenderStats,
 };
-use quinn_udp::{Transmit, UdpSockRef, UdpSocketState};
-use tracing::{debug, error, warn};
+use tracing::{debug, error};
 
 use crate::DiodeError;
-use crate::socket::{Buffer, SocketOptions, bind_udp, lock, seed};
+use crate::buffers::{BufferCheck, BufferSide};
+use crate::lanes::{Lane, LaneCounters, Output, SenderPortStats};
+use crate::socket::{SocketOptions, lock, seed, spread};
 
 /// Largest payload of one GSO send.
 const MAX_GSO_BYTES: usize = 64_000;
@@ -29,10 +30,14 @@ const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 pub struct DiodeSenderStats {
     /// The protocol core's counters.
     pub protocol: SenderStats,
-    /// Send calls to the socket (each a run of datagrams with GSO).
+    /// Send calls to the sockets (each a run of datagrams with GSO).
     pub sends: u64,
     /// Send calls that failed; their datagrams are lost, as on the wire.
     pub send_errors: u64,
+    /// Each port's counters, in the order of
+    /// [`SocketOptions::ports`](crate::SocketOptions::ports) (one entry
+    /// without ports).
+    pub ports: Vec<SenderPortStats>,
 }
 
 /// Where a session stands, as its writer sees it.
@@ -54,8 +59,6 @@ struct State {
     stopping: bool,
     /// The driver thread has exited.
     stopped: bool,
-    sends: u64,
-    send_errors: u64,
 }
 
 impl State {
@@ -153,13 +156,23 @@ pub struct DiodeSender {
     shared: Arc<Shared>,
     driver: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
-    local_addr: SocketAddr,
-    to: SocketAddr,
+    /// The lanes' send threads (none with one port).
+    lanes: Vec<JoinHandle<()>>,
+    /// Each port: its local address, destination and counters.
+    ports: Vec<(SocketAddr, SocketAddr, Arc<LaneCounters>)>,
+    buffer: BufferCheck,
 }
 
 impl DiodeSender {
     /// Binds a UDP socket on `local` and starts sending to `to`: heartbeats at
     /// once, sessions as they are opened.
+    ///
+    /// With [`SocketOptions::ports`], one socket per port sends to `to`'s IP
+    /// at that port: the first socket is bound on `local`, the others on
+    /// `local`'s IP at a port the system chooses.
+    ///
+    /// Logs a warning when the kernel grants a smaller send buffer than
+    /// `bandwidth` needs (see [`buffer_check`](Self::buffer_check)).
     ///
     /// Fails with [`DiodeError::Config`] when `config` is invalid (the message
     /// names the key), [`DiodeError::AddrInUse`] and its siblings when the
@@ -175,27 +188,34 @@ impl DiodeSender {
         if local.is_ipv4() != to.is_ipv4() && !(local.is_ipv6() && local.ip().is_unspecified()) {
             return Err(DiodeError::AddressFamily { local, to });
         }
-        let socket = bind_udp(local, Buffer::Send(options.send_buffer))?;
-        let local_addr = socket.local_addr().map_err(|source| DiodeError::Io {
-            context: "cannot read the address of the socket bound on",
-            addr: local,
-            source,
-        })?;
-        let udp =
-            UdpSocketState::new(UdpSockRef::from(&socket)).map_err(|source| DiodeError::Io {
-                context: "cannot set up the UDP socket on",
-                addr: local_addr,
-                source,
-            })?;
-        // quinn-udp made it non-blocking; the driver thread does nothing but
-        // send, so it may as well block when the socket buffer is full.
-        socket
-            .set_nonblocking(false)
-            .map_err(|source| DiodeError::Io {
-                context: "cannot make blocking the socket on",
-                addr: local_addr,
-                source,
-            })?;
+        let destinations = spread(to, &options.ports);
+        let check = BufferCheck::new(
+            &config,
+            BufferSide::Send,
+            options.send_buffer,
+            destinations.len(),
+        );
+        let mut lanes = Vec::new();
+        let mut buffer: Option<BufferCheck> = None;
+        for (i, &destination) in destinations.iter().enumerate() {
+            let from = if i == 0 {
+                local
+            } else {
+                SocketAddr::new(local.ip(), 0)
+            };
+            let (lane, granted) = Lane::open(from, destination, check.clone())?;
+            if buffer.as_ref().is_none_or(|b| granted.granted < b.granted) {
+                buffer = Some(granted);
+            }
+            lanes.push(lane);
+        }
+        let buffer = buffer.unwrap_or(check);
+        let ports: Vec<_> = lanes
+            .iter()
+            .zip(&destinations)
+            .map(|(lane, &to)| (lane.local_addr(), to, Arc::clone(&lane.counters)))
+            .collect();
+        let local_addr = ports[0].0;
         let (tx, rx) = mpsc::channel::<EncodeJob>();
         let heartbeat = config.heartbeat;
         let datagram = config.datagram_size();
@@ -209,8 +229,6 @@ impl DiodeSender {
                 jobs: Some(tx),
                 stopping: false,
                 stopped: false,
-                sends: 0,
-                send_errors: 0,
             }),
             driver: Condvar::new(),
             app: Condvar::new(),
@@ -219,8 +237,9 @@ impl DiodeSender {
             shared: Arc::clone(&shared),
             driver: None,
             workers: Vec::new(),
-            local_addr,
-            to,
+            lanes: Vec::new(),
+            ports,
+            buffer,
         };
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..options.worker_threads() {
@@ -235,15 +254,15 @@ impl DiodeSender {
                 })?;
             sender.workers.push(handle);
         }
+        let (output, lane_threads) = Output::start(lanes)?;
+        sender.lanes = lane_threads;
         let driver = Driver {
             shared,
-            socket,
-            udp,
-            to,
+            output,
             datagram,
             heartbeat,
             batch_wait: batch_wait(datagram, bandwidth, max_burst),
-            warned: false,
+            sent_marks: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("diode-send".into())
@@ -253,7 +272,7 @@ impl DiodeSender {
                 source,
             })?;
         sender.driver = Some(handle);
-        debug!(local = %local_addr, %to, "diode sender started");
+        debug!(local = %local_addr, ?destinations, "diode sender started");
         Ok(sender)
     }
 
@@ -279,24 +298,47 @@ impl DiodeSender {
         })
     }
 
-    /// Counters of the protocol and the socket.
+    /// Counters of the protocol and the sockets.
     pub fn stats(&self) -> DiodeSenderStats {
-        let state = self.shared.lock();
+        let protocol = self.shared.lock().core.stats().clone();
+        let ports: Vec<SenderPortStats> = self
+            .ports
+            .iter()
+            .map(|(local, to, counters)| counters.stats(*local, *to))
+            .collect();
         DiodeSenderStats {
-            protocol: state.core.stats().clone(),
-            sends: state.sends,
-            send_errors: state.send_errors,
+            protocol,
+            sends: ports.iter().map(|p| p.sends).sum(),
+            send_errors: ports.iter().map(|p| p.send_errors).sum(),
+            ports,
         }
     }
 
-    /// The address the socket is bound to.
+    /// The address the (first) socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.ports[0].0
     }
 
-    /// Where the datagrams go.
+    /// The addresses every socket is bound to, one per port.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.ports.iter().map(|p| p.0).collect()
+    }
+
+    /// Where the datagrams go (the first port's destination).
     pub fn destination(&self) -> SocketAddr {
-        self.to
+        self.ports[0].1
+    }
+
+    /// Where the datagrams go, one destination per port.
+    pub fn destinations(&self) -> Vec<SocketAddr> {
+        self.ports.iter().map(|p| p.1).collect()
+    }
+
+    /// The send buffer granted, against what `bandwidth` needs (the smallest
+    /// of the sockets' when there are several). `bind` logs it as a warning
+    /// when short; its `Display` says what to do.
+    pub fn buffer_check(&self) -> &BufferCheck {
+        &self.buffer
     }
 
     /// Closes the sender gracefully: waits until every finished session has
@@ -352,6 +394,11 @@ impl DiodeSender {
         if let Some(driver) = self.driver.take() {
             let _ = driver.join();
         }
+        // The driver dropped the lanes' queues: they send what is left, then
+        // end.
+        for lane in self.lanes.drain(..) {
+            let _ = lane.join();
+        }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
@@ -394,13 +441,13 @@ fn encode_worker(shared: &Shared, jobs: &Mutex<mpsc::Receiver<EncodeJob>>) {
 #[derive(Debug)]
 struct Driver {
     shared: Arc<Shared>,
-    socket: UdpSocket,
-    udp: UdpSocketState,
-    to: SocketAddr,
+    output: Output,
     datagram: usize,
     heartbeat: Duration,
     batch_wait: Duration,
-    warned: bool,
+    /// Sessions whose last datagram went to a lane's queue, with what the
+    /// lanes must have sent before the session counts as sent.
+    sent_marks: Vec<(DiodeSessionId, u64, Vec<u64>)>,
 }
 
 impl Driver {
@@ -408,48 +455,58 @@ impl Driver {
         let mut buf = vec![0u8; MAX_GSO_BYTES.max(self.datagram)];
         let shared = Arc::clone(&self.shared);
         let mut state = shared.lock();
+        let segments = self
+            .output
+            .max_gso_segments()
+            .min(MAX_GSO_BYTES / self.datagram)
+            .max(1);
         loop {
             let now = Instant::now();
             state.core.handle_timeout(now);
             loop {
-                let segments = self
-                    .udp
-                    .max_gso_segments()
-                    .min(MAX_GSO_BYTES / self.datagram)
-                    .max(1);
                 let room = (segments * self.datagram).min(buf.len());
                 let Some(t) = state.core.poll_transmit(now, &mut buf[..room]) else {
                     break;
                 };
                 drop(state);
-                let ok = self.send(&buf[..t.len], t.segment_size);
+                self.output.send(&mut buf, t.len, t.segment_size);
                 state = shared.lock();
-                state.sends += 1;
-                if !ok {
-                    state.send_errors += 1;
-                }
             }
             let mut wake = false;
             while let Some(event) = state.core.poll_event() {
                 wake = true;
-                if let SenderEvent::SessionSent { session, bytes } = event
-                    && let Some(slot) = state.slots.get_mut(&session)
-                {
-                    debug!(%session, bytes, "diode session sent");
-                    *slot = Slot::Sent(bytes);
+                if let SenderEvent::SessionSent { session, bytes } = event {
+                    match self.output.mark() {
+                        None => mark_sent(&mut state, session, bytes),
+                        Some(mark) => self.sent_marks.push((session, bytes, mark)),
+                    }
                 }
             }
+            let output = &self.output;
+            self.sent_marks.retain(|(session, bytes, mark)| {
+                if output.reached(mark) {
+                    mark_sent(&mut state, *session, *bytes);
+                    wake = true;
+                    false
+                } else {
+                    true
+                }
+            });
             if wake || state.core.is_idle() {
                 shared.app.notify_all();
             }
             if state.stopping {
                 break;
             }
-            let next = state
+            let mut next = state
                 .core
                 .poll_timeout()
                 .unwrap_or(now + self.heartbeat)
                 .max(now + self.batch_wait);
+            if !self.sent_marks.is_empty() {
+                // Look again soon: the lanes are sending the last runs.
+                next = next.min(now + MAX_BATCH_WAIT);
+            }
             let wait = next.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 state = shared
@@ -464,39 +521,13 @@ impl Driver {
         shared.app.notify_all();
         debug!("diode sender driver stopped");
     }
+}
 
-    /// Sends a run of datagrams; returns whether the socket took it.
-    fn send(&mut self, contents: &[u8], segment_size: usize) -> bool {
-        let transmit = Transmit {
-            destination: self.to,
-            ecn: None,
-            contents,
-            segment_size: (contents.len() > segment_size).then_some(segment_size),
-            src_ip: None,
-        };
-        loop {
-            match self.udp.try_send(UdpSockRef::from(&self.socket), &transmit) {
-                Ok(()) => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // A blocking socket should not say this; be patient.
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                Err(e) => {
-                    if !self.warned {
-                        self.warned = true;
-                        warn!(
-                            error = %e,
-                            to = %self.to,
-                            "cannot send diode datagrams (lost, as on the wire): check the route to the destination, and that `mtu` is not above the link's"
-                        );
-                    } else {
-                        debug!(error = %e, "send failed; datagrams lost");
-                    }
-                    return false;
-                }
-            }
-        }
+/// Marks a session sent: every datagram of it is on the wire.
+fn mark_sent(state: &mut State, session: DiodeSessionId, bytes: u64) {
+    if let Some(slot) = state.slots.get_mut(&session) {
+        debug!(%session, bytes, "diode session sent");
+        *slot = Slot::Sent(bytes);
     }
 }
 

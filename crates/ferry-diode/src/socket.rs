@@ -5,9 +5,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::DiodeError;
+use crate::buffers::{BufferCheck, BufferSide};
 
 /// The driver's resources: socket buffer sizes, worker threads and (for the
 /// receiver) how many events may wait for the application.
@@ -40,6 +41,23 @@ pub struct SocketOptions {
     /// event always fits). Beyond it the receiving thread waits for the
     /// application, see [`DiodeReceiver`](crate::DiodeReceiver).
     pub event_queue_bytes: usize,
+    /// `udp_port`: the UDP ports to spread the datagrams over, as Lidi's
+    /// `udp_port = [...]`. Empty (the default): the one port of the address
+    /// given to `bind`. Otherwise that address gives the IP only, and:
+    ///
+    /// - the sender sends to the destination's IP at each of these ports in
+    ///   turn (round robin, one GSO run of datagrams at a time), each port
+    ///   with its own socket and send thread;
+    /// - the receiver binds one socket per port (0: a port the system
+    ///   chooses, see [`DiodeReceiver::local_addrs`](crate::DiodeReceiver::local_addrs)),
+    ///   each read by its own thread, all feeding the one protocol core.
+    ///
+    /// Both sides must list the same ports. Several ports let the receiving
+    /// host spread the flows over its NIC's queues and cores (receive-side
+    /// scaling hashes the port) and give each socket its own buffer;
+    /// datagrams from different ports may reorder, which the receiver
+    /// tolerates within `max_blocks_in_flight` blocks.
+    pub ports: Vec<u16>,
 }
 
 impl Default for SocketOptions {
@@ -49,6 +67,7 @@ impl Default for SocketOptions {
             recv_buffer: 32 << 20,
             threads: 0,
             event_queue_bytes: 32 << 20,
+            ports: Vec::new(),
         }
     }
 }
@@ -64,16 +83,14 @@ impl SocketOptions {
     }
 }
 
-/// Which buffer to size.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Buffer {
-    Send(usize),
-    Recv(usize),
-}
-
-/// Binds a UDP socket on `addr` and sizes its buffer, warning when the kernel
-/// grants less than asked.
-pub(crate) fn bind_udp(addr: SocketAddr, buffer: Buffer) -> Result<UdpSocket, DiodeError> {
+/// Binds a UDP socket on `addr` and asks for a buffer of `buffer.requested`
+/// bytes; returns the socket and the comparison of what the kernel granted
+/// with what the pace needs, logged as a warning when short (see
+/// [`BufferCheck`]).
+pub(crate) fn bind_udp(
+    addr: SocketAddr,
+    mut buffer: BufferCheck,
+) -> Result<(UdpSocket, BufferCheck), DiodeError> {
     let io_err = |context, source| DiodeError::Io {
         context,
         addr,
@@ -85,41 +102,44 @@ pub(crate) fn bind_udp(addr: SocketAddr, buffer: Buffer) -> Result<UdpSocket, Di
         // Accept IPv4-mapped peers too when bound to the unspecified address.
         let _ = socket.set_only_v6(false);
     }
-    match buffer {
-        Buffer::Send(size) => {
-            if let Err(e) = socket.set_send_buffer_size(size) {
-                debug!(error = %e, "could not set the send buffer size");
-            }
-            let granted = socket.send_buffer_size().unwrap_or(0);
-            if granted < size {
-                warn!(
-                    requested = size,
-                    granted,
-                    "the kernel granted a smaller UDP send buffer than asked; raise net.core.wmem_max (sysctl) or lower `udp_send_buffer`"
-                );
-            }
-        }
-        Buffer::Recv(size) => {
-            if let Err(e) = socket.set_recv_buffer_size(size) {
-                debug!(error = %e, "could not set the receive buffer size");
-            }
-            let granted = socket.recv_buffer_size().unwrap_or(0);
-            if granted < size {
-                warn!(
-                    requested = size,
-                    granted,
-                    "the kernel granted a smaller UDP receive buffer than asked: datagrams may be dropped under bursts; raise net.core.rmem_max (sysctl) or lower `udp_recv_buffer`"
-                );
-            }
-        }
+    let (set, granted) = match buffer.side {
+        BufferSide::Send => (
+            socket.set_send_buffer_size(buffer.requested),
+            socket.send_buffer_size(),
+        ),
+        BufferSide::Recv => (
+            socket.set_recv_buffer_size(buffer.requested),
+            socket.recv_buffer_size(),
+        ),
+    };
+    if let Err(e) = set {
+        debug!(error = %e, side = ?buffer.side, "could not set the socket buffer size");
     }
+    buffer.granted = granted.unwrap_or(0);
+    buffer.log(addr);
     socket.bind(&addr.into()).map_err(|e| match e.kind() {
         io::ErrorKind::AddrInUse => DiodeError::AddrInUse(addr),
         io::ErrorKind::AddrNotAvailable => DiodeError::AddrNotAvailable(addr),
         io::ErrorKind::PermissionDenied => DiodeError::PermissionDenied(addr),
         _ => io_err("cannot bind UDP address", e),
     })?;
-    Ok(socket.into())
+    Ok((socket.into(), buffer))
+}
+
+/// The addresses a side uses: `addr` alone when `ports` is empty, else
+/// `addr`'s IP at each of `ports`.
+pub(crate) fn spread(addr: SocketAddr, ports: &[u16]) -> Vec<SocketAddr> {
+    if ports.is_empty() {
+        return vec![addr];
+    }
+    ports
+        .iter()
+        .map(|&port| {
+            let mut a = addr;
+            a.set_port(port);
+            a
+        })
+        .collect()
 }
 
 /// An unpredictable seed: the standard library's per-process random hasher

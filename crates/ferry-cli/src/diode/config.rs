@@ -175,8 +175,9 @@ pub const TOP_LEVEL_KEYS: [&str; 21] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addresses {
     /// `udp_addr` with each port of `udp_port`: where `diode-receive`
-    /// listens and `diode-send` sends. Ferry's diode uses the first today
-    /// ([`Addresses::udp_for_driver`]).
+    /// listens and `diode-send` sends. With several, the first gives the
+    /// address ([`Addresses::udp_for_driver`]) and the sockets' `ports`
+    /// ([`SocketOptions::ports`]) all of them.
     pub udp: Vec<SocketAddr>,
     /// `[sender] bind_udp`: the address `diode-send` sends from (`--bind`).
     pub bind_udp: Option<SocketAddr>,
@@ -187,9 +188,9 @@ pub struct Addresses {
 }
 
 impl Addresses {
-    /// The UDP address the diode driver uses: the first of [`Self::udp`]
-    /// (the others were warned about when the file was read). When
-    /// `ferry-diode` takes several ports, pass `&self.udp` instead.
+    /// The UDP address the diode driver is given: the first of
+    /// [`Self::udp`] (with several, the driver takes its IP and the ports
+    /// from [`SocketOptions::ports`]).
     pub fn udp_for_driver(&self) -> Option<SocketAddr> {
         self.udp.first().copied()
     }
@@ -211,12 +212,12 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The keys read with a warning (ignored, or partly used).
+    /// The keys read with a warning (ignored).
     pub fn warnings(&self) -> impl Iterator<Item = &KeyReading> {
         self.keys.iter().filter(|k| k.warning.is_some())
     }
 
-    /// Logs a warning for each key ignored or partly used.
+    /// Logs a warning for each key ignored.
     fn log_warnings(&self, origin: &Path) {
         for key in self.warnings() {
             warn!(
@@ -484,6 +485,12 @@ fn settings(
     let buffers = SocketOptions {
         send_buffer: file.udp_send_buffer.unwrap_or(defaults.send_buffer),
         recv_buffer: file.udp_recv_buffer.unwrap_or(defaults.recv_buffer),
+        // Lidi's list of ports: the first address gives the IP.
+        ports: if addresses.udp.len() > 1 {
+            addresses.udp.iter().map(SocketAddr::port).collect()
+        } else {
+            Vec::new()
+        },
         ..defaults
     };
     for (key, given, v) in [
@@ -576,20 +583,12 @@ fn addresses(
             } else if ports.len() == 1 {
                 r.mapped("udp_port", format!("port {}", ports[0]));
             } else {
-                let rest: Vec<String> = ports[1..].iter().map(u16::to_string).collect();
-                let (noun, verb) = if rest.len() == 1 {
-                    ("port", "is")
-                } else {
-                    ("ports", "are")
-                };
-                r.partly(
+                let all: Vec<String> = ports.iter().map(u16::to_string).collect();
+                r.mapped(
                     "udp_port",
-                    format!("port {} (the first)", ports[0]),
                     format!(
-                        "{noun} {} {verb} ignored until multi-port lands: Ferry's diode uses one UDP port \
-                         today (one port carries the whole rate; the sender and receiver threads \
-                         are set by encode_threads/decode_threads)",
-                        rest.join(", ")
+                        "ports {}: one socket and thread per port on each side, the datagrams dealt among them",
+                        all.join(", ")
                     ),
                 );
             }

@@ -18,6 +18,7 @@
 //!   files appear under their name only once complete and checked.
 //! - [`dir`] (`ferry diode-send-dir`): watches a directory and sends what
 //!   lands in it.
+//! - [`plan`] (`ferry diode-plan`): checks a link's parameters offline.
 //! - [`config`]: the settings file (`--config`/`-c`: Ferry's keys, or
 //!   Lidi's read unchanged) and the flags that override it.
 //! - [`frame`]: the file header (name, size, digest, mode, mtime);
@@ -44,6 +45,7 @@ pub mod dir;
 pub mod file;
 pub mod frame;
 pub mod glob;
+pub mod plan;
 pub mod receive;
 pub mod send;
 

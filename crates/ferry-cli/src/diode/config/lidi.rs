@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `encoding_block_size` | `block_size` |
 //! | `repair_block_size` | `repair_percentage` = ⌈100 × repair ÷ encoding block⌉ |
-//! | `udp_addr`, `udp_port` | `diode-send --to`, `diode-receive --listen` (first port) |
+//! | `udp_addr`, `udp_port` | `diode-send --to`, `diode-receive --listen`; a list: every port (`SocketOptions::ports`) |
 //! | `udp_mtu` | `mtu` |
 //! | `heartbeat` | `heartbeat` |
 //! | `[sender] bind_tcp` | `diode-send --listen` |

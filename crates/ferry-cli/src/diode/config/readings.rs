@@ -68,11 +68,6 @@ impl Readings {
         self.push(key, Some(to), None);
     }
 
-    /// `key` became `to`, with a warning about the rest of it.
-    pub(super) fn partly(&mut self, key: &str, to: String, warning: String) {
-        self.push(key, Some(to), Some(warning));
-    }
-
     /// `key` is ignored, for the reason [`lidi::why_ignored`] gives.
     pub(super) fn ignored(&mut self, key: &str) {
         self.push(key, None, Some(lidi::why_ignored(key).to_owned()));

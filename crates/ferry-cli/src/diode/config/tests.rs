@@ -143,7 +143,7 @@ fn a_lidi_file_is_read_unchanged() {
 }
 
 #[test]
-fn extra_udp_ports_are_warned_about() {
+fn a_list_of_udp_ports_spreads_both_sides_over_them() {
     let s = parse(
         "udp_addr = \"10.0.0.2\"\nudp_port = [ 5000, 5001, 5002 ]\n",
         "lidi.toml",
@@ -154,14 +154,11 @@ fn extra_udp_ports_are_warned_about() {
         s.addresses.udp_for_driver(),
         Some("10.0.0.2:5000".parse().unwrap())
     );
-    let w: Vec<_> = s.warnings().collect();
-    assert_eq!(w.len(), 1);
-    assert!(
-        w[0].to_string()
-            .contains("5001, 5002 are ignored until multi-port lands"),
-        "{}",
-        w[0]
-    );
+    assert_eq!(s.sender.ports, [5000, 5001, 5002]);
+    assert_eq!(s.receiver.ports, [5000, 5001, 5002]);
+    assert_eq!(s.warnings().count(), 0);
+    let key = s.keys.iter().find(|k| k.key == "udp_port").unwrap();
+    assert!(key.to_string().contains("ports 5000, 5001, 5002"), "{key}");
 }
 
 #[test]
