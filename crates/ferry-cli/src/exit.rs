@@ -102,7 +102,7 @@ impl CliError {
             ) => Exit::Network,
             Self::Diode(_) => Exit::Failure,
             Self::Network(_) => Exit::Network,
-            Self::NotBuilt(_) => Exit::Usage,
+            Self::NotBuilt(_) | Self::Missing(_) => Exit::Usage,
             Self::Authentication(_) => Exit::Authentication,
             Self::Integrity(_) => Exit::Integrity,
             Self::Interrupted => Exit::Interrupted,

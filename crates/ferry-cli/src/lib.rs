@@ -132,6 +132,10 @@ pub enum CliError {
     /// The demo's settings are unusable.
     #[error("invalid setting: {0}")]
     Invalid(String),
+    /// A setting the command needs was given neither on the command line
+    /// nor in its configuration file (a usage error: exit code 2).
+    #[error("missing setting: {0}")]
+    Missing(String),
     /// The transfer did not deliver every byte intact.
     #[error("transfer failed: {0}")]
     TransferFailed(String),

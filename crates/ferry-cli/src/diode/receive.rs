@@ -88,14 +88,14 @@ impl DiodeReceiveServer {
             .listen
             .or(settings.addresses.udp_for_driver())
             .ok_or_else(|| {
-                CliError::Invalid(
+                CliError::Missing(
                     "no UDP address to receive on: give --listen ADDR:PORT, \
                      or udp_addr and udp_port in the --config file"
                         .into(),
                 )
             })?;
         let to = args.to.or(settings.addresses.to_tcp).ok_or_else(|| {
-            CliError::Invalid(
+            CliError::Missing(
                 "no TCP server to replay sessions to: give --to ADDR:PORT \
                  (diode-receive-file's --listen), or [receiver] to_tcp in the --config file"
                     .into(),

@@ -104,14 +104,14 @@ impl DiodeSendServer {
             .to
             .or(settings.addresses.udp_for_driver())
             .ok_or_else(|| {
-                CliError::Invalid(
+                CliError::Missing(
                     "no UDP destination: give --to ADDR:PORT (diode-receive's --listen), \
                      or udp_addr and udp_port in the --config file"
                         .into(),
                 )
             })?;
         let listen = args.listen.or(settings.addresses.bind_tcp).ok_or_else(|| {
-            CliError::Invalid(
+            CliError::Missing(
                 "no TCP address to accept on: give --listen ADDR:PORT, \
                  or [sender] bind_tcp in the --config file"
                     .into(),
