@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_proto::diode::{DiodeConfig, LossReason, ReceiverEvent};
+use ferry_proto::diode::{DiodeConfig, LossReason, LostBlock, ReceiverEvent};
 use ferry_sim::diode::DiodeNet;
 use ferry_sim::{LinkConfig, Loss};
 
@@ -128,7 +128,7 @@ fn loss_beyond_the_margin_loses_that_session_and_the_next_arrives_intact() {
     assert!(
         matches!(
             r.lost,
-            Some(LossReason::BlockUndecodable { .. } | LossReason::Overrun { .. })
+            Some(LossReason::BeyondRepairMargin(_) | LossReason::BlockExpired(_))
         ),
         "{:?}",
         r.lost
@@ -189,17 +189,22 @@ fn a_block_that_stops_arriving_expires_after_the_block_timeout() {
     net.run_until(Duration::from_secs(5), |n| {
         n.received(id).is_some_and(|r| r.data.len() >= 500_000)
     });
-    // Into the next block (a datagram takes 60 µs at 200 Mbit/s), so that
-    // the receiver holds part of it: an incomplete block.
-    net.run_for(Duration::from_millis(1));
+    // Into the next group of four blocks (a datagram takes 60 µs at
+    // 200 Mbit/s; the first group's repair symbols take 2 ms more), so that
+    // the receiver holds part of its blocks: an incomplete head block.
+    net.run_for(Duration::from_millis(5));
     net.set_link(LinkConfig::default().random_loss(1.0));
     let cut = net.now();
     net.run_for(Duration::from_secs(3));
     let (at, reason) = first_loss(&net).expect("the session is lost");
-    assert!(
-        matches!(reason, LossReason::BlockUndecodable { .. }),
-        "{reason:?}"
-    );
+    let LossReason::BlockExpired(block) = reason else {
+        panic!("{reason:?}")
+    };
+    // Cut mid-group: the head block had some of its symbols, not enough.
+    let needed = block.needed.expect("some symbols arrived");
+    assert!(block.received > 0 && block.received < needed, "{block:?}");
+    assert!(block.block >= 4, "{block:?}");
+    assert_eq!(net.receiver().stats().losses.block_expired, 1);
     let after = at - cut;
     assert!(
         after >= Duration::from_millis(600) && after <= Duration::from_millis(800),
@@ -227,7 +232,16 @@ fn a_silent_session_expires_after_the_session_timeout() {
     net.run_for(Duration::from_millis(2500));
     assert_eq!(net.received(id).unwrap().lost, None);
     net.run_for(Duration::from_secs(1));
-    assert_eq!(net.received(id).unwrap().lost, Some(LossReason::Expired));
+    // It waited for block 1, of which nothing was ever sent.
+    assert_eq!(
+        net.received(id).unwrap().lost,
+        Some(LossReason::SessionExpired(LostBlock {
+            block: 1,
+            received: 0,
+            needed: None
+        }))
+    );
+    assert_eq!(net.receiver().stats().losses.session_expired, 1);
 }
 
 #[test]
@@ -270,7 +284,14 @@ fn a_whole_block_lost_before_a_pause_is_reported_without_waiting_for_the_session
     let back = net.now();
     net.run_for(Duration::from_secs(4));
     let (at, reason) = first_loss(&net).expect("lost");
-    assert_eq!(reason, LossReason::BlockUndecodable { block: 1 });
+    assert_eq!(
+        reason,
+        LossReason::BlockExpired(LostBlock {
+            block: 1,
+            received: 0,
+            needed: None
+        })
+    );
     // A keep-alive within a heartbeat, then the block timeout.
     assert!(at - back <= Duration::from_millis(2100), "{:?}", at - back);
 }
@@ -306,10 +327,17 @@ fn a_restarted_sender_loses_its_interrupted_session_at_once() {
     net.run_until(Duration::from_secs(10), |n| {
         n.received(next).is_some_and(|r| r.finished)
     });
-    assert_eq!(
-        net.received(interrupted).unwrap().lost,
-        Some(LossReason::SenderRestarted)
+    let Some(LossReason::SenderRestarted(block)) = net.received(interrupted).unwrap().lost else {
+        panic!("{:?}", net.received(interrupted).unwrap().lost)
+    };
+    // It waited for the block after the last one delivered.
+    let delivered = net.received(interrupted).unwrap().data.len() as u64;
+    assert_eq!(block.block, delivered / (128 * 1024), "{block:?}");
+    assert!(
+        block.needed.is_none_or(|k| block.received < k + 3),
+        "{block:?}"
     );
+    assert_eq!(net.receiver().stats().losses.sender_restarted, 1);
     assert_exact(&net, &[(next, d)]);
 }
 
@@ -339,7 +367,15 @@ fn a_restarted_receiver_reports_the_interrupted_session_lost_and_takes_the_next(
         lost.iter().any(|(s, r)| *s == interrupted
             && matches!(
                 r,
-                LossReason::Overrun { block: 0 } | LossReason::BlockUndecodable { block: 0 }
+                LossReason::BeyondRepairMargin(LostBlock {
+                    block: 0,
+                    received: 0,
+                    needed: None
+                }) | LossReason::BlockExpired(LostBlock {
+                    block: 0,
+                    received: 0,
+                    needed: None
+                })
             )),
         "{lost:?}"
     );

@@ -48,14 +48,17 @@
 
 pub mod config;
 pub mod fec;
+mod loss;
 mod receiver;
 mod sender;
 pub mod wire;
 
 pub use config::{DiodeConfig, DiodeConfigError};
-pub use receiver::{DecodeJob, DecodedBlock, LossReason, Receiver, ReceiverEvent, ReceiverStats};
+pub use loss::{LossCounts, LossReason, LostBlock};
+pub use receiver::{DecodeJob, DecodedBlock, Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{
     DiodeTransmit, EncodeJob, EncodedBlock, Sender, SenderError, SenderEvent, SenderStats,
+    interleave_order,
 };
 
 /// Bytes the last block of a session carries after its data: the stream's
