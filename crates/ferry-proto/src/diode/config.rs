@@ -72,7 +72,7 @@ pub struct DiodeConfig {
     /// application and the wire (sender) or between the wire and the
     /// application (receiver). Bounds memory. In effect at least twice
     /// `interleave_depth` ([`blocks_in_flight`](Self::blocks_in_flight)).
-    /// Default 8.
+    /// Default 16 (two groups of the default `interleave_depth`).
     pub max_blocks_in_flight: usize,
     /// `interleave_depth`: how many consecutive blocks the sender sends at
     /// once, their datagrams interleaved, so that a burst of `B` lost
@@ -80,10 +80,12 @@ pub struct DiodeConfig {
     /// rather than one block all `B`. 1 sends one block after the other.
     /// Each datagram carries the depth it was sent with; a receiver accepts
     /// any depth up to half its [`blocks_in_flight`](Self::blocks_in_flight).
-    /// Default 4 (docs/guide.md §3.5: with the default 10 % repair it survives
-    /// a burst of about 150 datagrams, and 2 % loss in bursts of 5; memory is
-    /// unchanged, since the default `max_blocks_in_flight` is already 8).
-    /// At most [`MAX_INTERLEAVE_DEPTH`].
+    /// Default 8 (docs/guide.md §3.5): with the default 10 % repair a session
+    /// survives any burst of up to 304 datagrams, and 2 % loss in bursts of
+    /// 5 datagrams on average lost none of 1,000 simulated sessions of
+    /// 512 MB, where depth 4 lost one and depth 1 nearly all. It costs
+    /// `max_blocks_in_flight` = 16 blocks per session (8 MiB of data) on
+    /// each side. At most [`MAX_INTERLEAVE_DEPTH`].
     pub interleave_depth: usize,
     /// `max_sessions`: sessions open at once. Beyond it the sender refuses to
     /// open one and the receiver drops (and counts) the new session's
@@ -102,8 +104,8 @@ impl Default for DiodeConfig {
             session_expiration_timeout: None,
             bandwidth: 1_000_000_000,
             max_burst: 256 * 1024,
-            max_blocks_in_flight: 8,
-            interleave_depth: 4,
+            max_blocks_in_flight: 16,
+            interleave_depth: 8,
             max_sessions: 16,
         }
     }
@@ -147,7 +149,7 @@ pub enum DiodeConfigError {
     ZeroCount(&'static str),
     /// `interleave_depth` is zero or above [`MAX_INTERLEAVE_DEPTH`].
     #[error(
-        "`interleave_depth` = {0} is outside 1..={MAX_INTERLEAVE_DEPTH}: 1 sends blocks one after the other, 4 (the default) spreads a burst over four blocks"
+        "`interleave_depth` = {0} is outside 1..={MAX_INTERLEAVE_DEPTH}: 1 sends blocks one after the other, 8 (the default) spreads a burst over eight blocks"
     )]
     InterleaveDepth(usize),
 }
@@ -184,9 +186,21 @@ impl DiodeConfig {
             .max(self.interleave_depth.saturating_mul(2))
     }
 
-    /// Repair symbols for a block of `source` symbols.
+    /// Source symbols of a full block (`block_size` bytes).
+    pub fn full_block_symbols(&self) -> usize {
+        self.block_size.div_ceil(self.symbol_size().max(1))
+    }
+
+    /// Repair symbols for a block of `source` symbols: `repair_percentage`
+    /// percent of a full block's, or of its own if it has more (the last
+    /// block, with its trailer). A short block (a session's last, or one a
+    /// flush sealed) gets as many as a full block, so that it survives the
+    /// same burst: a percentage of its few symbols would leave it a margin of
+    /// one or two datagrams, and a session ending in a short block would be
+    /// lost to a burst of three. That costs at most a full block's repair
+    /// symbols (38 datagrams, 54 KB, for the defaults) per short block.
     pub fn repair_symbols(&self, source: usize) -> usize {
-        (source * self.repair_percentage as usize).div_ceil(100)
+        (source.max(self.full_block_symbols()) * self.repair_percentage as usize).div_ceil(100)
     }
 
     /// Checks every value; the error names the key to fix.
@@ -252,7 +266,8 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.symbol_size() % 8, 0);
         assert!(c.datagram_size() + IP_UDP_OVERHEAD <= c.mtu);
-        assert_eq!(c.blocks_in_flight(), 8, "interleaving costs no memory");
+        assert_eq!(c.blocks_in_flight(), c.max_blocks_in_flight);
+        assert_eq!(c.blocks_in_flight(), 2 * c.interleave_depth);
     }
 
     #[test]

@@ -425,7 +425,13 @@ impl Receiver {
             return;
         }
         let last = header.flags & FLAG_FINAL != 0;
-        let max_repair = params.source_symbols().max(16);
+        // As many repair symbols as source symbols, or as a full block of
+        // this receiver's `block_size` has (short blocks get that many).
+        let full = self
+            .config
+            .block_size
+            .div_ceil(usize::from(params.symbol_size));
+        let max_repair = params.source_symbols().max(full).max(16);
         let block = s.blocks.entry(header.block).or_insert_with(|| RecvBlock {
             params,
             received: 0,
