@@ -14,7 +14,7 @@
 //!   `ferry_sim::diode::BurstModel` over the sender's own interleaving order),
 //!   then checked with the engine itself (`DiodeNet::drop_burst`, virtual
 //!   time): the session survives N and is lost at N + 1 (`engine ✓`);
-//! - *sessions lost*: of N transfers (default 100) of M MB (default 512),
+//! - *sessions lost*: of N transfers (default 1000) of M MB (default 512),
 //!   how many lose a block over a link with Gilbert–Elliott loss at 2 %
 //!   average in bursts of 5 datagrams on average (`Loss::bursts(0.02, 5.0)`,
 //!   the `ferry-netem` model), counted by the same model;
@@ -57,7 +57,7 @@ fn engine_survives(config: &DiodeConfig, blocks: u64, start: u64, len: u64) -> b
 fn main() {
     let transfers: u32 = arg("--transfers")
         .map(|v| v.parse().expect("--transfers takes a whole number"))
-        .unwrap_or(100);
+        .unwrap_or(1000);
     let megabytes: u64 = arg("--megabytes")
         .map(|v| v.parse().expect("--megabytes takes a whole number"))
         .unwrap_or(512);

@@ -48,17 +48,18 @@
 
 pub mod config;
 pub mod fec;
+mod interleave;
 mod loss;
 mod receiver;
 mod sender;
 pub mod wire;
 
 pub use config::{DiodeConfig, DiodeConfigError};
+pub use interleave::interleave_order;
 pub use loss::{LossCounts, LossReason, LostBlock};
 pub use receiver::{DecodeJob, DecodedBlock, Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{
     DiodeTransmit, EncodeJob, EncodedBlock, Sender, SenderError, SenderEvent, SenderStats,
-    interleave_order,
 };
 
 /// Bytes the last block of a session carries after its data: the stream's
