@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::config::{DiodeConfig, DiodeConfigError};
+use super::config::{DiodeConfig, DiodeConfigError, MAX_SOURCE_SYMBOLS};
 use super::loss::{LossCounts, LossReason, LostBlock};
 use super::wire::{self, DiodePacket, FLAG_FINAL, SymbolHeader};
 use super::{DiodeSessionId, TRAILER_LEN};
@@ -426,11 +426,14 @@ impl Receiver {
         }
         let last = header.flags & FLAG_FINAL != 0;
         // As many repair symbols as source symbols, or as a full block of
-        // this receiver's `block_size` has (short blocks get that many).
+        // this receiver's `block_size` has (short blocks get that many), and
+        // never more than RaptorQ's largest block: a datagram's tiny symbol
+        // size cannot make the receiver track millions of ids.
         let full = self
             .config
             .block_size
-            .div_ceil(usize::from(params.symbol_size));
+            .div_ceil(usize::from(params.symbol_size))
+            .min(MAX_SOURCE_SYMBOLS);
         let max_repair = params.source_symbols().max(full).max(16);
         let block = s.blocks.entry(header.block).or_insert_with(|| RecvBlock {
             params,
