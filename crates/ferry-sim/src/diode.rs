@@ -5,6 +5,11 @@
 //! as fast as the sender takes it (and finished, or aborted by [`DiodeNet::abort`]); the receiving application is the log of every [`ReceiverEvent`]
 //! with the virtual instant it happened at.
 //!
+//! [`DiodeNet::drop_burst`] drops exactly N consecutive symbol datagrams at a
+//! chosen point, and [`BurstModel`] counts, without coding, what bursts cost
+//! sessions at a given repair percentage and interleaving depth (the
+//! `diode_bursts` example prints both).
+//!
 //! ```
 //! use std::time::Duration;
 //! use ferry_proto::diode::DiodeConfig;

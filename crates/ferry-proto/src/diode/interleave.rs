@@ -19,7 +19,7 @@ pub(super) fn due_before(a: (usize, usize), b: (usize, usize)) -> bool {
     ((2 * a.0 + 1) as u64 * b.1 as u64) < ((2 * b.0 + 1) as u64 * a.1 as u64)
 }
 
-/// The order in which a [`Sender`] interleaves the datagrams of one group of
+/// The order in which a [`Sender`](super::Sender) interleaves the datagrams of one group of
 /// blocks, `totals[i]` datagrams for block `i`: for each datagram in turn,
 /// the index of its block. Each block's datagrams are spread evenly over the
 /// group (ties go to the earlier block), so equal blocks take turns and a

@@ -419,7 +419,6 @@ impl Receiver {
                 s.mark_behind(header.block..header.block + 1);
             } else {
                 let reason = s.head_lost(LossReason::BeyondRepairMargin);
-                tracing::debug!(session = %DiodeSessionId(id), %reason, "diode: block lost");
                 self.lose(id, reason);
             }
             return;
@@ -644,6 +643,7 @@ impl Receiver {
 
     fn lose(&mut self, id: u64, reason: LossReason) {
         if self.sessions.remove(&id).is_some() {
+            tracing::debug!(session = %DiodeSessionId(id), %reason, "diode session lost");
             self.stats.sessions_lost += 1;
             self.stats.losses.count(&reason);
             self.events.push_back(ReceiverEvent::SessionLost {
@@ -655,6 +655,7 @@ impl Receiver {
     }
 
     fn refuse(&mut self, id: u64, reason: LossReason) {
+        tracing::debug!(session = %DiodeSessionId(id), %reason, "diode session refused");
         self.remember_closed(id);
         self.stats.sessions_lost += 1;
         self.stats.losses.count(&reason);
