@@ -603,6 +603,24 @@ mod bursts {
     }
 
     #[test]
+    fn on_a_slow_link_a_block_does_not_expire_between_its_interleaved_symbols() {
+        // 50 kbit/s: a datagram every 0.23 s, so a block's own symbols come
+        // 1.9 s apart in a group of eight, longer than the block timeout.
+        let config = DiodeConfig {
+            block_size: 16 * 1024,
+            bandwidth: 50_000,
+            max_burst: 2000,
+            interleave_depth: 8,
+            ..DiodeConfig::default()
+        };
+        let mut net = DiodeNet::new(config, LinkConfig::default(), 37);
+        let d = data(37, 100_000);
+        let id = net.send_session(d.clone());
+        net.run_sessions(Duration::from_secs(120));
+        assert_exact(&net, &[(id, d)]);
+    }
+
+    #[test]
     fn a_receiver_that_fell_behind_says_so() {
         let mut net = DiodeNet::new(depth(1), LinkConfig::default(), 36);
         let id = net.send_session(data(36, 3_000_000));

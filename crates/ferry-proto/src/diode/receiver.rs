@@ -147,6 +147,10 @@ struct RecvSession {
     next_block: u64,
     blocks: BTreeMap<u64, RecvBlock>,
     last_activity: Instant,
+    /// When a new symbol of any of its blocks last arrived: with interleaving
+    /// a block's own symbols come `interleave_depth` datagrams apart, so the
+    /// head block expires only once the whole group went quiet.
+    last_symbol: Instant,
     /// When the head block became the head.
     head_since: Instant,
     /// When a keep-alive first said that blocks past the head were sent.
@@ -371,6 +375,7 @@ impl Receiver {
                     next_block: 0,
                     blocks: BTreeMap::new(),
                     last_activity: now,
+                    last_symbol: now,
                     head_since: now,
                     behind_since: None,
                     delivered: 0,
@@ -468,6 +473,7 @@ impl Receiver {
             }
         }
         *last_symbol = now;
+        s.last_symbol = now;
         if !*decoding && symbols.is_decodable() && symbols.len() > *failed_at {
             *decoding = true;
             self.decodable.push_back((id, header.block));
@@ -693,7 +699,7 @@ impl Receiver {
                         ..
                     },
                 ..
-            }) => Some((*last_symbol).max(s.head_since) + expiry),
+            }) => Some((*last_symbol).max(s.last_symbol).max(s.head_since) + expiry),
             Some(_) => None,
         }
     }
