@@ -137,4 +137,36 @@ mod tests {
             "a heartbeat at most"
         );
     }
+
+    #[test]
+    fn an_aborted_session_leaves_its_group_at_once() {
+        let t0 = crate::test_support::epoch();
+        let mut sender = Sender::new(small(4), 1, t0).unwrap();
+        let a = sender.open().unwrap();
+        let b = sender.open().unwrap();
+        sender.write(a, &[1; 2 * 8192]).unwrap();
+        sender.write(b, &[2; 2 * 8192]).unwrap();
+        sender.encode_pending();
+        // A heartbeat, then four symbols: one of each block.
+        let mut buf = vec![0; 4 * 1500];
+        assert!(sender.poll_transmit(t0, &mut buf).is_some());
+        assert_eq!(
+            sender
+                .poll_transmit(t0, &mut buf)
+                .map(|t| t.len / t.segment_size),
+            Some(4)
+        );
+        sender.abort(a).unwrap();
+        let mut buf = vec![0; 65_536];
+        let mut sessions = Vec::new();
+        while let Some(t) = sender.poll_transmit(t0, &mut buf) {
+            for d in buf[..t.len].chunks(t.segment_size) {
+                if let Ok(wire::DiodePacket::Symbol { header, .. }) = wire::decode(d) {
+                    sessions.push(header.session);
+                }
+            }
+        }
+        assert_eq!(sessions.len(), 2 * 7 - 2, "the rest of b's two blocks");
+        assert!(sessions.iter().all(|&s| s == b.0));
+    }
 }

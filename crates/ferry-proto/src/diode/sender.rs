@@ -384,6 +384,8 @@ impl Sender {
         for _ in 0..3 {
             self.control.push_back((id.0, s.next_block));
         }
+        // Its blocks in the group going out stop there, the others' go on.
+        self.group.retain(|g| g.block.session != id.0);
         self.stats.sessions_aborted += 1;
         Ok(())
     }
