@@ -309,7 +309,7 @@ fn diode_sender_restarted_mid_session() {
     assert!(
         matches!(
             lost,
-            Some(LossReason::SenderRestarted | LossReason::Expired)
+            Some(LossReason::SenderRestarted(_) | LossReason::SessionExpired(_))
         ),
         "{lost:?}"
     );

@@ -5,6 +5,11 @@
 //! as fast as the sender takes it (and finished, or aborted by [`DiodeNet::abort`]); the receiving application is the log of every [`ReceiverEvent`]
 //! with the virtual instant it happened at.
 //!
+//! [`DiodeNet::drop_burst`] drops exactly N consecutive symbol datagrams at a
+//! chosen point, and [`BurstModel`] counts, without coding, what bursts cost
+//! sessions at a given repair percentage and interleaving depth (the
+//! `diode_bursts` example prints both).
+//!
 //! ```
 //! use std::time::Duration;
 //! use ferry_proto::diode::DiodeConfig;
@@ -19,14 +24,19 @@
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_proto::diode::{
-    DiodeConfig, DiodeSessionId, LossReason, Receiver, ReceiverEvent, Sender,
+    DiodeConfig, DiodeSessionId, LossReason, Receiver, ReceiverEvent, Sender, wire,
 };
 
 use crate::link::{Link, LinkConfig};
+
+pub mod bursts;
+
+pub use bursts::BurstModel;
 
 /// What the sending application does with one session.
 #[derive(Debug)]
@@ -41,8 +51,11 @@ struct Outgoing {
 /// What the receiving application saw of one session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Received {
-    /// Bytes delivered, in order.
+    /// Bytes delivered, in order (left empty after
+    /// [`DiodeNet::discard_data`]).
     pub data: Vec<u8>,
+    /// How many bytes were delivered.
+    pub delivered: u64,
     /// `SessionFinished` arrived (after every byte, with a matching digest).
     pub finished: bool,
     /// `SessionLost` arrived, with its reason.
@@ -67,6 +80,13 @@ pub struct DiodeNet {
     sent_order: Vec<DiodeSessionId>,
     buf: Vec<u8>,
     start: Instant,
+    /// Symbol datagrams the sender handed out.
+    symbols_sent: u64,
+    /// Symbol datagrams (by number) dropped before the link.
+    bursts: Vec<Range<u64>>,
+    burst_dropped: u64,
+    /// Keep delivered bytes and `Data` events.
+    keep_data: bool,
 }
 
 impl DiodeNet {
@@ -104,6 +124,10 @@ impl DiodeNet {
             sent_order: Vec::new(),
             buf: vec![0; 256 * 1024],
             start: now,
+            symbols_sent: 0,
+            bursts: Vec::new(),
+            burst_dropped: 0,
+            keep_data: true,
         }
     }
 
@@ -179,6 +203,31 @@ impl DiodeNet {
         self.link.set_config(config);
     }
 
+    /// Drops the sender's symbol datagrams number `start .. start + len`
+    /// (counted from 0 over every symbol datagram it ever sent; heartbeats and
+    /// other control datagrams are not counted nor dropped) before they reach
+    /// the link: one burst of exactly `len` consecutive datagrams.
+    pub fn drop_burst(&mut self, start: u64, len: u64) {
+        self.bursts.push(start..start.saturating_add(len));
+    }
+
+    /// From now on, delivered bytes are counted ([`Received::delivered`])
+    /// but neither kept nor logged: for long transfers, whose bytes the
+    /// receiver's BLAKE3 check vouches for when it reports them finished.
+    pub fn discard_data(&mut self) {
+        self.keep_data = false;
+    }
+
+    /// Symbol datagrams the sender handed out so far.
+    pub fn symbols_sent(&self) -> u64 {
+        self.symbols_sent
+    }
+
+    /// Symbol datagrams dropped by [`drop_burst`](Self::drop_burst) so far.
+    pub fn burst_dropped(&self) -> u64 {
+        self.burst_dropped
+    }
+
     /// Every receiver event so far, with its virtual instant.
     pub fn log(&self) -> &[(Instant, ReceiverEvent)] {
         &self.log
@@ -245,6 +294,14 @@ impl DiodeNet {
             while let Some(t) = self.sender.poll_transmit(self.now, &mut self.buf) {
                 sent = true;
                 for d in self.buf[..t.len].chunks(t.segment_size) {
+                    if d.len() >= wire::SYMBOL_OVERHEAD {
+                        let n = self.symbols_sent;
+                        self.symbols_sent += 1;
+                        if self.bursts.iter().any(|b| b.contains(&n)) {
+                            self.burst_dropped += 1;
+                            continue;
+                        }
+                    }
                     self.link.send(self.now, Bytes::copy_from_slice(d));
                 }
             }
@@ -272,6 +329,10 @@ impl DiodeNet {
                 let r = self.received.entry(*session).or_default();
                 if r.finished || r.lost.is_some() {
                     r.data_after_end = true;
+                }
+                r.delivered += data.len() as u64;
+                if !self.keep_data {
+                    return;
                 }
                 r.data.extend_from_slice(data);
             }

@@ -12,8 +12,9 @@
 //     per session;
 //   - `SessionFinished { bytes }` equals the bytes its `Data` events delivered;
 //   - the bytes delivered never exceed the symbol bytes fed;
-//   - `session_count() <= max_sessions`, and at most `max_blocks_in_flight`
-//     blocks held per session (`blocks_held()`);
+//   - `session_count() <= max_sessions`, and at most `blocks_in_flight()`
+//     (`max_blocks_in_flight`, or twice `interleave_depth`) blocks held per
+//     session (`blocks_held()`);
 //   - after `handle_timeout(now)` the next deadline is later than `now`;
 //   - ten quiet minutes after the last datagram no session is left.
 
@@ -56,7 +57,7 @@ pub struct DiodeReached {
 pub fn check_diode_receiver(data: &[u8]) -> DiodeReached {
     let config = diode_config();
     let max_sessions = config.max_sessions;
-    let max_blocks_in_flight = config.max_blocks_in_flight;
+    let max_blocks_in_flight = config.blocks_in_flight();
     let start = Instant::now();
     let mut now = start;
     let mut receiver = Receiver::new(config, now).expect("valid fuzzing config");

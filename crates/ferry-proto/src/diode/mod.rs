@@ -48,12 +48,16 @@
 
 pub mod config;
 pub mod fec;
+mod interleave;
+mod loss;
 mod receiver;
 mod sender;
 pub mod wire;
 
 pub use config::{DiodeConfig, DiodeConfigError};
-pub use receiver::{DecodeJob, DecodedBlock, LossReason, Receiver, ReceiverEvent, ReceiverStats};
+pub use interleave::interleave_order;
+pub use loss::{LossCounts, LossReason, LostBlock};
+pub use receiver::{DecodeJob, DecodedBlock, Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{
     DiodeTransmit, EncodeJob, EncodedBlock, Sender, SenderError, SenderEvent, SenderStats,
 };

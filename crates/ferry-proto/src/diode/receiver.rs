@@ -5,43 +5,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::config::{DiodeConfig, DiodeConfigError};
+use super::config::{DiodeConfig, DiodeConfigError, MAX_SOURCE_SYMBOLS};
+use super::loss::{LossCounts, LossReason, LostBlock};
 use super::wire::{self, DiodePacket, FLAG_FINAL, SymbolHeader};
 use super::{DiodeSessionId, TRAILER_LEN};
 use crate::diode::fec::{Added, BlockParams, BlockSymbols};
-
-/// Why a session was lost. A lost session delivers nothing more; what it
-/// delivered before must be discarded by the application (the diode tools
-/// reset the TCP connection or delete the temporary file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LossReason {
-    /// A block could not be rebuilt: too many of its datagrams were lost
-    /// (more than the repair symbols cover) before `block_expiration_timeout`.
-    BlockUndecodable {
-        /// The block.
-        block: u64,
-    },
-    /// The sender moved `max_blocks_in_flight` blocks past a block that could
-    /// not be rebuilt (it was lost, or the receiver joined mid-session).
-    Overrun {
-        /// The block that was missing.
-        block: u64,
-    },
-    /// Nothing arrived for `session_expiration_timeout`.
-    Expired,
-    /// The sender aborted it.
-    Aborted,
-    /// The sender restarted (a heartbeat with a new sender id).
-    SenderRestarted,
-    /// Every block arrived but the length or BLAKE3 digest in the trailer does
-    /// not match the bytes: a bug or tampering, never delivered as success.
-    DigestMismatch,
-    /// `max_sessions` sessions were open: the new one was refused.
-    TooManySessions,
-    /// The block's coding parameters exceed what this receiver accepts
-    /// (`block_size`), or contradict the block's earlier datagrams.
-    ParametersRejected,
-}
 
 /// What the receiver tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +80,13 @@ pub struct ReceiverStats {
     pub sessions_started: u64,
     /// Sessions finished with a matching digest.
     pub sessions_finished: u64,
-    /// Sessions lost.
+    /// Sessions lost (including those refused at their first datagram).
     pub sessions_lost: u64,
+    /// Those, by cause.
+    pub losses: LossCounts,
+    /// Datagrams the driver reported lost before they reached the receiver
+    /// ([`Receiver::report_overflow`]).
+    pub overflowed: u64,
 }
 
 /// A block whose symbols wait to be decoded. Runs on any thread: hand it to a
@@ -162,6 +135,8 @@ enum BlockState {
 #[derive(Debug)]
 struct RecvBlock {
     params: BlockParams,
+    /// Distinct symbols that arrived.
+    received: u32,
     last: bool,
     first_symbol: Instant,
     state: BlockState,
@@ -172,12 +147,60 @@ struct RecvSession {
     next_block: u64,
     blocks: BTreeMap<u64, RecvBlock>,
     last_activity: Instant,
+    /// When a new symbol of any of its blocks last arrived: with interleaving
+    /// a block's own symbols come `interleave_depth` datagrams apart, so the
+    /// head block expires only once the whole group went quiet.
+    last_symbol: Instant,
     /// When the head block became the head.
     head_since: Instant,
     /// When a keep-alive first said that blocks past the head were sent.
     behind_since: Option<Instant>,
     delivered: u64,
     hasher: blake3::Hasher,
+    /// Blocks some of whose datagrams this receiver dropped or missed because
+    /// it fell behind: their loss is [`LossReason::ReceiverBehind`].
+    behind: Option<std::ops::Range<u64>>,
+}
+
+impl RecvSession {
+    /// What the session holds of its head block (the first not delivered).
+    fn head_loss(&self) -> LostBlock {
+        let block = self.next_block;
+        match self.blocks.get(&block) {
+            Some(b) => LostBlock {
+                block,
+                received: b.received,
+                needed: Some(b.params.source_symbols() as u32),
+            },
+            None => LostBlock {
+                block,
+                received: 0,
+                needed: None,
+            },
+        }
+    }
+
+    /// The head block was lost beyond its margin or expired: the reason,
+    /// unless this receiver's falling behind explains it.
+    fn head_lost(&self, cause: fn(LostBlock) -> LossReason) -> LossReason {
+        let head = self.head_loss();
+        if self
+            .behind
+            .as_ref()
+            .is_some_and(|r| r.contains(&head.block))
+        {
+            LossReason::ReceiverBehind(head)
+        } else {
+            cause(head)
+        }
+    }
+
+    fn mark_behind(&mut self, blocks: std::ops::Range<u64>) {
+        self.behind = Some(match self.behind.take() {
+            Some(r) => r.start.min(blocks.start)..r.end.max(blocks.end),
+            None => blocks,
+        });
+    }
 }
 
 /// The receiving half of a one-way transfer (sans-IO).
@@ -240,9 +263,11 @@ impl Receiver {
     }
 
     /// Blocks held (collecting symbols, decoding, or decoded and waiting to be
-    /// delivered), over all sessions: at most `max_sessions ×
-    /// max_blocks_in_flight`, each at most `block_size` bytes of data plus its
-    /// repair symbols. This is the receiver's memory bound.
+    /// delivered), over all sessions: at most `max_sessions ×`
+    /// [`blocks_in_flight()`](DiodeConfig::blocks_in_flight) (`max(max_blocks_in_flight,
+    /// 2 × interleave_depth)`), each at most `block_size + 40` bytes of
+    /// source symbols plus as many of repair symbols. This is the receiver's
+    /// memory bound.
     pub fn blocks_held(&self) -> usize {
         self.sessions.values().map(|s| s.blocks.len()).sum()
     }
@@ -272,9 +297,14 @@ impl Receiver {
             DiodePacket::Heartbeat { sender, .. } => {
                 self.stats.heartbeats += 1;
                 if self.sender_id.is_some_and(|old| old != sender) {
-                    let ids: Vec<u64> = self.sessions.keys().copied().collect();
-                    for id in ids {
-                        self.lose(id, LossReason::SenderRestarted);
+                    let mut lost: Vec<(u64, LossReason)> = self
+                        .sessions
+                        .iter()
+                        .map(|(&id, s)| (id, LossReason::SenderRestarted(s.head_loss())))
+                        .collect();
+                    lost.sort_unstable_by_key(|(id, _)| *id);
+                    for (id, reason) in lost {
+                        self.lose(id, reason);
                     }
                 }
                 self.sender_id = Some(sender);
@@ -318,9 +348,21 @@ impl Receiver {
             && header.block_len as usize <= max_len
             && (header.flags & FLAG_FINAL != 0
                 || header.block_len as usize <= self.config.block_size);
+        let window = self.config.blocks_in_flight();
+        let too_deep = usize::from(header.interleave) * 2 > window;
         if !self.sessions.contains_key(&id) {
             if !acceptable {
                 self.refuse(id, LossReason::ParametersRejected);
+                return;
+            }
+            if too_deep {
+                self.refuse(
+                    id,
+                    LossReason::InterleaveTooDeep {
+                        depth: header.interleave,
+                        window,
+                    },
+                );
                 return;
             }
             if self.sessions.len() >= self.config.max_sessions {
@@ -333,10 +375,12 @@ impl Receiver {
                     next_block: 0,
                     blocks: BTreeMap::new(),
                     last_activity: now,
+                    last_symbol: now,
                     head_since: now,
                     behind_since: None,
                     delivered: 0,
                     hasher: blake3::Hasher::new(),
+                    behind: None,
                 },
             );
             self.stats.sessions_started += 1;
@@ -348,7 +392,12 @@ impl Receiver {
             self.lose(id, LossReason::ParametersRejected);
             return;
         }
-        let window = self.config.max_blocks_in_flight as u64;
+        if too_deep {
+            let depth = header.interleave;
+            self.lose(id, LossReason::InterleaveTooDeep { depth, window });
+            return;
+        }
+        let window = window as u64;
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -369,17 +418,30 @@ impl Receiver {
             });
             if head_alive {
                 // The application or the decoders lag: this symbol cannot be
-                // held. Its block may fail later; never silently.
+                // held. Its block may fail later; never silently, and then
+                // for this reason.
                 self.stats.late_symbols += 1;
+                s.mark_behind(header.block..header.block + 1);
             } else {
-                self.lose(id, LossReason::Overrun { block: head });
+                let reason = s.head_lost(LossReason::BeyondRepairMargin);
+                self.lose(id, reason);
             }
             return;
         }
         let last = header.flags & FLAG_FINAL != 0;
-        let max_repair = params.source_symbols().max(16);
+        // As many repair symbols as source symbols, or as a full block of
+        // this receiver's `block_size` has (short blocks get that many), and
+        // never more than RaptorQ's largest block: a datagram's tiny symbol
+        // size cannot make the receiver track millions of ids.
+        let full = self
+            .config
+            .block_size
+            .div_ceil(usize::from(params.symbol_size))
+            .min(MAX_SOURCE_SYMBOLS);
+        let max_repair = params.source_symbols().max(full).max(16);
         let block = s.blocks.entry(header.block).or_insert_with(|| RecvBlock {
             params,
+            received: 0,
             last,
             first_symbol: now,
             state: BlockState::Collecting {
@@ -404,13 +466,14 @@ impl Receiver {
             return;
         };
         match symbols.add(header.esi, symbol) {
-            Added::New => {}
+            Added::New => block.received += 1,
             Added::Duplicate | Added::OutOfRange => {
                 self.stats.duplicate_symbols += 1;
                 return;
             }
         }
         *last_symbol = now;
+        s.last_symbol = now;
         if !*decoding && symbols.is_decodable() && symbols.len() > *failed_at {
             *decoding = true;
             self.decodable.push_back((id, header.block));
@@ -570,9 +633,25 @@ impl Receiver {
         }
     }
 
+    /// The driver lost `datagrams` before they reached the receiver (its
+    /// socket's buffer overflowed, or its queue did): the blocks under way in
+    /// every open session, and the window after them, may miss symbols for
+    /// that reason, so a loss among them is reported as
+    /// [`LossReason::ReceiverBehind`].
+    pub fn report_overflow(&mut self, datagrams: u64) {
+        self.stats.overflowed += datagrams;
+        let window = self.config.blocks_in_flight() as u64;
+        for s in self.sessions.values_mut() {
+            let head = s.next_block;
+            s.mark_behind(head..head.saturating_add(window));
+        }
+    }
+
     fn lose(&mut self, id: u64, reason: LossReason) {
         if self.sessions.remove(&id).is_some() {
+            tracing::debug!(session = %DiodeSessionId(id), %reason, "diode session lost");
             self.stats.sessions_lost += 1;
+            self.stats.losses.count(&reason);
             self.events.push_back(ReceiverEvent::SessionLost {
                 session: DiodeSessionId(id),
                 reason,
@@ -582,8 +661,10 @@ impl Receiver {
     }
 
     fn refuse(&mut self, id: u64, reason: LossReason) {
+        tracing::debug!(session = %DiodeSessionId(id), %reason, "diode session refused");
         self.remember_closed(id);
         self.stats.sessions_lost += 1;
+        self.stats.losses.count(&reason);
         self.stats.dropped_closed_session += 1;
         self.events.push_back(ReceiverEvent::SessionLost {
             session: DiodeSessionId(id),
@@ -618,7 +699,7 @@ impl Receiver {
                         ..
                     },
                 ..
-            }) => Some((*last_symbol).max(s.head_since) + expiry),
+            }) => Some((*last_symbol).max(s.last_symbol).max(s.head_since) + expiry),
             Some(_) => None,
         }
     }
@@ -651,14 +732,9 @@ impl Receiver {
         let mut lost = Vec::new();
         for (&id, s) in &self.sessions {
             if now >= s.last_activity + session_expiry {
-                lost.push((id, LossReason::Expired));
+                lost.push((id, LossReason::SessionExpired(s.head_loss())));
             } else if self.head_deadline(s).is_some_and(|d| now >= d) {
-                lost.push((
-                    id,
-                    LossReason::BlockUndecodable {
-                        block: s.next_block,
-                    },
-                ));
+                lost.push((id, s.head_lost(LossReason::BlockExpired)));
             }
         }
         lost.sort_unstable_by_key(|(id, _)| *id);

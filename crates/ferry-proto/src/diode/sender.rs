@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use super::DiodeSessionId;
 use super::config::{DiodeConfig, DiodeConfigError};
+use super::interleave::{GroupBlock, due_before};
 use super::wire::{self, FLAG_FINAL, FLAG_START, SYMBOL_OVERHEAD, SymbolHeader};
 use crate::diode::fec::{self, BlockParams};
 
@@ -161,6 +162,15 @@ struct SendSession {
 /// paced to `bandwidth`, with a heartbeat every `heartbeat` and a keep-alive
 /// for each open session that had nothing to send for as long.
 ///
+/// Blocks go out in groups of `interleave_depth` consecutive sealed blocks,
+/// their datagrams interleaved (each block's spread evenly over the group),
+/// so that a burst of lost datagrams costs each block of the group a share
+/// of it. A group starts once `interleave_depth` blocks are sealed and
+/// encoded, or earlier with fewer when [`flush`](Self::flush) or
+/// [`finish`](Self::finish) sealed the last of them, or when the first
+/// waited a `heartbeat` for the others: call `flush` when the application
+/// pauses, or a full block waits for its group that long.
+///
 /// ```
 /// use std::time::Instant;
 /// use ferry_proto::diode::{DiodeConfig, Sender};
@@ -189,8 +199,13 @@ pub struct Sender {
     /// Encoded blocks waiting for their turn, by sequence.
     encoded: BTreeMap<u64, EncodedBlock>,
     next_send: u64,
-    /// The block being sent and how many of its datagrams went out.
-    current: Option<(EncodedBlock, usize)>,
+    /// The group of blocks being sent, interleaved.
+    group: Vec<GroupBlock>,
+    /// Blocks sealed before this sequence number go out without waiting for
+    /// a whole group (a flush or finish sealed the last of them).
+    release_through: u64,
+    /// Since when sealed blocks wait for the rest of their group.
+    group_wait: Option<Instant>,
     control: VecDeque<(u64, u64)>,
     tokens: f64,
     last_refill: Instant,
@@ -213,7 +228,9 @@ impl Sender {
             next_seq: 0,
             encoded: BTreeMap::new(),
             next_send: 0,
-            current: None,
+            group: Vec::new(),
+            release_through: 0,
+            group_wait: None,
             control: VecDeque::new(),
             tokens: config.max_burst as f64,
             last_refill: now,
@@ -280,17 +297,18 @@ impl Sender {
         let Some(s) = self.sessions.get(&id.0).filter(|s| !s.finishing) else {
             return 0;
         };
-        let free_blocks = self.config.max_blocks_in_flight.saturating_sub(s.in_flight);
+        let free_blocks = self.config.blocks_in_flight().saturating_sub(s.in_flight);
         (free_blocks * self.config.block_size).saturating_sub(s.buffer.len())
     }
 
     /// Appends bytes to the session's stream; returns how many were taken,
-    /// which is fewer than offered (down to 0) when `max_blocks_in_flight`
-    /// blocks wait for the wire. A [`SenderEvent::Writable`] follows once
+    /// which is fewer than offered (down to 0) when
+    /// [`blocks_in_flight`](DiodeConfig::blocks_in_flight) blocks wait for the
+    /// wire. A [`SenderEvent::Writable`] follows once
     /// more can be taken.
     pub fn write(&mut self, id: DiodeSessionId, data: &[u8]) -> Result<usize, SenderError> {
         let block_size = self.config.block_size;
-        let max_in_flight = self.config.max_blocks_in_flight;
+        let max_in_flight = self.config.blocks_in_flight();
         let mut taken = 0;
         loop {
             let s = self.session(id)?;
@@ -315,12 +333,16 @@ impl Sender {
     }
 
     /// Sends what the session's current block holds now rather than when it
-    /// fills: call it when the application has nothing more to write for a
-    /// while. Returns `false` (and does nothing) when the block is empty or
-    /// `max_blocks_in_flight` blocks are already waiting; in the latter case
-    /// a [`SenderEvent::Writable`] follows once there is room.
+    /// fills, and lets every sealed block go out without waiting for a whole
+    /// interleaving group: call it when the application has nothing more to
+    /// write for a while. Returns whether it sealed a block or released
+    /// waiting ones; `false` (and nothing done) when there was nothing to
+    /// send or [`blocks_in_flight`](DiodeConfig::blocks_in_flight) blocks are
+    /// already waiting; in the latter case a [`SenderEvent::Writable`] follows
+    /// once there is room.
     pub fn flush(&mut self, id: DiodeSessionId) -> Result<bool, SenderError> {
-        let max = self.config.max_blocks_in_flight;
+        let max = self.config.blocks_in_flight();
+        let waiting = self.next_send.max(self.release_through) < self.next_seq;
         let s = self.session(id)?;
         if s.in_flight >= max {
             // A Writable event follows once a block went out, for a caller
@@ -330,9 +352,11 @@ impl Sender {
             return Ok(false);
         }
         if s.buffer.is_empty() {
-            return Ok(false);
+            self.release_through = self.next_seq;
+            return Ok(waiting);
         }
         self.seal(id.0, false);
+        self.release_through = self.next_seq;
         Ok(true)
     }
 
@@ -347,6 +371,7 @@ impl Sender {
         s.buffer.extend_from_slice(digest.as_bytes());
         s.finishing = true;
         self.seal(id.0, true);
+        self.release_through = self.next_seq;
         Ok(())
     }
 
@@ -359,6 +384,8 @@ impl Sender {
         for _ in 0..3 {
             self.control.push_back((id.0, s.next_block));
         }
+        // Its blocks in the group going out stop there, the others' go on.
+        self.group.retain(|g| g.block.session != id.0);
         self.stats.sessions_aborted += 1;
         Ok(())
     }
@@ -384,6 +411,7 @@ impl Sender {
                 session: id,
                 block,
                 flags,
+                interleave: self.config.interleave_depth as u8,
                 block_len: params.block_len,
                 symbol_size,
                 esi: 0,
@@ -433,25 +461,77 @@ impl Sender {
             (self.tokens + elapsed.as_secs_f64() * self.config.bandwidth as f64 / 8.0).min(cap);
     }
 
-    /// Moves to the next block whose turn it is, skipping aborted sessions'.
-    fn next_block(&mut self) -> bool {
+    /// How many sealed blocks, from `next_send`, make the next group, if it
+    /// may start (encoded or not): `Err(true)` when sealed blocks wait for
+    /// the rest of their group, `Err(false)` when none are sealed.
+    fn group_size(&self) -> Result<u64, bool> {
+        let sealed = self.next_seq - self.next_send;
+        let depth = self.config.interleave_depth as u64;
+        if sealed == 0 {
+            Err(false)
+        } else if sealed >= depth {
+            Ok(depth)
+        } else if self.release_through > self.next_send {
+            Ok((self.release_through - self.next_send).min(sealed))
+        } else {
+            Err(true)
+        }
+    }
+
+    /// Whether the next group's blocks are all encoded.
+    fn group_encoded(&self, n: u64) -> bool {
+        (self.next_send..self.next_send + n).all(|seq| self.encoded.contains_key(&seq))
+    }
+
+    /// Starts the next group when its turn came, skipping aborted sessions'
+    /// blocks; whether a group is going out.
+    fn next_group(&mut self, now: Instant) -> bool {
         loop {
-            if self.current.is_some() {
+            if !self.group.is_empty() {
                 return true;
             }
-            let Some(block) = self.encoded.remove(&self.next_send) else {
-                return false;
+            let n = match self.group_size() {
+                Ok(n) => n,
+                Err(true) => {
+                    // A partial group waits a heartbeat at most.
+                    let since = *self.group_wait.get_or_insert(now);
+                    if now < since + self.config.heartbeat {
+                        return false;
+                    }
+                    self.next_seq - self.next_send
+                }
+                Err(false) => {
+                    self.group_wait = None;
+                    return false;
+                }
             };
-            self.next_send += 1;
-            if self.sessions.contains_key(&block.session) {
-                self.current = Some((block, 0));
+            if !self.group_encoded(n) {
+                return false;
+            }
+            self.group_wait = None;
+            for seq in self.next_send..self.next_send + n {
+                let Some(block) = self.encoded.remove(&seq) else {
+                    continue;
+                };
+                if self.sessions.contains_key(&block.session) && !block.datagrams.is_empty() {
+                    let total = block.datagrams.len() / block.stride;
+                    self.group.push(GroupBlock {
+                        block,
+                        sent: 0,
+                        total,
+                    });
+                }
+            }
+            self.next_send += n;
+            if n > 1 {
+                tracing::trace!(blocks = self.group.len(), "diode: interleaving a group");
             }
         }
     }
 
     fn block_sent(&mut self, block: EncodedBlock) {
         self.stats.blocks += 1;
-        let max = self.config.max_blocks_in_flight;
+        let max = self.config.blocks_in_flight();
         let Some(s) = self.sessions.get_mut(&block.session) else {
             return;
         };
@@ -510,33 +590,48 @@ impl Sender {
                 segment_size: len,
             });
         }
-        if !self.next_block() {
+        if !self.next_group(now) {
             return None;
         }
-        let (block, sent) = self.current.as_mut()?;
-        if let Some(s) = self.sessions.get_mut(&block.session) {
-            s.last_sent = Some(now);
-        }
-        let stride = block.stride;
-        let total = block.datagrams.len() / stride;
+        let stride = self.group[0].block.stride;
         let by_tokens = (self.tokens / stride as f64) as usize;
-        let n = (total - *sent).min(buf.len() / stride).min(by_tokens);
+        let room = (buf.len() / stride).min(by_tokens);
+        let mut n = 0;
+        while n < room && !self.group.is_empty() {
+            let mut i = 0;
+            for j in 1..self.group.len() {
+                let (a, b) = (&self.group[j], &self.group[i]);
+                if due_before((a.sent, a.total), (b.sent, b.total)) {
+                    i = j;
+                }
+            }
+            let g = &mut self.group[i];
+            if g.block.stride != stride {
+                break; // A run holds datagrams of one size only.
+            }
+            let from = g.sent * stride;
+            buf[n * stride..(n + 1) * stride]
+                .copy_from_slice(&g.block.datagrams[from..from + stride]);
+            if g.sent < g.block.source {
+                self.stats.source_symbols += 1;
+            } else {
+                self.stats.repair_symbols += 1;
+            }
+            g.sent += 1;
+            n += 1;
+            let session = g.block.session;
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.last_sent = Some(now);
+            }
+            if g.sent == g.total {
+                let done = self.group.remove(i);
+                self.block_sent(done.block);
+            }
+        }
         if n == 0 {
             return None;
         }
-        let from = *sent * stride;
-        buf[..n * stride].copy_from_slice(&block.datagrams[from..from + n * stride]);
-        let source_left = block.source.saturating_sub(*sent);
-        let source = n.min(source_left) as u64;
-        *sent += n;
-        self.stats.source_symbols += source;
-        self.stats.repair_symbols += n as u64 - source;
         self.tokens -= (n * stride) as f64;
-        if *sent == total
-            && let Some((block, _)) = self.current.take()
-        {
-            self.block_sent(block);
-        }
         self.count(n * stride, n as u64);
         Some(DiodeTransmit {
             len: n * stride,
@@ -576,9 +671,21 @@ impl Sender {
                 next = next.min(t + self.config.heartbeat);
             }
         }
-        let waiting = self.current.is_some()
-            || self.encoded.contains_key(&self.next_send)
-            || !self.control.is_empty();
+        let group_ready = match self.group_size() {
+            Ok(n) => self.group_encoded(n),
+            Err(true) => {
+                let since = self.group_wait.unwrap_or(self.last_refill);
+                let deadline = since + self.config.heartbeat;
+                if deadline > self.last_refill {
+                    next = next.min(deadline);
+                    false
+                } else {
+                    self.group_encoded(self.next_seq - self.next_send)
+                }
+            }
+            Err(false) => false,
+        };
+        let waiting = !self.group.is_empty() || group_ready || !self.control.is_empty();
         if waiting {
             let stride = self.config.datagram_size() as f64;
             let missing = (stride - self.tokens).max(0.0);
@@ -607,7 +714,7 @@ impl Sender {
         self.sessions.is_empty()
             && self.jobs.is_empty()
             && self.encoded.is_empty()
-            && self.current.is_none()
+            && self.group.is_empty()
             && self.control.is_empty()
     }
 }
@@ -625,6 +732,7 @@ mod tests {
         let config = DiodeConfig {
             block_size: 64 * 1024,
             max_blocks_in_flight: 2,
+            interleave_depth: 1,
             ..DiodeConfig::default()
         };
         let mut sender = Sender::new(config, 1, t0).unwrap();

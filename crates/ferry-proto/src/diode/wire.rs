@@ -12,7 +12,10 @@
 //! keep-alive 0xD1 | 0x04 | session u64 | blocks u64 | crc32
 //! ```
 //!
-//! All integers are big-endian; the CRC-32 covers every byte before it.
+//! All integers are big-endian; the CRC-32 covers every byte before it. A
+//! symbol's `flags` byte holds `START` (bit 0), `FINAL` (bit 1) and, in bits
+//! 2–7, the interleaving depth minus one: a depth-1 datagram is byte for byte
+//! what senders without interleaving sent.
 
 use crate::error::DecodeError;
 
@@ -43,6 +46,8 @@ pub const FLAG_START: u8 = 0x01;
 /// with the session trailer (length and digest).
 pub const FLAG_FINAL: u8 = 0x02;
 const KNOWN_FLAGS: u8 = FLAG_START | FLAG_FINAL;
+/// Where the interleaving depth (minus one) sits in the flags byte.
+const DEPTH_SHIFT: u8 = 2;
 
 /// The header of a symbol datagram: where the symbol belongs and how its block
 /// was coded.
@@ -54,6 +59,10 @@ pub struct SymbolHeader {
     pub block: u64,
     /// [`FLAG_START`] and [`FLAG_FINAL`].
     pub flags: u8,
+    /// How many blocks the sender interleaves (1 to
+    /// [`MAX_INTERLEAVE_DEPTH`](super::config::MAX_INTERLEAVE_DEPTH)): the
+    /// receiver must hold twice as many per session.
+    pub interleave: u8,
     /// The block's length in bytes (before padding to whole symbols).
     pub block_len: u32,
     /// The symbol size the block was coded with.
@@ -104,7 +113,7 @@ impl SymbolHeader {
         out[1] = KIND_SYMBOL;
         out[2..10].copy_from_slice(&self.session.to_be_bytes());
         out[10..18].copy_from_slice(&self.block.to_be_bytes());
-        out[18] = self.flags;
+        out[18] = (self.flags & KNOWN_FLAGS) | (self.interleave.saturating_sub(1) << DEPTH_SHIFT);
         out[19..23].copy_from_slice(&self.block_len.to_be_bytes());
         out[23..25].copy_from_slice(&self.symbol_size.to_be_bytes());
         out[25..29].copy_from_slice(&self.esi.to_be_bytes());
@@ -213,13 +222,13 @@ pub fn decode(datagram: &[u8]) -> Result<DiodePacket<'_>, DecodeError> {
             let header = SymbolHeader {
                 session: u64_at(d, 2),
                 block: u64_at(d, 10),
-                flags: d[18],
+                flags: d[18] & KNOWN_FLAGS,
+                interleave: (d[18] >> DEPTH_SHIFT) + 1,
                 block_len: u32_at(d, 19),
                 symbol_size: u16::from_be_bytes([d[23], d[24]]),
                 esi: u32_at(d, 25),
             };
-            if header.flags & !KNOWN_FLAGS != 0
-                || (header.flags & FLAG_START != 0) != (header.block == 0)
+            if (header.flags & FLAG_START != 0) != (header.block == 0)
                 || header.block_len == 0
                 || header.symbol_size == 0
             {
@@ -254,13 +263,14 @@ mod tests {
             session: u64,
             block in 0u64..u64::MAX,
             last: bool,
+            interleave in 1u8..=64,
             block_len in 1u32..,
             esi: u32,
             symbol in proptest::collection::vec(any::<u8>(), 1..300),
         ) {
             let flags = if block == 0 { FLAG_START } else { 0 } | if last { FLAG_FINAL } else { 0 };
             let header = SymbolHeader {
-                session, block, flags, block_len,
+                session, block, flags, interleave, block_len,
                 symbol_size: symbol.len() as u16, esi,
             };
             let d = symbol_datagram(header, &symbol);
@@ -286,7 +296,7 @@ mod tests {
         #[test]
         fn a_flipped_bit_is_caught(bit in 0usize..(SYMBOL_OVERHEAD + 16) * 8) {
             let header = SymbolHeader {
-                session: 7, block: 3, flags: 0, block_len: 100, symbol_size: 16, esi: 2,
+                session: 7, block: 3, flags: 0, interleave: 4, block_len: 100, symbol_size: 16, esi: 2,
             };
             let mut d = symbol_datagram(header, &[9; 16]);
             d[bit / 8] ^= 1 << (bit % 8);
@@ -300,11 +310,36 @@ mod tests {
             session: 1,
             block: 1,
             flags: FLAG_START,
+            interleave: 1,
             block_len: 10,
             symbol_size: 8,
             esi: 0,
         };
         let d = symbol_datagram(header, &[0; 8]);
         assert_eq!(decode(&d), Err(DecodeError::ValueOutOfRange));
+    }
+
+    #[test]
+    fn depth_one_is_the_old_format_and_the_depth_travels_in_the_flags() {
+        let mut header = SymbolHeader {
+            session: 1,
+            block: 0,
+            flags: FLAG_START | FLAG_FINAL,
+            interleave: 1,
+            block_len: 10,
+            symbol_size: 8,
+            esi: 0,
+        };
+        assert_eq!(symbol_datagram(header, &[0; 8])[18], 0x03);
+        header.interleave = 64;
+        let d = symbol_datagram(header, &[0; 8]);
+        assert_eq!(d[18], 0xff);
+        assert_eq!(
+            decode(&d),
+            Ok(DiodePacket::Symbol {
+                header,
+                symbol: &[0; 8]
+            })
+        );
     }
 }
