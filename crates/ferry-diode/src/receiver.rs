@@ -52,7 +52,7 @@ pub struct DiodeReceiverStats {
     /// logged as a warning.
     pub socket_drops: u64,
     /// Times reading paused because the decode workers lagged
-    /// `max_blocks_in_flight / 2` blocks behind (datagrams wait in the socket
+    /// `blocks_in_flight() / 2` blocks behind (datagrams wait in the socket
     /// buffer meanwhile; it is when that fills that `socket_drops` grows).
     pub decode_throttles: u64,
     /// Times an event waited for room in the event queue: the application
@@ -191,7 +191,7 @@ impl Shared {
 /// block or a heartbeat arrived, or 10 ms passed), with every symbol that
 /// made it, rather than as soon as the minimum arrived: the core does not
 /// retry a failed attempt with symbols that came during it. Reading stops
-/// while the decode workers lag `max_blocks_in_flight / 2` blocks behind
+/// while the decode workers lag `blocks_in_flight() / 2` blocks behind
 /// (the core would drop symbols beyond its window): the socket buffer
 /// absorbs the lag instead.
 ///
@@ -201,7 +201,7 @@ impl Shared {
 /// thread (the first one's also handles timers and events); every thread
 /// feeds the one protocol core under its lock, so the core stays
 /// single-threaded. Datagrams of different ports interleave: the core
-/// gathers each block's symbols in any order within `max_blocks_in_flight`
+/// gathers each block's symbols in any order within `blocks_in_flight()`
 /// blocks.
 ///
 /// # Falling behind
@@ -347,7 +347,7 @@ impl DiodeReceiver {
                 }
             }
         }
-        let max_decoding = (config.max_blocks_in_flight / 2).max(1);
+        let max_decoding = (config.blocks_in_flight() / 2).max(1);
         let block_size = config.block_size;
         for (index, udp) in states.into_iter().enumerate() {
             let slot = RECV_SLOT.max(udp.gro_segments() * 1500);
@@ -634,10 +634,14 @@ impl ReceiveLoop {
         self.drops.checked = Some(now);
         let total = self.shared.socket_drops();
         if total > self.drops.seen {
-            let (throttles, waits) = (
-                lock(&self.shared.core).decode_throttles,
-                self.shared.events.waits(),
-            );
+            let throttles = {
+                let mut core = lock(&self.shared.core);
+                // The blocks under way may miss these: a loss among them is
+                // this receiver's, not the link's.
+                core.receiver.report_overflow(total - self.drops.seen);
+                core.decode_throttles
+            };
+            let waits = self.shared.events.waits();
             warn!(
                 dropped = total - self.drops.seen,
                 total,
@@ -654,7 +658,10 @@ impl ReceiveLoop {
     fn blame(&mut self, session: DiodeSessionId, reason: LossReason) {
         if !matches!(
             reason,
-            LossReason::BlockUndecodable { .. } | LossReason::Overrun { .. } | LossReason::Expired
+            LossReason::BeyondRepairMargin(_)
+                | LossReason::BlockExpired(_)
+                | LossReason::SessionExpired(_)
+                | LossReason::ReceiverBehind(_)
         ) {
             return;
         }
@@ -681,10 +688,10 @@ impl ReceiveLoop {
     /// Reads batches of datagrams into the core; returns how the socket
     /// stands and how many datagrams were handled.
     ///
-    /// The core holds `max_blocks_in_flight` blocks per session between the
+    /// The core holds `blocks_in_flight()` blocks per session between the
     /// wire and the application, and drops symbols beyond them while its head
     /// block is still being decoded. So reading stops while the oldest block
-    /// still with a worker is `max_blocks_in_flight / 2` dispatches old (one
+    /// still with a worker is `blocks_in_flight() / 2` dispatches old (one
     /// worker may be descheduled while the others go on), and each read asks
     /// for no more than the blocks left to that limit: when the workers fall
     /// behind, datagrams wait in the socket buffer instead.

@@ -56,7 +56,7 @@ pub struct SocketOptions {
     /// host spread the flows over its NIC's queues and cores (receive-side
     /// scaling hashes the port) and give each socket its own buffer;
     /// datagrams from different ports may reorder, which the receiver
-    /// tolerates within `max_blocks_in_flight` blocks.
+    /// tolerates within `DiodeConfig::blocks_in_flight()` blocks.
     pub ports: Vec<u16>,
 }
 

@@ -10,7 +10,8 @@
 //! repair_percentage = 10        # repair symbols per block, % of its source symbols
 //! bandwidth = 1000              # Mbit/s: the sender's pace
 //! max_burst = 262144            # bytes sent back to back before pacing holds
-//! max_blocks_in_flight = 8      # blocks per session between application and wire
+//! max_blocks_in_flight = 16     # blocks per session between application and wire
+//! interleave_depth = 8          # consecutive blocks whose datagrams go out in turn (1: none)
 //! max_sessions = 16             # sessions open at once
 //! encode_threads = 0            # 0: one per core
 //! decode_threads = 0
@@ -122,6 +123,7 @@ struct FileSettings {
     bandwidth: Option<f64>,
     max_burst: Option<usize>,
     max_blocks_in_flight: Option<usize>,
+    interleave_depth: Option<usize>,
     max_sessions: Option<usize>,
     encode_threads: Option<usize>,
     decode_threads: Option<usize>,
@@ -146,7 +148,7 @@ struct FileSettings {
 
 /// The top-level keys and tables the diode tools read (Ferry's and Lidi's),
 /// for tools that share the file and warn about the others.
-pub const TOP_LEVEL_KEYS: [&str; 21] = [
+pub const TOP_LEVEL_KEYS: [&str; 22] = [
     "heartbeat",
     "mtu",
     "block_size",
@@ -154,6 +156,7 @@ pub const TOP_LEVEL_KEYS: [&str; 21] = [
     "bandwidth",
     "max_burst",
     "max_blocks_in_flight",
+    "interleave_depth",
     "max_sessions",
     "encode_threads",
     "decode_threads",
@@ -426,6 +429,11 @@ fn settings(
             "max_blocks_in_flight",
             file.max_blocks_in_flight,
             &mut diode.max_blocks_in_flight,
+        ),
+        (
+            "interleave_depth",
+            file.interleave_depth,
+            &mut diode.interleave_depth,
         ),
     ] {
         if let Some(v) = value {

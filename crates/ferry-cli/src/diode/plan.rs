@@ -47,9 +47,10 @@ pub struct DiodePlanArgs {
     #[arg(long, value_name = "SYMBOLS", default_value_t = 1)]
     pub overhead: usize,
     /// Interleaving depth: the datagrams of this many consecutive blocks go
-    /// out in turn (1: no interleaving).
-    #[arg(long, value_name = "BLOCKS", default_value_t = 1)]
-    pub depth: usize,
+    /// out in turn (1: no interleaving; default: the configuration's
+    /// `interleave_depth`, 8).
+    #[arg(long, value_name = "BLOCKS")]
+    pub depth: Option<usize>,
     /// Average loss on the link, in percent of datagrams.
     #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
     pub loss: f64,
@@ -122,6 +123,9 @@ impl DiodePlanArgs {
     /// The diode configuration (`base`, from the file, with the flags
     /// applied) and the loss model the flags describe.
     pub fn model(&self, base: DiodeConfig) -> Result<(DiodeConfig, LossModel), PlanError> {
+        if self.depth == Some(0) {
+            return Err(PlanError::Depth);
+        }
         if let Some(mbit) = self.bandwidth
             && !(mbit > 0.0 && mbit.is_finite())
         {
@@ -154,6 +158,7 @@ impl DiodePlanArgs {
                 .max_blocks_in_flight
                 .unwrap_or(base.max_blocks_in_flight),
             max_sessions: self.max_sessions.unwrap_or(base.max_sessions),
+            interleave_depth: self.depth.unwrap_or(base.interleave_depth),
             ..base
         };
         Ok((config, loss))
@@ -217,7 +222,11 @@ pub fn report(
         plan.tolerated,
         args.overhead
     );
-    let _ = writeln!(s, "loss model: {model}; interleaving depth {}", args.depth);
+    let _ = writeln!(
+        s,
+        "loss model: {model}; interleaving depth {}",
+        config.interleave_depth
+    );
     let _ = writeln!(
         s,
         "a block is lost with probability {}",
@@ -249,7 +258,7 @@ pub fn report(
         bytes(plan.sender_memory),
         bytes(plan.receiver_memory),
         config.max_sessions,
-        config.max_blocks_in_flight.max(args.depth)
+        config.blocks_in_flight()
     );
     let _ = writeln!(
         s,
@@ -283,8 +292,14 @@ pub fn run(args: &DiodePlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let invalid = |e: PlanError| CliError::Invalid(e.to_string());
     let settings = args.file.load()?;
     let (config, loss) = args.model(settings.diode).map_err(invalid)?;
-    let plan =
-        plan(&config, args.depth, args.overhead, loss, args.session_size).map_err(invalid)?;
+    let plan = plan(
+        &config,
+        config.interleave_depth,
+        args.overhead,
+        loss,
+        args.session_size,
+    )
+    .map_err(invalid)?;
     let asked = (settings.sender.send_buffer, settings.receiver.recv_buffer);
     out.write_all(report(args, &config, loss, &plan, asked).as_bytes())?;
     Ok(())
@@ -302,7 +317,7 @@ mod tests {
             block_size: None,
             repair_percentage: Some(10),
             overhead: 1,
-            depth: 1,
+            depth: Some(1),
             loss,
             burst,
             session_size: 1 << 20,

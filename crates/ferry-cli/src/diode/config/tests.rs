@@ -12,7 +12,7 @@ fn defaults_without_a_file() {
 fn every_key_is_read() {
     let s = parse(
         "heartbeat = 500\nmtu = 9000\nblock_size = 100000\nrepair_percentage = 20\n\
-         bandwidth = 2.5\nmax_burst = 100000\nmax_blocks_in_flight = 4\nmax_sessions = 3\n\
+         bandwidth = 2.5\nmax_burst = 100000\nmax_blocks_in_flight = 4\ninterleave_depth = 2\nmax_sessions = 3\n\
          encode_threads = 2\ndecode_threads = 3\nudp_send_buffer = 1000\n\
          udp_recv_buffer = 2000\n[receiver]\nblock_expiration_timeout = 700\n\
          session_expiration_timeout = 9000\n",
@@ -26,6 +26,7 @@ fn every_key_is_read() {
     assert_eq!(s.diode.bandwidth, 2_500_000);
     assert_eq!(s.diode.max_burst, 100_000);
     assert_eq!(s.diode.max_blocks_in_flight, 4);
+    assert_eq!(s.diode.interleave_depth, 2);
     assert_eq!(s.diode.max_sessions, 3);
     assert_eq!(s.sender.threads, 2);
     assert_eq!(s.receiver.threads, 3);

@@ -149,8 +149,9 @@ pub fn plan(
     let longest_burst_secs = longest_burst as f64 * datagram_size as f64 * 8.0 / bandwidth;
     let goodput_bps = bandwidth * config.block_size as f64 / (n * datagram_size) as f64;
     let wire_bps = bandwidth * (datagram_size + IP_UDP_OVERHEAD) as f64 / datagram_size as f64;
-    // Interleaving holds `depth` blocks of a session at once on each side.
-    let in_flight = config.max_blocks_in_flight.max(depth) as u64;
+    // The engine's window (`DiodeConfig::blocks_in_flight`): at least two
+    // interleaved groups, one being received while the previous decodes.
+    let in_flight = config.max_blocks_in_flight.max(2 * depth) as u64;
     let sessions = config.max_sessions as u64;
     let block = config.block_size as u64;
     let encoded = (n * datagram_size) as u64;
@@ -160,12 +161,6 @@ pub fn plan(
     let sender_memory = sessions * in_flight * (block + encoded);
     let receiver_memory = sessions * in_flight * collected.max(block);
     let mut warnings = Vec::new();
-    if config.max_blocks_in_flight < 2 * depth {
-        warnings.push(format!(
-            "interleaving over {depth} blocks needs `max_blocks_in_flight` of at least {} (twice the depth: one span being received while the previous one decodes)",
-            2 * depth
-        ));
-    }
     if tolerated == 0 && loss.average() > 0.0 {
         warnings.push(
             "no loss is tolerated: RaptorQ needs a symbol or two beyond the source symbols, so any loss may lose a block; raise `repair_percentage`".into(),
