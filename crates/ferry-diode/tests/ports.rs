@@ -10,27 +10,8 @@ use ferry_diode::{
     BufferSide, DiodeConfig, DiodeReceiver, DiodeSender, LossReason, ReceiverEvent, SocketOptions,
 };
 
-/// Generous bound on any wait: the tests assert outcomes, not timings.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-/// Pseudo-random bytes (splitmix64), reproducible by seed.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+mod common;
+use common::{PATIENCE, loopback, random_bytes};
 
 fn config() -> DiodeConfig {
     DiodeConfig {
