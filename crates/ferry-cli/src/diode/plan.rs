@@ -18,7 +18,7 @@ use ferry_proto::diode::{DiodeConfig, DiodeConfigError};
 use thiserror::Error;
 
 use crate::CliError;
-use crate::diode::config::ConfigFile;
+use crate::diode::config::DiodeOptions;
 
 pub mod model;
 
@@ -29,19 +29,12 @@ pub use model::{LossModel, Plan, binomial_tail, block_loss, plan, session_loss};
 /// them.
 #[derive(Debug, Clone, Args)]
 pub struct DiodePlanArgs {
-    /// The diode tools' settings file (the same file as `diode-send`'s).
+    /// The link: the diode tools' settings file (the same file as
+    /// `diode-send`'s) and the flags that override it, as the tools read
+    /// them (`--mtu`, `--block-size`, `--repair-percentage`, `--bandwidth`,
+    /// `--max-sessions`, ...).
     #[command(flatten)]
-    pub file: ConfigFile,
-    /// The link's MTU in bytes (IP packet size), as `mtu` (default 1500).
-    #[arg(long, value_name = "BYTES")]
-    pub mtu: Option<usize>,
-    /// Bytes of data per RaptorQ block, as `block_size` (default 524288).
-    #[arg(long, value_name = "BYTES")]
-    pub block_size: Option<usize>,
-    /// Repair symbols per block, in percent of its source symbols, as
-    /// `repair_percentage` (default 10).
-    #[arg(long, value_name = "PERCENT")]
-    pub repair_percentage: Option<u32>,
+    pub link: DiodeOptions,
     /// Symbols beyond the source symbols a block is assumed to need
     /// (RaptorQ's decoding overhead; 0 is optimistic, 2 cautious).
     #[arg(long, value_name = "SYMBOLS", default_value_t = 1)]
@@ -62,17 +55,10 @@ pub struct DiodePlanArgs {
     /// and G suffixes are powers of 1024.
     #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_size)]
     pub session_size: u64,
-    /// The sender's pace, in Mbit/s of UDP payload, as `bandwidth` (default
-    /// 1000).
-    #[arg(long, value_name = "MBIT/S")]
-    pub bandwidth: Option<f64>,
     /// Blocks a session holds in flight on each side, as
-    /// `max_blocks_in_flight` (default 8).
+    /// `max_blocks_in_flight` (default 16).
     #[arg(long, value_name = "N")]
     pub max_blocks_in_flight: Option<usize>,
-    /// Sessions open at once, as `max_sessions` (default 16).
-    #[arg(long, value_name = "N")]
-    pub max_sessions: Option<usize>,
 }
 
 /// A plan's parameters are unusable; the message names the flag.
@@ -97,9 +83,6 @@ pub enum PlanError {
         /// Average loss, percent.
         loss: f64,
     },
-    /// `--bandwidth` not positive.
-    #[error("`--bandwidth` must be above 0 (Mbit/s)")]
-    Bandwidth,
 }
 
 /// Parses a size: bytes, or with a K, M or G suffix (powers of 1024).
@@ -120,16 +103,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl DiodePlanArgs {
-    /// The diode configuration (`base`, from the file, with the flags
-    /// applied) and the loss model the flags describe.
+    /// The diode configuration (`base`, the link's, with the planner's own
+    /// flags applied) and the loss model the flags describe.
     pub fn model(&self, base: DiodeConfig) -> Result<(DiodeConfig, LossModel), PlanError> {
         if self.depth == Some(0) {
             return Err(PlanError::Depth);
-        }
-        if let Some(mbit) = self.bandwidth
-            && !(mbit > 0.0 && mbit.is_finite())
-        {
-            return Err(PlanError::Bandwidth);
         }
         if !(0.0..100.0).contains(&self.loss) {
             return Err(PlanError::Loss(self.loss));
@@ -148,16 +126,9 @@ impl DiodePlanArgs {
             }
         };
         let config = DiodeConfig {
-            mtu: self.mtu.unwrap_or(base.mtu),
-            block_size: self.block_size.unwrap_or(base.block_size),
-            repair_percentage: self.repair_percentage.unwrap_or(base.repair_percentage),
-            bandwidth: self
-                .bandwidth
-                .map_or(base.bandwidth, |mbit| (mbit * 1e6).round().max(1.0) as u64),
             max_blocks_in_flight: self
                 .max_blocks_in_flight
                 .unwrap_or(base.max_blocks_in_flight),
-            max_sessions: self.max_sessions.unwrap_or(base.max_sessions),
             interleave_depth: self.depth.unwrap_or(base.interleave_depth),
             ..base
         };
@@ -290,7 +261,7 @@ pub fn report(
 /// Runs `ferry diode-plan`.
 pub fn run(args: &DiodePlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let invalid = |e: PlanError| CliError::Invalid(e.to_string());
-    let settings = args.file.load()?;
+    let settings = args.link.load()?;
     let (config, loss) = args.model(settings.diode).map_err(invalid)?;
     let plan = plan(
         &config,
@@ -312,20 +283,19 @@ mod tests {
     #[test]
     fn flags_are_checked() {
         let args = |loss, burst| DiodePlanArgs {
-            file: ConfigFile::default(),
-            mtu: None,
-            block_size: None,
-            repair_percentage: Some(10),
+            link: DiodeOptions {
+                repair_percentage: Some(10),
+                bandwidth: Some(100.0),
+                ..DiodeOptions::default()
+            },
             overhead: 1,
             depth: Some(1),
             loss,
             burst,
             session_size: 1 << 20,
-            bandwidth: Some(100.0),
             max_blocks_in_flight: None,
-            max_sessions: None,
         };
-        let base = DiodeConfig::default;
+        let base = || args(1.0, None).link.load().unwrap().diode;
         assert!(matches!(
             args(100.0, None).model(base()),
             Err(PlanError::Loss(_))
