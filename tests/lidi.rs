@@ -123,6 +123,7 @@ impl LidiChain {
 /// ANSSI's sample (doc/configuration_file.rst), every key, with this
 /// test's addresses and a quicker heartbeat.
 fn anssi_config(udp: u16, send_tcp: SocketAddr, recv_tcp: SocketAddr) -> String {
+    let (send_metrics, recv_metrics) = (free_tcp(), free_tcp());
     format!(
         r#"# Size of RaptorQ block, in bytes
 encoding_block_size = 60000
@@ -141,13 +142,13 @@ bind_tcp = "{send_tcp}"
 bind_udp = "127.0.0.1:0"
 # In Mbit/s.
 max_bandwidth = 100
-metrics = "0.0.0.0:9001"
+metrics = "{send_metrics}"
 
 [receiver]
 to_tcp = "{recv_tcp}"
 block_expiration_timeout = 500
 session_expiration_timeout = 5000
-metrics = "0.0.0.0:9002"
+metrics = "{recv_metrics}"
 core_affinity = [ 1 ]
 udp_packets_queue_size = 10000
 tcp_blocks_queue_size = 1000
@@ -159,6 +160,7 @@ tcp_blocks_queue_size = 1000
 /// bit/s, no `bind_udp`.
 fn fork_config(udp: [u16; 3], send_tcp: SocketAddr, recv_tcp: SocketAddr) -> String {
     let [a, b, c] = udp;
+    let metrics = free_tcp();
     format!(
         r#"encoding_block_size = 60000
 repair_block_size = 6000
@@ -175,7 +177,7 @@ max_bandwidth = 100000000
 [receiver]
 to_tcp = "{recv_tcp}"
 core_affinity = [ 1 ]
-metrics = "0.0.0.0:9002"
+metrics = "{metrics}"
 "#
     )
 }
@@ -194,8 +196,6 @@ fn an_anssi_lidi_configuration_runs_unchanged_with_its_unused_keys_warned_about(
         warned,
         [
             "log_config",
-            "[sender] metrics",
-            "[receiver] metrics",
             "[receiver] core_affinity",
             "[receiver] udp_packets_queue_size",
             "[receiver] tcp_blocks_queue_size",
@@ -257,7 +257,7 @@ fn a_fork_lidi_configuration_runs_unchanged_on_all_its_ports() {
     for line in [
         &format!("ports {}, {}, {}: one socket", ports[0], ports[1], ports[2]),
         "max_bandwidth → bandwidth = 100 Mbit/s (read as bit/s",
-        "[receiver] metrics: ignored (warning)",
+        "[receiver] metrics → diode-receive --metrics 127.0.0.1:",
     ] {
         assert!(report.contains(line), "{line:?} not in:\n{report}");
     }

@@ -109,7 +109,7 @@ struct ReceiverTable {
     core_affinity: Option<Vec<u32>>,
     udp_packets_queue_size: Option<u64>,
     tcp_blocks_queue_size: Option<u64>,
-    metrics: Option<String>,
+    metrics: Option<SocketAddr>,
 }
 
 /// The file's keys: Ferry's, then Lidi's.
@@ -188,6 +188,12 @@ pub struct Addresses {
     pub bind_tcp: Option<SocketAddr>,
     /// `[receiver] to_tcp`: where `diode-receive` replays sessions (`--to`).
     pub to_tcp: Option<SocketAddr>,
+    /// `[sender] metrics`: where `diode-send` serves its Prometheus
+    /// metrics (`--metrics`).
+    pub send_metrics: Option<SocketAddr>,
+    /// `[receiver] metrics`: where `diode-receive` serves its Prometheus
+    /// metrics (`--metrics`).
+    pub receive_metrics: Option<SocketAddr>,
 }
 
 impl Addresses {
@@ -472,8 +478,6 @@ fn settings(
         r.ignored("log_config");
     }
     for (key, present) in [
-        ("[sender] metrics", sender.metrics.is_some()),
-        ("[receiver] metrics", receiver.metrics.is_some()),
         ("[receiver] core_affinity", receiver.core_affinity.is_some()),
         (
             "[receiver] udp_packets_queue_size",
@@ -613,6 +617,20 @@ fn addresses(
     if let Some(a) = receiver.to_tcp {
         r.mapped("[receiver] to_tcp", format!("diode-receive --to {a}"));
         out.to_tcp = Some(a);
+    }
+    if let Some(a) = sender.metrics {
+        r.mapped(
+            "[sender] metrics",
+            format!("diode-send --metrics {a} (Prometheus, GET /metrics)"),
+        );
+        out.send_metrics = Some(a);
+    }
+    if let Some(a) = receiver.metrics {
+        r.mapped(
+            "[receiver] metrics",
+            format!("diode-receive --metrics {a} (Prometheus, GET /metrics)"),
+        );
+        out.receive_metrics = Some(a);
     }
     Ok(out)
 }

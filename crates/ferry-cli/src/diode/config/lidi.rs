@@ -17,7 +17,8 @@
 //! | `[sender] max_bandwidth` | `bandwidth` (Mbit/s; ≥ 1,000,000 read as bit/s) |
 //! | `[receiver] to_tcp` | `diode-receive --to` |
 //! | `[receiver] block_expiration_timeout`, `session_expiration_timeout` | the same |
-//! | `log_config`, `[sender]`/`[receiver] metrics`, `[receiver] core_affinity`, `udp_packets_queue_size`, `tcp_blocks_queue_size` | ignored, with a warning |
+//! | `[sender] metrics`, `[receiver] metrics` | `diode-send --metrics`, `diode-receive --metrics` |
+//! | `log_config`, `[receiver] core_affinity`, `udp_packets_queue_size`, `tcp_blocks_queue_size` | ignored, with a warning |
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -37,22 +38,14 @@ pub(super) struct SenderTable {
     pub(super) bind_tcp: Option<SocketAddr>,
     pub(super) bind_udp: Option<SocketAddr>,
     pub(super) max_bandwidth: Option<f64>,
-    pub(super) metrics: Option<String>,
+    pub(super) metrics: Option<SocketAddr>,
 }
 
 /// Why each key Ferry has no use for is ignored.
-pub(super) const IGNORED: [(&str, &str); 6] = [
+pub(super) const IGNORED: [(&str, &str); 4] = [
     (
         "log_config",
         "Ferry logs through `tracing` to stderr: use -v/-vv or FERRY_LOG (e.g. FERRY_LOG=info), not a log4rs file",
-    ),
-    (
-        "[sender] metrics",
-        "Ferry has no Prometheus endpoint: its counters are logged (-v) and reported by the tools",
-    ),
-    (
-        "[receiver] metrics",
-        "Ferry has no Prometheus endpoint: its counters are logged (-v) and reported by the tools",
     ),
     (
         "[receiver] core_affinity",

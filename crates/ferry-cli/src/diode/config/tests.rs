@@ -126,13 +126,19 @@ fn a_lidi_file_is_read_unchanged() {
     );
     assert_eq!(s.addresses.bind_udp, Some("127.0.0.1:0".parse().unwrap()));
     assert_eq!(s.addresses.to_tcp, Some("127.0.0.1:5002".parse().unwrap()));
+    assert_eq!(
+        s.addresses.send_metrics,
+        Some("0.0.0.0:9001".parse().unwrap())
+    );
+    assert_eq!(
+        s.addresses.receive_metrics,
+        Some("0.0.0.0:9002".parse().unwrap())
+    );
     let ignored: Vec<&str> = s.warnings().map(|k| k.key.as_str()).collect();
     assert_eq!(
         ignored,
         [
             "log_config",
-            "[sender] metrics",
-            "[receiver] metrics",
             "[receiver] core_affinity",
             "[receiver] udp_packets_queue_size",
             "[receiver] tcp_blocks_queue_size",
