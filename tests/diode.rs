@@ -17,8 +17,10 @@ use ferry_cli::diode::file::{
 };
 use ferry_cli::diode::receive::{DiodeReceiveArgs, DiodeReceiveServer};
 use ferry_cli::diode::send::{DiodeSendArgs, DiodeSendServer};
+use ferry_cli::metrics::MetricsArgs;
 use ferry_cli::{Cli, run};
 use ferry_relay::{LinkConfig, Relay};
+use ferry_tests::{sample, scrape};
 use tempfile::TempDir;
 
 /// Generous bound on any wait: the tests assert outcomes, not timings.
@@ -93,6 +95,9 @@ impl Chain {
             listen: Some(any_port()),
             to: Some(files.tcp_addr()),
             diode: diode.clone(),
+            metrics: MetricsArgs {
+                metrics: Some(any_port()),
+            },
         })
         .unwrap();
         let relay = relay.map(|link| {
@@ -114,6 +119,9 @@ impl Chain {
             ),
             bind: None,
             diode,
+            metrics: MetricsArgs {
+                metrics: Some(any_port()),
+            },
         })
         .unwrap();
         Chain {
@@ -379,6 +387,59 @@ fn a_session_beyond_repair_leaves_nothing_and_the_next_one_arrives() {
     let stats = chain.wait_for_sessions(2);
     assert_eq!(stats.saved, 2, "{stats:?}");
     assert_same(&read_dir(&chain.dir()), &expected);
+    chain.stop();
+}
+
+#[test]
+fn the_diode_tools_serve_what_arrived_and_what_was_lost_to_prometheus() {
+    let link = LinkConfig::default().random_loss(0.4);
+    let chain = Chain::start(options(300.0, 1500, 10), Some(link));
+    let (source, doomed) = make_files(&[("doomed.bin", 2_000_000)]);
+    send_files(chain.send.tcp_addr(), &paths(&source, &doomed)).unwrap();
+    chain.wait_for_sessions(1);
+    chain
+        .relay
+        .as_ref()
+        .unwrap()
+        .set_to_upstream(LinkConfig::default());
+    let (source, expected) = make_files(&[("kept.bin", 1_000_000)]);
+    send_files(chain.send.tcp_addr(), &paths(&source, &expected)).unwrap();
+    chain.wait_for_sessions(2);
+
+    let sent = scrape(chain.send.metrics_addr().unwrap());
+    assert_eq!(
+        sample(&sent, "ferry_diode_send_sessions_sent_total"),
+        Some(2.0),
+        "{sent}"
+    );
+    assert_eq!(
+        sample(&sent, "ferry_diode_send_sessions_open"),
+        Some(0.0),
+        "{sent}"
+    );
+    let repair = sample(&sent, "ferry_diode_send_symbols_total{kind=\"repair\"}").unwrap();
+    assert!(repair > 0.0, "{sent}");
+
+    let received = scrape(chain.receive.metrics_addr().unwrap());
+    let stats = chain.receive.stats().protocol;
+    assert_eq!(
+        sample(&received, "ferry_diode_receive_sessions_finished_total"),
+        Some(1.0),
+        "{received}"
+    );
+    // Each loss is under its cause, and the causes add up to the losses.
+    let causes: f64 = received
+        .lines()
+        .filter(|l| l.starts_with("ferry_diode_receive_sessions_lost_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(causes, stats.sessions_lost as f64, "{received}");
+    assert!(causes >= 1.0, "{received}");
+    assert_eq!(
+        sample(&received, "ferry_diode_receive_blocks_decoded_total"),
+        Some(stats.blocks_decoded as f64)
+    );
+    assert!(sample(&received, "ferry_diode_receive_heartbeats_total").is_some());
     chain.stop();
 }
 

@@ -19,6 +19,7 @@ use ferry_cli::diode::file::{ReceiveFileServer, send_files};
 use ferry_cli::diode::receive::DiodeReceiveServer;
 use ferry_cli::diode::send::DiodeSendServer;
 use ferry_cli::{Cli, Command, run};
+use ferry_tests::{sample, scrape};
 use tempfile::TempDir;
 
 /// Generous bound on any wait: the tests assert outcomes, not timings.
@@ -232,6 +233,24 @@ fn an_anssi_lidi_configuration_runs_unchanged_with_its_unused_keys_warned_about(
     assert_eq!(
         std::fs::read(chain.out.path().join("b.bin")).unwrap(),
         vec![7u8; 300_000]
+    );
+    // The file's `metrics` keys serve Prometheus on each side.
+    assert_eq!(chain.send.metrics_addr(), settings.addresses.send_metrics);
+    assert_eq!(
+        chain.receive.metrics_addr(),
+        settings.addresses.receive_metrics
+    );
+    let sent = scrape(chain.send.metrics_addr().unwrap());
+    assert_eq!(
+        sample(&sent, "ferry_diode_send_sessions_sent_total"),
+        Some(1.0),
+        "{sent}"
+    );
+    let received = scrape(chain.receive.metrics_addr().unwrap());
+    assert_eq!(
+        sample(&received, "ferry_diode_receive_sessions_finished_total"),
+        Some(1.0),
+        "{received}"
     );
     chain.stop();
 }

@@ -30,6 +30,7 @@ pub mod diode;
 pub mod entry;
 pub mod exit;
 pub mod lidi_link;
+pub mod metrics;
 pub mod session;
 
 /// Move data over UDP: reliable sessions, and one-way transfers across a data

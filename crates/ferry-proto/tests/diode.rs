@@ -175,6 +175,7 @@ fn heartbeat_silence_warns_and_recovery_is_reported() {
             .iter()
             .any(|(_, e)| *e == ReceiverEvent::HeartbeatRecovered)
     );
+    assert_eq!(net.receiver().stats().heartbeats_missing, 1);
 }
 
 #[test]

@@ -35,6 +35,8 @@ use tracing::{debug, error, info, warn};
 use super::config::DiodeOptions;
 use super::reset;
 use crate::CliError;
+use crate::metrics::diode::ReceiverCollector;
+use crate::metrics::{MetricsArgs, MetricsServer};
 
 /// How long connecting to the TCP server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +64,9 @@ pub struct DiodeReceiveArgs {
     /// Diode settings.
     #[command(flatten)]
     pub diode: DiodeOptions,
+    /// The metrics endpoint (default: the file's `[receiver] metrics`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// What a session's thread is told.
@@ -78,6 +83,7 @@ pub struct DiodeReceiveServer {
     to: SocketAddr,
     receiver: Arc<DiodeReceiver>,
     dispatcher: Option<JoinHandle<()>>,
+    metrics: Option<MetricsServer>,
 }
 
 impl DiodeReceiveServer {
@@ -106,6 +112,14 @@ impl DiodeReceiveServer {
             settings.diode,
             settings.receiver,
         )?);
+        let metrics = match args.metrics.metrics.or(settings.addresses.receive_metrics) {
+            Some(addr) => {
+                let mut registry = crate::metrics::registry();
+                registry.register_collector(Box::new(ReceiverCollector(Arc::downgrade(&receiver))));
+                Some(MetricsServer::start(addr, "--metrics", registry)?)
+            }
+            None => None,
+        };
         let events = Arc::clone(&receiver);
         let dispatcher = std::thread::Builder::new()
             .name("diode-receive-events".into())
@@ -119,7 +133,13 @@ impl DiodeReceiveServer {
             to,
             receiver,
             dispatcher: Some(dispatcher),
+            metrics,
         })
+    }
+
+    /// Where the Prometheus metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::addr)
     }
 
     /// The UDP address received on.
@@ -166,12 +186,17 @@ impl Drop for DiodeReceiveServer {
 /// Runs `ferry diode-receive` until the process is stopped.
 pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let server = DiodeReceiveServer::start(args)?;
-    writeln!(
+    write!(
         out,
         "diode-receive: receiving UDP on {}, replaying sessions to TCP {}",
         server.udp_addr(),
         server.tcp_to()
     )?;
+    // One line: whoever reads it may close the pipe after it.
+    match server.metrics_addr() {
+        Some(addr) => writeln!(out, ", metrics at http://{addr}/metrics")?,
+        None => writeln!(out)?,
+    }
     out.flush()?;
     server.wait();
     Ok(())

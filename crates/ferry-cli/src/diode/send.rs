@@ -32,6 +32,8 @@ use tracing::{debug, info, warn};
 use super::config::DiodeOptions;
 use super::{AcceptLoop, bind_tcp, reset};
 use crate::CliError;
+use crate::metrics::diode::SenderCollector;
+use crate::metrics::{MetricsArgs, MetricsServer};
 
 /// How long a connection may be quiet before the partly filled block is sent.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
@@ -64,6 +66,9 @@ pub struct DiodeSendArgs {
     /// Diode settings.
     #[command(flatten)]
     pub diode: DiodeOptions,
+    /// The metrics endpoint (default: the file's `[sender] metrics`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// A counting semaphore: connections served at once.
@@ -94,6 +99,7 @@ pub struct DiodeSendServer {
     accept: AcceptLoop,
     sender: Arc<DiodeSender>,
     to: SocketAddr,
+    metrics: Option<MetricsServer>,
 }
 
 impl DiodeSendServer {
@@ -128,6 +134,14 @@ impl DiodeSendServer {
             settings.diode.clone(),
             settings.sender,
         )?);
+        let metrics = match args.metrics.metrics.or(settings.addresses.send_metrics) {
+            Some(addr) => {
+                let mut registry = crate::metrics::registry();
+                registry.register_collector(Box::new(SenderCollector(Arc::downgrade(&sender))));
+                Some(MetricsServer::start(addr, "--metrics", registry)?)
+            }
+            None => None,
+        };
         let listener = bind_tcp(listen, "--listen")?;
         let slots = Arc::new(Slots {
             free: Mutex::new(settings.diode.max_sessions),
@@ -149,7 +163,17 @@ impl DiodeSendServer {
             }
         })?;
         info!(tcp = %accept.addr(), udp = %sender.local_addr(), %to, "diode-send started");
-        Ok(Self { accept, sender, to })
+        Ok(Self {
+            accept,
+            sender,
+            to,
+            metrics,
+        })
+    }
+
+    /// Where the Prometheus metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::addr)
     }
 
     /// The TCP address accepting connections.
@@ -187,13 +211,18 @@ impl DiodeSendServer {
 /// Runs `ferry diode-send` until the process is stopped.
 pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let server = DiodeSendServer::start(args)?;
-    writeln!(
+    write!(
         out,
         "diode-send: accepting TCP on {}, sending UDP from {} to {}",
         server.tcp_addr(),
         server.udp_addr(),
         server.udp_to()
     )?;
+    // One line: whoever reads it may close the pipe after it.
+    match server.metrics_addr() {
+        Some(addr) => writeln!(out, ", metrics at http://{addr}/metrics")?,
+        None => writeln!(out)?,
+    }
     out.flush()?;
     server.wait();
     Ok(())

@@ -74,6 +74,9 @@ pub struct ReceiverStats {
     pub decode_failures: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
+    /// Times the sender fell silent: each
+    /// [`ReceiverEvent::HeartbeatMissing`] raised.
+    pub heartbeats_missing: u64,
     /// Keep-alives received for open sessions.
     pub keepalives: u64,
     /// Sessions started.
@@ -724,6 +727,7 @@ impl Receiver {
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.silent && now >= self.heartbeat_deadline() {
             self.silent = true;
+            self.stats.heartbeats_missing += 1;
             self.events.push_back(ReceiverEvent::HeartbeatMissing {
                 silent_for: now.saturating_duration_since(self.last_heard),
             });
