@@ -86,7 +86,7 @@ impl DiodeReceiveServer {
         let settings = args.diode.load()?;
         let listen = args
             .listen
-            .or(settings.addresses.udp_for_driver())
+            .or(settings.addresses.listen_udp_for_driver())
             .ok_or_else(|| {
                 CliError::Missing(
                     "no UDP address to receive on: give --listen ADDR:PORT, \
