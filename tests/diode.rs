@@ -93,6 +93,7 @@ impl Chain {
             listen: Some(any_port()),
             to: Some(files.tcp_addr()),
             diode: diode.clone(),
+            log: Default::default(),
         })
         .unwrap();
         let relay = relay.map(|link| {
@@ -114,6 +115,7 @@ impl Chain {
             ),
             bind: None,
             diode,
+            log: Default::default(),
         })
         .unwrap();
         Chain {

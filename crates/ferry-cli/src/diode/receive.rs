@@ -62,6 +62,9 @@ pub struct DiodeReceiveArgs {
     /// Diode settings.
     #[command(flatten)]
     pub diode: DiodeOptions,
+    /// Lidi's log flags.
+    #[command(flatten)]
+    pub log: super::logging::LogOptions,
 }
 
 /// What a session's thread is told.

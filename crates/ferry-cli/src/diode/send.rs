@@ -64,6 +64,9 @@ pub struct DiodeSendArgs {
     /// Diode settings.
     #[command(flatten)]
     pub diode: DiodeOptions,
+    /// Lidi's log flags.
+    #[command(flatten)]
+    pub log: super::logging::LogOptions,
 }
 
 /// A counting semaphore: connections served at once.

@@ -446,8 +446,13 @@ fn resolve_ip(host: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| format!("\"{host}\" has no IPv4 address"))
 }
 
-/// A Lidi log level, as Ferry's filter writes it.
-pub(super) fn level(text: &str) -> Result<String, String> {
+/// A Lidi log level (`INFO`, `warn`, any case), as Ferry's log filter
+/// writes it (`info`).
+///
+/// # Errors
+///
+/// A message naming the levels, if `text` is none of them.
+pub fn level(text: &str) -> Result<String, String> {
     let l = text.to_ascii_lowercase();
     match l.as_str() {
         "off" | "error" | "warn" | "info" | "debug" | "trace" => Ok(l),
