@@ -371,7 +371,7 @@ fn an_anssi_lidi_2_configuration_runs_unchanged() {
         "line 5: [common] repair → repair_percentage = 10 % (Lidi's 3 repair datagrams per block",
         "line 6: [common] max_clients → max_sessions = 2",
         "line 7: [common] hash: ignored (warning): turns off Lidi's hash",
-        "line 8: [common] flush: ignored (warning): Ferry's diode-send always sends",
+        "line 8: [common] flush: ignored (warning): Ferry always flushes",
         "line 9: [common] heartbeat → heartbeat = 1 s",
         "line 12: [send] log → diode-send's log level info",
         &format!("line 13: [send] to → diode-send --to {first}"),

@@ -328,13 +328,14 @@ fn why_hash(v: bool) -> String {
 
 fn why_flush(v: bool) -> String {
     let how = if v {
-        "what flush = true asks, after 5 ms of quiet"
+        "what flush = true asks"
     } else {
-        "not waiting for a full block as flush = false does"
+        "flush = false (wait for full blocks) is not available"
     };
     format!(
-        "Ferry's diode-send always sends a partly filled block once the connection has been \
-         quiet for 5 ms: {how}; there is no setting"
+        "Ferry always flushes, {how}: diode-send sends a partly filled block once the \
+         connection has been quiet for 5 ms, and diode-receive writes each block to its TCP \
+         connection as soon as it is decoded; there is no setting"
     )
 }
 

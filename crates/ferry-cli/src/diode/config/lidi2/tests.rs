@@ -178,7 +178,10 @@ fn the_newest_layout_maps_every_key() {
         to.contains("unix:/tmp/dest_from_tcp_port_4000 is not served"),
         "{to}"
     );
-    assert!(to.contains("flush = true asks"), "{to}");
+    assert!(
+        to.contains("Ferry always flushes, what flush = true asks"),
+        "{to}"
+    );
     assert!(
         key(&s, "[receive] reset_timeout")
             .to_string()
