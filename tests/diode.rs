@@ -98,6 +98,7 @@ impl Chain {
             metrics: MetricsArgs {
                 metrics: Some(any_port()),
             },
+            log: Default::default(),
         })
         .unwrap();
         let relay = relay.map(|link| {
@@ -122,6 +123,7 @@ impl Chain {
             metrics: MetricsArgs {
                 metrics: Some(any_port()),
             },
+            log: Default::default(),
         })
         .unwrap();
         Chain {

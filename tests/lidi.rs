@@ -1,5 +1,6 @@
-//! A Lidi operator switching to Ferry: Lidi's configuration files (ANSSI's
-//! and the CrabeDeFrance fork's) run unchanged, Lidi's flag names and
+//! A Lidi operator switching to Ferry: Lidi's configuration files (ANSSI's,
+//! ANSSI's Lidi 2 layout and the CrabeDeFrance fork's) run unchanged, Lidi's
+//! log settings set the log, Lidi's flag names and
 //! program names work, files keep their mode and modification time, and
 //! `diode-send-dir`'s `--ignore` and `--maximum-delay` do what they say.
 //! Everything on loopback.
@@ -302,6 +303,183 @@ fn a_fork_lidi_configuration_runs_unchanged_on_all_its_ports() {
         b"x,y\n1,2\n"
     );
     chain.stop();
+}
+
+/// ANSSI's Lidi 2 sample (`config_examples/tcp.config.toml` as first
+/// written: `[common]`, `[[send.from]]`, `repair` a count), with this
+/// test's ports and addresses, Prometheus endpoints, and a quicker
+/// heartbeat (Lidi 2's is in seconds).
+fn lidi2_config(ports: &[u16], send_tcp: SocketAddr, recv_tcp: SocketAddr) -> String {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let ports = ports.join(", ");
+    let (send_metrics, recv_metrics) = (free_tcp(), free_tcp());
+    format!(
+        r#"[common]
+mtu = 9000
+ports = [{ports}]
+block = 300_000
+repair = 3
+max_clients = 2
+hash = false
+flush = false
+heartbeat = 1
+
+[send]
+log = "INFO"
+to = "127.0.0.1"
+to_bind = "0.0.0.0:0"
+mode = "mmsg"
+prometheus_listen = "{send_metrics}"
+
+[[send.from]]
+tcp = "{send_tcp}"
+
+[receive]
+log = "INFO"
+from = "127.0.0.1"
+mode = "mmsg"
+queue_size = 4096
+reset_timeout = 2
+abort_timeout = 60
+prometheus_listen = "{recv_metrics}"
+
+[[receive.to]]
+tcp = "{recv_tcp}"
+"#
+    )
+}
+
+#[test]
+fn an_anssi_lidi_2_configuration_runs_unchanged() {
+    let (send_tcp, recv_tcp) = (free_tcp(), free_tcp());
+    let ports = [free_udp(), free_udp(), free_udp(), free_udp()];
+    let text = lidi2_config(&ports, send_tcp, recv_tcp);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tcp.config.toml");
+    std::fs::write(&path, &text).unwrap();
+
+    let settings = config::parse(&text, "tcp.config.toml").unwrap();
+    assert_eq!(settings.diode.mtu, 9000);
+    assert_eq!(settings.diode.block_size, 300_000);
+    assert_eq!(settings.diode.repair_percentage, 10);
+    assert_eq!(settings.diode.heartbeat, Duration::from_secs(1));
+    assert_eq!(settings.diode.max_sessions, 2);
+    assert_eq!(settings.sender.ports, ports);
+    assert_eq!(settings.receiver.ports, ports);
+    assert!(settings.addresses.send_metrics.is_some());
+    assert!(settings.addresses.receive_metrics.is_some());
+    assert_eq!(settings.log.send_level.as_deref(), Some("info"));
+    let warned: Vec<&str> = settings.warnings().map(|k| k.key.as_str()).collect();
+    assert_eq!(
+        warned,
+        [
+            "[common] hash",
+            "[common] flush",
+            "[send] mode",
+            "[receive] mode",
+            "[receive] queue_size",
+        ]
+    );
+
+    let report = ferry(&["ferry", "config", "check", path.to_str().unwrap()]);
+    let first = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    for line in [
+        "line 2: [common] mtu → mtu = 9000 bytes",
+        &format!("line 3: [common] ports → ports {}, ", ports[0]),
+        "line 4: [common] block → block_size = 300000 bytes",
+        "line 5: [common] repair → repair_percentage = 10 % (Lidi's 3 repair datagrams per block",
+        "line 6: [common] max_clients → max_sessions = 2",
+        "line 7: [common] hash: ignored (warning): turns off Lidi's hash",
+        "line 8: [common] flush: ignored (warning): Ferry always flushes",
+        "line 9: [common] heartbeat → heartbeat = 1 s",
+        "line 12: [send] log → diode-send's log level info",
+        &format!("line 13: [send] to → diode-send --to {first}"),
+        "line 14: [send] to_bind → diode-send --bind 0.0.0.0:0",
+        "line 15: [send] mode: ignored (warning): Ferry always uses sendmmsg",
+        "line 16: [send] prometheus_listen → diode-send --metrics 127.0.0.1:",
+        &format!("line 19: [send.from] tcp → diode-send --listen {send_tcp}"),
+        &format!("line 23: [receive] from → diode-receive --listen {first}"),
+        "line 25: [receive] queue_size: ignored (warning)",
+        "line 26: [receive] reset_timeout → [receiver] block_expiration_timeout = 2000 ms",
+        "line 27: [receive] abort_timeout → [receiver] session_expiration_timeout = 60000 ms",
+        "line 28: [receive] prometheus_listen → diode-receive --metrics 127.0.0.1:",
+        &format!("line 31: [receive.to] tcp → diode-receive --to {recv_tcp}"),
+    ] {
+        assert!(report.contains(line), "{line:?} not in:\n{report}");
+    }
+
+    let chain = LidiChain::start(&path, recv_tcp);
+    assert_eq!(chain.send.tcp_addr(), send_tcp);
+    let source = make_files(&[("a.txt", b"one"), ("b.bin", &[7u8; 700_000])]);
+    let files = vec![source.path().join("a.txt"), source.path().join("b.bin")];
+    send_files(send_tcp, &files).unwrap();
+    chain.wait_for_files(2);
+    assert_eq!(
+        std::fs::read(chain.out.path().join("a.txt")).unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        std::fs::read(chain.out.path().join("b.bin")).unwrap(),
+        vec![7u8; 700_000]
+    );
+    chain.stop();
+}
+
+#[cfg(unix)]
+#[test]
+fn lidi_2s_log_level_and_lidis_log_file_flag_set_the_log() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_ferry-as-lidi"));
+    let dir = TempDir::new().unwrap();
+    let conf = dir.path().join("tcp.config.toml");
+    std::fs::write(&conf, lidi2_config(&[free_udp()], free_tcp(), free_tcp())).unwrap();
+    let conf = conf.to_str().unwrap();
+    let log_file = dir.path().join("receive.log");
+    let stderr = dir.path().join("stderr");
+    // [receive] log = "INFO": the info line, and the warnings, go to --log-file.
+    let receive = start(
+        bin,
+        &[
+            "diode-receive",
+            "-c",
+            conf,
+            "--log-file",
+            log_file.to_str().unwrap(),
+            "--log4rs-config",
+            "lidi_log4rs.yml",
+        ],
+        &stderr,
+    );
+    wait_until("the log is written", || {
+        std::fs::read_to_string(&log_file).is_ok_and(|l| l.contains("diode-receive started"))
+    });
+    drop(receive);
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    for expected in [
+        " INFO ",
+        "diode-receive started",
+        "--log4rs-config lidi_log4rs.yml: ignored",
+        "[receive] queue_size",
+    ] {
+        assert!(log.contains(expected), "{expected:?} not in:\n{log}");
+    }
+    assert_eq!(std::fs::read_to_string(&stderr).unwrap(), "");
+    // --log-level (Lidi 1's name for --log) wins over the file: errors only.
+    let quiet_log = dir.path().join("quiet.log");
+    let receive = start(
+        bin,
+        &[
+            "diode-receive",
+            "-c",
+            conf,
+            "--log-level",
+            "ERROR",
+            "--log-file",
+            quiet_log.to_str().unwrap(),
+        ],
+        &stderr,
+    );
+    drop(receive);
+    assert_eq!(std::fs::read_to_string(&quiet_log).unwrap(), "");
 }
 
 /// The in-process chain with Ferry's flags under Lidi's names.

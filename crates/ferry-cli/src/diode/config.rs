@@ -23,11 +23,15 @@
 //! session_expiration_timeout = 5000   # ms
 //! ```
 //!
-//! Lidi's keys (ANSSI's and the CrabeDeFrance fork's
-//! `doc/configuration_file.rst`) are read too, and mapped onto these or onto
-//! the tools' addresses; the few Ferry has no use for are ignored with a
-//! warning that says why (see [`lidi`] for the table). A setting given twice,
-//! once by each name (`mtu` and `udp_mtu`), is refused.
+//! Lidi's keys are read too, and mapped onto these or onto the tools'
+//! addresses; the few Ferry has no use for are ignored with a warning that
+//! says why. Two layouts: Lidi's (ANSSI's and the CrabeDeFrance fork's
+//! `doc/configuration_file.rst`: `encoding_block_size`, `udp_addr`,
+//! `[sender]`, `[receiver]`; see [`lidi`] for the table), and Lidi 2's
+//! (ANSSI's development line, `config_examples/*.config.toml`: `ports`,
+//! `block`, `repair`, `[send]`, `[receive]`, optionally `[common]`; see
+//! [`lidi2`]), where `heartbeat` is in seconds. A setting given twice, once
+//! by each name (`mtu` and `udp_mtu`, `block_size` and `block`), is refused.
 //!
 //! Every key is optional (the defaults are those shown); unknown keys and
 //! invalid values are refused with a message naming the key (and its line).
@@ -48,6 +52,7 @@ use tracing::warn;
 use crate::CliError;
 
 pub mod lidi;
+pub mod lidi2;
 mod readings;
 
 pub use readings::KeyReading;
@@ -58,10 +63,11 @@ use readings::Readings;
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigFile {
     /// A TOML file of diode settings: Ferry's keys (heartbeat, mtu,
-    /// block_size, repair_percentage, bandwidth, ...) or Lidi's, unchanged
-    /// (encoding_block_size, udp_addr, udp_port, `[sender]`, `[receiver]`, ...);
-    /// `ferry config check FILE` shows how each key is read. Flags given on
-    /// the command line override it.
+    /// block_size, repair_percentage, bandwidth, ...) or Lidi's, unchanged:
+    /// Lidi's layout (encoding_block_size, udp_addr, udp_port, `[sender]`,
+    /// `[receiver]`, ...) or Lidi 2's (ports, block, repair, `[send]`,
+    /// `[receive]`, `[common]`, ...); `ferry config check FILE` shows how
+    /// each key is read. Flags given on the command line override it.
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -140,15 +146,21 @@ struct FileSettings {
     udp_mtu: Option<usize>,
     log_config: Option<String>,
     sender: Option<lidi::SenderTable>,
-    /// Lidi 2's tables: named to refuse them with advice.
-    common: Option<IgnoredAny>,
-    send: Option<IgnoredAny>,
-    receive: Option<IgnoredAny>,
+    // Lidi 2's (see [`lidi2`]): `mtu` and `heartbeat` are shared above.
+    ports: Option<toml::Value>,
+    block: Option<u64>,
+    repair: Option<u64>,
+    max_clients: Option<u64>,
+    hash: Option<bool>,
+    flush: Option<bool>,
+    common: Option<lidi2::CommonTable>,
+    send: Option<lidi2::SendTable>,
+    receive: Option<lidi2::ReceiveTable>,
 }
 
 /// The top-level keys and tables the diode tools read (Ferry's and Lidi's),
 /// for tools that share the file and warn about the others.
-pub const TOP_LEVEL_KEYS: [&str; 22] = [
+pub const TOP_LEVEL_KEYS: [&str; 31] = [
     "heartbeat",
     "mtu",
     "block_size",
@@ -171,6 +183,15 @@ pub const TOP_LEVEL_KEYS: [&str; 22] = [
     "log_config",
     "sender",
     "session",
+    "ports",
+    "block",
+    "repair",
+    "max_clients",
+    "hash",
+    "flush",
+    "common",
+    "send",
+    "receive",
 ];
 
 /// The addresses a file gives the tools (Lidi's files carry them; Ferry's
@@ -194,6 +215,9 @@ pub struct Addresses {
     /// `[receiver] metrics`: where `diode-receive` serves its Prometheus
     /// metrics (`--metrics`).
     pub receive_metrics: Option<SocketAddr>,
+    /// Lidi 2's `[receive] from` with each port, when diode-receive listens
+    /// elsewhere than diode-send sends (`[send] to`); empty: [`Self::udp`].
+    pub receive_udp: Vec<SocketAddr>,
 }
 
 impl Addresses {
@@ -202,6 +226,12 @@ impl Addresses {
     /// from [`SocketOptions::ports`]).
     pub fn udp_for_driver(&self) -> Option<SocketAddr> {
         self.udp.first().copied()
+    }
+
+    /// The UDP address `diode-receive` listens on: the first of
+    /// [`Self::receive_udp`], else of [`Self::udp`].
+    pub fn listen_udp_for_driver(&self) -> Option<SocketAddr> {
+        self.receive_udp.first().or(self.udp.first()).copied()
     }
 }
 
@@ -216,6 +246,8 @@ pub struct Settings {
     pub receiver: SocketOptions,
     /// The addresses the file gives.
     pub addresses: Addresses,
+    /// The log level and file Lidi 2's `[send]`/`[receive]` give.
+    pub log: lidi2::Logging,
     /// How each key of the file was read, in the file's order.
     pub keys: Vec<KeyReading>,
 }
@@ -289,12 +321,6 @@ pub fn parse(text: &str, origin: &str) -> Result<Settings, CliError> {
 fn deserialize(text: &str, origin: &str) -> Result<FileSettings, CliError> {
     let file: FileSettings = toml::from_str(text)
         .map_err(|e| CliError::Invalid(format!("in {origin}: {}", e.to_string().trim_end())))?;
-    if file.common.is_some() || file.send.is_some() || file.receive.is_some() {
-        return Err(CliError::Invalid(format!(
-            "in {origin}: [common], [send], [receive]: {}",
-            lidi::LIDI2_ADVICE
-        )));
-    }
     Ok(file)
 }
 
@@ -328,6 +354,7 @@ fn settings(
         |p| format!("{} and the flags", p.display()),
     );
     let invalid = |message: String| CliError::Invalid(format!("in {origin}: {message}"));
+    let l2 = lidi2::read(&mut r, &file)?;
     let receiver = file.receiver.unwrap_or_default();
     let sender = file.sender.unwrap_or_default();
     one_of(&r, ("mtu", file.mtu), ("udp_mtu", file.udp_mtu))?;
@@ -349,11 +376,18 @@ fn settings(
 
     let mut diode = DiodeConfig::default();
     let ms = Duration::from_millis;
-    if let Some(v) = file.heartbeat {
+    // In Lidi 2's layout the top-level heartbeat is Lidi's, in seconds.
+    let heartbeat = file.heartbeat.filter(|_| !l2.layout);
+    if let Some(v) = heartbeat {
         r.mapped("heartbeat", format!("heartbeat = {v} ms (both sides)"));
     }
-    if let Some(v) = flags.heartbeat.or(file.heartbeat) {
-        diode.heartbeat = ms(v);
+    if let Some(v) = flags
+        .heartbeat
+        .map(ms)
+        .or(heartbeat.map(ms))
+        .or(l2.heartbeat)
+    {
+        diode.heartbeat = v;
     }
     if let Some(v) = file.mtu {
         r.mapped("mtu", format!("mtu = {v} bytes"));
@@ -361,7 +395,7 @@ fn settings(
     if let Some(v) = file.udp_mtu {
         r.mapped("udp_mtu", format!("mtu = {v} bytes"));
     }
-    if let Some(v) = flags.mtu.or(file.mtu).or(file.udp_mtu) {
+    if let Some(v) = flags.mtu.or(file.mtu).or(file.udp_mtu).or(l2.mtu) {
         diode.mtu = v;
     }
     if let Some(v) = file.block_size {
@@ -376,7 +410,12 @@ fn settings(
         }
         None => None,
     };
-    if let Some(v) = flags.block_size.or(file.block_size).or(encoding) {
+    if let Some(v) = flags
+        .block_size
+        .or(file.block_size)
+        .or(encoding)
+        .or(l2.block_size)
+    {
         diode.block_size = v;
     }
     if let Some(v) = file.repair_percentage {
@@ -402,6 +441,7 @@ fn settings(
         .repair_percentage
         .or(file.repair_percentage)
         .or(repair)
+        .or(l2.repair_percentage)
     {
         diode.repair_percentage = v;
     }
@@ -450,7 +490,7 @@ fn settings(
     if let Some(v) = file.max_sessions {
         r.mapped("max_sessions", format!("max_sessions = {v}"));
     }
-    if let Some(v) = flags.max_sessions.or(file.max_sessions) {
+    if let Some(v) = flags.max_sessions.or(file.max_sessions).or(l2.max_sessions) {
         diode.max_sessions = v;
     }
     for (key, value, target) in [
@@ -471,9 +511,18 @@ fn settings(
             *target = Some(ms(v));
         }
     }
+    diode.block_expiration_timeout = diode
+        .block_expiration_timeout
+        .or(l2.block_expiration_timeout);
+    diode.session_expiration_timeout = diode
+        .session_expiration_timeout
+        .or(l2.session_expiration_timeout);
     diode.validate().map_err(|e| invalid(format!("{e}")))?;
 
-    let addresses = addresses(&mut r, &file.udp_addr, &file.udp_port, &sender, &receiver)?;
+    let addresses = merge(
+        addresses(&mut r, &file.udp_addr, &file.udp_port, &sender, &receiver)?,
+        l2.addresses,
+    );
     if file.log_config.is_some() {
         r.ignored("log_config");
     }
@@ -498,8 +547,13 @@ fn settings(
         send_buffer: file.udp_send_buffer.unwrap_or(defaults.send_buffer),
         recv_buffer: file.udp_recv_buffer.unwrap_or(defaults.recv_buffer),
         // Lidi's list of ports: the first address gives the IP.
-        ports: if addresses.udp.len() > 1 {
-            addresses.udp.iter().map(SocketAddr::port).collect()
+        ports: if addresses.udp.len() > 1 || addresses.receive_udp.len() > 1 {
+            let udp = if addresses.udp.is_empty() {
+                &addresses.receive_udp
+            } else {
+                &addresses.udp
+            };
+            udp.iter().map(SocketAddr::port).collect()
         } else {
             Vec::new()
         },
@@ -544,8 +598,24 @@ fn settings(
             ..buffers
         },
         addresses,
+        log: l2.log,
         keys: r.finish(),
     })
+}
+
+/// The addresses of both Lidi layouts (a key given in both is refused
+/// before this): each field from whichever gives it.
+fn merge(lidi: Addresses, lidi2: Addresses) -> Addresses {
+    let list = |a: Vec<SocketAddr>, b: Vec<SocketAddr>| if a.is_empty() { b } else { a };
+    Addresses {
+        udp: list(lidi.udp, lidi2.udp),
+        bind_udp: lidi.bind_udp.or(lidi2.bind_udp),
+        bind_tcp: lidi.bind_tcp.or(lidi2.bind_tcp),
+        to_tcp: lidi.to_tcp.or(lidi2.to_tcp),
+        send_metrics: lidi.send_metrics.or(lidi2.send_metrics),
+        receive_metrics: lidi.receive_metrics.or(lidi2.receive_metrics),
+        receive_udp: list(lidi.receive_udp, lidi2.receive_udp),
+    }
 }
 
 /// Lidi's addresses: `udp_addr` and `udp_port`, `[sender] bind_tcp` and

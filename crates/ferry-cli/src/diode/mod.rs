@@ -21,6 +21,8 @@
 //! - [`plan`] (`ferry diode-plan`): checks a link's parameters offline.
 //! - [`config`]: the settings file (`--config`/`-c`: Ferry's keys, or
 //!   Lidi's read unchanged) and the flags that override it.
+//! - [`logging`]: Lidi's log flags and keys (`--log`, `--log-file`,
+//!   `[send] log`), which set the process's log filter and file.
 //! - [`frame`]: the file header (name, size, digest, mode, mtime);
 //!   [`glob`]: `diode-send-dir --ignore`'s patterns.
 //!
@@ -45,6 +47,7 @@ pub mod dir;
 pub mod file;
 pub mod frame;
 pub mod glob;
+pub mod logging;
 pub mod plan;
 pub mod receive;
 pub mod send;

@@ -67,6 +67,9 @@ pub struct DiodeReceiveArgs {
     /// The metrics endpoint (default: the file's `[receiver] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Lidi's log flags.
+    #[command(flatten)]
+    pub log: super::logging::LogOptions,
 }
 
 /// What a session's thread is told.
@@ -92,7 +95,7 @@ impl DiodeReceiveServer {
         let settings = args.diode.load()?;
         let listen = args
             .listen
-            .or(settings.addresses.udp_for_driver())
+            .or(settings.addresses.listen_udp_for_driver())
             .ok_or_else(|| {
                 CliError::Missing(
                     "no UDP address to receive on: give --listen ADDR:PORT, \

@@ -69,6 +69,9 @@ pub struct DiodeSendArgs {
     /// The metrics endpoint (default: the file's `[sender] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Lidi's log flags.
+    #[command(flatten)]
+    pub log: super::logging::LogOptions,
 }
 
 /// A counting semaphore: connections served at once.

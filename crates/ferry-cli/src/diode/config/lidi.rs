@@ -2,7 +2,8 @@
 //!
 //! Both lines of Lidi's TOML are read unchanged: ANSSI's (`ANSSI-FR/lidi`,
 //! with `[sender] bind_udp` and the receiver's queue sizes) and the
-//! CrabeDeFrance fork's. Each key is either mapped onto a Ferry setting or,
+//! CrabeDeFrance fork's. Lidi 2's layout (`[send]`, `[receive]`) is
+//! [`super::lidi2`]'s. Each key is either mapped onto a Ferry setting or,
 //! when Ferry has no use for it, ignored with a warning that says why:
 //!
 //! | Lidi key | Ferry |
@@ -134,13 +135,6 @@ pub(super) fn repair_percentage(repair: u64, encoding: u64) -> Result<u32, Strin
             )
         })
 }
-
-/// Lidi 2's tables (`[common]`, `[send]`, `[receive]`), which Ferry does not
-/// read yet: the advice for a file that has them.
-pub(super) const LIDI2_ADVICE: &str = "this is the table layout of Lidi's newer configuration \
-     ([common]/[send]/[receive]), which Ferry does not read yet: write the keys of \
-     doc/configuration_file.rst (encoding_block_size, udp_addr, udp_port, [sender], [receiver]) \
-     or Ferry's own";
 
 #[cfg(test)]
 mod tests {

@@ -68,6 +68,12 @@ impl Readings {
         self.push(key, Some(to), None);
     }
 
+    /// `key` was read with a warning: mapped to `to` (`None`: ignored),
+    /// with `warning` saying what of it Ferry does not do, and why.
+    pub(super) fn warned(&mut self, key: &str, to: Option<String>, warning: String) {
+        self.push(key, to, Some(warning));
+    }
+
     /// `key` is ignored, for the reason [`lidi::why_ignored`] gives.
     pub(super) fn ignored(&mut self, key: &str) {
         self.push(key, None, Some(lidi::why_ignored(key).to_owned()));
@@ -89,19 +95,36 @@ impl Readings {
     }
 }
 
-/// Where each `key = value` line is, keyed as `key` or `[table] key`.
+/// Where each `key = value` line is, keyed as `key` or `[table] key`, and
+/// each table's header, as `[table]`. The entries of an array of tables
+/// (`[[send.from]]`) are `send.from`, then `send.from #2`, ….
 /// A plain scan (no inline tables or dotted keys): good enough to point at
 /// a line, and the TOML parser has already accepted the text.
 fn key_lines(text: &str) -> HashMap<String, usize> {
     let mut table = String::new();
     let mut lines = HashMap::new();
+    let mut arrays: HashMap<String, usize> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.starts_with('#') || line.is_empty() {
             continue;
         }
         if let Some(rest) = line.strip_prefix('[') {
-            table = rest.split(']').next().unwrap_or("").trim().to_owned();
+            let array = rest.starts_with('[');
+            let name = rest.trim_start_matches('[').split(']').next();
+            let name = name.unwrap_or("").trim().to_owned();
+            table = if array {
+                let n = arrays.entry(name.clone()).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    name
+                } else {
+                    format!("{name} #{n}")
+                }
+            } else {
+                name
+            };
+            lines.entry(format!("[{table}]")).or_insert(i + 1);
             continue;
         }
         if let Some((key, _)) = line.split_once('=') {
@@ -128,5 +151,16 @@ mod tests {
         assert_eq!(lines["heartbeat"], 2);
         assert_eq!(lines["[sender] metrics"], 4);
         assert_eq!(lines["[receiver] metrics"], 6);
+        assert_eq!(lines["[receiver]"], 5);
+    }
+
+    #[test]
+    fn entries_of_an_array_of_tables_are_numbered() {
+        let lines = key_lines("[send]\nlog = 1\n[[send.from]]\ntcp = 1\n[[send.from]]\nunix = 2\n");
+        assert_eq!(lines["[send] log"], 2);
+        assert_eq!(lines["[send.from]"], 3);
+        assert_eq!(lines["[send.from] tcp"], 4);
+        assert_eq!(lines["[send.from #2]"], 5);
+        assert_eq!(lines["[send.from #2] unix"], 6);
     }
 }
