@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_proto::{CloseReason, EndpointStats, SessionId, Shard, State};
+use ferry_proto::{CloseReason, EndpointStats, SessionId, SessionTotals, Shard, State};
 use rand_seed::seed;
 use tracing::debug;
 
@@ -20,7 +20,7 @@ use crate::error::{BindError, ConnectError};
 use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvents, Filed};
 use crate::runtime::Runtime;
 use crate::session::Session;
-use crate::shards::{HandOver, ShardStats, add_stats};
+use crate::shards::{HandOver, ShardStats};
 use crate::shared::Shared;
 use crate::socket::bind_shard_sockets;
 
@@ -339,11 +339,24 @@ impl Endpoint {
             shards => {
                 let mut total = EndpointStats::default();
                 for shared in shards {
-                    add_stats(&mut total, shared.lock().endpoint.stats());
+                    total.add(shared.lock().endpoint.stats());
                 }
                 total
             }
         }
+    }
+
+    /// Counters summed over every session this endpoint has held, closed
+    /// ones included (bytes and packets each way, retransmissions, losses,
+    /// round-trip samples): what an exporter gives as counters. Taken
+    /// under the driver's lock, one pass over the open sessions; with
+    /// several shards, the sum of theirs.
+    pub fn session_totals(&self) -> SessionTotals {
+        let mut total = SessionTotals::default();
+        for shared in self.shards() {
+            total.add(&shared.lock().endpoint.session_totals());
+        }
+        total
     }
 
     /// Each shard's open sessions and hand-overs, by shard index (one entry

@@ -146,8 +146,8 @@ pub use error::{
     StreamSendError,
 };
 pub use ferry_proto::{
-    CloseReason, Config, EndpointStats, SessionId, SessionStats, State, StreamEnd, StreamId,
-    StreamKind,
+    CloseCounts, CloseReason, Config, EndpointStats, Histogram, SessionId, SessionStats,
+    SessionTotals, State, StreamEnd, StreamId, StreamKind,
 };
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use ferry_proto::{EndpointStats, SessionId, Shard};
+use ferry_proto::{SessionId, Shard};
 use tracing::{debug, trace};
 
 use crate::shared::{Shared, State};
@@ -197,31 +197,4 @@ impl HandOver {
             state.wake_driver();
         }
     }
-}
-
-/// Adds `shard`'s counters to `total`.
-pub(crate) fn add_stats(total: &mut EndpointStats, shard: &EndpointStats) {
-    // Named one by one: a counter added to the core must be added here too.
-    let EndpointStats {
-        datagrams_received,
-        dropped_malformed,
-        dropped_unknown_session,
-        dropped_wrong_address,
-        sessions_accepted,
-        sessions_refused,
-        dropped_unauthenticated,
-        dropped_rate_limited,
-        retries_sent,
-        dropped_invalid_token,
-    } = shard;
-    total.datagrams_received += datagrams_received;
-    total.dropped_malformed += dropped_malformed;
-    total.dropped_unknown_session += dropped_unknown_session;
-    total.dropped_wrong_address += dropped_wrong_address;
-    total.sessions_accepted += sessions_accepted;
-    total.sessions_refused += sessions_refused;
-    total.dropped_unauthenticated += dropped_unauthenticated;
-    total.dropped_rate_limited += dropped_rate_limited;
-    total.retries_sent += retries_sent;
-    total.dropped_invalid_token += dropped_invalid_token;
 }

@@ -42,7 +42,7 @@ pub use ferry_proto::{CloseReason, ProtocolViolation, State, StreamEnd};
 
 // Counters.
 pub use crate::shards::ShardStats;
-pub use ferry_proto::{EndpointStats, SessionStats};
+pub use ferry_proto::{CloseCounts, EndpointStats, Histogram, SessionStats, SessionTotals};
 
 // Shards.
 pub use ferry_proto::MAX_SHARDS;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_async::{
     BindError, BroadcastReport, CloseReason, ConnectError, EndpointConfig, EndpointStats,
-    SessionId, ShardStats,
+    SessionId, SessionTotals, ShardStats,
 };
 use thiserror::Error;
 use tracing::error;
@@ -122,6 +122,12 @@ impl Endpoint {
     /// accepted and refused). See [`ferry_async::Endpoint::stats`].
     pub fn stats(&self) -> EndpointStats {
         self.inner.stats()
+    }
+
+    /// Counters summed over every session this endpoint has held, closed
+    /// ones included. See [`ferry_async::Endpoint::session_totals`].
+    pub fn session_totals(&self) -> SessionTotals {
+        self.inner.session_totals()
     }
 
     /// A handle on the open session `id`; `None` if it is not open (never

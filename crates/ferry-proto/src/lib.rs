@@ -89,6 +89,7 @@ mod route;
 // What the application sees and sets: events, counters, configuration.
 pub mod config;
 mod event;
+mod histogram;
 mod stats;
 // The pieces a session is built from: messages (fragmenting and
 // reassembly), one stream's state, loss recovery.
@@ -112,10 +113,11 @@ pub use error::{
     StreamError,
 };
 pub use event::{CloseReason, Event, StreamEnd, TransportCode};
+pub use histogram::Histogram;
 pub use id::{MAX_SERVER_ID_LEN, MAX_SHARDS, ServerId, SessionId, Shard, Side};
 pub use route::{Route, route};
 pub use session::State;
-pub use stats::{EndpointStats, SessionStats};
+pub use stats::{CloseCounts, EndpointStats, SessionStats, SessionTotals};
 pub use wire::stream::{StreamId, StreamKind};
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use crate::congestion::CongestionControl;
 use crate::crypto::Cipher;
+use crate::event::CloseReason;
+use crate::histogram::Histogram;
 
 /// Per-session statistics, from [`Session::stats`](crate::Session::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,6 +72,12 @@ pub struct SessionStats {
     pub pings_sent: u64,
     /// Smoothed round-trip time.
     pub rtt: Duration,
+    /// Every round-trip time sample taken, by bucket.
+    pub rtt_samples: Histogram,
+    /// How long the handshake took at this end: from sending the Connect
+    /// (a starter) or receiving it (a listener) to the session being
+    /// established; `None` until then.
+    pub handshake_time: Option<Duration>,
     /// Smallest round-trip time seen (zero before the first sample).
     pub min_rtt: Duration,
     /// Current congestion window, bytes.
@@ -154,4 +162,198 @@ pub struct EndpointStats {
     /// Connects dropped for a retry token that was forged, expired, or
     /// issued to another address or session.
     pub dropped_invalid_token: u64,
+    /// Sessions this endpoint started (`connect`).
+    pub sessions_started: u64,
+    /// Sessions established (handshake done), started or accepted.
+    pub sessions_established: u64,
+    /// Sessions closed, by why.
+    pub sessions_closed: CloseCounts,
+    /// How long each established session's handshake took at this end
+    /// ([`SessionStats::handshake_time`]).
+    pub handshake_time: Histogram,
+}
+
+impl EndpointStats {
+    /// Adds another endpoint's counters (a shard's) to these.
+    pub fn add(&mut self, other: &EndpointStats) {
+        // Named one by one: a counter added above must be added here too.
+        let EndpointStats {
+            datagrams_received,
+            dropped_malformed,
+            dropped_unknown_session,
+            dropped_wrong_address,
+            sessions_accepted,
+            sessions_refused,
+            dropped_unauthenticated,
+            dropped_rate_limited,
+            retries_sent,
+            dropped_invalid_token,
+            sessions_started,
+            sessions_established,
+            sessions_closed,
+            handshake_time,
+        } = other;
+        self.datagrams_received += datagrams_received;
+        self.dropped_malformed += dropped_malformed;
+        self.dropped_unknown_session += dropped_unknown_session;
+        self.dropped_wrong_address += dropped_wrong_address;
+        self.sessions_accepted += sessions_accepted;
+        self.sessions_refused += sessions_refused;
+        self.dropped_unauthenticated += dropped_unauthenticated;
+        self.dropped_rate_limited += dropped_rate_limited;
+        self.retries_sent += retries_sent;
+        self.dropped_invalid_token += dropped_invalid_token;
+        self.sessions_started += sessions_started;
+        self.sessions_established += sessions_established;
+        self.sessions_closed.add(sessions_closed);
+        self.handshake_time.add(handshake_time);
+    }
+}
+
+/// Sessions closed, by [`CloseReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloseCounts {
+    /// [`CloseReason::Local`]: this side closed.
+    pub local: u64,
+    /// [`CloseReason::Remote`]: the peer closed.
+    pub remote: u64,
+    /// [`CloseReason::Timeout`].
+    pub timeout: u64,
+    /// [`CloseReason::Refused`].
+    pub refused: u64,
+    /// [`CloseReason::ProtocolError`].
+    pub protocol_error: u64,
+    /// [`CloseReason::AuthenticationFailed`].
+    pub authentication_failed: u64,
+}
+
+impl CloseCounts {
+    /// Counts one close.
+    pub fn count(&mut self, reason: &CloseReason) {
+        *match reason {
+            CloseReason::Local { .. } => &mut self.local,
+            CloseReason::Remote { .. } => &mut self.remote,
+            CloseReason::Timeout => &mut self.timeout,
+            CloseReason::Refused => &mut self.refused,
+            CloseReason::ProtocolError(_) => &mut self.protocol_error,
+            CloseReason::AuthenticationFailed => &mut self.authentication_failed,
+        } += 1;
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &CloseCounts) {
+        self.local += other.local;
+        self.remote += other.remote;
+        self.timeout += other.timeout;
+        self.refused += other.refused;
+        self.protocol_error += other.protocol_error;
+        self.authentication_failed += other.authentication_failed;
+    }
+
+    /// Every close counted.
+    pub fn total(&self) -> u64 {
+        self.local
+            + self.remote
+            + self.timeout
+            + self.refused
+            + self.protocol_error
+            + self.authentication_failed
+    }
+
+    /// Each reason's name (as exporters label it) with its count.
+    pub fn by_name(&self) -> [(&'static str, u64); 6] {
+        [
+            ("local", self.local),
+            ("remote", self.remote),
+            ("timeout", self.timeout),
+            ("refused", self.refused),
+            ("protocol_error", self.protocol_error),
+            ("authentication_failed", self.authentication_failed),
+        ]
+    }
+}
+
+/// Counters summed over every session an endpoint has held, closed ones
+/// included: [`Endpoint::session_totals`](crate::Endpoint::session_totals).
+/// Each only grows, so an exporter can give them as counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionTotals {
+    /// [`SessionStats::packets_sent`], summed.
+    pub packets_sent: u64,
+    /// [`SessionStats::bytes_sent`], summed.
+    pub bytes_sent: u64,
+    /// [`SessionStats::packets_received`], summed.
+    pub packets_received: u64,
+    /// [`SessionStats::bytes_received`], summed.
+    pub bytes_received: u64,
+    /// [`SessionStats::messages_sent`], summed.
+    pub messages_sent: u64,
+    /// [`SessionStats::messages_received`], summed.
+    pub messages_received: u64,
+    /// [`SessionStats::datagrams_sent`], summed.
+    pub datagrams_sent: u64,
+    /// [`SessionStats::datagrams_received`], summed.
+    pub datagrams_received: u64,
+    /// [`SessionStats::retransmitted`], summed.
+    pub retransmitted: u64,
+    /// [`SessionStats::lost`], summed.
+    pub lost: u64,
+    /// [`SessionStats::spurious_losses`], summed.
+    pub spurious_losses: u64,
+    /// [`SessionStats::timeouts`], summed.
+    pub timeouts: u64,
+    /// [`SessionStats::tail_probes`], summed.
+    pub tail_probes: u64,
+    /// [`SessionStats::duplicates`], summed.
+    pub duplicates: u64,
+    /// [`SessionStats::migrations`], summed.
+    pub migrations: u64,
+    /// [`SessionStats::dropped_recv_memory`], summed.
+    pub dropped_recv_memory: u64,
+    /// [`SessionStats::rtt_samples`], summed.
+    pub rtt_samples: Histogram,
+}
+
+impl SessionTotals {
+    /// Adds one session's counters.
+    pub fn add_session(&mut self, s: &SessionStats) {
+        self.packets_sent += s.packets_sent;
+        self.bytes_sent += s.bytes_sent;
+        self.packets_received += s.packets_received;
+        self.bytes_received += s.bytes_received;
+        self.messages_sent += s.messages_sent;
+        self.messages_received += s.messages_received;
+        self.datagrams_sent += s.datagrams_sent;
+        self.datagrams_received += s.datagrams_received;
+        self.retransmitted += s.retransmitted;
+        self.lost += s.lost;
+        self.spurious_losses += s.spurious_losses;
+        self.timeouts += s.timeouts;
+        self.tail_probes += s.tail_probes;
+        self.duplicates += s.duplicates;
+        self.migrations += s.migrations;
+        self.dropped_recv_memory += s.dropped_recv_memory;
+        self.rtt_samples.add(&s.rtt_samples);
+    }
+
+    /// Adds another endpoint's totals (a shard's).
+    pub fn add(&mut self, o: &SessionTotals) {
+        self.packets_sent += o.packets_sent;
+        self.bytes_sent += o.bytes_sent;
+        self.packets_received += o.packets_received;
+        self.bytes_received += o.bytes_received;
+        self.messages_sent += o.messages_sent;
+        self.messages_received += o.messages_received;
+        self.datagrams_sent += o.datagrams_sent;
+        self.datagrams_received += o.datagrams_received;
+        self.retransmitted += o.retransmitted;
+        self.lost += o.lost;
+        self.spurious_losses += o.spurious_losses;
+        self.timeouts += o.timeouts;
+        self.tail_probes += o.tail_probes;
+        self.duplicates += o.duplicates;
+        self.migrations += o.migrations;
+        self.dropped_recv_memory += o.dropped_recv_memory;
+        self.rtt_samples.add(&o.rtt_samples);
+    }
 }

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 use crate::CliError;
 
 pub mod diode;
+pub mod session;
 
 /// The `--metrics` flag of the long-running commands.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -123,6 +124,33 @@ impl Families<'_> {
             ConstGauge::new(*v).encode(m.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+impl Families<'_> {
+    /// A histogram of durations, in seconds (`_bucket{le}`, `_sum`,
+    /// `_count`), with the library's fixed bounds.
+    pub fn histogram(&mut self, name: &str, help: &str, h: &ferry_proto::Histogram) -> fmt::Result {
+        // The encoder takes each bucket's own count, and adds them up.
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = h
+            .cumulative()
+            .map(|(bound, total)| {
+                let n = total - below;
+                below = total;
+                (bound.as_secs_f64(), n)
+            })
+            .collect();
+        buckets.push((f64::INFINITY, h.count() - below));
+        let mut m = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            h.sum().as_secs_f64(),
+            h.count(),
+            &buckets,
+            None,
+        )
     }
 }
 

@@ -26,7 +26,7 @@ use crate::error::{ConfigError, ConnectError};
 use crate::event::Event;
 use crate::id::{MAX_SHARDS, SessionId, Shard, issue};
 use crate::session::{SessionCore, State};
-use crate::stats::{EndpointStats, SessionStats};
+use crate::stats::{EndpointStats, SessionStats, SessionTotals};
 use crate::wire::packet::Close;
 use crate::wire::protection::Protection;
 use admission::Admission;
@@ -147,6 +147,8 @@ pub struct Endpoint {
     /// Sessions whose peers have not yet proved their address.
     unvalidated: usize,
     stats: EndpointStats,
+    /// The counters of the sessions already forgotten, summed.
+    closed_totals: SessionTotals,
 }
 
 impl Endpoint {
@@ -187,6 +189,7 @@ impl Endpoint {
             retry: RetryTokens::new(retry_key),
             unvalidated: 0,
             stats: EndpointStats::default(),
+            closed_totals: SessionTotals::default(),
         })
     }
 
@@ -241,6 +244,17 @@ impl Endpoint {
     /// Counters of datagrams no session took.
     pub fn stats(&self) -> &EndpointStats {
         &self.stats
+    }
+
+    /// Counters summed over every session this endpoint has held: those it
+    /// forgot, and those it holds now (one pass over them). Each only
+    /// grows, so exporters give them as counters.
+    pub fn session_totals(&self) -> SessionTotals {
+        let mut total = self.closed_totals;
+        for slot in self.sessions.values() {
+            total.add_session(&slot.session.stats());
+        }
+        total
     }
 
     /// Bytes of received data all sessions hold now: reliable data not yet
@@ -339,6 +353,7 @@ impl Endpoint {
             &mut self.rng,
         );
         self.sessions.insert(id, Slot::new(session, false));
+        self.stats.sessions_started += 1;
         self.touched(id);
         Ok(id)
     }

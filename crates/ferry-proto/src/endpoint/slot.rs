@@ -98,8 +98,21 @@ impl Endpoint {
         }
         // Most calls (a packet sent, an ack taken in) have no event to move.
         if session.has_events() {
-            self.events
-                .extend(session.drain_events().map(|e| named(id, e)));
+            let stats = &mut self.stats;
+            let handshake_time = session.handshake_time();
+            self.events.extend(session.drain_events().map(|e| {
+                match &e {
+                    SessionEvent::Connected => {
+                        stats.sessions_established += 1;
+                        if let Some(t) = handshake_time {
+                            stats.handshake_time.record(t);
+                        }
+                    }
+                    SessionEvent::Closed(reason) => stats.sessions_closed.count(reason),
+                    _ => {}
+                }
+                named(id, e)
+            }));
         }
         self.timers
             .update(id, &mut slot.timer_key, session.next_timeout());
@@ -114,6 +127,7 @@ impl Endpoint {
                 protection: session.protection().clone(),
                 stats: session.stats(),
             };
+            self.closed_totals.add_session(&retired.stats);
             self.sessions.remove(&id);
             self.retire(id, retired);
         }

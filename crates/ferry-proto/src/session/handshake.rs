@@ -182,6 +182,7 @@ impl SessionCore {
         self.timers.clear(Timer::Handshake);
         self.timers.clear(Timer::HandshakeDeadline);
         self.last_recv = now;
+        self.stats.handshake_time = Some(now.saturating_duration_since(self.opened_at));
         self.arm_keepalive();
         self.events.push_back(SessionEvent::Connected);
         debug!(session = %self.id, side = ?self.side, "session established");
@@ -203,7 +204,9 @@ impl SessionCore {
             } else {
                 Duration::ZERO
             };
-            self.rtt.update(now.saturating_duration_since(at), delay);
+            let sample = now.saturating_duration_since(at);
+            self.rtt.update(sample, delay);
+            self.stats.rtt_samples.record(sample);
         }
     }
 

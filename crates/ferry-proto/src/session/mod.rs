@@ -233,6 +233,8 @@ pub(crate) struct SessionCore {
     destination: Option<SocketAddr>,
 
     // Liveness.
+    /// When the session was created: the Connect sent or received.
+    opened_at: Instant,
     last_recv: Instant,
     pings_unanswered: u32,
     ping_due: bool,
@@ -341,6 +343,7 @@ impl SessionCore {
             path: None,
             path_responses: VecDeque::new(),
             destination: None,
+            opened_at: now,
             last_recv: now,
             pings_unanswered: 0,
             ping_due: false,
@@ -422,6 +425,11 @@ impl SessionCore {
         s.repeat_requests_spurious = self.acks.late_requested();
         s.mtu = self.mtu;
         s
+    }
+
+    /// How long the handshake took, once established.
+    pub(crate) fn handshake_time(&self) -> Option<std::time::Duration> {
+        self.stats.handshake_time
     }
 
     /// Largest message `send` accepts now.

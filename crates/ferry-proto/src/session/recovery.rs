@@ -146,6 +146,7 @@ impl SessionCore {
             if p.number == largest {
                 let delay = Duration::from_micros(ack.delay_micros).min(self.peer_max_ack_delay);
                 self.rtt.update(sample, delay);
+                self.stats.rtt_samples.record(sample);
                 rtt_sample = Some(sample);
             }
         }
