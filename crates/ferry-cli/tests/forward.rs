@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{Server, content};
+use common::{Server, content, metrics_addr, sample, scrape};
 
 /// A TCP server that reads until the client's FIN, then answers with what
 /// it read reversed and "bye", then closes: it works only if half-close is
@@ -214,4 +214,67 @@ fn forward_reconnects_when_the_session_dies() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn forward_server_serves_its_sessions_figures_to_prometheus() {
+    let target = reverse_server();
+    let server = Server::start(&[
+        "forward-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        &target.to_string(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let to = server.addr.to_string();
+    let forward = Server::start(&[
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &to,
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let data = content(300_000, 9);
+    let mut conn = connect(forward.addr);
+    conn.write_all(&data).unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    conn.read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), data.len() + 3);
+
+    let served = scrape(metrics_addr(&server));
+    assert_eq!(
+        sample(&served, "ferry_sessions_accepted_total"),
+        Some(1.0),
+        "{served}"
+    );
+    assert_eq!(
+        sample(&served, "ferry_sessions_established_total"),
+        Some(1.0),
+        "{served}"
+    );
+    assert_eq!(
+        sample(&served, "ferry_sessions_open"),
+        Some(1.0),
+        "{served}"
+    );
+    let received = sample(&served, "ferry_session_bytes_total{direction=\"received\"}").unwrap();
+    assert!(received >= data.len() as f64, "{served}");
+    assert_eq!(
+        sample(&served, "ferry_session_handshake_seconds_count"),
+        Some(1.0),
+        "{served}"
+    );
+    let client = scrape(metrics_addr(&forward));
+    assert_eq!(
+        sample(&client, "ferry_sessions_started_total"),
+        Some(1.0),
+        "{client}"
+    );
+    let rtts = sample(&client, "ferry_session_rtt_seconds_count").unwrap();
+    assert!(rtts > 0.0, "{client}");
 }

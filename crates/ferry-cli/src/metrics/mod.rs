@@ -41,6 +41,30 @@ pub struct MetricsArgs {
     pub metrics: Option<SocketAddr>,
 }
 
+impl MetricsArgs {
+    /// Serves `endpoint`'s figures at `--metrics`, else at the file's
+    /// `metrics` (`file`), else nowhere.
+    pub fn serve_endpoint(
+        &self,
+        file: Option<SocketAddr>,
+        endpoint: &ferry_tokio::Endpoint,
+    ) -> Result<Option<MetricsServer>, CliError> {
+        let Some(addr) = self.metrics.or(file) else {
+            return Ok(None);
+        };
+        let mut registry = registry();
+        registry.register_collector(Box::new(session::EndpointCollector(endpoint.clone())));
+        MetricsServer::start(addr, "--metrics", registry).map(Some)
+    }
+}
+
+/// `, metrics at http://ADDR/metrics` for a start-up line, or nothing.
+pub fn start_line(server: &Option<MetricsServer>) -> String {
+    server.as_ref().map_or_else(String::new, |m| {
+        format!(", metrics at http://{}/metrics", m.addr())
+    })
+}
+
 /// The content type of Prometheus's text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -39,6 +39,7 @@
 //! cipher = "auto"               # with a key: "auto", "aes-256-gcm" or "chacha20-poly1305"
 //! server_id = "0:0a01"          # this server's id behind a load balancer: [rotation:]hex, 1-4 bytes
 //! shards = 1                    # sockets and cores serving the address (0: one per core)
+//! metrics = "127.0.0.1:9100"    # receive, forward, forward-server: serve Prometheus metrics here (default: none)
 //! ```
 //!
 //! Every key is optional; the defaults are those shown, which are
@@ -133,6 +134,7 @@ struct SessionTable {
     cipher: Option<CipherName>,
     server_id: Option<String>,
     shards: Option<usize>,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The file as the session tools read it: the `[session]` table; every
@@ -153,6 +155,9 @@ pub struct SessionSettings {
     pub endpoint: EndpointConfig,
     /// Where the pre-shared key came from (`None`: no encryption).
     pub key_file: Option<PathBuf>,
+    /// Where the long-running commands serve Prometheus metrics
+    /// (`metrics`; `--metrics` overrides it).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl SessionOptions {
@@ -349,7 +354,11 @@ fn parse_with_key(
         }
         key_file = Some(path);
     }
-    Ok(SessionSettings { endpoint, key_file })
+    Ok(SessionSettings {
+        endpoint,
+        key_file,
+        metrics: table.metrics,
+    })
 }
 
 /// Which key of the file a validation error is about.
@@ -515,6 +524,10 @@ impl SessionSettings {
             match c.server_id {
                 Some(id) => format!("server_id = {id} (session ids route to this server)"),
                 None => "server_id = none (not behind a load balancer that routes on ids)".into(),
+            },
+            match self.metrics {
+                Some(addr) => format!("metrics = {addr} (Prometheus at http://{addr}/metrics)"),
+                None => "metrics = none (no metrics endpoint)".into(),
             },
         ]
     }

@@ -49,6 +49,7 @@ use super::progress::human_bytes;
 use super::wire::{ForwardRequest, RESET_TCP, VERSION};
 use super::{bind, client_addr, connect_error, resolve, runtime};
 use crate::CliError;
+use crate::metrics::{MetricsArgs, start_line};
 
 /// How long `forward-server` tries to connect to a target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,6 +88,9 @@ pub struct ForwardArgs {
     /// Session settings.
     #[command(flatten)]
     pub session: SessionOptions,
+    /// The Prometheus endpoint (default: the file's `[session] metrics`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Arguments of `ferry forward-server`.
@@ -104,6 +108,9 @@ pub struct ForwardServerArgs {
     /// Session settings.
     #[command(flatten)]
     pub session: SessionOptions,
+    /// The Prometheus endpoint (default: the file's `[session] metrics`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Bytes and connections carried.
@@ -150,11 +157,13 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
             context: "cannot read the listening address".into(),
             source: e,
         })?;
+        let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
         writeln!(
             out,
-            "listening on {local}, forwarding to {} over a Ferry session to {}",
+            "listening on {local}, forwarding to {} over a Ferry session to {}{}",
             args.target.as_deref().unwrap_or("the server's default target"),
-            args.to
+            args.to,
+            start_line(&metrics)
         )?;
         out.flush()?;
         let (publish, current) = watch::channel(Some(session));
@@ -296,11 +305,13 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         let mut config = settings.endpoint.clone();
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
+        let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
         writeln!(
             out,
-            "listening on {}, connecting to {} only",
+            "listening on {}, connecting to {} only{}",
             endpoint.local_addr(),
-            args.allow.join(", ")
+            args.allow.join(", "),
+            start_line(&metrics)
         )?;
         out.flush()?;
         let allow = Arc::new(args.allow.clone());

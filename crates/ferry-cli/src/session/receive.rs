@@ -47,6 +47,7 @@ use super::{bind, mbit_per_s, runtime, stats_line};
 use crate::CliError;
 use crate::diode::random_u64;
 use crate::exit::io_advice;
+use crate::metrics::{MetricsArgs, start_line};
 
 /// Arguments of `ferry receive`.
 #[derive(Debug, Clone, Args)]
@@ -72,6 +73,9 @@ pub struct ReceiveArgs {
     /// Session settings.
     #[command(flatten)]
     pub session: SessionOptions,
+    /// The Prometheus endpoint (default: the file's `[session] metrics`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug)]
@@ -121,6 +125,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         let mut config = settings.endpoint.clone();
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
+        let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
         let encrypted = if settings.key_file.is_some() {
             "encrypted sessions only"
         } else {
@@ -129,9 +134,10 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         view.println(
             out,
             &format!(
-                "listening on {}, storing into {} ({encrypted})",
+                "listening on {}, storing into {} ({encrypted}){}",
                 endpoint.local_addr(),
-                ctx.dir.display()
+                ctx.dir.display(),
+                start_line(&metrics)
             ),
         )?;
         let (reports, mut finished) = mpsc::unbounded_channel::<(SessionReport, Arc<Progress>)>();

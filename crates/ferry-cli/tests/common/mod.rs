@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -26,6 +26,8 @@ pub fn run(args: &[&str]) -> Output {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Its first line (the one with the address).
+    pub first: String,
     /// The rest of its stdout, line by line.
     pub lines: mpsc::Receiver<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
@@ -67,6 +69,7 @@ impl Server {
         Self {
             child,
             addr,
+            first,
             lines,
             stderr: Some(stderr),
         }
@@ -121,6 +124,37 @@ pub fn receiver(dir: &Path, extra: &[&str]) -> Server {
 }
 
 /// Bytes of a pattern that depends on `seed`: a misplaced byte shows.
+/// The metrics address a server's first line gives (`metrics at
+/// http://ADDR/metrics`).
+pub fn metrics_addr(server: &Server) -> SocketAddr {
+    server
+        .first
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics address in {:?}", server.first))
+}
+
+/// `GET /metrics` from `addr`: the body (panics unless 200).
+pub fn scrape(addr: SocketAddr) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(" 200 "), "{head}");
+    body.to_owned()
+}
+
+/// The value of `series` (name and labels as printed) in a scrape.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
 pub fn content(size: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..size)
