@@ -564,7 +564,8 @@ mod tests {
              max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
              amplification_factor = 2\nmax_recv_memory = 9000000\n\
              udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
-             server_id = \"2:beef\"\nshards = 3\n",
+             server_id = \"2:beef\"\nshards = 3\n\
+             metrics = \"127.0.0.1:9100\"\n",
             origin(),
         )
         .unwrap();
@@ -598,7 +599,8 @@ mod tests {
         assert_eq!(c.cipher, CipherPreference::Aes256Gcm);
         assert_eq!(c.server_id, Some("2:beef".parse().unwrap()));
         assert_eq!(s.endpoint.shards, 3);
-        assert_eq!(s.describe().len(), 30);
+        assert_eq!(s.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(s.describe().len(), 31);
     }
 
     #[test]
