@@ -31,6 +31,7 @@ pub mod entry;
 pub mod exit;
 pub mod lidi_link;
 pub mod metrics;
+pub mod perf;
 pub mod session;
 
 /// Move data over UDP: reliable sessions, and one-way transfers across a data
@@ -71,6 +72,9 @@ pub enum Command {
     /// Serve `ferry forward`: connect the TCP connections it carries to the
     /// targets this side allows (`--allow`).
     ForwardServer(session::forward::ForwardServerArgs),
+    /// Measure a real path, memory to memory, between a `ferry perf
+    /// server` and a `ferry perf client` (as iperf3 does for TCP).
+    Perf(perf::PerfArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -187,6 +191,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Receive(args) => session::receive::run(&args, quiet, out),
         Command::Forward(args) => session::forward::run_forward(&args, out),
         Command::ForwardServer(args) => session::forward::run_server(&args, out),
+        Command::Perf(args) => perf::run(&args, out),
         Command::Config(command) => config_cmd::run(&command, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::DiodeSend(args) => diode::send::run(&args, out),
