@@ -35,8 +35,7 @@ use tracing::{debug, error, info, warn};
 use super::config::DiodeOptions;
 use super::reset;
 use crate::CliError;
-use crate::metrics::diode::ReceiverCollector;
-use crate::metrics::{MetricsArgs, MetricsServer};
+use crate::metrics::{MetricsArgs, MetricsServer, ReceiverCollector};
 
 /// How long connecting to the TCP server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,7 +118,7 @@ impl DiodeReceiveServer {
             Some(addr) => {
                 let mut registry = crate::metrics::registry();
                 registry.register_collector(Box::new(ReceiverCollector(Arc::downgrade(&receiver))));
-                Some(MetricsServer::start(addr, "--metrics", registry)?)
+                Some(crate::metrics::start(addr, registry)?)
             }
             None => None,
         };

@@ -32,8 +32,7 @@ use tracing::{debug, info, warn};
 use super::config::DiodeOptions;
 use super::{AcceptLoop, bind_tcp, reset};
 use crate::CliError;
-use crate::metrics::diode::SenderCollector;
-use crate::metrics::{MetricsArgs, MetricsServer};
+use crate::metrics::{MetricsArgs, MetricsServer, SenderCollector};
 
 /// How long a connection may be quiet before the partly filled block is sent.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
@@ -141,7 +140,7 @@ impl DiodeSendServer {
             Some(addr) => {
                 let mut registry = crate::metrics::registry();
                 registry.register_collector(Box::new(SenderCollector(Arc::downgrade(&sender))));
-                Some(MetricsServer::start(addr, "--metrics", registry)?)
+                Some(crate::metrics::start(addr, registry)?)
             }
             None => None,
         };

@@ -1,5 +1,5 @@
-//! What `diode-send` and `diode-receive` export: the diode sender's and
-//! receiver's statistics ([`DiodeSenderStats`], [`DiodeReceiverStats`]),
+//! A diode's figures (what `ferry diode-send` and `diode-receive`
+//! export): the diode sender's and receiver's statistics ([`DiodeSenderStats`], [`DiodeReceiverStats`]),
 //! read at each scrape.
 //!
 //! The collectors hold the sender or receiver weakly: once it is gone, a
@@ -12,7 +12,7 @@ use ferry_diode::{DiodeReceiver, DiodeReceiverStats, DiodeSender, DiodeSenderSta
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{Families, gauge_value};
+use crate::families::{Families, gauge_value};
 
 /// `ferry_diode_send_*`: a [`DiodeSender`]'s figures.
 #[derive(Debug)]

@@ -1,19 +1,20 @@
-//! What the session commands (`receive`, `forward`, `forward-server`)
-//! export: their endpoint's figures ([`Endpoint::stats`],
+//! A session endpoint's figures (what `ferry receive`, `forward` and
+//! `forward-server` export) ([`Endpoint::stats`],
 //! [`Endpoint::session_totals`], [`Endpoint::session_count`]), read at each
 //! scrape.
 
 use std::fmt;
 
+use ferry_async::Endpoint;
 use ferry_proto::{EndpointStats, SessionTotals};
-use ferry_tokio::Endpoint;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{Families, gauge_value};
+use crate::families::{Families, gauge_value};
 
 /// `ferry_sessions_*`, `ferry_session_*`, `ferry_endpoint_*`: an
-/// endpoint's figures.
+/// endpoint's figures (any driver's: every adapter's `Endpoint` is
+/// [`ferry_async::Endpoint`]).
 #[derive(Debug)]
 pub struct EndpointCollector(pub Endpoint);
 
