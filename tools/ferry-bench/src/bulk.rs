@@ -53,6 +53,9 @@ pub(crate) enum Kind {
     /// Ferry on tokio's multi-thread runtime (a worker per core, what
     /// `#[tokio::main]` gives), in clear.
     TokioMulti,
+    /// Ferry on tokio, in clear, each side serving its metrics and scraping
+    /// them every 100 ms (`scrape.rs`).
+    TokioScraped,
     /// Ferry on async-std.
     AsyncStd,
     /// Ferry on smol.
@@ -284,6 +287,11 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "tokio multi-thread runtime, a worker per core",
         ),
         (
+            Kind::TokioScraped,
+            format!("{TOKIO} metrics scraped"),
+            "tokio, each side serving Prometheus metrics (ferry-metrics) scraped every 100 ms",
+        ),
+        (
             Kind::AsyncStd,
             "bulk: ferry async-std".to_owned(),
             "async-std block_on",
@@ -312,7 +320,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         }
         if matches!(
             kind,
-            Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioMulti
+            Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioMulti | Kind::TokioScraped
         ) {
             row.also(TOKIO);
         }
@@ -439,7 +447,14 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
         (Kind::Udp | Kind::UdpGso, Side::Send) => udp_send(args),
         (Kind::Blocking, side) => blocking(args, side),
         (Kind::Quinn | Kind::QuinnDefaults, side) => crate::peers::quinn_role(args.side_args(side)),
-        (Kind::Tokio | Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioMulti, side) => {
+        (
+            Kind::Tokio
+            | Kind::TokioPsk
+            | Kind::TokioPskChacha
+            | Kind::TokioMulti
+            | Kind::TokioScraped,
+            side,
+        ) => {
             let rt = if args.kind == Kind::TokioMulti {
                 tokio::runtime::Builder::new_multi_thread()
             } else {
@@ -540,6 +555,7 @@ async fn ferry_async(
     match side {
         Side::Receive => {
             let server = bind(ferry_config(args, true))?;
+            let scraper = scraper(args, &server)?;
             tell(format_args!("READY {}", server.local_addr()));
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let mut start = None;
@@ -573,6 +589,9 @@ async fn ferry_async(
             crate::diagnostics::report_losses(all.into_iter());
             crate::diagnostics::report_endpoint(&server.stats());
             tell_shards("receiver", &ids, &server.shard_stats());
+            if let Some(scraper) = scraper {
+                eprintln!("SCRAPES receiver {}", scraper.stop());
+            }
             server.close().await;
             report_received(total, elapsed);
             Ok(())
@@ -581,6 +600,7 @@ async fn ferry_async(
             let clients = (0..args.clients.max(1))
                 .map(|_| bind(ferry_config(args, false)))
                 .collect::<Result<Vec<_>, _>>()?;
+            let scraper = scraper(args, &clients[0])?;
             let mut sessions = Vec::with_capacity(args.sessions);
             for i in 0..args.sessions {
                 let client = &clients[i % clients.len()];
@@ -601,12 +621,27 @@ async fn ferry_async(
             let ids: Vec<_> = sessions.iter().map(|s| s.id()).collect();
             tell_shards("sender", &ids, &clients[0].shard_stats());
             report_sent(elapsed, args.bytes * args.sessions as u64);
+            if let Some(scraper) = scraper {
+                eprintln!("SCRAPES sender {}", scraper.stop());
+            }
             crate::diagnostics::report_losses(sessions.iter().map(|s| s.stats()));
             for client in &clients {
                 client.close().await;
             }
             Ok(())
         }
+    }
+}
+
+/// The scraper of the scraped row's side, if this is that row.
+fn scraper(
+    args: &RoleArgs,
+    endpoint: &ferry_async::Endpoint,
+) -> Result<Option<crate::scrape::Scraper>, String> {
+    if args.kind == Kind::TokioScraped {
+        crate::scrape::Scraper::start(endpoint).map(Some)
+    } else {
+        Ok(None)
     }
 }
 

@@ -87,6 +87,7 @@ mod latency;
 mod many;
 mod peers;
 mod report;
+mod scrape;
 mod sessions;
 
 use std::io::Write;
