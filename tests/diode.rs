@@ -89,6 +89,7 @@ impl Chain {
             output: None,
             options: FileOptions::default(),
             config: ConfigFile::default(),
+            grace: Default::default(),
         })
         .unwrap();
         let receive = DiodeReceiveServer::start(&DiodeReceiveArgs {
@@ -98,6 +99,7 @@ impl Chain {
             metrics: MetricsArgs {
                 metrics: Some(any_port()),
             },
+            grace: Default::default(),
         })
         .unwrap();
         let relay = relay.map(|link| {
@@ -122,6 +124,7 @@ impl Chain {
             metrics: MetricsArgs {
                 metrics: Some(any_port()),
             },
+            grace: Default::default(),
         })
         .unwrap();
         Chain {
@@ -230,6 +233,7 @@ fn a_directory_crosses_intact() {
             once: true,
             interval_ms: 1000,
             config: ConfigFile::default(),
+            grace: Default::default(),
         },
         &AtomicBool::new(false),
     )
@@ -277,6 +281,7 @@ fn watch(
         once: false,
         interval_ms: 50,
         config: ConfigFile::default(),
+        grace: Default::default(),
     };
     let flag = std::sync::Arc::clone(&stop);
     let thread = std::thread::spawn(move || send_dir(&args, &flag).unwrap());
