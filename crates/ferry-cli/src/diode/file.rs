@@ -551,6 +551,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Runs `ferry diode-receive-file` until the process is stopped.
 pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // Before the first line: whoever reads it may signal at once.
+    let shutdown = crate::shutdown::signals()?;
     let server = ReceiveFileServer::start(args)?;
     writeln!(
         out,
@@ -559,7 +561,6 @@ pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(
         args.output_dir()?.display()
     )?;
     out.flush()?;
-    let shutdown = crate::shutdown::signals()?;
     let signal = shutdown.wait();
     let grace = args.grace.resolve(None);
     server.stop_gracefully(grace, |count| {

@@ -225,6 +225,8 @@ impl Drop for DiodeReceiveServer {
 
 /// Runs `ferry diode-receive` until the process is stopped.
 pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // Before the first line: whoever reads it may signal at once.
+    let shutdown = crate::shutdown::signals()?;
     let server = DiodeReceiveServer::start(args)?;
     write!(
         out,
@@ -238,7 +240,6 @@ pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError>
         None => writeln!(out)?,
     }
     out.flush()?;
-    let shutdown = crate::shutdown::signals()?;
     let signal = shutdown.wait();
     let grace = args.grace.resolve(None);
     server.stop_gracefully(grace, |count| {

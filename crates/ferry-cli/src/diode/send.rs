@@ -90,14 +90,15 @@ struct Slots {
 }
 
 impl Slots {
-    /// Takes a slot; false once closed.
+    /// Takes a slot; false if none is free once closed (a connection
+    /// accepted before the stop still gets a free one).
     fn acquire(&self) -> bool {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while free.0 == 0 && !free.1 {
+        while free.0 == 0 {
+            if free.1 {
+                return false;
+            }
             free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        if free.1 {
-            return false;
         }
         free.0 -= 1;
         true
@@ -280,6 +281,8 @@ const ABORT_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs `ferry diode-send` until the process is stopped.
 pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // Before the first line: whoever reads it may signal at once.
+    let shutdown = crate::shutdown::signals()?;
     let server = DiodeSendServer::start(args)?;
     write!(
         out,
@@ -294,7 +297,6 @@ pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
         None => writeln!(out)?,
     }
     out.flush()?;
-    let shutdown = crate::shutdown::signals()?;
     let signal = shutdown.wait();
     let grace = args.grace.resolve(None);
     server.stop_gracefully(grace, |count| {

@@ -323,6 +323,9 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         let mut config = settings.endpoint.clone();
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
+        // Before the first line: whoever reads it may signal at once.
+        let shutdown = crate::shutdown::signals()?;
+        let grace = args.grace.resolve(settings.grace_period);
         writeln!(
             out,
             "listening on {}, connecting to {} only",
@@ -332,8 +335,6 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         out.flush()?;
         let allow = Arc::new(args.allow.clone());
         let counters = Arc::new(Counters::default());
-        let shutdown = crate::shutdown::signals()?;
-        let grace = args.grace.resolve(settings.grace_period);
         let open = InFlight::new();
         // The open sessions, to close them with a reason.
         let sessions = Arc::new(std::sync::Mutex::new(HashMap::<u64, Session>::new()));
