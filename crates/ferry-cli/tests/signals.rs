@@ -424,3 +424,57 @@ fn an_idle_diode_receive_exits_0_on_sigterm() {
     let (code, stderr) = exit_of(child);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn forward_terminated_lets_its_open_connection_finish_and_exits_0() {
+    // The target: echoes one connection until its end.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = echo.accept().unwrap();
+        let mut back = conn.try_clone().unwrap();
+        let _ = std::io::copy(&mut conn, &mut back);
+        let _ = back.shutdown(std::net::Shutdown::Write);
+    });
+    let server = Server::start(&[
+        "forward-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        &target.to_string(),
+    ]);
+    let forward = Server::start(&[
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &server.addr.to_string(),
+    ]);
+    let mut client = TcpStream::connect(forward.addr).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut echoed = [0u8; 5];
+    client.write_all(b"hello").unwrap();
+    client.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello");
+    signal(&forward.child, libc::SIGTERM);
+    let stopping = line_starting(&forward.lines, "stopping");
+    assert!(
+        stopping.starts_with("stopping (SIGTERM): 1 connection in flight"),
+        "{stopping}"
+    );
+    assert!(
+        TcpStream::connect(forward.addr).is_err(),
+        "a new connection was accepted"
+    );
+    // The open connection still carries bytes, both ways, to its end.
+    client.write_all(b"again").unwrap();
+    client.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"again");
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let (code, out, stderr) = forward.wait(PATIENCE);
+    assert_eq!(code, Some(0), "{out}\n{stderr}");
+    assert!(out.contains("forwarded 1 connections"), "{out}");
+}

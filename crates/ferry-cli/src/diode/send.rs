@@ -244,6 +244,8 @@ impl DiodeSendServer {
     /// Stops accepting connections. Connections in progress go on until they
     /// end; the sender stops when the last one has.
     pub fn stop(mut self) {
+        // Connections still in the backlog get a free slot, or are reset.
+        self.slots.close();
         self.accept.stop();
     }
 

@@ -81,7 +81,7 @@ pub const MAX_NAME: usize = 4096;
 pub const MAX_COMPONENT: usize = 255;
 /// Session close code: the sender got every reply; all is done.
 pub const CLOSE_DONE: u64 = 0x4652_5944; // "FRYD"
-/// Session close code: the sender gave up (an error, or Ctrl-C).
+/// Session close code: the sender gave up (an error, or Ctrl-C or SIGTERM).
 pub const CLOSE_ABORTED: u64 = 0x4652_5941; // "FRYA"
 /// Session close code: the peer speaks another version of these messages.
 pub const CLOSE_VERSION: u64 = 0x4652_5956; // "FRYV"
