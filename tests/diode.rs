@@ -89,6 +89,7 @@ impl Chain {
             output: None,
             options: FileOptions::default(),
             config: ConfigFile::default(),
+            grace: Default::default(),
         })
         .unwrap();
         let receive = DiodeReceiveServer::start(&DiodeReceiveArgs {
@@ -99,6 +100,7 @@ impl Chain {
                 metrics: Some(any_port()),
             },
             log: Default::default(),
+            grace: Default::default(),
         })
         .unwrap();
         let relay = relay.map(|link| {
@@ -124,6 +126,7 @@ impl Chain {
                 metrics: Some(any_port()),
             },
             log: Default::default(),
+            grace: Default::default(),
         })
         .unwrap();
         Chain {
@@ -232,6 +235,7 @@ fn a_directory_crosses_intact() {
             once: true,
             interval_ms: 1000,
             config: ConfigFile::default(),
+            grace: Default::default(),
         },
         &AtomicBool::new(false),
     )
@@ -279,6 +283,7 @@ fn watch(
         once: false,
         interval_ms: 50,
         config: ConfigFile::default(),
+        grace: Default::default(),
     };
     let flag = std::sync::Arc::clone(&stop);
     let thread = std::thread::spawn(move || send_dir(&args, &flag).unwrap());

@@ -35,8 +35,12 @@ pub enum Exit {
     /// Local file system: a file or directory cannot be read or written
     /// (permission denied, disk full, no such file).
     LocalIo = 6,
-    /// Interrupted (Ctrl-C) before the work was done; the shell's
-    /// convention for SIGINT.
+    /// Interrupted before the work was done; the shell's convention for
+    /// SIGINT. `send` stopped by Ctrl-C or SIGTERM; `receive` stopped by a
+    /// signal while sessions outlived the grace period (they were cut,
+    /// [`CliError::Stopped`]); any command given a second signal, which
+    /// exits at once (see [`crate::shutdown`]). A long-running command
+    /// stopped by a signal otherwise exits with 0.
     Interrupted = 130,
 }
 
@@ -63,7 +67,11 @@ Exit codes:
   4    authentication: the two sides do not use the same --key-file
   5    integrity: data did not match its BLAKE3 digest
   6    local I/O: permission denied, disk full, no such file
-  130  interrupted (Ctrl-C)
+  130  interrupted: Ctrl-C or SIGTERM cut work in flight (send; receive after --grace-period), or a second signal
+
+Stopping: SIGTERM or Ctrl-C stops a server gracefully: it stops accepting, gives the work
+in flight --grace-period seconds (default 10) to finish, cuts the rest, and exits 0 (receive:
+130 if sessions were cut); a second signal exits at once with 130.
 
 Logging: -v (info), -vv (debug), -vvv (trace), -q (errors only, no report);
 without them FERRY_LOG or RUST_LOG (e.g. FERRY_LOG=ferry_cli=debug) sets the filter.";
@@ -105,7 +113,7 @@ impl CliError {
             Self::NotBuilt(_) | Self::Missing(_) => Exit::Usage,
             Self::Authentication(_) => Exit::Authentication,
             Self::Integrity(_) => Exit::Integrity,
-            Self::Interrupted => Exit::Interrupted,
+            Self::Interrupted | Self::Stopped(_) => Exit::Interrupted,
             Self::Io { source, .. } if is_network(source) => Exit::Network,
             Self::Output(_) | Self::Io { .. } => Exit::LocalIo,
         }

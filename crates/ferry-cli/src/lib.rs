@@ -33,6 +33,7 @@ pub mod lidi_link;
 pub mod metrics;
 pub mod perf;
 pub mod session;
+pub mod shutdown;
 
 /// Move data over UDP: reliable sessions, and one-way transfers across a data
 /// diode.
@@ -160,9 +161,13 @@ pub enum CliError {
     /// Part of the work failed; the report said which.
     #[error("{0}")]
     Failed(String),
-    /// Interrupted (Ctrl-C) before the work was done.
+    /// Interrupted (Ctrl-C or SIGTERM) before the work was done.
     #[error("interrupted")]
     Interrupted,
+    /// Stopped by a signal, and work in flight outlived the grace period
+    /// (`--grace-period`): it was cut; the message says what.
+    #[error("{0}")]
+    Stopped(String),
     /// The command needs a part of `ferry` this binary was built without
     /// (the `bench` feature: `ferry bench`, `ferry demo --simulated`); the
     /// message says how to build it in.

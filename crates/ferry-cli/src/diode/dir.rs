@@ -35,13 +35,21 @@
 //! warning. With `--once`, what is in the directory now is sent
 //! (without waiting for sizes to settle) and the program exits: 0 if
 //! everything was sent, 1 otherwise.
+//!
+//! On SIGTERM or Ctrl-C no new file is taken: the file in progress is
+//! finished and its session ended (confirmed, `--after-send` applied) within
+//! the grace period (`--grace-period`); a session still going then is cut
+//! (its files stay and are sent again next time) and the program exits 0
+//! (130 with `--once`: not everything was sent).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
@@ -137,6 +145,9 @@ pub struct DiodeSendDirArgs {
     /// The settings file (checked, for one file shared by every tool).
     #[command(flatten)]
     pub config: ConfigFile,
+    /// How long to let the session in progress finish on a stop.
+    #[command(flatten)]
+    pub grace: crate::shutdown::GraceArgs,
 }
 
 /// What a run sent.
@@ -231,6 +242,16 @@ impl Progress<'_> {
 /// Sends the directory's files until `stop` is set (or once, with
 /// `args.once`).
 pub fn send_dir(args: &DiodeSendDirArgs, stop: &AtomicBool) -> Result<DirReport, CliError> {
+    send_dir_with(args, stop, &Mutex::new(None))
+}
+
+/// [`send_dir`], keeping in `current` a handle on the connection of the
+/// session open, so that another thread can cut it (`shutdown`).
+pub fn send_dir_with(
+    args: &DiodeSendDirArgs,
+    stop: &AtomicBool,
+    current: &Mutex<Option<TcpStream>>,
+) -> Result<DirReport, CliError> {
     args.config.load()?;
     args.options.note_hash();
     if let AfterSend::Move(to) = &args.after_send {
@@ -284,11 +305,15 @@ pub fn send_dir(args: &DiodeSendDirArgs, stop: &AtomicBool) -> Result<DirReport,
             let mut o = match open.take() {
                 Some(o) => o,
                 None => match FileSession::connect(args.to, &args.options) {
-                    Ok(session) => Open {
-                        session,
-                        opened: Instant::now(),
-                        files: Vec::new(),
-                    },
+                    Ok(session) => {
+                        *current.lock().unwrap_or_else(|e| e.into_inner()) =
+                            session.interrupter().ok();
+                        Open {
+                            session,
+                            opened: Instant::now(),
+                            files: Vec::new(),
+                        }
+                    }
                     Err(e) => {
                         warn!(error = %e, "cannot open a session; the files are tried again");
                         progress.failed = Some(e);
@@ -324,6 +349,9 @@ pub fn send_dir(args: &DiodeSendDirArgs, stop: &AtomicBool) -> Result<DirReport,
             }
         }
         if args.once {
+            if stop.load(Ordering::SeqCst) {
+                return Err(CliError::Interrupted);
+            }
             return match progress.failed {
                 Some(e) => Err(e),
                 None => Ok(progress.report),
@@ -394,8 +422,24 @@ pub fn run(args: &DiodeSendDirArgs, out: &mut dyn Write) -> Result<(), CliError>
         )?;
         out.flush()?;
     }
-    let stop = AtomicBool::new(false);
-    let report = send_dir(args, &stop)?;
+    let shutdown = crate::shutdown::signals()?;
+    let grace = args.grace.resolve(None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let current = Arc::new(Mutex::new(None));
+    {
+        let (stop, done, current) = (stop.clone(), done.clone(), current.clone());
+        std::thread::Builder::new()
+            .name("diode-send-dir-stop".into())
+            .spawn(move || watch_stop(shutdown, grace, &stop, &done, &current))
+            .map_err(|e| CliError::Io {
+                context: "cannot start a thread".into(),
+                source: e,
+            })?;
+    }
+    let report = send_dir_with(args, &stop, &current);
+    done.store(true, Ordering::SeqCst);
+    let report = report?;
     writeln!(
         out,
         "sent {} ({} bytes) in {}",
@@ -404,6 +448,49 @@ pub fn run(args: &DiodeSendDirArgs, out: &mut dyn Write) -> Result<(), CliError>
         crate::counted(report.sessions as u64, "session", "sessions")
     )?;
     Ok(())
+}
+
+/// On a signal: sets `stop`, and cuts the session in progress if the run
+/// is not `done` within `grace`.
+fn watch_stop(
+    shutdown: &crate::shutdown::Shutdown,
+    grace: Duration,
+    stop: &AtomicBool,
+    done: &AtomicBool,
+    current: &Mutex<Option<TcpStream>>,
+) {
+    const STEP: Duration = Duration::from_millis(20);
+    let signal = loop {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(signal) = shutdown.requested() {
+            break signal;
+        }
+        std::thread::sleep(STEP);
+    };
+    stop.store(true, Ordering::SeqCst);
+    info!(
+        signal = signal.name(),
+        ?grace,
+        "stopping: no new files; the session in progress may finish"
+    );
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(STEP.min(deadline.saturating_duration_since(Instant::now())));
+    }
+    if done.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Some(stream) = current.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        warn!(
+            "grace period over: the session in progress is cut; its files stay and are sent again next time"
+        );
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 #[cfg(test)]

@@ -30,13 +30,18 @@
 //! An existing file is never overwritten: the new one gets a numbered name,
 //! `report.1.pdf`, `report.2.pdf`, … (`notes.1` without an extension), and a
 //! warning is logged.
+//!
+//! On SIGTERM or Ctrl-C `diode-receive-file` stops accepting connections,
+//! lets those in progress end for the grace period (`--grace-period`), then
+//! cuts the rest (their partial files are deleted) and exits 0.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
@@ -284,6 +289,12 @@ impl FileSession {
         Ok(report)
     }
 
+    /// A handle on the connection, to cut it from another thread
+    /// (`shutdown`): the session's blocked writes and waits then fail.
+    pub fn interrupter(&self) -> io::Result<TcpStream> {
+        self.out.get_ref().try_clone()
+    }
+
     /// Resets the connection: `diode-send` aborts the session, and nothing
     /// of it is kept on the far side but the files already complete.
     pub fn abort(self) {
@@ -380,6 +391,9 @@ pub struct DiodeReceiveFileArgs {
     /// The settings file (checked, for one file shared by every tool).
     #[command(flatten)]
     pub config: ConfigFile,
+    /// How long to let connections in progress end on a stop.
+    #[command(flatten)]
+    pub grace: crate::shutdown::GraceArgs,
 }
 
 /// Counters of a [`ReceiveFileServer`].
@@ -412,6 +426,9 @@ pub struct ReceiveFileStats {
 pub struct ReceiveFileServer {
     accept: AcceptLoop,
     counters: Arc<Counters>,
+    /// The connections in progress, to cut them on a stop.
+    open: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    in_flight: Arc<crate::shutdown::InFlight>,
 }
 
 impl ReceiveFileServer {
@@ -443,22 +460,37 @@ impl ReceiveFileServer {
         let listener = bind_tcp(args.listen, "--listen")?;
         let counters = Arc::new(Counters::default());
         let shared = Arc::clone(&counters);
+        let open = Arc::new(Mutex::new(HashMap::new()));
+        let in_flight = crate::shutdown::InFlight::new();
+        let (registry, counted) = (Arc::clone(&open), Arc::clone(&in_flight));
         let accept = AcceptLoop::spawn(listener, "diode-receive-file", move |stream, peer| {
-            shared.connections.fetch_add(1, Ordering::SeqCst);
+            let id = shared.connections.fetch_add(1, Ordering::SeqCst);
             let dir = dir.clone();
             let counters = Arc::clone(&shared);
+            let busy = counted.enter();
+            if let Ok(clone) = stream.try_clone() {
+                lock(&registry).insert(id, clone);
+            }
+            let registry = Arc::clone(&registry);
             let spawned = std::thread::Builder::new()
                 .name("diode-receive-file-conn".into())
                 .spawn(move || {
                     receive_connection(stream, peer, &dir, buffer, &counters);
+                    lock(&registry).remove(&id);
                     counters.ended.fetch_add(1, Ordering::SeqCst);
+                    drop(busy);
                 });
             if let Err(e) = spawned {
                 warn!(error = %e, %peer, "cannot start a thread for the connection; refused");
             }
         })?;
         info!(tcp = %accept.addr(), dir = %dir_shown.display(), "diode-receive-file started");
-        Ok(Self { accept, counters })
+        Ok(Self {
+            accept,
+            counters,
+            open,
+            in_flight,
+        })
     }
 
     /// The TCP address accepting connections.
@@ -487,10 +519,40 @@ impl ReceiveFileServer {
     pub fn wait(self) {
         self.accept.wait();
     }
+
+    /// Stops gracefully: stops accepting, tells `announce` how many
+    /// connections are in progress, lets them end for at most `grace`, then
+    /// cuts the rest (their partial files are deleted). Returns how many
+    /// were cut.
+    pub fn stop_gracefully(mut self, grace: Duration, announce: impl FnOnce(usize)) -> usize {
+        self.accept.stop();
+        announce(self.in_flight.count());
+        if self.in_flight.wait_idle(grace) {
+            return 0;
+        }
+        let cut = self.in_flight.count();
+        warn!(
+            connections = cut,
+            "grace period over: the connections still in progress are cut, their partial files deleted"
+        );
+        for stream in lock(&self.open).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        if !self.in_flight.wait_idle(Duration::from_secs(5)) {
+            warn!("connections still busy after being cut: exiting anyway");
+        }
+        cut
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs `ferry diode-receive-file` until the process is stopped.
 pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // Before the first line: whoever reads it may signal at once.
+    let shutdown = crate::shutdown::signals()?;
     let server = ReceiveFileServer::start(args)?;
     writeln!(
         out,
@@ -499,7 +561,24 @@ pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(
         args.output_dir()?.display()
     )?;
     out.flush()?;
-    server.wait();
+    let signal = shutdown.wait();
+    let grace = args.grace.resolve(None);
+    server.stop_gracefully(grace, |count| {
+        info!(
+            signal = signal.name(),
+            connections = count,
+            ?grace,
+            "stopping: no new connections; files in progress may complete"
+        );
+        let _ = writeln!(
+            out,
+            "stopping ({}): {} in flight, waiting up to {}",
+            signal.name(),
+            crate::counted(count as u64, "connection", "connections"),
+            crate::shutdown::secs(grace)
+        );
+        let _ = out.flush();
+    });
     Ok(())
 }
 

@@ -33,8 +33,8 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -100,6 +100,8 @@ pub(crate) fn random_u64() -> u64 {
 pub(crate) struct AcceptLoop {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// The address of the connection that wakes the loop to stop it.
+    waker: Arc<Mutex<Option<SocketAddr>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -117,18 +119,26 @@ impl AcceptLoop {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let waker = Arc::new(Mutex::new(None));
+        let wake = Arc::clone(&waker);
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 for stream in listener.incoming() {
-                    if flag.load(Ordering::SeqCst) {
-                        break;
-                    }
                     match stream {
                         Ok(stream) => {
-                            let peer = stream.peer_addr().unwrap_or(addr);
-                            on_connection(stream, peer);
+                            let peer = stream.peer_addr().ok();
+                            if flag.load(Ordering::SeqCst) {
+                                // Connections accepted before the stop (ahead
+                                // of the waker in the backlog) are served.
+                                let waker = *wake.lock().unwrap_or_else(|e| e.into_inner());
+                                if waker.is_none() || peer == waker {
+                                    break;
+                                }
+                            }
+                            on_connection(stream, peer.unwrap_or(addr));
                         }
+                        Err(_) if flag.load(Ordering::SeqCst) => break,
                         Err(e) => {
                             // Per-connection trouble (reset before accept, out
                             // of descriptors): wait a little and go on.
@@ -145,6 +155,7 @@ impl AcceptLoop {
         Ok(Self {
             addr,
             stop,
+            waker,
             thread: Some(thread),
         })
     }
@@ -161,10 +172,11 @@ impl AcceptLoop {
         }
     }
 
-    /// Stops accepting (connections already handed out go on).
+    /// Stops accepting (connections already handed out go on, and so do
+    /// those accepted by the system before the stop: they are served).
     pub(crate) fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept with a connection of our own.
+        // Wake the blocking accept with a connection of our own, from an
+        // address known beforehand.
         let mut wake = self.addr;
         if wake.ip().is_unspecified() {
             wake.set_ip(match wake {
@@ -172,7 +184,28 @@ impl AcceptLoop {
                 SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
             });
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(wake),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|s| {
+            s.bind(&SocketAddr::new(wake.ip(), 0).into())?;
+            let local = s.local_addr()?.as_socket();
+            Ok((s, local))
+        });
+        match socket {
+            Ok((socket, local)) => {
+                *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = local;
+                self.stop.store(true, Ordering::SeqCst);
+                let _ = socket.connect_timeout(&wake.into(), Duration::from_secs(1));
+            }
+            Err(e) => {
+                debug!(error = %e, "cannot make the waking connection");
+                self.stop.store(true, Ordering::SeqCst);
+                let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+            }
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

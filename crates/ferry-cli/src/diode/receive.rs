@@ -17,11 +17,17 @@
 //!
 //! Heartbeats: a warning is logged when the sender has been silent for twice
 //! its heartbeat, and an information message when it is heard again.
+//!
+//! On SIGTERM or Ctrl-C sessions that start are no longer replayed (they
+//! are discarded), those being replayed may finish for the grace period
+//! (`--grace-period`); the rest are then reset, as on any stop, and the
+//! program exits 0.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,6 +42,7 @@ use super::config::DiodeOptions;
 use super::reset;
 use crate::CliError;
 use crate::metrics::{MetricsArgs, MetricsServer, ReceiverCollector};
+use crate::shutdown::{GraceArgs, InFlight, secs};
 
 /// How long connecting to the TCP server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +76,9 @@ pub struct DiodeReceiveArgs {
     /// Lidi's log flags.
     #[command(flatten)]
     pub log: super::logging::LogOptions,
+    /// How long to let sessions being replayed finish on a stop.
+    #[command(flatten)]
+    pub grace: GraceArgs,
 }
 
 /// What a session's thread is told.
@@ -86,6 +96,10 @@ pub struct DiodeReceiveServer {
     receiver: Arc<DiodeReceiver>,
     dispatcher: Option<JoinHandle<()>>,
     metrics: Option<MetricsServer>,
+    /// Set on a stop: sessions that start are not replayed.
+    stopping: Arc<AtomicBool>,
+    /// Sessions being replayed.
+    in_flight: Arc<InFlight>,
 }
 
 impl DiodeReceiveServer {
@@ -123,9 +137,12 @@ impl DiodeReceiveServer {
             None => None,
         };
         let events = Arc::clone(&receiver);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let in_flight = InFlight::new();
+        let (stop, counted) = (Arc::clone(&stopping), Arc::clone(&in_flight));
         let dispatcher = std::thread::Builder::new()
             .name("diode-receive-events".into())
-            .spawn(move || dispatch(&events, to))
+            .spawn(move || dispatch(&events, to, &stop, &counted))
             .map_err(|e| CliError::Io {
                 context: "cannot start a thread".into(),
                 source: e,
@@ -136,6 +153,8 @@ impl DiodeReceiveServer {
             receiver,
             dispatcher: Some(dispatcher),
             metrics,
+            stopping,
+            in_flight,
         })
     }
 
@@ -171,6 +190,27 @@ impl DiodeReceiveServer {
         }
     }
 
+    /// Stops gracefully: sessions that start are no longer replayed,
+    /// `announce` is told how many are being replayed, they may finish for
+    /// at most `grace`, then the receiver stops and the sessions left are
+    /// reset. Returns how many were cut.
+    pub fn stop_gracefully(mut self, grace: Duration, announce: impl FnOnce(usize)) -> usize {
+        self.stopping.store(true, Ordering::SeqCst);
+        announce(self.in_flight.count());
+        let cut = if self.in_flight.wait_idle(grace) {
+            0
+        } else {
+            let cut = self.in_flight.count();
+            warn!(
+                sessions = cut,
+                "grace period over: the sessions still being received are reset (the server discards them)"
+            );
+            cut
+        };
+        self.shutdown();
+        cut
+    }
+
     fn shutdown(&mut self) {
         self.receiver.close();
         if let Some(dispatcher) = self.dispatcher.take() {
@@ -187,6 +227,8 @@ impl Drop for DiodeReceiveServer {
 
 /// Runs `ferry diode-receive` until the process is stopped.
 pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // Before the first line: whoever reads it may signal at once.
+    let shutdown = crate::shutdown::signals()?;
     let server = DiodeReceiveServer::start(args)?;
     write!(
         out,
@@ -200,12 +242,34 @@ pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError>
         None => writeln!(out)?,
     }
     out.flush()?;
-    server.wait();
+    let signal = shutdown.wait();
+    let grace = args.grace.resolve(None);
+    server.stop_gracefully(grace, |count| {
+        info!(
+            signal = signal.name(),
+            sessions = count,
+            ?grace,
+            "stopping: new sessions are discarded; those being received may finish"
+        );
+        let _ = writeln!(
+            out,
+            "stopping ({}): {} in flight, waiting up to {}",
+            signal.name(),
+            crate::counted(count as u64, "session", "sessions"),
+            secs(grace)
+        );
+        let _ = out.flush();
+    });
     Ok(())
 }
 
 /// Takes the receiver's events and hands each session's to its thread.
-fn dispatch(receiver: &DiodeReceiver, to: SocketAddr) {
+fn dispatch(
+    receiver: &DiodeReceiver,
+    to: SocketAddr,
+    stopping: &AtomicBool,
+    in_flight: &Arc<InFlight>,
+) {
     let mut sessions: HashMap<DiodeSessionId, SyncSender<Message>> = HashMap::new();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let send = |sessions: &mut HashMap<DiodeSessionId, SyncSender<Message>>,
@@ -223,10 +287,18 @@ fn dispatch(receiver: &DiodeReceiver, to: SocketAddr) {
     while let Some(event) = receiver.recv_event() {
         match event {
             ReceiverEvent::SessionStarted { session } => {
+                if stopping.load(Ordering::SeqCst) {
+                    warn!(%session, "stopping: a diode session that starts now is discarded");
+                    continue;
+                }
                 let (tx, rx) = sync_channel(SESSION_QUEUE);
+                let busy = in_flight.enter();
                 let spawned = std::thread::Builder::new()
                     .name("diode-receive-conn".into())
-                    .spawn(move || replay(session, to, &rx));
+                    .spawn(move || {
+                        replay(session, to, &rx);
+                        drop(busy);
+                    });
                 match spawned {
                     Ok(thread) => {
                         sessions.insert(session, tx);

@@ -19,9 +19,15 @@
 //!
 //! At most `max_sessions` connections are served at once; more wait in the
 //! listen backlog.
+//!
+//! On SIGTERM or Ctrl-C the server stops accepting (the listener closes),
+//! lets the connections in flight finish sending for the grace period
+//! (`--grace-period`), then aborts the sessions left (the receiver discards
+//! them; their connections are reset) and exits 0.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -33,6 +39,7 @@ use super::config::DiodeOptions;
 use super::{AcceptLoop, bind_tcp, reset};
 use crate::CliError;
 use crate::metrics::{MetricsArgs, MetricsServer, SenderCollector};
+use crate::shutdown::{GraceArgs, InFlight, secs};
 
 /// How long a connection may be quiet before the partly filled block is sent.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
@@ -71,27 +78,43 @@ pub struct DiodeSendArgs {
     /// Lidi's log flags.
     #[command(flatten)]
     pub log: super::logging::LogOptions,
+    /// How long to let connections finish sending on a stop.
+    #[command(flatten)]
+    pub grace: GraceArgs,
 }
 
-/// A counting semaphore: connections served at once.
+/// A counting semaphore: connections served at once; closed on a stop.
 #[derive(Debug)]
 struct Slots {
-    free: Mutex<usize>,
+    /// Free slots, and whether the server is stopping.
+    free: Mutex<(usize, bool)>,
     freed: Condvar,
 }
 
 impl Slots {
-    fn acquire(&self) {
+    /// Takes a slot; false if none is free once closed (a connection
+    /// accepted before the stop still gets a free one).
+    fn acquire(&self) -> bool {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
+        while free.0 == 0 {
+            if free.1 {
+                return false;
+            }
             free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
         }
-        *free -= 1;
+        free.0 -= 1;
+        true
     }
 
     fn release(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.freed.notify_one();
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        self.freed.notify_all();
+    }
+
+    /// No more slots: the accepting thread stops waiting for one.
+    fn close(&self) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.freed.notify_all();
     }
 }
 
@@ -102,6 +125,11 @@ pub struct DiodeSendServer {
     sender: Arc<DiodeSender>,
     to: SocketAddr,
     metrics: Option<MetricsServer>,
+    slots: Arc<Slots>,
+    /// Connections being served.
+    in_flight: Arc<InFlight>,
+    /// Set when the grace period is over: the connections abort.
+    abort: Arc<AtomicBool>,
 }
 
 impl DiodeSendServer {
@@ -146,19 +174,33 @@ impl DiodeSendServer {
         };
         let listener = bind_tcp(listen, "--listen")?;
         let slots = Arc::new(Slots {
-            free: Mutex::new(settings.diode.max_sessions),
+            free: Mutex::new((settings.diode.max_sessions, false)),
             freed: Condvar::new(),
         });
+        let in_flight = InFlight::new();
+        let abort = Arc::new(AtomicBool::new(false));
         let for_connections = Arc::clone(&sender);
+        let (for_accept, counted, aborted) = (
+            Arc::clone(&slots),
+            Arc::clone(&in_flight),
+            Arc::clone(&abort),
+        );
         let accept = AcceptLoop::spawn(listener, "diode-send-accept", move |stream, peer| {
-            slots.acquire();
+            if !for_accept.acquire() {
+                // Stopping: not served.
+                reset(stream);
+                return;
+            }
             let sender = Arc::clone(&for_connections);
-            let slots = Arc::clone(&slots);
+            let slots = Arc::clone(&for_accept);
+            let busy = counted.enter();
+            let abort = Arc::clone(&aborted);
             let spawned = std::thread::Builder::new()
                 .name("diode-send-conn".into())
                 .spawn(move || {
-                    serve_connection(&sender, stream, peer);
+                    serve_connection(&sender, stream, peer, &abort);
                     slots.release();
+                    drop(busy);
                 });
             if let Err(e) = spawned {
                 warn!(error = %e, %peer, "cannot start a thread for the connection; refused");
@@ -170,6 +212,9 @@ impl DiodeSendServer {
             sender,
             to,
             metrics,
+            slots,
+            in_flight,
+            abort,
         })
     }
 
@@ -201,6 +246,8 @@ impl DiodeSendServer {
     /// Stops accepting connections. Connections in progress go on until they
     /// end; the sender stops when the last one has.
     pub fn stop(mut self) {
+        // Connections still in the backlog get a free slot, or are reset.
+        self.slots.close();
         self.accept.stop();
     }
 
@@ -208,10 +255,38 @@ impl DiodeSendServer {
     pub fn wait(self) {
         self.accept.wait();
     }
+
+    /// Stops gracefully: stops accepting (the listener closes), tells
+    /// `announce` how many connections are in flight, lets them finish for
+    /// at most `grace`, then aborts the sessions left (the receiver discards
+    /// them, their connections are reset). Returns how many were cut.
+    pub fn stop_gracefully(mut self, grace: Duration, announce: impl FnOnce(usize)) -> usize {
+        self.slots.close();
+        self.accept.stop();
+        announce(self.in_flight.count());
+        if self.in_flight.wait_idle(grace) {
+            return 0;
+        }
+        let cut = self.in_flight.count();
+        warn!(
+            sessions = cut,
+            "grace period over: the diode sessions still sending are aborted (the receiver discards them)"
+        );
+        self.abort.store(true, Ordering::SeqCst);
+        if !self.in_flight.wait_idle(ABORT_WAIT) {
+            warn!("connections still busy after the abort: exiting anyway");
+        }
+        cut
+    }
 }
+
+/// How long aborted connections may take to end.
+const ABORT_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs `ferry diode-send` until the process is stopped.
 pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // Before the first line: whoever reads it may signal at once.
+    let shutdown = crate::shutdown::signals()?;
     let server = DiodeSendServer::start(args)?;
     write!(
         out,
@@ -226,7 +301,24 @@ pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
         None => writeln!(out)?,
     }
     out.flush()?;
-    server.wait();
+    let signal = shutdown.wait();
+    let grace = args.grace.resolve(None);
+    server.stop_gracefully(grace, |count| {
+        info!(
+            signal = signal.name(),
+            sessions = count,
+            ?grace,
+            "stopping: no new connections; those in flight may finish sending"
+        );
+        let _ = writeln!(
+            out,
+            "stopping ({}): {} in flight, waiting up to {}",
+            signal.name(),
+            crate::counted(count as u64, "session", "sessions"),
+            secs(grace)
+        );
+        let _ = out.flush();
+    });
     Ok(())
 }
 
@@ -235,10 +327,17 @@ pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
 enum Failure {
     Read(std::io::Error),
     Diode(std::io::Error),
+    /// The server stopped and the grace period ran out.
+    Stopped,
 }
 
 /// Copies one connection into one session.
-fn serve_connection(sender: &DiodeSender, mut stream: TcpStream, peer: SocketAddr) {
+fn serve_connection(
+    sender: &DiodeSender,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    abort: &AtomicBool,
+) {
     let mut session = match sender.open() {
         Ok(session) => session,
         Err(e) => {
@@ -258,6 +357,9 @@ fn serve_connection(sender: &DiodeSender, mut stream: TcpStream, peer: SocketAdd
     let mut buf = vec![0u8; READ_BUF];
     let mut unflushed = false;
     let outcome = loop {
+        if abort.load(Ordering::SeqCst) {
+            break Err(Failure::Stopped);
+        }
         match stream.read(&mut buf) {
             Ok(0) => break Ok(()),
             Ok(n) => {
@@ -305,6 +407,10 @@ fn serve_connection(sender: &DiodeSender, mut stream: TcpStream, peer: SocketAdd
                 Failure::Diode(e) => warn!(
                     %peer, session = %id, error = %e,
                     "the diode sender failed: session aborted, connection reset"
+                ),
+                Failure::Stopped => warn!(
+                    %peer, session = %id,
+                    "stopping, grace period over: diode session aborted (the receiver discards it), connection reset"
                 ),
             }
             reset(stream);

@@ -17,6 +17,7 @@ use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
 use crate::session::config::SessionOptions;
 use crate::session::{bind, runtime};
+use crate::shutdown::{GraceArgs, InFlight, secs};
 
 /// Most streams a test may ask for.
 pub const MAX_STREAMS: u32 = 64;
@@ -39,6 +40,9 @@ pub struct PerfServerArgs {
     /// The Prometheus endpoint.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// How long to let tests in flight finish on a stop.
+    #[command(flatten)]
+    pub grace: GraceArgs,
 }
 
 /// Runs `ferry perf server`.
@@ -56,30 +60,41 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
             start_line(&metrics)
         )?;
         out.flush()?;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let mut tests = Vec::new();
+        let shutdown = crate::shutdown::signals()?;
+        let grace = args.grace.resolve(settings.grace_period);
+        let stop = shutdown.stopped();
+        tokio::pin!(stop);
+        let in_flight = InFlight::new();
         loop {
             tokio::select! {
                 accepted = endpoint.accept() => {
                     let Some(session) = accepted else { break };
                     let peer = session.remote_addr();
+                    let busy = in_flight.enter();
                     let test = tokio::spawn(async move {
                         match serve(&session).await {
                             Ok(line) => info!(%peer, "{line}"),
                             Err(e) => warn!(%peer, error = %e, "perf test failed"),
                         }
                         let _ = session.closed().await;
+                        drop(busy);
                     });
                     if args.once {
                         endpoint.set_accept_incoming(false);
                         let _ = test.await;
                         break;
                     }
-                    tests.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
-                    tests.push(test);
                 }
-                _ = &mut ctrl_c => break,
+                signal = &mut stop => {
+                    endpoint.set_accept_incoming(false);
+                    let n = in_flight.count();
+                    writeln!(out, "stopping ({}): {n} tests in flight, waiting up to {}", signal.name(), secs(grace))?;
+                    out.flush()?;
+                    if !in_flight.wait_idle_async(grace).await {
+                        warn!(tests = in_flight.count(), "perf tests cut at the end of the grace period");
+                    }
+                    break;
+                }
             }
         }
         endpoint.close().await;

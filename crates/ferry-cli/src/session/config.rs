@@ -40,6 +40,8 @@
 //! server_id = "0:0a01"          # this server's id behind a load balancer: [rotation:]hex, 1-4 bytes
 //! shards = 1                    # sockets and cores serving the address (0: one per core)
 //! metrics = "127.0.0.1:9100"    # receive, forward, forward-server: serve Prometheus metrics here (default: none)
+//! grace_period = 10000          # ms: on SIGTERM or Ctrl-C, how long receive, forward and
+//!                               # forward-server let work in flight finish (--grace-period)
 //! ```
 //!
 //! Every key is optional; the defaults are those shown, which are
@@ -135,6 +137,7 @@ struct SessionTable {
     server_id: Option<String>,
     shards: Option<usize>,
     metrics: Option<std::net::SocketAddr>,
+    grace_period: Option<u64>,
 }
 
 /// The file as the session tools read it: the `[session]` table; every
@@ -158,6 +161,10 @@ pub struct SessionSettings {
     /// Where the long-running commands serve Prometheus metrics
     /// (`metrics`; `--metrics` overrides it).
     pub metrics: Option<std::net::SocketAddr>,
+    /// `grace_period`: how long a stop on a signal lets work in flight
+    /// finish (`None`: not in the file; `--grace-period` overrides it; see
+    /// [`crate::shutdown`]).
+    pub grace_period: Option<Duration>,
 }
 
 impl SessionOptions {
@@ -215,6 +222,17 @@ fn parse_with_key(
         ))
     };
     let mut config = Config::default();
+    let mut grace_period = None;
+    if let Some(v) = table.grace_period {
+        let grace = Duration::from_millis(v);
+        if grace > crate::shutdown::MAX_GRACE {
+            return Err(invalid(
+                "grace_period",
+                format!("{v} ms is more than a day: give milliseconds, at most {MAX_MS}"),
+            ));
+        }
+        grace_period = Some(grace);
+    }
     let ms = |key: &str, v: Option<u64>, field: &mut Duration| -> Result<(), CliError> {
         if let Some(v) = v {
             if v > MAX_MS {
@@ -358,6 +376,7 @@ fn parse_with_key(
         endpoint,
         key_file,
         metrics: table.metrics,
+        grace_period,
     })
 }
 
@@ -529,6 +548,12 @@ impl SessionSettings {
                 Some(addr) => format!("metrics = {addr} (Prometheus at http://{addr}/metrics)"),
                 None => "metrics = none (no metrics endpoint)".into(),
             },
+            format!(
+                "grace_period = {} ms (on SIGTERM or Ctrl-C: receive, forward, forward-server)",
+                self.grace_period
+                    .unwrap_or(crate::shutdown::DEFAULT_GRACE)
+                    .as_millis()
+            ),
         ]
     }
 }
@@ -564,7 +589,7 @@ mod tests {
              max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
              amplification_factor = 2\nmax_recv_memory = 9000000\n\
              udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
-             server_id = \"2:beef\"\nshards = 3\n\
+             server_id = \"2:beef\"\nshards = 3\ngrace_period = 2500\n\
              metrics = \"127.0.0.1:9100\"\n",
             origin(),
         )
@@ -600,7 +625,8 @@ mod tests {
         assert_eq!(c.server_id, Some("2:beef".parse().unwrap()));
         assert_eq!(s.endpoint.shards, 3);
         assert_eq!(s.metrics, Some("127.0.0.1:9100".parse().unwrap()));
-        assert_eq!(s.describe().len(), 31);
+        assert_eq!(s.grace_period, Some(Duration::from_millis(2500)));
+        assert_eq!(s.describe().len(), 32);
     }
 
     #[test]
@@ -639,6 +665,11 @@ mod tests {
                 None,
             ),
             ("[session]\nudp_recv_buffer = 0", "`udp_recv_buffer`", None),
+            (
+                "[session]\ngrace_period = 86400001",
+                "`grace_period`",
+                Some("line 2"),
+            ),
             ("[session]\ncolour = 3", "colour", Some("line 2")),
             ("[session]\ncongestion = \"vegas\"", "vegas", Some("line 2")),
             (

@@ -29,7 +29,15 @@
 //! direction goes on (half-close). A reset of the TCP connection on either
 //! side resets the stream ([`RESET_TCP`]) and the other side's TCP
 //! connection (SO_LINGER 0); so does the loss of the session.
+//!
+//! On SIGTERM or Ctrl-C both stop accepting (`forward` its TCP listener,
+//! `forward-server` new sessions, and new connections on its open
+//! sessions), let the forwarded connections in flight finish for the grace
+//! period (`--grace-period`, `grace_period`), then close their sessions with
+//! [`CLOSE_SHUTDOWN`] — which resets the connections still open — and exit
+//! 0.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,10 +54,11 @@ use tracing::{debug, info, warn};
 
 use super::config::SessionOptions;
 use super::progress::human_bytes;
-use super::wire::{ForwardRequest, RESET_TCP, VERSION};
+use super::wire::{CLOSE_SHUTDOWN, ForwardRequest, RESET_TCP, VERSION};
 use super::{bind, client_addr, connect_error, resolve, runtime};
 use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
+use crate::shutdown::{Busy, GraceArgs, InFlight, Signal, secs};
 
 /// How long `forward-server` tries to connect to a target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,6 +100,9 @@ pub struct ForwardArgs {
     /// The Prometheus endpoint (default: the file's `[session] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// How long to let connections finish on a stop.
+    #[command(flatten)]
+    pub grace: GraceArgs,
 }
 
 /// Arguments of `ferry forward-server`.
@@ -111,6 +123,9 @@ pub struct ForwardServerArgs {
     /// The Prometheus endpoint (default: the file's `[session] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// How long to let connections finish on a stop.
+    #[command(flatten)]
+    pub grace: GraceArgs,
 }
 
 /// Bytes and connections carried.
@@ -140,10 +155,13 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
         let peer = resolve(&args.to, "--to").await?;
         let endpoint = bind(client_addr(peer), settings.endpoint.clone(), "the local address")?;
         let timeout = settings.endpoint.protocol.handshake_timeout;
-        let session = endpoint
-            .connect(peer)
-            .await
-            .map_err(|e| connect_error(&args.to, e, timeout, "ferry forward-server --listen"))?;
+        let shutdown = crate::shutdown::signals()?;
+        let grace = args.grace.resolve(settings.grace_period);
+        let session = tokio::select! {
+            r = endpoint.connect(peer) => r
+                .map_err(|e| connect_error(&args.to, e, timeout, "ferry forward-server --listen"))?,
+            _ = shutdown.stopped() => return Ok(()),
+        };
         let listener = crate::diode::bind_tcp(args.listen, "--listen")?;
         listener.set_nonblocking(true).map_err(|e| CliError::Io {
             context: "cannot set up the TCP listener".into(),
@@ -176,9 +194,10 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
             current.clone(),
         ));
         let counters = Arc::new(Counters::default());
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
+        let open = InFlight::new();
+        let stop = shutdown.stopped();
+        tokio::pin!(stop);
+        let signal = loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, from)) => {
@@ -186,8 +205,10 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
                         let current = current.clone();
                         let target = args.target.clone().unwrap_or_default();
                         let counters = counters.clone();
+                        let busy = open.enter();
                         tokio::spawn(async move {
                             forward_connection(tcp, from, current, target, timeout * 2, counters).await;
+                            drop(busy);
                         });
                     }
                     Err(e) => {
@@ -195,10 +216,16 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
-                _ = &mut ctrl_c => break,
+                signal = &mut stop => break signal,
             }
-        }
+        };
+        // No more connections: they are refused from now on.
+        drop(listener);
+        drain(out, signal, &open, grace).await?;
         supervisor.abort();
+        if let Some(session) = current.borrow().clone() {
+            session.close(CLOSE_SHUTDOWN);
+        }
         endpoint.close().await;
         writeln!(out, "forwarded {}", counters.line())?;
         Ok(())
@@ -306,6 +333,9 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
+        // Before the first line: whoever reads it may signal at once.
+        let shutdown = crate::shutdown::signals()?;
+        let grace = args.grace.resolve(settings.grace_period);
         writeln!(
             out,
             "listening on {}, connecting to {} only{}",
@@ -316,31 +346,84 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         out.flush()?;
         let allow = Arc::new(args.allow.clone());
         let counters = Arc::new(Counters::default());
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
+        let open = InFlight::new();
+        // The open sessions, to close them with a reason.
+        let sessions = Arc::new(std::sync::Mutex::new(HashMap::<u64, Session>::new()));
+        let mut next_id = 0u64;
+        let stop = shutdown.stopped();
+        tokio::pin!(stop);
+        let signal = loop {
             tokio::select! {
                 accepted = endpoint.accept() => {
-                    let Some(session) = accepted else { break };
+                    let Some(session) = accepted else { break None };
                     info!(peer = %session.remote_addr(), "forward session opened");
                     let allow = allow.clone();
                     let counters = counters.clone();
+                    let open = open.clone();
+                    let id = next_id;
+                    next_id += 1;
+                    lock(&sessions).insert(id, session.clone());
+                    let sessions = sessions.clone();
                     tokio::spawn(async move {
                         while let Some(stream) = session.accept_stream().await {
                             counters.connections.fetch_add(1, Ordering::Relaxed);
-                            tokio::spawn(serve_stream(stream, allow.clone(), counters.clone()));
+                            let busy = open.enter();
+                            tokio::spawn(serve_stream(stream, allow.clone(), counters.clone(), busy));
                         }
                         let reason = session.closed().await;
+                        lock(&sessions).remove(&id);
                         info!(peer = %session.remote_addr(), %reason, "forward session ended");
                     });
                 }
-                _ = &mut ctrl_c => break,
+                signal = &mut stop => break Some(signal),
+            }
+        };
+        if let Some(signal) = signal {
+            endpoint.set_accept_incoming(false);
+            drain(out, signal, &open, grace).await?;
+            for session in lock(&sessions).values() {
+                session.close(CLOSE_SHUTDOWN);
             }
         }
         endpoint.close().await;
         writeln!(out, "forwarded {}", counters.line())?;
         Ok(())
     })
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// On a stop: waits up to `grace` for the connections in flight to end.
+async fn drain(
+    out: &mut dyn Write,
+    signal: Signal,
+    open: &InFlight,
+    grace: Duration,
+) -> Result<(), CliError> {
+    let count = open.count() as u64;
+    info!(
+        signal = signal.name(),
+        connections = count,
+        ?grace,
+        "stopping: no new connections; those in flight may finish"
+    );
+    writeln!(
+        out,
+        "stopping ({}): {} in flight, waiting up to {}",
+        signal.name(),
+        crate::counted(count, "connection", "connections"),
+        secs(grace)
+    )?;
+    out.flush()?;
+    if !open.wait_idle_async(grace).await {
+        warn!(
+            connections = open.count(),
+            "grace period over: the connections still open are reset"
+        );
+    }
+    Ok(())
 }
 
 /// Whether `target` is one of `allow`.
@@ -359,12 +442,27 @@ pub fn allowed<'a>(target: &str, allow: &'a [String]) -> Option<&'a str> {
 }
 
 /// Serves one stream of a forward session: connect, answer, copy.
-async fn serve_stream(stream: Stream, allow: Arc<Vec<String>>, counters: Arc<Counters>) {
+async fn serve_stream(
+    stream: Stream,
+    allow: Arc<Vec<String>>,
+    counters: Arc<Counters>,
+    busy: Busy,
+) {
     let refuse = |why: String| {
         let mut reply = vec![1u8];
         reply.extend_from_slice(why.as_bytes());
         reply
     };
+    if crate::shutdown::signals().is_ok_and(|s| s.requested().is_some()) {
+        drop(busy);
+        let _ = stream.recv().await;
+        let _ = stream
+            .send(refuse("the forward-server is stopping".into()))
+            .await;
+        let _ = stream.finish();
+        return;
+    }
+    let _busy = busy;
     let request = match stream.recv().await {
         Ok(Some(message)) => ForwardRequest::decode(&message),
         _ => return,

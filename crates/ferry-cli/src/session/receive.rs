@@ -2,7 +2,11 @@
 //! directory.
 //!
 //! Serves any number of sending sessions, at once or one after the other,
-//! until Ctrl-C (or, with `--once`, until the first one ends). Each file:
+//! until SIGTERM or Ctrl-C (or, with `--once`, until the first one ends).
+//! On the signal it stops accepting sessions, lets those in flight finish
+//! for the grace period (`--grace-period`, `grace_period`), then closes the
+//! rest with [`CLOSE_SHUTDOWN`] (their partial files deleted) and exits: 0
+//! if nothing was cut, 130 ([`CliError::Stopped`]) otherwise. Each file:
 //!
 //! - has its name checked ([`sanitize_path`]): a relative path of plain
 //!   components, no `..`, no absolute path, no control characters, and no
@@ -22,6 +26,7 @@
 //!
 //! A summary is printed as each session ends.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,14 +45,15 @@ use super::config::SessionOptions;
 use super::disk::{FileWriter, Written, digest_of};
 use super::progress::{Progress, ProgressMode, View, human_bytes};
 use super::wire::{
-    CLOSE_DONE, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
-    encode_progress, sanitize_path,
+    CLOSE_DONE, CLOSE_SHUTDOWN, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode,
+    WireError, encode_progress, sanitize_path,
 };
 use super::{bind, mbit_per_s, runtime, stats_line};
 use crate::CliError;
 use crate::diode::random_u64;
 use crate::exit::io_advice;
 use crate::metrics::{MetricsArgs, start_line};
+use crate::shutdown::{Signal, secs};
 
 /// Arguments of `ferry receive`.
 #[derive(Debug, Clone, Args)]
@@ -64,9 +70,12 @@ pub struct ReceiveArgs {
     #[arg(long)]
     pub overwrite: bool,
     /// Exit once the first sending session ended (the exit code says how
-    /// it went), instead of serving until Ctrl-C.
+    /// it went), instead of serving until SIGTERM or Ctrl-C.
     #[arg(long)]
     pub once: bool,
+    /// How long to let sessions finish on a stop.
+    #[command(flatten)]
+    pub grace: crate::shutdown::GraceArgs,
     /// How to show progress: a bar on a terminal, else a line every second.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -126,6 +135,8 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
+        let shutdown = crate::shutdown::signals()?;
+        let grace = args.grace.resolve(settings.grace_period);
         let encrypted = if settings.key_file.is_some() {
             "encrypted sessions only"
         } else {
@@ -140,14 +151,24 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                 start_line(&metrics)
             ),
         )?;
-        let (reports, mut finished) = mpsc::unbounded_channel::<(SessionReport, Arc<Progress>)>();
+        let (reports, mut finished) =
+            mpsc::unbounded_channel::<(u64, SessionReport, Arc<Progress>)>();
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + view.period(), view.period());
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
+        let stop = shutdown.stopped();
+        tokio::pin!(stop);
+        // The sessions in flight, to close them if they outlive the grace
+        // period.
+        let mut open: HashMap<u64, Session> = HashMap::new();
+        let mut next_id = 0u64;
+        // Once stopping: the signal, and when the grace period ends.
+        let mut stopping: Option<(Signal, tokio::time::Instant)> = None;
         let mut unauthenticated = 0;
         let mut result = Ok(());
         loop {
+            if stopping.is_some() && open.is_empty() {
+                break;
+            }
             tokio::select! {
                 accepted = endpoint.accept() => {
                     let Some(session) = accepted else { break };
@@ -159,12 +180,16 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     view.add(progress.clone());
                     let ctx = ctx.clone();
                     let reports = reports.clone();
+                    let id = next_id;
+                    next_id += 1;
+                    open.insert(id, session.clone());
                     tokio::spawn(async move {
                         let report = serve_session(session, ctx, progress.clone()).await;
-                        let _ = reports.send((report, progress));
+                        let _ = reports.send((id, report, progress));
                     });
                 }
-                Some((report, progress)) = finished.recv() => {
+                Some((id, report, progress)) = finished.recv() => {
+                    open.remove(&id);
                     view.remove(&progress);
                     result = summarize(&report, &mut |line| view.println(out, line))?;
                     if args.once {
@@ -182,14 +207,63 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                         unauthenticated = dropped;
                     }
                 }
-                _ = &mut ctrl_c => {
-                    view.println(out, "interrupted: closing")?;
+                signal = &mut stop, if stopping.is_none() => {
+                    endpoint.set_accept_incoming(false);
+                    info!(
+                        signal = signal.name(),
+                        sessions = open.len(),
+                        grace = ?grace,
+                        "stopping: no new sessions; those in flight may finish"
+                    );
+                    view.println(out, &format!(
+                        "stopping ({}): {} in flight, waiting up to {}",
+                        signal.name(),
+                        crate::counted(open.len() as u64, "session", "sessions"),
+                        secs(grace)
+                    ))?;
+                    stopping = Some((signal, tokio::time::Instant::now() + grace));
+                }
+                _ = tokio::time::sleep_until(stopping.map_or_else(tokio::time::Instant::now, |s| s.1)), if stopping.is_some() => {
+                    let (signal, _) = stopping.expect("stopping");
+                    let cut = open.len();
+                    warn!(
+                        sessions = cut,
+                        "grace period over: closing the sessions still in flight (their partial files are deleted)"
+                    );
+                    for session in open.values() {
+                        session.close(CLOSE_SHUTDOWN);
+                    }
+                    // Their summaries, as they end (at once: their streams end
+                    // with the session).
+                    let last = async {
+                        while !open.is_empty() {
+                            let Some((id, report, progress)) = finished.recv().await else { break };
+                            open.remove(&id);
+                            view.remove(&progress);
+                            // Cut: the exit code says so, whatever each says.
+                            let _ = summarize(&report, &mut |line| view.println(out, line))?;
+                        }
+                        Ok::<_, CliError>(())
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), last).await;
+                    result = Err(CliError::Stopped(format!(
+                        "stopped by {}: {} cut at the end of the {} grace period (--grace-period); their partial files were deleted",
+                        signal.name(),
+                        crate::counted(cut as u64, "session was", "sessions were"),
+                        secs(grace)
+                    )));
                     break;
                 }
             }
         }
         endpoint.close().await;
-        result
+        match result {
+            Err(CliError::Stopped(why)) => Err(CliError::Stopped(why)),
+            // Nothing was cut: a server stopped on purpose did its job (the
+            // summaries said how each session went).
+            _ if stopping.is_some() && !args.once => Ok(()),
+            result => result,
+        }
     })
 }
 
@@ -629,6 +703,9 @@ fn summarize(
             CloseReason::Remote { code } => {
                 format!("the sender closed the session before the end (code {code:#x})")
             }
+            CloseReason::Local {
+                code: CLOSE_SHUTDOWN,
+            } => "this receiver stopped and cut it at the end of its grace period".to_owned(),
             CloseReason::Local { .. } => "this receiver closed the session".to_owned(),
             ref other => format!("the session ended before the end: {other}"),
         };

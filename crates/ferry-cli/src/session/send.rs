@@ -208,9 +208,11 @@ pub fn run(args: &SendArgs, quiet: bool, out: &mut dyn Write) -> Result<(), CliE
         let peer = resolve(&args.to, "--to").await?;
         let endpoint = bind(client_addr(peer), settings.endpoint.clone(), "the local address")?;
         let timeout = settings.endpoint.protocol.handshake_timeout;
+        // SIGTERM as Ctrl-C: the session is closed (aborted), exit 130.
+        let shutdown = crate::shutdown::signals()?;
         let session = tokio::select! {
             r = endpoint.connect(peer) => r.map_err(|e| connect_error(&args.to, e, timeout, "ferry receive --listen"))?,
-            _ = tokio::signal::ctrl_c() => return Err(CliError::Interrupted),
+            _ = shutdown.stopped() => return Err(CliError::Interrupted),
         };
         let mut notes = Vec::new();
         if args.to != peer.to_string() {
@@ -245,7 +247,7 @@ pub fn run(args: &SendArgs, quiet: bool, out: &mut dyn Write) -> Result<(), CliE
             tokio::select! {
                 r = &mut work => break r,
                 _ = tick.tick() => view.update(out)?,
-                _ = tokio::signal::ctrl_c() => {
+                _ = shutdown.stopped() => {
                     session.close(CLOSE_ABORTED);
                     endpoint.close().await;
                     return Err(CliError::Interrupted);

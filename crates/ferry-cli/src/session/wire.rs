@@ -81,10 +81,14 @@ pub const MAX_NAME: usize = 4096;
 pub const MAX_COMPONENT: usize = 255;
 /// Session close code: the sender got every reply; all is done.
 pub const CLOSE_DONE: u64 = 0x4652_5944; // "FRYD"
-/// Session close code: the sender gave up (an error, or Ctrl-C).
+/// Session close code: the sender gave up (an error, or Ctrl-C or SIGTERM).
 pub const CLOSE_ABORTED: u64 = 0x4652_5941; // "FRYA"
 /// Session close code: the peer speaks another version of these messages.
 pub const CLOSE_VERSION: u64 = 0x4652_5956; // "FRYV"
+/// Session close code: this side is stopping (SIGTERM or Ctrl-C) and the
+/// session outlived its grace period (`receive`, `forward-server`), or the
+/// forwarder is stopping (`forward`).
+pub const CLOSE_SHUTDOWN: u64 = 0x4652_5951; // "FRYQ"
 /// Stream reset code: the sender stopped sending this file (the receiver
 /// refused it, or the file changed or failed to read).
 pub const RESET_STOPPED: u64 = 1;
