@@ -430,6 +430,7 @@ impl Future for Driver {
             progress |= this.transmit(cx, &shared);
             let mut state = shared.lock();
             state.dispatch_events();
+            state.wake_acknowledged();
             if this.batch.is_none() && Self::finished(&mut state) {
                 // The send phase found nothing more, but a close may have
                 // queued packets since (while this driver was in a system

@@ -122,6 +122,11 @@ pub struct SendProgress {
     /// or its session closed) nothing more is queued, so `acknowledged`
     /// stays short of `queued` by exactly `dropped`.
     pub dropped: u64,
+    /// 1 once the peer acknowledged this side's finish of the stream (it
+    /// then knows `queued` is the stream's final count; a finish leaves
+    /// only after every message is acknowledged), else 0. In
+    /// [`send_totals`](crate::Session::send_totals): how many streams.
+    pub finishes_acknowledged: u64,
 }
 
 impl SendProgress {
@@ -143,6 +148,7 @@ impl SendProgress {
             acknowledged: self.acknowledged + other.acknowledged,
             given_up: self.given_up + other.given_up,
             dropped: self.dropped + other.dropped,
+            finishes_acknowledged: self.finishes_acknowledged + other.finishes_acknowledged,
         }
     }
 }
@@ -164,6 +170,7 @@ impl SendQueue {
             acknowledged: self.acknowledged,
             given_up: self.given_up,
             dropped: self.dropped,
+            finishes_acknowledged: 0,
         }
     }
 
@@ -747,7 +754,8 @@ mod tests {
                 queued: 3,
                 acknowledged: 2,
                 given_up: 1,
-                dropped: 1
+                dropped: 1,
+                finishes_acknowledged: 0
             }
         );
         assert_eq!(p.pending(), 0);

@@ -147,6 +147,10 @@ impl Session<'_> {
     ///   not yet acknowledged are counted in
     ///   [`dropped`](SendProgress::dropped) and `acknowledged` never reaches
     ///   `queued`.
+    /// - After [`finish_stream`](Self::finish_stream), the finish leaves once
+    ///   every message is acknowledged, and
+    ///   [`finishes_acknowledged`](SendProgress::finishes_acknowledged)
+    ///   becomes 1 once the peer acknowledged it too.
     /// - `None` for a stream the session does not know, or no longer does: a
     ///   stream is forgotten once over at both ends (this side's sending
     ///   finished and acknowledged, or reset; the peer's end reported), and

@@ -141,7 +141,7 @@ impl SessionCore {
     /// How far the peer acknowledged what was sent on `stream`; `None` once
     /// the stream is over at both ends and forgotten (or never was).
     pub(crate) fn send_progress(&self, stream: StreamId) -> Option<SendProgress> {
-        self.streams.get(&stream).map(|s| s.send.progress())
+        self.streams.get(&stream).map(|s| s.send_progress())
     }
 
     /// [`send_progress`](Self::send_progress) summed over every stream the
@@ -149,7 +149,7 @@ impl SessionCore {
     pub(crate) fn send_totals(&self) -> SendProgress {
         self.streams
             .values()
-            .fold(self.retired_send, |sum, s| sum.add(s.send.progress()))
+            .fold(self.retired_send, |sum, s| sum.add(s.send_progress()))
     }
 
     /// The ids of the streams open on this session.
@@ -400,9 +400,19 @@ mod tests {
         pair.starter.handle_timeout(pair.now);
         pair.listener.handle_timeout(pair.now);
         pair.exchange();
-        assert!(pair.starter.send_progress(id).unwrap().is_complete());
+        let p = pair.starter.send_progress(id).unwrap();
+        assert!(p.is_complete());
+        assert_eq!(p.finishes_acknowledged, 0, "not finished");
         assert_eq!(pair.starter.send_totals().queued, 3);
         assert_eq!(pair.listener.send_progress(id).unwrap().queued, 0);
+        pair.starter.finish_stream(id).unwrap();
+        pair.exchange();
+        pair.now += Duration::from_millis(100);
+        pair.starter.handle_timeout(pair.now);
+        pair.listener.handle_timeout(pair.now);
+        pair.exchange();
+        let p = pair.starter.send_progress(id).unwrap();
+        assert_eq!(p.finishes_acknowledged, 1);
     }
 
     #[test]
