@@ -159,8 +159,15 @@ impl AckTarget {
         if state.stopped {
             return Poll::Ready(Err(AckError::EndpointClosed));
         }
-        state.ack_watch.insert(id, totals);
-        state.waiters(id).acked.register(cx.waker());
+        // Another task may have registered at older totals: the driver
+        // compares with these from now on, so it is woken now to look again
+        // (else a change it waits for could go unnoticed).
+        let older = state.ack_watch.insert(id, totals);
+        let acked = &mut state.waiters(id).acked;
+        if older.is_some_and(|older| older != totals) {
+            acked.wake();
+        }
+        acked.register(cx.waker());
         Poll::Pending
     }
 
