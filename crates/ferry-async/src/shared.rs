@@ -551,6 +551,51 @@ mod tests {
     }
 
     #[test]
+    fn acknowledgement_waiters_are_woken_when_the_totals_move_or_the_session_goes() {
+        let endpoint = Endpoint::new(ferry_proto::Config::default(), 1).unwrap();
+        let mut state = State::new(endpoint);
+        let now = std::time::Instant::now();
+        let session = state
+            .endpoint
+            .connect(now, "127.0.0.1:9".parse().unwrap())
+            .unwrap();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let totals = state.endpoint.session(session).unwrap().send_totals();
+        let register = |state: &mut State, seen: SendProgress| {
+            state.ack_watch.insert(session, seen);
+            state.waiters(session).acked.register(&waker);
+        };
+        // Nothing moved: no wake-up, still watched.
+        register(&mut state, totals);
+        state.wake_acknowledged();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        assert!(state.ack_watch.contains_key(&session));
+        // The totals moved since the task looked: woken once, unwatched.
+        register(
+            &mut state,
+            SendProgress {
+                acknowledged: 1,
+                ..totals
+            },
+        );
+        state.wake_acknowledged();
+        state.wake_acknowledged();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(state.ack_watch.is_empty());
+        // A session the endpoint no longer holds: woken.
+        register(&mut state, totals);
+        state.ack_watch.insert(SessionId::from(999), totals);
+        state.wake_acknowledged();
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "its own session did not move"
+        );
+        assert!(!state.ack_watch.contains_key(&SessionId::from(999)));
+    }
+
+    #[test]
     fn a_push_wakes_the_registered_task_once() {
         let counter = Arc::new(Counter(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
