@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferry_async::types::{
     AckError, BindError, CloseReason, Config, ConnectError, DROPPED_CODE, EndpointConfig,
-    RecvError, SendError, State, StreamKind,
+    RecvError, SendError, State, StreamEnd, StreamKind,
 };
 use ferry_tests::harness::{Conn, Driver, Messages, Peer, within};
 
@@ -354,6 +354,13 @@ fn acknowledged_times_out_or_fails_while_the_peer_does_not_take_the_data(driver:
         }
         assert_eq!(stream.finish_acknowledged(PATIENCE), Ok(()));
         assert_eq!(theirs.recv(PATIENCE), Ok(None));
+        // Over at both ends once the reader lets go (its drop finishes its
+        // side): the core forgets the stream, and asking again still says
+        // everything arrived.
+        drop(theirs);
+        assert_eq!(stream.closed(), Some(StreamEnd::Finished));
+        assert_eq!(stream.acknowledged(PATIENCE), Ok(()));
+        assert_eq!(stream.finish_acknowledged(PATIENCE), Ok(()));
 
         // Again, but the reader closes the session instead of reading.
         let stream = session.open_stream(StreamKind::ReliableOrdered).unwrap();

@@ -120,14 +120,15 @@ impl AckTarget {
                 Some(p) if p.dropped > 0 => Outcome::Dropped,
                 Some(_) if self.finish && self.reset_sent(state, stream) => Outcome::Dropped,
                 Some(_) => Outcome::Waiting,
-                // Forgotten: over at both ends, every message settled (and
-                // a finish acknowledged, unless the stream was reset or
-                // refused): acknowledged whole unless the session's totals
-                // say something was dropped or given up since the call.
+                // Forgotten (before the call or since): over at both ends,
+                // every message settled, acknowledged whole unless the
+                // session's totals say something was dropped or given up
+                // since the call; and the finish acknowledged, unless the
+                // stream was reset or refused instead.
                 None if totals.given_up > self.start.given_up => Outcome::Lost,
                 None if totals.dropped > self.start.dropped => Outcome::Dropped,
                 None if self.finish
-                    && totals.finishes_acknowledged == self.start.finishes_acknowledged =>
+                    && (self.reset_sent(state, stream) || self.refused(state, stream)) =>
                 {
                     Outcome::Dropped
                 }
@@ -180,14 +181,18 @@ impl AckTarget {
             .is_some_and(|s| s.reset_sent)
     }
 
-    /// Why `stream`'s messages were dropped: refused by the peer, or reset.
-    fn dropped(&self, state: &mut State, stream: StreamId) -> AckError {
-        let refused = state
+    /// Whether the peer refused `stream`.
+    fn refused(&self, state: &mut State, stream: StreamId) -> bool {
+        state
             .waiters(self.session)
             .streams
             .get(&stream)
-            .is_some_and(|s| s.end == Some(StreamEnd::Refused));
-        if refused && self.one_stream {
+            .is_some_and(|s| s.end == Some(StreamEnd::Refused))
+    }
+
+    /// Why `stream`'s messages were dropped: refused by the peer, or reset.
+    fn dropped(&self, state: &mut State, stream: StreamId) -> AckError {
+        if self.one_stream && self.refused(state, stream) {
             AckError::Refused
         } else {
             AckError::Reset
