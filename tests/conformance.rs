@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_async::types::{
-    BindError, CloseReason, Config, ConnectError, DROPPED_CODE, EndpointConfig, RecvError,
-    SendError, State,
+    AckError, BindError, CloseReason, Config, ConnectError, DROPPED_CODE, EndpointConfig,
+    RecvError, SendError, State, StreamEnd, StreamKind,
 };
-use ferry_tests::harness::{Conn, Driver, Peer, within};
+use ferry_tests::harness::{Conn, Driver, Messages, Peer, within};
 
 /// How long any single wait may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -277,6 +277,132 @@ fn stats_outlive_a_local_close(driver: Driver) {
     })
 }
 
+/// `acknowledged` resolves only once the peer holds every message: the
+/// client sends on stream 0 and on a stream, waits for the acknowledgement,
+/// then closes at once (a close drops whatever is still queued) — and the
+/// server, which read nothing until then, still reads every message, byte
+/// for byte, before it learns of the close. `finish_acknowledged` waits for
+/// the finish too: the server's reader sees the end.
+fn acknowledged_resolves_only_once_the_peer_holds_every_message(driver: Driver) {
+    within(60, move || {
+        let (server, client, session, incoming) =
+            pair(driver, EndpointConfig::server(), EndpointConfig::default());
+        const COUNT: usize = 60;
+        let mut sizes = Messages::new(5, 200_000);
+        let plan: Vec<usize> = (0..COUNT).map(|_| sizes.next_size()).collect();
+        let stream = session.open_stream(StreamKind::ReliableOrdered).unwrap();
+        for (i, &size) in plan.iter().enumerate() {
+            session.send(Messages::content(i, size)).unwrap();
+            stream.send(Messages::content(i, size / 2)).unwrap();
+        }
+        assert_eq!(stream.finish_acknowledged(PATIENCE), Ok(()));
+        assert_eq!(session.acknowledged(PATIENCE), Ok(()));
+        // Nothing new was sent: resolves at once, and again.
+        assert_eq!(stream.acknowledged(Duration::ZERO), Ok(()));
+        assert_eq!(session.acknowledged(PATIENCE), Ok(()));
+        session.close(5);
+        let theirs = incoming
+            .accept_stream(PATIENCE)
+            .unwrap()
+            .expect("the client's stream");
+        for (i, &size) in plan.iter().enumerate() {
+            let m = incoming.recv().expect("every message acknowledged arrived");
+            assert!(Messages::check(i, size, &m), "message {i}");
+            let m = theirs
+                .recv(PATIENCE)
+                .expect("every message of the stream arrived")
+                .expect("before its end");
+            assert!(Messages::check(i, size / 2, &m), "stream message {i}");
+        }
+        assert_eq!(theirs.recv(PATIENCE), Ok(None), "the finish arrived");
+        assert_eq!(
+            incoming.recv(),
+            Err(RecvError::Closed(CloseReason::Remote { code: 5 }))
+        );
+        drop((server, client));
+    });
+}
+
+/// A peer that stops reading, with a small stream window, never
+/// acknowledges what does not fit: `acknowledged` times out (on the stream
+/// and on the session) instead of succeeding; once the peer reads, it
+/// resolves. A peer that closes instead makes it fail with the close's
+/// reason.
+fn acknowledged_times_out_or_fails_while_the_peer_does_not_take_the_data(driver: Driver) {
+    within(60, move || {
+        let reader = EndpointConfig::from(Config {
+            accept_incoming: true,
+            max_message_size: 64 << 10,
+            stream_recv_window: 128 << 10,
+            ..Config::default()
+        });
+        let (server, client, session, incoming) = pair(driver, reader, EndpointConfig::default());
+        // Eight times the reader's window for the stream.
+        let stream = session.open_stream(StreamKind::ReliableOrdered).unwrap();
+        for i in 0..16 {
+            stream.send(Messages::content(i, 64_000)).unwrap();
+        }
+        let short = Duration::from_millis(300);
+        assert_eq!(stream.acknowledged(short), Err(AckError::Timeout));
+        assert_eq!(session.acknowledged(short), Err(AckError::Timeout));
+        assert_eq!(stream.finish_acknowledged(short), Err(AckError::Timeout));
+        // The reader reads: everything arrives and is acknowledged.
+        let theirs = incoming.accept_stream(PATIENCE).unwrap().expect("a stream");
+        for i in 0..16 {
+            let m = theirs.recv(PATIENCE).unwrap().expect("a message");
+            assert!(Messages::check(i, 64_000, &m), "message {i}");
+        }
+        assert_eq!(stream.finish_acknowledged(PATIENCE), Ok(()));
+        assert_eq!(theirs.recv(PATIENCE), Ok(None));
+        // Over at both ends once the reader lets go (its drop finishes its
+        // side): the core forgets the stream, and asking again still says
+        // everything arrived.
+        drop(theirs);
+        assert_eq!(stream.closed(), Some(StreamEnd::Finished));
+        assert_eq!(stream.acknowledged(PATIENCE), Ok(()));
+        assert_eq!(stream.finish_acknowledged(PATIENCE), Ok(()));
+
+        // Again, but the reader closes the session instead of reading.
+        let stream = session.open_stream(StreamKind::ReliableOrdered).unwrap();
+        for i in 0..16 {
+            stream.send(Messages::content(i, 64_000)).unwrap();
+        }
+        let closer = incoming.clone_handle();
+        let close = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            closer.close(77);
+        });
+        let closed = Err(AckError::Closed(CloseReason::Remote { code: 77 }));
+        assert_eq!(stream.acknowledged(PATIENCE), closed);
+        assert_eq!(session.acknowledged(PATIENCE), closed);
+        close.join().unwrap();
+        drop((server, client));
+    });
+}
+
+/// A reset drops what was not acknowledged: waiting for it fails with
+/// `Reset`, never `Ok`.
+fn acknowledged_fails_after_a_reset_that_dropped_messages(driver: Driver) {
+    within(60, move || {
+        let reader = EndpointConfig::from(Config {
+            accept_incoming: true,
+            max_message_size: 64 << 10,
+            stream_recv_window: 128 << 10,
+            ..Config::default()
+        });
+        let (server, client, session, _incoming) = pair(driver, reader, EndpointConfig::default());
+        let stream = session.open_stream(StreamKind::ReliableOrdered).unwrap();
+        for i in 0..16 {
+            stream.send(Messages::content(i, 64_000)).unwrap();
+        }
+        stream.reset(3).unwrap();
+        assert_eq!(stream.acknowledged(PATIENCE), Err(AckError::Reset));
+        assert_eq!(stream.finish_acknowledged(PATIENCE), Err(AckError::Reset));
+        assert_eq!(session.acknowledged(PATIENCE), Err(AckError::Reset));
+        drop((server, client));
+    });
+}
+
 ferry_tests::on_every_driver! {
     messages_both_ways_then_close,
     datagrams_arrive_both_ways_and_oversized_ones_are_refused,
@@ -289,6 +415,9 @@ ferry_tests::on_every_driver! {
     sessions_work_over_ipv6_loopback,
     a_blocked_recv_returns_when_the_session_closes,
     stats_outlive_a_local_close,
+    acknowledged_resolves_only_once_the_peer_holds_every_message,
+    acknowledged_times_out_or_fails_while_the_peer_does_not_take_the_data,
+    acknowledged_fails_after_a_reset_that_dropped_messages,
 }
 
 #[test]

@@ -21,11 +21,11 @@ macro_rules! every_driver_exports {
                 BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, DROPPED_CODE,
                 ENDPOINT_CLOSED_CODE, ProtocolViolation, State, StreamEnd,
                 // Counters.
-                EndpointStats, SessionStats, ShardStats,
+                EndpointStats, SendProgress, SessionStats, ShardStats,
                 // Shards.
                 MAX_SHARDS,
                 // Errors.
-                BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
+                AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
                 StreamRecvError, StreamSendError,
                 // Sizes.
                 WRITE_CHUNK,

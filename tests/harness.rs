@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::types::{
-    BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
+    AckError, BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
     EndpointConfig, EndpointStats, RecvError, SendError, SessionId, SessionStats, State, StreamEnd,
     StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
 };
@@ -206,6 +206,9 @@ pub trait Conn: Send + Sync {
     /// The next stream the peer opened: `Ok(None)` once the session is
     /// closed, `Err` when none came within `timeout`.
     fn accept_stream(&self, timeout: Duration) -> Result<Option<Box<dyn StreamConn>>, String>;
+    /// Waits at most `timeout` for the peer to acknowledge every message
+    /// sent on the session so far (`Session::acknowledged`).
+    fn acknowledged(&self, timeout: Duration) -> Result<(), AckError>;
 }
 
 /// A stream, whatever drives it. Every call blocks the calling thread.
@@ -227,6 +230,12 @@ pub trait StreamConn: Send + Sync {
     fn end(&self) -> Option<StreamEnd>;
     /// Waits for the peer's side to end.
     fn closed(&self) -> Option<StreamEnd>;
+    /// Waits at most `timeout` for the peer to acknowledge every message
+    /// sent on the stream so far (`Stream::acknowledged`).
+    fn acknowledged(&self, timeout: Duration) -> Result<(), AckError>;
+    /// Finishes, then waits at most `timeout` for the peer to acknowledge
+    /// everything and the finish (`Stream::finish_acknowledged`).
+    fn finish_acknowledged(&self, timeout: Duration) -> Result<(), AckError>;
 }
 
 struct AsyncPeer {
@@ -386,6 +395,16 @@ impl Conn for AsyncConn {
             },
         ))
     }
+
+    fn acknowledged(&self, timeout: Duration) -> Result<(), AckError> {
+        block_on(future::or(self.0.acknowledged(), ack_timeout(timeout)))
+    }
+}
+
+/// The runtime's timeout around an `acknowledged` future.
+async fn ack_timeout(timeout: Duration) -> Result<(), AckError> {
+    async_io::Timer::after(timeout).await;
+    Err(AckError::Timeout)
 }
 
 struct AsyncStream(ferry_async::Stream);
@@ -416,6 +435,17 @@ impl StreamConn for AsyncStream {
 
     fn reset(&self, code: u64) -> Result<(), StreamSendError> {
         self.0.reset(code)
+    }
+
+    fn acknowledged(&self, timeout: Duration) -> Result<(), AckError> {
+        block_on(future::or(self.0.acknowledged(), ack_timeout(timeout)))
+    }
+
+    fn finish_acknowledged(&self, timeout: Duration) -> Result<(), AckError> {
+        block_on(future::or(
+            self.0.finish_acknowledged(),
+            ack_timeout(timeout),
+        ))
     }
 
     fn end(&self) -> Option<StreamEnd> {
@@ -556,6 +586,10 @@ impl Conn for ferry_blocking::Session {
             .map(|s| s.map(|s| Box::new(s) as Box<dyn StreamConn>))
             .map_err(|e| e.to_string())
     }
+
+    fn acknowledged(&self, timeout: Duration) -> Result<(), AckError> {
+        ferry_blocking::Session::acknowledged_timeout(self, timeout)
+    }
 }
 
 impl StreamConn for ferry_blocking::Stream {
@@ -589,6 +623,14 @@ impl StreamConn for ferry_blocking::Stream {
 
     fn closed(&self) -> Option<StreamEnd> {
         ferry_blocking::Stream::closed(self)
+    }
+
+    fn acknowledged(&self, timeout: Duration) -> Result<(), AckError> {
+        ferry_blocking::Stream::acknowledged_timeout(self, timeout)
+    }
+
+    fn finish_acknowledged(&self, timeout: Duration) -> Result<(), AckError> {
+        ferry_blocking::Stream::finish_acknowledged_timeout(self, timeout)
     }
 }
 

@@ -25,9 +25,10 @@
 //!   in the driver's buffer, outside the state; one refused as too large
 //!   (`EMSGSIZE`: a datagram above what the path now carries) is sent again
 //!   one datagram at a time, so that only the oversize ones are lost.
-//! - **Events, the end, the next deadline**: `dispatch_events`, the
-//!   finished check and `poll_timeout` in one short section per round; the
-//!   timer is armed after the lock is released.
+//! - **Events, the end, the next deadline**: `dispatch_events`,
+//!   `wake_acknowledged` (tasks in an `acknowledged` call whose session's
+//!   acknowledgements moved), the finished check and `poll_timeout` in one
+//!   short section per round; the timer is armed after the lock is released.
 //!
 //! No wake-up is lost by releasing the lock: the driver stores its waker in
 //! the state at the start of every poll, before its first system call, and a
@@ -430,6 +431,7 @@ impl Future for Driver {
             progress |= this.transmit(cx, &shared);
             let mut state = shared.lock();
             state.dispatch_events();
+            state.wake_acknowledged();
             if this.batch.is_none() && Self::finished(&mut state) {
                 // The send phase found nothing more, but a close may have
                 // queued packets since (while this driver was in a system

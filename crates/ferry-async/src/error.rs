@@ -172,6 +172,39 @@ pub enum StreamSendError {
     Timeout,
 }
 
+/// What was sent could not be seen acknowledged: the error of the
+/// `acknowledged` calls ([`Session::acknowledged`](crate::Session::acknowledged),
+/// [`Stream::acknowledged`](crate::Stream::acknowledged),
+/// [`Stream::finish_acknowledged`](crate::Stream::finish_acknowledged)). None
+/// of them is a success in disguise: each means some message may not have
+/// reached the peer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AckError {
+    /// The session closed, for this reason, before the peer acknowledged
+    /// everything waited for (a close drops what is still queued).
+    #[error("session closed before the peer acknowledged everything: {0}")]
+    Closed(CloseReason),
+    /// The endpoint was closed.
+    #[error("the endpoint is closed")]
+    EndpointClosed,
+    /// Messages were dropped before the peer acknowledged them: the stream's
+    /// sending was reset by this side (for a wait over the whole session, a
+    /// stream of it was reset, or refused by the peer).
+    #[error("messages were dropped unacknowledged: the stream was reset")]
+    Reset,
+    /// The peer refused the stream: what was queued on it was dropped.
+    #[error("the peer refused the stream: its messages were dropped unacknowledged")]
+    Refused,
+    /// On an unreliable stream, a message had a fragment lost and given up
+    /// (never sent again): the peer may not have it.
+    #[error("a message of an unreliable stream was lost and given up, never acknowledged")]
+    Lost,
+    /// The peer did not acknowledge everything before the timeout (blocking
+    /// driver only; with an async runtime, wrap the future in its timeout).
+    #[error("timed out waiting for the peer's acknowledgement")]
+    Timeout,
+}
+
 /// Nothing more can be received on a stream. (The peer finishing the stream is
 /// no error: `recv` then returns `Ok(None)` once every message was taken.)
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -124,6 +124,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod acknowledged;
 #[cfg(feature = "async-io")]
 pub mod async_io;
 mod config;
@@ -142,12 +143,12 @@ pub mod types;
 pub use config::EndpointConfig;
 pub use endpoint::{ENDPOINT_CLOSED_CODE, Endpoint};
 pub use error::{
-    BindError, ConnectError, DatagramError, RecvError, SendError, StreamError, StreamRecvError,
-    StreamSendError,
+    AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
+    StreamRecvError, StreamSendError,
 };
 pub use ferry_proto::{
-    CloseCounts, CloseReason, Config, EndpointStats, Histogram, SessionId, SessionStats,
-    SessionTotals, State, StreamEnd, StreamId, StreamKind,
+    CloseCounts, CloseReason, Config, EndpointStats, Histogram, SendProgress, SessionId,
+    SessionStats, SessionTotals, State, StreamEnd, StreamId, StreamKind,
 };
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};

@@ -9,7 +9,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferry_proto::{CloseReason, SessionId, SessionStats, State, StreamKind};
 
-use crate::error::{DatagramError, RecvError, SendError, StreamError};
+use crate::acknowledged::AckTarget;
+use crate::error::{AckError, DatagramError, RecvError, SendError, StreamError};
 use crate::shared::Shared;
 use crate::stream::Stream;
 
@@ -216,6 +217,42 @@ impl Session {
             }
         })
         .await
+    }
+
+    /// Resolves once the peer has acknowledged every message sent on the
+    /// session before this call — on stream 0 and on every other stream —
+    /// each fragment of it received by the peer's endpoint (which delivers
+    /// it to its application: acknowledged is not yet read). The target is
+    /// taken when the call is made, not when the future is first polled:
+    /// messages sent afterwards are not waited for.
+    ///
+    /// Fails, never resolving `Ok` unless everything arrived:
+    /// [`AckError::Closed`] with the reason if the session closes first
+    /// (a close drops what is still queued), [`AckError::EndpointClosed`],
+    /// [`AckError::Reset`] if a stream of the session lost messages to a
+    /// reset (this side's) or a refusal (the peer's), [`AckError::Lost`] if
+    /// an unreliable stream of it gave up a lost message. Those two count
+    /// over the session's life, so one reset with messages pending makes
+    /// every later call fail: wait on each [`Stream`] then
+    /// ([`Stream::acknowledged`]).
+    ///
+    /// A peer that closes the session as soon as it has everything may
+    /// close it before this side saw the last acknowledgement (they can
+    /// arrive in one batch): the call then reports the close, not `Ok`. A
+    /// peer that must let its sender learn of success leaves the closing to
+    /// the sender (waiting in [`closed`](Self::closed)).
+    ///
+    /// It has no timeout of its own: wrap it in the runtime's (e.g.
+    /// `tokio::time::timeout`); `ferry-blocking` has `acknowledged_timeout`.
+    /// The driver wakes it as acknowledgements arrive, and no lock is held
+    /// while it waits.
+    ///
+    /// **Cancel-safe**: it only watches. The future holds a handle on the
+    /// session (keeping it open) until it resolves or is dropped.
+    pub fn acknowledged(&self) -> impl Future<Output = Result<(), AckError>> + Send + 'static {
+        let target = AckTarget::session(&mut self.shared().lock(), self.id());
+        let session = self.clone();
+        async move { poll_fn(|cx| target.poll(&mut session.shared().lock(), cx)).await }
     }
 
     /// The next message, whole and in order. Messages the peer sent before

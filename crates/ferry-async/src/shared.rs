@@ -9,7 +9,7 @@ use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
 use ferry_proto::{
-    CloseReason, Endpoint, Event, SessionId, SessionStats, Side, StreamEnd, StreamId,
+    CloseReason, Endpoint, Event, SendProgress, SessionId, SessionStats, Side, StreamEnd, StreamId,
 };
 
 use crate::manager::ClosedEvent;
@@ -46,6 +46,10 @@ pub(crate) struct Waiters {
     pub(crate) writers: WakerSet,
     pub(crate) datagram_readers: WakerSet,
     pub(crate) watchers: WakerSet,
+    /// Tasks waiting in an `acknowledged` call (on the session or one of
+    /// its streams), woken when the session's acknowledgements move (see
+    /// [`State::wake_acknowledged`]) or it ends.
+    pub(crate) acked: WakerSet,
     pub(crate) datagrams: VecDeque<Bytes>,
     /// Streams the peer opened, not yet taken by `Session::accept_stream`.
     pub(crate) incoming_streams: VecDeque<StreamId>,
@@ -76,6 +80,7 @@ impl Waiters {
         self.writers.wake();
         self.datagram_readers.wake();
         self.watchers.wake();
+        self.acked.wake();
         self.stream_acceptors.wake();
         for stream in self.streams.values_mut() {
             stream.wake_all();
@@ -101,6 +106,8 @@ pub(crate) struct StreamWaiters {
     /// dropped as it arrives (so its credit returns and the stream can end),
     /// and the entry goes once the end is known.
     pub(crate) discarded: bool,
+    /// This side reset its sending (a finish will never be acknowledged).
+    pub(crate) reset_sent: bool,
     pub(crate) readers: WakerSet,
     pub(crate) writers: WakerSet,
     pub(crate) watchers: WakerSet,
@@ -134,6 +141,10 @@ pub(crate) struct State {
     /// The driver has stopped; nothing more will happen.
     pub(crate) stopped: bool,
     pub(crate) stop_watchers: WakerSet,
+    /// Sessions with a task waiting in an `acknowledged` call, each with
+    /// its [`send_totals`](ferry_proto::Session::send_totals) when the task
+    /// last looked: the driver wakes the tasks once they differ.
+    pub(crate) ack_watch: HashMap<SessionId, SendProgress>,
     /// The subscriptions to closed sessions, by subscription number.
     pub(crate) closed_subscribers: BTreeMap<u64, ClosedQueue>,
     /// The number of the next subscription.
@@ -164,6 +175,7 @@ impl State {
             closing: false,
             stopped: false,
             stop_watchers: WakerSet::default(),
+            ack_watch: HashMap::new(),
             closed_subscribers: BTreeMap::new(),
             next_subscriber: 0,
             inbox: VecDeque::new(),
@@ -221,6 +233,31 @@ impl State {
             })
             .map(|(id, _)| id)
             .collect()
+    }
+
+    /// Wakes the tasks waiting in an `acknowledged` call on a session whose
+    /// acknowledgements moved since they looked (its
+    /// [`send_totals`](ferry_proto::Session::send_totals) changed: a message
+    /// or a finish acknowledged, messages dropped or given up) or that is
+    /// gone. The driver calls this after each round of datagrams and timers;
+    /// a handle that resets a stream, too. Costs nothing when no task waits.
+    pub(crate) fn wake_acknowledged(&mut self) {
+        if self.ack_watch.is_empty() {
+            return;
+        }
+        let (endpoint, sessions) = (&mut self.endpoint, &mut self.sessions);
+        self.ack_watch.retain(|&id, seen| {
+            if endpoint
+                .session(id)
+                .is_some_and(|s| s.send_totals() == *seen)
+            {
+                return true;
+            }
+            if let Some(w) = sessions.get_mut(&id) {
+                w.acked.wake();
+            }
+            false
+        });
     }
 
     /// Hands every pending endpoint event to whoever waits for it.
@@ -281,6 +318,8 @@ impl State {
                             s.wake_all();
                         }
                     }
+                    // A refusal ends a wait for the stream's acknowledgement.
+                    w.acked.wake();
                 }
                 Event::SendReady { session } => self.waiters(session).wake_writers(),
                 Event::Datagram { session, data } => {
@@ -509,6 +548,51 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn acknowledgement_waiters_are_woken_when_the_totals_move_or_the_session_goes() {
+        let endpoint = Endpoint::new(ferry_proto::Config::default(), 1).unwrap();
+        let mut state = State::new(endpoint);
+        let now = std::time::Instant::now();
+        let session = state
+            .endpoint
+            .connect(now, "127.0.0.1:9".parse().unwrap())
+            .unwrap();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let totals = state.endpoint.session(session).unwrap().send_totals();
+        let register = |state: &mut State, seen: SendProgress| {
+            state.ack_watch.insert(session, seen);
+            state.waiters(session).acked.register(&waker);
+        };
+        // Nothing moved: no wake-up, still watched.
+        register(&mut state, totals);
+        state.wake_acknowledged();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        assert!(state.ack_watch.contains_key(&session));
+        // The totals moved since the task looked: woken once, unwatched.
+        register(
+            &mut state,
+            SendProgress {
+                acknowledged: 1,
+                ..totals
+            },
+        );
+        state.wake_acknowledged();
+        state.wake_acknowledged();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(state.ack_watch.is_empty());
+        // A session the endpoint no longer holds: woken.
+        register(&mut state, totals);
+        state.ack_watch.insert(SessionId::from(999), totals);
+        state.wake_acknowledged();
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "its own session did not move"
+        );
+        assert!(!state.ack_watch.contains_key(&SessionId::from(999)));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use ferry_proto::{SessionId, State, StreamEnd, StreamId, StreamKind};
 
-use crate::error::{StreamRecvError, StreamSendError};
+use crate::acknowledged::AckTarget;
+use crate::error::{AckError, StreamRecvError, StreamSendError};
 use crate::session::Session;
 use crate::shared::{self, StreamWaiters};
 
@@ -263,6 +264,71 @@ impl Stream {
         self.end_sending(None)
     }
 
+    /// Resolves once the peer has acknowledged every message sent on this
+    /// stream before the call (each received whole by the peer's endpoint,
+    /// not necessarily read yet). See [`Session::acknowledged`] for the
+    /// whole session.
+    ///
+    /// Fails, never resolving `Ok` unless everything arrived:
+    /// [`AckError::Closed`] with the reason if the session closes first,
+    /// [`AckError::EndpointClosed`], [`AckError::Reset`] if this side reset
+    /// the stream before every message was acknowledged,
+    /// [`AckError::Refused`] if the peer refused it, [`AckError::Lost`] on
+    /// an unreliable stream once a message was lost and given up (ever,
+    /// since the stream opened: an unreliable stream does not repair).
+    ///
+    /// It has no timeout of its own: wrap it in the runtime's;
+    /// `ferry-blocking` has `acknowledged_timeout`. **Cancel-safe**: it only
+    /// watches; the future holds a handle on the stream until it resolves or
+    /// is dropped.
+    pub fn acknowledged(&self) -> impl Future<Output = Result<(), AckError>> + Send + 'static {
+        self.wait_acknowledged(false, None)
+    }
+
+    /// [`finish`](Self::finish), then resolves once the peer has
+    /// acknowledged every message sent on the stream and the finish itself:
+    /// the peer has everything and knows it is everything (its reader gets
+    /// them all, then the end). The way to end a stream when every message
+    /// matters before letting go of the session.
+    ///
+    /// A stream already finished is only waited for. Fails as
+    /// [`acknowledged`](Self::acknowledged) does, and with
+    /// [`AckError::Reset`] if the stream was reset (its finish will never
+    /// be acknowledged). **Cancel-safe** as to the wait: dropping the
+    /// future leaves the stream finished.
+    pub fn finish_acknowledged(
+        &self,
+    ) -> impl Future<Output = Result<(), AckError>> + Send + 'static {
+        let early = match self.finish() {
+            // Finished before (or reset: the wait says so).
+            Ok(()) | Err(StreamSendError::Finished) => None,
+            Err(StreamSendError::Closed(reason)) => Some(AckError::Closed(reason)),
+            Err(StreamSendError::Refused) => Some(AckError::Refused),
+            Err(_) => Some(AckError::EndpointClosed),
+        };
+        self.wait_acknowledged(true, early)
+    }
+
+    fn wait_acknowledged(
+        &self,
+        finish: bool,
+        early: Option<AckError>,
+    ) -> impl Future<Output = Result<(), AckError>> + Send + 'static {
+        let target = AckTarget::stream(
+            &mut self.session().shared().lock(),
+            self.session_id(),
+            self.id(),
+            finish,
+        );
+        let stream = self.clone();
+        async move {
+            if let Some(e) = early {
+                return Err(e);
+            }
+            poll_fn(|cx| target.poll(&mut stream.session().shared().lock(), cx)).await
+        }
+    }
+
     /// Abandons this side's sending with an application `code`: messages not
     /// yet delivered are dropped at both ends, and the peer's
     /// [`recv`](Self::recv) fails with [`StreamRecvError::Reset`] carrying
@@ -287,6 +353,12 @@ impl Stream {
         };
         match result {
             Ok(()) => {
+                if reset.is_some() {
+                    let w = state.waiters(self.session_id());
+                    // What waits for acknowledgements learns of the drop.
+                    w.acked.wake();
+                    w.streams.entry(self.id()).or_default().reset_sent = true;
+                }
                 state.wake_driver();
                 Ok(())
             }

@@ -42,15 +42,17 @@ pub use ferry_proto::{CloseReason, ProtocolViolation, State, StreamEnd};
 
 // Counters.
 pub use crate::shards::ShardStats;
-pub use ferry_proto::{CloseCounts, EndpointStats, Histogram, SessionStats, SessionTotals};
+pub use ferry_proto::{
+    CloseCounts, EndpointStats, Histogram, SendProgress, SessionStats, SessionTotals,
+};
 
 // Shards.
 pub use ferry_proto::MAX_SHARDS;
 
 // Errors, one per operation.
 pub use crate::error::{
-    BindError, ConnectError, DatagramError, RecvError, SendError, StreamError, StreamRecvError,
-    StreamSendError,
+    AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
+    StreamRecvError, StreamSendError,
 };
 
 // Sizes.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_async::{
-    CloseReason, DatagramError, RecvError, SendError, SessionId, SessionStats, State, StreamError,
-    StreamKind,
+    AckError, CloseReason, DatagramError, RecvError, SendError, SessionId, SessionStats, State,
+    StreamError, StreamKind,
 };
 
 use crate::block_on::{block_on, block_on_until, deadline_after};
@@ -90,6 +90,25 @@ impl Session {
     ) -> Result<(), SendError> {
         block_on_until(self.inner.send(message), deadline_after(timeout))
             .unwrap_or(Err(SendError::Timeout))
+    }
+
+    /// Blocks until the peer has acknowledged every message sent on the
+    /// session before the call, on every stream: each received whole by the
+    /// peer's endpoint (not necessarily read yet). Fails with
+    /// [`AckError::Closed`] (and the reason) if the session closes first,
+    /// [`AckError::Reset`] or [`AckError::Lost`] if a stream of it dropped
+    /// or gave up messages; never returns `Ok` unless everything arrived.
+    /// See [`ferry_async::Session::acknowledged`].
+    pub fn acknowledged(&self) -> Result<(), AckError> {
+        block_on(self.inner.acknowledged())
+    }
+
+    /// [`acknowledged`](Self::acknowledged), blocking at most `timeout`;
+    /// then fails with [`AckError::Timeout`] (the messages stay queued and
+    /// may still be acknowledged later: call again to keep waiting).
+    pub fn acknowledged_timeout(&self, timeout: Duration) -> Result<(), AckError> {
+        block_on_until(self.inner.acknowledged(), deadline_after(timeout))
+            .unwrap_or(Err(AckError::Timeout))
     }
 
     /// Blocks until the next message, whole and in order. Messages the peer

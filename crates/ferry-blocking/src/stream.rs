@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_async::{StreamEnd, StreamId, StreamKind, StreamRecvError, StreamSendError};
+use ferry_async::{AckError, StreamEnd, StreamId, StreamKind, StreamRecvError, StreamSendError};
 use thiserror::Error;
 
 use crate::block_on::{block_on, block_on_until, deadline_after};
@@ -95,6 +95,41 @@ impl Stream {
     /// [`ferry_async::Stream::finish`].
     pub fn finish(&self) -> Result<(), StreamSendError> {
         self.inner.finish()
+    }
+
+    /// Blocks until the peer has acknowledged every message sent on the
+    /// stream before the call (each received whole by the peer's endpoint,
+    /// not necessarily read yet). Fails with [`AckError::Closed`] if the
+    /// session closes first, [`AckError::Reset`] after this side's reset,
+    /// [`AckError::Refused`], or [`AckError::Lost`] on an unreliable stream
+    /// that gave up a lost message. See
+    /// [`ferry_async::Stream::acknowledged`].
+    pub fn acknowledged(&self) -> Result<(), AckError> {
+        block_on(self.inner.acknowledged())
+    }
+
+    /// [`acknowledged`](Self::acknowledged), blocking at most `timeout`;
+    /// then fails with [`AckError::Timeout`] (nothing is undone: call again
+    /// to keep waiting).
+    pub fn acknowledged_timeout(&self, timeout: Duration) -> Result<(), AckError> {
+        block_on_until(self.inner.acknowledged(), deadline_after(timeout))
+            .unwrap_or(Err(AckError::Timeout))
+    }
+
+    /// [`finish`](Self::finish), then blocks until the peer has acknowledged
+    /// every message of the stream and the finish itself: it has everything
+    /// and knows it is everything. A stream already finished is only waited
+    /// for. See [`ferry_async::Stream::finish_acknowledged`].
+    pub fn finish_acknowledged(&self) -> Result<(), AckError> {
+        block_on(self.inner.finish_acknowledged())
+    }
+
+    /// [`finish_acknowledged`](Self::finish_acknowledged), blocking at most
+    /// `timeout` for the acknowledgement; then fails with
+    /// [`AckError::Timeout`], the stream finished all the same.
+    pub fn finish_acknowledged_timeout(&self, timeout: Duration) -> Result<(), AckError> {
+        block_on_until(self.inner.finish_acknowledged(), deadline_after(timeout))
+            .unwrap_or(Err(AckError::Timeout))
     }
 
     /// Abandons this side's sending with an application `code`, without

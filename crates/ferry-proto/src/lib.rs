@@ -115,6 +115,7 @@ pub use error::{
 pub use event::{CloseReason, Event, StreamEnd, TransportCode};
 pub use histogram::Histogram;
 pub use id::{MAX_SERVER_ID_LEN, MAX_SHARDS, ServerId, SessionId, Shard, Side};
+pub use message::SendProgress;
 pub use route::{Route, route};
 pub use session::State;
 pub use stats::{CloseCounts, EndpointStats, SessionStats, SessionTotals};

@@ -38,6 +38,8 @@ struct Outgoing {
     acked: Vec<u64>,
     acked_count: u32,
     next_unsent: u32,
+    /// Unreliable streams: a fragment was lost and given up.
+    given_up: bool,
 }
 
 impl Outgoing {
@@ -83,6 +85,72 @@ pub(crate) struct SendQueue {
     /// Index in `messages` of the first message with fragments never sent.
     cursor: usize,
     retransmit: VecDeque<(u64, u32)>,
+    /// Messages released from the front, every fragment acknowledged (or,
+    /// on an unreliable stream, given up): `0..acknowledged` are settled.
+    acknowledged: u64,
+    /// Of those, messages with a fragment given up (unreliable streams).
+    given_up: u64,
+    /// Messages dropped unacknowledged by [`clear`](Self::clear).
+    dropped: u64,
+}
+
+/// How far the peer acknowledged what this side sent on a stream (or, from
+/// [`Session::send_totals`](crate::Session::send_totals), on every stream of
+/// the session): see [`Session::send_progress`](crate::Session::send_progress).
+///
+/// Messages settle in the order they were queued: messages
+/// `0..acknowledged` are settled, and `acknowledged + dropped <= queued`,
+/// the rest still waiting for the peer's acknowledgement. A message sent
+/// before another never settles after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SendProgress {
+    /// Messages queued by `send` since the stream opened.
+    pub queued: u64,
+    /// The first `acknowledged` of them: every fragment acknowledged by the
+    /// peer's endpoint, which then holds the message for its application
+    /// (acknowledged is not read: the peer's application may not have taken
+    /// it yet). On an unreliable stream this also counts messages with a
+    /// fragment lost and given up ([`given_up`](Self::given_up)).
+    pub acknowledged: u64,
+    /// Of the acknowledged messages, those of an unreliable stream with a
+    /// fragment lost and not sent again: the peer may never have them.
+    /// Always 0 on a reliable stream.
+    pub given_up: u64,
+    /// Messages dropped before their acknowledgement, by a reset of the
+    /// stream, the peer's refusal of it or the session's close: they will
+    /// never be acknowledged. Once a stream's sending is reset (or refused,
+    /// or its session closed) nothing more is queued, so `acknowledged`
+    /// stays short of `queued` by exactly `dropped`.
+    pub dropped: u64,
+    /// 1 once the peer acknowledged this side's finish of the stream (it
+    /// then knows `queued` is the stream's final count; a finish leaves
+    /// only after every message is acknowledged), else 0. In
+    /// [`send_totals`](crate::Session::send_totals): how many streams.
+    pub finishes_acknowledged: u64,
+}
+
+impl SendProgress {
+    /// Messages neither settled nor dropped: still waiting for the peer.
+    pub fn pending(&self) -> u64 {
+        self.queued - self.acknowledged - self.dropped
+    }
+
+    /// Whether every message queued was acknowledged by the peer: none is
+    /// pending, none was dropped, none given up.
+    pub fn is_complete(&self) -> bool {
+        self.acknowledged == self.queued && self.given_up == 0
+    }
+
+    /// The sum of two streams' progress.
+    pub(crate) fn add(self, other: Self) -> Self {
+        Self {
+            queued: self.queued + other.queued,
+            acknowledged: self.acknowledged + other.acknowledged,
+            given_up: self.given_up + other.given_up,
+            dropped: self.dropped + other.dropped,
+            finishes_acknowledged: self.finishes_acknowledged + other.finishes_acknowledged,
+        }
+    }
 }
 
 impl SendQueue {
@@ -92,6 +160,17 @@ impl SendQueue {
             stream,
             unreliable,
             ..Self::default()
+        }
+    }
+
+    /// How many messages were queued, settled and dropped.
+    pub(crate) fn progress(&self) -> SendProgress {
+        SendProgress {
+            queued: self.next_number,
+            acknowledged: self.acknowledged,
+            given_up: self.given_up,
+            dropped: self.dropped,
+            finishes_acknowledged: 0,
         }
     }
 
@@ -122,6 +201,7 @@ impl SendQueue {
             acked: Vec::new(),
             acked_count: 0,
             next_unsent: 0,
+            given_up: false,
         });
         number
     }
@@ -208,6 +288,12 @@ impl SendQueue {
     /// A fragment was acknowledged. Returns the number of messages that became
     /// fully acknowledged and were released.
     pub(crate) fn on_acked(&mut self, number: u64, index: u32) -> usize {
+        self.settle(number, index, false)
+    }
+
+    /// A fragment was acknowledged, or (`given_up`) lost on an unreliable
+    /// stream; releases the messages now complete at the front.
+    fn settle(&mut self, number: u64, index: u32, given_up: bool) -> usize {
         let Some(m) = self.get_mut(number) else {
             return 0;
         };
@@ -216,11 +302,14 @@ impl SendQueue {
         }
         m.acked[index as usize / 64] |= 1 << (index % 64);
         m.acked_count += 1;
+        m.given_up |= given_up;
         let mut released = 0;
         while self.messages.front().is_some_and(Outgoing::complete) {
             let m = self.messages.pop_front().expect("front exists");
             self.buffered -= m.data.len();
             self.cursor = self.cursor.saturating_sub(1);
+            self.acknowledged += 1;
+            self.given_up += u64::from(m.given_up);
             released += 1;
         }
         released
@@ -228,10 +317,11 @@ impl SendQueue {
 
     /// A fragment's packet was lost: send it again unless acknowledged
     /// meanwhile — or, on an unreliable stream, give it up (the message can no
-    /// longer arrive whole; it is released as if acknowledged).
+    /// longer arrive whole; it is released as if acknowledged, and counted
+    /// as given up).
     pub(crate) fn on_lost(&mut self, number: u64, index: u32) {
         if self.unreliable {
-            self.on_acked(number, index);
+            self.settle(number, index, true);
         } else if self.get(number).is_some_and(|m| !m.is_acked(index)) {
             self.retransmit.push_back((number, index));
         }
@@ -239,6 +329,7 @@ impl SendQueue {
 
     /// Drops everything queued (the session closed).
     pub(crate) fn clear(&mut self) {
+        self.dropped += self.messages.len() as u64;
         self.messages.clear();
         self.retransmit.clear();
         self.buffered = 0;
@@ -622,6 +713,52 @@ mod tests {
         assert_eq!(q.on_acked(0, 2), 1);
         assert!(q.is_empty());
         assert_eq!(q.buffered(), 0);
+    }
+
+    #[test]
+    fn progress_counts_messages_settled_in_order_only() {
+        let mut q = SendQueue::default();
+        q.push(Bytes::from(vec![1; 1500]));
+        q.push(Bytes::from(vec![2; 10]));
+        let frags = drain(&mut q, 1000);
+        assert_eq!(frags.len(), 3);
+        let progress = |q: &SendQueue| (q.progress().queued, q.progress().acknowledged);
+        assert_eq!(progress(&q), (2, 0));
+        // The second message whole, the first half: nothing settled yet.
+        q.on_acked(1, 0);
+        q.on_acked(0, 1);
+        assert_eq!(progress(&q), (2, 0));
+        q.on_acked(0, 0);
+        assert_eq!(progress(&q), (2, 2));
+        assert!(q.progress().is_complete());
+        assert_eq!(q.progress().pending(), 0);
+    }
+
+    #[test]
+    fn progress_counts_dropped_and_given_up_messages() {
+        let mut q = SendQueue::new(StreamId::DEFAULT, true);
+        q.push(Bytes::from(vec![1; 10]));
+        q.push(Bytes::from(vec![2; 10]));
+        q.push(Bytes::from(vec![3; 10]));
+        drain(&mut q, 1000);
+        q.on_lost(0, 0);
+        let p = q.progress();
+        assert_eq!((p.acknowledged, p.given_up, p.dropped), (1, 1, 0));
+        assert!(!p.is_complete(), "a given-up message is no acknowledgement");
+        q.on_acked(1, 0);
+        q.clear();
+        let p = q.progress();
+        assert_eq!(
+            p,
+            SendProgress {
+                queued: 3,
+                acknowledged: 2,
+                given_up: 1,
+                dropped: 1,
+                finishes_acknowledged: 0
+            }
+        );
+        assert_eq!(p.pending(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::event::StreamEnd;
 use crate::flow::WindowTuner;
-use crate::message::{Delivery, Reassembly, SendQueue};
+use crate::message::{Delivery, Reassembly, SendProgress, SendQueue};
 use crate::wire::stream::{StreamId, StreamKind, StreamOp};
 
 /// How a stream of this kind releases its messages.
@@ -154,6 +154,16 @@ impl Stream {
     /// Latest-only streams: messages dropped (obsolete or unfinished).
     pub(crate) fn dropped(&self) -> u64 {
         self.recv.dropped()
+    }
+
+    /// What was sent and acknowledged, the finish included.
+    pub(crate) fn send_progress(&self) -> SendProgress {
+        SendProgress {
+            finishes_acknowledged: u64::from(
+                self.end_acked && matches!(self.end, Some(StreamOp::Finish { .. })),
+            ),
+            ..self.send.progress()
+        }
     }
 
     /// Whether the sending side is over: nothing left to send or to see

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::error::{DatagramError, SendError, StreamError};
 use crate::id::{SessionId, Side};
+use crate::message::SendProgress;
 use crate::session::{SessionCore, State};
 use crate::stats::SessionStats;
 use crate::wire::stream::{StreamId, StreamKind};
@@ -129,6 +130,43 @@ impl Session<'_> {
     /// dropped at both ends and the peer sees [`StreamEnd::Reset`](crate::StreamEnd::Reset) with `code`.
     pub fn reset_stream(&mut self, stream: StreamId, code: u64) -> Result<(), SendError> {
         self.with(|s| s.reset_stream(stream, code))
+    }
+
+    /// How far the peer acknowledged what this side sent on `stream`: how
+    /// many messages were queued, how many of them (the first ones, in
+    /// order) every fragment of which the peer acknowledged, how many were
+    /// dropped unacknowledged. An application that must know its data
+    /// arrived waits until `acknowledged` reaches the `queued` it saw after
+    /// its last `send` (the drivers' `acknowledged` calls do).
+    ///
+    /// - On an **unreliable** stream a lost fragment is not sent again: its
+    ///   message settles anyway, counted in `acknowledged` and in
+    ///   [`given_up`](SendProgress::given_up) (the peer may not have it).
+    /// - After [`reset_stream`](Self::reset_stream), the peer's refusal of
+    ///   the stream or the session's [`close`](Self::close), the messages
+    ///   not yet acknowledged are counted in
+    ///   [`dropped`](SendProgress::dropped) and `acknowledged` never reaches
+    ///   `queued`.
+    /// - After [`finish_stream`](Self::finish_stream), the finish leaves once
+    ///   every message is acknowledged, and
+    ///   [`finishes_acknowledged`](SendProgress::finishes_acknowledged)
+    ///   becomes 1 once the peer acknowledged it too.
+    /// - `None` for a stream the session does not know, or no longer does: a
+    ///   stream is forgotten once over at both ends (this side's sending
+    ///   finished and acknowledged, or reset; the peer's end reported), and
+    ///   its counts are then only in [`send_totals`](Self::send_totals).
+    ///
+    /// Cheap: a few counters, no allocation.
+    pub fn send_progress(&self, stream: StreamId) -> Option<SendProgress> {
+        self.core().send_progress(stream)
+    }
+
+    /// [`send_progress`](Self::send_progress) summed over every stream the
+    /// session had, forgotten ones included: everything sent is
+    /// acknowledged when [`SendProgress::is_complete`] holds. Its
+    /// `acknowledged` never decreases (nor does any other count).
+    pub fn send_totals(&self) -> SendProgress {
+        self.core().send_totals()
     }
 
     /// The session's open streams (stream 0 included).

@@ -39,6 +39,7 @@ use crate::event::CloseReason;
 use crate::event::StreamEnd;
 use crate::flow::WindowTuner;
 use crate::id::{SessionId, Side};
+use crate::message::SendProgress;
 use crate::recovery::ack::AckTracker;
 use crate::recovery::reorder::ReorderWindow;
 use crate::recovery::rtt::RttEstimator;
@@ -152,6 +153,9 @@ pub(crate) struct SessionCore {
     /// Boxed: a map node holds eleven entries, and most sessions have only
     /// stream 0.
     streams: BTreeMap<StreamId, Box<Stream>>,
+    /// What was sent on the streams no longer in `streams`, summed as each
+    /// was forgotten (for [`send_totals`](Self::send_totals)).
+    retired_send: SendProgress,
     /// The next sequence number of a stream this side opens, per kind.
     next_local_seq: [u64; 3],
     /// The next sequence number of a stream the peer opens, per kind: lower
@@ -299,6 +303,7 @@ impl SessionCore {
                     stream_window(&config),
                 )),
             )]),
+            retired_send: SendProgress::default(),
             // Stream 0 is the starter's first reliable ordered stream.
             next_local_seq: [u64::from(side == Side::Starter), 0, 0],
             next_peer_seq: [u64::from(side == Side::Listener), 0, 0],

@@ -107,6 +107,7 @@ impl SessionCore {
             self.events.push_back(SessionEvent::StreamClosed(id, end));
         }
         if id != StreamId::DEFAULT && s.end_reported && s.send_done() {
+            self.retired_send = self.retired_send.add(s.send_progress());
             self.streams.remove(&id);
         }
     }

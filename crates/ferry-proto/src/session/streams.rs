@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::error::{DatagramError, ProtocolViolation, SendError, StreamError};
 use crate::flow::WindowTuner;
+use crate::message::SendProgress;
 use crate::recovery::sent::SentKind;
 use crate::stream::{ControlKind, Stream};
 use crate::wire::packet::Packet;
@@ -135,6 +136,20 @@ impl SessionCore {
         s.end_due = true;
         s.end_acked = false;
         Ok(())
+    }
+
+    /// How far the peer acknowledged what was sent on `stream`; `None` once
+    /// the stream is over at both ends and forgotten (or never was).
+    pub(crate) fn send_progress(&self, stream: StreamId) -> Option<SendProgress> {
+        self.streams.get(&stream).map(|s| s.send_progress())
+    }
+
+    /// [`send_progress`](Self::send_progress) summed over every stream the
+    /// session ever had, forgotten ones included.
+    pub(crate) fn send_totals(&self) -> SendProgress {
+        self.streams
+            .values()
+            .fold(self.retired_send, |sum, s| sum.add(s.send_progress()))
     }
 
     /// The ids of the streams open on this session.
@@ -313,6 +328,7 @@ mod tests {
     use super::*;
     use crate::id::Side;
     use crate::session::test_pair::Pair;
+    use std::time::Duration;
 
     #[test]
     fn streams_are_numbered_by_kind_and_opener() {
@@ -365,5 +381,63 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(pair.listener.recv(id).as_deref(), Some(&b"first"[..]));
+    }
+
+    #[test]
+    fn progress_follows_the_peers_acknowledgements() {
+        let mut pair = Pair::established(Config::default());
+        let id = pair
+            .starter
+            .open_stream(StreamKind::ReliableOrdered)
+            .unwrap();
+        for m in [&b"one"[..], b"two", b"three"] {
+            pair.starter.send(id, Bytes::from_static(m)).unwrap();
+        }
+        let p = pair.starter.send_progress(id).unwrap();
+        assert_eq!((p.queued, p.acknowledged), (3, 0));
+        pair.exchange();
+        pair.now += Duration::from_millis(100);
+        pair.starter.handle_timeout(pair.now);
+        pair.listener.handle_timeout(pair.now);
+        pair.exchange();
+        let p = pair.starter.send_progress(id).unwrap();
+        assert!(p.is_complete());
+        assert_eq!(p.finishes_acknowledged, 0, "not finished");
+        assert_eq!(pair.starter.send_totals().queued, 3);
+        assert_eq!(pair.listener.send_progress(id).unwrap().queued, 0);
+        pair.starter.finish_stream(id).unwrap();
+        pair.exchange();
+        pair.now += Duration::from_millis(100);
+        pair.starter.handle_timeout(pair.now);
+        pair.listener.handle_timeout(pair.now);
+        pair.exchange();
+        let p = pair.starter.send_progress(id).unwrap();
+        assert_eq!(p.finishes_acknowledged, 1);
+    }
+
+    #[test]
+    fn a_reset_counts_what_it_dropped_and_totals_outlive_the_stream() {
+        let mut pair = Pair::established(Config::default());
+        let id = pair
+            .starter
+            .open_stream(StreamKind::ReliableOrdered)
+            .unwrap();
+        pair.starter.send(id, Bytes::from_static(b"lost")).unwrap();
+        pair.starter.reset_stream(id, 7).unwrap();
+        let p = pair.starter.send_progress(id).unwrap();
+        assert_eq!((p.queued, p.acknowledged, p.dropped), (1, 0, 1));
+        pair.exchange();
+        pair.starter.finish_stream(StreamId::DEFAULT).ok();
+        // Over at both ends once the peer's side ends too.
+        pair.listener.finish_stream(id).unwrap();
+        pair.exchange();
+        pair.now += Duration::from_millis(100);
+        pair.starter.handle_timeout(pair.now);
+        pair.listener.handle_timeout(pair.now);
+        pair.exchange();
+        assert_eq!(pair.starter.send_progress(id), None, "forgotten");
+        let totals = pair.starter.send_totals();
+        assert_eq!((totals.queued, totals.dropped), (1, 1));
+        assert!(!totals.is_complete());
     }
 }
