@@ -323,6 +323,33 @@ fn acknowledged_resolves_only_once_the_peer_holds_every_message(driver: Driver) 
     });
 }
 
+/// A peer that closes the moment it has read everything: its last acks
+/// and its close reach the sender together, often in one round, after
+/// which the session is gone; `acknowledged` still resolves `Ok`, from
+/// what the session's messages came to when it was forgotten.
+fn acknowledged_succeeds_when_the_peer_closes_as_soon_as_it_has_everything(driver: Driver) {
+    within(60, move || {
+        for round in 0..5 {
+            let (server, client, session, incoming) =
+                pair(driver, EndpointConfig::server(), EndpointConfig::default());
+            let count = 20;
+            for i in 0..count {
+                session.send(Messages::content(i, 3_000)).unwrap();
+            }
+            let reader = std::thread::spawn(move || {
+                for i in 0..count {
+                    let m = incoming.recv().expect("every message arrives");
+                    assert!(Messages::check(i, 3_000, &m), "message {i}");
+                }
+                incoming.close(9);
+            });
+            assert_eq!(session.acknowledged(PATIENCE), Ok(()), "round {round}");
+            reader.join().unwrap();
+            drop((server, client));
+        }
+    });
+}
+
 /// A peer that stops reading, with a small stream window, never
 /// acknowledges what does not fit: `acknowledged` times out (on the stream
 /// and on the session) instead of succeeding; once the peer reads, it
@@ -416,6 +443,7 @@ ferry_tests::on_every_driver! {
     a_blocked_recv_returns_when_the_session_closes,
     stats_outlive_a_local_close,
     acknowledged_resolves_only_once_the_peer_holds_every_message,
+    acknowledged_succeeds_when_the_peer_closes_as_soon_as_it_has_everything,
     acknowledged_times_out_or_fails_while_the_peer_does_not_take_the_data,
     acknowledged_fails_after_a_reset_that_dropped_messages,
 }

@@ -236,11 +236,11 @@ impl Session {
     /// every later call fail: wait on each [`Stream`] then
     /// ([`Stream::acknowledged`]).
     ///
-    /// A peer that closes the session as soon as it has everything may
-    /// close it before this side saw the last acknowledgement (they can
-    /// arrive in one batch): the call then reports the close, not `Ok`. A
-    /// peer that must let its sender learn of success leaves the closing to
-    /// the sender (waiting in [`closed`](Self::closed)).
+    /// A peer that closes the session as soon as it has everything sends
+    /// the acknowledgement it owes just before its close, and the call
+    /// resolves `Ok` even when both arrive in one round and the session is
+    /// gone by the time it looks (it reads what the session's messages came
+    /// to when it was forgotten).
     ///
     /// It has no timeout of its own: wrap it in the runtime's (e.g.
     /// `tokio::time::timeout`); `ferry-blocking` has `acknowledged_timeout`.

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::error::{ConfigError, ConnectError};
 use crate::event::Event;
 use crate::id::{MAX_SHARDS, SessionId, Shard, issue};
+use crate::message::SendProgress;
 use crate::session::{SessionCore, State};
 use crate::stats::{EndpointStats, SessionStats, SessionTotals};
 use crate::wire::packet::Close;
@@ -60,6 +61,8 @@ struct Retired {
     protection: Protection,
     /// The session's counters when it was forgotten.
     stats: SessionStats,
+    /// What its messages had come to when it was forgotten.
+    send_totals: SendProgress,
 }
 
 /// What the sessions of one endpoint share, handed to each at its start.
@@ -295,6 +298,14 @@ impl Endpoint {
     /// last few thousand), for reports after the fact.
     pub fn closed_session_stats(&self, id: SessionId) -> Option<&SessionStats> {
         self.retired_info.get(&id).map(|r| &r.stats)
+    }
+
+    /// What the messages of a session the endpoint has forgotten (one of the
+    /// last few thousand) had come to: acknowledged, or dropped by the
+    /// close. A driver answers a wait for acknowledgement that outlived the
+    /// session with it: the last acks and the close can arrive together.
+    pub fn closed_session_send_totals(&self, id: SessionId) -> Option<SendProgress> {
+        self.retired_info.get(&id).map(|r| r.send_totals)
     }
 
     /// The network reports that a datagram to host `ip` could not be delivered

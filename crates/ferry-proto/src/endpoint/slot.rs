@@ -126,6 +126,7 @@ impl Endpoint {
                 close: session.retirement(),
                 protection: session.protection().clone(),
                 stats: session.stats(),
+                send_totals: session.send_totals(),
             };
             self.closed_totals.add_session(&retired.stats);
             self.sessions.remove(&id);

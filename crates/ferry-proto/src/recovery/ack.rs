@@ -462,6 +462,11 @@ impl AckTracker {
         8 + 8 + 2 + 16 * ranges
     }
 
+    /// Whether packets arrived that no ack sent yet reports.
+    pub(crate) fn ack_owed(&self) -> bool {
+        self.immediate || self.deadline.is_some()
+    }
+
     /// Whether an ack should be sent now.
     pub(crate) fn ack_due(&self, now: Instant) -> bool {
         self.immediate || self.deadline.is_some_and(|d| d <= now)

@@ -57,6 +57,9 @@ impl SessionCore {
         self.timers.clear_all();
         self.events.push_back(SessionEvent::Closed(why));
         if contacted {
+            // Checked before the state changes: what arrived is told first.
+            self.ack_before_close =
+                self.riding.is_some() || (self.state == State::Established && self.acks.ack_owed());
             self.state = State::Closing;
             self.close_packet = Some(Close { code, reason });
             self.close_due = true;

@@ -250,6 +250,10 @@ pub(crate) struct SessionCore {
     close_due: bool,
     close_sent_at: Option<Instant>,
     close_repeats: u32,
+    /// An ack was owed when this side closed: it goes just before the
+    /// Close, so that the peer learns what arrived before it hears the
+    /// session is over.
+    ack_before_close: bool,
 
     stats: SessionStats,
     /// What happened that the application should hear of, until the
@@ -358,6 +362,7 @@ impl SessionCore {
             close_due: false,
             close_sent_at: None,
             close_repeats: 0,
+            ack_before_close: false,
             stats: SessionStats::default(),
             events: VecDeque::new(),
             shared,

@@ -215,6 +215,18 @@ impl SessionCore {
                 if !self.close_due {
                     return None;
                 }
+                if std::mem::take(&mut self.ack_before_close) {
+                    // The ack owed when closing, just before the Close: a
+                    // sender waiting for its data to be acknowledged learns
+                    // it arrived instead of seeing it dropped by the close.
+                    let ack = match self.riding.take() {
+                        Some(ack) => Some(*ack),
+                        None => self.take_ack(now),
+                    };
+                    if let Some(ack) = ack {
+                        return Some(self.emit(buf, &Packet::Ack(ack)).1);
+                    }
+                }
                 self.close_due = false;
                 self.close_sent_at = Some(now);
                 let close = self.close_packet.clone()?;
