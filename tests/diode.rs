@@ -89,6 +89,9 @@ impl Chain {
             output: None,
             options: FileOptions::default(),
             config: ConfigFile::default(),
+            metrics: MetricsArgs {
+                metrics: Some(any_port()),
+            },
             grace: Default::default(),
         })
         .unwrap();
@@ -447,6 +450,23 @@ fn the_diode_tools_serve_what_arrived_and_what_was_lost_to_prometheus() {
         Some(stats.blocks_decoded as f64)
     );
     assert!(sample(&received, "ferry_diode_receive_heartbeats_total").is_some());
+    let files = scrape(chain.files.metrics_addr().unwrap());
+    assert_eq!(
+        sample(&files, "ferry_diode_files_total{outcome=\"saved\"}"),
+        Some(1.0),
+        "{files}"
+    );
+    // Each session was replayed to it; the lost one left nothing behind.
+    assert_eq!(
+        sample(&files, "ferry_diode_files_connections_total"),
+        Some(2.0),
+        "{files}"
+    );
+    assert_eq!(
+        sample(&files, "ferry_diode_files_connections_open"),
+        Some(0.0),
+        "{files}"
+    );
     chain.stop();
 }
 

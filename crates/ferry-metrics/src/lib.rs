@@ -42,7 +42,7 @@ mod server;
 pub mod session;
 
 pub use diode::{ReceiverCollector, SenderCollector};
-pub use families::Families;
+pub use families::{Families, gauge_value};
 pub use prometheus_client;
 pub use server::{CONTENT_TYPE, MetricsError, MetricsServer};
 pub use session::EndpointCollector;

@@ -394,6 +394,9 @@ pub struct DiodeReceiveFileArgs {
     /// How long to let connections in progress end on a stop.
     #[command(flatten)]
     pub grace: crate::shutdown::GraceArgs,
+    /// The Prometheus endpoint: files saved, discarded, refused.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Counters of a [`ReceiveFileServer`].
@@ -404,6 +407,18 @@ struct Counters {
     saved: AtomicU64,
     discarded: AtomicU64,
     refused: AtomicU64,
+}
+
+impl Counters {
+    fn stats(&self) -> ReceiveFileStats {
+        ReceiveFileStats {
+            connections: self.connections.load(Ordering::SeqCst),
+            ended: self.ended.load(Ordering::SeqCst),
+            saved: self.saved.load(Ordering::SeqCst),
+            discarded: self.discarded.load(Ordering::SeqCst),
+            refused: self.refused.load(Ordering::SeqCst),
+        }
+    }
 }
 
 /// What a [`ReceiveFileServer`] did so far.
@@ -429,6 +444,7 @@ pub struct ReceiveFileServer {
     /// The connections in progress, to cut them on a stop.
     open: Arc<Mutex<HashMap<u64, TcpStream>>>,
     in_flight: Arc<crate::shutdown::InFlight>,
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl ReceiveFileServer {
@@ -485,11 +501,23 @@ impl ReceiveFileServer {
             }
         })?;
         info!(tcp = %accept.addr(), dir = %dir_shown.display(), "diode-receive-file started");
+        let metrics = match args.metrics.metrics {
+            Some(addr) => {
+                let mut registry = crate::metrics::registry();
+                let source = Arc::clone(&counters);
+                registry.register_collector(Box::new(crate::metrics::FilesCollector::new(
+                    move || source.stats(),
+                )));
+                Some(crate::metrics::start(addr, registry)?)
+            }
+            None => None,
+        };
         Ok(Self {
             accept,
             counters,
             open,
             in_flight,
+            metrics,
         })
     }
 
@@ -500,14 +528,14 @@ impl ReceiveFileServer {
 
     /// What was received so far.
     pub fn stats(&self) -> ReceiveFileStats {
-        let c = &self.counters;
-        ReceiveFileStats {
-            connections: c.connections.load(Ordering::SeqCst),
-            ended: c.ended.load(Ordering::SeqCst),
-            saved: c.saved.load(Ordering::SeqCst),
-            discarded: c.discarded.load(Ordering::SeqCst),
-            refused: c.refused.load(Ordering::SeqCst),
-        }
+        self.counters.stats()
+    }
+
+    /// Where the Prometheus metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(crate::metrics::MetricsServer::addr)
     }
 
     /// Stops accepting connections (those in progress go on).
@@ -556,9 +584,10 @@ pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(
     let server = ReceiveFileServer::start(args)?;
     writeln!(
         out,
-        "diode-receive-file: accepting TCP on {}, writing files to {}",
+        "diode-receive-file: accepting TCP on {}, writing files to {}{}",
         server.tcp_addr(),
-        args.output_dir()?.display()
+        args.output_dir()?.display(),
+        crate::metrics::start_line(&server.metrics)
     )?;
     out.flush()?;
     let signal = shutdown.wait();

@@ -9,6 +9,10 @@ use prometheus_client::registry::Registry;
 
 use crate::CliError;
 
+mod files;
+
+pub use files::FilesCollector;
+
 /// The `--metrics` flag of the long-running commands.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct MetricsArgs {
