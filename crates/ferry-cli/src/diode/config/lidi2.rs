@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `mtu` | `mtu` (bytes, the link's) |
 //! | `block` | `block_size` (bytes per RaptorQ block) |
-//! | `repair` | `repair_percentage`: at least as many repair datagrams per block as Lidi sends (see [`repair_percentage`]) |
+//! | `repair` | `repair_percentage`: at least as many repair datagrams per block as Lidi sends (the conversion is `repair_percentage`, below) |
 //! | `heartbeat` | `heartbeat`: Lidi's is in **seconds** (0: none, which Ferry cannot do: warned, default kept) |
 //! | `max_clients` | `max_sessions` |
 //! | `ports` with `[send] to` / `[receive] from` | `diode-send --to` / `diode-receive --listen`, every port (`SocketOptions::ports`) |
