@@ -239,6 +239,7 @@ fn a_directory_crosses_intact() {
             interval_ms: 1000,
             config: ConfigFile::default(),
             grace: Default::default(),
+            metrics: MetricsArgs::default(),
         },
         &AtomicBool::new(false),
     )
@@ -287,6 +288,7 @@ fn watch(
         interval_ms: 50,
         config: ConfigFile::default(),
         grace: Default::default(),
+        metrics: MetricsArgs::default(),
     };
     let flag = std::sync::Arc::clone(&stop);
     let thread = std::thread::spawn(move || send_dir(&args, &flag).unwrap());

@@ -48,7 +48,7 @@ use std::net::SocketAddr;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -148,6 +148,22 @@ pub struct DiodeSendDirArgs {
     /// How long to let the session in progress finish on a stop.
     #[command(flatten)]
     pub grace: crate::shutdown::GraceArgs,
+    /// The Prometheus endpoint: sessions and files sent (while watching).
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
+}
+
+/// What a running `diode-send-dir` sent so far, for its metrics.
+#[derive(Debug, Default)]
+pub struct DirCounters {
+    /// Sessions sent and confirmed by diode-send.
+    pub sessions: AtomicU64,
+    /// Files in them.
+    pub files: AtomicU64,
+    /// Bytes of those files.
+    pub bytes: AtomicU64,
+    /// Sessions that failed (their files are tried again).
+    pub failed_sessions: AtomicU64,
 }
 
 /// What a run sent.
@@ -206,6 +222,7 @@ struct Open {
 /// What a run has done so far.
 struct Progress<'a> {
     args: &'a DiodeSendDirArgs,
+    counters: &'a DirCounters,
     report: DirReport,
     /// Files sent (with `--after-send keep`), as they were.
     sent: HashMap<PathBuf, Stamp>,
@@ -222,6 +239,9 @@ impl Progress<'_> {
                 self.report.sessions += 1;
                 self.report.files += r.files;
                 self.report.bytes += r.bytes;
+                self.counters.sessions.fetch_add(1, Ordering::Relaxed);
+                self.counters.files.fetch_add(r.files as u64, Ordering::Relaxed);
+                self.counters.bytes.fetch_add(r.bytes, Ordering::Relaxed);
                 info!(files = r.files, bytes = r.bytes, "session sent");
                 for (path, stamp) in open.files {
                     after_send(&self.args.after_send, &path)?;
@@ -232,6 +252,7 @@ impl Progress<'_> {
             }
             Err(e) => {
                 warn!(error = %e, files = count, "session failed; its files stay and are tried again");
+                self.counters.failed_sessions.fetch_add(1, Ordering::Relaxed);
                 self.failed = Some(e);
             }
         }
@@ -242,15 +263,17 @@ impl Progress<'_> {
 /// Sends the directory's files until `stop` is set (or once, with
 /// `args.once`).
 pub fn send_dir(args: &DiodeSendDirArgs, stop: &AtomicBool) -> Result<DirReport, CliError> {
-    send_dir_with(args, stop, &Mutex::new(None))
+    send_dir_with(args, stop, &Mutex::new(None), &DirCounters::default())
 }
 
 /// [`send_dir`], keeping in `current` a handle on the connection of the
-/// session open, so that another thread can cut it (`shutdown`).
+/// session open, so that another thread can cut it (`shutdown`), and
+/// counting what it sent into `counters` as it goes.
 pub fn send_dir_with(
     args: &DiodeSendDirArgs,
     stop: &AtomicBool,
     current: &Mutex<Option<TcpStream>>,
+    counters: &DirCounters,
 ) -> Result<DirReport, CliError> {
     args.config.load()?;
     args.options.note_hash();
@@ -265,6 +288,7 @@ pub fn send_dir_with(
     }
     let mut progress = Progress {
         args,
+        counters,
         report: DirReport::default(),
         sent: HashMap::new(),
         failed: None,
@@ -413,12 +437,23 @@ fn after_send(action: &AfterSend, path: &Path) -> Result<(), CliError> {
 
 /// Runs `ferry diode-send-dir`: until the process is stopped, or once.
 pub fn run(args: &DiodeSendDirArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let counters = Arc::new(DirCounters::default());
+    let metrics = match args.metrics.metrics {
+        Some(addr) => {
+            let mut registry = crate::metrics::registry();
+            let collector = crate::metrics::DirCollector(Arc::clone(&counters));
+            registry.register_collector(Box::new(collector));
+            Some(crate::metrics::start(addr, registry)?)
+        }
+        None => None,
+    };
     if !args.once {
         writeln!(
             out,
-            "diode-send-dir: watching {}, sending through diode-send at {}",
+            "diode-send-dir: watching {}, sending through diode-send at {}{}",
             args.dir.display(),
-            args.to
+            args.to,
+            crate::metrics::start_line(&metrics)
         )?;
         out.flush()?;
     }
@@ -437,7 +472,7 @@ pub fn run(args: &DiodeSendDirArgs, out: &mut dyn Write) -> Result<(), CliError>
                 source: e,
             })?;
     }
-    let report = send_dir_with(args, &stop, &current);
+    let report = send_dir_with(args, &stop, &current, &counters);
     done.store(true, Ordering::SeqCst);
     let report = report?;
     writeln!(

@@ -1,5 +1,6 @@
-//! What `diode-receive-file` exports: the files it saved, discarded and
-//! refused (`ferry_diode_files_*`).
+//! What the diode's file tools export: `diode-receive-file`'s files saved,
+//! discarded and refused (`ferry_diode_files_*`), `diode-send-dir`'s
+//! sessions and files sent (`ferry_diode_dir_*`).
 
 use std::fmt;
 
@@ -7,6 +8,10 @@ use ferry_metrics::Families;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::diode::dir::DirCounters;
 use crate::diode::file::ReceiveFileStats;
 
 /// `ferry_diode_files_*`: a `diode-receive-file`'s counts, read at each
@@ -51,5 +56,27 @@ impl Collector for FilesCollector {
                 ("refused", s.refused),
             ],
         )
+    }
+}
+
+/// `ferry_diode_dir_*`: a watching `diode-send-dir`'s counts.
+#[derive(Debug)]
+pub struct DirCollector(pub Arc<DirCounters>);
+
+impl Collector for DirCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        let c = &self.0;
+        let mut f = Families(encoder);
+        f.counter_with(
+            "diode_dir_sessions",
+            "Sessions diode-send-dir sent, by outcome: sent (confirmed by diode-send), failed (their files are tried again)",
+            "outcome",
+            &[
+                ("sent", c.sessions.load(Ordering::Relaxed)),
+                ("failed", c.failed_sessions.load(Ordering::Relaxed)),
+            ],
+        )?;
+        f.counter("diode_dir_files", "Files sent", c.files.load(Ordering::Relaxed))?;
+        f.counter("diode_dir_bytes", "Bytes of the files sent", c.bytes.load(Ordering::Relaxed))
     }
 }

@@ -11,7 +11,7 @@ use crate::CliError;
 
 mod files;
 
-pub use files::FilesCollector;
+pub use files::{DirCollector, FilesCollector};
 
 /// The `--metrics` flag of the long-running commands.
 #[derive(Debug, Clone, Default, clap::Args)]
