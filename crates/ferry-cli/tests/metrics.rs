@@ -60,8 +60,16 @@ fn a_watching_send_dir_counts_the_files_and_sessions_it_sent() {
     };
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(sample(&text, "ferry_diode_dir_files_total"), Some(2.0), "{text}");
-    assert_eq!(sample(&text, "ferry_diode_dir_bytes_total"), Some(12_000.0), "{text}");
+    assert_eq!(
+        sample(&text, "ferry_diode_dir_files_total"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ferry_diode_dir_bytes_total"),
+        Some(12_000.0),
+        "{text}"
+    );
     let sessions = sample(&text, "ferry_diode_dir_sessions_total{outcome=\"sent\"}").unwrap();
     assert!(sessions >= 1.0, "{text}");
     assert_eq!(

@@ -240,7 +240,9 @@ impl Progress<'_> {
                 self.report.files += r.files;
                 self.report.bytes += r.bytes;
                 self.counters.sessions.fetch_add(1, Ordering::Relaxed);
-                self.counters.files.fetch_add(r.files as u64, Ordering::Relaxed);
+                self.counters
+                    .files
+                    .fetch_add(r.files as u64, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(r.bytes, Ordering::Relaxed);
                 info!(files = r.files, bytes = r.bytes, "session sent");
                 for (path, stamp) in open.files {
@@ -252,7 +254,9 @@ impl Progress<'_> {
             }
             Err(e) => {
                 warn!(error = %e, files = count, "session failed; its files stay and are tried again");
-                self.counters.failed_sessions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .failed_sessions
+                    .fetch_add(1, Ordering::Relaxed);
                 self.failed = Some(e);
             }
         }

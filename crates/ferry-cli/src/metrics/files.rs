@@ -76,7 +76,15 @@ impl Collector for DirCollector {
                 ("failed", c.failed_sessions.load(Ordering::Relaxed)),
             ],
         )?;
-        f.counter("diode_dir_files", "Files sent", c.files.load(Ordering::Relaxed))?;
-        f.counter("diode_dir_bytes", "Bytes of the files sent", c.bytes.load(Ordering::Relaxed))
+        f.counter(
+            "diode_dir_files",
+            "Files sent",
+            c.files.load(Ordering::Relaxed),
+        )?;
+        f.counter(
+            "diode_dir_bytes",
+            "Bytes of the files sent",
+            c.bytes.load(Ordering::Relaxed),
+        )
     }
 }
