@@ -301,6 +301,30 @@ impl InFlight {
 
 const STEP: Duration = Duration::from_millis(20);
 
+/// A stop begins: logs it (`what` stops and what may finish) and gives
+/// the report's line, `stopping (SIGNAL): N things in flight, waiting up
+/// to T`, which operators and tests read.
+pub(crate) fn stop_line(
+    signal: Signal,
+    in_flight: u64,
+    (one, many): (&str, &str),
+    grace: Duration,
+    what: &str,
+) -> String {
+    info!(
+        signal = signal.name(),
+        in_flight,
+        ?grace,
+        "stopping: {what}"
+    );
+    format!(
+        "stopping ({}): {} in flight, waiting up to {}",
+        signal.name(),
+        crate::counted(in_flight, one, many),
+        secs(grace)
+    )
+}
+
 /// Seconds, for messages: "10 s", "2.5 s".
 pub(crate) fn secs(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())

@@ -593,19 +593,14 @@ pub fn run_receive(args: &DiodeReceiveFileArgs, out: &mut dyn Write) -> Result<(
     let signal = shutdown.wait();
     let grace = args.grace.resolve(None);
     server.stop_gracefully(grace, |count| {
-        info!(
-            signal = signal.name(),
-            connections = count,
-            ?grace,
-            "stopping: no new connections; files in progress may complete"
+        let line = crate::shutdown::stop_line(
+            signal,
+            count as u64,
+            ("connection", "connections"),
+            grace,
+            "no new connections; files in progress may complete",
         );
-        let _ = writeln!(
-            out,
-            "stopping ({}): {} in flight, waiting up to {}",
-            signal.name(),
-            crate::counted(count as u64, "connection", "connections"),
-            crate::shutdown::secs(grace)
-        );
+        let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
     Ok(())

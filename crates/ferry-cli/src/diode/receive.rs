@@ -42,7 +42,7 @@ use super::config::DiodeOptions;
 use super::reset;
 use crate::CliError;
 use crate::metrics::{MetricsArgs, MetricsServer, ReceiverCollector};
-use crate::shutdown::{GraceArgs, InFlight, secs};
+use crate::shutdown::{GraceArgs, InFlight};
 
 /// How long connecting to the TCP server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -245,19 +245,14 @@ pub fn run(args: &DiodeReceiveArgs, out: &mut dyn Write) -> Result<(), CliError>
     let signal = shutdown.wait();
     let grace = args.grace.resolve(None);
     server.stop_gracefully(grace, |count| {
-        info!(
-            signal = signal.name(),
-            sessions = count,
-            ?grace,
-            "stopping: new sessions are discarded; those being received may finish"
+        let line = crate::shutdown::stop_line(
+            signal,
+            count as u64,
+            ("session", "sessions"),
+            grace,
+            "new sessions are discarded; those being received may finish",
         );
-        let _ = writeln!(
-            out,
-            "stopping ({}): {} in flight, waiting up to {}",
-            signal.name(),
-            crate::counted(count as u64, "session", "sessions"),
-            secs(grace)
-        );
+        let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
     Ok(())

@@ -39,7 +39,7 @@ use super::config::DiodeOptions;
 use super::{AcceptLoop, bind_tcp, reset};
 use crate::CliError;
 use crate::metrics::{MetricsArgs, MetricsServer, SenderCollector};
-use crate::shutdown::{GraceArgs, InFlight, secs};
+use crate::shutdown::{GraceArgs, InFlight};
 
 /// How long a connection may be quiet before the partly filled block is sent.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
@@ -304,19 +304,14 @@ pub fn run(args: &DiodeSendArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let signal = shutdown.wait();
     let grace = args.grace.resolve(None);
     server.stop_gracefully(grace, |count| {
-        info!(
-            signal = signal.name(),
-            sessions = count,
-            ?grace,
-            "stopping: no new connections; those in flight may finish sending"
+        let line = crate::shutdown::stop_line(
+            signal,
+            count as u64,
+            ("session", "sessions"),
+            grace,
+            "no new connections; those in flight may finish sending",
         );
-        let _ = writeln!(
-            out,
-            "stopping ({}): {} in flight, waiting up to {}",
-            signal.name(),
-            crate::counted(count as u64, "session", "sessions"),
-            secs(grace)
-        );
+        let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
     Ok(())

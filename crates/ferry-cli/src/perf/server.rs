@@ -17,7 +17,7 @@ use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
 use crate::session::config::SessionOptions;
 use crate::session::{bind, runtime};
-use crate::shutdown::{GraceArgs, InFlight, secs};
+use crate::shutdown::{GraceArgs, InFlight};
 
 /// Most streams a test may ask for.
 pub const MAX_STREAMS: u32 = 64;
@@ -87,8 +87,14 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 }
                 signal = &mut stop => {
                     endpoint.set_accept_incoming(false);
-                    let n = in_flight.count();
-                    writeln!(out, "stopping ({}): {n} tests in flight, waiting up to {}", signal.name(), secs(grace))?;
+                    let line = crate::shutdown::stop_line(
+                        signal,
+                        in_flight.count() as u64,
+                        ("test", "tests"),
+                        grace,
+                        "no new tests; those in flight may finish",
+                    );
+                    writeln!(out, "{line}")?;
                     out.flush()?;
                     if !in_flight.wait_idle_async(grace).await {
                         warn!(tests = in_flight.count(), "perf tests cut at the end of the grace period");

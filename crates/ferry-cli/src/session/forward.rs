@@ -58,7 +58,7 @@ use super::wire::{CLOSE_SHUTDOWN, ForwardRequest, RESET_TCP, VERSION};
 use super::{bind, client_addr, connect_error, resolve, runtime};
 use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
-use crate::shutdown::{Busy, GraceArgs, InFlight, Signal, secs};
+use crate::shutdown::{Busy, GraceArgs, InFlight, Signal};
 
 /// How long `forward-server` tries to connect to a target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -403,19 +403,14 @@ async fn drain(
     grace: Duration,
 ) -> Result<(), CliError> {
     let count = open.count() as u64;
-    info!(
-        signal = signal.name(),
-        connections = count,
-        ?grace,
-        "stopping: no new connections; those in flight may finish"
+    let line = crate::shutdown::stop_line(
+        signal,
+        count,
+        ("connection", "connections"),
+        grace,
+        "no new connections; those in flight may finish",
     );
-    writeln!(
-        out,
-        "stopping ({}): {} in flight, waiting up to {}",
-        signal.name(),
-        crate::counted(count, "connection", "connections"),
-        secs(grace)
-    )?;
+    writeln!(out, "{line}")?;
     out.flush()?;
     if !open.wait_idle_async(grace).await {
         warn!(

@@ -209,17 +209,12 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                 }
                 signal = &mut stop, if stopping.is_none() => {
                     endpoint.set_accept_incoming(false);
-                    info!(
-                        signal = signal.name(),
-                        sessions = open.len(),
-                        grace = ?grace,
-                        "stopping: no new sessions; those in flight may finish"
-                    );
-                    view.println(out, &format!(
-                        "stopping ({}): {} in flight, waiting up to {}",
-                        signal.name(),
-                        crate::counted(open.len() as u64, "session", "sessions"),
-                        secs(grace)
+                    view.println(out, &crate::shutdown::stop_line(
+                        signal,
+                        open.len() as u64,
+                        ("session", "sessions"),
+                        grace,
+                        "no new sessions; those in flight may finish",
                     ))?;
                     stopping = Some((signal, tokio::time::Instant::now() + grace));
                 }
