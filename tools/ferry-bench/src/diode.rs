@@ -1,6 +1,6 @@
 //! The diode suite: end-to-end throughput over loopback, sender and receiver
 //! in processes of their own (so each side's CPU time is its own), at 0% loss
-//! and at 2% loss through the project's lossy relay, beside the raw speed of
+//! and at 2% loss through a lossy forwarder (`forwarder.rs`), beside the raw speed of
 //! the `raptorq` codec on this machine.
 //!
 //! The file rows (`diode_files.rs`) send one file of the same size through
@@ -17,10 +17,10 @@ use std::net::SocketAddr;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::forwarder::Forwarder;
 use ferry_diode::{DiodeReceiver, DiodeSender, SocketOptions};
 use ferry_proto::diode::fec::{BlockParams, BlockSymbols, encode_block};
 use ferry_proto::diode::{DiodeConfig, ReceiverEvent};
-use ferry_relay::{LinkConfig, Relay};
 
 use crate::child::expect_line;
 use crate::cpu::process_cpu;
@@ -136,7 +136,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
                 format!(
                     "paced at {rate} Mbit/s; {lost} faster attempt(s) lost{}",
                     if loss > 0.0 {
-                        "; through the relay"
+                        "; through the lossy forwarder"
                     } else {
                         ""
                     }
@@ -204,7 +204,7 @@ fn file_rows(args: &Args, loss: f64, baseline: &str, table: &mut Table) {
                         "{} MiB file on tmpfs through diode-send-file, diode-send, diode-receive, diode-receive-file; --bandwidth {rate}; {} faster attempt(s) lost{}",
                         args.size_mib,
                         failed.len(),
-                        if loss > 0.0 { "; UDP through the relay" } else { "" }
+                        if loss > 0.0 { "; UDP through the lossy forwarder" } else { "" }
                     ),
                 );
                 table.add(
@@ -317,20 +317,11 @@ fn transfer(args: &Args, rate: u64, loss: f64) -> Result<Outcome, String> {
         .parse()
         .map_err(|e| format!("receiver address: {e}"))?;
     let relay = if loss > 0.0 {
-        Some(
-            Relay::start(
-                "127.0.0.1:0".parse().expect("address"),
-                receiver_addr,
-                LinkConfig::default().random_loss(loss),
-                LinkConfig::default(),
-                7,
-            )
-            .map_err(|e| format!("relay: {e}"))?,
-        )
+        Some(Forwarder::start(receiver_addr, loss, 7).map_err(|e| format!("forwarder: {e}"))?)
     } else {
         None
     };
-    let target = relay.as_ref().map_or(receiver_addr, Relay::local_addr);
+    let target = relay.as_ref().map_or(receiver_addr, Forwarder::local_addr);
     let mut sender = spawn(&common("send", target))?;
     let mut from_sender = BufReader::new(sender.stdout.take().expect("piped"));
     let sent = expect_line(&mut from_sender, "RESULT")?;
@@ -338,10 +329,12 @@ fn transfer(args: &Args, rate: u64, loss: f64) -> Result<Outcome, String> {
     let _ = sender.wait();
     let _ = receiver.wait();
     if let Some(relay) = &relay {
-        let stats = relay.stats().to_upstream;
+        let c = relay.counts();
         eprintln!(
-            "  relay: received {} datagrams, lost {} (link model), forwarded {}, send errors {}",
-            stats.link.sent, stats.link.lost, stats.forwarded, stats.send_errors
+            "  forwarder: received {} datagrams, dropped {}, send errors {}",
+            c.received.load(std::sync::atomic::Ordering::Relaxed),
+            c.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            c.send_errors.load(std::sync::atomic::Ordering::Relaxed)
         );
     }
     drop(relay);

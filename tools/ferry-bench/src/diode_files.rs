@@ -1,7 +1,7 @@
 //! The diode suite's file rows: one file through the real command-line
 //! tools, `ferry diode-send-file → diode-send → UDP → diode-receive →
 //! diode-receive-file`, each in its own process, as an operator runs them.
-//! At 2% loss the UDP hop crosses the project's lossy relay.
+//! At 2% loss the UDP hop crosses a lossy forwarder (`forwarder.rs`).
 //!
 //! The time runs from starting `diode-send-file` until the file stands
 //! complete under its name in the receiving directory (the receiver renames
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_relay::{LinkConfig, Relay};
+use crate::forwarder::Forwarder;
 
 use crate::files::{scratch_dir, wait, write_payload};
 
@@ -142,20 +142,11 @@ fn run(
         &["--listen", any, "--to", &files_addr.to_string()],
     )?;
     let relay = if loss > 0.0 {
-        Some(
-            Relay::start(
-                any.parse().expect("address"),
-                udp_addr,
-                LinkConfig::default().random_loss(loss),
-                LinkConfig::default(),
-                11,
-            )
-            .map_err(|e| format!("relay: {e}"))?,
-        )
+        Some(Forwarder::start(udp_addr, loss, 11).map_err(|e| format!("forwarder: {e}"))?)
     } else {
         None
     };
-    let target = relay.as_ref().map_or(udp_addr, Relay::local_addr);
+    let target = relay.as_ref().map_or(udp_addr, Forwarder::local_addr);
     let rate = rate.to_string();
     let (sender, tcp_addr) = Server::start(
         ferry,

@@ -83,6 +83,7 @@ mod diode;
 mod diode_files;
 mod efficiency;
 mod files;
+mod forwarder;
 mod latency;
 mod many;
 mod peers;
