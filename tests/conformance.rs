@@ -67,15 +67,30 @@ fn messages_both_ways_then_close(driver: Driver) {
         assert_eq!(server.sessions(), vec![session.id()]);
 
         session.close(42);
-        assert_eq!(session.closed(), CloseReason::Local { code: 42 });
-        assert_eq!(incoming.closed(), CloseReason::Remote { code: 42 });
+        assert_eq!(
+            session.closed(),
+            CloseReason::Local {
+                code: 42,
+                reason: Default::default()
+            }
+        );
+        assert_eq!(
+            incoming.closed(),
+            CloseReason::Remote {
+                code: 42,
+                reason: Default::default()
+            }
+        );
         assert_eq!(
             incoming.recv(),
-            Err(RecvError::Closed(CloseReason::Remote { code: 42 }))
+            Err(RecvError::Closed(CloseReason::Remote {
+                code: 42,
+                reason: Default::default()
+            }))
         );
         assert!(matches!(
             session.send(vec![1].into()),
-            Err(SendError::Closed(CloseReason::Local { code: 42 }))
+            Err(SendError::Closed(CloseReason::Local { code: 42, .. }))
         ));
         assert!(
             session.stats().packets_sent > 0,
@@ -190,7 +205,10 @@ fn dropping_the_last_handle_closes_the_session(driver: Driver) {
         assert_eq!(DROPPED_CODE, 0);
         assert_eq!(
             incoming.closed(),
-            CloseReason::Remote { code: DROPPED_CODE }
+            CloseReason::Remote {
+                code: DROPPED_CODE,
+                reason: Default::default()
+            }
         );
     });
 }
@@ -246,7 +264,10 @@ fn a_blocked_recv_returns_when_the_session_closes(driver: Driver) {
         session.close(7);
         assert_eq!(
             reader.join().unwrap(),
-            Err(RecvError::Closed(CloseReason::Remote { code: 7 }))
+            Err(RecvError::Closed(CloseReason::Remote {
+                code: 7,
+                reason: Default::default()
+            }))
         );
     });
 }
@@ -260,7 +281,13 @@ fn stats_outlive_a_local_close(driver: Driver) {
         session.send(vec![9u8; 100_000].into()).unwrap();
         assert_eq!(incoming.recv().unwrap().len(), 100_000);
         session.close(3);
-        assert_eq!(session.closed(), CloseReason::Local { code: 3 });
+        assert_eq!(
+            session.closed(),
+            CloseReason::Local {
+                code: 3,
+                reason: Default::default()
+            }
+        );
         // Wait until the endpoint let go of it (the drain period).
         let deadline = Instant::now() + Duration::from_secs(20);
         while client.sessions().contains(&session.id()) || session.state() != State::Closed {
@@ -317,7 +344,10 @@ fn acknowledged_resolves_only_once_the_peer_holds_every_message(driver: Driver) 
         assert_eq!(theirs.recv(PATIENCE), Ok(None), "the finish arrived");
         assert_eq!(
             incoming.recv(),
-            Err(RecvError::Closed(CloseReason::Remote { code: 5 }))
+            Err(RecvError::Closed(CloseReason::Remote {
+                code: 5,
+                reason: Default::default()
+            }))
         );
         drop((server, client));
     });
@@ -399,7 +429,10 @@ fn acknowledged_times_out_or_fails_while_the_peer_does_not_take_the_data(driver:
             thread::sleep(Duration::from_millis(200));
             closer.close(77);
         });
-        let closed = Err(AckError::Closed(CloseReason::Remote { code: 77 }));
+        let closed = Err(AckError::Closed(CloseReason::Remote {
+            code: 77,
+            reason: Default::default(),
+        }));
         assert_eq!(stream.acknowledged(PATIENCE), closed);
         assert_eq!(session.acknowledged(PATIENCE), closed);
         close.join().unwrap();

@@ -60,5 +60,11 @@ async fn a_peer_learns_of_a_close_whose_first_datagram_was_lost_though_the_close
     let reason = tokio::time::timeout(Duration::from_secs(3), incoming.closed())
         .await
         .expect("the peer never learned of the close");
-    assert_eq!(reason, CloseReason::Remote { code: 7 });
+    assert_eq!(
+        reason,
+        CloseReason::Remote {
+            code: 7,
+            reason: Default::default()
+        }
+    );
 }

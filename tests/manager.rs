@@ -326,29 +326,65 @@ fn closed_events_report_reasons(driver: Driver) {
     theirs[0].close(42);
     assert_eq!(
         next_event(&mut server_events),
-        closed(a, CloseReason::Local { code: 42 })
+        closed(
+            a,
+            CloseReason::Local {
+                code: 42,
+                reason: Default::default()
+            }
+        )
     );
     assert_eq!(
         next_event(&mut client_events),
-        closed(a, CloseReason::Remote { code: 42 })
+        closed(
+            a,
+            CloseReason::Remote {
+                code: 42,
+                reason: Default::default()
+            }
+        )
     );
 
     mine[1].close(7);
     assert_eq!(
         next_event(&mut client_events),
-        closed(b, CloseReason::Local { code: 7 })
+        closed(
+            b,
+            CloseReason::Local {
+                code: 7,
+                reason: Default::default()
+            }
+        )
     );
     assert_eq!(
         next_event(&mut server_events),
-        closed(b, CloseReason::Remote { code: 7 })
+        closed(
+            b,
+            CloseReason::Remote {
+                code: 7,
+                reason: Default::default()
+            }
+        )
     );
     assert_eq!(
         next_event(&mut second),
-        closed(a, CloseReason::Local { code: 42 })
+        closed(
+            a,
+            CloseReason::Local {
+                code: 42,
+                reason: Default::default()
+            }
+        )
     );
     assert_eq!(
         next_event(&mut second),
-        closed(b, CloseReason::Remote { code: 7 })
+        closed(
+            b,
+            CloseReason::Remote {
+                code: 7,
+                reason: Default::default()
+            }
+        )
     );
 
     let mut late = server.closed_events();
@@ -364,7 +400,8 @@ fn closed_events_report_reasons(driver: Driver) {
         closed(
             c,
             CloseReason::Local {
-                code: endpoint_closed
+                code: endpoint_closed,
+                reason: Default::default(),
             }
         )
     );
@@ -379,7 +416,8 @@ fn closed_events_report_reasons(driver: Driver) {
             closed(
                 c,
                 CloseReason::Remote {
-                    code: endpoint_closed
+                    code: endpoint_closed,
+                    reason: Default::default(),
                 }
             )
         );
@@ -403,7 +441,13 @@ fn slow_subscriber_is_told_what_it_missed(driver: Driver) {
     for (code, s) in theirs.iter().enumerate().skip(6) {
         assert_eq!(
             next_event(&mut events),
-            closed(s.id(), CloseReason::Local { code: code as u64 })
+            closed(
+                s.id(),
+                CloseReason::Local {
+                    code: code as u64,
+                    reason: Default::default()
+                }
+            )
         );
     }
     assert!(events.recv_timeout(Duration::from_millis(50)).is_err());

@@ -48,7 +48,13 @@ fn exchange(client: Driver, server: Driver, seed: u64) {
     }
     session.close(7);
     let (reason, server_peer) = receiver.join().expect("server thread");
-    assert_eq!(reason, CloseReason::Remote { code: 7 });
+    assert_eq!(
+        reason,
+        CloseReason::Remote {
+            code: 7,
+            reason: Default::default()
+        }
+    );
     client_peer.close();
     server_peer.close();
 }

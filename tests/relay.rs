@@ -79,7 +79,13 @@ fn blackhole_shorter_than_keepalive_is_survived(driver: Driver) {
     assert_eq!(&session.recv().unwrap()[..], b"still here");
     assert!(relay.stats().to_upstream.blackholed > 0);
     session.close(1);
-    assert_eq!(incoming.closed(), CloseReason::Remote { code: 1 });
+    assert_eq!(
+        incoming.closed(),
+        CloseReason::Remote {
+            code: 1,
+            reason: Default::default()
+        }
+    );
     client.close();
     server.close();
 }

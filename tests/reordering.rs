@@ -49,7 +49,13 @@ fn exact_stream(
         }
         assert_eq!(&session.recv().expect("the end")[..], END);
         session.send(Bytes::from_static(b"done")).unwrap();
-        assert_eq!(session.closed(), CloseReason::Remote { code: 0 });
+        assert_eq!(
+            session.closed(),
+            CloseReason::Remote {
+                code: 0,
+                reason: Default::default()
+            }
+        );
         assert!(session.recv().is_err(), "a message after the end");
         assert_eq!(session.stats().messages_received, count as u64 + 1);
         server

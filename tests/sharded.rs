@@ -534,7 +534,13 @@ fn closing_a_sharded_endpoint_closes_every_shards_sessions_and_ends_every_driver
         assert!(client.sessions().is_empty());
         assert!(client.accept().await.is_none());
         for session in &sessions {
-            assert_eq!(session.closed().await, CloseReason::Local { code: 0 });
+            assert_eq!(
+                session.closed().await,
+                CloseReason::Local {
+                    code: 0,
+                    reason: Default::default()
+                }
+            );
         }
         // Every shard's session reported closed, then the subscription ends.
         let mut reported = HashSet::new();
@@ -550,7 +556,13 @@ fn closing_a_sharded_endpoint_closes_every_shards_sessions_and_ends_every_driver
         while remote.len() < server_ids.len() {
             match closed_there.next().await.expect("the server runs") {
                 ClosedEvent::Closed { id, reason } => {
-                    assert_eq!(reason, CloseReason::Remote { code: 0 });
+                    assert_eq!(
+                        reason,
+                        CloseReason::Remote {
+                            code: 0,
+                            reason: Default::default()
+                        }
+                    );
                     remote.insert(id);
                 }
                 ClosedEvent::Missed(n) => panic!("{n} events missed"),
@@ -605,10 +617,19 @@ fn the_session_manager_covers_every_shard() {
         // A session the peer closed: its shard remembers why.
         sessions[0].close(9);
         let gone = accepted[0].id();
-        assert_eq!(accepted[0].closed().await, CloseReason::Remote { code: 9 });
+        assert_eq!(
+            accepted[0].closed().await,
+            CloseReason::Remote {
+                code: 9,
+                reason: Default::default()
+            }
+        );
         assert_eq!(
             server.close_reason(gone),
-            Some(CloseReason::Remote { code: 9 })
+            Some(CloseReason::Remote {
+                code: 9,
+                reason: Default::default()
+            })
         );
         assert_eq!(server.session_count(), CLIENTS - 1);
         assert!(server.session(gone).is_none());

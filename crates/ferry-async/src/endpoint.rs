@@ -17,6 +17,7 @@ use tracing::debug;
 use crate::config::EndpointConfig;
 use crate::driver::Driver;
 use crate::error::{BindError, ConnectError};
+use crate::incoming::Incoming;
 use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvents, Filed};
 use crate::runtime::Runtime;
 use crate::session::Session;
@@ -70,6 +71,7 @@ fn begin_close(state: &mut crate::shared::State) {
             .close_all(Instant::now(), ENDPOINT_CLOSED_CODE);
         state.dispatch_events();
         state.acceptors.wake();
+        state.deciders.wake();
         state.wake_driver();
     }
 }
@@ -183,9 +185,11 @@ impl Endpoint {
     /// Opens a session with `remote` and waits for the handshake.
     ///
     /// Fails with [`ConnectError::Failed`] carrying [`CloseReason::Timeout`] when
-    /// nothing answered within `handshake_timeout`, or
+    /// nothing answered within `handshake_timeout`,
     /// [`CloseReason::Refused`] when the listener refused or the network
-    /// reported the port closed.
+    /// reported the port closed, or [`CloseReason::Rejected`] with the code
+    /// and text of the listener's application when it refused (see
+    /// [`Incoming::refuse`]).
     ///
     /// With several shards, each new session goes to the next shard in turn
     /// (or the one after, should that one hold its share of `max_sessions`).
@@ -203,8 +207,8 @@ impl Endpoint {
             if w.connected {
                 return Poll::Ready(Ok(()));
             }
-            if let Some(reason) = w.closed {
-                return Poll::Ready(Err(ConnectError::Failed(reason)));
+            if let Some(reason) = &w.closed {
+                return Poll::Ready(Err(ConnectError::Failed(reason.clone())));
             }
             if stopped {
                 return Poll::Ready(Err(ConnectError::EndpointClosed));
@@ -287,6 +291,62 @@ impl Endpoint {
             // Registered under the lock the queue was looked at under: a
             // session queued from here on wakes this task.
             state.acceptors.register(cx.waker());
+        }
+        if over {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// The next peer asking to open a session, for the application to
+    /// decide on ([`Incoming::accept`] or [`Incoming::refuse`]); `None` once
+    /// the endpoint is closed. Only with
+    /// [`Config::decide_incoming`](ferry_proto::Config::decide_incoming)
+    /// (and `accept_incoming`): without it sessions are accepted at once and
+    /// come from [`accept`](Self::accept), and this waits until the endpoint
+    /// closes.
+    ///
+    /// A request the application does not take here, or takes and does not
+    /// decide on, within `handshake_timeout` is refused by the endpoint.
+    ///
+    /// **Cancel-safe**: a request is taken only when the future resolves
+    /// with it.
+    pub async fn incoming(&self) -> Option<Incoming> {
+        poll_fn(|cx| self.poll_incoming(cx)).await
+    }
+
+    fn poll_incoming(&self, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
+        let shards = self.shards();
+        let first = match shards.len() {
+            1 => 0,
+            n => self.inner.next_accept.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let mut over = false;
+        for k in 0..shards.len() {
+            let shared = &shards[(first + k) % shards.len()];
+            let mut state = shared.lock();
+            while let Some(id) = state.pending.pop_front() {
+                let waiting = state
+                    .endpoint
+                    .session(id)
+                    .filter(|s| s.state() == State::Incoming)
+                    .map(|s| (s.remote_addr(), s.peer_params()));
+                match waiting {
+                    Some((remote, params)) if !state.closing && !state.stopped => {
+                        return Poll::Ready(Some(Incoming::new(
+                            shared.clone(),
+                            id,
+                            remote,
+                            params,
+                        )));
+                    }
+                    // Ended while queued (the starter gave up, or it timed
+                    // out), or the endpoint is closing (which refuses it).
+                    _ => state.release_undecided(id),
+                }
+            }
+            over |= state.closing || state.stopped;
+            state.deciders.register(cx.waker());
         }
         if over {
             return Poll::Ready(None);

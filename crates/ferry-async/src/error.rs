@@ -50,7 +50,9 @@ pub enum ConnectError {
     Rejected(#[from] ferry_proto::ConnectError),
     /// The handshake did not complete: [`CloseReason::Timeout`] when nothing
     /// answered within `handshake_timeout`, [`CloseReason::Refused`] when the
-    /// listener refused or the network reported the port closed.
+    /// listener refused or the network reported the port closed,
+    /// [`CloseReason::Rejected`] (with its code and text) when the listener's
+    /// application refused.
     #[error("could not connect: {0}")]
     Failed(CloseReason),
     /// The endpoint was closed.

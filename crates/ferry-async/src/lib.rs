@@ -131,6 +131,7 @@ mod config;
 mod driver;
 mod endpoint;
 mod error;
+mod incoming;
 mod manager;
 mod runtime;
 mod session;
@@ -147,9 +148,10 @@ pub use error::{
     StreamRecvError, StreamSendError,
 };
 pub use ferry_proto::{
-    CloseCounts, CloseReason, Config, EndpointStats, Histogram, SendProgress, SessionId,
-    SessionStats, SessionTotals, State, StreamEnd, StreamId, StreamKind,
+    CloseCounts, CloseReason, CloseText, Config, EndpointStats, Histogram, PeerParams,
+    SendProgress, SessionId, SessionStats, SessionTotals, State, StreamEnd, StreamId, StreamKind,
 };
+pub use incoming::Incoming;
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 pub use session::{DROPPED_CODE, Session};

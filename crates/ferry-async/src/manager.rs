@@ -124,7 +124,7 @@ impl Filed {
 /// | connection refused, rejected | [`CloseReason::Refused`] (the listener does not accept sessions or is full, or the network reported the port closed during the handshake) |
 /// | reset, protocol error | [`CloseReason::ProtocolError`] (a side broke the protocol, flow control included) |
 /// | handshake / TLS / auth failure | [`CloseReason::AuthenticationFailed`] (the sides do not share the pre-shared key) |
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClosedEvent {
     /// A session closed. Reported once per session, when it starts closing
     /// (the same moment it leaves [`Endpoint::sessions`](crate::Endpoint::sessions)).

@@ -399,7 +399,7 @@ impl Session {
             if let Some(d) = w.datagrams.pop_front() {
                 return Poll::Ready(Ok(d));
             }
-            if let Some(reason) = w.closed {
+            if let Some(reason) = w.closed.clone() {
                 return Poll::Ready(Err(RecvError::Closed(reason)));
             }
             w.datagram_readers.register(cx.waker());
@@ -415,9 +415,18 @@ impl Session {
     /// once and queued data is dropped. The peer sees
     /// [`CloseReason::Remote`] with the same code.
     pub fn close(&self, code: u64) {
+        self.close_with_reason(code, "");
+    }
+
+    /// [`close`](Self::close), with a short text beside the code: the peer's
+    /// [`CloseReason::Remote`] carries both. UTF-8 of at most
+    /// [`MAX_CLOSE_REASON`](ferry_proto::wire::packet::MAX_CLOSE_REASON)
+    /// bytes: longer text is cut at the last character boundary within the
+    /// bound ([`CloseText::new`](ferry_proto::CloseText::new)).
+    pub fn close_with_reason(&self, code: u64, reason: &str) {
         let mut state = self.shared().lock();
         if let Some(mut s) = state.endpoint.session(self.id()) {
-            s.close(Instant::now(), code);
+            s.close_with_reason(Instant::now(), code, reason);
         }
         state.dispatch_events();
         state.wake_driver();
@@ -434,7 +443,10 @@ impl Session {
                 return Poll::Ready(reason);
             }
             if state.stopped {
-                return Poll::Ready(CloseReason::Local { code: DROPPED_CODE });
+                return Poll::Ready(CloseReason::Local {
+                    code: DROPPED_CODE,
+                    reason: ferry_proto::CloseText::EMPTY,
+                });
             }
             state.waiters(id).watchers.register(cx.waker());
             Poll::Pending

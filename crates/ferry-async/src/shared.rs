@@ -40,6 +40,13 @@ pub(crate) struct Waiters {
     /// The peer's address, recorded when the handshake completed.
     pub(crate) remote: Option<SocketAddr>,
     pub(crate) closed: Option<CloseReason>,
+    /// An incoming session waiting for the application's decision, queued
+    /// in [`State::pending`] or held as an [`Incoming`](crate::Incoming):
+    /// kept until decided, whatever happens to it.
+    pub(crate) undecided: bool,
+    /// Accepted through an [`Incoming`](crate::Incoming): not for the
+    /// `accept` queue.
+    pub(crate) decided: bool,
     /// Final counters, kept once the endpoint forgot the session.
     pub(crate) final_stats: Option<SessionStats>,
     pub(crate) readers: WakerSet,
@@ -128,6 +135,11 @@ pub(crate) struct State {
     pub(crate) sessions: HashMap<SessionId, Waiters>,
     pub(crate) incoming: VecDeque<SessionId>,
     pub(crate) acceptors: WakerSet,
+    /// Incoming sessions waiting for the application's decision
+    /// (`Config::decide_incoming`), for `Endpoint::incoming`.
+    pub(crate) pending: VecDeque<SessionId>,
+    /// Tasks waiting in `Endpoint::incoming`.
+    pub(crate) deciders: WakerSet,
     pub(crate) driver: Option<Waker>,
     /// The driver is inside its poll: a handle that queues work sets
     /// `driver_kicked` instead of waking it (a wake would only schedule a
@@ -169,6 +181,8 @@ impl State {
             sessions: HashMap::new(),
             incoming: VecDeque::new(),
             acceptors: WakerSet::default(),
+            pending: VecDeque::new(),
+            deciders: WakerSet::default(),
             driver: None,
             driver_polling: false,
             driver_kicked: false,
@@ -200,11 +214,23 @@ impl State {
 
     /// Why the session ended, if it did (or the endpoint stopped under it).
     pub(crate) fn closed_reason(&self, id: SessionId) -> Option<CloseReason> {
-        self.sessions.get(&id).and_then(|w| w.closed)
+        self.sessions.get(&id).and_then(|w| w.closed.clone())
+    }
+
+    /// The decision on an incoming session was made (or it left the
+    /// queue): its waiters go if nothing else needs them.
+    pub(crate) fn release_undecided(&mut self, id: SessionId) {
+        if let Some(w) = self.sessions.get_mut(&id) {
+            w.undecided = false;
+            if w.closed.is_some() && !w.held() && !self.incoming.contains(&id) {
+                self.sessions.remove(&id);
+            }
+        }
     }
 
     /// Whether the manager counts `id` as open: the endpoint holds it, it is
-    /// neither closing nor closed, and the driver still runs.
+    /// neither waiting for a decision, closing nor closed, and the driver
+    /// still runs.
     pub(crate) fn is_open(&mut self, id: SessionId) -> bool {
         if self.stopped || self.closed_reason(id).is_some() {
             return false;
@@ -212,7 +238,9 @@ impl State {
         self.endpoint.session(id).is_some_and(|s| {
             !matches!(
                 s.state(),
-                ferry_proto::State::Closing | ferry_proto::State::Closed
+                ferry_proto::State::Incoming
+                    | ferry_proto::State::Closing
+                    | ferry_proto::State::Closed
             )
         })
     }
@@ -228,7 +256,9 @@ impl State {
             .filter(|(id, state)| {
                 !matches!(
                     state,
-                    ferry_proto::State::Closing | ferry_proto::State::Closed
+                    ferry_proto::State::Incoming
+                        | ferry_proto::State::Closing
+                        | ferry_proto::State::Closed
                 ) && self.closed_reason(*id).is_none()
             })
             .map(|(id, _)| id)
@@ -273,10 +303,18 @@ impl State {
                     w.connected = true;
                     w.remote = remote;
                     w.watchers.wake();
-                    if listener {
+                    if listener && !w.decided {
                         self.incoming.push_back(session);
                         self.acceptors.wake();
                     }
+                }
+                Event::Incoming { session } => {
+                    let remote = self.endpoint.session(session).map(|s| s.remote_addr());
+                    let w = self.waiters(session);
+                    w.remote = remote;
+                    w.undecided = true;
+                    self.pending.push_back(session);
+                    self.deciders.wake();
                 }
                 Event::Readable { session } => self.waiters(session).readers.wake(),
                 Event::StreamOpened { session, stream } => {
@@ -334,14 +372,14 @@ impl State {
                 Event::Closed { session, reason } => {
                     let stats = self.endpoint.closed_session_stats(session).cloned();
                     let w = self.waiters(session);
-                    w.closed = Some(reason);
+                    w.closed = Some(reason.clone());
                     w.final_stats = stats;
                     w.wake_all();
-                    if !w.held() && !self.incoming.contains(&session) {
+                    if !w.held() && !w.undecided && !self.incoming.contains(&session) {
                         self.sessions.remove(&session);
                     }
                     for queue in self.closed_subscribers.values_mut() {
-                        queue.push(session, reason);
+                        queue.push(session, reason.clone());
                     }
                 }
             }
@@ -355,6 +393,7 @@ impl State {
             w.wake_all();
         }
         self.acceptors.wake();
+        self.deciders.wake();
         self.stop_watchers.wake();
         for queue in self.closed_subscribers.values_mut() {
             queue.wake();
@@ -479,12 +518,21 @@ mod tests {
     fn closed(n: u64) -> ClosedEvent {
         ClosedEvent::Closed {
             id: id(n),
-            reason: CloseReason::Remote { code: n },
+            reason: CloseReason::Remote {
+                code: n,
+                reason: Default::default(),
+            },
         }
     }
 
     fn push(q: &mut ClosedQueue, n: u64) {
-        q.push(id(n), CloseReason::Remote { code: n });
+        q.push(
+            id(n),
+            CloseReason::Remote {
+                code: n,
+                reason: Default::default(),
+            },
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use ferry_proto::{SessionId, Shard, Side, StreamId, StreamKind};
 pub use crate::endpoint::ENDPOINT_CLOSED_CODE;
 pub use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent};
 pub use crate::session::DROPPED_CODE;
-pub use ferry_proto::{CloseReason, ProtocolViolation, State, StreamEnd};
+pub use ferry_proto::{CloseReason, CloseText, PeerParams, ProtocolViolation, State, StreamEnd};
 
 // Counters.
 pub use crate::shards::ShardStats;

@@ -15,6 +15,7 @@ use tracing::error;
 
 use crate::block_on::{block_on, block_on_until, deadline_after};
 use crate::events::ClosedEvents;
+use crate::incoming::Incoming;
 use crate::runtime::BlockingRuntime;
 use crate::session::Session;
 
@@ -69,7 +70,9 @@ impl Endpoint {
     /// this fails with [`ConnectError::Failed`] carrying
     /// [`CloseReason::Timeout`]. It fails sooner, with
     /// [`CloseReason::Refused`], when the listener refused or the network
-    /// reported the port closed.
+    /// reported the port closed, or with [`CloseReason::Rejected`] (the
+    /// code and text of the listener's application) when its application
+    /// refused.
     pub fn connect(&self, remote: SocketAddr) -> Result<Session, ConnectError> {
         block_on(self.inner.connect(remote)).map(Session::from_async)
     }
@@ -89,6 +92,25 @@ impl Endpoint {
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Option<Session>, AcceptTimeout> {
         block_on_until(self.inner.accept(), deadline_after(timeout))
             .map(|session| session.map(Session::from_async))
+            .ok_or(AcceptTimeout)
+    }
+
+    /// Blocks until a peer asks to open a session, for the application to
+    /// decide on ([`Incoming::accept`] or [`Incoming::refuse`]); `None` once
+    /// the endpoint is closed. Only with
+    /// [`Config::decide_incoming`](crate::Config::decide_incoming) (and
+    /// `accept_incoming`); without it sessions come from
+    /// [`accept`](Self::accept). See [`ferry_async::Endpoint::incoming`].
+    pub fn incoming(&self) -> Option<Incoming> {
+        block_on(self.inner.incoming()).map(Incoming::from_async)
+    }
+
+    /// [`incoming`](Self::incoming), waiting at most `timeout`:
+    /// `Ok(Some(incoming))` for a request, `Ok(None)` once the endpoint is
+    /// closed, and `Err(AcceptTimeout)` when none came in time.
+    pub fn incoming_timeout(&self, timeout: Duration) -> Result<Option<Incoming>, AcceptTimeout> {
+        block_on_until(self.inner.incoming(), deadline_after(timeout))
+            .map(|incoming| incoming.map(Incoming::from_async))
             .ok_or(AcceptTimeout)
     }
 

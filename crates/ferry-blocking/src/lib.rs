@@ -130,12 +130,14 @@
 mod block_on;
 mod endpoint;
 mod events;
+mod incoming;
 mod runtime;
 mod session;
 mod stream;
 
 pub use endpoint::{AcceptTimeout, Endpoint};
 pub use events::{ClosedEventTimeout, ClosedEvents};
+pub use incoming::Incoming;
 // Every value type (configuration, keys, ids, close reasons, events, stats,
 // errors): one list for every driver.
 pub use ferry_async::types::*;
@@ -193,7 +195,8 @@ mod tests {
         assert_eq!(
             b.closed(),
             CloseReason::Remote {
-                code: ferry_async::DROPPED_CODE
+                code: ferry_async::DROPPED_CODE,
+                reason: Default::default(),
             }
         );
         assert!(server.session(b.id()).is_none());

@@ -184,6 +184,14 @@ impl Session {
         self.inner.close(code);
     }
 
+    /// [`close`](Self::close), with a short text beside the code: the peer's
+    /// [`CloseReason::Remote`] carries both. UTF-8 of at most 256 bytes:
+    /// longer text is cut at the last character boundary within the bound
+    /// ([`CloseText::new`](crate::CloseText::new)).
+    pub fn close_with_reason(&self, code: u64, reason: &str) {
+        self.inner.close_with_reason(code, reason);
+    }
+
     /// Blocks until the session has ended, and says why.
     pub fn closed(&self) -> CloseReason {
         block_on(self.inner.closed())

@@ -173,6 +173,21 @@ pub struct Config {
     /// Whether the endpoint accepts sessions started by peers. Default `false`
     /// (a client); servers set `true`.
     pub accept_incoming: bool,
+    /// Whether the application decides on each incoming session before it
+    /// is established. Default `false`: a valid, authenticated Connect is
+    /// accepted at once ([`Event::Connected`](crate::Event::Connected)).
+    /// With `true` it creates the session in
+    /// [`State::Incoming`](crate::State::Incoming), sends nothing yet, and
+    /// reports [`Event::Incoming`](crate::Event::Incoming); the application
+    /// looks at the peer ([`Session::remote_addr`](crate::Session::remote_addr),
+    /// [`Session::peer_params`](crate::Session::peer_params)) and calls
+    /// [`Session::accept`](crate::Session::accept) or
+    /// [`Session::refuse`](crate::Session::refuse) within
+    /// `handshake_timeout`, after which the endpoint refuses it. Sessions
+    /// waiting for a decision count against `max_sessions`, and at most
+    /// `max_pending_handshakes` wait at once (beyond, new Connects are
+    /// refused).
+    pub decide_incoming: bool,
     /// This server's id in a fleet behind a load balancer, written into every
     /// session id it issues so that the balancer keeps each session on it
     /// even when the client's address changes (see [`ServerId`] and
@@ -231,6 +246,7 @@ impl Default for Config {
             amplification_factor: 3,
             max_recv_memory: 2 << 30,
             accept_incoming: false,
+            decide_incoming: false,
             server_id: None,
             psk: None,
             cipher: CipherPreference::Auto,

@@ -201,6 +201,20 @@ pub enum ConnectError {
     InvalidRemote(std::net::SocketAddr),
 }
 
+/// An incoming session could not be accepted or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecisionError {
+    /// The session does not wait for a decision: it was accepted or refused
+    /// already, it ended (its starter gave up, or `handshake_timeout`
+    /// passed: see [`Event::Closed`](crate::Event::Closed)), or this side
+    /// started it. Decide on sessions reported by
+    /// [`Event::Incoming`](crate::Event::Incoming), once each.
+    #[error(
+        "the session is not waiting for a decision (decided already, ended, or not incoming): decide once on each Event::Incoming"
+    )]
+    NotIncoming,
+}
+
 /// Why the session broke the protocol. Carried in
 /// [`CloseReason::ProtocolError`](crate::CloseReason::ProtocolError).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]

@@ -90,6 +90,7 @@ mod route;
 pub mod config;
 mod event;
 mod histogram;
+mod peer;
 mod stats;
 // The pieces a session is built from: messages (fragmenting and
 // reassembly), one stream's state, loss recovery.
@@ -109,13 +110,14 @@ pub use config::{Config, CongestionControl};
 pub use crypto::{Cipher, CipherPreference, PreSharedKey};
 pub use endpoint::{Endpoint, MAX_BATCH_BYTES, Session, Transmit};
 pub use error::{
-    ConfigError, ConnectError, DatagramError, DecodeError, ProtocolViolation, SendError,
-    StreamError,
+    ConfigError, ConnectError, DatagramError, DecisionError, DecodeError, ProtocolViolation,
+    SendError, StreamError,
 };
-pub use event::{CloseReason, Event, StreamEnd, TransportCode};
+pub use event::{CloseReason, CloseText, Event, StreamEnd, TransportCode};
 pub use histogram::Histogram;
 pub use id::{MAX_SERVER_ID_LEN, MAX_SHARDS, ServerId, SessionId, Shard, Side};
 pub use message::SendProgress;
+pub use peer::PeerParams;
 pub use route::{Route, route};
 pub use session::State;
 pub use stats::{CloseCounts, EndpointStats, SessionStats, SessionTotals};

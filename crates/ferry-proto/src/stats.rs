@@ -146,6 +146,13 @@ pub struct EndpointStats {
     /// Connects refused: not accepting, `max_sessions` reached, unusable
     /// handshake parameters, or failed authentication.
     pub sessions_refused: u64,
+    /// Incoming sessions the application refused
+    /// ([`Session::refuse`](crate::Session::refuse), with
+    /// `Config::decide_incoming`).
+    pub sessions_refused_by_application: u64,
+    /// Incoming sessions the application did not decide on within
+    /// `handshake_timeout`: the endpoint refused them.
+    pub sessions_undecided: u64,
     /// Dropped: failed authentication — a handshake made with another key (or
     /// none), or a packet of an encrypted session that did not decrypt
     /// (tampered, forged, or from another session).
@@ -184,6 +191,8 @@ impl EndpointStats {
             dropped_wrong_address,
             sessions_accepted,
             sessions_refused,
+            sessions_refused_by_application,
+            sessions_undecided,
             dropped_unauthenticated,
             dropped_rate_limited,
             retries_sent,
@@ -199,6 +208,8 @@ impl EndpointStats {
         self.dropped_wrong_address += dropped_wrong_address;
         self.sessions_accepted += sessions_accepted;
         self.sessions_refused += sessions_refused;
+        self.sessions_refused_by_application += sessions_refused_by_application;
+        self.sessions_undecided += sessions_undecided;
         self.dropped_unauthenticated += dropped_unauthenticated;
         self.dropped_rate_limited += dropped_rate_limited;
         self.retries_sent += retries_sent;
@@ -221,6 +232,8 @@ pub struct CloseCounts {
     pub timeout: u64,
     /// [`CloseReason::Refused`].
     pub refused: u64,
+    /// [`CloseReason::Rejected`]: the listener's application refused.
+    pub rejected: u64,
     /// [`CloseReason::ProtocolError`].
     pub protocol_error: u64,
     /// [`CloseReason::AuthenticationFailed`].
@@ -235,6 +248,7 @@ impl CloseCounts {
             CloseReason::Remote { .. } => &mut self.remote,
             CloseReason::Timeout => &mut self.timeout,
             CloseReason::Refused => &mut self.refused,
+            CloseReason::Rejected { .. } => &mut self.rejected,
             CloseReason::ProtocolError(_) => &mut self.protocol_error,
             CloseReason::AuthenticationFailed => &mut self.authentication_failed,
         } += 1;
@@ -246,6 +260,7 @@ impl CloseCounts {
         self.remote += other.remote;
         self.timeout += other.timeout;
         self.refused += other.refused;
+        self.rejected += other.rejected;
         self.protocol_error += other.protocol_error;
         self.authentication_failed += other.authentication_failed;
     }

@@ -24,14 +24,23 @@ fn close_from(client_closes: bool, link: LinkConfig, seed: u64) {
     drop(session);
     let mut reasons = (None, None);
     pair.net.run_until(Duration::from_secs(30), |net| {
-        reasons.0 = reasons.0.or(closed(&drain(net, closer)));
-        reasons.1 = reasons.1.or(closed(&drain(net, other)));
+        reasons.0 = reasons.0.take().or(closed(&drain(net, closer)));
+        reasons.1 = reasons.1.take().or(closed(&drain(net, other)));
         reasons.1.is_some()
     });
-    assert_eq!(reasons.0, Some(CloseReason::Local { code: 42 }));
+    assert_eq!(
+        reasons.0,
+        Some(CloseReason::Local {
+            code: 42,
+            reason: Default::default()
+        })
+    );
     assert_eq!(
         reasons.1,
-        Some(CloseReason::Remote { code: 42 }),
+        Some(CloseReason::Remote {
+            code: 42,
+            reason: Default::default()
+        }),
         "seed {seed}"
     );
     assert_eq!(pair.net.endpoint(other).session_count(), 0);
@@ -87,7 +96,7 @@ fn close_all_closes_every_session() {
             matches!(
                 e,
                 ferry_proto::Event::Closed {
-                    reason: CloseReason::Remote { code: 9 },
+                    reason: CloseReason::Remote { code: 9, .. },
                     ..
                 }
             )
@@ -111,7 +120,13 @@ fn closed_session_stays_readable_until_drained() {
     pair.net.run_for(Duration::from_secs(1));
     // The server learnt of the close, yet still holds the three messages.
     let events: Vec<_> = std::iter::from_fn(|| pair.net.endpoint(server).poll_event()).collect();
-    assert_eq!(closed(&events), Some(CloseReason::Remote { code: 7 }));
+    assert_eq!(
+        closed(&events),
+        Some(CloseReason::Remote {
+            code: 7,
+            reason: Default::default()
+        })
+    );
     let mut session = pair
         .net
         .endpoint(server)

@@ -55,8 +55,8 @@ fn handshake(
     let mut reason = None;
     pair.net.run_until(Duration::from_secs(30), |net| {
         for e in drain(net, c) {
-            if let Event::Closed { reason: r, .. } = e {
-                reason = Some(r);
+            if let Event::Closed { reason: r, .. } = &e {
+                reason = Some(r.clone());
             }
             assert!(
                 !matches!(e, Event::Connected { .. }),

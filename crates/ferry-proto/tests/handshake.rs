@@ -38,7 +38,7 @@ fn silent_peer_times_out_after_handshake_timeout() {
     let client = pair.client;
     let mut reason = None;
     pair.net.run_until(Duration::from_secs(60), |net| {
-        reason = reason.or(closed(&drain(net, client)));
+        reason = reason.take().or(closed(&drain(net, client)));
         reason.is_some()
     });
     assert_eq!(reason, Some(CloseReason::Timeout));
@@ -67,7 +67,7 @@ fn listener_that_does_not_accept_refuses() {
     let client = pair.client;
     let mut reason = None;
     pair.net.run_until(Duration::from_secs(5), |net| {
-        reason = reason.or(closed(&drain(net, client)));
+        reason = reason.take().or(closed(&drain(net, client)));
         reason.is_some()
     });
     assert_eq!(reason, Some(CloseReason::Refused));

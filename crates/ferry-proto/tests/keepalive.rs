@@ -52,11 +52,11 @@ fn dead_link_times_out_both_sides_after_the_configured_pings() {
     pair.net.run_until(Duration::from_secs(60), |net| {
         if reasons.0.is_none() {
             reasons.0 = closed(&drain(net, client));
-            times.0 = reasons.0.map(|_| net.now() - died);
+            times.0 = reasons.0.as_ref().map(|_| net.now() - died);
         }
         if reasons.1.is_none() {
             reasons.1 = closed(&drain(net, server));
-            times.1 = reasons.1.map(|_| net.now() - died);
+            times.1 = reasons.1.as_ref().map(|_| net.now() - died);
         }
         reasons.0.is_some() && reasons.1.is_some()
     });
@@ -96,7 +96,7 @@ fn link_that_dies_mid_transfer_times_out() {
     pair.net.change_link(server, client, dead);
     let mut reason = None;
     pair.net.run_until(Duration::from_secs(60), |net| {
-        reason = reason.or(closed(&drain(net, client)));
+        reason = reason.take().or(closed(&drain(net, client)));
         reason.is_some()
     });
     assert_eq!(reason, Some(CloseReason::Timeout));

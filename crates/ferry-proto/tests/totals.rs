@@ -77,7 +77,7 @@ fn a_handshake_that_times_out_is_counted_as_a_timeout_not_as_established() {
     let client = pair.client;
     let mut reason = None;
     pair.net.run_until(Duration::from_secs(60), |net| {
-        reason = reason.or(closed(&drain(net, client)));
+        reason = reason.take().or(closed(&drain(net, client)));
         reason.is_some()
     });
     assert_eq!(reason, Some(CloseReason::Timeout));

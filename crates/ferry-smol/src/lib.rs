@@ -53,7 +53,7 @@ use ferry_async::{AsyncTimer, AsyncUdpSocket, Runtime};
 pub use ferry_async::types::*;
 // The async handles, shared by every async adapter (with `StreamIo`, the
 // byte-stream view of a `Stream`).
-pub use ferry_async::{ClosedEvents, Session, Stream, StreamIo};
+pub use ferry_async::{ClosedEvents, Incoming, Session, Stream, StreamIo};
 
 /// An endpoint driven by smol: one UDP socket, many sessions.
 ///

@@ -46,7 +46,7 @@ use tokio::io::Interest;
 // errors): one list for every driver.
 pub use ferry_async::types::*;
 // The async handles, shared by every async adapter.
-pub use ferry_async::{ClosedEvents, Session, Stream};
+pub use ferry_async::{ClosedEvents, Incoming, Session, Stream};
 
 /// An endpoint driven by tokio: one UDP socket, many sessions.
 ///

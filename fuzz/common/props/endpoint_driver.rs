@@ -274,7 +274,8 @@ impl Driver {
             "{event:?} for a session not connected or already closed"
         );
         match event {
-            Event::Connected { .. } => unreachable!(),
+            // Incoming: the configurations here leave `decide_incoming` off.
+            Event::Connected { .. } | Event::Incoming { .. } => unreachable!(),
             Event::StreamOpened { .. } | Event::StreamClosed { .. } => {}
             Event::Readable { session } | Event::StreamReadable { session, .. } => {
                 let stream = match event {

@@ -142,17 +142,24 @@ pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
         )),
         Some(CloseReason::Remote {
             code: wire::CLOSE_VERSION,
+            ..
         }) => CliError::Failed(format!(
             "the peer {peer} speaks another version of ferry's file messages (this side: version {}) and closed the session: upgrade ferry on both sides to the same version",
             wire::FILE_VERSION
         )),
         Some(CloseReason::Remote {
             code: wire::CLOSE_SHUTDOWN,
+            ..
         }) => CliError::Network(format!(
             "the peer {peer} is stopping (SIGTERM or Ctrl-C there) and closed the session before the end: run the command again once it is back"
         )),
-        Some(CloseReason::Remote { code }) => CliError::Network(format!(
-            "the peer {peer} closed the session before the end (code {code}): see its output"
+        Some(CloseReason::Remote { code, reason }) => CliError::Network(format!(
+            "the peer {peer} closed the session before the end (code {code}{}): see its output",
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
         )),
         Some(CloseReason::AuthenticationFailed) => CliError::Authentication(format!(
             "the peer {peer} refused the handshake: check that both sides use the same --key-file"

@@ -689,20 +689,27 @@ fn summarize(
         mbit_per_s(bytes, report.elapsed),
     ))?;
     print(&format!("session: {}", stats_line(&report.stats)))?;
-    let complete = report.end == CloseReason::Remote { code: CLOSE_DONE };
+    let complete = matches!(
+        report.end,
+        CloseReason::Remote {
+            code: CLOSE_DONE,
+            ..
+        }
+    );
     if !complete {
-        let text = match report.end {
+        let text = match &report.end {
             CloseReason::Timeout => {
                 "the sender stopped answering before the end (stopped, or the network between is down)".to_owned()
             }
-            CloseReason::Remote { code } => {
+            CloseReason::Remote { code, .. } => {
                 format!("the sender closed the session before the end (code {code:#x})")
             }
             CloseReason::Local {
                 code: CLOSE_SHUTDOWN,
+                ..
             } => "this receiver stopped and cut it at the end of its grace period".to_owned(),
             CloseReason::Local { .. } => "this receiver closed the session".to_owned(),
-            ref other => format!("the session ended before the end: {other}"),
+            other => format!("the session ended before the end: {other}"),
         };
         print(&format!("incomplete: {text}; partial files were deleted"))?;
         return Ok(Err(CliError::Network(format!(

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::error::{DatagramError, SendError, StreamError};
+use crate::error::{DatagramError, DecisionError, SendError, StreamError};
+use crate::event::CloseText;
 use crate::id::{SessionId, Side};
 use crate::message::SendProgress;
+use crate::peer::PeerParams;
 use crate::session::{SessionCore, State};
 use crate::stats::SessionStats;
 use crate::wire::stream::{StreamId, StreamKind};
@@ -47,6 +49,57 @@ impl Session<'_> {
     /// The peer's address.
     pub fn remote_addr(&self) -> SocketAddr {
         self.core().remote()
+    }
+
+    /// What the peer announced in its handshake packet: a starter's
+    /// Connect (for a session this side accepts, readable while it waits in
+    /// [`State::Incoming`]), a listener's ConnectAck (for a session this
+    /// side started, once established; defaults before).
+    pub fn peer_params(&self) -> PeerParams {
+        self.core().peer_params()
+    }
+
+    /// Accepts a session waiting in [`State::Incoming`] (see
+    /// [`Config::decide_incoming`](crate::Config::decide_incoming)): it is
+    /// established at once, its ConnectAck leaves on the next poll, and
+    /// [`Event::Connected`](crate::Event::Connected) follows, as for a
+    /// session accepted without a decision.
+    ///
+    /// Fails with [`DecisionError::NotIncoming`] for any other session
+    /// (decided already, ended, or started by this side).
+    pub fn accept(&mut self, now: Instant) -> Result<(), DecisionError> {
+        if self.state() != State::Incoming {
+            return Err(DecisionError::NotIncoming);
+        }
+        self.endpoint.stats.sessions_accepted += 1;
+        self.with(|s| s.admit(now));
+        Ok(())
+    }
+
+    /// Refuses a session waiting in [`State::Incoming`] with an application
+    /// `code` and a short `reason` (cut as [`CloseText::new`] does): the
+    /// starter's session ends with
+    /// [`CloseReason::Rejected`](crate::CloseReason::Rejected) carrying
+    /// both, and this one at once with
+    /// [`CloseReason::Local`](crate::CloseReason::Local). The endpoint keeps
+    /// nothing of it but its id (a repeated Connect from the starter is
+    /// dropped), and counts it in
+    /// [`EndpointStats::sessions_refused_by_application`](crate::EndpointStats::sessions_refused_by_application).
+    ///
+    /// The refusal travels under a checksum only, as the transport's own
+    /// refusals do: the starter holds no keys yet, so it is not
+    /// authenticated, and if it is lost the starter times out.
+    ///
+    /// Fails with [`DecisionError::NotIncoming`] for any other session.
+    pub fn refuse(&mut self, code: u64, reason: &str) -> Result<(), DecisionError> {
+        if !self
+            .endpoint
+            .refuse_incoming(self.id, code, CloseText::new(reason))
+        {
+            return Err(DecisionError::NotIncoming);
+        }
+        self.endpoint.refresh_with(self.id, false);
+        Ok(())
     }
 
     /// Whether this side started the session or accepted it.
@@ -195,8 +248,23 @@ impl Session<'_> {
     /// once, queued data is dropped, and [`Event::Closed`](crate::Event::Closed) reports
     /// [`CloseReason::Local`](crate::CloseReason::Local). The peer sees
     /// [`CloseReason::Remote`](crate::CloseReason::Remote) with the same code.
+    /// A session waiting in [`State::Incoming`] is [`refuse`](Self::refuse)d
+    /// with `code` instead.
     pub fn close(&mut self, now: Instant, code: u64) {
-        self.with(|s| s.close(now, code));
+        self.close_with_reason(now, code, "");
+    }
+
+    /// [`close`](Self::close), with a short text beside the code: the peer's
+    /// [`CloseReason::Remote`](crate::CloseReason::Remote) carries both. The
+    /// text is UTF-8 of at most
+    /// [`MAX_CLOSE_REASON`](crate::wire::packet::MAX_CLOSE_REASON) bytes:
+    /// longer text is cut at the last character boundary within the bound
+    /// ([`CloseText::new`]). It travels encrypted when the session is.
+    pub fn close_with_reason(&mut self, now: Instant, code: u64, reason: &str) {
+        self.endpoint
+            .close_session(self.id, now, code, CloseText::new(reason));
+        self.endpoint.refresh_with(self.id, false);
+        self.endpoint.mark_ready(self.id);
     }
 }
 

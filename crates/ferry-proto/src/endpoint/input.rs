@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rand::RngCore;
-use tracing::trace;
+use tracing::{debug, trace};
 
 use crate::config::MIN_MTU;
 use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
 use crate::error::DecodeError;
-use crate::event::TransportCode;
+use crate::event::{CloseReason, CloseText, Event, TransportCode};
 use crate::id::SessionId;
-use crate::session::{SessionCore, own_params, prologue};
+use crate::session::{SessionCore, State, own_params, prologue};
 use crate::wire::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
 use crate::wire::protection::Protection;
 
@@ -173,14 +173,16 @@ impl Endpoint {
             self.stats.dropped_rate_limited += 1;
             return;
         }
-        let mut refusal =
-            if !self.config.accept_incoming || self.sessions.len() >= self.config.max_sessions {
-                Some(TransportCode::Refused)
-            } else if !SessionCore::valid_handshake(&hs) {
-                Some(TransportCode::ProtocolViolation)
-            } else {
-                None
-            };
+        let mut refusal = if !self.config.accept_incoming
+            || self.sessions.len() >= self.config.max_sessions
+            || (self.config.decide_incoming && self.undecided >= self.config.max_pending_handshakes)
+        {
+            Some(TransportCode::Refused)
+        } else if !SessionCore::valid_handshake(&hs) {
+            Some(TransportCode::ProtocolViolation)
+        } else {
+            None
+        };
         // A token proves the address; without one, a listener holding too
         // many sessions still unproven answers with a retry and keeps nothing.
         let proven = !hs.token.is_empty();
@@ -222,9 +224,17 @@ impl Endpoint {
             self.answer_statelessly(from, id, &close);
             return;
         }
-        self.stats.sessions_accepted += 1;
+        let decide = self.config.decide_incoming;
+        if !decide {
+            self.stats.sessions_accepted += 1;
+        }
         let challenge = (!proven).then(|| self.rng.next_u64());
-        let session = SessionCore::accept(
+        let open = if decide {
+            SessionCore::incoming
+        } else {
+            SessionCore::accept
+        };
+        let session = open(
             local,
             id,
             from,
@@ -240,9 +250,53 @@ impl Endpoint {
         if !proven {
             self.unvalidated += 1;
         }
-        self.sessions.insert(local, Slot::new(session, !proven));
+        let mut slot = Slot::new(session, !proven);
+        if decide {
+            slot.counted_undecided = true;
+            self.undecided += 1;
+            self.events.push_back(Event::Incoming { session: local });
+        }
+        self.sessions.insert(local, slot);
         self.aliases.insert(id, local);
         self.touched(local);
+    }
+
+    /// Refuses the incoming session `id` (in [`State::Incoming`]) for the
+    /// application, with its `code` and `reason`: the starter gets a Close
+    /// carrying both, under a checksum only (it holds no keys yet, so the
+    /// refusal is not authenticated), and the session ends here at once
+    /// with [`CloseReason::Local`]. `false` when `id` is not an incoming
+    /// session.
+    pub(super) fn refuse_incoming(&mut self, id: SessionId, code: u64, reason: CloseText) -> bool {
+        let Some(slot) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        if slot.session.state() != State::Incoming {
+            return false;
+        }
+        let (remote, starter) = (slot.session.remote(), slot.session.peer_id());
+        debug!(session = %id, %remote, code, %reason, "incoming session refused by the application");
+        let close = Packet::Close(Close {
+            code: CloseCode::Application(code),
+            reason: reason.to_bytes(),
+        });
+        slot.session.abandon(CloseReason::Local { code, reason });
+        self.stats.sessions_refused_by_application += 1;
+        self.answer_statelessly(remote, starter, &close);
+        true
+    }
+
+    /// An incoming session the application left undecided past its
+    /// deadline ended: tell the starter, statelessly, as a transport
+    /// refusal.
+    pub(super) fn refuse_undecided(&mut self, remote: SocketAddr, starter: SessionId) {
+        debug!(%remote, "incoming session undecided within handshake_timeout: refused");
+        self.stats.sessions_undecided += 1;
+        let close = Packet::Close(Close {
+            code: CloseCode::Transport(TransportCode::Undecided as u64),
+            reason: Bytes::new(),
+        });
+        self.answer_statelessly(remote, starter, &close);
     }
 
     /// The id this listener issues for a session whose starter chose

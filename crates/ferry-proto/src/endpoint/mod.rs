@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::error::{ConfigError, ConnectError};
-use crate::event::Event;
+use crate::event::{CloseText, Event};
 use crate::id::{MAX_SHARDS, SessionId, Shard, issue};
 use crate::message::SendProgress;
 use crate::session::{SessionCore, State};
@@ -149,6 +149,8 @@ pub struct Endpoint {
     retry: RetryTokens,
     /// Sessions whose peers have not yet proved their address.
     unvalidated: usize,
+    /// Incoming sessions waiting for the application's decision.
+    undecided: usize,
     stats: EndpointStats,
     /// The counters of the sessions already forgotten, summed.
     closed_totals: SessionTotals,
@@ -191,6 +193,7 @@ impl Endpoint {
             admission: Admission::default(),
             retry: RetryTokens::new(retry_key),
             unvalidated: 0,
+            undecided: 0,
             stats: EndpointStats::default(),
             closed_totals: SessionTotals::default(),
         })
@@ -369,14 +372,24 @@ impl Endpoint {
         Ok(id)
     }
 
-    /// Closes every session with `code`, as [`Session::close`] does.
+    /// Closes every session with `code`, as [`Session::close`] does
+    /// (refusing those waiting for a decision).
     pub fn close_all(&mut self, now: Instant, code: u64) {
         let ids: Vec<_> = self.sessions.keys().copied().collect();
         for id in ids {
-            if let Some(slot) = self.sessions.get_mut(&id) {
-                slot.session.close(now, code);
-            }
+            self.close_session(id, now, code, CloseText::EMPTY);
             self.touched(id);
+        }
+    }
+
+    /// Closes session `id` with `code` and `reason`; one waiting for the
+    /// application's decision is refused with them.
+    fn close_session(&mut self, id: SessionId, now: Instant, code: u64, reason: CloseText) {
+        if self.refuse_incoming(id, code, reason.clone()) {
+            return;
+        }
+        if let Some(slot) = self.sessions.get_mut(&id) {
+            slot.session.close(now, code, reason);
         }
     }
 
@@ -393,7 +406,12 @@ impl Endpoint {
         for id in due {
             if let Some(slot) = self.sessions.get_mut(&id) {
                 slot.timer_key = None;
+                let undecided = slot.session.state() == State::Incoming;
                 slot.session.handle_timeout(now);
+                if undecided && slot.session.state() == State::Closed {
+                    let (remote, starter) = (slot.session.remote(), slot.session.peer_id());
+                    self.refuse_undecided(remote, starter);
+                }
                 self.touched(id);
             }
         }

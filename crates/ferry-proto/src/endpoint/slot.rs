@@ -22,6 +22,9 @@ pub(super) struct Slot {
     pub(super) queued: bool,
     /// Counted among the endpoint's sessions whose peer's address is unproven.
     pub(super) counted_unvalidated: bool,
+    /// Counted among the endpoint's incoming sessions waiting for the
+    /// application's decision.
+    pub(super) counted_undecided: bool,
 }
 
 impl Slot {
@@ -31,6 +34,7 @@ impl Slot {
             timer_key: None,
             queued: false,
             counted_unvalidated,
+            counted_undecided: false,
         }
     }
 }
@@ -95,6 +99,10 @@ impl Endpoint {
         {
             slot.counted_unvalidated = false;
             self.unvalidated -= 1;
+        }
+        if slot.counted_undecided && session.state() != State::Incoming {
+            slot.counted_undecided = false;
+            self.undecided -= 1;
         }
         // Most calls (a packet sent, an ack taken in) have no event to move.
         if session.has_events() {

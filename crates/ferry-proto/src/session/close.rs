@@ -8,7 +8,7 @@ use tracing::debug;
 
 use super::timer::Timer;
 use crate::error::ProtocolViolation;
-use crate::event::{CloseReason, TransportCode};
+use crate::event::{CloseReason, CloseText, TransportCode};
 use crate::wire::packet::{Close, CloseCode};
 
 use super::{CLOSE_REPEATS, MAX_RTO, SessionCore, SessionEvent, State};
@@ -25,16 +25,24 @@ impl SessionCore {
         match self.state {
             State::Closed => true,
             State::Closing => !self.close_due && self.close_repeats >= CLOSE_REPEATS,
-            State::Init | State::Handshaking | State::Established => false,
+            State::Init | State::Incoming | State::Handshaking | State::Established => false,
         }
     }
 
-    pub(crate) fn close(&mut self, now: Instant, code: u64) {
+    /// Closes with an application `code` and `reason` (empty for none): the
+    /// Close carries both. An incoming session not yet decided on sends
+    /// nothing from here (its keys are the starter's to learn; the endpoint
+    /// answers it statelessly, see `Endpoint::refuse_incoming`).
+    pub(crate) fn close(&mut self, now: Instant, code: u64, reason: CloseText) {
+        if self.state == State::Incoming {
+            self.abandon(CloseReason::Local { code, reason });
+            return;
+        }
         self.close_with(
             now,
             CloseCode::Application(code),
-            Bytes::new(),
-            CloseReason::Local { code },
+            reason.to_bytes(),
+            CloseReason::Local { code, reason },
         );
     }
 
@@ -49,7 +57,7 @@ impl SessionCore {
             return;
         }
         debug!(session = %self.id, reason = %why, "closing session");
-        let contacted = self.state != State::Init;
+        let contacted = !matches!(self.state, State::Init | State::Incoming);
         for stream in self.streams.values_mut() {
             stream.send.clear();
         }
@@ -85,7 +93,7 @@ impl SessionCore {
     }
 
     /// Ends the session at once, without telling the peer (it is gone or silent).
-    pub(super) fn abandon(&mut self, why: CloseReason) {
+    pub(crate) fn abandon(&mut self, why: CloseReason) {
         if self.state == State::Closed {
             return;
         }
@@ -112,9 +120,18 @@ impl SessionCore {
         );
     }
 
+    /// The peer's Close. Before the handshake completed, an application code
+    /// is the listener application's refusal
+    /// ([`CloseReason::Rejected`]); after, the peer's close.
     pub(super) fn on_close(&mut self, c: Close) {
+        let reason = CloseText::from_wire(&c.reason);
         let why = match c.code {
-            CloseCode::Application(code) => CloseReason::Remote { code },
+            CloseCode::Application(code)
+                if matches!(self.state, State::Init | State::Handshaking) =>
+            {
+                CloseReason::Rejected { code, reason }
+            }
+            CloseCode::Application(code) => CloseReason::Remote { code, reason },
             CloseCode::Transport(code) => TransportCode::reason(code),
         };
         self.abandon(why);
@@ -141,25 +158,63 @@ mod tests {
     fn a_close_reaches_the_peer_with_its_code() {
         let mut pair = Pair::established(Config::default());
         let now = pair.now;
-        pair.starter.close(now, 7);
+        pair.starter.close(now, 7, CloseText::EMPTY);
         assert_eq!(pair.starter.state(), State::Closing);
         assert_eq!(
             events(&mut pair.starter),
-            [SessionEvent::Closed(CloseReason::Local { code: 7 })]
+            [SessionEvent::Closed(CloseReason::Local {
+                code: 7,
+                reason: CloseText::EMPTY
+            })]
         );
         pair.exchange();
         assert!(
-            events(&mut pair.listener)
-                .contains(&SessionEvent::Closed(CloseReason::Remote { code: 7 })),
+            events(&mut pair.listener).contains(&SessionEvent::Closed(CloseReason::Remote {
+                code: 7,
+                reason: CloseText::EMPTY
+            })),
         );
         assert_eq!(pair.listener.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_close_with_a_reason_reaches_the_peer_with_its_code_and_text() {
+        let mut pair = Pair::established(Config::default());
+        let now = pair.now;
+        pair.starter
+            .close(now, 9, CloseText::new("maintenance: back at noon"));
+        let (close, _) = pair.starter.retirement().expect("this side closed");
+        assert_eq!(&close.reason[..], b"maintenance: back at noon");
+        pair.exchange();
+        assert!(
+            events(&mut pair.listener).contains(&SessionEvent::Closed(CloseReason::Remote {
+                code: 9,
+                reason: CloseText::new("maintenance: back at noon"),
+            })),
+        );
+    }
+
+    #[test]
+    fn a_close_whose_text_is_not_utf8_is_read_lossily() {
+        let mut pair = Pair::established(Config::default());
+        pair.listener.on_close(Close {
+            code: CloseCode::Application(4),
+            reason: Bytes::from_static(b"caf\xc3"),
+        });
+        assert_eq!(
+            events(&mut pair.listener),
+            [SessionEvent::Closed(CloseReason::Remote {
+                code: 4,
+                reason: CloseText::new("caf\u{fffd}"),
+            })]
+        );
     }
 
     #[test]
     fn a_closed_side_answers_late_packets_with_its_close() {
         let mut pair = Pair::established(Config::default());
         let now = pair.now;
-        pair.starter.close(now, 3);
+        pair.starter.close(now, 3, CloseText::EMPTY);
         let (close, next) = pair.starter.retirement().expect("this side closed");
         assert_eq!(close.code, CloseCode::Application(3));
         assert!(next > 0);

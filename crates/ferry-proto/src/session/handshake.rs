@@ -90,13 +90,8 @@ impl SessionCore {
         s
     }
 
-    /// A session accepted from a peer's connect packet, whose header carried
-    /// the starter's id `peer_id`; `id` is the one the listener issued (already checked and,
-    /// with a key, authenticated: `keys` are the session's packet keys and
-    /// the Noise message 2 its ConnectAcks carry). `challenge` is `None` when
-    /// the connect carried a valid retry token (the peer's address is proven),
-    /// else the token of the path challenge that proves it; `len` is the
-    /// connect datagram's size.
+    /// A session accepted from a peer's connect packet at once: an
+    /// [`incoming`](Self::incoming) session, [`admit`](Self::admit)ted.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn accept(
         id: SessionId,
@@ -111,9 +106,40 @@ impl SessionCore {
         challenge: Option<u64>,
         len: usize,
     ) -> Self {
+        let mut s = Self::incoming(
+            id, peer_id, remote, config, shared, now, pn, peer, keys, challenge, len,
+        );
+        s.admit(now);
+        s
+    }
+
+    /// A session from a peer's connect packet, whose header carried
+    /// the starter's id `peer_id`; `id` is the one the listener issued (already checked and,
+    /// with a key, authenticated: `keys` are the session's packet keys and
+    /// the Noise message 2 its ConnectAcks carry). `challenge` is `None` when
+    /// the connect carried a valid retry token (the peer's address is proven),
+    /// else the token of the path challenge that proves it; `len` is the
+    /// connect datagram's size.
+    ///
+    /// It waits in [`State::Incoming`], sending nothing, until
+    /// [`admit`](Self::admit) (or a refusal, or the `HandshakeDeadline`:
+    /// the application's time to decide is `handshake_timeout`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn incoming(
+        id: SessionId,
+        peer_id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        shared: Shared,
+        now: Instant,
+        pn: u64,
+        peer: &Handshake,
+        keys: Option<(PacketKeys, Bytes)>,
+        challenge: Option<u64>,
+        len: usize,
+    ) -> Self {
         let mut s = Self::new(id, remote, Side::Listener, config, shared, now);
         s.peer_id = peer_id;
-        let encrypted = keys.is_some();
         if let Some((keys, message)) = keys {
             s.use_keys(keys);
             s.auth = message;
@@ -121,22 +147,39 @@ impl SessionCore {
         s.apply_peer_params(peer);
         s.acks
             .on_packet(pn, false, now, Duration::ZERO, 1, Duration::ZERO);
-        s.connect_ack_due = true;
-        s.establish(now);
-        if let Some(token) = challenge {
-            s.validation = Some(Validation {
-                token,
-                // An encrypted peer proves its address by its first packet.
-                due: !encrypted,
-                tries: 0,
-                received: len as u64,
-                sent: 0,
-            });
-            // A peer that never proves its address is dropped.
-            s.timers
-                .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
-        }
+        s.state = State::Incoming;
+        s.validation = challenge.map(|token| Validation {
+            token,
+            // Until the decision, nothing goes; then an encrypted peer
+            // proves its address by its first packet.
+            due: false,
+            tries: 0,
+            received: len as u64,
+            sent: 0,
+        });
+        s.timers
+            .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
         s
+    }
+
+    /// The application accepted an incoming session: established, its
+    /// ConnectAck due. Does nothing in any other state.
+    pub(crate) fn admit(&mut self, now: Instant) {
+        if self.state != State::Incoming {
+            return;
+        }
+        self.connect_ack_due = true;
+        self.establish(now);
+        let encrypted = matches!(self.protection, Protection::Aead(_));
+        if let Some(v) = &mut self.validation {
+            // An encrypted peer proves its address by its first packet.
+            v.due = !encrypted;
+            // A peer that never proves its address is dropped.
+            self.timers.set(
+                Timer::HandshakeDeadline,
+                now + self.config.handshake_timeout,
+            );
+        }
     }
 
     /// Whether the peer proved it receives at its address (always, for a starter).
@@ -161,6 +204,7 @@ impl SessionCore {
     }
 
     pub(super) fn apply_peer_params(&mut self, h: &Handshake) {
+        self.peer_params = h.into();
         self.mtu = self.config.mtu.min(h.max_udp_payload as usize);
         self.peer_max_message = usize::try_from(h.max_message_size).unwrap_or(usize::MAX);
         self.peer_max_data = self.peer_max_data.max(h.initial_max_data);

@@ -40,6 +40,7 @@ use crate::event::StreamEnd;
 use crate::flow::WindowTuner;
 use crate::id::{SessionId, Side};
 use crate::message::SendProgress;
+use crate::peer::PeerParams;
 use crate::recovery::ack::AckTracker;
 use crate::recovery::reorder::ReorderWindow;
 use crate::recovery::rtt::RttEstimator;
@@ -56,6 +57,10 @@ use timer::{Timer, Timers};
 pub enum State {
     /// Created by `connect`; the connect packet has not left yet.
     Init,
+    /// A listener's session whose peer's Connect waits for the
+    /// application's decision (`Config::decide_incoming`): nothing has been
+    /// sent; `accept` establishes it, `refuse` ends it.
+    Incoming,
     /// The connect packet is out; waiting for the acknowledgement.
     Handshaking,
     /// Messages flow both ways.
@@ -144,6 +149,8 @@ pub(crate) struct SessionCore {
     /// coming in in parts (boxed: most sessions never have any).
     parts: Option<Box<Parts>>,
     peer_max_message: usize,
+    /// What the peer announced in its handshake packet.
+    peer_params: PeerParams,
     /// The peer's longest ack delay (our own until the handshake tells).
     peer_max_ack_delay: Duration,
 
@@ -295,6 +302,7 @@ impl SessionCore {
             pmtu: MtuDiscovery::new(mtu, config.max_mtu),
             parts: None,
             peer_max_message: config.max_message_size,
+            peer_params: PeerParams::default(),
             peer_max_ack_delay: config.max_ack_delay,
             next_pn: 0,
             streams: BTreeMap::from([(
@@ -392,6 +400,12 @@ impl SessionCore {
         self.peer_id
     }
 
+    /// What the peer announced in its handshake packet (defaults until it
+    /// arrived).
+    pub(crate) fn peer_params(&self) -> PeerParams {
+        self.peer_params
+    }
+
     pub(crate) fn side(&self) -> Side {
         self.side
     }
@@ -409,7 +423,12 @@ impl SessionCore {
     pub(crate) fn protection_for(&self, kind: PacketKind) -> &Protection {
         match kind {
             PacketKind::Connect | PacketKind::ConnectAck | PacketKind::Retry => &CHECKSUM,
-            PacketKind::Close if matches!(self.state, State::Init | State::Handshaking) => {
+            PacketKind::Close
+                if matches!(
+                    self.state,
+                    State::Init | State::Incoming | State::Handshaking
+                ) =>
+            {
                 &CHECKSUM
             }
             _ => &self.protection,
@@ -486,6 +505,18 @@ impl SessionCore {
                 {
                     // The peer missed our close: say it again, at most once per RTT.
                     self.close_due = true;
+                }
+                return;
+            }
+            State::Incoming => {
+                // Waiting for the application: a repeated Connect is
+                // absorbed (the answer comes with the decision); the
+                // starter's Close (it gave up) ends the session.
+                match packet {
+                    Packet::Close(c) => self.on_close(c),
+                    _ => {
+                        trace!(session = %self.id, kind = ?header.kind, "absorbed while undecided")
+                    }
                 }
                 return;
             }

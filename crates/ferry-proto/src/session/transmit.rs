@@ -161,6 +161,10 @@ impl SessionCore {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Option<usize> {
+        if self.state == State::Incoming {
+            // Nothing goes before the application's decision.
+            return None;
+        }
         if let Some(v) = &mut self.validation {
             let allowed = v
                 .received
@@ -210,7 +214,7 @@ impl SessionCore {
         buf: &mut Vec<u8>,
     ) -> Option<usize> {
         match self.state {
-            State::Closed => return None,
+            State::Closed | State::Incoming => return None,
             State::Closing => {
                 if !self.close_due {
                     return None;

@@ -90,7 +90,7 @@ pub fn receive_messages(net: &mut Network, node: NodeId, count: usize, limit: Du
 /// The close reason in a list of events, if any.
 pub fn closed(events: &[Event]) -> Option<CloseReason> {
     events.iter().find_map(|e| match e {
-        Event::Closed { reason, .. } => Some(*reason),
+        Event::Closed { reason, .. } => Some(reason.clone()),
         _ => None,
     })
 }
