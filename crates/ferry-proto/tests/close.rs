@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Pair, closed, drain};
-use ferry_proto::{CloseReason, SendError, State};
+use ferry_proto::crypto::PreSharedKey;
+use ferry_proto::wire::packet::MAX_CLOSE_REASON;
+use ferry_proto::{CloseReason, CloseText, Config, SendError, State};
 use ferry_sim::LinkConfig;
 
 fn close_from(client_closes: bool, link: LinkConfig, seed: u64) {
@@ -140,4 +142,60 @@ fn closed_session_stays_readable_until_drained() {
     // Once drained, it is gone.
     assert!(pair.net.endpoint(server).session(id).is_none());
     assert_eq!(pair.net.endpoint(server).session_count(), 0);
+}
+
+#[test]
+fn a_close_with_a_reason_reaches_the_peer_with_its_code_and_text_clear_and_encrypted() {
+    for psk in [None, Some(PreSharedKey::from_bytes([6; 32]))] {
+        let config = Config {
+            psk: psk.clone(),
+            ..Config::default()
+        };
+        let mut pair = Pair::with_configs(
+            11,
+            LinkConfig::default()
+                .latency(Duration::from_millis(10))
+                .random_loss(0.2),
+            config.clone(),
+            config,
+        );
+        let id = pair.establish();
+        let now = pair.net.now();
+        // Too long, with a two-byte character across the bound: cut before it.
+        let text = format!("{}é and more", "x".repeat(MAX_CLOSE_REASON - 1));
+        pair.net
+            .endpoint(pair.client)
+            .session(id)
+            .unwrap()
+            .close_with_reason(now, 21, &text);
+        let expected = "x".repeat(MAX_CLOSE_REASON - 1);
+        let (server, client) = (pair.server, pair.client);
+        let mut reasons = (None, None);
+        pair.net.run_until(Duration::from_secs(30), |net| {
+            reasons.0 = reasons.0.take().or(closed(&drain(net, client)));
+            reasons.1 = reasons.1.take().or(closed(&drain(net, server)));
+            reasons.1.is_some()
+        });
+        assert_eq!(
+            reasons.0,
+            Some(CloseReason::Local {
+                code: 21,
+                reason: CloseText::new(&expected),
+            })
+        );
+        let reason = reasons.1.expect("the peer learned the session closed");
+        assert_eq!(
+            reason,
+            CloseReason::Remote {
+                code: 21,
+                reason: CloseText::new(&expected),
+            },
+            "key: {}",
+            psk.is_some()
+        );
+        assert_eq!(
+            reason.to_string(),
+            format!("closed by peer (code 21): {expected}")
+        );
+    }
 }

@@ -7,6 +7,8 @@ pub(crate) mod memory;
 pub(crate) mod pool;
 mod retry;
 mod slot;
+#[cfg(test)]
+mod tests;
 mod timer_index;
 mod transmit;
 
