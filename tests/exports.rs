@@ -12,16 +12,16 @@ macro_rules! every_driver_exports {
         mod $module {
             use ::$krate::{
                 // Handles (each driver's own, or the async ones).
-                ClosedEvents, Endpoint, Session, Stream, StreamIo,
+                ClosedEvents, Endpoint, Incoming, Session, Stream, StreamIo,
                 // Configuration.
                 Config, ConfigError, CongestionControl, EndpointConfig, PreSharedKey, PskError,
                 // Identifiers and kinds.
                 SessionId, Shard, Side, StreamId, StreamKind,
                 // States, close reasons, events.
-                BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, ClosedEvent, DROPPED_CODE,
+                BroadcastReport, CLOSED_EVENTS_CAPACITY, CloseReason, CloseText, ClosedEvent, DROPPED_CODE,
                 ENDPOINT_CLOSED_CODE, ProtocolViolation, State, StreamEnd,
                 // Counters.
-                EndpointStats, SendProgress, SessionStats, ShardStats,
+                EndpointStats, PeerParams, SendProgress, SessionStats, ShardStats,
                 // Shards.
                 MAX_SHARDS,
                 // Errors.

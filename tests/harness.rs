@@ -13,6 +13,8 @@ use ferry_async::types::{
 };
 use futures_lite::future::{self, block_on};
 
+use crate::pending::Pending;
+
 /// The drivers under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
@@ -140,6 +142,8 @@ pub trait Peer: Send + Sync {
     fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError>;
     /// The next incoming session.
     fn accept(&self) -> Option<Box<dyn Conn>>;
+    /// The next peer asking to open a session (`decide_incoming`).
+    fn incoming(&self) -> Option<Box<dyn Pending>>;
     /// How many sessions are open.
     fn session_count(&self) -> usize;
     /// The endpoint's counters.
@@ -197,6 +201,8 @@ pub trait Conn: Send + Sync {
     fn recv_datagram(&self, timeout: Duration) -> Result<Bytes, RecvError>;
     /// Closes with an application code.
     fn close(&self, code: u64);
+    /// Closes with an application code and text.
+    fn close_with_reason(&self, code: u64, reason: &str);
     /// Waits for the end of the session.
     fn closed(&self) -> CloseReason;
     /// Counters.
@@ -256,6 +262,10 @@ impl Peer for AsyncPeer {
 
     fn accept(&self) -> Option<Box<dyn Conn>> {
         block_on(self.endpoint.accept()).map(|s| Box::new(AsyncConn(s)) as Box<dyn Conn>)
+    }
+
+    fn incoming(&self) -> Option<Box<dyn Pending>> {
+        block_on(self.endpoint.incoming()).map(|i| Box::new(i) as Box<dyn Pending>)
     }
 
     fn session_count(&self) -> usize {
@@ -318,7 +328,7 @@ impl Subscription for AsyncSubscription {
     }
 }
 
-struct AsyncConn(ferry_async::Session);
+pub(crate) struct AsyncConn(pub(crate) ferry_async::Session);
 
 impl Conn for AsyncConn {
     fn id(&self) -> SessionId {
@@ -366,6 +376,10 @@ impl Conn for AsyncConn {
 
     fn close(&self, code: u64) {
         self.0.close(code);
+    }
+
+    fn close_with_reason(&self, code: u64, reason: &str) {
+        self.0.close_with_reason(code, reason);
     }
 
     fn closed(&self) -> CloseReason {
@@ -471,6 +485,10 @@ impl Peer for ferry_blocking::Endpoint {
         ferry_blocking::Endpoint::accept(self).map(|s| Box::new(s) as Box<dyn Conn>)
     }
 
+    fn incoming(&self) -> Option<Box<dyn Pending>> {
+        ferry_blocking::Endpoint::incoming(self).map(|i| Box::new(i) as Box<dyn Pending>)
+    }
+
     fn session_count(&self) -> usize {
         ferry_blocking::Endpoint::session_count(self)
     }
@@ -567,6 +585,10 @@ impl Conn for ferry_blocking::Session {
 
     fn close(&self, code: u64) {
         ferry_blocking::Session::close(self, code);
+    }
+
+    fn close_with_reason(&self, code: u64, reason: &str) {
+        ferry_blocking::Session::close_with_reason(self, code, reason);
     }
 
     fn closed(&self) -> CloseReason {

@@ -11,6 +11,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod harness;
+pub mod pending;
 pub mod tapped;
 
 /// The guide's Rust snippets, compiled and run as doc tests so that they stay
