@@ -59,6 +59,16 @@ pub fn encode(
         e.sessions_refused,
     )?;
     f.counter(
+        "sessions_refused_by_application",
+        "Incoming sessions the application refused (decide_incoming)",
+        e.sessions_refused_by_application,
+    )?;
+    f.counter(
+        "sessions_undecided",
+        "Incoming sessions the application did not decide on within handshake_timeout (refused)",
+        e.sessions_undecided,
+    )?;
+    f.counter(
         "sessions_established",
         "Handshakes completed, started or accepted",
         e.sessions_established,

@@ -271,17 +271,19 @@ impl CloseCounts {
             + self.remote
             + self.timeout
             + self.refused
+            + self.rejected
             + self.protocol_error
             + self.authentication_failed
     }
 
     /// Each reason's name (as exporters label it) with its count.
-    pub fn by_name(&self) -> [(&'static str, u64); 6] {
+    pub fn by_name(&self) -> [(&'static str, u64); 7] {
         [
             ("local", self.local),
             ("remote", self.remote),
             ("timeout", self.timeout),
             ("refused", self.refused),
+            ("rejected", self.rejected),
             ("protocol_error", self.protocol_error),
             ("authentication_failed", self.authentication_failed),
         ]
