@@ -140,6 +140,18 @@ fn an_accepted_request_is_an_ordinary_session(driver: Driver) {
         assert_eq!(session.recv().unwrap(), b"pong"[..]);
         assert_eq!(server.sessions(), vec![id]);
         assert_eq!(server.stats().sessions_accepted, 1);
+        // Not offered to `accept` as well: once the endpoint closes, `accept`
+        // has nothing to return.
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                thread::sleep(Duration::from_millis(100));
+                server.close();
+            });
+            assert!(
+                server.accept().is_none(),
+                "an accepted request is not queued"
+            );
+        });
     });
 }
 
@@ -186,6 +198,17 @@ fn a_request_nobody_decides_on_times_out(driver: Driver) {
         );
         assert_eq!(server.stats().sessions_undecided, 1);
         assert_eq!(server.session_count(), 0);
+        // The request left the queue when it ended: nothing is offered.
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                thread::sleep(Duration::from_millis(100));
+                server.close();
+            });
+            assert!(
+                server.incoming().is_none(),
+                "an ended request is not offered"
+            );
+        });
     });
 }
 

@@ -371,10 +371,19 @@ impl State {
                 }
                 Event::Closed { session, reason } => {
                     let stats = self.endpoint.closed_session_stats(session).cloned();
-                    let w = self.waiters(session);
+                    let w = self.sessions.entry(session).or_default();
                     w.closed = Some(reason.clone());
                     w.final_stats = stats;
                     w.wake_all();
+                    if w.undecided
+                        && let Some(at) = self.pending.iter().position(|&id| id == session)
+                    {
+                        // Ended while queued for `Endpoint::incoming`: it
+                        // leaves the queue, which so holds only requests
+                        // still waiting (at most `max_pending_handshakes`).
+                        self.pending.remove(at);
+                        w.undecided = false;
+                    }
                     if !w.held() && !w.undecided && !self.incoming.contains(&session) {
                         self.sessions.remove(&session);
                     }
@@ -641,6 +650,41 @@ mod tests {
             "its own session did not move"
         );
         assert!(!state.ack_watch.contains_key(&SessionId::from(999)));
+    }
+
+    #[test]
+    fn a_request_that_ends_while_queued_leaves_the_queue_and_its_waiters() {
+        let config = ferry_proto::Config {
+            accept_incoming: true,
+            decide_incoming: true,
+            ..ferry_proto::Config::default()
+        };
+        let mut state = State::new(Endpoint::new(config.clone(), 1).unwrap());
+        let mut client = Endpoint::new(ferry_proto::Config::default(), 2).unwrap();
+        let now = std::time::Instant::now();
+        let (client_addr, server_addr) = (
+            "127.0.0.1:1000".parse().unwrap(),
+            "127.0.0.1:2000".parse().unwrap(),
+        );
+        client.connect(now, server_addr).unwrap();
+        let mut buf = Vec::new();
+        while let Some(t) = client.poll_transmit(now, &mut buf) {
+            state
+                .endpoint
+                .handle_datagram(now, client_addr, BytesMut::from(&buf[..t.size]));
+        }
+        state.dispatch_events();
+        assert_eq!(state.pending.len(), 1);
+        let id = state.pending[0];
+        assert!(state.sessions[&id].undecided);
+        assert!(!state.is_open(id), "not open before the decision");
+        // Nobody takes it: the endpoint refuses it at its deadline.
+        state
+            .endpoint
+            .handle_timeout(now + config.handshake_timeout);
+        state.dispatch_events();
+        assert!(state.pending.is_empty());
+        assert!(!state.sessions.contains_key(&id));
     }
 
     #[test]
