@@ -255,7 +255,10 @@ impl Endpoint {
 
     /// The next session a peer opened, once its handshake completed; `None` once
     /// the endpoint is closed. The endpoint must accept sessions
-    /// (`accept_incoming`).
+    /// (`accept_incoming`). With
+    /// [`Config::decide_incoming`](ferry_proto::Config::decide_incoming),
+    /// sessions come from [`incoming`](Self::incoming) instead, and are
+    /// never offered here.
     ///
     /// With several shards, the shards are looked at in turn, a different
     /// one first each time, so that none waits behind another.

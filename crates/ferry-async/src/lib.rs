@@ -94,7 +94,11 @@
 //! waiting for a slow one (the [`BroadcastReport`] says who was blocked),
 //! [`Endpoint::closed_events`] reports every session that closes, with its
 //! [`CloseReason`], and [`Endpoint::set_accept_incoming`] stops new sessions
-//! without touching open ones. A server streaming ticks to its clients:
+//! without touching open ones; with
+//! [`Config::decide_incoming`](ferry_proto::Config::decide_incoming),
+//! [`Endpoint::incoming`] hands each request to the application to
+//! [`accept`](Incoming::accept) or [`refuse`](Incoming::refuse) with a code
+//! and a text. A server streaming ticks to its clients:
 //!
 //! ```no_run
 //! use bytes::Bytes;

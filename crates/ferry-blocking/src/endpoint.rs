@@ -80,7 +80,9 @@ impl Endpoint {
     /// Blocks until a peer opens a session and its handshake completes; `None`
     /// once the endpoint is closed. The endpoint must accept sessions
     /// (`accept_incoming`, as in [`EndpointConfig::server`], or
-    /// [`set_accept_incoming`](Self::set_accept_incoming)).
+    /// [`set_accept_incoming`](Self::set_accept_incoming)). With
+    /// [`Config::decide_incoming`](crate::Config::decide_incoming), sessions
+    /// come from [`incoming`](Self::incoming) instead.
     pub fn accept(&self) -> Option<Session> {
         block_on(self.inner.accept()).map(Session::from_async)
     }

@@ -88,7 +88,9 @@ pub(crate) struct Shared {
 ///   socket receives, [`handle_timeout`](Self::handle_timeout) when the deadline of
 ///   [`poll_timeout`](Self::poll_timeout) passes;
 /// - **application commands** — [`connect`](Self::connect), and `send`,
-///   `send_datagram` and `close` on a [`Session`] handle;
+///   `send_datagram`, `close` and `close_with_reason` on a [`Session`]
+///   handle, with `accept` and `refuse` for an incoming session waiting for
+///   the application's decision ([`Config::decide_incoming`]);
 /// - **output** — [`poll_transmit`](Self::poll_transmit) (or
 ///   [`poll_transmit_batch`](Self::poll_transmit_batch), for segmentation
 ///   offload), [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout).
