@@ -143,8 +143,10 @@ pub struct EndpointStats {
     pub dropped_wrong_address: u64,
     /// Sessions accepted from peers.
     pub sessions_accepted: u64,
-    /// Connects refused: not accepting, `max_sessions` reached, unusable
-    /// handshake parameters, or failed authentication.
+    /// Connects refused by the transport: not accepting, `max_sessions`
+    /// reached (or, with `Config::decide_incoming`, `max_pending_handshakes`
+    /// sessions waiting for a decision), unusable handshake parameters, or
+    /// failed authentication. The application's refusals are counted apart.
     pub sessions_refused: u64,
     /// Incoming sessions the application refused
     /// ([`Session::refuse`](crate::Session::refuse), with
