@@ -99,8 +99,8 @@ impl Incoming {
     /// [`MAX_CLOSE_REASON`](ferry_proto::wire::packet::MAX_CLOSE_REASON)
     /// bytes): the starter's `connect` fails with
     /// [`CloseReason::Rejected`](crate::CloseReason::Rejected) carrying both.
-    /// The refusal is not authenticated (the starter holds no keys yet), and
-    /// if it is lost the starter times out instead.
+    /// The refusal is not authenticated (the starter holds no keys yet); if
+    /// it is lost, the Connect the starter repeats gets it again.
     pub fn refuse(mut self, code: u64, reason: &str) {
         self.decided = true;
         refuse(&self.shared, self.id, code, reason);

@@ -52,7 +52,8 @@ impl Incoming {
     /// (cut at a character boundary to 256 bytes, as
     /// [`CloseText::new`](crate::CloseText::new) does): the starter's `connect` fails with
     /// [`CloseReason::Rejected`](crate::CloseReason::Rejected) carrying both.
-    /// Not authenticated; if lost, the starter times out instead.
+    /// Not authenticated; if lost, the Connect the starter repeats gets it
+    /// again.
     pub fn refuse(self, code: u64, reason: &str) {
         self.inner.refuse(code, reason);
     }

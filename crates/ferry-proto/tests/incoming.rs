@@ -345,3 +345,43 @@ fn without_the_setting_a_listener_accepts_at_once() {
     assert!(events.iter().all(|e| !matches!(e, Event::Incoming { .. })));
     assert_eq!(pair.net.endpoint(pair.server).stats().sessions_accepted, 1);
 }
+
+#[test]
+fn a_lost_refusal_is_sent_again_to_the_repeated_connect() {
+    for seed in 0..10 {
+        let mut pair = deciding(20 + seed, None);
+        // Every other datagram from the listener is lost.
+        pair.net
+            .set_link(pair.server, pair.client, link().random_loss(0.5));
+        pair.connect();
+        let id = next_incoming(&mut pair.net, pair.server);
+        pair.net
+            .endpoint(pair.server)
+            .session(id)
+            .unwrap()
+            .refuse(451, "unavailable here")
+            .unwrap();
+        let reason = next_close(&mut pair.net, pair.client, Duration::from_secs(20));
+        assert_eq!(
+            reason,
+            Some(CloseReason::Rejected {
+                code: 451,
+                reason: CloseText::new("unavailable here"),
+            }),
+            "seed {seed}"
+        );
+        assert!(
+            pair.net.elapsed() < Config::default().handshake_timeout,
+            "seed {seed}: refused before the starter's own deadline, at {:?}",
+            pair.net.elapsed()
+        );
+        assert_eq!(
+            pair.net
+                .endpoint(pair.server)
+                .stats()
+                .sessions_refused_by_application,
+            1,
+            "counted once, however often it is sent"
+        );
+    }
+}

@@ -82,13 +82,14 @@ impl Session<'_> {
     /// [`CloseReason::Rejected`](crate::CloseReason::Rejected) carrying
     /// both, and this one at once with
     /// [`CloseReason::Local`](crate::CloseReason::Local). The endpoint keeps
-    /// nothing of it but its id (a repeated Connect from the starter is
-    /// dropped), and counts it in
+    /// nothing of it but what a retired session leaves (its id and the
+    /// refusal, which a Connect the starter repeats gets again: the first
+    /// may have been lost), and counts it in
     /// [`EndpointStats::sessions_refused_by_application`](crate::EndpointStats::sessions_refused_by_application).
     ///
     /// The refusal travels under a checksum only, as the transport's own
     /// refusals do: the starter holds no keys yet, so it is not
-    /// authenticated, and if it is lost the starter times out.
+    /// authenticated.
     ///
     /// Fails with [`DecisionError::NotIncoming`] for any other session.
     pub fn refuse(&mut self, code: u64, reason: &str) -> Result<(), DecisionError> {

@@ -54,8 +54,11 @@ impl Endpoint {
         };
         let Some(Slot { session, .. }) = self.sessions.get_mut(&id) else {
             if header.kind == PacketKind::Connect {
-                // A late connect for a session already over.
-                self.stats.dropped_unknown_session += 1;
+                // A late connect for a session already over: answered only
+                // if that session was refused (the refusal was lost).
+                if !self.repeat_refusal(id, from, &header, header_len, &mut data) {
+                    self.stats.dropped_unknown_session += 1;
+                }
             } else {
                 self.stats.dropped_unknown_session += 1;
                 let genuine = self.retired_info.get(&id).is_some_and(|r| {
@@ -108,6 +111,8 @@ impl Endpoint {
             peer_id,
             close: Some((close, number)),
             protection,
+            // A refusal is repeated to Connects only (`repeat_refusal`).
+            refused: false,
             ..
         }) = self.retired_info.get_mut(&id)
         else {
@@ -276,27 +281,67 @@ impl Endpoint {
         }
         let (remote, starter) = (slot.session.remote(), slot.session.peer_id());
         debug!(session = %id, %remote, code, %reason, "incoming session refused by the application");
-        let close = Packet::Close(Close {
+        let close = Close {
             code: CloseCode::Application(code),
             reason: reason.to_bytes(),
-        });
+        };
         slot.session.abandon(CloseReason::Local { code, reason });
+        slot.session.keep_refusal(close.clone());
         self.stats.sessions_refused_by_application += 1;
-        self.answer_statelessly(remote, starter, &close);
+        self.answer_statelessly(remote, starter, &Packet::Close(close));
         true
     }
 
     /// An incoming session the application left undecided past its
     /// deadline ended: tell the starter, statelessly, as a transport
-    /// refusal.
-    pub(super) fn refuse_undecided(&mut self, remote: SocketAddr, starter: SessionId) {
+    /// refusal. Returns the refusal, for the session to keep.
+    pub(super) fn refuse_undecided(&mut self, remote: SocketAddr, starter: SessionId) -> Close {
         debug!(%remote, "incoming session undecided within handshake_timeout: refused");
         self.stats.sessions_undecided += 1;
-        let close = Packet::Close(Close {
+        let close = Close {
             code: CloseCode::Transport(TransportCode::Undecided as u64),
             reason: Bytes::new(),
-        });
-        self.answer_statelessly(remote, starter, &close);
+        };
+        self.answer_statelessly(remote, starter, &Packet::Close(close.clone()));
+        close
+    }
+
+    /// A Connect repeated for a session refused while it waited for the
+    /// application's decision, and since retired: the refusal was lost, so
+    /// it goes again, statelessly under the checksum as the first time. Only
+    /// a well-formed Connect of full size from the refused address gets it
+    /// (an answer smaller than the question). `false` when `id` is no such
+    /// session.
+    fn repeat_refusal(
+        &mut self,
+        id: SessionId,
+        from: SocketAddr,
+        header: &Header,
+        header_len: usize,
+        data: &mut BytesMut,
+    ) -> bool {
+        let Some(Retired {
+            remote,
+            peer_id,
+            close: Some((close, _)),
+            refused: true,
+            ..
+        }) = self.retired_info.get(&id)
+        else {
+            return false;
+        };
+        if *remote != from
+            || data.len() < MIN_MTU
+            || Protection::Checksum
+                .open(header.number, header_len, data)
+                .is_err()
+        {
+            return false;
+        }
+        let (starter, close) = (*peer_id, Packet::Close(close.clone()));
+        trace!(session = %id, %from, "refusal repeated to a repeated Connect");
+        self.answer_statelessly(from, starter, &close);
+        true
     }
 
     /// The id this listener issues for a session whose starter chose

@@ -58,6 +58,9 @@ struct Retired {
     /// The close this side sent, repeated to a peer that keeps talking, and the
     /// packet number to send it with.
     close: Option<(Close, u64)>,
+    /// `close` is a stateless refusal of the session while it waited for the
+    /// application's decision: a repeated Connect gets it again.
+    refused: bool,
     /// How the session's packets were protected (an encrypted session's peer
     /// accepts only an encrypted close).
     protection: Protection,
@@ -414,7 +417,10 @@ impl Endpoint {
                 slot.session.handle_timeout(now);
                 if undecided && slot.session.state() == State::Closed {
                     let (remote, starter) = (slot.session.remote(), slot.session.peer_id());
-                    self.refuse_undecided(remote, starter);
+                    let close = self.refuse_undecided(remote, starter);
+                    if let Some(slot) = self.sessions.get_mut(&id) {
+                        slot.session.keep_refusal(close);
+                    }
                 }
                 self.touched(id);
             }

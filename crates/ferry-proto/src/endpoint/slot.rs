@@ -132,6 +132,7 @@ impl Endpoint {
                 peer_id: session.peer_id(),
                 alias: (session.side() == Side::Listener).then(|| session.peer_id()),
                 close: session.retirement(),
+                refused: session.refused(),
                 protection: session.protection().clone(),
                 stats: session.stats(),
                 send_totals: session.send_totals(),

@@ -20,6 +20,19 @@ impl SessionCore {
         self.close_packet.clone().map(|c| (c, self.next_pn))
     }
 
+    /// The endpoint refused this incoming session statelessly with `close`:
+    /// kept so that a Connect repeated after the session is retired gets it
+    /// again (the first may have been lost).
+    pub(crate) fn keep_refusal(&mut self, close: Close) {
+        self.close_packet = Some(close);
+        self.refused = true;
+    }
+
+    /// Whether the close this session retires with is a refusal of it.
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
+    }
+
     /// Closed, or closing with every unprompted Close sent.
     pub(crate) fn close_sent(&self) -> bool {
         match self.state {

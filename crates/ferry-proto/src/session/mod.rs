@@ -254,6 +254,9 @@ pub(crate) struct SessionCore {
 
     // Closing.
     close_packet: Option<Close>,
+    /// `close_packet` is the endpoint's stateless refusal of this incoming
+    /// session, answered again to a repeated Connect once it is retired.
+    refused: bool,
     close_due: bool,
     close_sent_at: Option<Instant>,
     close_repeats: u32,
@@ -367,6 +370,7 @@ impl SessionCore {
             last_ping: None,
             ping_acks_due: VecDeque::new(),
             close_packet: None,
+            refused: false,
             close_due: false,
             close_sent_at: None,
             close_repeats: 0,
