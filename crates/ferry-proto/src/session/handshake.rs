@@ -537,6 +537,62 @@ mod tests {
     }
 
     #[test]
+    fn an_incoming_session_sends_nothing_and_absorbs_repeated_connects_until_admitted() {
+        use crate::session::test_pair::events;
+        let config = Config {
+            max_streams: 5,
+            ..Config::default()
+        };
+        let mut pair = Pair::incoming(config.clone());
+        assert_eq!(pair.listener.state(), State::Incoming);
+        assert_eq!(
+            pair.listener.peer_params(),
+            crate::PeerParams::from(&own_params(&config))
+        );
+        assert!(
+            events(&mut pair.listener).is_empty(),
+            "the endpoint announces it"
+        );
+        // The starter repeats its Connect: absorbed, unanswered.
+        pair.now += Duration::from_secs(2);
+        pair.starter.handle_timeout(pair.now);
+        pair.listener.handle_timeout(pair.now);
+        pair.exchange();
+        assert_eq!(pair.listener.state(), State::Incoming);
+        assert_eq!(pair.starter.state(), State::Handshaking);
+        assert!(pair.listener.stats().packets_received >= 1);
+        assert_eq!(pair.listener.stats().packets_sent, 0);
+        pair.listener.admit(pair.now);
+        pair.exchange();
+        assert_eq!(pair.listener.state(), State::Established);
+        assert_eq!(pair.starter.state(), State::Established);
+        assert!(
+            pair.listener.is_validated(),
+            "the path challenge was answered"
+        );
+        assert!(events(&mut pair.listener).contains(&SessionEvent::Connected));
+    }
+
+    #[test]
+    fn an_incoming_session_left_undecided_ends_at_its_deadline_without_a_word() {
+        use crate::session::test_pair::events;
+        let config = Config::default();
+        let mut pair = Pair::incoming(config.clone());
+        let deadline = pair.now + config.handshake_timeout;
+        assert_eq!(pair.listener.next_timeout(), Some(deadline));
+        pair.listener.handle_timeout(deadline);
+        assert_eq!(pair.listener.state(), State::Closed);
+        assert_eq!(
+            events(&mut pair.listener),
+            [SessionEvent::Closed(CloseReason::Timeout)]
+        );
+        assert!(drain(&mut pair.listener, deadline).is_empty());
+        // Admitting it now does nothing.
+        pair.listener.admit(deadline);
+        assert_eq!(pair.listener.state(), State::Closed);
+    }
+
+    #[test]
     fn parameters_below_the_minimum_are_not_a_valid_handshake() {
         let good = own_params(&Config::default());
         assert!(SessionCore::valid_handshake(&good));

@@ -65,6 +65,21 @@ pub(super) fn open(receiver: &SessionCore, datagram: &[u8]) -> Received {
     }
 }
 
+/// `SessionCore::accept` or `SessionCore::incoming`.
+type OpenListener = fn(
+    SessionId,
+    SessionId,
+    SocketAddr,
+    Arc<Config>,
+    Shared,
+    Instant,
+    u64,
+    &crate::wire::packet::Handshake,
+    Option<(crate::crypto::PacketKeys, bytes::Bytes)>,
+    Option<u64>,
+    usize,
+) -> SessionCore;
+
 /// A starter and, once its Connect arrived, a listener.
 pub(super) struct Pair {
     pub(super) starter: SessionCore,
@@ -75,6 +90,16 @@ pub(super) struct Pair {
 impl Pair {
     /// A starter's Connect, taken in by a new listener; nothing answered yet.
     pub(super) fn connecting(config: Config) -> Self {
+        Self::build(config, SessionCore::accept)
+    }
+
+    /// A starter's Connect, taken in by a listener that waits for the
+    /// application's decision (`SessionCore::incoming`).
+    pub(super) fn incoming(config: Config) -> Self {
+        Self::build(config, SessionCore::incoming)
+    }
+
+    fn build(config: Config, open_listener: OpenListener) -> Self {
         let now = crate::test_support::epoch();
         let config = Arc::new(config);
         let id = SessionId([7; 8]);
@@ -98,7 +123,7 @@ impl Pair {
         let Packet::Connect(hs) = packet else {
             panic!("the first packet is a Connect: {packet:?}")
         };
-        let listener = SessionCore::accept(
+        let listener = open_listener(
             id,
             id,
             STARTER,
