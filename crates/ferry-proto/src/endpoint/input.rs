@@ -309,9 +309,9 @@ impl Endpoint {
     /// A Connect repeated for a session refused while it waited for the
     /// application's decision, and since retired: the refusal was lost, so
     /// it goes again, statelessly under the checksum as the first time. Only
-    /// a well-formed Connect of full size from the refused address gets it
-    /// (an answer smaller than the question). `false` when `id` is no such
-    /// session.
+    /// a Connect of full size that passes its checksum, from the refused
+    /// address, gets it (an answer smaller than the question). `false` when
+    /// `id` is no such session.
     fn repeat_refusal(
         &mut self,
         id: SessionId,
