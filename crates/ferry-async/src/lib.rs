@@ -147,8 +147,9 @@ pub use error::{
     StreamRecvError, StreamSendError,
 };
 pub use ferry_proto::{
-    CloseCounts, CloseReason, Config, EndpointStats, Histogram, SendProgress, SessionId,
-    SessionStats, SessionTotals, State, StreamEnd, StreamId, StreamKind,
+    AuthorizedKeys, CloseCounts, CloseReason, Config, EndpointStats, Histogram, Identity,
+    PublicKey, SendProgress, SessionId, SessionStats, SessionTotals, State, StreamEnd, StreamId,
+    StreamKind,
 };
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};

@@ -197,6 +197,31 @@ pub struct Config {
     /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed)
     /// if the peer forces the other. Without a key it has no effect.
     pub cipher: CipherPreference,
+    /// This endpoint's long-term identity, a static X25519 key pair (see
+    /// [`Identity`](crate::crypto::Identity)): with one, sessions run the
+    /// identity handshake (Noise `IK`, `IKpsk2` if [`psk`](Self::psk) is set
+    /// too), which authenticates both sides by their public keys and
+    /// encrypts every packet. Both sides need an identity, and a starter
+    /// must know the listener's public key ([`listener_key`](Self::listener_key)
+    /// or [`Endpoint::connect_to`](crate::Endpoint::connect_to));
+    /// [`Session::peer_identity`](crate::Session::peer_identity) then names
+    /// the peer. Default `None`.
+    pub identity: Option<crate::crypto::Identity>,
+    /// A starter's pin: the listener's public key, which only that listener
+    /// can answer to. Used by [`Endpoint::connect`](crate::Endpoint::connect)
+    /// when this endpoint has an [`identity`](Self::identity);
+    /// [`Endpoint::connect_to`](crate::Endpoint::connect_to) takes one per
+    /// session instead. Default `None`.
+    pub listener_key: Option<crate::crypto::PublicKey>,
+    /// A listener with an [`identity`](Self::identity): the starters' public
+    /// keys it admits. A starter whose key is not listed is refused with
+    /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed)
+    /// and leaves no state behind. `None` admits any key that completes the
+    /// handshake (each session still knows its peer's). Change it on a
+    /// running endpoint with
+    /// [`Endpoint::set_authorized_keys`](crate::Endpoint::set_authorized_keys)
+    /// (to revoke a key). Default `None`.
+    pub authorized_keys: Option<crate::crypto::AuthorizedKeys>,
 }
 
 impl Default for Config {
@@ -234,6 +259,9 @@ impl Default for Config {
             server_id: None,
             psk: None,
             cipher: CipherPreference::Auto,
+            identity: None,
+            listener_key: None,
+            authorized_keys: None,
         }
     }
 }
@@ -241,6 +269,14 @@ impl Default for Config {
 impl Config {
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.identity.is_none() {
+            if self.listener_key.is_some() {
+                return Err(ConfigError::NeedsIdentity("listener_key"));
+            }
+            if self.authorized_keys.is_some() {
+                return Err(ConfigError::NeedsIdentity("authorized_keys"));
+            }
+        }
         if self.mtu < MIN_MTU {
             return Err(ConfigError::MtuTooSmall {
                 mtu: self.mtu,

@@ -150,6 +150,13 @@ pub struct EndpointStats {
     /// none), or a packet of an encrypted session that did not decrypt
     /// (tampered, forged, or from another session).
     pub dropped_unauthenticated: u64,
+    /// Connects refused: the identity handshake was genuine but the
+    /// starter's public key is not in `Config::authorized_keys` (also counted
+    /// in `sessions_refused`).
+    pub dropped_unauthorized: u64,
+    /// Connects dropped without an answer: a genuine identity handshake whose
+    /// date this listener has seen before, a replay of a recorded one.
+    pub dropped_replayed: u64,
     /// Dropped without an answer: a connect for a new session from a source
     /// address that already started `max_handshakes_per_source` this second
     /// (or, under a flood of addresses, from one the listener had no room to
@@ -185,6 +192,8 @@ impl EndpointStats {
             sessions_accepted,
             sessions_refused,
             dropped_unauthenticated,
+            dropped_unauthorized,
+            dropped_replayed,
             dropped_rate_limited,
             retries_sent,
             dropped_invalid_token,
@@ -200,6 +209,8 @@ impl EndpointStats {
         self.sessions_accepted += sessions_accepted;
         self.sessions_refused += sessions_refused;
         self.dropped_unauthenticated += dropped_unauthenticated;
+        self.dropped_unauthorized += dropped_unauthorized;
+        self.dropped_replayed += dropped_replayed;
         self.dropped_rate_limited += dropped_rate_limited;
         self.retries_sent += retries_sent;
         self.dropped_invalid_token += dropped_invalid_token;

@@ -160,6 +160,9 @@
 mod cipher;
 #[cfg(test)]
 mod cipher_tests;
+mod identity;
+#[cfg(test)]
+mod identity_tests;
 mod keys;
 mod noise;
 mod psk;
@@ -171,6 +174,7 @@ use thiserror::Error;
 pub use cipher::{
     Cipher, CipherPreference, NegotiationError, encode_offer, encode_reply, hardware_aes, negotiate,
 };
+pub use identity::{AuthorizedKeys, Identity, KeyError, PublicKey};
 pub use keys::{PacketKeys, nonce};
 pub use noise::Handshake;
 pub use psk::PreSharedKey;
@@ -197,8 +201,20 @@ const NOISE_MAX_MESSAGE: usize = 65_535;
 pub const MAX_HANDSHAKE_PAYLOAD: usize =
     NOISE_MAX_MESSAGE - HANDSHAKE_OVERHEAD - MAX_NEGOTIATION_LEN;
 
-/// The Noise protocol name of Ferry's handshake.
+/// The Noise protocol name of Ferry's pre-shared-key handshake.
 pub const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+
+/// The Noise protocol name of Ferry's identity handshake (static keys on
+/// both sides, the starter knowing the listener's).
+pub const NOISE_PATTERN_IDENTITY: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+
+/// The identity handshake with a pre-shared key mixed in as well.
+pub const NOISE_PATTERN_IDENTITY_PSK: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
+
+/// Bytes the identity handshake's message 1 adds on top of
+/// [`HANDSHAKE_OVERHEAD`]: the starter's static public key, encrypted (32
+/// bytes and a 16-byte tag).
+pub const STATIC_KEY_OVERHEAD: usize = 32 + TAG_LEN;
 
 /// A pre-shared key could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -11,7 +11,7 @@ use tracing::{debug, trace, warn};
 
 use super::timer::Timer;
 use crate::config::{Config, MIN_MTU};
-use crate::crypto::{CryptoError, Handshake as Noise, PacketKeys};
+use crate::crypto::{CryptoError, Handshake as Noise, PacketKeys, PublicKey};
 use crate::endpoint::Shared;
 use crate::error::ProtocolViolation;
 use crate::event::CloseReason;
@@ -46,6 +46,17 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
     }
 }
 
+/// What a listener's half of an encrypted handshake hands the new session.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    /// The session's packet keys.
+    pub(crate) keys: PacketKeys,
+    /// Noise message 2, which every ConnectAck carries.
+    pub(crate) message: Bytes,
+    /// The starter's authenticated public key (identity handshake only).
+    pub(crate) peer: Option<PublicKey>,
+}
+
 /// A listener's proof that its peer receives at the address it sends from,
 /// until it comes: with a key, any packet that opens under the session's
 /// keys (which need the ConnectAck); without, the answer to a path challenge
@@ -65,21 +76,51 @@ pub(super) struct Validation {
 
 impl SessionCore {
     /// A session started by this side: the connect packet goes out on the next poll.
+    ///
+    /// With an identity, `listener` is the pinned listener key and
+    /// `timestamp` this side's clock for the listener's replay check
+    /// (microseconds since the Unix epoch, 0 for none).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn connect(
         id: SessionId,
         remote: SocketAddr,
         config: Arc<Config>,
         shared: Shared,
         now: Instant,
+        listener: Option<PublicKey>,
+        timestamp: u64,
         rng: &mut impl rand::CryptoRng,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Starter, config, shared, now);
-        if let Some(psk) = &s.config.psk {
-            let mut noise = Noise::initiator_with(psk, &prologue(id), s.config.cipher, rng);
+        let (noise, payload) = match (&s.config.identity, listener) {
+            (Some(identity), Some(listener)) => {
+                let noise = Noise::initiator_with_identity(
+                    identity,
+                    &listener,
+                    s.config.psk.as_ref(),
+                    &prologue(id),
+                    s.config.cipher,
+                    rng,
+                );
+                // Message 1 carries the clock the listener's replay check
+                // reads; nothing secret (its secrecy rests on static keys
+                // only, not on an ephemeral one).
+                (Some(noise), timestamp.to_be_bytes().to_vec())
+            }
+            (None, None) => (
+                s.config
+                    .psk
+                    .as_ref()
+                    .map(|psk| Noise::initiator_with(psk, &prologue(id), s.config.cipher, rng)),
+                // Only the cipher offer, which the Noise handshake adds.
+                Vec::new(),
+            ),
+            // Refused by `Endpoint::connect` before a session exists.
+            _ => (None, Vec::new()),
+        };
+        if let Some(mut noise) = noise {
             let mut message = Vec::new();
-            // Message 1 carries nothing secret (it has no forward secrecy):
-            // only the cipher offer, which the Noise handshake adds.
-            if noise.write_message(&[], &mut message).is_ok() {
+            if noise.write_message(&payload, &mut message).is_ok() {
                 s.auth = message.into();
                 s.noise = Some(Box::new(noise));
             }
@@ -107,16 +148,22 @@ impl SessionCore {
         now: Instant,
         pn: u64,
         peer: &Handshake,
-        keys: Option<(PacketKeys, Bytes)>,
+        keys: Option<Authenticated>,
         challenge: Option<u64>,
         len: usize,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Listener, config, shared, now);
         s.peer_id = peer_id;
         let encrypted = keys.is_some();
-        if let Some((keys, message)) = keys {
+        if let Some(Authenticated {
+            keys,
+            message,
+            peer,
+        }) = keys
+        {
             s.use_keys(keys);
             s.auth = message;
+            s.peer_identity = peer;
         }
         s.apply_peer_params(peer);
         s.acks
@@ -260,6 +307,7 @@ impl SessionCore {
                 debug!(session = %self.id, "connect ack failed authentication");
                 return;
             }
+            self.peer_identity = noise.remote_identity();
             match self.noise.take().map(|noise| noise.into_keys()) {
                 Some(Ok(keys)) => self.use_keys(keys),
                 _ => {
@@ -416,6 +464,8 @@ mod tests {
             Arc::new(config),
             Shared::default(),
             now,
+            None,
+            0,
             &mut rng,
         );
         let connect = drain(&mut starter, now);

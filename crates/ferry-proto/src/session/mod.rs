@@ -16,7 +16,7 @@ pub(crate) mod timer;
 mod transmit;
 
 use handshake::Validation;
-pub(crate) use handshake::{own_params, prologue};
+pub(crate) use handshake::{Authenticated, own_params, prologue};
 use mtu::MtuDiscovery;
 use parts::Parts;
 use path::PathCheck;
@@ -204,6 +204,10 @@ pub(crate) struct SessionCore {
     auth: Bytes,
     /// ConnectAcks that failed authentication (forged, or another key).
     auth_failures: u32,
+    /// The peer's authenticated public key (identity handshake): the
+    /// starter's, from message 1, at a listener; the pinned listener key at a
+    /// starter, once message 2 proved it.
+    peer_identity: Option<crate::crypto::PublicKey>,
     connect_due: bool,
     connect_ack_due: bool,
     connects_sent: u32,
@@ -334,6 +338,7 @@ impl SessionCore {
             noise: None,
             auth: Bytes::new(),
             auth_failures: 0,
+            peer_identity: None,
             connect_due: false,
             connect_ack_due: false,
             connects_sent: 0,
@@ -394,6 +399,12 @@ impl SessionCore {
 
     pub(crate) fn side(&self) -> Side {
         self.side
+    }
+
+    /// The peer's authenticated public key, once the identity handshake
+    /// proved it.
+    pub(crate) fn peer_identity(&self) -> Option<crate::crypto::PublicKey> {
+        self.peer_identity
     }
 
     pub(crate) fn state(&self) -> State {

@@ -85,6 +85,8 @@ impl Pair {
             config.clone(),
             Shared::default(),
             now,
+            None,
+            0,
             &mut rng,
         );
         let connect = drain(&mut starter, now);
