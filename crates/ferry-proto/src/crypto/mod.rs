@@ -1,4 +1,5 @@
-//! Authenticated encryption for sessions whose two endpoints share a key.
+//! Authenticated encryption for sessions whose two endpoints share a key or
+//! know each other's public keys.
 //!
 //! This module holds the building blocks; it does no I/O and reads no clock,
 //! and given the same inputs (including the caller's random generator) it
@@ -145,6 +146,31 @@
 //! authenticates membership of the group that shares it, not an individual
 //! peer. If it leaks, future sessions can be impersonated or intercepted (but
 //! not past ones, see above); replace it on both sides.
+//!
+//! # Identities
+//!
+//! A pre-shared key names a group; an [`Identity`] names one endpoint. With
+//! `Config::identity` set on both sides, the handshake is
+//! [`NOISE_PATTERN_IDENTITY`] (`Noise_IK_25519_ChaChaPoly_BLAKE2s`), or
+//! [`NOISE_PATTERN_IDENTITY_PSK`] (`Noise_IKpsk2_…`) with a pre-shared key as
+//! well: still two messages, one round trip.
+//!
+//! ```text
+//! IK:
+//!   <- s                  the listener's static key, pinned by the starter beforehand
+//!   -> e, es, s, ss       message 1: the starter's static key travels encrypted
+//!   <- e, ee, se          message 2
+//! ```
+//!
+//! Message 1 is [`STATIC_KEY_OVERHEAD`] (48) bytes longer than in the
+//! pre-shared-key handshake, and its payload carries an 8-byte date after the
+//! cipher offer (for the listener's replay check; `docs/protocol.md` §6.13).
+//! [`Handshake::remote_identity`] gives the peer's authenticated static key:
+//! the responder checks it against its [`AuthorizedKeys`] before answering,
+//! so a stranger or a revoked key costs it two Diffie-Hellman operations and
+//! no state. The starter's identity is hidden from everyone but the listener
+//! (not forward-secretly: the listener's private key, stolen later, reveals
+//! it); the packet keys are forward secret (`ee`, `se`).
 //!
 //! # Randomness
 //!
