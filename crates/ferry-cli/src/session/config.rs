@@ -384,7 +384,9 @@ fn parse_with_key(
 fn config_key(e: &ConfigError) -> &'static str {
     match e {
         ConfigError::MtuTooSmall { .. } | ConfigError::MtuTooLarge { .. } => "mtu",
-        ConfigError::ZeroDuration(key) | ConfigError::Zero(key) => key,
+        ConfigError::ZeroDuration(key)
+        | ConfigError::Zero(key)
+        | ConfigError::NeedsIdentity(key) => key,
         ConfigError::TooLarge { field, .. } | ConfigError::MaxBelowInitial { field, .. } => field,
         ConfigError::WindowTooSmall { .. } => "recv_window",
         ConfigError::StreamWindowTooSmall { .. } => "stream_recv_window",

@@ -201,6 +201,15 @@ impl Identity {
     }
 }
 
+impl FromStr for Identity {
+    type Err = KeyError;
+
+    /// Same as [`Identity::parse`].
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        Self::parse(text)
+    }
+}
+
 impl PartialEq for Identity {
     /// Two identities are equal when their public keys are (the public key
     /// is derived from the private one).
