@@ -76,6 +76,16 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_the_matching_public_key(
     );
     // Nothing else in the directory: no temporary file left.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    // A private key others may read is used, with a warning.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = run(&["-v", "keygen", "--public", path(&file)]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(stdout.trim(), replaced);
+        assert!(stderr.contains("readable by other users"), "{stderr}");
+    }
 }
 
 #[test]

@@ -85,7 +85,8 @@ pub const MAX_MS: u64 = 86_400_000;
 pub struct SessionOptions {
     /// A TOML configuration file; its `[session]` table holds the session
     /// settings (mtu, congestion, timeouts in ms, windows and buffers in
-    /// bytes, key_file); see `ferry config check`.
+    /// bytes, key_file, identity_file, authorized_keys_file, peer_key); see
+    /// `ferry config check`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The pre-shared key, 64 hexadecimal digits in a file: sessions are

@@ -213,7 +213,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     if dropped > unauthenticated {
                         warn!(
                             dropped = dropped - unauthenticated,
-                            "datagrams failed authentication: a peer may use another key; check that both sides use the same --key-file"
+                            "datagrams failed authentication: a peer may use another key; check that both sides use the same --key-file, and that starters pin this side's public key (--peer-key)"
                         );
                         unauthenticated = dropped;
                     }
