@@ -357,3 +357,44 @@ fn forward_server_allows_a_target_to_one_peer_and_refuses_it_to_another() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_perf_test_between_identities_is_encrypted_and_the_server_names_the_client() {
+    let keys = Keys::new();
+    let mut server = Server::start(&[
+        "perf",
+        "server",
+        "-v",
+        "--listen",
+        "127.0.0.1:0",
+        "--once",
+        "--identity",
+        path(&keys.file("server.key")),
+        "--authorized-keys",
+        path(&keys.file("authorized_keys")),
+    ]);
+    let out = run(&[
+        "perf",
+        "client",
+        &server.addr.to_string(),
+        "--json",
+        "-n",
+        "1000000",
+        "--identity",
+        path(&keys.file("alice.key")),
+        "--peer-key",
+        path(&keys.file("server.key.pub")),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["encrypted"], true, "{report}");
+    assert_eq!(report["upload"]["bytes"], 1_000_000, "{report}");
+    let _ = server.child.kill();
+    let (_, _, log) = server.wait(WAIT);
+    assert!(
+        log.contains("perf test from an authenticated peer")
+            && log.contains(&format!("alice ({}…)", &keys.alice[..8])),
+        "{log}"
+    );
+}
