@@ -248,7 +248,7 @@ pub enum PskError {
     /// The text does not hold exactly 64 hexadecimal digits.
     #[error(
         "pre-shared key has {found} characters, expected 64 hexadecimal digits (32 bytes): \
-         generate a key with `PreSharedKey::generate` and store its hex form"
+         create one with `ferry keygen --psk FILE` (or `PreSharedKey::generate`, stored in its hex form)"
     )]
     WrongLength {
         /// Characters found (after trimming surrounding whitespace).
