@@ -565,9 +565,7 @@ fn parse_skipping(text: &str, origin: &Path, skip: Skip) -> Result<SessionSettin
 fn config_key(e: &ConfigError) -> &'static str {
     match e {
         ConfigError::MtuTooSmall { .. } | ConfigError::MtuTooLarge { .. } => "mtu",
-        ConfigError::ZeroDuration(key)
-        | ConfigError::Zero(key)
-        | ConfigError::NeedsIdentity(key) => key,
+        ConfigError::ZeroDuration(key) | ConfigError::Zero(key) => key,
         ConfigError::TooLarge { field, .. } | ConfigError::MaxBelowInitial { field, .. } => field,
         ConfigError::WindowTooSmall { .. } => "recv_window",
         ConfigError::StreamWindowTooSmall { .. } => "stream_recv_window",
