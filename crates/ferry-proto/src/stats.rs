@@ -128,6 +128,14 @@ pub struct SessionStats {
     /// Fragments sent in parts (DataPart packets): cut for a larger MTU than
     /// the path carries after a fall back.
     pub fragments_split: u64,
+    /// Key updates this side made: times it moved its sending keys to the
+    /// next generation (`Config::key_update_packets`,
+    /// `Config::key_update_interval`). Always 0 without a pre-shared key,
+    /// or with a peer that does not follow key updates.
+    pub key_updates_sent: u64,
+    /// Key updates of the peer's this side followed: times a packet under
+    /// the peer's next generation of keys arrived and receiving moved to it.
+    pub key_updates_received: u64,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.

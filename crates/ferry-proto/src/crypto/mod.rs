@@ -194,6 +194,7 @@ mod noise;
 mod psk;
 #[cfg(test)]
 mod tests;
+pub mod update;
 
 use thiserror::Error;
 
@@ -204,6 +205,7 @@ pub use identity::{AuthorizedKeys, Identity, KeyError, PublicKey};
 pub use keys::{PacketKeys, nonce};
 pub use noise::Handshake;
 pub use psk::PreSharedKey;
+pub use update::RecvGeneration;
 
 /// Bytes the authentication tag adds to each packet (the trailer of a sealed
 /// packet).

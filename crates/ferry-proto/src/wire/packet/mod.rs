@@ -39,6 +39,20 @@ pub const MAX_HEADER_LEN: usize = FIXED_HEADER_LEN + 8;
 /// [`PacketKind::may_carry_ack`]).
 pub const ACK_FLAG: u8 = 0x80;
 
+/// Set in the kind byte of an encrypted packet sealed under an odd
+/// generation of its sender's keys: the key phase (see
+/// [`crate::crypto::update`]). Never set on a packet under a checksum, nor
+/// on Connect, ConnectAck or Retry, which always travel under one.
+pub const KEY_PHASE: u8 = 0x40;
+
+/// A bit of [`Handshake::features`]: this side follows the peer's key
+/// updates (and, if configured, makes its own), see
+/// [`crate::crypto::update`].
+pub const FEATURE_KEY_UPDATE: u64 = 0x01;
+
+/// The [`Handshake::features`] this version supports.
+pub const FEATURES: u64 = FEATURE_KEY_UPDATE;
+
 /// The most ranges an ack or repeat request may carry.
 pub const MAX_RANGES: usize = 64;
 
@@ -130,6 +144,10 @@ pub struct Header {
     /// The body starts with an ack ([`ACK_FLAG`]; only on kinds that
     /// [may carry one](PacketKind::may_carry_ack)).
     pub with_ack: bool,
+    /// The key phase ([`KEY_PHASE`]): the low bit of the generation of the
+    /// keys that sealed the packet. The sender's protection sets it when
+    /// sealing; always `false` under a checksum.
+    pub key_phase: bool,
 }
 
 impl Header {
@@ -141,7 +159,9 @@ impl Header {
     /// Appends the header to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
-        out.push(self.kind as u8 | if self.with_ack { ACK_FLAG } else { 0 });
+        let ack = if self.with_ack { ACK_FLAG } else { 0 };
+        let phase = if self.key_phase { KEY_PHASE } else { 0 };
+        out.push(self.kind as u8 | ack | phase);
         out.extend_from_slice(&self.session.0);
         put_varint(out, self.number);
     }
@@ -154,9 +174,19 @@ impl Header {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let byte = r.u8()?;
-        let kind = PacketKind::from_u8(byte & !ACK_FLAG)?;
+        let kind = PacketKind::from_u8(byte & !(ACK_FLAG | KEY_PHASE))
+            .map_err(|_| DecodeError::UnknownKind(byte))?;
         let with_ack = byte & ACK_FLAG != 0;
+        let key_phase = byte & KEY_PHASE != 0;
         if with_ack && !kind.may_carry_ack() {
+            return Err(DecodeError::UnknownKind(byte));
+        }
+        if key_phase
+            && matches!(
+                kind,
+                PacketKind::Connect | PacketKind::ConnectAck | PacketKind::Retry
+            )
+        {
             return Err(DecodeError::UnknownKind(byte));
         }
         let session = SessionId(r.array()?);
@@ -167,6 +197,7 @@ impl Header {
                 session,
                 number,
                 with_ack,
+                key_phase,
             },
             r.position(),
         ))
@@ -202,12 +233,29 @@ pub struct Handshake {
     /// proving the starter receives at its address. Empty otherwise, and
     /// then not encoded.
     pub token: Bytes,
+    /// Optional features this side supports, as bits ([`FEATURES`]): a
+    /// starter announces every one it supports, a listener those of the
+    /// starter's it supports too. Encoded after `token` only when not zero
+    /// (older decoders ignore what follows `token`), and then also at the
+    /// end of [`encode_params`](Self::encode_params), so that message 2
+    /// authenticates the listener's answer. Unknown bits are ignored.
+    pub features: u64,
 }
 
 impl Handshake {
-    /// The parameters without `auth`, encoded: what message 2's payload
-    /// repeats so that the listener's parameters are authenticated.
+    /// The parameters without `auth` and `token`, encoded: what message 2's
+    /// payload repeats so that the listener's parameters are authenticated.
+    /// `features` comes last, only when not zero.
     pub fn encode_params(&self, out: &mut Vec<u8>) {
+        self.encode_fixed(out);
+        if self.features != 0 {
+            put_varint(out, self.features);
+        }
+    }
+
+    /// The fields before `auth`: the varints and, in a ConnectAck, the
+    /// listener's id.
+    fn encode_fixed(&self, out: &mut Vec<u8>) {
         put_varint(out, self.max_udp_payload);
         put_varint(out, self.max_message_size);
         put_varint(out, self.initial_max_data);
@@ -407,14 +455,18 @@ impl Packet {
     pub fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Self::Connect(h) | Self::ConnectAck(h) => {
-                h.encode_params(out);
-                if !h.auth.is_empty() || !h.token.is_empty() {
+                h.encode_fixed(out);
+                let features = h.features != 0;
+                if !h.auth.is_empty() || !h.token.is_empty() || features {
                     put_varint(out, h.auth.len() as u64);
                     out.extend_from_slice(&h.auth);
                 }
-                if !h.token.is_empty() {
+                if !h.token.is_empty() || features {
                     put_varint(out, h.token.len() as u64);
                     out.extend_from_slice(&h.token);
+                }
+                if features {
+                    put_varint(out, h.features);
                 }
             }
             Self::Data(d) => {
@@ -494,6 +546,7 @@ impl Packet {
             session,
             number,
             with_ack: ack.is_some(),
+            key_phase: false,
         }
         .encode(out);
         if let Some(ack) = ack {
@@ -517,6 +570,7 @@ impl Packet {
                     listener_id: None,
                     auth: Bytes::new(),
                     token: Bytes::new(),
+                    features: 0,
                 };
                 if kind == PacketKind::ConnectAck {
                     let id = r.bytes(8)?;
@@ -538,6 +592,11 @@ impl Packet {
                     let start = r.position();
                     r.bytes(len)?;
                     h.token = body.slice(start..start + len);
+                }
+                // Announced features, if any; a Connect's zero padding reads
+                // as none, and so does whatever is not a varint there.
+                if r.remaining() > 0 {
+                    h.features = r.varint().unwrap_or(0);
                 }
                 // Connect is padded; the rest is ignored.
                 r.rest();
