@@ -124,6 +124,148 @@ mod tests {
         );
     }
 
+    use crate::crypto::{Cipher, PacketKeys};
+    use crate::error::DecodeError;
+    use bytes::BytesMut;
+
+    /// The two sides of one session: `a` sends with what `b` receives with.
+    fn pair(cipher: Cipher) -> (PacketKeys, PacketKeys) {
+        let (x, y) = ([0x11; 32], [0x22; 32]);
+        (
+            PacketKeys::new(cipher, &x, &y),
+            PacketKeys::new(cipher, &y, &x),
+        )
+    }
+
+    /// A packet `number` sealed by `keys`, its kind byte carrying the phase
+    /// as the protection layer sets it.
+    fn sealed(keys: &PacketKeys, number: u64) -> BytesMut {
+        let phase = if keys.send_phase() { 0x40 } else { 0 };
+        let mut packet = vec![1, 0x03 | phase, 9, 9, 9, 9, 9, 9, 9, 9, number as u8];
+        packet.extend_from_slice(b"body of the packet");
+        keys.seal(number, 11, &mut packet);
+        BytesMut::from(&packet[..])
+    }
+
+    fn open(keys: &PacketKeys, number: u64, mut packet: BytesMut) -> Result<(), DecodeError> {
+        let phase = packet[1] & 0x40 != 0;
+        keys.open_in_phase(number, phase, 11, &mut packet)?;
+        assert_eq!(&packet[11..], b"body of the packet");
+        Ok(())
+    }
+
+    #[test]
+    fn both_sides_derive_the_same_generations_for_both_ciphers() {
+        for cipher in Cipher::ALL {
+            let (mut a, mut b) = pair(cipher);
+            let mut number = 0;
+            for generation in 0..5u64 {
+                assert_eq!(a.send_generation(), generation);
+                assert_eq!(a.send_phase(), generation % 2 == 1);
+                for _ in 0..3 {
+                    let packet = sealed(&a, number);
+                    let phase = packet[1] & 0x40 != 0;
+                    let expected = if generation == b.recv_generation() {
+                        RecvGeneration::Current
+                    } else {
+                        RecvGeneration::Next
+                    };
+                    assert_eq!(b.recv_generation_for(number, phase), Some(expected));
+                    open(&b, number, packet).unwrap();
+                    if expected == RecvGeneration::Next {
+                        b.update_recv(number);
+                    }
+                    assert_eq!(b.recv_generation(), generation);
+                    number += 1;
+                }
+                a.update_send();
+            }
+            // The other direction never moved.
+            assert_eq!(b.send_generation(), 0);
+            assert_eq!(a.recv_generation(), 0);
+            open(&a, 0, sealed(&b, 0)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_packet_of_another_generation_opens_under_no_other_key() {
+        let (mut a, b) = pair(Cipher::ChaCha20Poly1305);
+        let old = sealed(&a, 4);
+        a.update_send();
+        let new = sealed(&a, 5);
+        // The current key does not open a packet of the next generation, nor
+        // the next key one of the current generation.
+        assert_eq!(b.open(5, 11, &mut new.clone()), Err(DecodeError::Integrity));
+        let mut flipped = old.clone();
+        flipped[1] ^= 0x40;
+        assert_eq!(open(&b, 4, flipped), Err(DecodeError::Integrity));
+        // A forged packet in the other phase moves nothing.
+        assert_eq!(b.recv_generation(), 0);
+        open(&b, 4, old).unwrap();
+        open(&b, 5, new).unwrap();
+    }
+
+    #[test]
+    fn late_packets_open_under_the_previous_keys_until_they_are_discarded() {
+        let (mut a, mut b) = pair(Cipher::Aes256Gcm);
+        let late = sealed(&a, 40);
+        a.update_send();
+        b.update_recv(50);
+        let first = sealed(&a, 50);
+        open(&b, 50, first).unwrap();
+        assert!(b.has_previous());
+        assert_eq!(
+            b.recv_generation_for(40, false),
+            Some(RecvGeneration::Previous)
+        );
+        open(&b, 40, late.clone()).unwrap();
+        // At or above the first number of the new generation, the other
+        // phase is the generation after: the late packet cannot pass for it.
+        assert_eq!(b.recv_generation_for(60, false), Some(RecvGeneration::Next));
+        b.discard_previous();
+        assert!(!b.has_previous());
+        assert_eq!(b.recv_generation_for(40, false), None);
+        // Replayed after the window: no key opens it, and the bytes stay.
+        let mut replay = late.clone();
+        assert_eq!(
+            b.open_in_phase(40, false, 11, &mut replay),
+            Err(DecodeError::Integrity)
+        );
+        assert_eq!(replay, late);
+    }
+
+    #[test]
+    fn a_send_update_replaces_the_key_and_the_secret() {
+        let (mut a, _) = pair(Cipher::ChaCha20Poly1305);
+        let before = sealed(&a, 1);
+        a.update_send();
+        assert_ne!(sealed(&a, 1)[11..], before[11..]);
+        // Derived from the handshake output as the module documentation says.
+        let s1 = next_secret(&Secret([0x11; 32]));
+        let k1 = packet_key(&s1);
+        let receiver = PacketKeys::new(Cipher::ChaCha20Poly1305, &[0; 32], &k1.0);
+        receiver.open(1, 11, &mut sealed(&a, 1)).unwrap();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_open_and_never_panic(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            number in proptest::prelude::any::<u64>(),
+            phase in proptest::prelude::any::<bool>(),
+            header_len in 0usize..64,
+            moved in proptest::prelude::any::<bool>(),
+        ) {
+            let (_, mut b) = pair(Cipher::ChaCha20Poly1305);
+            if moved {
+                b.update_recv(number / 2);
+            }
+            let mut packet = BytesMut::from(&data[..]);
+            proptest::prop_assert!(b.open_in_phase(number, phase, header_len, &mut packet).is_err());
+            proptest::prop_assert_eq!(packet.len(), data.len());
+        }
+    }
+
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }

@@ -200,6 +200,59 @@ mod tests {
     }
 
     #[test]
+    fn the_key_phase_bit_follows_the_sending_generation_and_only_under_keys() {
+        use crate::crypto::{Handshake, PreSharedKey};
+        use rand::SeedableRng;
+
+        let psk = PreSharedKey::from_bytes([6; 32]);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let mut i = Handshake::initiator(&psk, b"prologue", &mut rng);
+        let mut r = Handshake::responder(&psk, b"prologue", &mut rng);
+        let (mut m1, mut m2) = (Vec::new(), Vec::new());
+        i.write_message(b"", &mut m1).unwrap();
+        r.read_message(&m1, &mut Vec::new()).unwrap();
+        r.write_message(b"", &mut m2).unwrap();
+        i.read_message(&m2, &mut Vec::new()).unwrap();
+        let mut sender = Protection::Aead(i.into_keys().unwrap());
+        let receiver = Protection::Aead(r.into_keys().unwrap());
+        let packet = |p: &Protection, number: u64| {
+            // A Data packet's header, with the phase bit set by hand: the
+            // protection writes the bit itself.
+            let mut packet = vec![1, 0x03 | KEY_PHASE, 0, 0, 0, 0, 0, 0, 0, 0, number as u8];
+            packet.extend_from_slice(b"body");
+            p.seal(number, 11, &mut packet);
+            packet
+        };
+        let first = packet(&sender, 1);
+        assert_eq!(first[KIND_BYTE], 0x03, "generation 0: phase 0");
+        let Protection::Aead(keys) = &mut sender else {
+            unreachable!()
+        };
+        keys.update_send();
+        let second = packet(&sender, 2);
+        assert_eq!(second[KIND_BYTE], 0x03 | KEY_PHASE, "generation 1: phase 1");
+        for (number, sealed) in [(1, &first), (2, &second)] {
+            let mut opened = BytesMut::from(&sealed[..]);
+            receiver.open(number, 11, &mut opened).unwrap();
+            assert_eq!(&opened[11..], b"body");
+            // The bit is authenticated: flipped, the packet does not open.
+            let mut flipped = BytesMut::from(&sealed[..]);
+            flipped[KIND_BYTE] ^= KEY_PHASE;
+            assert_eq!(
+                receiver.open(number, 11, &mut flipped),
+                Err(DecodeError::Integrity)
+            );
+        }
+        // Under the checksum a packet never carries the bit.
+        let mut clear = vec![1, 0x03 | KEY_PHASE, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        Protection::Checksum.seal(1, 11, &mut clear);
+        assert_eq!(
+            Protection::Checksum.open(1, 11, &mut BytesMut::from(&clear[..])),
+            Err(DecodeError::Integrity)
+        );
+    }
+
+    #[test]
     fn short_packets_are_truncated() {
         let p = Protection::Checksum;
         assert_eq!(
