@@ -139,7 +139,7 @@ impl Wire {
             to_client.push(buf.clone());
         }
         for d in to_server {
-            self.to_server(&d);
+            self.deliver_to_server(&d);
         }
         for d in to_client {
             self.client
@@ -162,7 +162,7 @@ impl Wire {
         self.step_with(|_| {});
     }
 
-    fn to_server(&mut self, datagram: &[u8]) {
+    fn deliver_to_server(&mut self, datagram: &[u8]) {
         self.server
             .handle_datagram(self.now, self.client_addr, BytesMut::from(datagram));
     }
@@ -206,7 +206,7 @@ fn a_packet_replayed_from_before_a_key_update_is_rejected() {
     // Within the old keys' window, the replay opens and is a duplicate.
     let before = stats(&mut wire);
     let delivered = wire.got.len();
-    wire.to_server(&old);
+    wire.deliver_to_server(&old);
     let after = stats(&mut wire);
     assert_eq!(after.duplicates, before.duplicates + 1);
     // Past the window (three retransmission timeouts), the old keys are
@@ -215,7 +215,7 @@ fn a_packet_replayed_from_before_a_key_update_is_rejected() {
         wire.step();
     }
     let unauthenticated = wire.server.stats().dropped_unauthenticated;
-    wire.to_server(&old);
+    wire.deliver_to_server(&old);
     assert_eq!(
         wire.server.stats().dropped_unauthenticated,
         unauthenticated + 1
