@@ -309,3 +309,64 @@ fn a_slow_session_updates_by_time() {
     );
     assert_eq!(server.key_updates_received, client.key_updates_sent);
 }
+
+/// What key updates cost a bulk transfer: the same encrypted gigabyte
+/// through the simulator with the sending keys moved every 100 000 packets
+/// and never, alternating, three times each. Prints the wall-clock time (the
+/// simulator runs both endpoints in this one thread, so it is their CPU
+/// time: packet protection, the protocol and the simulator) and the goodput
+/// in virtual time (a pause in the data would lower it). Run it in release:
+///
+/// ```text
+/// cargo test --release -p ferry-proto --test key_update -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "a measurement: run in release with --ignored --nocapture"]
+fn key_updates_cost_a_bulk_transfer_nothing_measurable() {
+    let link = LinkConfig::default()
+        .latency(Duration::from_millis(1))
+        .bandwidth(10_000_000_000);
+    let messages: Vec<Bytes> = (0..1024u32)
+        .map(|i| Bytes::from(vec![i as u8; 1 << 20]))
+        .collect();
+    let mut rows = Vec::new();
+    for round in 0..6 {
+        let every = if round % 2 == 0 { 100_000 } else { u64::MAX };
+        let config = Config {
+            key_update_interval: None,
+            ..keyed(every)
+        };
+        let started = Instant::now();
+        let report = Transfer::new(5, link.clone())
+            .config(config)
+            .run(messages.clone(), Duration::from_secs(600));
+        let wall = started.elapsed();
+        assert!(report.complete(), "{report:?}");
+        println!(
+            "key updates every {every:>20} packets: {:>3} sent, {:>8} packets, wall {:>7.3} s, \
+             {:>7.1} MB/s of wall time, virtual goodput {:>7.1} Mbit/s",
+            report.client.key_updates_sent,
+            report.client.packets_sent,
+            wall.as_secs_f64(),
+            report.bytes as f64 / wall.as_secs_f64() / 1e6,
+            report.goodput_bps() / 1e6
+        );
+        rows.push((every, wall.as_secs_f64(), report.goodput_bps()));
+    }
+    let mean = |updating: bool, f: fn(&(u64, f64, f64)) -> f64| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| (r.0 == 100_000) == updating)
+            .map(f)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (with, without) = (mean(true, |r| r.1), mean(false, |r| r.1));
+    let (goodput_with, goodput_without) = (mean(true, |r| r.2), mean(false, |r| r.2));
+    println!(
+        "mean wall: {with:.3} s with updates, {without:.3} s without ({:+.2}%); \
+         virtual goodput {:+.2}%",
+        (with / without - 1.0) * 100.0,
+        (goodput_with / goodput_without - 1.0) * 100.0
+    );
+}
