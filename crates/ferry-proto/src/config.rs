@@ -222,7 +222,8 @@ pub struct Config {
     /// [`Endpoint::set_authorized_keys`](crate::Endpoint::set_authorized_keys)
     /// (to revoke a key). Default `None`.
     pub authorized_keys: Option<crate::crypto::AuthorizedKeys>,
-    /// With a pre-shared key, how many packets this side seals under one
+    /// On an encrypted session (a pre-shared key or an identity), how many
+    /// packets this side seals under one
     /// generation of its sending keys before it moves to the next (a key
     /// update, see [`crate::crypto::update`]), without a pause in the data.
     /// Default 2^23 (8 388 608, some 10 GB of full-size packets): RFC 9001's
@@ -234,13 +235,13 @@ pub struct Config {
     /// does not, and its sessions keep their first keys); the counts are
     /// [`SessionStats::key_updates_sent`](crate::SessionStats::key_updates_sent)
     /// and [`SessionStats::key_updates_received`](crate::SessionStats::key_updates_received).
-    /// Without a key it has no effect. Must not be zero.
+    /// Without encryption it has no effect. Must not be zero.
     pub key_update_packets: u64,
-    /// With a pre-shared key, the longest time this side seals under one
+    /// On an encrypted session, the longest time this side seals under one
     /// generation of its sending keys before it moves to the next, however
     /// few packets it sent: a long, slow session does not keep one key for
     /// its whole life. Default one hour. `None`: by packet count only.
-    /// Without a key it has no effect. Must not be zero.
+    /// Without encryption it has no effect. Must not be zero.
     pub key_update_interval: Option<Duration>,
 }
 

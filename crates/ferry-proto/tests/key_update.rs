@@ -270,6 +270,40 @@ fn a_starter_that_does_not_announce_key_updates_keeps_its_first_keys() {
 }
 
 #[test]
+fn sessions_between_identities_update_their_keys_too() {
+    use ferry_proto::crypto::Identity;
+    use rand::SeedableRng;
+
+    let identity = |seed| Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+    let (client, server) = (identity(1), identity(2));
+    let link = LinkConfig::default()
+        .latency(Duration::from_millis(5))
+        .random_loss(0.01)
+        .reorder(0.05, Duration::from_millis(3));
+    let messages: Vec<Vec<u8>> = (0..100u32).map(|i| vec![i as u8; 10_000]).collect();
+    let report = Transfer::new(3, link)
+        .client_config(Config {
+            identity: Some(client),
+            listener_key: Some(server.public_key()),
+            key_update_packets: 100,
+            ..Config::default()
+        })
+        .server_config(Config {
+            identity: Some(server),
+            key_update_packets: 100,
+            ..Config::default()
+        })
+        .run(messages, Duration::from_secs(60));
+    assert!(report.complete(), "{report:?}");
+    assert!(report.client.key_updates_sent >= 3, "{:?}", report.client);
+    assert!(
+        report.server.key_updates_received >= 3,
+        "{:?}",
+        report.server
+    );
+}
+
+#[test]
 fn a_clear_session_ignores_the_key_update_settings() {
     let clear = Config {
         key_update_packets: 10,

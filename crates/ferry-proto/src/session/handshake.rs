@@ -43,8 +43,13 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
-        // Key updates, the only feature, need keys.
-        features: if config.psk.is_some() { FEATURES } else { 0 },
+        // Key updates, the only feature, need keys: a pre-shared key or an
+        // identity.
+        features: if config.psk.is_some() || config.identity.is_some() {
+            FEATURES
+        } else {
+            0
+        },
     }
 }
 
