@@ -331,6 +331,10 @@ pub struct SessionTotals {
     pub dropped_recv_memory: u64,
     /// [`SessionStats::rtt_samples`], summed.
     pub rtt_samples: Histogram,
+    /// [`SessionStats::key_updates_sent`], summed.
+    pub key_updates_sent: u64,
+    /// [`SessionStats::key_updates_received`], summed.
+    pub key_updates_received: u64,
 }
 
 impl SessionTotals {
@@ -353,6 +357,8 @@ impl SessionTotals {
         self.migrations += s.migrations;
         self.dropped_recv_memory += s.dropped_recv_memory;
         self.rtt_samples.add(&s.rtt_samples);
+        self.key_updates_sent += s.key_updates_sent;
+        self.key_updates_received += s.key_updates_received;
     }
 
     /// Adds another endpoint's totals (a shard's).
@@ -374,5 +380,7 @@ impl SessionTotals {
         self.migrations += o.migrations;
         self.dropped_recv_memory += o.dropped_recv_memory;
         self.rtt_samples.add(&o.rtt_samples);
+        self.key_updates_sent += o.key_updates_sent;
+        self.key_updates_received += o.key_updates_received;
     }
 }
