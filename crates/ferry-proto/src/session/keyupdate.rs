@@ -137,3 +137,130 @@ impl SessionCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::crypto::{Handshake, PreSharedKey};
+    use crate::session::test_pair::{Pair, STARTER, drain, open};
+    use crate::wire::packet::FEATURES;
+    use crate::wire::stream::StreamId;
+
+    /// An established pair whose packets are sealed with the keys of a real
+    /// handshake, both sides announcing key updates.
+    fn keyed_pair(key_update_packets: u64) -> Pair {
+        let mut pair = Pair::established(Config {
+            key_update_packets,
+            ..Config::default()
+        });
+        let psk = PreSharedKey::from_bytes([3; 32]);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let mut i = Handshake::initiator(&psk, b"p", &mut rng);
+        let mut r = Handshake::responder(&psk, b"p", &mut rng);
+        let (mut m1, mut m2) = (Vec::new(), Vec::new());
+        i.write_message(b"", &mut m1).unwrap();
+        r.read_message(&m1, &mut Vec::new()).unwrap();
+        r.write_message(b"", &mut m2).unwrap();
+        i.read_message(&m2, &mut Vec::new()).unwrap();
+        pair.starter.protection = Protection::Aead(i.into_keys().unwrap());
+        pair.listener.protection = Protection::Aead(r.into_keys().unwrap());
+        pair.starter.on_peer_features(FEATURES);
+        pair.listener.on_peer_features(FEATURES);
+        pair
+    }
+
+    fn keys(protection: &Protection) -> &crate::crypto::PacketKeys {
+        let Protection::Aead(keys) = protection else {
+            panic!("an encrypted session")
+        };
+        keys
+    }
+
+    /// Delivers `datagrams` from the starter to the listener.
+    fn deliver(pair: &mut Pair, datagrams: &[Vec<u8>]) {
+        for d in datagrams {
+            let r = open(&pair.listener, d);
+            pair.listener
+                .handle_packet(pair.now, STARTER, r.header, r.ack, r.packet, r.len, 0);
+        }
+    }
+
+    #[test]
+    fn a_sender_waits_for_an_ack_of_its_new_keys_before_the_next_update() {
+        let mut pair = keyed_pair(4);
+        pair.starter
+            .send(StreamId::DEFAULT, Bytes::from(vec![1; 2000]))
+            .unwrap();
+        pair.exchange();
+        // Far more packets than four per generation, none acknowledged: one
+        // update, and no second before the peer acknowledges the first.
+        let (sent, received) = (
+            pair.starter.stats.key_updates_sent,
+            pair.listener.stats.key_updates_received,
+        );
+        assert_eq!(sent, received);
+        pair.starter
+            .send(StreamId::DEFAULT, Bytes::from(vec![2; 30_000]))
+            .unwrap();
+        let flight = drain(&mut pair.starter, pair.now);
+        assert!(flight.len() > 8, "{} packets", flight.len());
+        assert_eq!(pair.starter.stats.key_updates_sent, sent + 1);
+        let phases: Vec<bool> = flight.iter().map(|d| d[1] & 0x40 != 0).collect();
+        // One change of phase, and every packet after it carries the new one.
+        let first = phases
+            .iter()
+            .position(|&p| p != phases[0])
+            .expect("the phase changed");
+        assert!(
+            phases[first..].iter().all(|&p| p != phases[0]),
+            "{phases:?}"
+        );
+        deliver(&mut pair, &flight);
+        assert_eq!(pair.listener.stats.key_updates_received, received + 1);
+        pair.exchange();
+        assert_eq!(pair.listener.recv(StreamId::DEFAULT).unwrap().len(), 2000);
+        assert_eq!(pair.listener.recv(StreamId::DEFAULT).unwrap().len(), 30_000);
+        // Acknowledged: the next update may come.
+        pair.starter
+            .send(StreamId::DEFAULT, Bytes::from(vec![3; 10_000]))
+            .unwrap();
+        pair.exchange();
+        assert!(pair.starter.stats.key_updates_sent >= sent + 2);
+        // The receiver follows every generation that sealed a packet (the
+        // last may have moved at a poll that then had nothing to send).
+        let followed = keys(&pair.listener.protection).recv_generation();
+        let moved = keys(&pair.starter.protection).send_generation();
+        assert!(
+            followed == moved || followed + 1 == moved,
+            "{followed} {moved}"
+        );
+    }
+
+    #[test]
+    fn the_previous_receive_keys_go_three_retransmission_timeouts_after_the_move() {
+        let mut pair = keyed_pair(4);
+        for round in 0..3u8 {
+            pair.starter
+                .send(StreamId::DEFAULT, Bytes::from(vec![round; 8000]))
+                .unwrap();
+            pair.exchange();
+        }
+        assert!(pair.listener.stats.key_updates_received >= 1);
+        assert!(keys(&pair.listener.protection).has_previous());
+        let at = pair
+            .listener
+            .timers
+            .get(Timer::KeyDiscard)
+            .expect("the discard is armed");
+        assert_eq!(at, pair.now + pair.listener.rto() * PREVIOUS_KEYS_RTOS);
+        pair.listener
+            .handle_timeout(at - std::time::Duration::from_millis(1));
+        assert!(keys(&pair.listener.protection).has_previous());
+        pair.listener.handle_timeout(at);
+        assert!(!keys(&pair.listener.protection).has_previous());
+    }
+}
