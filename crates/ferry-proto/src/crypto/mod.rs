@@ -114,6 +114,12 @@
 //! number is recorded as received, so a forged packet cannot mark a number as
 //! seen.
 //!
+//! **Key updates.** Long sessions move each direction to fresh keys derived
+//! from the current ones, without a pause in the data; the previous receive
+//! keys are kept a few retransmission timeouts for late packets, then wiped,
+//! and a packet replayed from before then opens under no key (see
+//! [`update`]).
+//!
 //! # What an attacker without the key can and cannot do
 //!
 //! An attacker who can read, drop, inject and modify datagrams, but does not
