@@ -128,11 +128,7 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         "64 bytes, loopback",
     );
     for (name, auth, note) in [
-        (
-            "sessions: handshake, clear",
-            Auth::Clear,
-            "connect until established",
-        ),
+        ("sessions: handshake, clear", Auth::Clear, "connect until established"),
         (
             "sessions: handshake, encrypted",
             Auth::Psk(&key),
