@@ -128,6 +128,14 @@ pub struct SessionStats {
     /// Fragments sent in parts (DataPart packets): cut for a larger MTU than
     /// the path carries after a fall back.
     pub fragments_split: u64,
+    /// Key updates this side made: times it moved its sending keys to the
+    /// next generation (`Config::key_update_packets`,
+    /// `Config::key_update_interval`). Always 0 without a pre-shared key,
+    /// or with a peer that does not follow key updates.
+    pub key_updates_sent: u64,
+    /// Key updates of the peer's this side followed: times a packet under
+    /// the peer's next generation of keys arrived and receiving moved to it.
+    pub key_updates_received: u64,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.
@@ -323,6 +331,10 @@ pub struct SessionTotals {
     pub dropped_recv_memory: u64,
     /// [`SessionStats::rtt_samples`], summed.
     pub rtt_samples: Histogram,
+    /// [`SessionStats::key_updates_sent`], summed.
+    pub key_updates_sent: u64,
+    /// [`SessionStats::key_updates_received`], summed.
+    pub key_updates_received: u64,
 }
 
 impl SessionTotals {
@@ -345,6 +357,8 @@ impl SessionTotals {
         self.migrations += s.migrations;
         self.dropped_recv_memory += s.dropped_recv_memory;
         self.rtt_samples.add(&s.rtt_samples);
+        self.key_updates_sent += s.key_updates_sent;
+        self.key_updates_received += s.key_updates_received;
     }
 
     /// Adds another endpoint's totals (a shard's).
@@ -366,5 +380,7 @@ impl SessionTotals {
         self.migrations += o.migrations;
         self.dropped_recv_memory += o.dropped_recv_memory;
         self.rtt_samples.add(&o.rtt_samples);
+        self.key_updates_sent += o.key_updates_sent;
+        self.key_updates_received += o.key_updates_received;
     }
 }

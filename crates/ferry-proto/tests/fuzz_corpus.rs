@@ -466,6 +466,23 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 op: StreamOp::Credit { max_data: 1 << 22 },
             },
         ),
+        (
+            "connect_features",
+            Packet::Connect(Handshake {
+                features: ferry_proto::wire::packet::FEATURES,
+                ..HANDSHAKE
+            }),
+        ),
+        (
+            "data_key_phase",
+            Packet::Data(Data {
+                stream: StreamId(0),
+                message: 9,
+                fragment: 0,
+                fragments: 1,
+                payload: Bytes::from_static(b"under the next keys"),
+            }),
+        ),
     ];
     seeds
         .into_iter()
@@ -474,6 +491,10 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
             let mut out = Vec::new();
             // Packet numbers of every varint length.
             packet.encode(session, [1, 100, 70_000, 1 << 31][i % 4], &mut out);
+            if name == "data_key_phase" {
+                // The key phase bit, as an encrypted session's sealing sets it.
+                out[1] |= ferry_proto::wire::packet::KEY_PHASE;
+            }
             (name, out)
         })
         .collect()

@@ -114,6 +114,12 @@
 //! number is recorded as received, so a forged packet cannot mark a number as
 //! seen.
 //!
+//! **Key updates.** Long sessions move each direction to fresh keys derived
+//! from the current ones, without a pause in the data; the previous receive
+//! keys are kept a few retransmission timeouts for late packets, then wiped,
+//! and a packet replayed from before then opens under no key (see
+//! [`update`]).
+//!
 //! # What an attacker without the key can and cannot do
 //!
 //! An attacker who can read, drop, inject and modify datagrams, but does not
@@ -194,6 +200,7 @@ mod noise;
 mod psk;
 #[cfg(test)]
 mod tests;
+pub mod update;
 
 use thiserror::Error;
 
@@ -204,6 +211,7 @@ pub use identity::{AuthorizedKeys, Identity, KeyError, PublicKey};
 pub use keys::{PacketKeys, nonce};
 pub use noise::Handshake;
 pub use psk::PreSharedKey;
+pub use update::RecvGeneration;
 
 /// Bytes the authentication tag adds to each packet (the trailer of a sealed
 /// packet).

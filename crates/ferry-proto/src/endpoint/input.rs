@@ -15,7 +15,7 @@ use crate::error::DecodeError;
 use crate::event::TransportCode;
 use crate::id::SessionId;
 use crate::session::{Authenticated, SessionCore, own_params, prologue};
-use crate::wire::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
+use crate::wire::packet::{Close, CloseCode, FEATURES, Handshake, Header, Packet, PacketKind};
 use crate::wire::protection::Protection;
 
 use super::slot::Slot;
@@ -127,6 +127,7 @@ impl Endpoint {
                 session: *peer_id,
                 number: pn,
                 with_ack: false,
+                key_phase: false,
             }
             .encoded_len(),
             &mut buf,
@@ -286,6 +287,7 @@ impl Endpoint {
             session: id,
             number: 0,
             with_ack: false,
+            key_phase: false,
         }
         .encoded_len();
         Protection::Checksum.seal(0, header_len, &mut buf);
@@ -356,6 +358,8 @@ impl Endpoint {
         let mut params = Vec::new();
         Handshake {
             listener_id: Some(local),
+            // As the session's ConnectAck answers (see `own_features`).
+            features: hs.features & FEATURES,
             ..own_params(&config)
         }
         .encode_params(&mut params);

@@ -16,7 +16,7 @@ use crate::endpoint::Shared;
 use crate::error::ProtocolViolation;
 use crate::event::CloseReason;
 use crate::id::{SessionId, Side};
-use crate::wire::packet::{Ack, Handshake, Packet, VERSION};
+use crate::wire::packet::{Ack, FEATURES, Handshake, Packet, VERSION};
 use crate::wire::protection::Protection;
 
 use super::{
@@ -43,6 +43,13 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
+        // Key updates, the only feature, need keys: a pre-shared key or an
+        // identity.
+        features: if config.psk.is_some() || config.identity.is_some() {
+            FEATURES
+        } else {
+            0
+        },
     }
 }
 
@@ -213,6 +220,7 @@ impl SessionCore {
         self.peer_max_data = self.peer_max_data.max(h.initial_max_data);
         self.peer_max_streams = h.max_streams;
         self.peer_stream_window = h.initial_max_stream_data;
+        self.on_peer_features(h.features);
         for stream in self.streams.values_mut() {
             stream.peer_max_data = stream.peer_max_data.max(h.initial_max_stream_data);
         }
@@ -358,6 +366,7 @@ impl SessionCore {
             listener_id: (self.side == Side::Listener).then_some(self.id),
             auth: self.auth.clone(),
             token: self.retry_token.clone(),
+            features: self.own_features(),
             ..own_params(&self.config)
         }
     }
@@ -501,6 +510,7 @@ mod tests {
             session: starter.id,
             number: 0,
             with_ack: false,
+            key_phase: false,
         };
         starter.handle_packet(now, LISTENER, header, None, Packet::ConnectAck(ack), 100, 0);
     }

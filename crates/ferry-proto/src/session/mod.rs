@@ -3,6 +3,7 @@
 
 mod close;
 mod handshake;
+mod keyupdate;
 mod mtu;
 mod parts;
 mod path;
@@ -17,6 +18,7 @@ mod transmit;
 
 use handshake::Validation;
 pub(crate) use handshake::{Authenticated, own_params, prologue};
+use keyupdate::KeyUpdate;
 use mtu::MtuDiscovery;
 use parts::Parts;
 use path::PathCheck;
@@ -134,6 +136,8 @@ pub(crate) struct SessionCore {
     state: State,
     config: Arc<Config>,
     protection: Protection,
+    /// When the keys of `protection` move to their next generation.
+    key_update: KeyUpdate,
     timers: Timers,
     /// UDP payload limit for this session now: the base (the smaller of the
     /// two sides' `Config::mtu`) until path MTU discovery confirms more.
@@ -294,6 +298,7 @@ impl SessionCore {
             side,
             state: State::Init,
             protection: Protection::default(),
+            key_update: KeyUpdate::default(),
             timers: Timers::default(),
             mtu,
             pmtu: MtuDiscovery::new(mtu, config.max_mtu),
@@ -514,6 +519,7 @@ impl SessionCore {
             }
             State::Established => {}
         }
+        self.on_key_phase(now, &header);
         if let Packet::Data(d) = &packet
             && !self.reservations.contains_key(&(d.stream, d.message))
             && !self
@@ -727,6 +733,7 @@ impl SessionCore {
                     }
                 }
                 Timer::Drain => self.state = State::Closed,
+                Timer::KeyDiscard => self.discard_previous_keys(),
             }
         }
         self.arm_ack_timer(now);
