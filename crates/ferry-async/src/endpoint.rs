@@ -10,7 +10,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_proto::{CloseReason, EndpointStats, SessionId, SessionTotals, Shard, State};
+use ferry_proto::{
+    AuthorizedKeys, CloseReason, EndpointStats, PublicKey, SessionId, SessionTotals, Shard, State,
+};
 use rand_seed::seed;
 use tracing::debug;
 
@@ -120,6 +122,9 @@ impl Endpoint {
         for index in 0..count {
             let mut endpoint =
                 ferry_proto::Endpoint::with_seed(protocol.clone(), seed(local_addr)?)?;
+            // Dates the identity handshakes it starts (the listener's replay
+            // check).
+            endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
             if count > 1 {
                 endpoint.set_shard(Shard {
                     index: index as u8,
@@ -197,7 +202,28 @@ impl Endpoint {
     /// **Cancel-safe** in the sense that dropping the future abandons the
     /// attempt: the half-open session is closed.
     pub async fn connect(&self, remote: SocketAddr) -> Result<Session, ConnectError> {
-        let (shared, session) = self.start_session(remote)?;
+        self.open(remote, None).await
+    }
+
+    /// Opens a session with `remote` as [`connect`](Self::connect) does,
+    /// running the identity handshake with `listener_key` pinned as the
+    /// listener's public key (this endpoint needs `Config::identity`); see
+    /// [`ferry_proto::Endpoint::connect_to`]. [`Session::peer_identity`]
+    /// then names the listener.
+    pub async fn connect_to(
+        &self,
+        remote: SocketAddr,
+        listener_key: PublicKey,
+    ) -> Result<Session, ConnectError> {
+        self.open(remote, Some(listener_key)).await
+    }
+
+    async fn open(
+        &self,
+        remote: SocketAddr,
+        pin: Option<PublicKey>,
+    ) -> Result<Session, ConnectError> {
+        let (shared, session) = self.start_session(remote, pin)?;
         let id = session.id();
         poll_fn(|cx| {
             let mut state = shared.lock();
@@ -222,7 +248,11 @@ impl Endpoint {
 
     /// Starts a session with `remote` on the next shard with room; returns
     /// the shard and the session's first handle.
-    fn start_session(&self, remote: SocketAddr) -> Result<(&Arc<Shared>, Session), ConnectError> {
+    fn start_session(
+        &self,
+        remote: SocketAddr,
+        pin: Option<PublicKey>,
+    ) -> Result<(&Arc<Shared>, Session), ConnectError> {
         let shards = self.shards();
         let first = match shards.len() {
             1 => 0,
@@ -235,7 +265,11 @@ impl Endpoint {
             if state.closing || state.stopped {
                 return Err(ConnectError::EndpointClosed);
             }
-            let id = match state.endpoint.connect(Instant::now(), remote) {
+            let started = match pin {
+                Some(key) => state.endpoint.connect_to(Instant::now(), remote, key),
+                None => state.endpoint.connect(Instant::now(), remote),
+            };
+            let id = match started {
                 Ok(id) => id,
                 Err(ferry_proto::ConnectError::TooManySessions(n)) if shards.len() > 1 => {
                     // This shard holds its share: try the next.
@@ -601,6 +635,16 @@ impl Endpoint {
     pub fn set_accept_incoming(&self, accept: bool) {
         for shared in self.shards() {
             shared.lock().endpoint.set_accept_incoming(accept);
+        }
+    }
+
+    /// Hands the listener a new list of admitted starter keys (`None`: any
+    /// key), on every shard; see
+    /// [`ferry_proto::Endpoint::set_authorized_keys`]. A key taken off the
+    /// list opens no new session; its open sessions go on until closed.
+    pub fn set_authorized_keys(&self, keys: Option<AuthorizedKeys>) {
+        for shared in self.shards() {
+            shared.lock().endpoint.set_authorized_keys(keys.clone());
         }
     }
 

@@ -61,6 +61,18 @@ impl Incoming {
         self.params
     }
 
+    /// The peer's public key, authenticated by the identity handshake
+    /// (already done on this side while the request waits); see
+    /// [`ferry_proto::Session::peer_identity`]. `None` for clear and
+    /// pre-shared-key sessions, and once the request is gone.
+    pub fn peer_identity(&self) -> Option<ferry_proto::PublicKey> {
+        let mut state = self.shared.lock();
+        state
+            .endpoint
+            .session(self.id)
+            .and_then(|s| s.peer_identity())
+    }
+
     /// Accepts the session: it is established at once (its ConnectAck
     /// leaves), and here is its handle, as [`Endpoint::accept`](crate::Endpoint::accept)
     /// would have returned it.

@@ -152,8 +152,9 @@ pub use error::{
     StreamRecvError, StreamSendError,
 };
 pub use ferry_proto::{
-    CloseCounts, CloseReason, CloseText, Config, EndpointStats, Histogram, PeerParams,
-    SendProgress, SessionId, SessionStats, SessionTotals, State, StreamEnd, StreamId, StreamKind,
+    AuthorizedKeys, CloseCounts, CloseReason, CloseText, Config, EndpointStats, Histogram,
+    Identity, PeerParams, PublicKey, SendProgress, SessionId, SessionStats, SessionTotals, State,
+    StreamEnd, StreamId, StreamKind,
 };
 pub use incoming::Incoming;
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};

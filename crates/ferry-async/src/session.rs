@@ -122,6 +122,17 @@ impl Session {
         self.inner.remote
     }
 
+    /// The peer's public key, authenticated by the identity handshake; see
+    /// [`ferry_proto::Session::peer_identity`]. `None` for clear and
+    /// pre-shared-key sessions, and once the session is gone.
+    pub fn peer_identity(&self) -> Option<ferry_proto::PublicKey> {
+        let mut state = self.shared().lock();
+        state
+            .endpoint
+            .session(self.id())
+            .and_then(|s| s.peer_identity())
+    }
+
     /// Where the session is in its lifecycle.
     pub fn state(&self) -> State {
         let mut state = self.shared().lock();

@@ -28,7 +28,9 @@
 
 // Configuration.
 pub use crate::config::EndpointConfig;
-pub use ferry_proto::crypto::{PreSharedKey, PskError};
+pub use ferry_proto::crypto::{
+    AuthorizedKeys, Identity, KeyError, PreSharedKey, PskError, PublicKey,
+};
 pub use ferry_proto::{Config, ConfigError, CongestionControl};
 
 // Identifiers and kinds.

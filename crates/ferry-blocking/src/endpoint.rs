@@ -77,6 +77,17 @@ impl Endpoint {
         block_on(self.inner.connect(remote)).map(Session::from_async)
     }
 
+    /// Opens a session with `remote` running the identity handshake with
+    /// `listener_key` pinned, and blocks until it is established; see
+    /// [`ferry_async::Endpoint::connect_to`].
+    pub fn connect_to(
+        &self,
+        remote: SocketAddr,
+        listener_key: ferry_async::PublicKey,
+    ) -> Result<Session, ConnectError> {
+        block_on(self.inner.connect_to(remote, listener_key)).map(Session::from_async)
+    }
+
     /// Blocks until a peer opens a session and its handshake completes; `None`
     /// once the endpoint is closed. The endpoint must accept sessions
     /// (`accept_incoming`, as in [`EndpointConfig::server`], or
@@ -209,6 +220,12 @@ impl Endpoint {
     /// [`CloseReason::Refused`].
     pub fn set_accept_incoming(&self, accept: bool) {
         self.inner.set_accept_incoming(accept);
+    }
+
+    /// Hands the listener a new list of admitted starter keys; see
+    /// [`ferry_async::Endpoint::set_authorized_keys`].
+    pub fn set_authorized_keys(&self, keys: Option<ferry_async::AuthorizedKeys>) {
+        self.inner.set_authorized_keys(keys);
     }
 
     /// Why a session ended, if this endpoint still remembers it.

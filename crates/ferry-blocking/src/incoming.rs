@@ -40,6 +40,12 @@ impl Incoming {
         self.inner.peer_params()
     }
 
+    /// The peer's public key, authenticated by the identity handshake; see
+    /// [`ferry_async::Incoming::peer_identity`].
+    pub fn peer_identity(&self) -> Option<ferry_async::PublicKey> {
+        self.inner.peer_identity()
+    }
+
     /// Accepts the session: it is established at once (its ConnectAck
     /// leaves), and here is its handle. Does not block. Fails as
     /// [`ferry_async::Incoming::accept`] does: the session ended while

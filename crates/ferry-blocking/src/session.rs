@@ -56,6 +56,12 @@ impl Session {
         self.inner.stats()
     }
 
+    /// The peer's public key, authenticated by the identity handshake; see
+    /// [`ferry_async::Session::peer_identity`].
+    pub fn peer_identity(&self) -> Option<ferry_async::PublicKey> {
+        self.inner.peer_identity()
+    }
+
     /// Largest message [`send`](Self::send) accepts (0 once the session is gone).
     pub fn max_message_size(&self) -> usize {
         self.inner.max_message_size()

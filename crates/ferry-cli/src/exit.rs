@@ -27,7 +27,9 @@ pub enum Exit {
     /// refuses, or the session died.
     Network = 3,
     /// Authentication: the peer refused the handshake because the two sides
-    /// do not hold the same key (`--key-file`), or a key file is unusable.
+    /// do not hold the same key (`--key-file`), the listener does not admit
+    /// this side's identity (`--authorized-keys`) or is not the one pinned
+    /// (`--peer-key`); or a key file is unusable.
     Authentication = 4,
     /// Integrity: data arrived that does not match its BLAKE3 digest (the
     /// file changed while it was sent, or was corrupted).
@@ -64,7 +66,7 @@ Exit codes:
   1    other failure (invalid settings or configuration, files refused)
   2    usage error (unknown flag, missing or malformed argument, command not built in)
   3    network: port in use, name not resolved, peer not answering or refusing, session lost
-  4    authentication: the two sides do not use the same --key-file
+  4    authentication: the two sides do not use the same --key-file, or do not admit each other's identity
   5    integrity: data did not match its BLAKE3 digest
   6    local I/O: permission denied, disk full, no such file
   130  interrupted: Ctrl-C or SIGTERM cut work in flight (send; receive after --grace-period), or a second signal

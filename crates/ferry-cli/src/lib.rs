@@ -9,7 +9,8 @@
 //!   files and directory trees, `ferry forward` / `ferry forward-server`
 //!   carry TCP connections; their settings come from the `[session]` table
 //!   of the configuration file ([`session::config`]), which `ferry config
-//!   check` validates ([`config_cmd`]).
+//!   check` validates ([`config_cmd`]); `ferry keygen` makes their keys
+//!   ([`keygen`]).
 //! - One-way transfer across a data diode ([`diode`]).
 //! - `ferry demo` ([`demo`]).
 //! - With the `bench` feature: `ferry bench`, the benchmark suites of
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod diode;
 pub mod entry;
 pub mod exit;
+pub mod keygen;
 pub mod lidi_link;
 pub mod metrics;
 pub mod perf;
@@ -76,6 +78,11 @@ pub enum Command {
     /// Measure a real path, memory to memory, between a `ferry perf
     /// server` and a `ferry perf client` (as iperf3 does for TCP).
     Perf(perf::PerfArgs),
+    /// Create an identity for --identity: the private key goes to FILE
+    /// (mode 0600), the public key to FILE.pub and stdout. `--public FILE`
+    /// prints an existing key's public key; `--psk FILE` creates a
+    /// pre-shared key for --key-file instead.
+    Keygen(keygen::KeygenArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -197,6 +204,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Forward(args) => session::forward::run_forward(&args, out),
         Command::ForwardServer(args) => session::forward::run_server(&args, out),
         Command::Perf(args) => perf::run(&args, out),
+        Command::Keygen(args) => keygen::run(&args, quiet, out),
         Command::Config(command) => config_cmd::run(&command, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::DiodeSend(args) => diode::send::run(&args, out),

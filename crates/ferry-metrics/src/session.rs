@@ -142,6 +142,15 @@ pub fn encode(
         "Times a session moved to a new peer address",
         t.migrations,
     )?;
+    f.counter_with(
+        "session_key_updates",
+        "Key updates: this side's sending keys moved on (sent), the peer's followed (received)",
+        "direction",
+        &[
+            ("sent", t.key_updates_sent),
+            ("received", t.key_updates_received),
+        ],
+    )?;
     f.histogram(
         "session_rtt_seconds",
         "Round-trip time samples",
@@ -200,6 +209,7 @@ mod tests {
         let mut t = SessionTotals {
             bytes_sent: 1_000,
             bytes_received: 2_000,
+            key_updates_sent: 7,
             ..SessionTotals::default()
         };
         t.rtt_samples.record(Duration::from_micros(300));
@@ -213,6 +223,7 @@ mod tests {
             "ferry_sessions_accepted_total 5",
             "ferry_sessions_closed_total{reason=\"remote\"} 4",
             "ferry_session_bytes_total{direction=\"received\"} 2000",
+            "ferry_session_key_updates_total{direction=\"sent\"} 7",
             "ferry_endpoint_dropped_total{cause=\"unauthenticated\"} 3",
             "ferry_session_rtt_seconds_bucket{le=\"0.00025\"} 0",
             "ferry_session_rtt_seconds_bucket{le=\"0.0005\"} 1",

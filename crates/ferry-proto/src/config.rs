@@ -212,6 +212,52 @@ pub struct Config {
     /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed)
     /// if the peer forces the other. Without a key it has no effect.
     pub cipher: CipherPreference,
+    /// This endpoint's long-term identity, a static X25519 key pair (see
+    /// [`Identity`](crate::crypto::Identity)): with one, sessions run the
+    /// identity handshake (Noise `IK`, `IKpsk2` if [`psk`](Self::psk) is set
+    /// too), which authenticates both sides by their public keys and
+    /// encrypts every packet. Both sides need an identity, and a starter
+    /// must know the listener's public key ([`listener_key`](Self::listener_key)
+    /// or [`Endpoint::connect_to`](crate::Endpoint::connect_to));
+    /// [`Session::peer_identity`](crate::Session::peer_identity) then names
+    /// the peer. Default `None`.
+    pub identity: Option<crate::crypto::Identity>,
+    /// A starter's pin: the listener's public key, which only that listener
+    /// can answer to. Used by [`Endpoint::connect`](crate::Endpoint::connect)
+    /// when this endpoint has an [`identity`](Self::identity);
+    /// [`Endpoint::connect_to`](crate::Endpoint::connect_to) takes one per
+    /// session instead. Default `None`.
+    pub listener_key: Option<crate::crypto::PublicKey>,
+    /// A listener with an [`identity`](Self::identity): the starters' public
+    /// keys it admits. A starter whose key is not listed is refused with
+    /// [`CloseReason::AuthenticationFailed`](crate::CloseReason::AuthenticationFailed)
+    /// and leaves no state behind. `None` admits any key that completes the
+    /// handshake (each session still knows its peer's). Change it on a
+    /// running endpoint with
+    /// [`Endpoint::set_authorized_keys`](crate::Endpoint::set_authorized_keys)
+    /// (to revoke a key). Default `None`.
+    pub authorized_keys: Option<crate::crypto::AuthorizedKeys>,
+    /// On an encrypted session (a pre-shared key or an identity), how many
+    /// packets this side seals under one
+    /// generation of its sending keys before it moves to the next (a key
+    /// update, see [`crate::crypto::update`]), without a pause in the data.
+    /// Default 2^23 (8 388 608, some 10 GB of full-size packets): RFC 9001's
+    /// confidentiality limit for AES-GCM, the tighter of the two ciphers
+    /// (ChaCha20-Poly1305's is far higher); an update costs two HKDF
+    /// expansions and a key schedule, nothing on the wire. `u64::MAX`
+    /// updates by time only. A side updates only if the peer announced it
+    /// follows updates in the handshake (a peer from before key updates
+    /// does not, and its sessions keep their first keys); the counts are
+    /// [`SessionStats::key_updates_sent`](crate::SessionStats::key_updates_sent)
+    /// and [`SessionStats::key_updates_received`](crate::SessionStats::key_updates_received).
+    /// Without encryption it has no effect. Must not be zero.
+    pub key_update_packets: u64,
+    /// On an encrypted session, the longest time this side seals under one
+    /// generation of its sending keys before it moves to the next, however
+    /// few packets it sent: a long, slow session does not keep one key for
+    /// its whole life. Default one hour. `None`: by packet count only.
+    /// Without encryption it has no effect. Must not be zero.
+    pub key_update_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -250,6 +296,11 @@ impl Default for Config {
             server_id: None,
             psk: None,
             cipher: CipherPreference::Auto,
+            identity: None,
+            listener_key: None,
+            authorized_keys: None,
+            key_update_packets: 1 << 23,
+            key_update_interval: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -257,6 +308,14 @@ impl Default for Config {
 impl Config {
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.identity.is_none() {
+            if self.listener_key.is_some() {
+                return Err(ConfigError::NeedsIdentity("listener_key"));
+            }
+            if self.authorized_keys.is_some() {
+                return Err(ConfigError::NeedsIdentity("authorized_keys"));
+            }
+        }
         if self.mtu < MIN_MTU {
             return Err(ConfigError::MtuTooSmall {
                 mtu: self.mtu,
@@ -281,6 +340,10 @@ impl Config {
             ("delivery_timeout", self.delivery_timeout),
             ("initial_rtt", self.initial_rtt),
             ("ping_interval", self.ping_interval),
+            (
+                "key_update_interval",
+                self.key_update_interval.unwrap_or(Duration::MAX),
+            ),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -301,6 +364,9 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
             }
+        }
+        if self.key_update_packets == 0 {
+            return Err(ConfigError::Zero("key_update_packets"));
         }
         // Fragment indices travel as u32; keep every message's fragment count below that.
         let max_message = (u32::MAX as u64) * MIN_FRAGMENT_PAYLOAD as u64 / 2;
@@ -427,6 +493,19 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Zero("send_window")));
+        let bad = Config {
+            key_update_packets: 0,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::Zero("key_update_packets")));
+        let bad = Config {
+            key_update_interval: Some(Duration::ZERO),
+            ..Config::default()
+        };
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::ZeroDuration("key_update_interval"))
+        );
         let bad = Config {
             max_recv_window: 1 << 20,
             ..Config::default()

@@ -47,6 +47,13 @@ pub enum DecodeError {
 /// A [`Config`](crate::Config) value is unusable. Fix the named field.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
+    /// A setting of the identity handshake was given without this side's
+    /// own identity.
+    #[error(
+        "`{0}` needs this endpoint's own identity: set `identity` too \
+         (create one with `ferry keygen` or `Identity::generate`)"
+    )]
+    NeedsIdentity(&'static str),
     /// The MTU is too small to carry the header and a useful payload.
     #[error("mtu {mtu} is below the minimum {min}: raise `mtu` (1200 works on almost every path)")]
     MtuTooSmall {
@@ -199,6 +206,16 @@ pub enum ConnectError {
     /// The remote address cannot be reached by UDP (port 0 or unspecified).
     #[error("invalid remote address {0}: give an IP address and a non-zero port")]
     InvalidRemote(std::net::SocketAddr),
+    /// This endpoint has an identity but no listener key to pin: the identity
+    /// handshake needs the listener's public key before it starts.
+    #[error(
+        "no listener key to connect with: set `listener_key` to the listener's public key \
+         (or use `connect_to`); the listener prints it with `ferry keygen --public`"
+    )]
+    NoListenerKey,
+    /// A listener key was given but this endpoint has no identity to prove.
+    #[error("connecting with a listener key needs this endpoint's own identity: set `identity`")]
+    NoIdentity,
 }
 
 /// An incoming session could not be accepted or refused.

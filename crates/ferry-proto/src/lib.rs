@@ -107,7 +107,9 @@ mod endpoint;
 pub mod diode;
 
 pub use config::{Config, CongestionControl};
-pub use crypto::{Cipher, CipherPreference, PreSharedKey};
+pub use crypto::{
+    AuthorizedKeys, Cipher, CipherPreference, Identity, KeyError, PreSharedKey, PublicKey,
+};
 pub use endpoint::{Endpoint, MAX_BATCH_BYTES, Session, Transmit};
 pub use error::{
     ConfigError, ConnectError, DatagramError, DecisionError, DecodeError, ProtocolViolation,

@@ -128,6 +128,14 @@ pub struct SessionStats {
     /// Fragments sent in parts (DataPart packets): cut for a larger MTU than
     /// the path carries after a fall back.
     pub fragments_split: u64,
+    /// Key updates this side made: times it moved its sending keys to the
+    /// next generation (`Config::key_update_packets`,
+    /// `Config::key_update_interval`). Always 0 without a pre-shared key,
+    /// or with a peer that does not follow key updates.
+    pub key_updates_sent: u64,
+    /// Key updates of the peer's this side followed: times a packet under
+    /// the peer's next generation of keys arrived and receiving moved to it.
+    pub key_updates_received: u64,
 }
 
 /// Per-endpoint statistics: what arrived that no session took.
@@ -159,6 +167,13 @@ pub struct EndpointStats {
     /// none), or a packet of an encrypted session that did not decrypt
     /// (tampered, forged, or from another session).
     pub dropped_unauthenticated: u64,
+    /// Connects refused: the identity handshake was genuine but the
+    /// starter's public key is not in `Config::authorized_keys` (also counted
+    /// in `sessions_refused`).
+    pub dropped_unauthorized: u64,
+    /// Connects dropped without an answer: a genuine identity handshake whose
+    /// date this listener has seen before, a replay of a recorded one.
+    pub dropped_replayed: u64,
     /// Dropped without an answer: a connect for a new session from a source
     /// address that already started `max_handshakes_per_source` this second
     /// (or, under a flood of addresses, from one the listener had no room to
@@ -196,6 +211,8 @@ impl EndpointStats {
             sessions_refused_by_application,
             sessions_undecided,
             dropped_unauthenticated,
+            dropped_unauthorized,
+            dropped_replayed,
             dropped_rate_limited,
             retries_sent,
             dropped_invalid_token,
@@ -213,6 +230,8 @@ impl EndpointStats {
         self.sessions_refused_by_application += sessions_refused_by_application;
         self.sessions_undecided += sessions_undecided;
         self.dropped_unauthenticated += dropped_unauthenticated;
+        self.dropped_unauthorized += dropped_unauthorized;
+        self.dropped_replayed += dropped_replayed;
         self.dropped_rate_limited += dropped_rate_limited;
         self.retries_sent += retries_sent;
         self.dropped_invalid_token += dropped_invalid_token;
@@ -331,6 +350,10 @@ pub struct SessionTotals {
     pub dropped_recv_memory: u64,
     /// [`SessionStats::rtt_samples`], summed.
     pub rtt_samples: Histogram,
+    /// [`SessionStats::key_updates_sent`], summed.
+    pub key_updates_sent: u64,
+    /// [`SessionStats::key_updates_received`], summed.
+    pub key_updates_received: u64,
 }
 
 impl SessionTotals {
@@ -353,6 +376,8 @@ impl SessionTotals {
         self.migrations += s.migrations;
         self.dropped_recv_memory += s.dropped_recv_memory;
         self.rtt_samples.add(&s.rtt_samples);
+        self.key_updates_sent += s.key_updates_sent;
+        self.key_updates_received += s.key_updates_received;
     }
 
     /// Adds another endpoint's totals (a shard's).
@@ -374,5 +399,7 @@ impl SessionTotals {
         self.migrations += o.migrations;
         self.dropped_recv_memory += o.dropped_recv_memory;
         self.rtt_samples.add(&o.rtt_samples);
+        self.key_updates_sent += o.key_updates_sent;
+        self.key_updates_received += o.key_updates_received;
     }
 }

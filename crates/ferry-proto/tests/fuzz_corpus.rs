@@ -163,8 +163,24 @@ fn handshake_corpus() {
     );
 }
 
-/// Networks for `check_handshake`, in every key setting, with and without a
-/// retry: clean, lossy, corrupting, duplicating, reordering, and one that
+#[test]
+fn identity_handshake_seeds_establish_exactly_when_the_starter_is_admitted() {
+    let clean: Vec<(String, Vec<u8>)> = handshake_seeds()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("clean_"))
+        .collect();
+    for (name, data) in clean {
+        let setting = data[0];
+        if setting & 0b1000 == 0 {
+            continue;
+        }
+        let admitted = setting & 0b11 < 2;
+        assert_eq!(props::check_handshake(&data), admitted, "{name}");
+    }
+}
+
+/// Networks for `check_handshake`, in every key and identity setting, with
+/// and without a retry: clean, lossy, corrupting, duplicating, reordering, and one that
 /// injects a forged packet.
 fn handshake_seeds() -> Vec<(String, Vec<u8>)> {
     let (to_listener, to_starter) = (0u8, 1u8);
@@ -225,7 +241,7 @@ fn handshake_seeds() -> Vec<(String, Vec<u8>)> {
         ),
     ];
     let mut seeds = Vec::new();
-    for setting in 0u8..8 {
+    for setting in 0u8..16 {
         for (name, records) in &networks {
             seeds.push((
                 format!("{name}_{setting}"),
@@ -450,6 +466,23 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 op: StreamOp::Credit { max_data: 1 << 22 },
             },
         ),
+        (
+            "connect_features",
+            Packet::Connect(Handshake {
+                features: ferry_proto::wire::packet::FEATURES,
+                ..HANDSHAKE
+            }),
+        ),
+        (
+            "data_key_phase",
+            Packet::Data(Data {
+                stream: StreamId(0),
+                message: 9,
+                fragment: 0,
+                fragments: 1,
+                payload: Bytes::from_static(b"under the next keys"),
+            }),
+        ),
     ];
     seeds
         .into_iter()
@@ -458,6 +491,10 @@ fn packet_seeds() -> Vec<(&'static str, Vec<u8>)> {
             let mut out = Vec::new();
             // Packet numbers of every varint length.
             packet.encode(session, [1, 100, 70_000, 1 << 31][i % 4], &mut out);
+            if name == "data_key_phase" {
+                // The key phase bit, as an encrypted session's sealing sets it.
+                out[1] |= ferry_proto::wire::packet::KEY_PHASE;
+            }
             (name, out)
         })
         .collect()

@@ -24,6 +24,7 @@ fn handshake() -> Handshake {
         listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
+        features: 0,
     }
 }
 
@@ -73,6 +74,7 @@ impl Forger {
             session: self.id,
             number: self.pn,
             with_ack: false,
+            key_phase: false,
         }
         .encoded_len();
         Protection::Checksum.seal(self.pn, header_len, &mut buf);

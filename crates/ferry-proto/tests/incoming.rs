@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Pair, closed, drain, receive_messages};
-use ferry_proto::crypto::PreSharedKey;
+use ferry_proto::crypto::{Identity, PreSharedKey};
 use ferry_proto::{CloseReason, CloseText, Config, DecisionError, Event, SessionId, State};
 use ferry_sim::{LinkConfig, Network, NodeId};
 
@@ -384,4 +384,37 @@ fn a_lost_refusal_is_sent_again_to_the_repeated_connect() {
             "counted once, however often it is sent"
         );
     }
+}
+
+#[test]
+fn the_starters_identity_is_known_while_its_request_waits() {
+    use rand::SeedableRng;
+    let generate = |seed| Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+    let (starter, listener) = (generate(1), generate(2));
+    let client = Config {
+        identity: Some(starter.clone()),
+        listener_key: Some(listener.public_key()),
+        ..Config::default()
+    };
+    let server = Config {
+        identity: Some(listener),
+        decide_incoming: true,
+        ..Config::default()
+    };
+    let mut pair = Pair::with_configs(30, link(), client, server);
+    pair.connect();
+    let id = next_incoming(&mut pair.net, pair.server);
+    let mut session = pair.net.endpoint(pair.server).session(id).unwrap();
+    assert_eq!(session.state(), State::Incoming);
+    assert_eq!(session.peer_identity(), Some(starter.public_key()));
+    session.refuse(403, "not you").unwrap();
+    drop(session);
+    let reason = next_close(&mut pair.net, pair.client, Duration::from_secs(5));
+    assert_eq!(
+        reason,
+        Some(CloseReason::Rejected {
+            code: 403,
+            reason: CloseText::new("not you"),
+        })
+    );
 }

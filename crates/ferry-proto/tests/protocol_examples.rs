@@ -31,6 +31,7 @@ fn dump_with_ack(packet: &Packet, pn: u64, ack: Option<&Ack>) -> String {
         session,
         number: pn,
         with_ack: false,
+        key_phase: false,
     }
     .encoded_len();
     Protection::Checksum.seal(pn, header_len, &mut buf);
@@ -260,6 +261,7 @@ fn default_params() -> ferry_proto::wire::packet::Handshake {
         listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
+        features: 0,
     }
 }
 

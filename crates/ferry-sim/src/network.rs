@@ -4,6 +4,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// The simulated wall clock at the start of every run (2027-01-15), in
+/// seconds since the Unix epoch: what identity handshakes are dated from.
+const VIRTUAL_EPOCH_SECS: u64 = 1_800_000_000;
+
 use bytes::{Bytes, BytesMut};
 use ferry_proto::{Config, ConfigError, Endpoint, Event, SessionId, StreamId};
 
@@ -157,7 +161,13 @@ impl Network {
     pub fn add_node(&mut self, config: Config) -> Result<NodeId, ConfigError> {
         let index = self.nodes.len();
         let seed = self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (index as u64 + 1);
-        let endpoint = Endpoint::new(config, seed)?;
+        let mut endpoint = Endpoint::new(config, seed)?;
+        // A virtual wall clock, the same for every run: each node's clock
+        // stands a few seconds apart, as real machines' do.
+        endpoint.set_wall_clock(
+            self.now,
+            std::time::UNIX_EPOCH + Duration::from_secs(VIRTUAL_EPOCH_SECS + 7 * index as u64),
+        );
         let addr = SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(192, 0, 2, (index + 1) as u8)),
             4000 + index as u16,

@@ -4,7 +4,10 @@
 // `check_handshake(data)`: byte 0 picks the setting: bits 0–1 the keys
 // (0: none, 1: the same key on both sides, 2: a key on the starter only,
 // 3: different keys), bit 2 a listener that asks every connect for a retry
-// (`max_pending_handshakes = 0`). The starter connects; the rest of `data`
+// (`max_pending_handshakes = 0`), bit 3 identities (Noise IK): then bits 0–1
+// say 0: the starter is admitted, 1: admitted, with the same pre-shared key
+// on both sides too, 2: the starter pinned another listener key, 3: the
+// starter's key is not in the listener's `authorized_keys`. The starter connects; the rest of `data`
 // is records (the layout of `shared.rs`) that each act on the network after the
 // step: `flags` bits 0–3 pick the action, on the oldest datagram in flight
 // toward the listener (even action) or the starter (odd):
@@ -26,10 +29,10 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use ferry_proto::crypto::PreSharedKey;
+use ferry_proto::crypto::{Identity, PreSharedKey};
 use ferry_proto::wire::packet::Header;
 use ferry_proto::{Config, Endpoint, Event, SessionId};
 
@@ -181,33 +184,59 @@ pub fn check_handshake(data: &[u8]) -> bool {
     let Some((&setting, mut input)) = data.split_first() else {
         return false;
     };
-    let (starter_key, listener_key) = match setting & 0b11 {
-        0 => (None, None),
-        1 => (Some(FUZZ_KEY), Some(FUZZ_KEY)),
-        2 => (Some(FUZZ_KEY), None),
+    let identities = setting & 0b1000 != 0;
+    let (starter_key, listener_key) = match (identities, setting & 0b11) {
+        (false, 0) | (true, 0 | 2 | 3) => (None, None),
+        (_, 1) => (Some(FUZZ_KEY), Some(FUZZ_KEY)),
+        (false, 2) => (Some(FUZZ_KEY), None),
         _ => (Some(FUZZ_KEY), Some([0xa5; 32])),
     };
-    let matching = starter_key == listener_key;
+    let matching = starter_key == listener_key && !(identities && setting & 0b11 >= 2);
     let keyed = |key: Option<[u8; 32]>| Config {
         psk: key.map(PreSharedKey::from_bytes),
         handshake_timeout: Duration::from_secs(5),
         ..Config::default()
     };
-    let listener_config = Config {
+    let (starter_id, listener_id, stranger) = (
+        Identity::from_private_bytes([0x11; 32]),
+        Identity::from_private_bytes([0x22; 32]),
+        Identity::from_private_bytes([0x33; 32]),
+    );
+    let mut starter_config = keyed(starter_key);
+    let mut listener_config = Config {
         accept_incoming: true,
         max_pending_handshakes: if setting & 0b100 != 0 { 0 } else { 256 },
         ..keyed(listener_key)
     };
+    if identities {
+        let pinned = match setting & 0b11 {
+            2 => stranger.public_key(),
+            _ => listener_id.public_key(),
+        };
+        let admitted = match setting & 0b11 {
+            3 => stranger.public_key(),
+            _ => starter_id.public_key(),
+        };
+        starter_config.identity = Some(starter_id);
+        starter_config.listener_key = Some(pinned);
+        listener_config.identity = Some(listener_id);
+        listener_config.authorized_keys = Some([admitted].into_iter().collect());
+    }
+    let keyed_session = starter_key.is_some() || identities;
     let mut net = Net {
         // Path MTU discovery sends up to `max_mtu` (the same on both sides).
         mtu: listener_config.mtu.max(listener_config.max_mtu),
-        starter: Side::new(keyed(starter_key), 11, STARTER_ADDR),
+        starter: Side::new(starter_config, 11, STARTER_ADDR),
         listener: Side::new(listener_config, 12, LISTENER_ADDR),
         to_listener: VecDeque::new(),
         to_starter: VecDeque::new(),
         now: Instant::now(),
     };
     let now = net.now;
+    // Identity handshakes are dated (the listener's replay check).
+    net.starter
+        .endpoint
+        .set_wall_clock(now, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     let id = net
         .starter
         .endpoint
@@ -270,6 +299,10 @@ pub fn check_handshake(data: &[u8]) -> bool {
 
     if !matching {
         assert!(!net.starter.connected, "connected with the wrong key");
+        assert!(
+            net.starter.messages.is_empty() && net.listener.messages.is_empty(),
+            "delivered something from an unauthenticated peer"
+        );
         assert!(!net.listener.connected, "accepted the wrong key");
         assert_eq!(
             net.listener.endpoint.session_count(),
@@ -286,7 +319,7 @@ pub fn check_handshake(data: &[u8]) -> bool {
         if b { "is" } else { "is not" }
     );
     if a {
-        if starter_key.is_some() {
+        if keyed_session {
             assert!(
                 net.starter.messages.is_empty() && net.listener.messages.is_empty(),
                 "a forged message got in"
@@ -309,7 +342,7 @@ pub fn check_handshake(data: &[u8]) -> bool {
         }
         net.pump();
         net.run(net.now + Duration::from_secs(5));
-        if starter_key.is_some() {
+        if keyed_session {
             assert_eq!(net.listener.messages, vec![from_starter]);
             assert_eq!(net.starter.messages, vec![from_listener]);
         } else {

@@ -51,6 +51,7 @@ pub const HANDSHAKE: Handshake = Handshake {
     listener_id: None,
     auth: Bytes::new(),
     token: Bytes::new(),
+    features: 0,
 };
 
 /// The key of the fuzzed keyed listener and of the handshake's keyed sides
@@ -89,6 +90,7 @@ pub fn datagram(packet: &Packet, session: SessionId, number: u64) -> Vec<u8> {
         session,
         number,
         with_ack: false,
+        key_phase: false,
     }
     .encoded_len();
     Protection::Checksum.seal(number, header_len, &mut buf);

@@ -37,6 +37,10 @@ use crate::report::Table;
 /// Bytes per message (Ferry) or per write (TCP, quinn).
 pub(crate) const CHUNK: usize = 1 << 20;
 
+/// How often the key updates row moves to fresh keys: far more often than
+/// the default (2^23 packets), so that a gibibyte crosses several updates.
+const KEY_UPDATE_PACKETS: u64 = 100_000;
+
 /// The socket buffers every transport asks for, as Ferry's drivers do.
 const SOCKET_BUFFER: usize = 8 << 20;
 
@@ -50,6 +54,10 @@ pub(crate) enum Kind {
     TokioPsk,
     /// Ferry on tokio with a pre-shared key, ChaCha20-Poly1305 forced.
     TokioPskChacha,
+    /// Ferry on tokio with a pre-shared key, the cipher negotiated as by
+    /// default, both sides updating their keys every
+    /// [`KEY_UPDATE_PACKETS`] packets (some eight times a gibibyte).
+    TokioPskKeyUpdates,
     /// Ferry on tokio's multi-thread runtime (a worker per core, what
     /// `#[tokio::main]` gives), in clear.
     TokioMulti,
@@ -282,6 +290,11 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "tokio, pre-shared key, ChaCha20-Poly1305 forced (what CPUs without hardware AES get)",
         ),
         (
+            Kind::TokioPskKeyUpdates,
+            format!("{TOKIO} psk, key updates"),
+            "tokio, pre-shared key as above, both sides moving to fresh keys every 100 000 packets",
+        ),
+        (
             Kind::TokioMulti,
             format!("{TOKIO} multi-thread"),
             "tokio multi-thread runtime, a worker per core",
@@ -320,9 +333,17 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         }
         if matches!(
             kind,
-            Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioMulti | Kind::TokioScraped
+            Kind::TokioPsk
+                | Kind::TokioPskChacha
+                | Kind::TokioPskKeyUpdates
+                | Kind::TokioMulti
+                | Kind::TokioScraped
         ) {
             row.also(TOKIO);
+        }
+        if kind == Kind::TokioPskKeyUpdates {
+            // What the updates cost: the same transfer without them.
+            row.also(format!("{TOKIO} psk"));
         }
         let row = table.add(
             format!("{name} CPU"),
@@ -331,6 +352,9 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             Some(TCP_CPU),
             outcome.cpu_note(),
         );
+        if kind == Kind::TokioPskKeyUpdates {
+            row.also(format!("{TOKIO} psk CPU"));
+        }
         peer(row, QUINN_CPU);
     }
     Ok(table)
@@ -451,6 +475,7 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
             Kind::Tokio
             | Kind::TokioPsk
             | Kind::TokioPskChacha
+            | Kind::TokioPskKeyUpdates
             | Kind::TokioMulti
             | Kind::TokioScraped,
             side,
@@ -517,8 +542,16 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Ferry's configuration for a role.
 fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
-    let psk = matches!(args.kind, Kind::TokioPsk | Kind::TokioPskChacha)
-        .then(|| PreSharedKey::from_bytes([0x42; 32]));
+    let psk = matches!(
+        args.kind,
+        Kind::TokioPsk | Kind::TokioPskChacha | Kind::TokioPskKeyUpdates
+    )
+    .then(|| PreSharedKey::from_bytes([0x42; 32]));
+    let key_update_packets = if args.kind == Kind::TokioPskKeyUpdates {
+        KEY_UPDATE_PACKETS
+    } else {
+        Config::default().key_update_packets
+    };
     let cipher = if args.kind == Kind::TokioPskChacha {
         CipherPreference::ChaCha20Poly1305
     } else {
@@ -532,6 +565,7 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         max_handshakes_per_source: 0,
         psk,
         cipher,
+        key_update_packets,
         ..Config::default()
     })
     .with_shards(args.shards)

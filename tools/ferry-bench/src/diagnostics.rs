@@ -20,10 +20,13 @@ pub(crate) fn report_losses(stats: impl Iterator<Item = SessionStats>) {
         t.dropped_recv_memory += s.dropped_recv_memory;
         t.acks_sent += s.acks_sent;
         t.repeat_requests_sent += s.repeat_requests_sent;
+        t.key_updates_sent += s.key_updates_sent;
+        t.key_updates_received += s.key_updates_received;
     }
     eprintln!(
         "LOSSES sent {} received {} retransmitted {} lost {} spurious {} timeouts {} \
-         tail probes {} duplicates {} dropped (memory) {} acks {} repeat requests {}",
+         tail probes {} duplicates {} dropped (memory) {} acks {} repeat requests {} \
+         key updates {}/{}",
         t.packets_sent,
         t.packets_received,
         t.retransmitted,
@@ -34,7 +37,9 @@ pub(crate) fn report_losses(stats: impl Iterator<Item = SessionStats>) {
         t.duplicates,
         t.dropped_recv_memory,
         t.acks_sent,
-        t.repeat_requests_sent
+        t.repeat_requests_sent,
+        t.key_updates_sent,
+        t.key_updates_received
     );
 }
 

@@ -21,7 +21,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_proto::crypto::PreSharedKey;
+use ferry_proto::crypto::{Identity, PreSharedKey};
 use ferry_proto::{Config, Event};
 use ferry_sim::{LinkConfig, Network};
 use ferry_tokio::{Endpoint, EndpointConfig, EndpointExt};
@@ -55,6 +55,42 @@ fn config(psk: Option<&PreSharedKey>, server: bool) -> EndpointConfig {
         psk: psk.cloned(),
         ..Config::default()
     })
+}
+
+/// How the handshakes of a latency row authenticate.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Clear,
+    Psk(&'a PreSharedKey),
+    /// Identities on both sides (Noise IK); the listener admits the
+    /// starter's key through an authorized-keys list.
+    Identities,
+}
+
+/// The listener's and the starter's configurations for `auth`.
+fn configs(auth: Auth<'_>) -> (EndpointConfig, EndpointConfig) {
+    match auth {
+        Auth::Clear => (config(None, true), config(None, false)),
+        Auth::Psk(key) => (config(Some(key), true), config(Some(key), false)),
+        Auth::Identities => {
+            let (listener, starter) = (
+                Identity::from_private_bytes([0x51; 32]),
+                Identity::from_private_bytes([0x52; 32]),
+            );
+            let server = Config {
+                accept_incoming: true,
+                authorized_keys: Some([starter.public_key()].into_iter().collect()),
+                identity: Some(listener.clone()),
+                ..Config::default()
+            };
+            let client = Config {
+                listener_key: Some(listener.public_key()),
+                identity: Some(starter),
+                ..Config::default()
+            };
+            (server.into(), client.into())
+        }
+    }
 }
 
 pub(crate) fn run(args: &Args) -> Result<Table, String> {
@@ -91,17 +127,30 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         None,
         "64 bytes, loopback",
     );
-    for (name, psk) in [
-        ("sessions: handshake, clear", None),
-        ("sessions: handshake, encrypted", Some(&key)),
+    for (name, auth, note) in [
+        (
+            "sessions: handshake, clear",
+            Auth::Clear,
+            "connect until established",
+        ),
+        (
+            "sessions: handshake, encrypted",
+            Auth::Psk(&key),
+            "connect until established; pre-shared key (Noise NNpsk0)",
+        ),
+        (
+            "sessions: handshake, identities",
+            Auth::Identities,
+            "connect until established; static keys on both sides (Noise IK), listed key",
+        ),
     ] {
-        let (p50, p99) = rt.block_on(handshakes(args.handshakes, psk))?;
+        let (p50, p99) = rt.block_on(handshakes(args.handshakes, auth))?;
         table.add(
             format!("{name}, p50"),
             micros(p50),
             "µs",
             Some("sessions: raw UDP round trip, p50"),
-            "connect until established",
+            note,
         );
         table.add(format!("{name}, p99"), micros(p99), "µs", None, "");
     }
@@ -229,12 +278,13 @@ async fn bulk(mib: usize, psk: Option<&PreSharedKey>) -> Result<f64, String> {
     Ok((mib * CHUNK) as f64 / start.elapsed().as_secs_f64() / 1e6)
 }
 
-async fn handshakes(n: usize, psk: Option<&PreSharedKey>) -> Result<(Duration, Duration), String> {
+async fn handshakes(n: usize, auth: Auth<'_>) -> Result<(Duration, Duration), String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
+    let (server_config, client_config) = configs(auth);
     let server =
-        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config(psk, true)).map_err(|x| e(&x))?;
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), server_config).map_err(|x| e(&x))?;
     let client =
-        Endpoint::bind("127.0.0.1:0".parse().unwrap(), config(psk, false)).map_err(|x| e(&x))?;
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), client_config).map_err(|x| e(&x))?;
     let addr = server.local_addr();
     let acceptor = tokio::spawn(async move {
         let mut held = Vec::new();

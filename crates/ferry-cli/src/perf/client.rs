@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::wire::{Done, Mode, Progress, Received, Request, SenderFigures, ServerMessage, VERSION};
 use super::{Amount, cpu_seconds, receive, send};
 use crate::CliError;
-use crate::session::config::SessionOptions;
+use crate::session::config::StarterOptions;
 use crate::session::forward::host_port;
 use crate::session::{bind, client_addr, connect_error, mbit_per_s, resolve, runtime};
 
@@ -52,9 +52,10 @@ pub struct PerfClientArgs {
     /// Print one JSON object at the end instead of lines.
     #[arg(long)]
     pub json: bool,
-    /// Session settings (`--key-file` for an encrypted test).
+    /// Session settings (`--key-file`, or `--identity` and `--peer-key`,
+    /// for an encrypted test).
     #[command(flatten)]
-    pub session: SessionOptions,
+    pub session: StarterOptions,
 }
 
 impl PerfClientArgs {
@@ -146,10 +147,21 @@ pub fn run(args: &PerfClientArgs, out: &mut dyn Write) -> Result<(), CliError> {
             "the local address",
         )?;
         let timeout = settings.endpoint.protocol.handshake_timeout;
-        let session = endpoint
-            .connect(peer)
-            .await
-            .map_err(|e| connect_error(&args.server, e, timeout, "ferry perf server --listen"))?;
+        let session = endpoint.connect(peer).await.map_err(|e| {
+            let identity = settings
+                .endpoint
+                .protocol
+                .identity
+                .as_ref()
+                .map(|i| i.public_key());
+            connect_error(
+                &args.server,
+                e,
+                timeout,
+                "ferry perf server --listen",
+                identity,
+            )
+        })?;
         let request = Request {
             version: VERSION,
             mode,
@@ -158,7 +170,7 @@ pub fn run(args: &PerfClientArgs, out: &mut dyn Write) -> Result<(), CliError> {
             bytes: args.bytes,
             interval_ms: (args.interval * 1000.0) as u64,
         };
-        let encrypted = settings.key_file.is_some();
+        let encrypted = settings.encrypted();
         if !args.json {
             writeln!(
                 out,
@@ -176,7 +188,7 @@ pub fn run(args: &PerfClientArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .send(text)
             .await
             .map_err(|e| CliError::Network(format!("cannot send the request: {e}")))?;
-        let report = test(&session, args, &request, out).await;
+        let report = test(&session, args, &request, encrypted, out).await;
         session.close(0);
         endpoint.close().await;
         let report = report?;
@@ -195,6 +207,7 @@ async fn test(
     session: &Session,
     args: &PerfClientArgs,
     request: &Request,
+    encrypted: bool,
     out: &mut dyn Write,
 ) -> Result<Report, CliError> {
     let started = Instant::now();
@@ -306,7 +319,7 @@ async fn test(
         server: args.server.clone(),
         mode: request.mode,
         streams: request.streams,
-        encrypted: args.session.key_file.is_some(),
+        encrypted,
         upload,
         download,
         intervals,

@@ -15,7 +15,8 @@ use super::wire::{Done, Progress, Received, Request, ServerMessage, VERSION};
 use super::{Amount, cpu_seconds, receive, send};
 use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
-use crate::session::config::SessionOptions;
+use crate::session::config::ListenerOptions;
+use crate::session::config::keys::peer_label;
 use crate::session::{bind, runtime};
 use crate::shutdown::{GraceArgs, InFlight};
 
@@ -34,9 +35,10 @@ pub struct PerfServerArgs {
     /// Serve one test, then exit.
     #[arg(long)]
     pub once: bool,
-    /// Session settings (`--key-file` for encrypted tests).
+    /// Session settings (`--key-file` or `--identity` for encrypted
+    /// tests).
     #[command(flatten)]
-    pub session: SessionOptions,
+    pub session: ListenerOptions,
     /// The Prometheus endpoint.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -55,8 +57,9 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
         writeln!(
             out,
-            "listening on {}, serving ferry perf tests{}",
+            "listening on {}, serving ferry perf tests ({}){}",
             endpoint.local_addr(),
+            settings.listener_note(),
             start_line(&metrics)
         )?;
         out.flush()?;
@@ -65,11 +68,15 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let stop = shutdown.stopped();
         tokio::pin!(stop);
         let in_flight = InFlight::new();
+        let names = settings.endpoint.protocol.authorized_keys.clone();
         loop {
             tokio::select! {
                 accepted = endpoint.accept() => {
                     let Some(session) = accepted else { break };
                     let peer = session.remote_addr();
+                    if let Some(key) = session.peer_identity() {
+                        info!(%peer, identity = %peer_label(&key, names.as_ref()), "perf test from an authenticated peer");
+                    }
                     let busy = in_flight.enter();
                     let test = tokio::spawn(async move {
                         match serve(&session).await {

@@ -36,7 +36,10 @@
 //! udp_send_buffer = 8388608     # bytes: kernel socket send buffer requested
 //! udp_recv_buffer = 33554432    # bytes: kernel socket receive buffer requested
 //! key_file = "ferry.key"        # pre-shared key (64 hex digits); relative to this file
-//! cipher = "auto"               # with a key: "auto", "aes-256-gcm" or "chacha20-poly1305"
+//! identity_file = "id.key"      # this side's private key (`ferry keygen id.key`); relative to this file
+//! authorized_keys_file = "authorized_keys"  # listeners: the starter keys admitted (default: any)
+//! peer_key = "server.pub"       # starters: the listener's public key, 64 hex digits or a file
+//! cipher = "auto"               # with a key or identity: "auto", "aes-256-gcm" or "chacha20-poly1305"
 //! server_id = "0:0a01"          # this server's id behind a load balancer: [rotation:]hex, 1-4 bytes
 //! shards = 1                    # sockets and cores serving the address (0: one per core)
 //! metrics = "127.0.0.1:9100"    # receive, forward, forward-server: serve Prometheus metrics here (default: none)
@@ -48,21 +51,31 @@
 //! [`ferry_proto::Config`]'s. An unknown key in `[session]`, a value of the
 //! wrong type or one that [`ferry_proto::Config::validate`] refuses is
 //! reported with the key's name (and its line, when known). `--config FILE`
-//! names the file and `--key-file FILE` overrides `key_file`.
+//! names the file; `--key-file FILE` overrides `key_file`, `--identity
+//! FILE` `identity_file`, `--authorized-keys FILE` `authorized_keys_file`
+//! and `--peer-key HEX_OR_FILE` `peer_key`. A listener (`receive`,
+//! `forward-server`, `perf server`) ignores `peer_key`; a starter (`send`,
+//! `forward`, `perf client`) ignores `authorized_keys_file`
+//! ([`ListenerOptions`], [`StarterOptions`]). The key files are read by
+//! [`keys`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use ferry_proto::crypto::PreSharedKey;
 use ferry_proto::error::ConfigError;
 use ferry_proto::{CipherPreference, Config, CongestionControl};
 use ferry_tokio::EndpointConfig;
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::CliError;
 use crate::exit::io_advice;
+
+mod describe;
+pub mod keys;
+
+pub use keys::{PeerKey, read_key};
 
 /// Longest duration accepted for a millisecond key: one day.
 pub const MAX_MS: u64 = 86_400_000;
@@ -72,7 +85,8 @@ pub const MAX_MS: u64 = 86_400_000;
 pub struct SessionOptions {
     /// A TOML configuration file; its `[session]` table holds the session
     /// settings (mtu, congestion, timeouts in ms, windows and buffers in
-    /// bytes, key_file); see `ferry config check`.
+    /// bytes, key_file, identity_file, authorized_keys_file, peer_key); see
+    /// `ferry config check`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The pre-shared key, 64 hexadecimal digits in a file: sessions are
@@ -80,6 +94,45 @@ pub struct SessionOptions {
     /// Overrides `key_file` of the configuration file.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// This side's identity: its private key, 64 hexadecimal digits in a
+    /// file (`ferry keygen FILE` makes one). Sessions then authenticate
+    /// both sides by their public keys and are encrypted; both sides need
+    /// one. Combines with --key-file (both apply). Overrides
+    /// `identity_file`.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+/// The session flags of a command that starts sessions (`send`,
+/// `forward`, `perf client`): the shared ones, and the listener's public
+/// key to pin.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StarterOptions {
+    /// The flags every session tool shares.
+    #[command(flatten)]
+    pub common: SessionOptions,
+    /// With --identity: the listener's public key, which only that listener
+    /// can answer to. Exactly 64 hexadecimal digits are the key itself;
+    /// anything else is the path of a file holding it (the FILE.pub that
+    /// `ferry keygen FILE` wrote there). Overrides `peer_key`.
+    #[arg(long, value_name = "HEX_OR_FILE")]
+    pub peer_key: Option<String>,
+}
+
+/// The session flags of a command that accepts sessions (`receive`,
+/// `forward-server`, `perf server`): the shared ones, and the starter keys
+/// it admits.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListenerOptions {
+    /// The flags every session tool shares.
+    #[command(flatten)]
+    pub common: SessionOptions,
+    /// With --identity: the starters' public keys this side admits, one per
+    /// line, each optionally followed by a name for the logs (`#` starts a
+    /// comment). Without it any starter with an identity gets in (and is
+    /// named by its key). Overrides `authorized_keys_file`.
+    #[arg(long, value_name = "FILE")]
+    pub authorized_keys: Option<PathBuf>,
 }
 
 /// The congestion controller, as the file names it.
@@ -133,6 +186,9 @@ struct SessionTable {
     udp_send_buffer: Option<usize>,
     udp_recv_buffer: Option<usize>,
     key_file: Option<PathBuf>,
+    identity_file: Option<PathBuf>,
+    authorized_keys_file: Option<PathBuf>,
+    peer_key: Option<String>,
     cipher: Option<CipherName>,
     server_id: Option<String>,
     shards: Option<usize>,
@@ -156,8 +212,17 @@ const DIODE_KEYS: &[&str] = &crate::diode::config::TOP_LEVEL_KEYS;
 pub struct SessionSettings {
     /// The protocol settings and the socket buffers.
     pub endpoint: EndpointConfig,
-    /// Where the pre-shared key came from (`None`: no encryption).
+    /// Where the pre-shared key came from (`None`: no pre-shared key).
     pub key_file: Option<PathBuf>,
+    /// Where this side's identity came from (`None`: none; the identity
+    /// itself is `endpoint.protocol.identity`).
+    pub identity_file: Option<PathBuf>,
+    /// Where the listener's admitted keys came from (the list itself is
+    /// `endpoint.protocol.authorized_keys`; a starter drops both).
+    pub authorized_keys_file: Option<PathBuf>,
+    /// A starter's pin on the listener's key (a starter moves it to
+    /// `endpoint.protocol.listener_key`; a listener drops it).
+    pub peer_key: Option<PeerKey>,
     /// Where the long-running commands serve Prometheus metrics
     /// (`metrics`; `--metrics` overrides it).
     pub metrics: Option<std::net::SocketAddr>,
@@ -167,10 +232,112 @@ pub struct SessionSettings {
     pub grace_period: Option<Duration>,
 }
 
+/// Which key files of the configuration file are not to be read: a flag
+/// overrides them, or the command's role does not use them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Skip {
+    key_file: bool,
+    identity_file: bool,
+    authorized_keys_file: bool,
+    peer_key: bool,
+}
+
+impl StarterOptions {
+    /// Reads the file and the flags as [`SessionOptions::load`] does, adds
+    /// `--peer-key`, and pins the listener's key: with an identity a
+    /// starter needs one, and one needs an identity.
+    pub fn load(&self) -> Result<SessionSettings, CliError> {
+        let mut settings = self.common.load_skipping(Skip {
+            peer_key: self.peer_key.is_some(),
+            authorized_keys_file: true,
+            ..Skip::default()
+        })?;
+        if let Some(value) = &self.peer_key {
+            settings.peer_key = Some(keys::read_peer_key(value, None, "--peer-key")?);
+        }
+        settings.authorized_keys_file = None;
+        settings.endpoint.protocol.authorized_keys = None;
+        let protocol = &mut settings.endpoint.protocol;
+        match (&protocol.identity, &settings.peer_key) {
+            (Some(_), Some(pin)) => protocol.listener_key = Some(pin.key),
+            (Some(_), None) => {
+                return Err(CliError::Missing(
+                    "this side has an identity (--identity, identity_file) but does not know the \
+                     listener's: give the listener's public key with --peer-key (the listener \
+                     prints it with `ferry keygen --public FILE`)"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(CliError::Missing(
+                    "--peer-key (peer_key) needs this side's own identity: give --identity FILE \
+                     (make one with `ferry keygen FILE`, and add the public key it prints to the \
+                     listener's --authorized-keys)"
+                        .into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        Ok(settings)
+    }
+}
+
+impl ListenerOptions {
+    /// Reads the file and the flags as [`SessionOptions::load`] does and
+    /// adds `--authorized-keys`, which needs an identity.
+    pub fn load(&self) -> Result<SessionSettings, CliError> {
+        let mut settings = self.common.load_skipping(Skip {
+            authorized_keys_file: self.authorized_keys.is_some(),
+            peer_key: true,
+            ..Skip::default()
+        })?;
+        if let Some(path) = &self.authorized_keys {
+            settings.endpoint.protocol.authorized_keys =
+                Some(keys::read_authorized_keys(path, "--authorized-keys")?);
+            settings.authorized_keys_file = Some(path.clone());
+        }
+        settings.peer_key = None;
+        let protocol = &settings.endpoint.protocol;
+        match (&protocol.identity, &protocol.authorized_keys) {
+            (None, Some(_)) => {
+                return Err(CliError::Missing(
+                    "--authorized-keys (authorized_keys_file) needs this listener's own \
+                     identity: give --identity FILE (make one with `ferry keygen FILE`; starters \
+                     pin the public key it prints with --peer-key)"
+                        .into(),
+                ));
+            }
+            (Some(identity), list) => {
+                info!(public_key = %identity.public_key(), "this listener's identity");
+                match list {
+                    Some(list) if list.is_empty() => warn!(
+                        file = ?settings.authorized_keys_file,
+                        "the authorized keys file lists no key: every starter is refused"
+                    ),
+                    Some(_) => {}
+                    None => info!(
+                        "no authorized keys (--authorized-keys): any starter with an identity is admitted"
+                    ),
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(settings)
+    }
+}
+
 impl SessionOptions {
     /// Reads the file (the defaults without one), applies `--key-file` and
-    /// checks the result.
+    /// `--identity`, and checks the result. A starter or a listener uses
+    /// [`StarterOptions::load`] or [`ListenerOptions::load`], which also
+    /// read the keys that concern their role.
     pub fn load(&self) -> Result<SessionSettings, CliError> {
+        self.load_skipping(Skip::default())
+    }
+
+    fn load_skipping(&self, mut skip: Skip) -> Result<SessionSettings, CliError> {
+        skip.key_file |= self.key_file.is_some();
+        skip.identity_file |= self.identity.is_some();
         let mut settings = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
@@ -181,7 +348,7 @@ impl SessionOptions {
                     ),
                     source: e,
                 })?;
-                parse_with_key(&text, path, self.key_file.is_none())?
+                parse_skipping(&text, path, skip)?
             }
             None => SessionSettings::default(),
         };
@@ -189,22 +356,22 @@ impl SessionOptions {
             settings.endpoint.protocol.psk = Some(read_key(key_file, "--key-file")?);
             settings.key_file = Some(key_file.clone());
         }
+        if let Some(path) = &self.identity {
+            settings.endpoint.protocol.identity = Some(keys::read_identity(path, "--identity")?);
+            settings.identity_file = Some(path.clone());
+        }
         Ok(settings)
     }
 }
 
-/// Parses the `[session]` table of `text` (the file at `origin`; a
-/// relative `key_file` is taken from the file's directory) and reads the
-/// key it names.
+/// Parses the `[session]` table of `text` (the file at `origin`; relative
+/// key file paths are taken from the file's directory) and reads the key
+/// files it names, whatever the role: `ferry config check`'s reading.
 pub fn parse(text: &str, origin: &Path) -> Result<SessionSettings, CliError> {
-    parse_with_key(text, origin, true)
+    parse_skipping(text, origin, Skip::default())
 }
 
-fn parse_with_key(
-    text: &str,
-    origin: &Path,
-    read_key_file: bool,
-) -> Result<SessionSettings, CliError> {
+fn parse_skipping(text: &str, origin: &Path, skip: Skip) -> Result<SessionSettings, CliError> {
     let file: FileSettings = toml::from_str(text).map_err(|e| {
         CliError::Invalid(format!(
             "in {}: {}",
@@ -361,20 +528,34 @@ fn parse_with_key(
             *field = v;
         }
     }
-    let mut key_file = None;
-    if let Some(path) = table.key_file {
-        let path = match origin.parent() {
-            Some(dir) if path.is_relative() => dir.join(path),
-            _ => path,
-        };
-        if read_key_file {
-            endpoint.protocol.psk = Some(read_key(&path, "key_file")?);
-        }
-        key_file = Some(path);
+    let dir = origin.parent();
+    let relative = |path: PathBuf| match dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    };
+    let key_file = table.key_file.map(relative);
+    if let (Some(path), false) = (&key_file, skip.key_file) {
+        endpoint.protocol.psk = Some(read_key(path, "key_file")?);
     }
+    let identity_file = table.identity_file.map(relative);
+    if let (Some(path), false) = (&identity_file, skip.identity_file) {
+        endpoint.protocol.identity = Some(keys::read_identity(path, "identity_file")?);
+    }
+    let authorized_keys_file = table.authorized_keys_file.map(relative);
+    if let (Some(path), false) = (&authorized_keys_file, skip.authorized_keys_file) {
+        endpoint.protocol.authorized_keys =
+            Some(keys::read_authorized_keys(path, "authorized_keys_file")?);
+    }
+    let peer_key = match (&table.peer_key, skip.peer_key) {
+        (Some(value), false) => Some(keys::read_peer_key(value, dir, "peer_key")?),
+        _ => None,
+    };
     Ok(SessionSettings {
         endpoint,
         key_file,
+        identity_file,
+        authorized_keys_file,
+        peer_key,
         metrics: table.metrics,
         grace_period,
     })
@@ -389,44 +570,11 @@ fn config_key(e: &ConfigError) -> &'static str {
         ConfigError::WindowTooSmall { .. } => "recv_window",
         ConfigError::StreamWindowTooSmall { .. } => "stream_recv_window",
         ConfigError::BadServerId(_) => "server_id",
+        ConfigError::NeedsIdentity("listener_key") => "peer_key",
+        ConfigError::NeedsIdentity("authorized_keys") => "authorized_keys_file",
+        ConfigError::NeedsIdentity(key) => key,
     }
 }
-
-/// Reads a pre-shared key file; `what` names where its path came from.
-pub fn read_key(path: &Path, what: &str) -> Result<PreSharedKey, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::Io {
-        context: format!(
-            "cannot read the key file {} ({what}): {}",
-            path.display(),
-            io_advice(&e)
-        ),
-        source: e,
-    })?;
-    warn_if_readable_by_others(path);
-    PreSharedKey::parse(&text).map_err(|e| {
-        CliError::Authentication(format!(
-            "the key file {} ({what}) is unusable: {e}; make one with `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > {}`",
-            path.display(),
-            path.display()
-        ))
-    })
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        warn!(
-            file = %path.display(),
-            "the key file is readable by other users: `chmod 600` it"
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
 
 /// Warns about top-level keys neither tool reads (a misspelt table name,
 /// say).
@@ -472,286 +620,29 @@ pub(crate) fn line_of(text: &str, key: &str) -> Option<usize> {
 }
 
 impl SessionSettings {
-    /// The settings as `key = value` lines, with their units, as `ferry
-    /// config check` prints them (the key itself is not shown).
-    pub fn describe(&self) -> Vec<String> {
+    /// Whether sessions are encrypted: with a pre-shared key or an
+    /// identity.
+    pub fn encrypted(&self) -> bool {
+        self.key_file.is_some() || self.endpoint.protocol.identity.is_some()
+    }
+
+    /// How a listener's first line describes its sessions' protection:
+    /// `no encryption`, `encrypted sessions only`, or its identity and whom
+    /// it admits.
+    pub fn listener_note(&self) -> String {
         let c = &self.endpoint.protocol;
-        let ms = |d: Duration| d.as_millis();
-        vec![
-            format!("mtu = {} bytes", c.mtu),
-            format!("max_mtu = {} bytes", c.max_mtu),
-            format!("congestion = {}", c.congestion.name()),
-            format!("handshake_timeout = {} ms", ms(c.handshake_timeout)),
-            format!("ping_interval = {} ms", ms(c.ping_interval)),
-            format!("ping_packet_count = {}", c.ping_packet_count),
-            format!("delivery_timeout = {} ms", ms(c.delivery_timeout)),
-            format!("initial_rtt = {} ms", ms(c.initial_rtt)),
-            format!("max_ack_delay = {} ms", ms(c.max_ack_delay)),
-            format!("max_message_size = {} bytes", c.max_message_size),
-            format!("recv_window = {} bytes", c.recv_window),
-            format!("max_recv_window = {} bytes", c.max_recv_window),
-            format!("stream_recv_window = {} bytes", c.stream_recv_window),
-            format!(
-                "max_stream_recv_window = {} bytes",
-                c.max_stream_recv_window
+        match (&c.identity, &c.authorized_keys) {
+            (Some(id), Some(list)) => format!(
+                "identity {}…, admits {}",
+                id.public_key().short(),
+                crate::counted(list.len() as u64, "key", "keys")
             ),
-            format!("send_buffer = {} bytes", c.send_buffer),
-            format!("max_send_buffer = {} bytes", c.max_send_buffer),
-            format!("stream_send_buffer = {} bytes", c.stream_send_buffer),
-            format!("send_window = {} bytes", c.send_window),
-            format!("max_streams = {}", c.max_streams),
-            format!("max_sessions = {}", c.max_sessions),
-            format!(
-                "max_handshakes_per_source = {} per second",
-                c.max_handshakes_per_source
-            ),
-            format!("max_pending_handshakes = {}", c.max_pending_handshakes),
-            format!("amplification_factor = {}", c.amplification_factor),
-            format!("max_recv_memory = {} bytes", c.max_recv_memory),
-            format!(
-                "udp_send_buffer = {} bytes",
-                self.endpoint.socket_send_buffer
-            ),
-            format!(
-                "udp_recv_buffer = {} bytes",
-                self.endpoint.socket_recv_buffer
-            ),
-            match &self.key_file {
-                Some(path) => format!(
-                    "key_file = {} (sessions authenticated and encrypted)",
-                    path.display()
-                ),
-                None => "key_file = none (no encryption: packets carry a checksum only)".into(),
-            },
-            match (&self.key_file, c.cipher) {
-                (None, cipher) => format!("cipher = {cipher} (unused without a key)"),
-                (Some(_), CipherPreference::Auto) => {
-                    if ferry_proto::crypto::hardware_aes() {
-                        "cipher = auto (aes-256-gcm first: this CPU has hardware AES)".into()
-                    } else {
-                        "cipher = auto (chacha20-poly1305 first: no hardware AES on this CPU)"
-                            .into()
-                    }
-                }
-                (Some(_), cipher) => format!("cipher = {cipher} (forced)"),
-            },
-            match self.endpoint.shards {
-                0 => "shards = 0 (one per core)".into(),
-                1 => "shards = 1 (one socket, one driver)".into(),
-                n => format!("shards = {n} (sockets and drivers on the address)"),
-            },
-            match c.server_id {
-                Some(id) => format!("server_id = {id} (session ids route to this server)"),
-                None => "server_id = none (not behind a load balancer that routes on ids)".into(),
-            },
-            match self.metrics {
-                Some(addr) => format!("metrics = {addr} (Prometheus at http://{addr}/metrics)"),
-                None => "metrics = none (no metrics endpoint)".into(),
-            },
-            format!(
-                "grace_period = {} ms (on SIGTERM or Ctrl-C: receive, forward, forward-server)",
-                self.grace_period
-                    .unwrap_or(crate::shutdown::DEFAULT_GRACE)
-                    .as_millis()
-            ),
-        ]
+            (Some(id), None) => format!("identity {}…, admits any key", id.public_key().short()),
+            (None, _) if self.key_file.is_some() => "encrypted sessions only".into(),
+            (None, _) => "no encryption".into(),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn origin() -> &'static Path {
-        Path::new("test.toml")
-    }
-
-    #[test]
-    fn defaults_without_a_table() {
-        let s = parse(
-            "mtu = 9000\n[receiver]\nblock_expiration_timeout = 5\n",
-            origin(),
-        )
-        .unwrap();
-        assert_eq!(s, SessionSettings::default());
-    }
-
-    #[test]
-    fn every_key_is_read() {
-        let s = parse(
-            "heartbeat = 500\n[session]\nmtu = 1400\nmax_mtu = 8952\ncongestion = \"cubic\"\n\
-             handshake_timeout = 3000\nping_interval = 200\nping_packet_count = 7\n\
-             delivery_timeout = 30\ninitial_rtt = 50\nmax_ack_delay = 5\n\
-             max_message_size = 1000000\nrecv_window = 2000000\nmax_recv_window = 4000000\n\
-             stream_recv_window = 2000000\nmax_stream_recv_window = 3000000\n\
-             send_buffer = 1000000\nmax_send_buffer = 5000000\nstream_send_buffer = 1000000\n\
-             send_window = 999999\nmax_streams = 9\nmax_sessions = 8\n\
-             max_handshakes_per_source = 0\nmax_pending_handshakes = 4\n\
-             amplification_factor = 2\nmax_recv_memory = 9000000\n\
-             udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
-             server_id = \"2:beef\"\nshards = 3\ngrace_period = 2500\n\
-             metrics = \"127.0.0.1:9100\"\n",
-            origin(),
-        )
-        .unwrap();
-        let c = &s.endpoint.protocol;
-        assert_eq!(c.mtu, 1400);
-        assert_eq!(c.max_mtu, 8952);
-        assert_eq!(c.congestion, CongestionControl::Cubic);
-        assert_eq!(c.handshake_timeout, Duration::from_secs(3));
-        assert_eq!(c.ping_interval, Duration::from_millis(200));
-        assert_eq!(c.ping_packet_count, 7);
-        assert_eq!(c.delivery_timeout, Duration::from_millis(30));
-        assert_eq!(c.initial_rtt, Duration::from_millis(50));
-        assert_eq!(c.max_ack_delay, Duration::from_millis(5));
-        assert_eq!(c.max_message_size, 1_000_000);
-        assert_eq!(c.recv_window, 2_000_000);
-        assert_eq!(c.max_recv_window, 4_000_000);
-        assert_eq!(c.stream_recv_window, 2_000_000);
-        assert_eq!(c.max_stream_recv_window, 3_000_000);
-        assert_eq!(c.send_buffer, 1_000_000);
-        assert_eq!(c.max_send_buffer, 5_000_000);
-        assert_eq!(c.stream_send_buffer, 1_000_000);
-        assert_eq!(c.send_window, 999_999);
-        assert_eq!(c.max_streams, 9);
-        assert_eq!(c.max_sessions, 8);
-        assert_eq!(c.max_handshakes_per_source, 0);
-        assert_eq!(c.max_pending_handshakes, 4);
-        assert_eq!(c.amplification_factor, 2);
-        assert_eq!(c.max_recv_memory, 9_000_000);
-        assert_eq!(s.endpoint.socket_send_buffer, 1234);
-        assert_eq!(s.endpoint.socket_recv_buffer, 4321);
-        assert_eq!(c.cipher, CipherPreference::Aes256Gcm);
-        assert_eq!(c.server_id, Some("2:beef".parse().unwrap()));
-        assert_eq!(s.endpoint.shards, 3);
-        assert_eq!(s.metrics, Some("127.0.0.1:9100".parse().unwrap()));
-        assert_eq!(s.grace_period, Some(Duration::from_millis(2500)));
-        assert_eq!(s.describe().len(), 32);
-    }
-
-    #[test]
-    fn errors_name_the_key_and_line() {
-        for (text, key, line) in [
-            ("[session]\nmtu = 10", "`mtu`", Some("line 2")),
-            (
-                "[session]\n\nping_interval = 0",
-                "`ping_interval`",
-                Some("line 3"),
-            ),
-            ("[session]\nshards = 65", "`shards`", Some("line 2")),
-            (
-                "[session]\nserver_id = \"4:01\"",
-                "`server_id`",
-                Some("line 2"),
-            ),
-            (
-                "[session]\nrecv_window = 1000",
-                "`recv_window`",
-                Some("line 2"),
-            ),
-            (
-                "[session]\nmax_recv_window = 1000",
-                "`max_recv_window`",
-                Some("line 2"),
-            ),
-            (
-                "[session]\nmax_streams = 0",
-                "`max_streams`",
-                Some("line 2"),
-            ),
-            (
-                "[session]\nhandshake_timeout = 99999999999",
-                "`handshake_timeout`",
-                None,
-            ),
-            ("[session]\nudp_recv_buffer = 0", "`udp_recv_buffer`", None),
-            (
-                "[session]\ngrace_period = 86400001",
-                "`grace_period`",
-                Some("line 2"),
-            ),
-            ("[session]\ncolour = 3", "colour", Some("line 2")),
-            ("[session]\ncongestion = \"vegas\"", "vegas", Some("line 2")),
-            (
-                "[session]\ncipher = \"aes-128-gcm\"",
-                "aes-128-gcm",
-                Some("line 2"),
-            ),
-            ("[session]\nmtu = \"big\"", "mtu", Some("line 2")),
-            ("session.send_window = 0", "`send_window`", Some("line 1")),
-        ] {
-            let err = parse(text, origin()).unwrap_err().to_string();
-            assert!(err.contains(key), "{text}: {err}");
-            assert!(err.contains("test.toml"), "{text}: {err}");
-            if let Some(line) = line {
-                assert!(err.contains(line), "{text}: {err}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_cipher_key_takes_each_name_and_defaults_to_auto() {
-        for (name, preference) in [
-            ("auto", CipherPreference::Auto),
-            ("aes-256-gcm", CipherPreference::Aes256Gcm),
-            ("chacha20-poly1305", CipherPreference::ChaCha20Poly1305),
-        ] {
-            let s = parse(&format!("[session]\ncipher = \"{name}\"\n"), origin()).unwrap();
-            assert_eq!(s.endpoint.protocol.cipher, preference, "{name}");
-            assert_eq!(preference.name(), name, "the file's name is the library's");
-            assert!(
-                s.describe()
-                    .iter()
-                    .any(|l| l.starts_with(&format!("cipher = {name}"))),
-                "{:?}",
-                s.describe()
-            );
-        }
-        let s = parse("[session]\nmtu = 1400\n", origin()).unwrap();
-        assert_eq!(s.endpoint.protocol.cipher, CipherPreference::Auto);
-        // Names are exact: no other spelling, no other case.
-        for bad in ["AES-256-GCM", "aes256gcm", "chacha20poly1305", ""] {
-            let err = parse(&format!("[session]\ncipher = \"{bad}\"\n"), origin())
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains("cipher") || err.contains("variant"),
-                "{bad}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn key_file_is_relative_to_the_config_file() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("k.key"), format!("{}\n", "ab".repeat(32))).unwrap();
-        let config = dir.path().join("ferry.toml");
-        std::fs::write(&config, "[session]\nkey_file = \"k.key\"\n").unwrap();
-        let options = SessionOptions {
-            config: Some(config.clone()),
-            key_file: None,
-        };
-        let s = options.load().unwrap();
-        assert_eq!(s.key_file, Some(dir.path().join("k.key")));
-        assert_eq!(
-            s.endpoint.protocol.psk,
-            Some(PreSharedKey::from_bytes([0xab; 32]))
-        );
-        // --key-file wins, and the file's key is then not even read.
-        std::fs::write(&config, "[session]\nkey_file = \"missing.key\"\n").unwrap();
-        std::fs::write(dir.path().join("other.key"), "cd".repeat(32)).unwrap();
-        let options = SessionOptions {
-            config: Some(config),
-            key_file: Some(dir.path().join("other.key")),
-        };
-        let s = options.load().unwrap();
-        assert_eq!(
-            s.endpoint.protocol.psk,
-            Some(PreSharedKey::from_bytes([0xcd; 32]))
-        );
-        // A bad key is an authentication problem, named as such.
-        std::fs::write(dir.path().join("bad.key"), "xyz").unwrap();
-        let err = read_key(&dir.path().join("bad.key"), "--key-file").unwrap_err();
-        assert_eq!(err.exit(), crate::exit::Exit::Authentication);
-    }
-}
+mod tests;

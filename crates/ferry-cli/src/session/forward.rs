@@ -16,13 +16,13 @@
 //! timeout, then are reset.
 //!
 //! `forward-server` is **not an open proxy**: it connects only to the
-//! targets given with `--allow HOST:PORT` (at least one; repeatable). The
-//! first is the default, used when `forward` names no target. A target
-//! named by `forward` is allowed when it equals an `--allow` entry as
-//! written (host names compared without case), or when both are IP
-//! addresses with the same address and port. Anyone holding the key (or,
-//! without `--key-file`, anyone who can reach the UDP port) can reach the
-//! allowed targets: use `--key-file` on both sides.
+//! targets given with `--allow HOST:PORT` (repeatable), for every peer, and
+//! `--allow-peer PEER=HOST:PORT` (repeatable), for the peer identity PEER
+//! only; at least one of either ([`allow`]). The first `--allow` is the
+//! default, used when `forward` names no target. Anyone holding the key
+//! (or, without `--key-file` or `--identity`, anyone who can reach the UDP
+//! port) can reach the `--allow` targets: use `--key-file`, or identities
+//! and `--authorized-keys`, on both sides.
 //!
 //! Both directions are carried separately: the end of one (a TCP FIN)
 //! finishes its stream and becomes a FIN on the other side, while the other
@@ -52,13 +52,18 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::config::SessionOptions;
+use super::config::keys::peer_label;
+use super::config::{ListenerOptions, StarterOptions};
 use super::progress::human_bytes;
 use super::wire::{CLOSE_SHUTDOWN, ForwardRequest, RESET_TCP, VERSION};
 use super::{bind, client_addr, connect_error, resolve, runtime};
 use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
 use crate::shutdown::{Busy, GraceArgs, InFlight, Signal};
+
+pub mod allow;
+
+use allow::{Allowed, PeerRule};
 
 /// How long `forward-server` tries to connect to a target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,7 +101,7 @@ pub struct ForwardArgs {
     pub target: Option<String>,
     /// Session settings.
     #[command(flatten)]
-    pub session: SessionOptions,
+    pub session: StarterOptions,
     /// The Prometheus endpoint (default: the file's `[session] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -112,14 +117,19 @@ pub struct ForwardServerArgs {
     /// free port; the address is printed as `listening on ADDR`).
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// A TCP target that `forward` may reach (repeatable; at least one). The
-    /// first is the default when `forward` names none. Nothing else is
-    /// reachable: this is no open proxy.
-    #[arg(long = "allow", value_name = "HOST:PORT", required = true, value_parser = host_port)]
+    /// A TCP target that every `forward` may reach (repeatable; this or
+    /// --allow-peer at least once). The first is the default when `forward`
+    /// names none. Nothing else is reachable: this is no open proxy.
+    #[arg(long = "allow", value_name = "HOST:PORT", required_unless_present = "allow_peer", value_parser = host_port)]
     pub allow: Vec<String>,
+    /// A TCP target only the peer identity PEER may reach (repeatable):
+    /// PEER is a name from --authorized-keys (every key listed under it) or
+    /// a public key (64 hexadecimal digits). Needs --identity.
+    #[arg(long = "allow-peer", value_name = "PEER=HOST:PORT", value_parser = allow::peer_rule)]
+    pub allow_peer: Vec<PeerRule>,
     /// Session settings.
     #[command(flatten)]
-    pub session: SessionOptions,
+    pub session: ListenerOptions,
     /// The Prometheus endpoint (default: the file's `[session] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -155,11 +165,12 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
         let peer = resolve(&args.to, "--to").await?;
         let endpoint = bind(client_addr(peer), settings.endpoint.clone(), "the local address")?;
         let timeout = settings.endpoint.protocol.handshake_timeout;
+        let identity = settings.endpoint.protocol.identity.as_ref().map(|i| i.public_key());
         let shutdown = crate::shutdown::signals()?;
         let grace = args.grace.resolve(settings.grace_period);
         let session = tokio::select! {
             r = endpoint.connect(peer) => r
-                .map_err(|e| connect_error(&args.to, e, timeout, "ferry forward-server --listen"))?,
+                .map_err(|e| connect_error(&args.to, e, timeout, "ferry forward-server --listen", identity))?,
             _ = shutdown.stopped() => return Ok(()),
         };
         let listener = crate::diode::bind_tcp(args.listen, "--listen")?;
@@ -190,6 +201,7 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
             peer,
             args.to.clone(),
             timeout,
+            identity,
             publish,
             current.clone(),
         ));
@@ -238,6 +250,7 @@ async fn keep_session(
     peer: SocketAddr,
     name: String,
     timeout: Duration,
+    identity: Option<ferry_proto::PublicKey>,
     publish: watch::Sender<Option<Session>>,
     mut current: watch::Receiver<Option<Session>>,
 ) {
@@ -257,7 +270,8 @@ async fn keep_session(
                     break;
                 }
                 Err(e) => {
-                    let e = connect_error(&name, e, timeout, "ferry forward-server --listen");
+                    let e =
+                        connect_error(&name, e, timeout, "ferry forward-server --listen", identity);
                     warn!(error = %e, retry_in = ?backoff, "cannot reconnect");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -327,6 +341,13 @@ async fn forward_connection(
 /// Runs `ferry forward-server`.
 pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let settings = args.session.load()?;
+    let names = settings.endpoint.protocol.authorized_keys.clone();
+    let allow = Arc::new(Allowed::new(
+        &args.allow,
+        &args.allow_peer,
+        names.as_ref(),
+        settings.endpoint.protocol.identity.is_some(),
+    )?);
     let runtime = runtime()?;
     runtime.block_on(async {
         let mut config = settings.endpoint.clone();
@@ -338,13 +359,13 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         let grace = args.grace.resolve(settings.grace_period);
         writeln!(
             out,
-            "listening on {}, connecting to {} only{}",
+            "listening on {}, connecting to {} only ({}){}",
             endpoint.local_addr(),
-            args.allow.join(", "),
+            allow.describe(),
+            settings.listener_note(),
             start_line(&metrics)
         )?;
         out.flush()?;
-        let allow = Arc::new(args.allow.clone());
         let counters = Arc::new(Counters::default());
         let open = InFlight::new();
         // The open sessions, to close them with a reason.
@@ -356,7 +377,15 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
             tokio::select! {
                 accepted = endpoint.accept() => {
                     let Some(session) = accepted else { break None };
-                    info!(peer = %session.remote_addr(), "forward session opened");
+                    let identity = session.peer_identity();
+                    match identity {
+                        Some(key) => info!(
+                            from = %session.remote_addr(),
+                            peer = %peer_label(&key, names.as_ref()),
+                            "forward session opened by an authenticated peer"
+                        ),
+                        None => info!(peer = %session.remote_addr(), "forward session opened"),
+                    }
                     let allow = allow.clone();
                     let counters = counters.clone();
                     let open = open.clone();
@@ -368,7 +397,7 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
                         while let Some(stream) = session.accept_stream().await {
                             counters.connections.fetch_add(1, Ordering::Relaxed);
                             let busy = open.enter();
-                            tokio::spawn(serve_stream(stream, allow.clone(), counters.clone(), busy));
+                            tokio::spawn(serve_stream(stream, allow.clone(), identity, counters.clone(), busy));
                         }
                         let reason = session.closed().await;
                         lock(&sessions).remove(&id);
@@ -421,25 +450,11 @@ async fn drain(
     Ok(())
 }
 
-/// Whether `target` is one of `allow`.
-pub fn allowed<'a>(target: &str, allow: &'a [String]) -> Option<&'a str> {
-    if target.is_empty() {
-        return allow.first().map(String::as_str);
-    }
-    let addr = target.parse::<SocketAddr>().ok();
-    allow
-        .iter()
-        .find(|a| {
-            a.eq_ignore_ascii_case(target)
-                || (addr.is_some() && a.parse::<SocketAddr>().ok() == addr)
-        })
-        .map(String::as_str)
-}
-
 /// Serves one stream of a forward session: connect, answer, copy.
 async fn serve_stream(
     stream: Stream,
-    allow: Arc<Vec<String>>,
+    allow: Arc<Allowed>,
+    peer: Option<ferry_proto::PublicKey>,
     counters: Arc<Counters>,
     busy: Busy,
 ) {
@@ -463,17 +478,11 @@ async fn serve_stream(
         _ => return,
     };
     let target = match request {
-        Ok(request) => match allowed(&request.target, &allow) {
-            Some(target) => target.to_owned(),
-            None => {
-                warn!(target = ?request.target, "target not allowed (--allow): refused");
-                let _ = stream
-                    .send(refuse(format!(
-                        "target {:?} is not allowed by this forward-server (its --allow: {})",
-                        request.target,
-                        allow.join(", ")
-                    )))
-                    .await;
+        Ok(request) => match allow.check(&request.target, peer.as_ref()) {
+            Ok(target) => target,
+            Err(why) => {
+                warn!(target = ?request.target, "refused: {why}");
+                let _ = stream.send(refuse(why)).await;
                 let _ = stream.finish();
                 return;
             }
@@ -613,19 +622,5 @@ mod tests {
         assert!(host_port("nohost").is_err());
         assert!(host_port(":80").is_err());
         assert!(host_port("h:99999").is_err());
-    }
-
-    #[test]
-    fn only_allowed_targets() {
-        let allow = vec!["127.0.0.1:5432".to_owned(), "DB.example.org:80".to_owned()];
-        assert_eq!(allowed("", &allow), Some("127.0.0.1:5432"));
-        assert_eq!(allowed("127.0.0.1:5432", &allow), Some("127.0.0.1:5432"));
-        assert_eq!(
-            allowed("db.example.org:80", &allow),
-            Some("DB.example.org:80")
-        );
-        assert_eq!(allowed("127.0.0.1:22", &allow), None);
-        assert_eq!(allowed("evil.example.org:5432", &allow), None);
-        assert_eq!(allowed("", &[]), None);
     }
 }

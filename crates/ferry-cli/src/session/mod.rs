@@ -14,14 +14,16 @@
 //! - [`forward`]: TCP connections carried over one session, half-close and
 //!   reset included.
 //! - [`config`]: the `[session]` table of the configuration file and the
-//!   `--config` / `--key-file` flags.
+//!   `--config` / `--key-file` / `--identity` / `--authorized-keys` /
+//!   `--peer-key` flags; [`config::keys`] reads the key files and names
+//!   peers.
 //! - [`wire`]: the messages the tools exchange over the session.
 //! - [`progress`]: progress bars and lines.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferry_proto::CloseReason;
+use ferry_proto::{CloseReason, PublicKey};
 use ferry_tokio::{BindError, ConnectError, Endpoint, EndpointConfig, EndpointExt, SessionStats};
 
 use crate::CliError;
@@ -102,19 +104,29 @@ pub(crate) fn bind(
 }
 
 /// What a failed connect means, and what to do; `server` is the command
-/// that should run at `peer`.
+/// that should run at `peer`, `identity` this side's public key if it has
+/// an identity.
 pub(crate) fn connect_error(
     peer: &str,
     e: ConnectError,
     handshake_timeout: Duration,
     server: &str,
+    identity: Option<PublicKey>,
 ) -> CliError {
     match e {
-        ConnectError::Failed(CloseReason::AuthenticationFailed) => {
-            CliError::Authentication(format!(
-                "the peer {peer} refused the handshake: check that both sides use the same --key-file (or that neither uses one)"
-            ))
-        }
+        ConnectError::Failed(CloseReason::AuthenticationFailed) => match identity {
+            Some(key) => CliError::Authentication(format!(
+                "the peer {peer} refused the handshake: either this side's public key {key} is \
+                 not in its --authorized-keys (add it there, with a name, and restart it), or \
+                 --peer-key is not its public key (`ferry keygen --public FILE` there prints \
+                 it), or it has no --identity, or the two sides' --key-file differ"
+            )),
+            None => CliError::Authentication(format!(
+                "the peer {peer} refused the handshake: check that both sides use the same \
+                 --key-file (or that neither uses one), and that it has no --identity (if it \
+                 has one, give this side --identity and --peer-key too)"
+            )),
+        },
         ConnectError::Failed(CloseReason::Timeout) => CliError::Network(format!(
             "no answer from {peer} within {} s: check the address and port, that `{server}` runs there, and that no firewall drops UDP between the two",
             handshake_timeout.as_secs_f64()
@@ -162,7 +174,8 @@ pub(crate) fn lost_error(peer: &str, reason: Option<CloseReason>) -> CliError {
             }
         )),
         Some(CloseReason::AuthenticationFailed) => CliError::Authentication(format!(
-            "the peer {peer} refused the handshake: check that both sides use the same --key-file"
+            "the peer {peer} refused the handshake: check that both sides use the same --key-file, \
+             and with identities that each side admits the other's key (--authorized-keys, --peer-key)"
         )),
         Some(reason) => CliError::Network(format!(
             "the session with {peer} ended before the end: {reason}"

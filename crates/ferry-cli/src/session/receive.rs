@@ -41,19 +41,22 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use super::config::SessionOptions;
+use super::config::ListenerOptions;
+use super::config::keys::peer_label;
 use super::disk::{FileWriter, Written, digest_of};
-use super::progress::{Progress, ProgressMode, View, human_bytes};
+use super::progress::{Progress, ProgressMode, View};
 use super::wire::{
-    CLOSE_DONE, CLOSE_SHUTDOWN, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode,
-    WireError, encode_progress, sanitize_path,
+    CLOSE_SHUTDOWN, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
+    encode_progress, sanitize_path,
 };
-use super::{bind, mbit_per_s, runtime, stats_line};
+use super::{bind, runtime};
 use crate::CliError;
 use crate::diode::random_u64;
 use crate::exit::io_advice;
 use crate::metrics::{MetricsArgs, start_line};
 use crate::shutdown::{Signal, secs};
+
+mod summary;
 
 /// Arguments of `ferry receive`.
 #[derive(Debug, Clone, Args)]
@@ -81,7 +84,7 @@ pub struct ReceiveArgs {
     pub progress: ProgressMode,
     /// Session settings.
     #[command(flatten)]
-    pub session: SessionOptions,
+    pub session: ListenerOptions,
     /// The Prometheus endpoint (default: the file's `[session] metrics`).
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -112,6 +115,9 @@ enum EntryOutcome {
 #[derive(Debug)]
 struct SessionReport {
     peer: SocketAddr,
+    /// The peer's identity as named in logs (`alice (3f1c09ab…)`), when
+    /// the session authenticated one.
+    identity: Option<String>,
     entries: Vec<(String, EntryOutcome)>,
     elapsed: Duration,
     stats: SessionStats,
@@ -137,20 +143,17 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
         let shutdown = crate::shutdown::signals()?;
         let grace = args.grace.resolve(settings.grace_period);
-        let encrypted = if settings.key_file.is_some() {
-            "encrypted sessions only"
-        } else {
-            "no encryption"
-        };
         view.println(
             out,
             &format!(
-                "listening on {}, storing into {} ({encrypted}){}",
+                "listening on {}, storing into {} ({}){}",
                 endpoint.local_addr(),
                 ctx.dir.display(),
+                settings.listener_note(),
                 start_line(&metrics)
             ),
         )?;
+        let names = settings.endpoint.protocol.authorized_keys.clone();
         let (reports, mut finished) =
             mpsc::unbounded_channel::<(u64, SessionReport, Arc<Progress>)>();
         let mut tick =
@@ -163,7 +166,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         let mut next_id = 0u64;
         // Once stopping: the signal, and when the grace period ends.
         let mut stopping: Option<(Signal, tokio::time::Instant)> = None;
-        let mut unauthenticated = 0;
+        let (mut unauthenticated, mut unauthorized) = (0, 0);
         let mut result = Ok(());
         loop {
             if stopping.is_some() && open.is_empty() {
@@ -175,7 +178,15 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     if args.once {
                         endpoint.set_accept_incoming(false);
                     }
-                    view.println(out, &format!("session from {}", session.remote_addr()))?;
+                    // Read at once: a session that is gone names no peer.
+                    let identity = session.peer_identity().map(|key| peer_label(&key, names.as_ref()));
+                    match &identity {
+                        Some(peer) => {
+                            info!(from = %session.remote_addr(), %peer, "session from an authenticated peer");
+                            view.println(out, &format!("session from {}, peer {peer}", session.remote_addr()))?;
+                        }
+                        None => view.println(out, &format!("session from {}", session.remote_addr()))?,
+                    }
                     let progress = Arc::new(Progress::new(format!("from {}", session.remote_addr())));
                     view.add(progress.clone());
                     let ctx = ctx.clone();
@@ -184,14 +195,14 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     next_id += 1;
                     open.insert(id, session.clone());
                     tokio::spawn(async move {
-                        let report = serve_session(session, ctx, progress.clone()).await;
+                        let report = serve_session(session, identity, ctx, progress.clone()).await;
                         let _ = reports.send((id, report, progress));
                     });
                 }
                 Some((id, report, progress)) = finished.recv() => {
                     open.remove(&id);
                     view.remove(&progress);
-                    result = summarize(&report, &mut |line| view.println(out, line))?;
+                    result = summary::summarize(&report, &mut |line| view.println(out, line))?;
                     if args.once {
                         break;
                     }
@@ -202,9 +213,17 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     if dropped > unauthenticated {
                         warn!(
                             dropped = dropped - unauthenticated,
-                            "datagrams failed authentication: a peer may use another key; check that both sides use the same --key-file"
+                            "datagrams failed authentication: a peer may use another key; check that both sides use the same --key-file, and that starters pin this side's public key (--peer-key)"
                         );
                         unauthenticated = dropped;
+                    }
+                    let refused = endpoint.stats().dropped_unauthorized;
+                    if refused > unauthorized {
+                        warn!(
+                            refused = refused - unauthorized,
+                            "starters refused: their keys are not in the authorized keys (-vv logs each key)"
+                        );
+                        unauthorized = refused;
                     }
                 }
                 signal = &mut stop, if stopping.is_none() => {
@@ -236,7 +255,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                             open.remove(&id);
                             view.remove(&progress);
                             // Cut: the exit code says so, whatever each says.
-                            let _ = summarize(&report, &mut |line| view.println(out, line))?;
+                            let _ = summary::summarize(&report, &mut |line| view.println(out, line))?;
                         }
                         Ok::<_, CliError>(())
                     };
@@ -277,7 +296,12 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, CliError> {
 }
 
 /// Receives the entries of one session until it ends.
-async fn serve_session(session: Session, ctx: Arc<Ctx>, progress: Arc<Progress>) -> SessionReport {
+async fn serve_session(
+    session: Session,
+    identity: Option<String>,
+    ctx: Arc<Ctx>,
+    progress: Arc<Progress>,
+) -> SessionReport {
     let start = Instant::now();
     let peer = session.remote_addr();
     // The default stream: the manifest in, progress reports out. A sender
@@ -337,6 +361,7 @@ async fn serve_session(session: Session, ctx: Arc<Ctx>, progress: Arc<Progress>)
     reporter.abort();
     SessionReport {
         peer,
+        identity,
         entries,
         elapsed: start.elapsed(),
         stats: session.stats(),
@@ -637,123 +662,6 @@ async fn compare_existing(stream: &Stream, target: &Path, rel: &Path) -> EntryOu
             ours.abort();
             outcome
         }
-    }
-}
-
-/// Prints a session's summary; the error `--once` exits with, if it did
-/// not go well.
-fn summarize(
-    report: &SessionReport,
-    print: &mut dyn FnMut(&str) -> std::io::Result<()>,
-) -> Result<Result<(), CliError>, CliError> {
-    let (mut files, mut identical, mut dirs, mut bytes) = (0, 0, 0, 0u64);
-    let mut failures = Vec::new();
-    let mut worst: Option<CliError> = None;
-    for (name, outcome) in &report.entries {
-        let (text, error): (String, fn(String) -> CliError) = match outcome {
-            EntryOutcome::Stored { bytes: n, dir } => {
-                if *dir {
-                    dirs += 1;
-                } else {
-                    files += 1;
-                    bytes += n;
-                }
-                continue;
-            }
-            EntryOutcome::Identical => {
-                identical += 1;
-                continue;
-            }
-            EntryOutcome::Refused(_, why) => (why.clone(), CliError::Failed),
-            EntryOutcome::Mismatch(why) => (why.clone(), CliError::Integrity),
-            EntryOutcome::LocalIo(why) => (why.clone(), |m| CliError::Io {
-                context: m,
-                source: std::io::Error::other("write failed"),
-            }),
-            EntryOutcome::Incomplete(why) => (why.clone(), CliError::Network),
-        };
-        print(&format!("not stored: {name}: {text}"))?;
-        failures.push(name.clone());
-        let candidate = error(String::new());
-        if worst.as_ref().is_none_or(|w| rank(&candidate) > rank(w)) {
-            worst = Some(candidate);
-        }
-    }
-    print(&format!(
-        "received from {}: {} ({identical} already there and identical), {}, {} in {:.2} s ({:.1} Mbit/s)",
-        report.peer,
-        crate::counted(files as u64, "file", "files"),
-        crate::counted(dirs as u64, "directory", "directories"),
-        human_bytes(bytes),
-        report.elapsed.as_secs_f64(),
-        mbit_per_s(bytes, report.elapsed),
-    ))?;
-    print(&format!("session: {}", stats_line(&report.stats)))?;
-    let complete = matches!(
-        report.end,
-        CloseReason::Remote {
-            code: CLOSE_DONE,
-            ..
-        }
-    );
-    if !complete {
-        let text = match &report.end {
-            CloseReason::Timeout => {
-                "the sender stopped answering before the end (stopped, or the network between is down)".to_owned()
-            }
-            CloseReason::Remote { code, .. } => {
-                format!("the sender closed the session before the end (code {code:#x})")
-            }
-            CloseReason::Local {
-                code: CLOSE_SHUTDOWN,
-                ..
-            } => "this receiver stopped and cut it at the end of its grace period".to_owned(),
-            CloseReason::Local { .. } => "this receiver closed the session".to_owned(),
-            other => format!("the session ended before the end: {other}"),
-        };
-        print(&format!("incomplete: {text}; partial files were deleted"))?;
-        return Ok(Err(CliError::Network(format!(
-            "the session from {} ended before the end: {text}",
-            report.peer
-        ))));
-    }
-    if let Some(e) = &report.version {
-        print(&format!("the sender {} cannot be served: {e}", report.peer))?;
-        return Ok(Err(CliError::Failed(format!(
-            "the sender {} cannot be served: {e}",
-            report.peer
-        ))));
-    }
-    Ok(match worst {
-        None => Ok(()),
-        Some(error) => {
-            let message = format!(
-                "{} of {} entries from {} were not stored: {}",
-                failures.len(),
-                report.entries.len(),
-                report.peer,
-                failures.join(", ")
-            );
-            Err(match error {
-                CliError::Integrity(_) => CliError::Integrity(message),
-                CliError::Io { source, .. } => CliError::Io {
-                    context: message,
-                    source,
-                },
-                CliError::Network(_) => CliError::Network(message),
-                _ => CliError::Failed(message),
-            })
-        }
-    })
-}
-
-/// Which failure the exit code reports when there are several.
-fn rank(e: &CliError) -> u8 {
-    match e {
-        CliError::Integrity(_) => 4,
-        CliError::Io { .. } => 3,
-        CliError::Network(_) => 2,
-        _ => 1,
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use super::config::SessionOptions;
+use super::config::StarterOptions;
 use super::disk::{CHUNK, FileReader, Read};
 use super::progress::{Progress, ProgressMode, View, human_bytes};
 use super::wire::{
@@ -54,7 +54,7 @@ pub struct SendArgs {
     pub progress: ProgressMode,
     /// Session settings.
     #[command(flatten)]
-    pub session: SessionOptions,
+    pub session: StarterOptions,
 }
 
 /// One file or directory to send.
@@ -208,18 +208,22 @@ pub fn run(args: &SendArgs, quiet: bool, out: &mut dyn Write) -> Result<(), CliE
         let peer = resolve(&args.to, "--to").await?;
         let endpoint = bind(client_addr(peer), settings.endpoint.clone(), "the local address")?;
         let timeout = settings.endpoint.protocol.handshake_timeout;
+        let identity = settings.endpoint.protocol.identity.as_ref().map(|i| i.public_key());
         // SIGTERM as Ctrl-C: the session is closed (aborted), exit 130.
         let shutdown = crate::shutdown::signals()?;
         let session = tokio::select! {
-            r = endpoint.connect(peer) => r.map_err(|e| connect_error(&args.to, e, timeout, "ferry receive --listen"))?,
+            r = endpoint.connect(peer) => r.map_err(|e| connect_error(&args.to, e, timeout, "ferry receive --listen", identity))?,
             _ = shutdown.stopped() => return Err(CliError::Interrupted),
         };
         let mut notes = Vec::new();
         if args.to != peer.to_string() {
             notes.push(peer.to_string());
         }
-        if settings.key_file.is_some() {
+        if settings.encrypted() {
             notes.push("encrypted".to_owned());
+        }
+        if let Some(pin) = &settings.peer_key {
+            notes.push(format!("listener key {}…", pin.key.short()));
         }
         let notes = if notes.is_empty() {
             String::new()

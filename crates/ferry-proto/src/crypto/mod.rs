@@ -1,4 +1,5 @@
-//! Authenticated encryption for sessions whose two endpoints share a key.
+//! Authenticated encryption for sessions whose two endpoints share a key or
+//! know each other's public keys.
 //!
 //! This module holds the building blocks; it does no I/O and reads no clock,
 //! and given the same inputs (including the caller's random generator) it
@@ -113,6 +114,12 @@
 //! number is recorded as received, so a forged packet cannot mark a number as
 //! seen.
 //!
+//! **Key updates.** Long sessions move each direction to fresh keys derived
+//! from the current ones, without a pause in the data; the previous receive
+//! keys are kept a few retransmission timeouts for late packets, then wiped,
+//! and a packet replayed from before then opens under no key (see
+//! [`update`]).
+//!
 //! # What an attacker without the key can and cannot do
 //!
 //! An attacker who can read, drop, inject and modify datagrams, but does not
@@ -146,6 +153,31 @@
 //! peer. If it leaks, future sessions can be impersonated or intercepted (but
 //! not past ones, see above); replace it on both sides.
 //!
+//! # Identities
+//!
+//! A pre-shared key names a group; an [`Identity`] names one endpoint. With
+//! `Config::identity` set on both sides, the handshake is
+//! [`NOISE_PATTERN_IDENTITY`] (`Noise_IK_25519_ChaChaPoly_BLAKE2s`), or
+//! [`NOISE_PATTERN_IDENTITY_PSK`] (`Noise_IKpsk2_…`) with a pre-shared key as
+//! well: still two messages, one round trip.
+//!
+//! ```text
+//! IK:
+//!   <- s                  the listener's static key, pinned by the starter beforehand
+//!   -> e, es, s, ss       message 1: the starter's static key travels encrypted
+//!   <- e, ee, se          message 2
+//! ```
+//!
+//! Message 1 is [`STATIC_KEY_OVERHEAD`] (48) bytes longer than in the
+//! pre-shared-key handshake, and its payload carries an 8-byte date after the
+//! cipher offer (for the listener's replay check; `docs/protocol.md` §6.13).
+//! [`Handshake::remote_identity`] gives the peer's authenticated static key:
+//! the responder checks it against its [`AuthorizedKeys`] before answering,
+//! so a stranger or a revoked key costs it two Diffie-Hellman operations and
+//! no state. The starter's identity is hidden from everyone but the listener
+//! (not forward-secretly: the listener's private key, stolen later, reveals
+//! it); the packet keys are forward secret (`ee`, `se`).
+//!
 //! # Randomness
 //!
 //! The ephemeral keys need 32 bytes of randomness each. To stay
@@ -160,20 +192,26 @@
 mod cipher;
 #[cfg(test)]
 mod cipher_tests;
+mod identity;
+#[cfg(test)]
+mod identity_tests;
 mod keys;
 mod noise;
 mod psk;
 #[cfg(test)]
 mod tests;
+pub mod update;
 
 use thiserror::Error;
 
 pub use cipher::{
     Cipher, CipherPreference, NegotiationError, encode_offer, encode_reply, hardware_aes, negotiate,
 };
+pub use identity::{AuthorizedKeys, Identity, KeyError, PublicKey};
 pub use keys::{PacketKeys, nonce};
 pub use noise::Handshake;
 pub use psk::PreSharedKey;
+pub use update::RecvGeneration;
 
 /// Bytes the authentication tag adds to each packet (the trailer of a sealed
 /// packet).
@@ -197,8 +235,20 @@ const NOISE_MAX_MESSAGE: usize = 65_535;
 pub const MAX_HANDSHAKE_PAYLOAD: usize =
     NOISE_MAX_MESSAGE - HANDSHAKE_OVERHEAD - MAX_NEGOTIATION_LEN;
 
-/// The Noise protocol name of Ferry's handshake.
+/// The Noise protocol name of Ferry's pre-shared-key handshake.
 pub const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+
+/// The Noise protocol name of Ferry's identity handshake (static keys on
+/// both sides, the starter knowing the listener's).
+pub const NOISE_PATTERN_IDENTITY: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+
+/// The identity handshake with a pre-shared key mixed in as well.
+pub const NOISE_PATTERN_IDENTITY_PSK: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
+
+/// Bytes the identity handshake's message 1 adds on top of
+/// [`HANDSHAKE_OVERHEAD`]: the starter's static public key, encrypted (32
+/// bytes and a 16-byte tag).
+pub const STATIC_KEY_OVERHEAD: usize = 32 + TAG_LEN;
 
 /// A pre-shared key could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -206,7 +256,7 @@ pub enum PskError {
     /// The text does not hold exactly 64 hexadecimal digits.
     #[error(
         "pre-shared key has {found} characters, expected 64 hexadecimal digits (32 bytes): \
-         generate a key with `PreSharedKey::generate` and store its hex form"
+         create one with `ferry keygen --psk FILE` (or `PreSharedKey::generate`, stored in its hex form)"
     )]
     WrongLength {
         /// Characters found (after trimming surrounding whitespace).

@@ -1,4 +1,5 @@
-//! The Noise NNpsk0 handshake through `snow`, seeded by the caller's
+//! The Noise handshakes (NNpsk0 with a pre-shared key, IK or IKpsk2 with
+//! identities) through `snow`, seeded by the caller's
 //! random generator so that the same inputs give the same bytes.
 
 use std::fmt;
@@ -13,8 +14,9 @@ use zeroize::Zeroize;
 
 use super::cipher::{Reply, check_reply, decode_offer, decode_reply, encode_offer, encode_reply};
 use super::{
-    Cipher, CipherPreference, CryptoError, HANDSHAKE_OVERHEAD, MAX_HANDSHAKE_PAYLOAD,
-    NOISE_MAX_MESSAGE, NOISE_PATTERN, PacketKeys, PreSharedKey, hardware_aes, negotiate,
+    Cipher, CipherPreference, CryptoError, HANDSHAKE_OVERHEAD, Identity, MAX_HANDSHAKE_PAYLOAD,
+    NOISE_MAX_MESSAGE, NOISE_PATTERN, NOISE_PATTERN_IDENTITY, NOISE_PATTERN_IDENTITY_PSK,
+    PacketKeys, PreSharedKey, PublicKey, STATIC_KEY_OVERHEAD, hardware_aes, negotiate,
 };
 
 /// `snow`'s random source: a `ChaCha20Rng` seeded by the caller.
@@ -94,6 +96,17 @@ pub struct Handshake {
     /// Responder: the initiator sent no offer (it predates negotiation), so
     /// message 2 carries no answer either.
     legacy_peer: bool,
+    /// Whether this is the identity handshake (`IK`), whose message 1 also
+    /// carries the initiator's static key.
+    identity: bool,
+}
+
+/// The long-term keys a handshake runs with: a pre-shared key, static key
+/// pairs, or both.
+struct Keys<'a> {
+    psk: Option<&'a PreSharedKey>,
+    local: Option<&'a Identity>,
+    remote: Option<&'a PublicKey>,
 }
 
 impl Handshake {
@@ -123,7 +136,12 @@ impl Handshake {
         preference: CipherPreference,
         rng: &mut impl CryptoRng,
     ) -> Self {
-        Self::build(true, psk, prologue, preference, rng)
+        let keys = Keys {
+            psk: Some(psk),
+            local: None,
+            remote: None,
+        };
+        Self::build(true, keys, prologue, preference, rng)
     }
 
     /// As [`responder`](Self::responder), offering the ciphers of
@@ -134,12 +152,57 @@ impl Handshake {
         preference: CipherPreference,
         rng: &mut impl CryptoRng,
     ) -> Self {
-        Self::build(false, psk, prologue, preference, rng)
+        let keys = Keys {
+            psk: Some(psk),
+            local: None,
+            remote: None,
+        };
+        Self::build(false, keys, prologue, preference, rng)
+    }
+
+    /// Starts the side that sends message 1 of the identity handshake
+    /// (`Noise_IK`, or `Noise_IKpsk2` with a pre-shared key on top): this
+    /// side proves `identity`, and only the holder of `listener`'s private key
+    /// can answer (the starter *pins* the listener's key). Other arguments as
+    /// for [`initiator`](Self::initiator).
+    pub fn initiator_with_identity(
+        identity: &Identity,
+        listener: &PublicKey,
+        psk: Option<&PreSharedKey>,
+        prologue: &[u8],
+        preference: CipherPreference,
+        rng: &mut impl CryptoRng,
+    ) -> Self {
+        let keys = Keys {
+            psk,
+            local: Some(identity),
+            remote: Some(listener),
+        };
+        Self::build(true, keys, prologue, preference, rng)
+    }
+
+    /// Starts the side that receives message 1 of the identity handshake,
+    /// proving `identity`. After [`read_message`](Self::read_message) of
+    /// message 1, [`remote_identity`](Self::remote_identity) names the
+    /// starter, authenticated: check it before writing message 2.
+    pub fn responder_with_identity(
+        identity: &Identity,
+        psk: Option<&PreSharedKey>,
+        prologue: &[u8],
+        preference: CipherPreference,
+        rng: &mut impl CryptoRng,
+    ) -> Self {
+        let keys = Keys {
+            psk,
+            local: Some(identity),
+            remote: None,
+        };
+        Self::build(false, keys, prologue, preference, rng)
     }
 
     fn build(
         initiator: bool,
-        psk: &PreSharedKey,
+        keys: Keys<'_>,
         prologue: &[u8],
         preference: CipherPreference,
         rng: &mut impl CryptoRng,
@@ -149,15 +212,37 @@ impl Handshake {
         let resolver =
             FallbackResolver::new(Box::new(SeededResolver { seed }), Box::new(DefaultResolver));
         seed.zeroize();
-        let params: NoiseParams = NOISE_PATTERN
+        let identity = keys.local.is_some();
+        let pattern = match (identity, keys.psk.is_some()) {
+            (false, _) => NOISE_PATTERN,
+            (true, false) => NOISE_PATTERN_IDENTITY,
+            (true, true) => NOISE_PATTERN_IDENTITY_PSK,
+        };
+        let params: NoiseParams = pattern
             .parse()
-            .expect("NOISE_PATTERN is a valid Noise protocol name");
+            .expect("Ferry's Noise patterns are valid Noise protocol names");
         // Every step below fails only on a bad pattern, PSK position or
         // missing primitive: fixed at compile time and covered by the tests.
-        let builder = snow::Builder::with_resolver(params, Box::new(resolver))
-            .psk(0, &psk.0)
-            .and_then(|b| b.prologue(prologue))
-            .expect("psk0 and a prologue are valid for NNpsk0");
+        let mut builder = snow::Builder::with_resolver(params, Box::new(resolver))
+            .prologue(prologue)
+            .expect("a prologue is valid for every pattern");
+        if let Some(psk) = keys.psk {
+            // NNpsk0 mixes the key first; IKpsk2 at the end of message 2.
+            let position = if identity { 2 } else { 0 };
+            builder = builder
+                .psk(position, &psk.0)
+                .expect("the pattern's PSK position");
+        }
+        if let Some(local) = keys.local {
+            builder = builder
+                .local_private_key(local.private_bytes())
+                .expect("IK takes a static key");
+        }
+        if let Some(remote) = keys.remote {
+            builder = builder
+                .remote_public_key(remote.as_bytes())
+                .expect("IK's initiator knows the responder's static key");
+        }
         let state = if initiator {
             builder.build_initiator()
         } else {
@@ -169,6 +254,7 @@ impl Handshake {
             offer: preference.offer(hardware_aes()),
             cipher: None,
             legacy_peer: false,
+            identity,
         }
     }
 
@@ -182,10 +268,16 @@ impl Handshake {
     /// no forward secrecy and can be replayed: put nothing secret in it.
     /// Message 2's payload is forward secret.
     pub fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        if payload.len() > MAX_HANDSHAKE_PAYLOAD {
+        let statics = if self.identity && self.is_initiator() {
+            STATIC_KEY_OVERHEAD
+        } else {
+            0
+        };
+        let max = MAX_HANDSHAKE_PAYLOAD - statics;
+        if payload.len() > max {
             return Err(CryptoError::PayloadTooLarge {
                 size: payload.len(),
-                max: MAX_HANDSHAKE_PAYLOAD,
+                max,
             });
         }
         if !self.is_my_turn() {
@@ -202,7 +294,7 @@ impl Handshake {
         }
         plain.extend_from_slice(payload);
         let start = out.len();
-        out.resize(start + plain.len() + HANDSHAKE_OVERHEAD, 0);
+        out.resize(start + plain.len() + HANDSHAKE_OVERHEAD + statics, 0);
         match self.state.write_message(&plain, &mut out[start..]) {
             Ok(written) => {
                 out.truncate(start + written);
@@ -293,6 +385,15 @@ impl Handshake {
             .expect("this side's turn");
         out.truncate(n);
         out
+    }
+
+    /// The peer's authenticated static public key: in the identity handshake,
+    /// the responder learns the initiator's from message 1 and the initiator
+    /// knows the responder's from the start (it pinned it); `None` in the
+    /// pre-shared-key handshake.
+    pub fn remote_identity(&self) -> Option<PublicKey> {
+        let key: [u8; 32] = self.state.get_remote_static()?.try_into().ok()?;
+        Some(PublicKey::from_bytes(key))
     }
 
     /// The packet cipher agreed on, once this side has read the peer's

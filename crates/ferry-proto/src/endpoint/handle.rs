@@ -122,6 +122,17 @@ impl Session<'_> {
         self.core().close_sent()
     }
 
+    /// The peer's public key, authenticated by the identity handshake
+    /// ([`Config::identity`](crate::Config::identity)): at a listener the
+    /// starter's (check it against your own records, or let
+    /// [`Config::authorized_keys`](crate::Config::authorized_keys) do it), at a
+    /// starter the listener's it pinned, once the handshake is done. `None`
+    /// for clear and pre-shared-key sessions, and at a starter until the
+    /// listener has proved its key.
+    pub fn peer_identity(&self) -> Option<crate::crypto::PublicKey> {
+        self.core().peer_identity()
+    }
+
     /// Counters and the current RTT estimate.
     pub fn stats(&self) -> SessionStats {
         self.core().stats()

@@ -10,12 +10,12 @@ use rand::RngCore;
 use tracing::{debug, trace};
 
 use crate::config::MIN_MTU;
-use crate::crypto::{Handshake as NoiseHandshake, PacketKeys};
+use crate::crypto::Handshake as NoiseHandshake;
 use crate::error::DecodeError;
 use crate::event::{CloseReason, CloseText, Event, TransportCode};
 use crate::id::SessionId;
-use crate::session::{SessionCore, State, own_params, prologue};
-use crate::wire::packet::{Close, CloseCode, Handshake, Header, Packet, PacketKind};
+use crate::session::{Authenticated, SessionCore, State, own_params, prologue};
+use crate::wire::packet::{Close, CloseCode, FEATURES, Handshake, Header, Packet, PacketKind};
 use crate::wire::protection::Protection;
 
 use super::slot::Slot;
@@ -132,6 +132,7 @@ impl Endpoint {
                 session: *peer_id,
                 number: pn,
                 with_ack: false,
+                key_phase: false,
             }
             .encoded_len(),
             &mut buf,
@@ -214,9 +215,21 @@ impl Endpoint {
         if refusal.is_none() {
             match self.authenticate(id, local, &hs) {
                 Ok(k) => keys = k,
-                Err(()) => {
+                Err(Unauthenticated::Failed) => {
                     self.stats.dropped_unauthenticated += 1;
                     refusal = Some(TransportCode::AuthenticationFailed);
+                }
+                Err(Unauthenticated::NotAuthorized(key)) => {
+                    debug!(%from, peer = %key, "refused a key not in authorized_keys");
+                    self.stats.dropped_unauthorized += 1;
+                    refusal = Some(TransportCode::AuthenticationFailed);
+                }
+                Err(Unauthenticated::Replayed) => {
+                    // The genuine starter is not waiting for an answer, and
+                    // the replayer must learn nothing: no answer at all.
+                    trace!(%from, "dropped a replayed identity handshake");
+                    self.stats.dropped_replayed += 1;
+                    return;
                 }
             }
         }
@@ -373,6 +386,7 @@ impl Endpoint {
             session: id,
             number: 0,
             with_ack: false,
+            key_phase: false,
         }
         .encoded_len();
         Protection::Checksum.seal(0, header_len, &mut buf);
@@ -380,39 +394,97 @@ impl Endpoint {
     }
 
     /// The listener's half of the handshake for the session whose starter
-    /// chose `id` and for which this side issued `local`: with a key, message 1 must open
-    /// with it; the answer (message 2, repeating our parameters) and the
-    /// session's packet keys come out. Without a key, a connect must carry no
-    /// handshake message. `Err` is a failed authentication.
+    /// chose `id` and for which this side issued `local`: with a key or an
+    /// identity, message 1 must open with it (and, with an identity, name an
+    /// admitted starter key with a date not seen before); the answer
+    /// (message 2, repeating our parameters), the session's packet keys and
+    /// the starter's key come out. Without either, a connect must carry no
+    /// handshake message.
     pub(super) fn authenticate(
         &mut self,
         id: SessionId,
         local: SessionId,
         hs: &Handshake,
-    ) -> Result<Option<(PacketKeys, Bytes)>, ()> {
-        let Some(psk) = &self.config.psk else {
-            return if hs.auth.is_empty() {
-                Ok(None)
-            } else {
-                Err(())
-            };
+    ) -> Result<Option<Authenticated>, Unauthenticated> {
+        let config = self.config.clone();
+        let mut noise = match (&config.identity, &config.psk) {
+            (None, None) => {
+                return if hs.auth.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Unauthenticated::Failed)
+                };
+            }
+            (Some(identity), psk) => NoiseHandshake::responder_with_identity(
+                identity,
+                psk.as_ref(),
+                &prologue(id),
+                config.cipher,
+                &mut self.rng,
+            ),
+            (None, Some(psk)) => {
+                NoiseHandshake::responder_with(psk, &prologue(id), config.cipher, &mut self.rng)
+            }
         };
         if hs.auth.is_empty() {
-            return Err(());
+            return Err(Unauthenticated::Failed);
         }
-        let mut noise =
-            NoiseHandshake::responder_with(psk, &prologue(id), self.config.cipher, &mut self.rng);
         let mut payload = Vec::new();
-        noise.read_message(&hs.auth, &mut payload).map_err(|_| ())?;
+        noise
+            .read_message(&hs.auth, &mut payload)
+            .map_err(|_| Unauthenticated::Failed)?;
+        let peer = noise.remote_identity();
+        let mut dated = None;
+        if let Some(key) = peer {
+            if config
+                .authorized_keys
+                .as_ref()
+                .is_some_and(|list| !list.contains(&key))
+            {
+                return Err(Unauthenticated::NotAuthorized(key));
+            }
+            // The date: eight bytes; a longer payload is a later version's.
+            let date = payload
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or(Unauthenticated::Failed)?;
+            if !self.replay.is_fresh(&key, date) {
+                return Err(Unauthenticated::Replayed);
+            }
+            dated = Some((key, date));
+        }
         let mut params = Vec::new();
         Handshake {
             listener_id: Some(local),
-            ..own_params(&self.config)
+            // As the session's ConnectAck answers (see `own_features`).
+            features: hs.features & FEATURES,
+            ..own_params(&config)
         }
         .encode_params(&mut params);
         let mut message = Vec::new();
-        noise.write_message(&params, &mut message).map_err(|_| ())?;
-        let keys = noise.into_keys().map_err(|_| ())?;
-        Ok(Some((keys, Bytes::from(message))))
+        noise
+            .write_message(&params, &mut message)
+            .map_err(|_| Unauthenticated::Failed)?;
+        let keys = noise.into_keys().map_err(|_| Unauthenticated::Failed)?;
+        if let Some((key, date)) = dated {
+            self.replay.record(key, date);
+        }
+        Ok(Some(Authenticated {
+            keys,
+            message: Bytes::from(message),
+            peer,
+        }))
     }
+}
+
+/// Why a connect's handshake message did not admit its starter.
+#[derive(Debug)]
+pub(super) enum Unauthenticated {
+    /// It did not open with this side's keys, or is malformed.
+    Failed,
+    /// Genuine, but its starter key is not in `authorized_keys`.
+    NotAuthorized(crate::crypto::PublicKey),
+    /// Genuine, but its date was seen before: a replay.
+    Replayed,
 }

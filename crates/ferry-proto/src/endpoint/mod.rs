@@ -5,6 +5,7 @@ mod handle;
 mod input;
 pub(crate) mod memory;
 pub(crate) mod pool;
+mod replay;
 mod retry;
 mod slot;
 #[cfg(test)]
@@ -18,12 +19,13 @@ pub use transmit::{MAX_BATCH_BYTES, Transmit};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
+use crate::crypto::{AuthorizedKeys, PublicKey};
 use crate::error::{ConfigError, ConnectError};
 use crate::event::{CloseText, Event};
 use crate::id::{MAX_SHARDS, SessionId, Shard, issue};
@@ -35,6 +37,7 @@ use crate::wire::protection::Protection;
 use admission::Admission;
 use memory::RecvMemory;
 use pool::BufferPool;
+use replay::ReplayGuard;
 use retry::RetryTokens;
 use slot::Slot;
 use timer_index::TimerIndex;
@@ -161,6 +164,14 @@ pub struct Endpoint {
     stats: EndpointStats,
     /// The counters of the sessions already forgotten, summed.
     closed_totals: SessionTotals,
+    /// Identity handshakes accepted lately, per starter key: replays of
+    /// their message 1 open nothing.
+    replay: ReplayGuard,
+    /// The wall clock at an instant, for the timestamps of identity
+    /// handshakes ([`set_wall_clock`](Self::set_wall_clock)).
+    wall_clock: Option<(Instant, SystemTime)>,
+    /// The last timestamp this endpoint wrote: each is larger.
+    last_timestamp: u64,
 }
 
 impl Endpoint {
@@ -203,6 +214,9 @@ impl Endpoint {
             undecided: 0,
             stats: EndpointStats::default(),
             closed_totals: SessionTotals::default(),
+            replay: ReplayGuard::default(),
+            wall_clock: None,
+            last_timestamp: 0,
         })
     }
 
@@ -357,7 +371,72 @@ impl Endpoint {
     /// Starts a session with `remote`. The connect packet leaves on the next
     /// [`poll_transmit`](Self::poll_transmit); [`Event::Connected`] or
     /// [`Event::Closed`] follows. Messages may be queued at once.
+    ///
+    /// With an [`identity`](Config::identity), the session pins
+    /// [`Config::listener_key`]; see [`connect_to`](Self::connect_to) to pin
+    /// another key.
     pub fn connect(&mut self, now: Instant, remote: SocketAddr) -> Result<SessionId, ConnectError> {
+        let pin = match (&self.config.identity, self.config.listener_key) {
+            (Some(_), None) => return Err(ConnectError::NoListenerKey),
+            (_, pin) => pin,
+        };
+        self.open(now, remote, pin)
+    }
+
+    /// Starts a session with `remote` as [`connect`](Self::connect) does,
+    /// running the identity handshake with `listener_key` as the listener's
+    /// pinned public key: only the holder of its private key can complete it,
+    /// and [`Session::peer_identity`] names it once done. This endpoint needs
+    /// an [`identity`](Config::identity).
+    pub fn connect_to(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        listener_key: PublicKey,
+    ) -> Result<SessionId, ConnectError> {
+        if self.config.identity.is_none() {
+            return Err(ConnectError::NoIdentity);
+        }
+        self.open(now, remote, Some(listener_key))
+    }
+
+    /// Gives the endpoint the wall-clock time at `now`, from which it dates
+    /// the identity handshakes it starts (listeners refuse a handshake whose
+    /// date they have seen: a replay). Drivers call it once at start;
+    /// without it, handshakes carry no date and a listener cannot tell their
+    /// replays apart (it answers them; the replayer still learns nothing).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall_clock = Some((now, wall));
+    }
+
+    /// Hands a listener a new list of admitted starter keys (or `None`: any
+    /// key), as [`Config::authorized_keys`] does at start: a key taken off the
+    /// list gets no new session from now on; its sessions already open go on
+    /// (close them with [`Session::close`] where
+    /// [`Session::peer_identity`] names it).
+    pub fn set_authorized_keys(&mut self, keys: Option<AuthorizedKeys>) {
+        Arc::make_mut(&mut self.config).authorized_keys = keys;
+    }
+
+    /// The date message 1 of an identity handshake carries: microseconds
+    /// since the Unix epoch, each larger than the last; 0 without a clock.
+    fn timestamp(&mut self, now: Instant) -> u64 {
+        let Some((at, wall)) = self.wall_clock else {
+            return 0;
+        };
+        let since_epoch =
+            wall.duration_since(UNIX_EPOCH).unwrap_or_default() + now.saturating_duration_since(at);
+        let micros = u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX);
+        self.last_timestamp = micros.max(self.last_timestamp + 1);
+        self.last_timestamp
+    }
+
+    fn open(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        pin: Option<PublicKey>,
+    ) -> Result<SessionId, ConnectError> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(ConnectError::InvalidRemote(remote));
         }
@@ -365,12 +444,19 @@ impl Endpoint {
             return Err(ConnectError::TooManySessions(self.sessions.len()));
         }
         let id = self.fresh_id();
+        let timestamp = if pin.is_some() {
+            self.timestamp(now)
+        } else {
+            0
+        };
         let session = SessionCore::connect(
             id,
             remote,
             self.config.clone(),
             self.shared.clone(),
             now,
+            pin,
+            timestamp,
             &mut self.rng,
         );
         self.sessions.insert(id, Slot::new(session, false));

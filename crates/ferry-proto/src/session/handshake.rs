@@ -11,12 +11,12 @@ use tracing::{debug, trace, warn};
 
 use super::timer::Timer;
 use crate::config::{Config, MIN_MTU};
-use crate::crypto::{CryptoError, Handshake as Noise, PacketKeys};
+use crate::crypto::{CryptoError, Handshake as Noise, PacketKeys, PublicKey};
 use crate::endpoint::Shared;
 use crate::error::ProtocolViolation;
 use crate::event::CloseReason;
 use crate::id::{SessionId, Side};
-use crate::wire::packet::{Ack, Handshake, Packet, VERSION};
+use crate::wire::packet::{Ack, FEATURES, Handshake, Packet, VERSION};
 use crate::wire::protection::Protection;
 
 use super::{
@@ -43,7 +43,25 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
+        // Key updates, the only feature, need keys: a pre-shared key or an
+        // identity.
+        features: if config.psk.is_some() || config.identity.is_some() {
+            FEATURES
+        } else {
+            0
+        },
     }
+}
+
+/// What a listener's half of an encrypted handshake hands the new session.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    /// The session's packet keys.
+    pub(crate) keys: PacketKeys,
+    /// Noise message 2, which every ConnectAck carries.
+    pub(crate) message: Bytes,
+    /// The starter's authenticated public key (identity handshake only).
+    pub(crate) peer: Option<PublicKey>,
 }
 
 /// A listener's proof that its peer receives at the address it sends from,
@@ -65,21 +83,51 @@ pub(super) struct Validation {
 
 impl SessionCore {
     /// A session started by this side: the connect packet goes out on the next poll.
+    ///
+    /// With an identity, `listener` is the pinned listener key and
+    /// `timestamp` this side's clock for the listener's replay check
+    /// (microseconds since the Unix epoch, 0 for none).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn connect(
         id: SessionId,
         remote: SocketAddr,
         config: Arc<Config>,
         shared: Shared,
         now: Instant,
+        listener: Option<PublicKey>,
+        timestamp: u64,
         rng: &mut impl rand::CryptoRng,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Starter, config, shared, now);
-        if let Some(psk) = &s.config.psk {
-            let mut noise = Noise::initiator_with(psk, &prologue(id), s.config.cipher, rng);
+        let (noise, payload) = match (&s.config.identity, listener) {
+            (Some(identity), Some(listener)) => {
+                let noise = Noise::initiator_with_identity(
+                    identity,
+                    &listener,
+                    s.config.psk.as_ref(),
+                    &prologue(id),
+                    s.config.cipher,
+                    rng,
+                );
+                // Message 1 carries the clock the listener's replay check
+                // reads; nothing secret (its secrecy rests on static keys
+                // only, not on an ephemeral one).
+                (Some(noise), timestamp.to_be_bytes().to_vec())
+            }
+            (None, None) => (
+                s.config
+                    .psk
+                    .as_ref()
+                    .map(|psk| Noise::initiator_with(psk, &prologue(id), s.config.cipher, rng)),
+                // Only the cipher offer, which the Noise handshake adds.
+                Vec::new(),
+            ),
+            // Refused by `Endpoint::connect` before a session exists.
+            _ => (None, Vec::new()),
+        };
+        if let Some(mut noise) = noise {
             let mut message = Vec::new();
-            // Message 1 carries nothing secret (it has no forward secrecy):
-            // only the cipher offer, which the Noise handshake adds.
-            if noise.write_message(&[], &mut message).is_ok() {
+            if noise.write_message(&payload, &mut message).is_ok() {
                 s.auth = message.into();
                 s.noise = Some(Box::new(noise));
             }
@@ -102,7 +150,7 @@ impl SessionCore {
         now: Instant,
         pn: u64,
         peer: &Handshake,
-        keys: Option<(PacketKeys, Bytes)>,
+        keys: Option<Authenticated>,
         challenge: Option<u64>,
         len: usize,
     ) -> Self {
@@ -134,15 +182,21 @@ impl SessionCore {
         now: Instant,
         pn: u64,
         peer: &Handshake,
-        keys: Option<(PacketKeys, Bytes)>,
+        keys: Option<Authenticated>,
         challenge: Option<u64>,
         len: usize,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Listener, config, shared, now);
         s.peer_id = peer_id;
-        if let Some((keys, message)) = keys {
+        if let Some(Authenticated {
+            keys,
+            message,
+            peer,
+        }) = keys
+        {
             s.use_keys(keys);
             s.auth = message;
+            s.peer_identity = peer;
         }
         s.apply_peer_params(peer);
         s.acks
@@ -210,6 +264,7 @@ impl SessionCore {
         self.peer_max_data = self.peer_max_data.max(h.initial_max_data);
         self.peer_max_streams = h.max_streams;
         self.peer_stream_window = h.initial_max_stream_data;
+        self.on_peer_features(h.features);
         for stream in self.streams.values_mut() {
             stream.peer_max_data = stream.peer_max_data.max(h.initial_max_stream_data);
         }
@@ -304,6 +359,7 @@ impl SessionCore {
                 debug!(session = %self.id, "connect ack failed authentication");
                 return;
             }
+            self.peer_identity = noise.remote_identity();
             match self.noise.take().map(|noise| noise.into_keys()) {
                 Some(Ok(keys)) => self.use_keys(keys),
                 _ => {
@@ -354,6 +410,7 @@ impl SessionCore {
             listener_id: (self.side == Side::Listener).then_some(self.id),
             auth: self.auth.clone(),
             token: self.retry_token.clone(),
+            features: self.own_features(),
             ..own_params(&self.config)
         }
     }
@@ -460,6 +517,8 @@ mod tests {
             Arc::new(config),
             Shared::default(),
             now,
+            None,
+            0,
             &mut rng,
         );
         let connect = drain(&mut starter, now);
@@ -495,6 +554,7 @@ mod tests {
             session: starter.id,
             number: 0,
             with_ack: false,
+            key_phase: false,
         };
         starter.handle_packet(now, LISTENER, header, None, Packet::ConnectAck(ack), 100, 0);
     }

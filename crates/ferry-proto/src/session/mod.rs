@@ -3,6 +3,7 @@
 
 mod close;
 mod handshake;
+mod keyupdate;
 mod mtu;
 mod parts;
 mod path;
@@ -16,7 +17,8 @@ pub(crate) mod timer;
 mod transmit;
 
 use handshake::Validation;
-pub(crate) use handshake::{own_params, prologue};
+pub(crate) use handshake::{Authenticated, own_params, prologue};
+use keyupdate::KeyUpdate;
 use mtu::MtuDiscovery;
 use parts::Parts;
 use path::PathCheck;
@@ -139,6 +141,8 @@ pub(crate) struct SessionCore {
     state: State,
     config: Arc<Config>,
     protection: Protection,
+    /// When the keys of `protection` move to their next generation.
+    key_update: KeyUpdate,
     timers: Timers,
     /// UDP payload limit for this session now: the base (the smaller of the
     /// two sides' `Config::mtu`) until path MTU discovery confirms more.
@@ -211,6 +215,10 @@ pub(crate) struct SessionCore {
     auth: Bytes,
     /// ConnectAcks that failed authentication (forged, or another key).
     auth_failures: u32,
+    /// The peer's authenticated public key (identity handshake): the
+    /// starter's, from message 1, at a listener; the pinned listener key at a
+    /// starter, once message 2 proved it.
+    peer_identity: Option<crate::crypto::PublicKey>,
     connect_due: bool,
     connect_ack_due: bool,
     connects_sent: u32,
@@ -300,6 +308,7 @@ impl SessionCore {
             side,
             state: State::Init,
             protection: Protection::default(),
+            key_update: KeyUpdate::default(),
             timers: Timers::default(),
             mtu,
             pmtu: MtuDiscovery::new(mtu, config.max_mtu),
@@ -345,6 +354,7 @@ impl SessionCore {
             noise: None,
             auth: Bytes::new(),
             auth_failures: 0,
+            peer_identity: None,
             connect_due: false,
             connect_ack_due: false,
             connects_sent: 0,
@@ -412,6 +422,12 @@ impl SessionCore {
 
     pub(crate) fn side(&self) -> Side {
         self.side
+    }
+
+    /// The peer's authenticated public key, once the identity handshake
+    /// proved it.
+    pub(crate) fn peer_identity(&self) -> Option<crate::crypto::PublicKey> {
+        self.peer_identity
     }
 
     pub(crate) fn state(&self) -> State {
@@ -538,6 +554,7 @@ impl SessionCore {
             }
             State::Established => {}
         }
+        self.on_key_phase(now, &header);
         if let Packet::Data(d) = &packet
             && !self.reservations.contains_key(&(d.stream, d.message))
             && !self
@@ -751,6 +768,7 @@ impl SessionCore {
                     }
                 }
                 Timer::Drain => self.state = State::Closed,
+                Timer::KeyDiscard => self.discard_previous_keys(),
             }
         }
         self.arm_ack_timer(now);

@@ -536,6 +536,7 @@ mod tests {
                 session: id,
                 number: pn,
                 with_ack: false,
+                key_phase: false,
             };
             pair.listener
                 .handle_packet(now, STARTER, header, None, Packet::DataPart(p), 1100, 0);

@@ -75,7 +75,7 @@ type OpenListener = fn(
     Instant,
     u64,
     &crate::wire::packet::Handshake,
-    Option<(crate::crypto::PacketKeys, bytes::Bytes)>,
+    Option<super::Authenticated>,
     Option<u64>,
     usize,
 ) -> SessionCore;
@@ -110,6 +110,8 @@ impl Pair {
             config.clone(),
             Shared::default(),
             now,
+            None,
+            0,
             &mut rng,
         );
         let connect = drain(&mut starter, now);

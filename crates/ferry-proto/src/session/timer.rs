@@ -25,9 +25,11 @@ pub(crate) enum Timer {
     Drain = 5,
     /// The pacer releases the next packet.
     Pace = 7,
+    /// The peer's previous receive keys are wiped (key updates).
+    KeyDiscard = 8,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 const ALL: [Timer; COUNT] = [
     Timer::Handshake,
     Timer::HandshakeDeadline,
@@ -37,6 +39,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Drain,
     Timer::Loss,
     Timer::Pace,
+    Timer::KeyDiscard,
 ];
 
 /// The deadlines, one per [`Timer`].

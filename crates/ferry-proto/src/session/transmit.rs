@@ -237,7 +237,7 @@ impl SessionCore {
                 return Some(self.emit(buf, &Packet::Close(close)).1);
             }
             State::Init | State::Handshaking => return self.poll_handshake(now, buf),
-            State::Established => {}
+            State::Established => self.maybe_update_keys(now),
         }
         if self.connect_ack_due {
             self.connect_ack_due = false;

@@ -8,11 +8,22 @@
 //! header stays readable (it routes the datagram and its packet number is the
 //! nonce) and becomes the associated data; the body is encrypted and the
 //! trailer becomes the tag (see [`crate::crypto`]).
+//!
+//! Under an AEAD this layer also owns the key phase bit
+//! ([`KEY_PHASE`]) of the header's kind byte: [`Protection::seal_at`] sets it
+//! to the sending generation's phase before sealing (the header is the
+//! associated data, so the bit is authenticated), and [`Protection::open`]
+//! reads it to pick the receive keys (see [`crate::crypto::update`]). Under
+//! the checksum the bit is never set, and a packet that has it is rejected.
 
 use bytes::BytesMut;
 
 use crate::crypto::{Cipher, PacketKeys, TAG_LEN};
 use crate::error::DecodeError;
+use crate::wire::packet::KEY_PHASE;
+
+/// Where the kind byte sits in a packet: after the version byte.
+const KIND_BYTE: usize = 1;
 
 /// How packets of a session are protected.
 ///
@@ -56,7 +67,8 @@ impl Protection {
     ///
     /// # Panics
     ///
-    /// With [`Protection::Aead`], if `header_len > packet.len()` (a caller bug).
+    /// With [`Protection::Aead`], if `header_len > packet.len()` (a caller
+    /// bug), or if it is shorter than a packet's fixed header.
     pub fn seal(&self, number: u64, header_len: usize, packet: &mut Vec<u8>) {
         self.seal_at(number, 0, header_len, packet);
     }
@@ -71,18 +83,27 @@ impl Protection {
     /// # Panics
     ///
     /// If `start > buf.len()`, and with [`Protection::Aead`] if
-    /// `start + header_len > buf.len()` (caller bugs).
+    /// `start + header_len > buf.len()` or the header is shorter than a
+    /// packet's fixed header (caller bugs).
     pub fn seal_at(&self, number: u64, start: usize, header_len: usize, buf: &mut Vec<u8>) {
         match self {
             Self::Checksum => {
                 let crc = crc32fast::hash(&buf[start..]);
                 buf.extend_from_slice(&crc.to_be_bytes());
             }
-            Self::Aead(keys) => keys.seal_at(number, start, header_len, buf),
+            Self::Aead(keys) => {
+                let kind = &mut buf[start + KIND_BYTE];
+                *kind = (*kind & !KEY_PHASE) | if keys.send_phase() { KEY_PHASE } else { 0 };
+                keys.seal_at(number, start, header_len, buf);
+            }
         }
     }
 
     /// Checks and removes the trailer of a received packet, in place.
+    ///
+    /// Under an AEAD, the key phase bit of the kind byte picks the keys
+    /// ([`PacketKeys::open_in_phase`]); under the checksum, a packet with the
+    /// bit set fails with [`DecodeError::Integrity`].
     pub fn open(
         &self,
         number: u64,
@@ -97,6 +118,9 @@ impl Protection {
                 if body_end < header_len {
                     return Err(DecodeError::Truncated);
                 }
+                if packet.get(KIND_BYTE).is_some_and(|k| k & KEY_PHASE != 0) {
+                    return Err(DecodeError::Integrity);
+                }
                 let (content, trailer) = packet.split_at(body_end);
                 let expected = u32::from_be_bytes(trailer.try_into().expect("4 bytes"));
                 if crc32fast::hash(content) != expected {
@@ -105,7 +129,11 @@ impl Protection {
                 packet.truncate(body_end);
                 Ok(())
             }
-            Self::Aead(keys) => keys.open(number, header_len, packet),
+            Self::Aead(keys) => {
+                let phase = header_len > KIND_BYTE
+                    && packet.get(KIND_BYTE).is_some_and(|k| k & KEY_PHASE != 0);
+                keys.open_in_phase(number, phase, header_len, packet)
+            }
         }
     }
 }
@@ -117,7 +145,7 @@ mod tests {
     #[test]
     fn checksum_detects_any_single_bit_flip() {
         let p = Protection::Checksum;
-        let mut packet = b"header and body".to_vec();
+        let mut packet = b"h\x03ader and body".to_vec();
         p.seal(0, 6, &mut packet);
         for bit in 0..packet.len() * 8 {
             let mut copy = BytesMut::from(&packet[..]);
@@ -126,7 +154,7 @@ mod tests {
         }
         let mut ok = BytesMut::from(&packet[..]);
         p.open(0, 6, &mut ok).unwrap();
-        assert_eq!(&ok[..], b"header and body");
+        assert_eq!(&ok[..], b"h\x03ader and body");
     }
 
     #[test]
@@ -150,10 +178,10 @@ mod tests {
         assert!(sender.cipher().is_some());
         assert_eq!(Protection::Checksum.cipher(), None);
 
-        let mut packet = b"header and body".to_vec();
+        let mut packet = b"h\x03ader and body".to_vec();
         sender.seal(3, 6, &mut packet);
         assert_eq!(packet.len(), 15 + sender.overhead());
-        assert_eq!(&packet[..6], b"header");
+        assert_eq!(&packet[..6], b"h\x03ader");
         assert_eq!(
             receiver.open(4, 6, &mut BytesMut::from(&packet[..])),
             Err(DecodeError::Integrity)
@@ -164,10 +192,63 @@ mod tests {
         );
         let mut ok = BytesMut::from(&packet[..]);
         receiver.open(3, 6, &mut ok).unwrap();
-        assert_eq!(&ok[..], b"header and body");
+        assert_eq!(&ok[..], b"h\x03ader and body");
         assert_eq!(
             receiver.open(0, 10, &mut BytesMut::from(&[0u8; 25][..])),
             Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn the_key_phase_bit_follows_the_sending_generation_and_only_under_keys() {
+        use crate::crypto::{Handshake, PreSharedKey};
+        use rand::SeedableRng;
+
+        let psk = PreSharedKey::from_bytes([6; 32]);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let mut i = Handshake::initiator(&psk, b"prologue", &mut rng);
+        let mut r = Handshake::responder(&psk, b"prologue", &mut rng);
+        let (mut m1, mut m2) = (Vec::new(), Vec::new());
+        i.write_message(b"", &mut m1).unwrap();
+        r.read_message(&m1, &mut Vec::new()).unwrap();
+        r.write_message(b"", &mut m2).unwrap();
+        i.read_message(&m2, &mut Vec::new()).unwrap();
+        let mut sender = Protection::Aead(i.into_keys().unwrap());
+        let receiver = Protection::Aead(r.into_keys().unwrap());
+        let packet = |p: &Protection, number: u64| {
+            // A Data packet's header, with the phase bit set by hand: the
+            // protection writes the bit itself.
+            let mut packet = vec![1, 0x03 | KEY_PHASE, 0, 0, 0, 0, 0, 0, 0, 0, number as u8];
+            packet.extend_from_slice(b"body");
+            p.seal(number, 11, &mut packet);
+            packet
+        };
+        let first = packet(&sender, 1);
+        assert_eq!(first[KIND_BYTE], 0x03, "generation 0: phase 0");
+        let Protection::Aead(keys) = &mut sender else {
+            unreachable!()
+        };
+        keys.update_send();
+        let second = packet(&sender, 2);
+        assert_eq!(second[KIND_BYTE], 0x03 | KEY_PHASE, "generation 1: phase 1");
+        for (number, sealed) in [(1, &first), (2, &second)] {
+            let mut opened = BytesMut::from(&sealed[..]);
+            receiver.open(number, 11, &mut opened).unwrap();
+            assert_eq!(&opened[11..], b"body");
+            // The bit is authenticated: flipped, the packet does not open.
+            let mut flipped = BytesMut::from(&sealed[..]);
+            flipped[KIND_BYTE] ^= KEY_PHASE;
+            assert_eq!(
+                receiver.open(number, 11, &mut flipped),
+                Err(DecodeError::Integrity)
+            );
+        }
+        // Under the checksum a packet never carries the bit.
+        let mut clear = vec![1, 0x03 | KEY_PHASE, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        Protection::Checksum.seal(1, 11, &mut clear);
+        assert_eq!(
+            Protection::Checksum.open(1, 11, &mut BytesMut::from(&clear[..])),
+            Err(DecodeError::Integrity)
         );
     }
 

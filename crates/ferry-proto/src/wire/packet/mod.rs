@@ -26,6 +26,9 @@ use crate::error::DecodeError;
 use crate::id::SessionId;
 use crate::wire::codec::{Reader, put_varint, varint_len};
 
+mod header;
+pub use header::Header;
+
 /// The protocol version this crate speaks. Datagrams with another version are dropped.
 pub const VERSION: u8 = 1;
 
@@ -38,6 +41,20 @@ pub const MAX_HEADER_LEN: usize = FIXED_HEADER_LEN + 8;
 /// Set in the kind byte of a packet whose body starts with an ack (see
 /// [`PacketKind::may_carry_ack`]).
 pub const ACK_FLAG: u8 = 0x80;
+
+/// Set in the kind byte of an encrypted packet sealed under an odd
+/// generation of its sender's keys: the key phase (see
+/// [`crate::crypto::update`]). Never set on a packet under a checksum, nor
+/// on Connect, ConnectAck or Retry, which always travel under one.
+pub const KEY_PHASE: u8 = 0x40;
+
+/// A bit of [`Handshake::features`]: this side follows the peer's key
+/// updates (and, if configured, makes its own), see
+/// [`crate::crypto::update`].
+pub const FEATURE_KEY_UPDATE: u64 = 0x01;
+
+/// The [`Handshake::features`] this version supports.
+pub const FEATURES: u64 = FEATURE_KEY_UPDATE;
 
 /// The most ranges an ack or repeat request may carry.
 pub const MAX_RANGES: usize = 64;
@@ -116,63 +133,6 @@ impl PacketKind {
     }
 }
 
-/// The header every packet starts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// What the body holds.
-    pub kind: PacketKind,
-    /// The session this packet belongs to, by the receiver's id for it (a
-    /// Connect's: the starter's own; after the ConnectAck, each side's
-    /// packets carry the other's id).
-    pub session: SessionId,
-    /// Per-direction packet number: grows by one for every packet sent, never reused.
-    pub number: u64,
-    /// The body starts with an ack ([`ACK_FLAG`]; only on kinds that
-    /// [may carry one](PacketKind::may_carry_ack)).
-    pub with_ack: bool,
-}
-
-impl Header {
-    /// Encoded length of this header.
-    pub fn encoded_len(&self) -> usize {
-        FIXED_HEADER_LEN + varint_len(self.number)
-    }
-
-    /// Appends the header to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(VERSION);
-        out.push(self.kind as u8 | if self.with_ack { ACK_FLAG } else { 0 });
-        out.extend_from_slice(&self.session.0);
-        put_varint(out, self.number);
-    }
-
-    /// Parses a header and returns it with its length.
-    pub fn decode(buf: &[u8]) -> Result<(Self, usize), DecodeError> {
-        let mut r = Reader::new(buf);
-        let version = r.u8()?;
-        if version != VERSION {
-            return Err(DecodeError::UnsupportedVersion(version));
-        }
-        let byte = r.u8()?;
-        let kind = PacketKind::from_u8(byte & !ACK_FLAG)?;
-        let with_ack = byte & ACK_FLAG != 0;
-        if with_ack && !kind.may_carry_ack() {
-            return Err(DecodeError::UnknownKind(byte));
-        }
-        let session = SessionId(r.array()?);
-        let number = r.varint()?;
-        Ok((
-            Self {
-                kind,
-                session,
-                number,
-                with_ack,
-            },
-            r.position(),
-        ))
-    }
-}
-
 /// Parameters each side announces in the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
@@ -202,12 +162,29 @@ pub struct Handshake {
     /// proving the starter receives at its address. Empty otherwise, and
     /// then not encoded.
     pub token: Bytes,
+    /// Optional features this side supports, as bits ([`FEATURES`]): a
+    /// starter announces every one it supports, a listener those of the
+    /// starter's it supports too. Encoded after `token` only when not zero
+    /// (older decoders ignore what follows `token`), and then also at the
+    /// end of [`encode_params`](Self::encode_params), so that message 2
+    /// authenticates the listener's answer. Unknown bits are ignored.
+    pub features: u64,
 }
 
 impl Handshake {
-    /// The parameters without `auth`, encoded: what message 2's payload
-    /// repeats so that the listener's parameters are authenticated.
+    /// The parameters without `auth` and `token`, encoded: what message 2's
+    /// payload repeats so that the listener's parameters are authenticated.
+    /// `features` comes last, only when not zero.
     pub fn encode_params(&self, out: &mut Vec<u8>) {
+        self.encode_fixed(out);
+        if self.features != 0 {
+            put_varint(out, self.features);
+        }
+    }
+
+    /// The fields before `auth`: the varints and, in a ConnectAck, the
+    /// listener's id.
+    fn encode_fixed(&self, out: &mut Vec<u8>) {
         put_varint(out, self.max_udp_payload);
         put_varint(out, self.max_message_size);
         put_varint(out, self.initial_max_data);
@@ -407,14 +384,18 @@ impl Packet {
     pub fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Self::Connect(h) | Self::ConnectAck(h) => {
-                h.encode_params(out);
-                if !h.auth.is_empty() || !h.token.is_empty() {
+                h.encode_fixed(out);
+                let features = h.features != 0;
+                if !h.auth.is_empty() || !h.token.is_empty() || features {
                     put_varint(out, h.auth.len() as u64);
                     out.extend_from_slice(&h.auth);
                 }
-                if !h.token.is_empty() {
+                if !h.token.is_empty() || features {
                     put_varint(out, h.token.len() as u64);
                     out.extend_from_slice(&h.token);
+                }
+                if features {
+                    put_varint(out, h.features);
                 }
             }
             Self::Data(d) => {
@@ -494,6 +475,7 @@ impl Packet {
             session,
             number,
             with_ack: ack.is_some(),
+            key_phase: false,
         }
         .encode(out);
         if let Some(ack) = ack {
@@ -517,6 +499,7 @@ impl Packet {
                     listener_id: None,
                     auth: Bytes::new(),
                     token: Bytes::new(),
+                    features: 0,
                 };
                 if kind == PacketKind::ConnectAck {
                     let id = r.bytes(8)?;
@@ -538,6 +521,11 @@ impl Packet {
                     let start = r.position();
                     r.bytes(len)?;
                     h.token = body.slice(start..start + len);
+                }
+                // Announced features, if any; a Connect's zero padding reads
+                // as none, and so does whatever is not a varint there.
+                if r.remaining() > 0 {
+                    h.features = r.varint().unwrap_or(0);
                 }
                 // Connect is padded; the rest is ignored.
                 r.rest();

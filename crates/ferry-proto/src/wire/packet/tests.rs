@@ -31,6 +31,7 @@ fn every_kind_round_trips() {
         listener_id: None,
         auth: Bytes::new(),
         token: Bytes::new(),
+        features: 0,
     };
     let ack = Handshake {
         listener_id: Some(SessionId::from(0xc0ff_ee00_1234_5678)),
@@ -58,6 +59,10 @@ fn every_kind_round_trips() {
         }),
         Packet::Connect(with_token),
         Packet::Connect(with_both),
+        Packet::Connect(Handshake {
+            features: FEATURES,
+            ..hs.clone()
+        }),
         Packet::Retry {
             token: Bytes::from(vec![1; MAX_RETRY_TOKEN]),
         },
@@ -254,22 +259,25 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
         0..=VARINT_MAX,
         0..=VARINT_MAX,
         0..=VARINT_MAX,
-        (0..=VARINT_MAX, 0..=VARINT_MAX),
+        (0..=VARINT_MAX, 0..=VARINT_MAX, 0..=VARINT_MAX),
         prop::collection::vec(any::<u8>(), 0..200).prop_map(Bytes::from),
         prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from),
         any::<u64>(),
     )
-        .prop_map(|(a, b, c, d, (e, f), auth, token, id)| Handshake {
-            max_udp_payload: a,
-            max_message_size: b,
-            initial_max_data: c,
-            max_ack_delay_micros: d,
-            max_streams: e,
-            initial_max_stream_data: f,
-            listener_id: Some(SessionId::from(id)),
-            auth,
-            token,
-        });
+        .prop_map(
+            |(a, b, c, d, (e, f, features), auth, token, id)| Handshake {
+                max_udp_payload: a,
+                max_message_size: b,
+                initial_max_data: c,
+                max_ack_delay_micros: d,
+                max_streams: e,
+                initial_max_stream_data: f,
+                listener_id: Some(SessionId::from(id)),
+                auth,
+                token,
+                features,
+            },
+        );
     let token = prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from);
     prop_oneof![
         hs.clone().prop_map(|mut h| {
@@ -463,9 +471,105 @@ proptest! {
             let mut out = Vec::new();
             packet.encode_with_ack(header.session, header.number, ack.as_ref(), &mut out);
             let (h2, a2, p2) = Packet::decode(Bytes::from(out)).unwrap();
-            prop_assert_eq!(h2, header);
+            // The key phase is the protection's to set when sealing: the
+            // codec writes what the header says, never the bit.
+            prop_assert_eq!(h2, Header { key_phase: false, ..header });
             prop_assert_eq!(a2, ack);
             prop_assert_eq!(p2, packet);
         }
     }
+}
+
+#[test]
+fn the_key_phase_bit_round_trips_beside_the_ack_flag() {
+    for (kind, with_ack) in [
+        (PacketKind::Data, true),
+        (PacketKind::Data, false),
+        (PacketKind::Ack, false),
+        (PacketKind::Close, false),
+        (PacketKind::Ping, false),
+    ] {
+        let header = Header {
+            kind,
+            session: SessionId::from(9),
+            number: 300,
+            with_ack,
+            key_phase: true,
+        };
+        let mut out = Vec::new();
+        header.encode(&mut out);
+        assert_eq!(out[1] & KEY_PHASE, KEY_PHASE);
+        assert_eq!(out[1] & ACK_FLAG != 0, with_ack);
+        assert_eq!(Header::decode(&out), Ok((header, out.len())));
+        out[1] &= !KEY_PHASE;
+        let (plain, _) = Header::decode(&out).unwrap();
+        assert!(!plain.key_phase);
+        assert_eq!(plain.kind, kind);
+    }
+}
+
+#[test]
+fn handshake_kinds_never_carry_a_key_phase() {
+    for kind in [
+        PacketKind::Connect,
+        PacketKind::ConnectAck,
+        PacketKind::Retry,
+    ] {
+        let byte = kind as u8 | KEY_PHASE;
+        assert_eq!(
+            Header::decode(&[VERSION, byte, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::UnknownKind(byte))
+        );
+    }
+}
+
+#[test]
+fn features_come_after_the_token_where_older_decoders_ignore_them() {
+    let hs = Handshake {
+        max_udp_payload: 1200,
+        max_message_size: 1 << 20,
+        initial_max_data: 1 << 20,
+        max_ack_delay_micros: 10_000,
+        max_streams: 100,
+        initial_max_stream_data: 1 << 20,
+        listener_id: None,
+        auth: Bytes::new(),
+        token: Bytes::new(),
+        features: 0,
+    };
+    let mut plain = Vec::new();
+    Packet::Connect(hs.clone()).encode_body(&mut plain);
+    let mut featured = Vec::new();
+    Packet::Connect(Handshake {
+        features: FEATURE_KEY_UPDATE,
+        ..hs.clone()
+    })
+    .encode_body(&mut featured);
+    // Empty auth and token lengths, then the features: what a decoder from
+    // before features reads as two empty fields and a rest it ignores.
+    assert_eq!(featured, [&plain[..], &[0, 0, 1]].concat());
+    // Padded with zeros (a Connect), they still decode.
+    featured.extend_from_slice(&[0; 40]);
+    let Packet::Connect(back) = Packet::decode_body(PacketKind::Connect, featured.into()).unwrap()
+    else {
+        panic!("a connect");
+    };
+    assert_eq!(back.features, FEATURE_KEY_UPDATE);
+    // A Connect without features, padded, reads as none.
+    plain.extend_from_slice(&[0; 40]);
+    let Packet::Connect(back) = Packet::decode_body(PacketKind::Connect, plain.into()).unwrap()
+    else {
+        panic!("a connect");
+    };
+    assert_eq!(back.features, 0);
+    // The authenticated copy of the parameters ends with them, only when set.
+    let mut params = Vec::new();
+    hs.encode_params(&mut params);
+    let mut with = Vec::new();
+    Handshake {
+        features: FEATURE_KEY_UPDATE,
+        ..hs
+    }
+    .encode_params(&mut with);
+    assert_eq!(with, [&params[..], &[1]].concat());
 }
