@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_async::types::{
     AckError, BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
-    EndpointConfig, EndpointStats, RecvError, SendError, SessionId, SessionStats, State, StreamEnd,
-    StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
+    EndpointConfig, EndpointStats, PublicKey, RecvError, SendError, SessionId, SessionStats, State,
+    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
 };
 use futures_lite::future::{self, block_on};
 
@@ -140,6 +140,8 @@ pub trait Peer: Send + Sync {
     fn local_addr(&self) -> SocketAddr;
     /// Opens a session.
     fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError>;
+    /// Opens a session pinning `key` as the listener's (identities).
+    fn connect_to(&self, addr: SocketAddr, key: PublicKey) -> Result<Box<dyn Conn>, ConnectError>;
     /// The next incoming session.
     fn accept(&self) -> Option<Box<dyn Conn>>;
     /// The next peer asking to open a session (`decide_incoming`).
@@ -184,6 +186,8 @@ pub trait Conn: Send + Sync {
     fn clone_handle(&self) -> Box<dyn Conn>;
     /// The peer's address.
     fn remote_addr(&self) -> SocketAddr;
+    /// The peer's authenticated public key (identities).
+    fn peer_identity(&self) -> Option<PublicKey>;
     /// Where the session stands.
     fn state(&self) -> State;
     /// The largest message `send` takes.
@@ -257,6 +261,11 @@ impl Peer for AsyncPeer {
 
     fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError> {
         let session = block_on(self.endpoint.connect(addr))?;
+        Ok(Box::new(AsyncConn(session)))
+    }
+
+    fn connect_to(&self, addr: SocketAddr, key: PublicKey) -> Result<Box<dyn Conn>, ConnectError> {
+        let session = block_on(self.endpoint.connect_to(addr, key))?;
         Ok(Box::new(AsyncConn(session)))
     }
 
@@ -341,6 +350,10 @@ impl Conn for AsyncConn {
 
     fn remote_addr(&self) -> SocketAddr {
         self.0.remote_addr()
+    }
+
+    fn peer_identity(&self) -> Option<PublicKey> {
+        self.0.peer_identity()
     }
 
     fn state(&self) -> State {
@@ -481,6 +494,12 @@ impl Peer for ferry_blocking::Endpoint {
         Ok(Box::new(session))
     }
 
+    fn connect_to(&self, addr: SocketAddr, key: PublicKey) -> Result<Box<dyn Conn>, ConnectError> {
+        Ok(Box::new(ferry_blocking::Endpoint::connect_to(
+            self, addr, key,
+        )?))
+    }
+
     fn accept(&self) -> Option<Box<dyn Conn>> {
         ferry_blocking::Endpoint::accept(self).map(|s| Box::new(s) as Box<dyn Conn>)
     }
@@ -553,6 +572,10 @@ impl Conn for ferry_blocking::Session {
 
     fn remote_addr(&self) -> SocketAddr {
         ferry_blocking::Session::remote_addr(self)
+    }
+
+    fn peer_identity(&self) -> Option<PublicKey> {
+        ferry_blocking::Session::peer_identity(self)
     }
 
     fn state(&self) -> State {
