@@ -17,6 +17,11 @@
 //!
 //! [`InFlight`] counts the work a command waits for.
 //!
+//! SIGHUP is not a stop: the session listeners (`receive`,
+//! `forward-server`, `perf server`) watch it to reload their authorized
+//! keys ([`crate::session::reload`]); the other commands keep its default
+//! action (the process ends).
+//!
 //! On platforms other than Unix only Ctrl-C is watched (through tokio), with
 //! the same first/second behaviour.
 

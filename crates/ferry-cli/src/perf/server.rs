@@ -1,5 +1,6 @@
 //! `ferry perf server`: serves `ferry perf client` tests, one per session,
-//! several at once, until stopped.
+//! several at once, until stopped. SIGHUP re-reads its authorized keys
+//! ([`reload`](crate::session::reload)).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use crate::CliError;
 use crate::metrics::{MetricsArgs, start_line};
 use crate::session::config::ListenerOptions;
 use crate::session::config::keys::peer_label;
+use crate::session::reload::Reload;
 use crate::session::{bind, runtime};
 use crate::shutdown::{GraceArgs, InFlight};
 
@@ -55,6 +57,9 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
+        // Before the first line: whoever reads it may signal at once.
+        let shutdown = crate::shutdown::signals()?;
+        let mut reload = Reload::new(&settings)?;
         writeln!(
             out,
             "listening on {}, serving ferry perf tests ({}){}",
@@ -63,19 +68,17 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
             start_line(&metrics)
         )?;
         out.flush()?;
-        let shutdown = crate::shutdown::signals()?;
         let grace = args.grace.resolve(settings.grace_period);
         let stop = shutdown.stopped();
         tokio::pin!(stop);
         let in_flight = InFlight::new();
-        let names = settings.endpoint.protocol.authorized_keys.clone();
         loop {
             tokio::select! {
                 accepted = endpoint.accept() => {
                     let Some(session) = accepted else { break };
                     let peer = session.remote_addr();
                     if let Some(key) = session.peer_identity() {
-                        info!(%peer, identity = %peer_label(&key, names.as_ref()), "perf test from an authenticated peer");
+                        info!(%peer, identity = %peer_label(&key, reload.keys()), "perf test from an authenticated peer");
                     }
                     let busy = in_flight.enter();
                     let test = tokio::spawn(async move {
@@ -91,6 +94,9 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
                         let _ = test.await;
                         break;
                     }
+                }
+                () = reload.hangup() => {
+                    reload.apply(&endpoint);
                 }
                 signal = &mut stop => {
                     endpoint.set_accept_incoming(false);

@@ -30,6 +30,11 @@
 //! side resets the stream ([`RESET_TCP`]) and the other side's TCP
 //! connection (SO_LINGER 0); so does the loss of the session.
 //!
+//! On SIGHUP `forward-server` re-reads its authorized keys file
+//! ([`reload`](super::reload)) and resolves its `--allow-peer` rules
+//! against the new list ([`Allowed::reloaded`]); each session keeps the
+//! rules in force when it was accepted.
+//!
 //! On SIGTERM or Ctrl-C both stop accepting (`forward` its TCP listener,
 //! `forward-server` new sessions, and new connections on its open
 //! sessions), let the forwarded connections in flight finish for the grace
@@ -55,6 +60,7 @@ use tracing::{debug, info, warn};
 use super::config::keys::peer_label;
 use super::config::{ListenerOptions, StarterOptions};
 use super::progress::human_bytes;
+use super::reload::Reload;
 use super::wire::{CLOSE_SHUTDOWN, ForwardRequest, RESET_TCP, VERSION};
 use super::{bind, client_addr, connect_error, resolve, runtime};
 use crate::CliError;
@@ -341,11 +347,10 @@ async fn forward_connection(
 /// Runs `ferry forward-server`.
 pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let settings = args.session.load()?;
-    let names = settings.endpoint.protocol.authorized_keys.clone();
-    let allow = Arc::new(Allowed::new(
+    let mut allow = Arc::new(Allowed::new(
         &args.allow,
         &args.allow_peer,
-        names.as_ref(),
+        settings.endpoint.protocol.authorized_keys.as_ref(),
         settings.endpoint.protocol.identity.is_some(),
     )?);
     let runtime = runtime()?;
@@ -356,6 +361,7 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
         // Before the first line: whoever reads it may signal at once.
         let shutdown = crate::shutdown::signals()?;
+        let mut reload = Reload::new(&settings)?;
         let grace = args.grace.resolve(settings.grace_period);
         writeln!(
             out,
@@ -381,7 +387,7 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
                     match identity {
                         Some(key) => info!(
                             from = %session.remote_addr(),
-                            peer = %peer_label(&key, names.as_ref()),
+                            peer = %peer_label(&key, reload.keys()),
                             "forward session opened by an authenticated peer"
                         ),
                         None => info!(peer = %session.remote_addr(), "forward session opened"),
@@ -403,6 +409,11 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
                         lock(&sessions).remove(&id);
                         info!(peer = %session.remote_addr(), %reason, "forward session ended");
                     });
+                }
+                () = reload.hangup() => {
+                    if reload.apply(&endpoint) {
+                        allow = Arc::new(allow.reloaded(reload.keys()));
+                    }
                 }
                 signal = &mut stop => break Some(signal),
             }

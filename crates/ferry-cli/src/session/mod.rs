@@ -17,6 +17,7 @@
 //!   `--config` / `--key-file` / `--identity` / `--authorized-keys` /
 //!   `--peer-key` flags; [`config::keys`] reads the key files and names
 //!   peers.
+//! - [`reload`]: SIGHUP on a listener re-reads its authorized keys.
 //! - [`wire`]: the messages the tools exchange over the session.
 //! - [`progress`]: progress bars and lines.
 
@@ -33,6 +34,7 @@ pub mod disk;
 pub mod forward;
 pub mod progress;
 pub mod receive;
+pub mod reload;
 pub mod send;
 pub mod wire;
 
@@ -117,7 +119,7 @@ pub(crate) fn connect_error(
         ConnectError::Failed(CloseReason::AuthenticationFailed) => match identity {
             Some(key) => CliError::Authentication(format!(
                 "the peer {peer} refused the handshake: either this side's public key {key} is \
-                 not in its --authorized-keys (add it there, with a name, and restart it), or \
+                 not in its --authorized-keys (add it there, with a name, and send it SIGHUP), or \
                  --peer-key is not its public key (`ferry keygen --public FILE` there prints \
                  it), or it has no --identity, or the two sides' --key-file differ"
             )),

@@ -24,7 +24,9 @@
 //!   (no more content) and answers "identical" if it matches; a file with
 //!   other content is refused, so the sender says so.
 //!
-//! A summary is printed as each session ends.
+//! A summary is printed as each session ends. SIGHUP re-reads the
+//! authorized keys file ([`reload`](super::reload)) for the sessions to
+//! come.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -45,6 +47,7 @@ use super::config::ListenerOptions;
 use super::config::keys::peer_label;
 use super::disk::{FileWriter, Written, digest_of};
 use super::progress::{Progress, ProgressMode, View};
+use super::reload::Reload;
 use super::wire::{
     CLOSE_SHUTDOWN, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
     encode_progress, sanitize_path,
@@ -141,7 +144,9 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         config.protocol.accept_incoming = true;
         let endpoint = bind(args.listen, config, "--listen")?;
         let metrics = args.metrics.serve_endpoint(settings.metrics, &endpoint)?;
+        // Before the first line: whoever reads it may signal at once.
         let shutdown = crate::shutdown::signals()?;
+        let mut reload = Reload::new(&settings)?;
         let grace = args.grace.resolve(settings.grace_period);
         view.println(
             out,
@@ -153,7 +158,6 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                 start_line(&metrics)
             ),
         )?;
-        let names = settings.endpoint.protocol.authorized_keys.clone();
         let (reports, mut finished) =
             mpsc::unbounded_channel::<(u64, SessionReport, Arc<Progress>)>();
         let mut tick =
@@ -179,7 +183,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                         endpoint.set_accept_incoming(false);
                     }
                     // Read at once: a session that is gone names no peer.
-                    let identity = session.peer_identity().map(|key| peer_label(&key, names.as_ref()));
+                    let identity = session.peer_identity().map(|key| peer_label(&key, reload.keys()));
                     match &identity {
                         Some(peer) => {
                             info!(from = %session.remote_addr(), %peer, "session from an authenticated peer");
@@ -225,6 +229,9 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                         );
                         unauthorized = refused;
                     }
+                }
+                () = reload.hangup() => {
+                    reload.apply(&endpoint);
                 }
                 signal = &mut stop, if stopping.is_none() => {
                     endpoint.set_accept_incoming(false);

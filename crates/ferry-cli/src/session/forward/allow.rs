@@ -9,6 +9,11 @@
 //!   key (64 hexadecimal digits). A peer with no `--allow` default takes
 //!   the first of its own targets as its default.
 //!
+//! On SIGHUP the rules are resolved again against the reloaded authorized
+//! keys ([`Allowed::reloaded`]): a key newly listed under a rule's name
+//! gets its targets; a rule whose name (or key) left the file applies to no
+//! one, with a warning — its peer no longer gets in anyway.
+//!
 //! A target named by `forward` is allowed when it equals an allowed entry
 //! as written (host names compared without case), or when both are IP
 //! addresses with the same address and port.
@@ -17,6 +22,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use ferry_proto::{AuthorizedKeys, PublicKey};
+use tracing::{info, warn};
 
 use crate::CliError;
 use crate::session::config::keys::peer_label;
@@ -50,8 +56,20 @@ pub fn peer_rule(s: &str) -> Result<PeerRule, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Allowed {
     shared: Vec<String>,
+    /// The `--allow-peer` rules as given, to resolve again on a reload.
+    rules: Vec<PeerRule>,
     per_peer: BTreeMap<PublicKey, Vec<String>>,
     names: Option<AuthorizedKeys>,
+}
+
+/// Adds `target` to the targets of each of `keys`.
+fn grant(per_peer: &mut BTreeMap<PublicKey, Vec<String>>, keys: Vec<PublicKey>, target: &str) {
+    for key in keys {
+        let targets = per_peer.entry(key).or_default();
+        if !targets.iter().any(|t| t == target) {
+            targets.push(target.to_owned());
+        }
+    }
 }
 
 impl Allowed {
@@ -72,18 +90,55 @@ impl Allowed {
             ));
         }
         for rule in rules {
-            for key in resolve(&rule.peer, names)? {
-                let targets = per_peer.entry(key).or_default();
-                if !targets.contains(&rule.target) {
-                    targets.push(rule.target.clone());
-                }
-            }
+            grant(&mut per_peer, resolve(&rule.peer, names)?, &rule.target);
         }
         Ok(Self {
             shared: shared.to_vec(),
+            rules: rules.to_vec(),
             per_peer,
             names: names.cloned(),
         })
+    }
+
+    /// The same rules resolved against a reloaded list of authorized keys
+    /// (SIGHUP): a name now covers the keys listed under it in `names`. A
+    /// rule that was refused at start would be refused now too, but a
+    /// reload never stops the server: such a rule applies to no one (its
+    /// peer no longer gets in anyway), and a warning says so.
+    pub fn reloaded(&self, names: Option<&AuthorizedKeys>) -> Self {
+        let mut per_peer = BTreeMap::new();
+        for rule in &self.rules {
+            let is_key = rule.peer.len() == 64 && rule.peer.bytes().all(|b| b.is_ascii_hexdigit());
+            match resolve(&rule.peer, names) {
+                Ok(keys) => grant(&mut per_peer, keys, &rule.target),
+                Err(_) if is_key => warn!(
+                    "--allow-peer {}…={}: that key is no longer in the authorized keys: it gets                      no new session, and the rule applies to no one until the key is listed again",
+                    &rule.peer[..8],
+                    rule.target
+                ),
+                Err(_) => warn!(
+                    "--allow-peer {}={}: no key is named `{}` in the authorized keys any more:                      that peer gets no new session, and the rule applies to no one until a key is                      listed under that name again",
+                    rule.peer, rule.target, rule.peer
+                ),
+            }
+        }
+        let allowed = Self {
+            shared: self.shared.clone(),
+            rules: self.rules.clone(),
+            per_peer,
+            names: names.cloned(),
+        };
+        if !self.rules.is_empty() {
+            let targets = allowed.describe();
+            if targets.is_empty() {
+                warn!(
+                    "forward-server now connects nowhere: no --allow, and no --allow-peer rule                      names a listed key"
+                );
+            } else {
+                info!("forward-server now connects to {targets} only (for new sessions)");
+            }
+        }
+        allowed
     }
 
     /// What the first line says this server connects to.
@@ -259,6 +314,35 @@ mod tests {
         let allow = Allowed::new(&[], &rules, Some(&names), true).unwrap();
         assert_eq!(allow.check("", Some(&alice)).unwrap(), "127.0.0.1:22");
         assert!(allow.check("", Some(&key(3))).is_err());
+    }
+
+    #[test]
+    fn a_reload_resolves_the_rules_again_and_a_vanished_name_admits_no_one() {
+        let (alice, bob, laptop) = (key(1), key(2), key(3));
+        let names = AuthorizedKeys::parse(&format!("{alice} alice\n{bob} bob\n")).unwrap();
+        let rules = [
+            peer_rule("alice=127.0.0.1:22").unwrap(),
+            peer_rule(&format!("{bob}=10.0.0.1:80")).unwrap(),
+        ];
+        let allow = Allowed::new(&[], &rules, Some(&names), true).unwrap();
+        // Alice's laptop is added under her name; bob's line is removed.
+        let reloaded = AuthorizedKeys::parse(&format!("{alice} alice\n{laptop} alice\n")).unwrap();
+        let allow = allow.reloaded(Some(&reloaded));
+        for key in [alice, laptop] {
+            assert_eq!(allow.check("", Some(&key)).unwrap(), "127.0.0.1:22");
+        }
+        assert!(allow.check("10.0.0.1:80", Some(&bob)).is_err());
+        // Alice leaves too: her rule applies to no one, and nothing fails.
+        let allow = allow.reloaded(Some(&AuthorizedKeys::new()));
+        assert!(allow.check("127.0.0.1:22", Some(&alice)).is_err());
+        assert_eq!(allow.describe(), "");
+        // Listed again: the rule applies again.
+        let allow = allow.reloaded(Some(&names));
+        assert_eq!(allow.check("", Some(&alice)).unwrap(), "127.0.0.1:22");
+        assert_eq!(
+            allow.check("10.0.0.1:80", Some(&bob)).unwrap(),
+            "10.0.0.1:80"
+        );
     }
 
     #[test]
