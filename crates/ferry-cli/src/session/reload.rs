@@ -269,9 +269,17 @@ mod tests {
         let file = dir.path().join("authorized_keys");
         let mut reload = reload(Some(file.clone()), Some(list(&[(alice, "alice")])));
         std::fs::write(&file, format!("# now bob only\n{bob} bob\n")).unwrap();
-        assert_eq!(reload.reread(|_| {}), Some(&list(&[(bob, "bob")])));
+        let mut handed = None;
+        assert_eq!(
+            reload.reread(|keys| handed = Some(keys.clone())),
+            Some(&list(&[(bob, "bob")]))
+        );
+        assert_eq!(handed, Some(list(&[(bob, "bob")])), "the endpoint gets it");
         std::fs::write(&file, format!("{alice} alice\nnot-a-key carol\n")).unwrap();
-        assert_eq!(reload.reread(|_| {}), None);
+        assert_eq!(
+            reload.reread(|_| panic!("a broken file is not handed over")),
+            None
+        );
         assert_eq!(reload.keys(), Some(&list(&[(bob, "bob")])));
         std::fs::remove_file(&file).unwrap();
         assert_eq!(reload.reread(|_| {}), None);
