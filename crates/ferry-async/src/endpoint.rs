@@ -24,7 +24,7 @@ use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvents, File
 use crate::runtime::Runtime;
 use crate::session::Session;
 use crate::shards::{HandOver, ShardStats};
-use crate::shared::Shared;
+use crate::shared::{Shared, State as SharedState, WakerSet};
 use crate::socket::bind_shard_sockets;
 
 /// Application code sent to every session when the endpoint closes.
@@ -303,6 +303,39 @@ impl Endpoint {
     }
 
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<Session>> {
+        self.poll_shards(
+            cx,
+            |shared, state| {
+                while let Some(id) = state.incoming.pop_front() {
+                    let remote = state
+                        .sessions
+                        .get(&id)
+                        .and_then(|w| w.remote)
+                        .unwrap_or_else(|| self.local_addr());
+                    // `None`: a handle from `session(id)` is being dropped
+                    // and closes the session; skip it.
+                    if let Some(session) = Session::attach(shared, state, id, remote) {
+                        return Some(session);
+                    }
+                }
+                None
+            },
+            |state| &mut state.acceptors,
+        )
+    }
+
+    /// Looks in every shard for what `take` finds under its lock, a
+    /// different shard first each time so that none waits behind another.
+    /// Finding nothing, registers the task's waker in each shard's
+    /// `waiters` (under the lock the shard was looked at under, so that what
+    /// is queued from then on wakes it) and stays pending, or ends with
+    /// `None` once the endpoint is closing.
+    fn poll_shards<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut take: impl FnMut(&Arc<Shared>, &mut SharedState) -> Option<T>,
+        waiters: impl Fn(&mut SharedState) -> &mut WakerSet,
+    ) -> Poll<Option<T>> {
         let shards = self.shards();
         let first = match shards.len() {
             1 => 0,
@@ -312,22 +345,11 @@ impl Endpoint {
         for k in 0..shards.len() {
             let shared = &shards[(first + k) % shards.len()];
             let mut state = shared.lock();
-            while let Some(id) = state.incoming.pop_front() {
-                let remote = state
-                    .sessions
-                    .get(&id)
-                    .and_then(|w| w.remote)
-                    .unwrap_or_else(|| self.local_addr());
-                // `None`: a handle from `session(id)` is being dropped and
-                // closes the session; skip it.
-                if let Some(session) = Session::attach(shared, &mut state, id, remote) {
-                    return Poll::Ready(Some(session));
-                }
+            if let Some(found) = take(shared, &mut state) {
+                return Poll::Ready(Some(found));
             }
             over |= state.closing || state.stopped;
-            // Registered under the lock the queue was looked at under: a
-            // session queued from here on wakes this task.
-            state.acceptors.register(cx.waker());
+            waiters(&mut state).register(cx.waker());
         }
         if over {
             return Poll::Ready(None);
@@ -353,42 +375,29 @@ impl Endpoint {
     }
 
     fn poll_incoming(&self, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
-        let shards = self.shards();
-        let first = match shards.len() {
-            1 => 0,
-            n => self.inner.next_accept.fetch_add(1, Ordering::Relaxed) % n,
-        };
-        let mut over = false;
-        for k in 0..shards.len() {
-            let shared = &shards[(first + k) % shards.len()];
-            let mut state = shared.lock();
-            while let Some(id) = state.pending.pop_front() {
-                let waiting = state
-                    .endpoint
-                    .session(id)
-                    .filter(|s| s.state() == State::Incoming)
-                    .map(|s| (s.remote_addr(), s.peer_params()));
-                match waiting {
-                    Some((remote, params)) if !state.closing && !state.stopped => {
-                        return Poll::Ready(Some(Incoming::new(
-                            shared.clone(),
-                            id,
-                            remote,
-                            params,
-                        )));
+        self.poll_shards(
+            cx,
+            |shared, state| {
+                while let Some(id) = state.pending.pop_front() {
+                    let waiting = state
+                        .endpoint
+                        .session(id)
+                        .filter(|s| s.state() == State::Incoming)
+                        .map(|s| (s.remote_addr(), s.peer_params()));
+                    match waiting {
+                        Some((remote, params)) if !state.closing && !state.stopped => {
+                            return Some(Incoming::new(shared.clone(), id, remote, params));
+                        }
+                        // Ended while queued (the starter gave up, or it
+                        // timed out), or the endpoint is closing (which
+                        // refuses it).
+                        _ => state.release_undecided(id),
                     }
-                    // Ended while queued (the starter gave up, or it timed
-                    // out), or the endpoint is closing (which refuses it).
-                    _ => state.release_undecided(id),
                 }
-            }
-            over |= state.closing || state.stopped;
-            state.deciders.register(cx.waker());
-        }
-        if over {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
+                None
+            },
+            |state| &mut state.deciders,
+        )
     }
 
     /// The ids of the open sessions, in id order.
