@@ -109,6 +109,17 @@ struct Keys<'a> {
     remote: Option<&'a PublicKey>,
 }
 
+impl<'a> Keys<'a> {
+    /// The pre-shared key alone (`NNpsk0`).
+    fn psk(psk: &'a PreSharedKey) -> Self {
+        Self {
+            psk: Some(psk),
+            local: None,
+            remote: None,
+        }
+    }
+}
+
 impl Handshake {
     /// Starts the side that sends message 1, offering the ciphers of
     /// [`CipherPreference::Auto`].
@@ -136,12 +147,7 @@ impl Handshake {
         preference: CipherPreference,
         rng: &mut impl CryptoRng,
     ) -> Self {
-        let keys = Keys {
-            psk: Some(psk),
-            local: None,
-            remote: None,
-        };
-        Self::build(true, keys, prologue, preference, rng)
+        Self::build(true, Keys::psk(psk), prologue, preference, rng)
     }
 
     /// As [`responder`](Self::responder), offering the ciphers of
@@ -152,12 +158,7 @@ impl Handshake {
         preference: CipherPreference,
         rng: &mut impl CryptoRng,
     ) -> Self {
-        let keys = Keys {
-            psk: Some(psk),
-            local: None,
-            remote: None,
-        };
-        Self::build(false, keys, prologue, preference, rng)
+        Self::build(false, Keys::psk(psk), prologue, preference, rng)
     }
 
     /// Starts the side that sends message 1 of the identity handshake
