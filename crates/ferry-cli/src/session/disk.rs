@@ -666,6 +666,48 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
     }
 
+    /// A kept prefix, claimed again, continues: the digest of the whole
+    /// file checks the prefix and the new bytes together.
+    #[test]
+    fn a_kept_file_resumes_and_is_checked_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let temp = dir.path().join(".big.bin.ferry-part-4");
+        let content: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+        let rt = runtime();
+        let kept = rt.block_on(async {
+            let mut w = writer(&temp, &target).await;
+            w.write(Bytes::copy_from_slice(&content[..1000]))
+                .await
+                .unwrap();
+            w.keep(3000).await
+        });
+        assert!(matches!(kept, Written::Kept(1000)), "{kept:?}");
+        assert!(!temp.exists() && !target.exists());
+        let claimed = partial::claim(&target, 3000, &temp, false).unwrap();
+        assert_eq!(claimed.offset, 1000);
+        let progress = Arc::new(Progress::new("test"));
+        let written = rt.block_on(async {
+            let mut w = FileWriter::resume(
+                temp.clone(),
+                target.clone(),
+                false,
+                progress.clone(),
+                claimed,
+            )
+            .await
+            .unwrap();
+            w.write(Bytes::copy_from_slice(&content[1000..]))
+                .await
+                .unwrap();
+            w.finish(*blake3::hash(&content).as_bytes()).await
+        });
+        assert!(matches!(written, Written::Stored(3000)), "{written:?}");
+        assert_eq!(std::fs::read(&target).unwrap(), content);
+        assert_eq!(progress.bytes.load(Ordering::Relaxed), 3000);
+        assert_eq!(names(dir.path()), ["big.bin"]);
+    }
+
     #[test]
     fn digest_of_reads_the_whole_file() {
         let dir = tempfile::tempdir().unwrap();
