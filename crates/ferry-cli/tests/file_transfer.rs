@@ -1,5 +1,5 @@
 //! `ferry send` / `ferry receive` with the digest as a trailer (file
-//! messages version 2): files read once and arriving byte-exact, digests
+//! messages version 3): files read once and arriving byte-exact, digests
 //! checked before a file gets its name, the digest-only exchange for files
 //! already there, and a peer of another version told to upgrade.
 
@@ -215,7 +215,9 @@ async fn send_raw(session: &Session, name: &str, size: u64, messages: Vec<Vec<u8
     loop {
         let reply = stream.recv().await.unwrap().expect("a reply");
         let reply = Reply::decode(&reply).unwrap();
-        if reply.code != ReplyCode::DigestOnly {
+        // Not final: the digest only, or (a file of 1 MiB or more) the
+        // receiver's resume offer, at 0 here (nothing kept).
+        if !matches!(reply.code, ReplyCode::DigestOnly | ReplyCode::Resume) {
             return reply;
         }
     }

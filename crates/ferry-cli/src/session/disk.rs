@@ -10,7 +10,7 @@
 //! bytes when writing).
 
 use std::fs::File;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::partial::{self, Claimed};
 use super::progress::Progress;
 use super::wire::TAG_DATA;
 
@@ -202,11 +203,16 @@ pub enum Written {
     /// Stopped before the end ([`FileWriter::abort`]): the temporary file
     /// was deleted.
     Aborted,
+    /// Stopped before the end and kept to be resumed
+    /// ([`FileWriter::keep`]): the bytes kept, synced to disk.
+    Kept(u64),
 }
 
 enum Command {
     Data(Bytes, Option<OwnedSemaphorePermit>),
     Finish([u8; 32]),
+    /// Keep what was written as the prefix of a file of this size.
+    Keep(u64),
 }
 
 /// A file being written, under a temporary name, and hashed by a thread of
@@ -223,6 +229,7 @@ impl std::fmt::Debug for Command {
         match self {
             Self::Data(b, _) => write!(f, "Data({} bytes)", b.len()),
             Self::Finish(_) => f.write_str("Finish"),
+            Self::Keep(size) => write!(f, "Keep({size})"),
         }
     }
 }
@@ -238,25 +245,64 @@ impl FileWriter {
         overwrite: bool,
         progress: Arc<Progress>,
     ) -> io::Result<Self> {
+        Self::start(temp, target, overwrite, progress, None).await
+    }
+
+    /// Like [`create`](Self::create), but continues a kept prefix already
+    /// renamed to `temp` ([`partial::claim`]): writes from its `offset` on
+    /// (anything beyond it is cut), hashing on from its state, and counts
+    /// its bytes in `progress.bytes`.
+    pub async fn resume(
+        temp: PathBuf,
+        target: PathBuf,
+        overwrite: bool,
+        progress: Arc<Progress>,
+        claimed: Claimed,
+    ) -> io::Result<Self> {
+        Self::start(temp, target, overwrite, progress, Some(claimed)).await
+    }
+
+    async fn start(
+        temp: PathBuf,
+        target: PathBuf,
+        overwrite: bool,
+        progress: Arc<Progress>,
+        claimed: Option<Claimed>,
+    ) -> io::Result<Self> {
         let (created, result) = oneshot::channel();
         // A few commands beyond the budget's chunks: Finish, empty chunks.
         let (commands, rx) = mpsc::channel(64);
         let done = tokio::task::spawn_blocking(move || {
-            let file = match File::create_new(&temp) {
-                Ok(file) => {
+            let opened = match claimed {
+                None => File::create_new(&temp).map(|f| (f, blake3::Hasher::new(), 0)),
+                Some(c) => {
+                    let Claimed {
+                        mut file,
+                        hasher,
+                        offset,
+                    } = c;
+                    file.set_len(offset)
+                        .and_then(|()| file.seek(io::SeekFrom::Start(offset)))
+                        .map(|_| (file, hasher, offset))
+                }
+            };
+            let (file, hasher, offset) = match opened {
+                Ok(opened) => {
                     let _ = created.send(Ok(()));
-                    file
+                    opened
                 }
                 Err(e) => {
                     let _ = created.send(Err(e));
                     return Written::Aborted;
                 }
             };
+            progress.bytes.fetch_add(offset, Ordering::Relaxed);
             let partial = Partial {
                 path: temp,
                 keep: false,
             };
-            write_file(file, partial, &target, overwrite, &progress, rx)
+            let start = Start { hasher, offset };
+            write_file(file, partial, &target, overwrite, &progress, start, rx)
         });
         result.await.map_err(|_| thread_gone())??;
         Ok(Self {
@@ -299,6 +345,13 @@ impl FileWriter {
         self.end().await
     }
 
+    /// Stops writing and keeps what was written, synced, as the prefix of
+    /// a file of `size` bytes, to be resumed ([`partial::keep`]).
+    pub async fn keep(mut self, size: u64) -> Written {
+        let _ = self.commands.send(Command::Keep(size)).await;
+        self.end().await
+    }
+
     /// Stops writing and deletes the temporary file (once this resolves, it
     /// is gone).
     pub async fn abort(mut self) {
@@ -316,14 +369,23 @@ impl FileWriter {
     }
 }
 
+/// Where a writing thread starts: the hash state and bytes of a resumed
+/// prefix (none for a new file).
+struct Start {
+    hasher: blake3::Hasher,
+    offset: u64,
+}
+
 /// The writing thread: writes and hashes each chunk, then checks and
-/// renames; the temporary file is deleted unless it got its name.
+/// renames; the temporary file is deleted unless it got its name or was
+/// kept.
 fn write_file(
     mut file: File,
     mut partial: Partial,
     target: &Path,
     overwrite: bool,
     progress: &Progress,
+    start: Start,
     mut rx: mpsc::Receiver<Command>,
 ) -> Written {
     let failed = |what, path: &Path, error| Written::Failed {
@@ -331,8 +393,10 @@ fn write_file(
         path: path.to_path_buf(),
         error,
     };
-    let mut hasher = blake3::Hasher::new();
-    let mut bytes = 0u64;
+    let Start {
+        mut hasher,
+        offset: mut bytes,
+    } = start;
     while let Some(command) = rx.blocking_recv() {
         match command {
             Command::Data(data, permit) => {
@@ -361,6 +425,20 @@ fn write_file(
                     }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Written::Exists,
                     Err(e) => failed("rename into", target, e),
+                };
+            }
+            Command::Keep(size) => {
+                // Synced before the record names these bytes.
+                if let Err(e) = file.sync_all() {
+                    return failed("write", target, e);
+                }
+                drop(file);
+                return match partial::keep(&partial.path, target, size, bytes) {
+                    Ok(()) => {
+                        partial.keep = true;
+                        Written::Kept(bytes)
+                    }
+                    Err(e) => failed("keep the partial of", target, e),
                 };
             }
         }
@@ -586,6 +664,48 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         });
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
+    }
+
+    /// A kept prefix, claimed again, continues: the digest of the whole
+    /// file checks the prefix and the new bytes together.
+    #[test]
+    fn a_kept_file_resumes_and_is_checked_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let temp = dir.path().join(".big.bin.ferry-part-4");
+        let content: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+        let rt = runtime();
+        let kept = rt.block_on(async {
+            let mut w = writer(&temp, &target).await;
+            w.write(Bytes::copy_from_slice(&content[..1000]))
+                .await
+                .unwrap();
+            w.keep(3000).await
+        });
+        assert!(matches!(kept, Written::Kept(1000)), "{kept:?}");
+        assert!(!temp.exists() && !target.exists());
+        let claimed = partial::claim(&target, 3000, &temp, false).unwrap();
+        assert_eq!(claimed.offset, 1000);
+        let progress = Arc::new(Progress::new("test"));
+        let written = rt.block_on(async {
+            let mut w = FileWriter::resume(
+                temp.clone(),
+                target.clone(),
+                false,
+                progress.clone(),
+                claimed,
+            )
+            .await
+            .unwrap();
+            w.write(Bytes::copy_from_slice(&content[1000..]))
+                .await
+                .unwrap();
+            w.finish(*blake3::hash(&content).as_bytes()).await
+        });
+        assert!(matches!(written, Written::Stored(3000)), "{written:?}");
+        assert_eq!(std::fs::read(&target).unwrap(), content);
+        assert_eq!(progress.bytes.load(Ordering::Relaxed), 3000);
+        assert_eq!(names(dir.path()), ["big.bin"]);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   and stored atomically under its name.
 //! - [`disk`]: their file reading and writing (and hashing), on blocking
 //!   threads beside the session.
+//! - [`partial`]: the prefixes `receive` keeps of interrupted files, to
+//!   resume them.
 //! - [`forward`]: TCP connections carried over one session, half-close and
 //!   reset included.
 //! - [`config`]: the `[session]` table of the configuration file and the
@@ -32,6 +34,7 @@ use crate::CliError;
 pub mod config;
 pub mod disk;
 pub mod forward;
+pub mod partial;
 pub mod progress;
 pub mod receive;
 pub mod reload;

@@ -5,7 +5,8 @@
 //! until SIGTERM or Ctrl-C (or, with `--once`, until the first one ends).
 //! On the signal it stops accepting sessions, lets those in flight finish
 //! for the grace period (`--grace-period`, `grace_period`), then closes the
-//! rest with [`CLOSE_SHUTDOWN`] (their partial files deleted) and exits: 0
+//! rest with [`CLOSE_SHUTDOWN`] (their partial files deleted, or kept to
+//! be resumed) and exits: 0
 //! if nothing was cut, 130 ([`CliError::Stopped`]) otherwise. Each file:
 //!
 //! - has its name checked ([`sanitize_path`]): a relative path of plain
@@ -17,8 +18,11 @@
 //!   (BLAKE3) as it writes ([`disk`](super::disk)); the sender's digest
 //!   follows the content (a trailer), and the file is synced and renamed to
 //!   its name only once its size and digest match: a file never appears
-//!   incomplete. A file that does not match, or whose session ends early, is
-//!   deleted;
+//!   incomplete. A file that does not match is deleted; one whose session
+//!   ends early is deleted too, unless it has at least
+//!   [`RESUME_MIN`] bytes: then its received prefix is kept
+//!   ([`partial`](super::partial)) and the next `ferry send` of it resumes
+//!   where it stopped (`receive/resume.rs`);
 //! - does not replace an existing file unless `--overwrite`: for a file of
 //!   that name and size the receiver asks the sender for the digest only
 //!   (no more content) and answers "identical" if it matches; a file with
@@ -49,8 +53,8 @@ use super::disk::{FileWriter, Written, digest_of};
 use super::progress::{Progress, ProgressMode, View};
 use super::reload::Reload;
 use super::wire::{
-    CLOSE_SHUTDOWN, Content, EntryHeader, EntryKind, Manifest, Reply, ReplyCode, WireError,
-    encode_progress, sanitize_path,
+    CLOSE_SHUTDOWN, Content, EntryHeader, EntryKind, Manifest, RESUME_MIN, Reply, ReplyCode,
+    WireError, encode_progress, sanitize_path,
 };
 use super::{bind, runtime};
 use crate::CliError;
@@ -59,6 +63,7 @@ use crate::exit::io_advice;
 use crate::metrics::{MetricsArgs, start_line};
 use crate::shutdown::{Signal, secs};
 
+mod resume;
 mod summary;
 
 /// Arguments of `ferry receive`.
@@ -75,6 +80,11 @@ pub struct ReceiveArgs {
     /// file of that name with other content is refused.
     #[arg(long)]
     pub overwrite: bool,
+    /// Discard kept partial files instead of resuming them: each file is
+    /// received again from its first byte (and an interrupted one is still
+    /// kept, for a later run without this flag).
+    #[arg(long)]
+    pub discard_partial: bool,
     /// Exit once the first sending session ended (the exit code says how
     /// it went), instead of serving until SIGTERM or Ctrl-C.
     #[arg(long)]
@@ -97,6 +107,7 @@ pub struct ReceiveArgs {
 struct Ctx {
     dir: PathBuf,
     overwrite: bool,
+    discard_partial: bool,
 }
 
 /// How one entry ended at the receiver.
@@ -136,6 +147,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
     let ctx = Arc::new(Ctx {
         dir,
         overwrite: args.overwrite,
+        discard_partial: args.discard_partial,
     });
     let mut view = View::new(args.progress.resolve(quiet));
     let runtime = runtime()?;
@@ -249,7 +261,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     let cut = open.len();
                     warn!(
                         sessions = cut,
-                        "grace period over: closing the sessions still in flight (their partial files are deleted)"
+                        "grace period over: closing the sessions still in flight (their partial files are deleted, or kept to be resumed if of 1 MiB or more)"
                     );
                     for session in open.values() {
                         session.close(CLOSE_SHUTDOWN);
@@ -268,7 +280,7 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
                     };
                     let _ = tokio::time::timeout(Duration::from_secs(5), last).await;
                     result = Err(CliError::Stopped(format!(
-                        "stopped by {}: {} cut at the end of the {} grace period (--grace-period); their partial files were deleted",
+                        "stopped by {}: {} cut at the end of the {} grace period (--grace-period); their partial files were deleted (or kept, for files of 1 MiB or more, to be resumed by the next send)",
                         signal.name(),
                         crate::counted(cut as u64, "session was", "sessions were"),
                         secs(grace)
@@ -540,18 +552,25 @@ async fn store(
         .map(|n| n.to_string_lossy().chars().take(64).collect::<String>())
         .unwrap_or_default();
     let temp = parent.join(format!(".{file_name}.ferry-part-{:016x}", random_u64()));
-    let writer = match FileWriter::create(
-        temp.clone(),
-        target.clone(),
-        ctx.overwrite,
-        progress.clone(),
-    )
-    .await
-    {
-        Ok(writer) => writer,
-        Err(e) => return io_failure("create", &temp, &e),
+    let (writer, offset) = if header.size >= RESUME_MIN {
+        match resume::start(stream, ctx, &temp, &target, &rel, header.size, progress).await {
+            Ok(started) => started,
+            Err(outcome) => return outcome,
+        }
+    } else {
+        match FileWriter::create(
+            temp.clone(),
+            target.clone(),
+            ctx.overwrite,
+            progress.clone(),
+        )
+        .await
+        {
+            Ok(writer) => (writer, 0),
+            Err(e) => return io_failure("create", &temp, &e),
+        }
     };
-    receive_content(stream, writer, header.size, &rel, &target).await
+    receive_content(stream, writer, (offset, header.size), &rel, &target).await
 }
 
 fn exists(rel: &Path) -> EntryOutcome {
@@ -583,17 +602,19 @@ async fn next_content(stream: &Stream, rel: &Path) -> Result<Content, EntryOutco
     }
 }
 
-/// Takes a file's content messages into `writer` until the trailer, then
-/// has the writer check the digest and name the file. The temporary file is
-/// deleted on every other way out.
+/// Takes a file's content messages into `writer` (which holds `offset`
+/// bytes already) until the trailer, then has the writer check the digest
+/// and name the file. On every other way out the temporary file is deleted,
+/// or, if the transfer of a file of at least [`RESUME_MIN`] bytes was cut,
+/// kept to be resumed.
 async fn receive_content(
     stream: &Stream,
     mut writer: FileWriter,
-    size: u64,
+    (offset, size): (u64, u64),
     rel: &Path,
     target: &Path,
 ) -> EntryOutcome {
-    let mut received = 0u64;
+    let mut received = offset;
     let failure = loop {
         match next_content(stream, rel).await {
             Ok(Content::Data(data)) => {
@@ -617,9 +638,24 @@ async fn receive_content(
             Ok(Content::Trailer(digest)) => {
                 return written_outcome(writer.finish(digest).await, rel, target);
             }
+            Ok(Content::Resume(_)) => {
+                break EntryOutcome::Refused(
+                    ReplyCode::Malformed,
+                    format!("`{}`: a resume without an offer", rel.display()),
+                );
+            }
             Err(outcome) => break outcome,
         }
     };
+    if matches!(failure, EntryOutcome::Incomplete(_)) && size >= RESUME_MIN {
+        match writer.keep(size).await {
+            Written::Kept(kept) => {
+                info!(file = %rel.display(), kept, size, "transfer cut: the received prefix is kept, to be resumed by the next send");
+            }
+            other => debug!(file = %rel.display(), outcome = ?other, "cannot keep the partial"),
+        }
+        return failure;
+    }
     writer.abort().await;
     failure
 }
@@ -639,7 +675,7 @@ fn written_outcome(written: Written, rel: &Path, target: &Path) -> EntryOutcome 
             ),
         ),
         Written::Failed { what, error, .. } => io_failure(what, target, &error),
-        Written::Aborted => EntryOutcome::Incomplete("stopped".into()),
+        Written::Aborted | Written::Kept(_) => EntryOutcome::Incomplete("stopped".into()),
     }
 }
 

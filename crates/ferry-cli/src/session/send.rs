@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use ferry_tokio::{Session, Stream, StreamError, StreamKind, StreamSendError};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -27,14 +27,16 @@ use super::config::StarterOptions;
 use super::disk::{CHUNK, FileReader, Read};
 use super::progress::{Progress, ProgressMode, View, human_bytes};
 use super::wire::{
-    CLOSE_ABORTED, CLOSE_DONE, EntryHeader, EntryKind, Manifest, RESET_STOPPED, Reply, ReplyCode,
-    decode_progress, trailer, wire_name,
+    CLOSE_ABORTED, CLOSE_DONE, EntryHeader, EntryKind, Manifest, RESET_STOPPED, RESUME_MIN, Reply,
+    ReplyCode, ResumeOffer, decode_progress, trailer, wire_name,
 };
 use super::{
     bind, client_addr, connect_error, lost_error, mbit_per_s, resolve, runtime, stats_line,
 };
 use crate::CliError;
 use crate::exit::io_advice;
+
+mod resume;
 
 /// Files awaiting the receiver's reply at once.
 pub const WINDOW: usize = 16;
@@ -190,6 +192,9 @@ pub struct SendReport {
     pub outcomes: Vec<(Entry, Outcome)>,
     /// Bytes of content sent.
     pub bytes: u64,
+    /// Bytes of content not sent because the receiver kept them from an
+    /// interrupted transfer (resumed).
+    pub resumed: u64,
     /// From connect to the last reply.
     pub elapsed: Duration,
     /// The session's counters at the end.
@@ -301,6 +306,8 @@ async fn transfer(
     let mut replies: JoinSet<(usize, Outcome)> = JoinSet::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; entries.len()];
     let mut bytes = 0u64;
+    let mut resumed = 0u64;
+    let chunk = CHUNK.min(session.max_message_size().saturating_sub(1));
     for (i, entry) in entries.iter().enumerate() {
         let permit = permits
             .clone()
@@ -312,17 +319,14 @@ async fn transfer(
         }
         let (size, reader) = match entry.kind {
             EntryKind::Dir => (0, None),
-            EntryKind::File => {
-                let chunk = CHUNK.min(session.max_message_size().saturating_sub(1));
-                match FileReader::open(entry.source.clone(), chunk).await {
-                    Ok(reader) => (reader.size(), Some(reader)),
-                    Err(e) => {
-                        warn!(file = %entry.source.display(), error = %e, "cannot read: skipped");
-                        outcomes[i] = Some(Outcome::ReadFailed(format!("{e}: {}", io_advice(&e))));
-                        continue;
-                    }
+            EntryKind::File => match FileReader::open(entry.source.clone(), chunk).await {
+                Ok(reader) => (reader.size(), Some(reader)),
+                Err(e) => {
+                    warn!(file = %entry.source.display(), error = %e, "cannot read: skipped");
+                    outcomes[i] = Some(Outcome::ReadFailed(format!("{e}: {}", io_advice(&e))));
+                    continue;
                 }
-            }
+            },
         };
         if size != entry.size {
             progress
@@ -340,12 +344,20 @@ async fn transfer(
             .await
             .map_err(|e| send_lost(e, peer))?;
         let digest_only = Arc::new(AtomicBool::new(false));
+        // A file that can be resumed: the receiver answers first (an offer,
+        // the digest only, or a final reply) and the content waits for it.
+        let (first_tx, first_rx) = if reader.is_some() && size >= RESUME_MIN {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let reply = {
             let stream = stream.clone();
             let progress = progress.clone();
             let digest_only = digest_only.clone();
             replies.spawn(async move {
-                let outcome = Outcome::Replied(read_reply(&stream, &digest_only).await);
+                let outcome = Outcome::Replied(read_reply(&stream, &digest_only, first_tx).await);
                 if let Outcome::Replied(r) = &outcome
                     && r.code != ReplyCode::Stored
                 {
@@ -367,7 +379,32 @@ async fn transfer(
             stream.finish().map_err(|e| send_lost(e, peer))?;
             continue;
         };
-        match send_content(reader, &stream, &reply, &digest_only).await {
+        let started = match first_rx {
+            None => Ok(Ok((reader, None))),
+            Some(first) => match first.await {
+                Ok(Some(offer)) if offer.offset > 0 => {
+                    resume::answer(reader, offer, &stream, &entry.source, chunk)
+                        .await
+                        .map(|r| {
+                            r.map(|r| {
+                                resumed += r.offset;
+                                (r.reader, r.pending)
+                            })
+                        })
+                }
+                Ok(_) => Ok(Ok((reader, None))),
+                // A final reply came first (refused).
+                Err(_) => Ok(Err(Sent::Stopped)),
+            },
+        };
+        let sent = match started {
+            Ok(Ok((reader, pending))) => {
+                send_content(reader, pending, &stream, &reply, &digest_only).await
+            }
+            Ok(Err(sent)) => Ok(sent),
+            Err(failure) => Err(failure),
+        };
+        match sent {
             Ok(Sent::All(n)) => {
                 bytes += n;
                 stream.finish().map_err(|e| send_lost(e, peer))?;
@@ -407,6 +444,7 @@ async fn transfer(
     Ok(SendReport {
         outcomes,
         bytes,
+        resumed,
         elapsed: start.elapsed(),
         stats: session.stats(),
     })
@@ -455,8 +493,13 @@ async fn open_stream(
 }
 
 /// The receiver's final reply on `stream`; a [`ReplyCode::DigestOnly`]
-/// before it sets `digest_only`.
-async fn read_reply(stream: &Stream, digest_only: &AtomicBool) -> Reply {
+/// before it sets `digest_only`. Its first non-final answer (a resume
+/// offer, or `None` for the digest only) goes to `first`.
+async fn read_reply(
+    stream: &Stream,
+    digest_only: &AtomicBool,
+    mut first: Option<oneshot::Sender<Option<ResumeOffer>>>,
+) -> Reply {
     loop {
         return match stream.recv().await {
             Ok(Some(message)) => match Reply::decode(&message) {
@@ -465,8 +508,21 @@ async fn read_reply(stream: &Stream, digest_only: &AtomicBool) -> Reply {
                         "the receiver has a file of that name and size: sending the digest only"
                     );
                     digest_only.store(true, Ordering::Relaxed);
+                    if let Some(first) = first.take() {
+                        let _ = first.send(None);
+                    }
                     continue;
                 }
+                Ok(r) if r.code == ReplyCode::Resume => match ResumeOffer::decode(&message) {
+                    Ok(offer) if first.is_some() => {
+                        if let Some(first) = first.take() {
+                            let _ = first.send(Some(offer));
+                        }
+                        continue;
+                    }
+                    Ok(_) => Reply::new(ReplyCode::Malformed, "an unexpected resume offer"),
+                    Err(e) => Reply::new(ReplyCode::Malformed, format!("unreadable reply: {e}")),
+                },
                 Ok(r) => r,
                 Err(e) => Reply::new(ReplyCode::Malformed, format!("unreadable reply: {e}")),
             },
@@ -494,16 +550,25 @@ enum Failure {
     Send(StreamSendError),
 }
 
-/// Sends what `reader` reads, then the digest trailer; once `digest_only`
-/// is set, the digest only. Dropping the reader (on any way out) stops its
+/// Sends `pending` (the rest of a chunk a resumed prefix ended in) and
+/// what `reader` reads, then the digest trailer; once `digest_only` is set,
+/// the digest only. Dropping the reader (on any way out) stops its
 /// thread.
 async fn send_content(
     mut reader: FileReader,
+    pending: Option<bytes::Bytes>,
     stream: &Stream,
     reply: &tokio::task::AbortHandle,
     digest_only: &AtomicBool,
 ) -> Result<Sent, Failure> {
     let mut sent = 0u64;
+    if let Some(message) = pending
+        && !digest_only.load(Ordering::Relaxed)
+    {
+        let n = message.len() as u64 - 1;
+        stream.send(message).await.map_err(Failure::Send)?;
+        sent += n;
+    }
     loop {
         if reply.is_finished() {
             return Ok(Sent::Stopped);
@@ -578,6 +643,16 @@ fn summarize(report: &SendReport, to: &str, out: &mut dyn Write) -> Result<(), C
         report.elapsed.as_secs_f64(),
         mbit_per_s(report.bytes, report.elapsed),
     )?;
+    if report.resumed > 0 {
+        writeln!(
+            out,
+            "resumed {} ({} bytes) the receiver kept from an interrupted transfer, sent {} ({} bytes)",
+            human_bytes(report.resumed),
+            report.resumed,
+            human_bytes(report.bytes),
+            report.bytes,
+        )?;
+    }
     writeln!(out, "session: {}", stats_line(&report.stats))?;
     out.flush()?;
     if failures.is_empty() {

@@ -1,7 +1,7 @@
 //! The messages of `ferry send` / `ferry receive` and `ferry forward`, on top
 //! of a Ferry session. All integers are big-endian.
 //!
-//! # File transfer (version 2)
+//! # File transfer (version 3)
 //!
 //! The session's default stream carries, from sender to receiver, one
 //! [`Manifest`] (how many entries and bytes will come, for the receiver's
@@ -22,13 +22,13 @@
 //! ```
 //!
 //! ```text
-//! EntryHeader: "FRYS" | version 2 | kind u8 (1 file, 2 directory)
+//! EntryHeader: "FRYS" | version 3 | kind u8 (1 file, 2 directory)
 //!              | name_len u16 | name (UTF-8, relative, '/'-separated)
 //!              | size u64
 //! Data:        'D' (0x44) | content bytes (any number)
 //! Trailer:     'T' (0x54) | BLAKE3 digest of the whole content, 32 bytes
 //! Reply:       code u8 | UTF-8 text (why, for a refusal)
-//! Manifest:    "FRYM" | version 2 | entries u64 | bytes u64
+//! Manifest:    "FRYM" | version 3 | entries u64 | bytes u64
 //! Progress:    "FRYP" | bytes stored u64
 //! ```
 //!
@@ -43,9 +43,25 @@
 //! [`ReplyCode::Exists`]. The sender closes the session with [`CLOSE_DONE`]
 //! once every final reply arrived.
 //!
+//! **Resuming** (version 3). For a file of at least [`RESUME_MIN`] bytes
+//! the receiver's first answer is always one of: a [`ResumeOffer`]
+//! (non-final, code 8: the length of a kept prefix of that name and size
+//! and its BLAKE3 digest; offset 0 when there is none), `DigestOnly`, or a
+//! final reply; the sender waits for it before any Data. For an offer at
+//! offset > 0 the sender reads and hashes its first `offset` bytes and
+//! sends [`Content::Resume`] first: `offset` if the digests match (then
+//! Data from `offset` on), 0 if not (the receiver discards its prefix;
+//! Data from 0). The Trailer's digest covers the whole file either way.
+//!
+//! ```text
+//! ResumeOffer: 8 | offset u64 | BLAKE3 digest of the first offset bytes, 32 bytes
+//! Resume:      'R' (0x52) | offset u64 (the offer's, or 0: start again)
+//! ```
+//!
 //! Version 1 carried the digest in the header (the sender read each file
-//! twice) and raw content messages; the versions do not mix (see
-//! [`WireError::Version`]).
+//! twice) and raw content messages; version 2 had no resuming (a version-2
+//! sender would not wait for the offer). The versions do not mix (see
+//! [`WireError::Version`]): both sides say to upgrade.
 //!
 //! # Forwarding (version 1)
 //!
@@ -67,8 +83,16 @@ use bytes::Bytes;
 /// The version of the forwarding messages ([`ForwardRequest`]).
 pub const VERSION: u8 = 1;
 /// The version of the file messages ([`EntryHeader`], [`Manifest`] and the
-/// content framing, [`Content`]): 2 since the digest became a trailer.
-pub const FILE_VERSION: u8 = 2;
+/// content framing, [`Content`]): 2 since the digest became a trailer, 3
+/// since interrupted files resume ([`ResumeOffer`]).
+pub const FILE_VERSION: u8 = 3;
+/// Files of at least this many bytes can be resumed: the receiver keeps
+/// their received prefix when interrupted, and answers their header with a
+/// [`ResumeOffer`] first (smaller files are sent again whole, without the
+/// round trip).
+pub const RESUME_MIN: u64 = 1 << 20;
+/// Tag of a [`Content::Resume`] message.
+pub const TAG_RESUME: u8 = b'R';
 /// Tag of a [`Content::Data`] message.
 pub const TAG_DATA: u8 = b'D';
 /// Tag of a [`Content::Trailer`] message.
@@ -229,6 +253,10 @@ pub enum Content {
     Data(Bytes),
     /// The BLAKE3 digest of the whole content: the last message.
     Trailer([u8; 32]),
+    /// The sender's answer to a [`ResumeOffer`], before any Data: the
+    /// offer's offset (Data continues from there) or 0 (the prefix did not
+    /// match: Data from the first byte).
+    Resume(u64),
 }
 
 impl Content {
@@ -243,6 +271,11 @@ impl Content {
                 out
             }
             Self::Trailer(digest) => trailer(digest),
+            Self::Resume(offset) => {
+                let mut out = vec![TAG_RESUME];
+                out.extend_from_slice(&offset.to_be_bytes());
+                out
+            }
         }
     }
 
@@ -254,6 +287,9 @@ impl Content {
             Some(&TAG_TRAILER) if message.len() == TRAILER_LEN => Ok(Self::Trailer(
                 message[1..].try_into().expect("length checked"),
             )),
+            Some(&TAG_RESUME) if message.len() == 9 => Ok(Self::Resume(u64::from_be_bytes(
+                message[1..].try_into().expect("length checked"),
+            ))),
             _ => Err(WireError::Malformed(WHAT)),
         }
     }
@@ -292,6 +328,9 @@ pub enum ReplyCode {
     /// [`Content::Trailer`]; the final reply is [`Identical`](Self::Identical)
     /// or [`Exists`](Self::Exists).
     DigestOnly = 7,
+    /// Not final: a [`ResumeOffer`] (decode it with
+    /// [`ResumeOffer::decode`]; as a [`Reply`] its text is meaningless).
+    Resume = 8,
 }
 
 impl ReplyCode {
@@ -305,6 +344,7 @@ impl ReplyCode {
             5 => Self::ReceiverIo,
             6 => Self::Malformed,
             7 => Self::DigestOnly,
+            8 => Self::Resume,
             _ => return None,
         })
     }
@@ -343,6 +383,47 @@ impl Reply {
             code,
             text: String::from_utf8_lossy(text).into_owned(),
         })
+    }
+}
+
+/// The receiver's first answer to the header of a file of at least
+/// [`RESUME_MIN`] bytes (unless it refuses it or asks for the digest only):
+/// it holds the first `offset` bytes of that file, whose BLAKE3 digest is
+/// `digest` (offset 0: nothing; send it all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeOffer {
+    /// Bytes of the file the receiver holds.
+    pub offset: u64,
+    /// The BLAKE3 digest of those bytes.
+    pub digest: [u8; 32],
+}
+
+impl ResumeOffer {
+    /// Bytes of the message.
+    pub const LEN: usize = 41;
+
+    /// Encodes the offer: [`ReplyCode::Resume`], offset, digest.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.push(ReplyCode::Resume as u8);
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.extend_from_slice(&self.digest);
+        out
+    }
+
+    /// Decodes an offer (the whole message).
+    pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
+        const WHAT: &str = "resume offer";
+        if bytes.len() != Self::LEN {
+            return Err(WireError::Malformed(WHAT));
+        }
+        let b = &mut bytes;
+        if take::<1>(b, WHAT)? != [ReplyCode::Resume as u8] {
+            return Err(WireError::Malformed(WHAT));
+        }
+        let offset = u64::from_be_bytes(take::<8>(b, WHAT)?);
+        let digest = take::<32>(b, WHAT)?;
+        Ok(Self { offset, digest })
     }
 }
 
@@ -468,255 +549,4 @@ pub fn wire_name(relative: &Path) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_header_round_trips_and_is_version_2() {
-        let h = EntryHeader {
-            kind: EntryKind::File,
-            name: "dir/données.bin".into(),
-            size: 123_456_789,
-        };
-        let bytes = h.encode();
-        assert_eq!(&bytes[..5], b"FRYS\x02");
-        assert_eq!(bytes[5], 1, "kind");
-        assert_eq!(&bytes[6..8], &(h.name.len() as u16).to_be_bytes());
-        assert_eq!(&bytes[bytes.len() - 8..], &123_456_789u64.to_be_bytes());
-        assert_eq!(EntryHeader::decode(&bytes), Ok(h.clone()));
-        assert!(EntryHeader::decode(&bytes[..bytes.len() - 1]).is_err());
-        assert!(EntryHeader::decode(b"FRYS").is_err());
-        assert!(EntryHeader::decode(b"").is_err());
-    }
-
-    /// A peer of version 1 (the digest in the header) gets an error that
-    /// names both versions and says to upgrade.
-    #[test]
-    fn a_version_1_header_is_refused_with_advice_to_upgrade() {
-        let mut v1 = b"FRYS\x01\x01\x00\x05a.txt".to_vec();
-        v1.extend_from_slice(&5u64.to_be_bytes());
-        v1.extend_from_slice(&[0; 32]);
-        let err = EntryHeader::decode(&v1).unwrap_err();
-        assert_eq!(
-            err,
-            WireError::Version {
-                what: "file messages",
-                peer: 1,
-                ours: FILE_VERSION
-            }
-        );
-        let text = err.to_string();
-        assert!(
-            text.contains("version 1") && text.contains("version 2"),
-            "{text}"
-        );
-        assert!(text.contains("upgrade ferry on both sides"), "{text}");
-        let mut manifest = Manifest {
-            entries: 1,
-            bytes: 5,
-        }
-        .encode();
-        manifest[4] = 1;
-        assert!(matches!(
-            Manifest::decode(&manifest),
-            Err(WireError::Version { peer: 1, .. })
-        ));
-        // The forwarding messages keep their own version.
-        let f = ForwardRequest {
-            target: String::new(),
-        }
-        .encode();
-        assert_eq!(&f[..5], b"FRYT\x01");
-    }
-
-    #[test]
-    fn content_messages_round_trip() {
-        let data = Content::Data(Bytes::from_static(b"some bytes"));
-        let bytes = data.encode();
-        assert_eq!(bytes, b"Dsome bytes");
-        assert_eq!(Content::decode(Bytes::from(bytes)), Ok(data));
-        assert_eq!(
-            Content::decode(Bytes::from_static(b"D")),
-            Ok(Content::Data(Bytes::new()))
-        );
-        let digest = *blake3::hash(b"some bytes").as_bytes();
-        let t = trailer(&digest);
-        assert_eq!(t.len(), TRAILER_LEN);
-        assert_eq!(t[0], b'T');
-        assert_eq!(&t[1..], &digest);
-        assert_eq!(Content::Trailer(digest).encode(), t);
-        assert_eq!(
-            Content::decode(Bytes::from(t)),
-            Ok(Content::Trailer(digest))
-        );
-    }
-
-    #[test]
-    fn truncated_or_garbage_content_is_a_typed_error() {
-        let digest = [9u8; 32];
-        let t = trailer(&digest);
-        for bad in [&b""[..], &t[..TRAILER_LEN - 1], b"T", b"X123", b"FRYS\x02"] {
-            assert_eq!(
-                Content::decode(Bytes::copy_from_slice(bad)),
-                Err(WireError::Malformed("file content")),
-                "{bad:?}"
-            );
-        }
-        let mut long = t.clone();
-        long.push(0);
-        assert!(Content::decode(Bytes::from(long)).is_err());
-    }
-
-    #[test]
-    fn digest_only_is_a_reply_code() {
-        let r = Reply::new(ReplyCode::DigestOnly, "");
-        assert_eq!(r.encode(), [7]);
-        assert_eq!(Reply::decode(&[7]), Ok(r));
-        assert!(Reply::decode(&[8]).is_err());
-        assert!(Reply::decode(&[]).is_err());
-    }
-
-    #[test]
-    fn small_messages_round_trip() {
-        let m = Manifest {
-            entries: 3,
-            bytes: 1 << 40,
-        };
-        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
-        assert_eq!(decode_progress(&encode_progress(77)), Some(77));
-        assert_eq!(decode_progress(&m.encode()), None);
-        let r = Reply::new(ReplyCode::Exists, "a.txt exists");
-        assert_eq!(Reply::decode(&r.encode()), Ok(r));
-        assert!(Reply::decode(&[99]).is_err());
-        let f = ForwardRequest {
-            target: "db:5432".into(),
-        };
-        assert_eq!(ForwardRequest::decode(&f.encode()), Ok(f));
-    }
-
-    #[test]
-    fn names_are_sanitised() {
-        assert_eq!(sanitize_path("a.txt"), Ok(PathBuf::from("a.txt")));
-        assert_eq!(sanitize_path("d/e/f.txt"), Ok(PathBuf::from("d/e/f.txt")));
-        assert_eq!(sanitize_path("..."), Ok(PathBuf::from("...")));
-        assert_eq!(sanitize_path(".hidden"), Ok(PathBuf::from(".hidden")));
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../../x",
-            "a/./b",
-            "a//b",
-            "a/",
-            ".",
-            "..",
-            "a\\..\\b",
-            "nul\0byte",
-            "line\nbreak",
-            "esc\u{1b}[2J",
-        ] {
-            assert!(sanitize_path(bad).is_err(), "{bad:?}");
-        }
-        assert!(sanitize_path(&"x".repeat(256)).is_err());
-        assert!(sanitize_path(&"x/".repeat(3000)).is_err());
-    }
-
-    mod properties {
-        use proptest::prelude::*;
-
-        use super::*;
-
-        fn header() -> impl Strategy<Value = EntryHeader> {
-            (
-                prop_oneof![Just(EntryKind::File), Just(EntryKind::Dir)],
-                "[^\\x00]{0,300}",
-                any::<u64>(),
-            )
-                .prop_map(|(kind, name, size)| EntryHeader { kind, name, size })
-        }
-
-        proptest! {
-            #[test]
-            fn headers_round_trip(h in header()) {
-                prop_assert_eq!(EntryHeader::decode(&h.encode()), Ok(h));
-            }
-
-            /// Whatever arrives: no panic, and what decodes encodes back to
-            /// the same bytes (one meaning per message).
-            #[test]
-            fn decoding_any_bytes_is_safe_and_canonical(
-                bytes in prop::collection::vec(any::<u8>(), 0..400),
-                prefix in prop_oneof![
-                    Just(&b""[..]),
-                    Just(&b"FRYS\x02"[..]),
-                    Just(&b"FRYM\x02"[..]),
-                    Just(&b"FRYT\x01"[..]),
-                    Just(&b"D"[..]),
-                    Just(&b"T"[..]),
-                ],
-            ) {
-                let bytes = [prefix, &bytes[..]].concat();
-                if let Ok(h) = EntryHeader::decode(&bytes) {
-                    prop_assert_eq!(h.encode(), bytes.clone());
-                }
-                if let Ok(m) = Manifest::decode(&bytes) {
-                    prop_assert_eq!(&m.encode()[..], &bytes[..21]);
-                }
-                if let Ok(f) = ForwardRequest::decode(&bytes) {
-                    prop_assert_eq!(f.encode(), bytes.clone());
-                }
-                match Content::decode(Bytes::from(bytes.clone())) {
-                    Ok(c) => prop_assert_eq!(c.encode(), bytes.clone()),
-                    Err(e) => prop_assert_eq!(e, WireError::Malformed("file content")),
-                }
-                let _ = Reply::decode(&bytes);
-                let _ = decode_progress(&bytes);
-            }
-
-            #[test]
-            fn content_round_trips(data in prop::collection::vec(any::<u8>(), 0..2000), digest in any::<[u8; 32]>()) {
-                let d = Content::Data(Bytes::from(data));
-                prop_assert_eq!(Content::decode(Bytes::from(d.encode())), Ok(d));
-                let t = Content::Trailer(digest);
-                prop_assert_eq!(Content::decode(Bytes::from(t.encode())), Ok(t));
-            }
-
-            #[test]
-            fn small_messages_round_trip_for_any_value(
-                entries in any::<u64>(),
-                total in any::<u64>(),
-                progress in any::<u64>(),
-                target in "[^\\x00]{0,100}",
-                text in ".{0,100}",
-            ) {
-                let m = Manifest { entries, bytes: total };
-                prop_assert_eq!(Manifest::decode(&m.encode()), Ok(m));
-                prop_assert_eq!(decode_progress(&encode_progress(progress)), Some(progress));
-                let f = ForwardRequest { target };
-                prop_assert_eq!(ForwardRequest::decode(&f.encode()), Ok(f.clone()));
-                let r = Reply::new(ReplyCode::Stored, text);
-                prop_assert_eq!(Reply::decode(&r.encode()), Ok(r));
-            }
-
-            /// A name that passes stays inside the receiving directory: it is
-            /// relative, of plain components only, and as the sender spelt it.
-            #[test]
-            fn a_sanitised_name_stays_inside(name in "([a-z.]{0,3}|\\.\\.|/|\\\\|\\x00|\\n){0,12}") {
-                if let Ok(path) = sanitize_path(&name) {
-                    prop_assert!(path.is_relative());
-                    prop_assert!(path.components().all(|c| matches!(c, Component::Normal(_))));
-                    prop_assert_eq!(wire_name(&path), Some(name.clone()));
-                    let inside = Path::new("/srv/in").join(&path);
-                    prop_assert!(inside.starts_with("/srv/in"));
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn wire_names() {
-        assert_eq!(wire_name(Path::new("a/b/c")).as_deref(), Some("a/b/c"));
-        assert_eq!(wire_name(Path::new("../a")), None);
-        assert_eq!(wire_name(Path::new("")), None);
-    }
-}
+mod tests;
