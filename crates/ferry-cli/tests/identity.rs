@@ -9,21 +9,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Server, assert_same_tree, key_file, make_tree, receiver, run, text};
+use common::{Server, assert_same_tree, key_file, keygen, make_tree, path, receiver, run, text};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// `ferry keygen DIR/NAME`: the public key it printed.
-fn keygen(dir: &Path, name: &str) -> String {
-    let out = run(&["keygen", path(&dir.join(name))]);
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    stdout.trim().to_owned()
-}
 
 fn is_key(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())

@@ -17,14 +17,10 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{ferry, run, text};
+use common::{ferry, keygen, path, run, text};
 
 /// Long enough for anything here; only a failure waits that long.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn signal(child: &Child, signal: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).unwrap();
@@ -164,13 +160,11 @@ struct Keys {
 impl Keys {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let keygen = |name: &str| {
-            let out = run(&["keygen", path(&dir.path().join(name))]);
-            assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
-            text(&out).0.trim().to_owned()
-        };
-        keygen("server.key");
-        let (alice, bob) = (keygen("alice.key"), keygen("bob.key"));
+        keygen(dir.path(), "server.key");
+        let (alice, bob) = (
+            keygen(dir.path(), "alice.key"),
+            keygen(dir.path(), "bob.key"),
+        );
         let keys = Self { dir, alice, bob };
         keys.authorize(&format!("{} alice\n", keys.alice));
         keys

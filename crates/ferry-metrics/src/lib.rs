@@ -17,14 +17,16 @@
 //!   own [`prometheus_client`] registry instead.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let endpoint: ferry_async::Endpoint = unimplemented!();
-//! let mut registry = ferry_metrics::registry();
-//! registry.register_collector(Box::new(ferry_metrics::EndpointCollector(endpoint.clone())));
-//! let server = ferry_metrics::MetricsServer::start("127.0.0.1:9100".parse()?, registry)?;
-//! println!("metrics at http://{}/metrics", server.addr());
-//! # Ok(())
-//! # }
+//! /// Serves `endpoint`'s figures on port 9100 until the server is dropped.
+//! fn serve(
+//!     endpoint: &ferry_async::Endpoint,
+//! ) -> Result<ferry_metrics::MetricsServer, Box<dyn std::error::Error>> {
+//!     let mut registry = ferry_metrics::registry();
+//!     registry.register_collector(Box::new(ferry_metrics::EndpointCollector(endpoint.clone())));
+//!     let server = ferry_metrics::MetricsServer::start("127.0.0.1:9100".parse()?, registry)?;
+//!     println!("metrics at http://{}/metrics", server.addr());
+//!     Ok(server)
+//! }
 //! ```
 //!
 //! Every name starts with `ferry_`; `ferry_build_info{version}` is always

@@ -233,3 +233,16 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A path as the `&str` an argument list takes.
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `ferry keygen DIR/NAME`, which must succeed: the public key it printed.
+pub fn keygen(dir: &Path, name: &str) -> String {
+    let out = run(&["keygen", path(&dir.join(name))]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    stdout.trim().to_owned()
+}

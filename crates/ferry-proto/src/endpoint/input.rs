@@ -247,12 +247,7 @@ impl Endpoint {
             self.stats.sessions_accepted += 1;
         }
         let challenge = (!proven).then(|| self.rng.next_u64());
-        let open = if decide {
-            SessionCore::incoming
-        } else {
-            SessionCore::accept
-        };
-        let session = open(
+        let mut session = SessionCore::incoming(
             local,
             id,
             from,
@@ -265,6 +260,9 @@ impl Endpoint {
             challenge,
             len,
         );
+        if !decide {
+            session.admit(now);
+        }
         if !proven {
             self.unvalidated += 1;
         }

@@ -138,29 +138,6 @@ impl SessionCore {
         s
     }
 
-    /// A session accepted from a peer's connect packet at once: an
-    /// [`incoming`](Self::incoming) session, [`admit`](Self::admit)ted.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn accept(
-        id: SessionId,
-        peer_id: SessionId,
-        remote: SocketAddr,
-        config: Arc<Config>,
-        shared: Shared,
-        now: Instant,
-        pn: u64,
-        peer: &Handshake,
-        keys: Option<Authenticated>,
-        challenge: Option<u64>,
-        len: usize,
-    ) -> Self {
-        let mut s = Self::incoming(
-            id, peer_id, remote, config, shared, now, pn, peer, keys, challenge, len,
-        );
-        s.admit(now);
-        s
-    }
-
     /// A session from a peer's connect packet, whose header carried
     /// the starter's id `peer_id`; `id` is the one the listener issued (already checked and,
     /// with a key, authenticated: `keys` are the session's packet keys and
@@ -170,7 +147,8 @@ impl SessionCore {
     /// connect datagram's size.
     ///
     /// It waits in [`State::Incoming`], sending nothing, until
-    /// [`admit`](Self::admit) (or a refusal, or the `HandshakeDeadline`:
+    /// [`admit`](Self::admit) (at once, for a listener that does not let the
+    /// application decide) (or a refusal, or the `HandshakeDeadline`:
     /// the application's time to decide is `handshake_timeout`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn incoming(

@@ -65,21 +65,6 @@ pub(super) fn open(receiver: &SessionCore, datagram: &[u8]) -> Received {
     }
 }
 
-/// `SessionCore::accept` or `SessionCore::incoming`.
-type OpenListener = fn(
-    SessionId,
-    SessionId,
-    SocketAddr,
-    Arc<Config>,
-    Shared,
-    Instant,
-    u64,
-    &crate::wire::packet::Handshake,
-    Option<super::Authenticated>,
-    Option<u64>,
-    usize,
-) -> SessionCore;
-
 /// A starter and, once its Connect arrived, a listener.
 pub(super) struct Pair {
     pub(super) starter: SessionCore,
@@ -90,16 +75,17 @@ pub(super) struct Pair {
 impl Pair {
     /// A starter's Connect, taken in by a new listener; nothing answered yet.
     pub(super) fn connecting(config: Config) -> Self {
-        Self::build(config, SessionCore::accept)
+        Self::build(config, true)
     }
 
     /// A starter's Connect, taken in by a listener that waits for the
     /// application's decision (`SessionCore::incoming`).
     pub(super) fn incoming(config: Config) -> Self {
-        Self::build(config, SessionCore::incoming)
+        Self::build(config, false)
     }
 
-    fn build(config: Config, open_listener: OpenListener) -> Self {
+    /// `admit`: the listener accepts at once, as without a decision.
+    fn build(config: Config, admit: bool) -> Self {
         let now = crate::test_support::epoch();
         let config = Arc::new(config);
         let id = SessionId([7; 8]);
@@ -125,7 +111,7 @@ impl Pair {
         let Packet::Connect(hs) = packet else {
             panic!("the first packet is a Connect: {packet:?}")
         };
-        let listener = open_listener(
+        let mut listener = SessionCore::incoming(
             id,
             id,
             STARTER,
@@ -138,6 +124,9 @@ impl Pair {
             Some(0x5eed),
             len,
         );
+        if admit {
+            listener.admit(now);
+        }
         Self {
             starter,
             listener,

@@ -157,13 +157,13 @@ mod tests {
         assert_eq!(&ok[..], b"h\x03ader and body");
     }
 
-    #[test]
-    fn aead_delegates_to_the_packet_keys() {
+    /// The two sides' protections after a pre-shared-key handshake.
+    fn keyed(key: u8, seed: u64) -> (Protection, Protection) {
         use crate::crypto::{Handshake, PreSharedKey};
         use rand::SeedableRng;
 
-        let psk = PreSharedKey::from_bytes([5; 32]);
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let psk = PreSharedKey::from_bytes([key; 32]);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
         let mut i = Handshake::initiator(&psk, b"prologue", &mut rng);
         let mut r = Handshake::responder(&psk, b"prologue", &mut rng);
         let (mut m1, mut m2) = (Vec::new(), Vec::new());
@@ -171,8 +171,15 @@ mod tests {
         r.read_message(&m1, &mut Vec::new()).unwrap();
         r.write_message(b"", &mut m2).unwrap();
         i.read_message(&m2, &mut Vec::new()).unwrap();
-        let sender = Protection::Aead(i.into_keys().unwrap());
-        let receiver = Protection::Aead(r.into_keys().unwrap());
+        (
+            Protection::Aead(i.into_keys().unwrap()),
+            Protection::Aead(r.into_keys().unwrap()),
+        )
+    }
+
+    #[test]
+    fn aead_delegates_to_the_packet_keys() {
+        let (sender, receiver) = keyed(5, 1);
         assert_eq!(sender.overhead(), 16);
         assert_eq!(sender.cipher(), receiver.cipher());
         assert!(sender.cipher().is_some());
@@ -201,20 +208,7 @@ mod tests {
 
     #[test]
     fn the_key_phase_bit_follows_the_sending_generation_and_only_under_keys() {
-        use crate::crypto::{Handshake, PreSharedKey};
-        use rand::SeedableRng;
-
-        let psk = PreSharedKey::from_bytes([6; 32]);
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
-        let mut i = Handshake::initiator(&psk, b"prologue", &mut rng);
-        let mut r = Handshake::responder(&psk, b"prologue", &mut rng);
-        let (mut m1, mut m2) = (Vec::new(), Vec::new());
-        i.write_message(b"", &mut m1).unwrap();
-        r.read_message(&m1, &mut Vec::new()).unwrap();
-        r.write_message(b"", &mut m2).unwrap();
-        i.read_message(&m2, &mut Vec::new()).unwrap();
-        let mut sender = Protection::Aead(i.into_keys().unwrap());
-        let receiver = Protection::Aead(r.into_keys().unwrap());
+        let (mut sender, receiver) = keyed(6, 2);
         let packet = |p: &Protection, number: u64| {
             // A Data packet's header, with the phase bit set by hand: the
             // protection writes the bit itself.
