@@ -1,7 +1,8 @@
 //! Resumable transfers: a `ferry send` killed in the middle of a large file
 //! leaves its received prefix on the receiver, and the next `ferry send`
 //! continues from there; a prefix that no longer matches the file (the file
-//! changed, the prefix is corrupt) is discarded and the file sent whole.
+//! changed, the prefix is corrupt) is discarded and the file sent whole. A
+//! receiver killed mid-file leaves a checkpoint the next one resumes from.
 
 mod common;
 
@@ -174,4 +175,54 @@ fn a_corrupt_kept_prefix_is_discarded_not_trusted() {
     let stdout = send_again(&file, &server);
     assert_eq!(resumed_and_sent(&stdout), None, "{stdout}");
     assert!(std::fs::read(dst.path().join("flip.bin")).unwrap() == body);
+}
+
+#[test]
+fn a_killed_receiver_resumes_from_its_last_checkpoint() {
+    // Larger than one checkpoint interval (64 MiB), so that one is written.
+    const BIG: usize = 160 << 20;
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = src.path().join("huge.bin");
+    let body = content(BIG, 25);
+    std::fs::write(&file, &body).unwrap();
+    let mut first = receiver(dst.path());
+    let mut sender = ferry()
+        .args(send_args(&file, &first))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_, meta) = kept(dst.path(), "huge.bin");
+    let deadline = Instant::now() + WAIT;
+    let checkpointed = |meta: &Path| {
+        std::fs::read_to_string(meta).is_ok_and(|r| r.contains("\ndata .huge.bin.ferry-part-"))
+    };
+    while !checkpointed(&meta) {
+        assert!(
+            sender.try_wait().unwrap().is_none(),
+            "the sender ended before the receiver could be cut"
+        );
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The receiver dies where it stands: nothing runs to keep the prefix.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+    assert!(checkpointed(&meta), "the checkpoint outlives its writer");
+
+    let second = receiver(dst.path());
+    let stdout = send_again(&file, &second);
+    let (resumed, sent) = resumed_and_sent(&stdout).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(resumed >= 64 << 20, "{stdout}");
+    assert_eq!(resumed + sent, BIG as u64, "{stdout}");
+    assert!(std::fs::read(dst.path().join("huge.bin")).unwrap() == body);
+    assert!(!meta.exists(), "the checkpoint was used");
+    assert_eq!(
+        part_size(dst.path(), "huge.bin"),
+        None,
+        "no temporary file left"
+    );
 }

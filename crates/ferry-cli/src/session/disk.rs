@@ -245,21 +245,36 @@ impl FileWriter {
         overwrite: bool,
         progress: Arc<Progress>,
     ) -> io::Result<Self> {
-        Self::start(temp, target, overwrite, progress, None).await
+        Self::start(temp, target, overwrite, progress, None, None).await
     }
 
-    /// Like [`create`](Self::create), but continues a kept prefix already
-    /// renamed to `temp` ([`partial::claim`]): writes from its `offset` on
-    /// (anything beyond it is cut), hashing on from its state, and counts
-    /// its bytes in `progress.bytes`.
+    /// Like [`create`](Self::create), for a file of `size` bytes that may
+    /// be resumed if the receiver dies: the file is locked while written and
+    /// leaves a checkpoint every [`partial::CHECKPOINT_BYTES`]
+    /// ([`partial::checkpoint`]).
+    pub async fn create_resumable(
+        temp: PathBuf,
+        target: PathBuf,
+        overwrite: bool,
+        progress: Arc<Progress>,
+        size: u64,
+    ) -> io::Result<Self> {
+        Self::start(temp, target, overwrite, progress, None, Some(size)).await
+    }
+
+    /// Like [`create_resumable`](Self::create_resumable), but continues a
+    /// kept prefix already renamed to `temp` ([`partial::claim`]): writes
+    /// from its `offset` on (anything beyond it is cut), hashing on from its
+    /// state, and counts its bytes in `progress.bytes`.
     pub async fn resume(
         temp: PathBuf,
         target: PathBuf,
         overwrite: bool,
         progress: Arc<Progress>,
         claimed: Claimed,
+        size: u64,
     ) -> io::Result<Self> {
-        Self::start(temp, target, overwrite, progress, Some(claimed)).await
+        Self::start(temp, target, overwrite, progress, Some(claimed), Some(size)).await
     }
 
     async fn start(
@@ -268,13 +283,24 @@ impl FileWriter {
         overwrite: bool,
         progress: Arc<Progress>,
         claimed: Option<Claimed>,
+        resumable: Option<u64>,
     ) -> io::Result<Self> {
         let (created, result) = oneshot::channel();
         // A few commands beyond the budget's chunks: Finish, empty chunks.
         let (commands, rx) = mpsc::channel(64);
         let done = tokio::task::spawn_blocking(move || {
+            let mut unlocked = false;
             let opened = match claimed {
-                None => File::create_new(&temp).map(|f| (f, blake3::Hasher::new(), 0)),
+                None => File::create_new(&temp).map(|f| {
+                    // The lock tells a later claim that this file is live
+                    // (the claimed prefix holds its lock already); without
+                    // one, no checkpoints.
+                    if resumable.is_some() && !matches!(partial::try_lock(&f), Ok(true)) {
+                        debug!(file = %temp.display(), "cannot lock the file: no checkpoints");
+                        unlocked = true;
+                    }
+                    (f, blake3::Hasher::new(), 0)
+                }),
                 Some(c) => {
                     let Claimed {
                         mut file,
@@ -300,6 +326,9 @@ impl FileWriter {
             let partial = Partial {
                 path: temp,
                 keep: false,
+                checkpointed: resumable
+                    .filter(|_| !unlocked)
+                    .map(|size| (target.clone(), size)),
             };
             let start = Start { hasher, offset };
             write_file(file, partial, &target, overwrite, &progress, start, rx)
@@ -397,6 +426,7 @@ fn write_file(
         mut hasher,
         offset: mut bytes,
     } = start;
+    let mut checkpointed = bytes;
     while let Some(command) = rx.blocking_recv() {
         match command {
             Command::Data(data, permit) => {
@@ -405,6 +435,19 @@ fn write_file(
                     return failed("write", target, e);
                 }
                 bytes += data.len() as u64;
+                if let Some((_, size)) = &partial.checkpointed
+                    && bytes - checkpointed >= partial::CHECKPOINT_BYTES
+                {
+                    // Synced before the record names these bytes; a failed
+                    // checkpoint only costs what a later resume could save.
+                    let done = file
+                        .sync_data()
+                        .and_then(|()| partial::checkpoint(&partial.path, target, *size, bytes));
+                    if let Err(e) = done {
+                        debug!(file = %partial.path.display(), error = %e, "cannot write a checkpoint");
+                    }
+                    checkpointed = bytes;
+                }
                 progress
                     .bytes
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -446,10 +489,12 @@ fn write_file(
     Written::Aborted
 }
 
-/// Deletes a temporary file unless kept.
+/// Deletes a temporary file unless kept, and the checkpoint that names it.
 struct Partial {
     path: PathBuf,
     keep: bool,
+    /// For a resumable file: its target and size, for its checkpoints.
+    checkpointed: Option<(PathBuf, u64)>,
 }
 
 impl Drop for Partial {
@@ -459,6 +504,9 @@ impl Drop for Partial {
             && e.kind() != io::ErrorKind::NotFound
         {
             warn!(file = %self.path.display(), error = %e, "cannot delete a partial file");
+        }
+        if let Some((target, _)) = &self.checkpointed {
+            partial::forget_checkpoint(&self.path, target);
         }
     }
 }
@@ -694,6 +742,7 @@ mod tests {
                 false,
                 progress.clone(),
                 claimed,
+                3000,
             )
             .await
             .unwrap();

@@ -12,7 +12,18 @@
 //!
 //! The data is synced to disk before the record is written, and the record
 //! is written atomically (a temporary file, synced, renamed): a record
-//! names only bytes that are on disk. At most one prefix is kept per name
+//! names only bytes that are on disk.
+//!
+//! A receiver that is itself killed cannot keep anything when it dies, so
+//! while it writes a resumable file it leaves a *checkpoint* every
+//! [`CHECKPOINT_BYTES`]: it syncs the file and writes the same record with
+//! one more line, `data .NAME.ferry-part-RANDOM`, naming the file being
+//! written under its temporary name. The writer holds an exclusive lock
+//! (`flock`) on that file for as long as it writes: a checkpoint whose file
+//! is locked belongs to a live transfer and is left alone; once the
+//! receiver is gone (the kernel drops its locks) the next arrival of the
+//! same name and size resumes from the checkpoint, and the bytes written
+//! after it are cut. At most one prefix is kept per name
 //! (a new one replaces it). A prefix is used only for a file of the same
 //! name and size, and only once the sender's digest of its own first
 //! OFFSET bytes matches the prefix's; otherwise it is discarded. One older
@@ -28,6 +39,11 @@ use tracing::{debug, info, warn};
 
 /// A kept prefix older than this is discarded rather than resumed.
 pub const KEEP_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often a resumable file being written leaves a checkpoint: a
+/// receiver killed mid-file makes the sender send again at most this much
+/// (plus what was in flight) on top of what it lost.
+pub const CHECKPOINT_BYTES: u64 = 64 << 20;
 
 const MAGIC: &str = "ferry-resume 1";
 
@@ -53,14 +69,22 @@ pub struct Record {
     pub size: u64,
     /// Bytes kept (synced to disk).
     pub offset: u64,
+    /// A checkpoint's data file: the temporary name (in the same directory)
+    /// of the file still being written, or left by a receiver that died.
+    /// `None` for a prefix kept at a cut, under its kept name.
+    pub data: Option<String>,
 }
 
 impl Record {
     fn encode(&self) -> String {
-        format!(
+        let mut text = format!(
             "{MAGIC}\nname {}\nsize {}\noffset {}\n",
             self.name, self.size, self.offset
-        )
+        );
+        if let Some(data) = &self.data {
+            text.push_str(&format!("data {data}\n"));
+        }
+        text
     }
 
     fn decode(text: &str) -> Option<Self> {
@@ -71,7 +95,26 @@ impl Record {
         let name = lines.next()?.strip_prefix("name ")?.to_owned();
         let size = lines.next()?.strip_prefix("size ")?.parse().ok()?;
         let offset = lines.next()?.strip_prefix("offset ")?.parse().ok()?;
-        (offset <= size).then_some(Self { name, size, offset })
+        let data = match lines.next() {
+            None => None,
+            // Only a temporary name of this directory: never a path.
+            Some(line) => {
+                let data = line.strip_prefix("data ")?;
+                let plain = data.starts_with('.')
+                    && data.contains(".ferry-part-")
+                    && !data.contains(['/', '\\']);
+                if !plain {
+                    return None;
+                }
+                Some(data.to_owned())
+            }
+        };
+        (offset <= size).then_some(Self {
+            name,
+            size,
+            offset,
+            data,
+        })
     }
 }
 
@@ -110,15 +153,16 @@ pub struct Claimed {
 /// file of `size` bytes: renames it to `temp` (so that no other session
 /// takes it too), deletes the record and hashes the prefix. `None` if there
 /// is none usable; an unusable one (another size, too old, shorter than
-/// its record, `discard_all`) is deleted. Blocking.
+/// its record, `discard_all`) is deleted. A checkpoint whose file a live
+/// transfer still writes (it holds the file's lock) is left alone. Blocking.
 pub fn claim(target: &Path, size: u64, temp: &Path, discard_all: bool) -> Option<Claimed> {
-    let (data, meta) = paths(target);
+    let (kept, meta) = paths(target);
     let text = match std::fs::read_to_string(&meta) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // A prefix without a record (cut before it was written) is of no
             // use.
-            if data.exists() {
+            if kept.exists() {
                 discard(target);
             }
             return None;
@@ -130,12 +174,39 @@ pub fn claim(target: &Path, size: u64, temp: &Path, discard_all: bool) -> Option
         }
     };
     let record = Record::decode(&text);
+    let data = match record.as_ref().and_then(|r| r.data.as_deref()) {
+        Some(name) => kept.with_file_name(name),
+        None => kept.clone(),
+    };
+    // The lock first: a live transfer's checkpoint is not ours to judge.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&data)
+    {
+        Ok(file) => match try_lock(&file) {
+            Ok(true) => Some(file),
+            Ok(false) => {
+                debug!(file = %data.display(), "the checkpointed file is still being written: left alone");
+                return None;
+            }
+            Err(e) => {
+                debug!(file = %data.display(), error = %e, "cannot lock a kept partial");
+                None
+            }
+        },
+        Err(_) => None,
+    };
     let age = std::fs::metadata(&meta)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .unwrap_or_default();
     let usable = match &record {
+        _ if file.is_none() => {
+            info!(file = %data.display(), "kept partial missing or unreadable: its record discarded");
+            false
+        }
         Some(r) if discard_all => {
             info!(file = %r.name, "kept partial discarded (--discard-partial)");
             false
@@ -154,13 +225,16 @@ pub fn claim(target: &Path, size: u64, temp: &Path, discard_all: bool) -> Option
             false
         }
     };
-    let record = record.filter(|_| usable);
-    let Some(record) = record else {
+    let (Some(record), Some(mut file)) = (record.filter(|_| usable), file) else {
+        if data != kept {
+            let _ = std::fs::remove_file(&data);
+        }
         discard(target);
         return None;
     };
     if let Err(e) = std::fs::rename(&data, temp) {
         debug!(file = %data.display(), error = %e, "cannot take the kept partial");
+        let _ = std::fs::remove_file(&data);
         discard(target);
         return None;
     }
@@ -168,17 +242,6 @@ pub fn claim(target: &Path, size: u64, temp: &Path, discard_all: bool) -> Option
     let fail = |e: io::Error| {
         warn!(file = %temp.display(), error = %e, "cannot read a kept partial: discarded");
         let _ = std::fs::remove_file(temp);
-    };
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(temp)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            fail(e);
-            return None;
-        }
     };
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -219,13 +282,81 @@ pub fn keep(temp: &Path, target: &Path, size: u64, offset: u64) -> io::Result<()
         name: file_name(target),
         size,
         offset,
+        data: None,
     };
+    let written = write_record(&meta, &record);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&data);
+    }
+    written
+}
+
+/// Records that the first `offset` bytes of `temp` (a file of `size` bytes
+/// still being written, locked by its writer, synced up to `offset`) may be
+/// resumed if the writer dies. Blocking.
+pub fn checkpoint(temp: &Path, target: &Path, size: u64, offset: u64) -> io::Result<()> {
+    let (_, meta) = paths(target);
+    let record = Record {
+        name: file_name(target),
+        size,
+        offset,
+        data: Some(file_name(temp)),
+    };
+    write_record(&meta, &record)
+}
+
+/// Deletes the checkpoint of `target` if it names `temp` (its writer ended:
+/// the file got its name, was deleted, or was kept under its kept name).
+pub fn forget_checkpoint(temp: &Path, target: &Path) {
+    let (_, meta) = paths(target);
+    let ours = std::fs::read_to_string(&meta)
+        .ok()
+        .and_then(|text| Record::decode(&text))
+        .is_some_and(|r| r.data.as_deref() == Some(file_name(temp).as_str()));
+    if ours {
+        let _ = std::fs::remove_file(&meta);
+    }
+}
+
+/// Takes the exclusive lock of `file` (`flock`) if no other open file
+/// holds it: `Ok(false)` if one does. The kernel drops the lock when the
+/// file is closed or its process dies. (`File::try_lock` does the same from
+/// Rust 1.89, above this workspace's minimum.)
+#[cfg(unix)]
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor the `File` owns for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Without `flock`, no lock: checkpoints are not written
+/// ([`checkpoint`] is only called on a locked file).
+#[cfg(not(unix))]
+pub fn try_lock(_: &File) -> io::Result<bool> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "file locks need a Unix system",
+    ))
+}
+
+/// Writes `record` to `meta` atomically: a temporary file, synced, renamed,
+/// the directory synced.
+fn write_record(meta: &Path, record: &Record) -> io::Result<()> {
     let staging = meta.with_extension(format!("meta-{:016x}", crate::diode::random_u64()));
     let written = (|| {
         let mut f = File::create_new(&staging)?;
         f.write_all(record.encode().as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&staging, &meta)?;
+        std::fs::rename(&staging, meta)?;
         if let Some(dir) = meta.parent()
             && let Ok(d) = File::open(dir)
         {
@@ -235,7 +366,6 @@ pub fn keep(temp: &Path, target: &Path, size: u64, offset: u64) -> io::Result<()
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&staging);
-        let _ = std::fs::remove_file(&data);
     }
     written
 }
@@ -280,18 +410,75 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_is_left_alone_while_its_writer_lives_and_claimed_once_it_died() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let writing = dir.path().join(".big.bin.ferry-part-00aa");
+        let temp = dir.path().join(".big.bin.ferry-part-00bb");
+        std::fs::write(&writing, b"hello world").unwrap();
+        let writer = File::open(&writing).unwrap();
+        assert!(try_lock(&writer).unwrap());
+        checkpoint(&writing, &target, 100, 5).unwrap();
+        let (_, meta) = paths(&target);
+        assert!(claim(&target, 100, &temp, false).is_none(), "live");
+        assert!(meta.exists() && writing.exists() && !temp.exists());
+
+        // The writer dies: its lock goes with it.
+        drop(writer);
+        let claimed = claim(&target, 100, &temp, false).expect("claimed");
+        assert_eq!(claimed.offset, 5);
+        assert_eq!(claimed.hasher.finalize(), blake3::hash(b"hello"));
+        assert!(!meta.exists() && !writing.exists() && temp.exists());
+    }
+
+    #[test]
+    fn a_checkpoint_is_forgotten_only_by_its_own_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let writing = dir.path().join(".big.bin.ferry-part-00aa");
+        std::fs::write(&writing, b"hello").unwrap();
+        checkpoint(&writing, &target, 100, 5).unwrap();
+        let (_, meta) = paths(&target);
+        forget_checkpoint(&dir.path().join(".big.bin.ferry-part-00cc"), &target);
+        assert!(meta.exists(), "another writer's");
+        forget_checkpoint(&writing, &target);
+        assert!(!meta.exists());
+    }
+
+    #[test]
+    fn a_checkpoint_whose_file_is_gone_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let writing = dir.path().join(".big.bin.ferry-part-00aa");
+        checkpoint(&writing, &target, 100, 5).unwrap();
+        let temp = dir.path().join(".big.bin.ferry-part-00bb");
+        assert!(claim(&target, 100, &temp, false).is_none());
+        assert!(!paths(&target).1.exists());
+    }
+
+    #[test]
     fn records_round_trip_and_garbage_is_refused() {
         let r = Record {
             name: "a b.bin".into(),
             size: 10,
             offset: 4,
+            data: None,
         };
-        assert_eq!(Record::decode(&r.encode()), Some(r));
+        assert_eq!(Record::decode(&r.encode()), Some(r.clone()));
+        let checkpoint = Record {
+            data: Some(".a b.bin.ferry-part-00ff".into()),
+            ..r
+        };
+        assert_eq!(Record::decode(&checkpoint.encode()), Some(checkpoint));
         for bad in [
             "",
             "ferry-resume 1\nname a\nsize 1\noffset 2\n",
             "ferry-resume 2\nname a\nsize 3\noffset 2\n",
             "ferry-resume 1\nname a\nsize x\noffset 2\n",
+            // A checkpoint's data names a temporary file of the directory only.
+            "ferry-resume 1\nname a\nsize 3\noffset 2\ndata ../.a.ferry-part-1\n",
+            "ferry-resume 1\nname a\nsize 3\noffset 2\ndata /etc/passwd\n",
+            "ferry-resume 1\nname a\nsize 3\noffset 2\ndata .a.ferry-resume\n",
         ] {
             assert_eq!(Record::decode(bad), None, "{bad:?}");
         }

@@ -48,11 +48,12 @@ pub(super) async fn start(
     let create = async |claimed: Option<Claimed>| {
         let writer = match claimed {
             None => {
-                FileWriter::create(
+                FileWriter::create_resumable(
                     temp.to_path_buf(),
                     target.to_path_buf(),
                     ctx.overwrite,
                     progress.clone(),
+                    size,
                 )
                 .await
             }
@@ -63,6 +64,7 @@ pub(super) async fn start(
                     ctx.overwrite,
                     progress.clone(),
                     c,
+                    size,
                 )
                 .await
             }
