@@ -43,7 +43,7 @@ pub const KEEP_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often a resumable file being written leaves a checkpoint: a
 /// receiver killed mid-file makes the sender send again at most this much
 /// (plus what was in flight) on top of what it lost.
-pub const CHECKPOINT_BYTES: u64 = 64 << 20;
+pub const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 const MAGIC: &str = "ferry-resume 1";
 

@@ -23,7 +23,7 @@
 //!   [`RESUME_MIN`] bytes: then its received prefix is kept
 //!   ([`partial`](super::partial)) and the next `ferry send` of it resumes
 //!   where it stopped (`receive/resume.rs`); while such a file is written
-//!   it leaves a checkpoint every 64 MiB, so that even a receiver killed
+//!   it leaves a checkpoint every 32 MiB, so that even a receiver killed
 //!   mid-file leaves something to resume;
 //! - does not replace an existing file unless `--overwrite`: for a file of
 //!   that name and size the receiver asks the sender for the digest only
