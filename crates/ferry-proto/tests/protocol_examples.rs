@@ -262,6 +262,8 @@ fn default_params() -> ferry_proto::wire::packet::Handshake {
         auth: Bytes::new(),
         token: Bytes::new(),
         features: 0,
+        resume: Bytes::new(),
+        early: Bytes::new(),
     }
 }
 

@@ -133,6 +133,20 @@ impl Session<'_> {
         self.core().peer_identity()
     }
 
+    /// The last resumption ticket the listener gave this starter's session
+    /// (announced by [`Event::Ticket`](crate::Event::Ticket)), to open a
+    /// later session with [`Endpoint::connect_resumed`]. `None` before one
+    /// came, at a listener, or when the listener issues none.
+    pub fn ticket(&self) -> Option<crate::Ticket> {
+        self.endpoint.ticket_of(self.id)
+    }
+
+    /// Whether the session was opened with a resumption ticket (the
+    /// shortened handshake), at either side.
+    pub fn is_resumed(&self) -> bool {
+        self.core().is_resumed()
+    }
+
     /// Counters and the current RTT estimate.
     pub fn stats(&self) -> SessionStats {
         self.core().stats()

@@ -10,6 +10,7 @@ mod retry;
 mod slot;
 #[cfg(test)]
 mod tests;
+mod tickets;
 mod timer_index;
 mod transmit;
 
@@ -40,6 +41,7 @@ use pool::BufferPool;
 use replay::ReplayGuard;
 use retry::RetryTokens;
 use slot::Slot;
+use tickets::StrikeRegister;
 use timer_index::TimerIndex;
 use transmit::Carry;
 
@@ -172,6 +174,10 @@ pub struct Endpoint {
     wall_clock: Option<(Instant, SystemTime)>,
     /// The last timestamp this endpoint wrote: each is larger.
     last_timestamp: u64,
+    /// The keys this listener seals its resumption tickets under.
+    tickets: crate::crypto::ticket::TicketKeys,
+    /// The ids of the tickets used, until they expire.
+    strikes: StrikeRegister,
 }
 
 impl Endpoint {
@@ -195,7 +201,6 @@ impl Endpoint {
         let mut retry_key = [0; 32];
         rng.fill_bytes(&mut retry_key);
         Ok(Self {
-            config: Arc::new(config),
             rng,
             sessions: BTreeMap::new(),
             timers: TimerIndex::default(),
@@ -217,6 +222,9 @@ impl Endpoint {
             replay: ReplayGuard::default(),
             wall_clock: None,
             last_timestamp: 0,
+            tickets: crate::crypto::ticket::TicketKeys::new(config.ticket_lifetime.as_secs()),
+            strikes: StrikeRegister::default(),
+            config: Arc::new(config),
         })
     }
 

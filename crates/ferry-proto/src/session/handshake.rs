@@ -50,6 +50,8 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         } else {
             0
         },
+        resume: Bytes::new(),
+        early: Bytes::new(),
     }
 }
 
@@ -372,6 +374,7 @@ impl SessionCore {
         // Ack the ConnectAck at once: it gives the listener its first RTT
         // sample, which its ack pacing and window growth rely on.
         self.acks.request_immediate();
+        self.on_resume_answer(h);
         self.establish(now);
     }
 
@@ -384,11 +387,14 @@ impl SessionCore {
     }
 
     pub(super) fn handshake_params(&self) -> Handshake {
+        let (resume, early) = self.resume_fields();
         Handshake {
             listener_id: (self.side == Side::Listener).then_some(self.id),
             auth: self.auth.clone(),
             token: self.retry_token.clone(),
             features: self.own_features(),
+            resume,
+            early,
             ..own_params(&self.config)
         }
     }
@@ -398,6 +404,7 @@ impl SessionCore {
             return None;
         }
         self.connect_due = false;
+        self.write_resumed_connect();
         let begun = self.begin(buf, &Packet::Connect(self.handshake_params()));
         // Pad to the MTU: proves the path carries full-size datagrams and keeps the
         // listener's answer smaller than the question.
