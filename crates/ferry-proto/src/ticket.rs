@@ -131,9 +131,7 @@ impl Ticket {
             .strip_prefix(FORMAT)
             .ok_or(TicketFormatError::Malformed)?;
         let mut take = |n: usize| -> Result<&[u8], TicketFormatError> {
-            let (head, tail) = r
-                .split_at_checked(n)
-                .ok_or(TicketFormatError::Malformed)?;
+            let (head, tail) = r.split_at_checked(n).ok_or(TicketFormatError::Malformed)?;
             r = tail;
             Ok(head)
         };
@@ -182,9 +180,7 @@ mod tests {
             expires: 1_800_000_000,
             mode,
             early_data: true,
-            listener_key: mode
-                .has_identity()
-                .then(|| PublicKey::from_bytes([7; 32])),
+            listener_key: mode.has_identity().then(|| PublicKey::from_bytes([7; 32])),
             secret: [3; 32],
             sealed: Bytes::from(vec![0xab; SEALED_LEN]),
         }

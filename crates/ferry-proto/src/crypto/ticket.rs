@@ -178,9 +178,7 @@ impl TicketContents {
             mode,
             flags: b[29],
             secret: array(30),
-            starter: mode
-                .has_identity()
-                .then(|| PublicKey::from_bytes(starter)),
+            starter: mode.has_identity().then(|| PublicKey::from_bytes(starter)),
             binding: array(94),
         })
     }

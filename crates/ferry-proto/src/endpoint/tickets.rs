@@ -236,7 +236,8 @@ impl Endpoint {
         let mut noise = None;
         let early = if contents.mode.is_keyed() {
             let psk = PreSharedKey::from_bytes(contents.secret);
-            let mut n = NoiseHandshake::responder_with(&psk, &prologue(id), config.cipher, &mut self.rng);
+            let mut n =
+                NoiseHandshake::responder_with(&psk, &prologue(id), config.cipher, &mut self.rng);
             let mut payload = Vec::new();
             if hs.auth.is_empty() || n.read_message(&hs.auth, &mut payload).is_err() {
                 return Err(Unauthenticated::Failed);

@@ -19,11 +19,11 @@ mod transmit;
 
 use handshake::Validation;
 pub(crate) use handshake::{Authenticated, own_params, prologue};
-pub(crate) use resume::decode_early;
 use keyupdate::KeyUpdate;
 use mtu::MtuDiscovery;
 use parts::Parts;
 use path::PathCheck;
+pub(crate) use resume::decode_early;
 use streams::stream_window;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -307,8 +307,8 @@ impl SessionCore {
 
     /// A starter received a ticket: kept (the last one wins) and announced.
     pub(super) fn on_ticket(&mut self, now: Instant, ticket: NewTicket) {
-        let keyed = TicketMode::of(self.config.psk.as_ref(), self.config.identity.as_ref())
-            .is_keyed();
+        let keyed =
+            TicketMode::of(self.config.psk.as_ref(), self.config.identity.as_ref()).is_keyed();
         if self.side != Side::Starter
             || ticket.ticket.is_empty()
             || ticket.ticket.len() > MAX_TICKET_LEN
@@ -332,7 +332,11 @@ mod tests {
 
     #[test]
     fn early_messages_read_back_and_malformed_ones_do_not() {
-        let messages = vec![Bytes::from_static(b"hello"), Bytes::new(), Bytes::from(vec![7; 300])];
+        let messages = vec![
+            Bytes::from_static(b"hello"),
+            Bytes::new(),
+            Bytes::from(vec![7; 300]),
+        ];
         let encoded = encode_early(&messages);
         assert_eq!(decode_early(&encoded), Some(messages));
         assert_eq!(decode_early(&encoded[..encoded.len() - 1]), None);

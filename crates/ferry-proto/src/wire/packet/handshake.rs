@@ -211,7 +211,6 @@ impl Handshake {
     }
 }
 
-
 /// The body of a [`Packet::Ticket`](super::Packet::Ticket): a resumption
 /// ticket the listener gives the starter of an established session.
 #[derive(Clone, PartialEq, Eq)]

@@ -278,7 +278,9 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
                 // Some with a resumption field (cut from the other fields'
                 // bytes), some without.
                 resume: token.slice(..token.len() / 2),
-                early: auth.slice(auth.len() / 2..).slice(..if id % 2 == 0 { 0 } else { auth.len() / 4 }),
+                early: auth
+                    .slice(auth.len() / 2..)
+                    .slice(..if id % 2 == 0 { 0 } else { auth.len() / 4 }),
                 auth,
                 token,
                 // The codec's own bit.
@@ -328,16 +330,18 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
             any::<bool>(),
             prop::collection::vec(any::<u8>(), 0..=MAX_TICKET_LEN)
         )
-            .prop_map(|(lifetime, flags, keyed, ticket)| Packet::Ticket(NewTicket {
-                lifetime,
-                flags,
-                secret: if keyed {
-                    Bytes::from(vec![7; 32])
-                } else {
-                    Bytes::new()
-                },
-                ticket: Bytes::from(ticket),
-            })),
+            .prop_map(
+                |(lifetime, flags, keyed, ticket)| Packet::Ticket(NewTicket {
+                    lifetime,
+                    flags,
+                    secret: if keyed {
+                        Bytes::from(vec![7; 32])
+                    } else {
+                        Bytes::new()
+                    },
+                    ticket: Bytes::from(ticket),
+                })
+            ),
         Just(Packet::Ping),
         (0..=VARINT_MAX).prop_map(|ping| Packet::PingAck { ping }),
         (
@@ -617,7 +621,18 @@ fn a_resumption_field_comes_after_the_features_with_their_resume_bit() {
     // ticket and the early data.
     assert_eq!(
         body[7..],
-        [0, 0, FEATURE_RESUME as u8, 3, 0xaa, 0xaa, 0xaa, 2, b'h', b'i']
+        [
+            0,
+            0,
+            FEATURE_RESUME as u8,
+            3,
+            0xaa,
+            0xaa,
+            0xaa,
+            2,
+            b'h',
+            b'i'
+        ]
     );
     body.extend_from_slice(&[0; 40]);
     let Packet::Connect(back) = Packet::decode_body(PacketKind::Connect, body.into()).unwrap()
