@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ferry_async::types::{
     AckError, BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
     EndpointConfig, EndpointStats, PublicKey, RecvError, SendError, SessionId, SessionStats, State,
-    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
+    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError, Ticket,
 };
 use futures_lite::future::{self, block_on};
 
@@ -142,6 +142,12 @@ pub trait Peer: Send + Sync {
     fn connect(&self, addr: SocketAddr) -> Result<Box<dyn Conn>, ConnectError>;
     /// Opens a session pinning `key` as the listener's (identities).
     fn connect_to(&self, addr: SocketAddr, key: PublicKey) -> Result<Box<dyn Conn>, ConnectError>;
+    /// Opens a session resuming with `ticket`, `early` as early data.
+    fn connect_resumed(
+        &self,
+        ticket: &Ticket,
+        early: &[Bytes],
+    ) -> Result<Box<dyn Conn>, ConnectError>;
     /// The next incoming session.
     fn accept(&self) -> Option<Box<dyn Conn>>;
     /// The next peer asking to open a session (`decide_incoming`).
@@ -188,6 +194,10 @@ pub trait Conn: Send + Sync {
     fn remote_addr(&self) -> SocketAddr;
     /// The peer's authenticated public key (identities).
     fn peer_identity(&self) -> Option<PublicKey>;
+    /// The last resumption ticket the listener gave this session.
+    fn ticket(&self) -> Option<Ticket>;
+    /// Whether the session was opened with a ticket.
+    fn is_resumed(&self) -> bool;
     /// Where the session stands.
     fn state(&self) -> State;
     /// The largest message `send` takes.
@@ -266,6 +276,15 @@ impl Peer for AsyncPeer {
 
     fn connect_to(&self, addr: SocketAddr, key: PublicKey) -> Result<Box<dyn Conn>, ConnectError> {
         let session = block_on(self.endpoint.connect_to(addr, key))?;
+        Ok(Box::new(AsyncConn(session)))
+    }
+
+    fn connect_resumed(
+        &self,
+        ticket: &Ticket,
+        early: &[Bytes],
+    ) -> Result<Box<dyn Conn>, ConnectError> {
+        let session = block_on(self.endpoint.connect_resumed(ticket, early))?;
         Ok(Box::new(AsyncConn(session)))
     }
 
@@ -354,6 +373,14 @@ impl Conn for AsyncConn {
 
     fn peer_identity(&self) -> Option<PublicKey> {
         self.0.peer_identity()
+    }
+
+    fn ticket(&self) -> Option<Ticket> {
+        self.0.ticket()
+    }
+
+    fn is_resumed(&self) -> bool {
+        self.0.is_resumed()
     }
 
     fn state(&self) -> State {
@@ -500,6 +527,16 @@ impl Peer for ferry_blocking::Endpoint {
         )?))
     }
 
+    fn connect_resumed(
+        &self,
+        ticket: &Ticket,
+        early: &[Bytes],
+    ) -> Result<Box<dyn Conn>, ConnectError> {
+        Ok(Box::new(ferry_blocking::Endpoint::connect_resumed(
+            self, ticket, early,
+        )?))
+    }
+
     fn accept(&self) -> Option<Box<dyn Conn>> {
         ferry_blocking::Endpoint::accept(self).map(|s| Box::new(s) as Box<dyn Conn>)
     }
@@ -576,6 +613,14 @@ impl Conn for ferry_blocking::Session {
 
     fn peer_identity(&self) -> Option<PublicKey> {
         ferry_blocking::Session::peer_identity(self)
+    }
+
+    fn ticket(&self) -> Option<Ticket> {
+        ferry_blocking::Session::ticket(self)
+    }
+
+    fn is_resumed(&self) -> bool {
+        ferry_blocking::Session::is_resumed(self)
     }
 
     fn state(&self) -> State {

@@ -230,6 +230,14 @@ pub enum ConnectError {
         /// This endpoint's.
         config: crate::crypto::TicketMode,
     },
+    /// A message to send as early data is larger than `max_message_size`.
+    #[error("early message of {size} bytes exceeds max_message_size {max}: split it")]
+    EarlyDataTooLarge {
+        /// The message's size.
+        size: usize,
+        /// The limit in force.
+        max: usize,
+    },
 }
 
 /// An incoming session could not be accepted or refused.
