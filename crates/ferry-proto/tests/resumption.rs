@@ -485,3 +485,30 @@ fn a_listener_that_does_not_issue_tickets_gives_none() {
     let s = pair.server;
     assert_eq!(pair.net.endpoint(s).stats().tickets_issued, 0);
 }
+
+#[test]
+fn a_connect_with_early_data_stays_within_the_mtu_and_what_does_not_fit_goes_after() {
+    for mode in [TicketMode::Clear, TicketMode::Psk, TicketMode::IdentityPsk] {
+        let mut pair = pair(mode, true);
+        let t = ticket(&mut pair);
+        let c = pair.client;
+        let now = pair.net.now();
+        let id = pair.net.endpoint(c).connect_resumed(now, &t).unwrap();
+        let messages: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 400]).collect();
+        for m in &messages {
+            pair.net.endpoint(c).session(id).unwrap().send(m.clone()).unwrap();
+        }
+        let mut buf = Vec::new();
+        let connect = pair.net.endpoint(c).poll_transmit(now, &mut buf).unwrap();
+        assert_eq!(connect.size, Config::default().mtu, "{mode:?}: padded, not over");
+        // The Connect left by hand: the starter sends it again on its timer,
+        // and everything arrives, once, in order.
+        let got = received(&mut pair, 6, Duration::from_secs(10));
+        assert_eq!(got.len(), 6, "{mode:?}");
+        for (g, m) in got.iter().zip(&messages) {
+            assert_eq!(&g[..], &m[..], "{mode:?}");
+        }
+        let s = pair.server;
+        assert_eq!(pair.net.endpoint(s).stats().early_data_accepted, 1, "{mode:?}");
+    }
+}

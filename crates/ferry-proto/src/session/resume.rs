@@ -150,7 +150,7 @@ impl SessionCore {
         };
         let fixed = MAX_HEADER_LEN + self.protection.overhead() + body.len() + noise + 4;
         let budget = self.config.mtu.saturating_sub(fixed);
-        let messages = if allowed {
+        let mut messages = if allowed {
             self.streams
                 .get(&StreamId::DEFAULT)
                 .map(|s| s.send.unsent_front(budget))
@@ -158,6 +158,7 @@ impl SessionCore {
         } else {
             Vec::new()
         };
+        messages.truncate(MAX_EARLY_MESSAGES);
         let early = encode_early(&messages);
         let Some(resuming) = self.resumption.as_mut().and_then(|r| r.resuming.as_mut()) else {
             return;
