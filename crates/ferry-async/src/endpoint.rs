@@ -119,7 +119,7 @@ impl Endpoint {
             );
             protocol.max_mtu = protocol.mtu;
         }
-        let mut shards = Vec::with_capacity(count);
+        let mut shards: Vec<Arc<Shared>> = Vec::with_capacity(count);
         for index in 0..count {
             let mut endpoint =
                 ferry_proto::Endpoint::with_seed(protocol.clone(), seed(local_addr)?)?;
@@ -131,6 +131,11 @@ impl Endpoint {
                     index: index as u8,
                     count: count as u8,
                 })?;
+            }
+            if let Some(first) = shards.first() {
+                // One endpoint's shards seal tickets alike and record their
+                // use together: a ticket issued by one opens at any, once.
+                endpoint.share_tickets(&first.lock().endpoint);
             }
             shards.push(Shared::new(endpoint));
         }

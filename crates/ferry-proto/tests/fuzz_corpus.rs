@@ -181,8 +181,14 @@ fn ticket_seeds() -> Vec<(&'static str, Vec<u8>)> {
     flipped[12] = 0x20;
     vec![
         ("stored", [&[0][..], &stored].concat()),
-        ("stored_cut", [&[0][..], &stored[..stored.len() - 1]].concat()),
-        ("genuine_with_early", [&[1][..], &[0; 155], b"early"].concat()),
+        (
+            "stored_cut",
+            [&[0][..], &stored[..stored.len() - 1]].concat(),
+        ),
+        (
+            "genuine_with_early",
+            [&[1][..], &[0; 155], b"early"].concat(),
+        ),
         ("bit_flipped", [&[1][..], &flipped].concat()),
         ("garbage", [&[2][..], &[0xab; 155]].concat()),
         ("empty", vec![2]),

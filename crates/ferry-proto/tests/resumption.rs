@@ -7,14 +7,15 @@
 
 mod common;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use common::{Pair, drain};
 use ferry_proto::crypto::{Identity, PreSharedKey};
 use ferry_proto::wire::packet::Header;
 use ferry_proto::wire::protection::Protection;
-use ferry_proto::{Config, Event, SessionId, Ticket, TicketMode};
+use ferry_proto::{Config, Endpoint, Event, SessionId, Ticket, TicketMode};
 use ferry_sim::{LinkConfig, NodeId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -496,11 +497,20 @@ fn a_connect_with_early_data_stays_within_the_mtu_and_what_does_not_fit_goes_aft
         let id = pair.net.endpoint(c).connect_resumed(now, &t).unwrap();
         let messages: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 400]).collect();
         for m in &messages {
-            pair.net.endpoint(c).session(id).unwrap().send(m.clone()).unwrap();
+            pair.net
+                .endpoint(c)
+                .session(id)
+                .unwrap()
+                .send(m.clone())
+                .unwrap();
         }
         let mut buf = Vec::new();
         let connect = pair.net.endpoint(c).poll_transmit(now, &mut buf).unwrap();
-        assert_eq!(connect.size, Config::default().mtu, "{mode:?}: padded, not over");
+        assert_eq!(
+            connect.size,
+            Config::default().mtu,
+            "{mode:?}: padded, not over"
+        );
         // The Connect left by hand: the starter sends it again on its timer,
         // and everything arrives, once, in order.
         let got = received(&mut pair, 6, Duration::from_secs(10));
@@ -509,6 +519,65 @@ fn a_connect_with_early_data_stays_within_the_mtu_and_what_does_not_fit_goes_aft
             assert_eq!(&g[..], &m[..], "{mode:?}");
         }
         let s = pair.server;
-        assert_eq!(pair.net.endpoint(s).stats().early_data_accepted, 1, "{mode:?}");
+        assert_eq!(
+            pair.net.endpoint(s).stats().early_data_accepted,
+            1,
+            "{mode:?}"
+        );
     }
+}
+
+/// Hands every datagram `from` sends to `to` (from `from_addr`), both ways
+/// until both are quiet.
+fn pump(a: &mut Endpoint, a_addr: SocketAddr, b: &mut Endpoint, b_addr: SocketAddr, now: Instant) {
+    let mut buf = Vec::new();
+    for _ in 0..10 {
+        while let Some(t) = a.poll_transmit(now, &mut buf) {
+            b.handle_datagram(now, a_addr, BytesMut::from(&buf[..t.size]));
+        }
+        while let Some(t) = b.poll_transmit(now, &mut buf) {
+            a.handle_datagram(now, b_addr, BytesMut::from(&buf[..t.size]));
+        }
+    }
+}
+
+#[test]
+fn shards_sharing_tickets_take_each_others_once() {
+    let (client_config, server_config) = configs(TicketMode::Psk, true);
+    let server_config = Config {
+        accept_incoming: true,
+        ..server_config
+    };
+    let now = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut client = Endpoint::new(client_config, 1).unwrap();
+    let mut a = Endpoint::new(server_config.clone(), 2).unwrap();
+    let mut b = Endpoint::new(server_config.clone(), 3).unwrap();
+    let mut stranger = Endpoint::new(server_config, 4).unwrap();
+    b.share_tickets(&a);
+    for e in [&mut client, &mut a, &mut b, &mut stranger] {
+        e.set_wall_clock(now, wall);
+    }
+    let client_addr: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+    let server_addr: SocketAddr = "192.0.2.2:2000".parse().unwrap();
+    let id = client.connect(now, server_addr).unwrap();
+    pump(&mut client, client_addr, &mut a, server_addr, now);
+    let ticket = client
+        .session(id)
+        .unwrap()
+        .ticket()
+        .expect("a ticket from a");
+    // The resumed Connect reaches the other shard, b: it opens there.
+    for resumer in [&mut b, &mut a, &mut stranger] {
+        client.connect_resumed(now, &ticket).unwrap();
+        pump(&mut client, client_addr, resumer, server_addr, now);
+    }
+    assert_eq!(b.stats().sessions_resumed, 1, "b took a's ticket");
+    assert_eq!(a.stats().sessions_resumed, 0, "and a knows it was used");
+    assert_eq!(a.stats().tickets_refused, 1);
+    assert_eq!(
+        stranger.stats().tickets_refused,
+        1,
+        "another endpoint's keys"
+    );
 }

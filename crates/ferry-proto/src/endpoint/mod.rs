@@ -41,7 +41,7 @@ use pool::BufferPool;
 use replay::ReplayGuard;
 use retry::RetryTokens;
 use slot::Slot;
-use tickets::StrikeRegister;
+use tickets::SharedTickets;
 use timer_index::TimerIndex;
 use transmit::Carry;
 
@@ -174,10 +174,10 @@ pub struct Endpoint {
     wall_clock: Option<(Instant, SystemTime)>,
     /// The last timestamp this endpoint wrote: each is larger.
     last_timestamp: u64,
-    /// The keys this listener seals its resumption tickets under.
-    tickets: crate::crypto::ticket::TicketKeys,
-    /// The ids of the tickets used, until they expire.
-    strikes: StrikeRegister,
+    /// The keys this listener seals its resumption tickets under and the
+    /// ids of the tickets used (shared with the other shards of an
+    /// endpoint).
+    tickets: SharedTickets,
 }
 
 impl Endpoint {
@@ -222,8 +222,7 @@ impl Endpoint {
             replay: ReplayGuard::default(),
             wall_clock: None,
             last_timestamp: 0,
-            tickets: crate::crypto::ticket::TicketKeys::new(config.ticket_lifetime.as_secs()),
-            strikes: StrikeRegister::default(),
+            tickets: SharedTickets::new(config.ticket_lifetime.as_secs()),
             config: Arc::new(config),
         })
     }

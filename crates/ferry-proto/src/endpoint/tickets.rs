@@ -5,13 +5,14 @@
 //! with one ([`Endpoint::connect_resumed`]).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::RngCore;
 use tracing::debug;
 
-use crate::crypto::ticket::{FLAG_EARLY_DATA, TicketContents, TicketError, binding};
+use crate::crypto::ticket::{FLAG_EARLY_DATA, TicketContents, TicketError, TicketKeys, binding};
 use crate::crypto::{Handshake as NoiseHandshake, PreSharedKey, TicketMode};
 use crate::error::ConnectError;
 use crate::id::SessionId;
@@ -51,6 +52,36 @@ impl StrikeRegister {
         }
         self.used.insert(id, expires);
         true
+    }
+}
+
+/// What the listeners of one endpoint share about tickets: the keys that
+/// seal them and the ids of those used. The shards of a driver's endpoint
+/// share one ([`Endpoint::share_tickets`]), so that a ticket issued by one
+/// opens at another, and once only.
+#[derive(Debug)]
+pub(crate) struct Tickets {
+    keys: TicketKeys,
+    strikes: StrikeRegister,
+}
+
+/// [`Tickets`], shared.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedTickets(Arc<Mutex<Tickets>>);
+
+impl SharedTickets {
+    /// Tickets living `lifetime` seconds.
+    pub(crate) fn new(lifetime: u64) -> Self {
+        Self(Arc::new(Mutex::new(Tickets {
+            keys: TicketKeys::new(lifetime),
+            strikes: StrikeRegister::default(),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tickets> {
+        // Nothing under the lock panics; should it have, the state is
+        // still whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -117,6 +148,15 @@ impl Endpoint {
         Ok(id)
     }
 
+    /// Makes this endpoint seal and open resumption tickets with `other`'s
+    /// keys, and share its record of the tickets used: a ticket either
+    /// issued opens at the other, once in all. The drivers call it for the
+    /// shards of one endpoint (which serve one address); call it before
+    /// either issues a ticket.
+    pub fn share_tickets(&mut self, other: &Endpoint) {
+        self.tickets = other.tickets.clone();
+    }
+
     /// The ticket a starter's session `id` received, for the application.
     pub(super) fn ticket_of(&self, id: SessionId) -> Option<Ticket> {
         let session = &self.sessions.get(&id)?.session;
@@ -169,7 +209,11 @@ impl Endpoint {
         if mode.is_keyed() {
             self.rng.fill_bytes(&mut contents.secret);
         }
-        let sealed = self.tickets.seal(&contents, unix, &mut self.rng);
+        let sealed = self
+            .tickets
+            .lock()
+            .keys
+            .seal(&contents, unix, &mut self.rng);
         slot.session.offer_ticket(NewTicket {
             lifetime: u64::from(contents.lifetime),
             flags: contents.flags,
@@ -191,7 +235,8 @@ impl Endpoint {
         let Some(unix) = self.unix_seconds(now) else {
             return TicketVerdict::Refused("no wall clock");
         };
-        let contents = match self.tickets.open(sealed, unix) {
+        let tickets = self.tickets.lock();
+        let contents = match tickets.keys.open(sealed, unix) {
             Ok(c) => c,
             Err(TicketError::Expired) => return TicketVerdict::Refused("expired"),
             Err(TicketError::UnknownKey) => return TicketVerdict::Refused("unknown key"),
@@ -210,7 +255,7 @@ impl Endpoint {
         {
             return TicketVerdict::Refused("the starter's key is no longer admitted");
         }
-        if self.strikes.is_used(&contents.id) {
+        if tickets.strikes.is_used(&contents.id) {
             return TicketVerdict::Refused("used before");
         }
         TicketVerdict::Valid(Box::new(contents))
@@ -249,7 +294,12 @@ impl Endpoint {
         };
         let now = self.unix_seconds(now).unwrap_or(contents.issued);
         let expires = contents.issued + u64::from(contents.lifetime);
-        if !self.strikes.record(contents.id, expires, now) {
+        if !self
+            .tickets
+            .lock()
+            .strikes
+            .record(contents.id, expires, now)
+        {
             return Ok(None);
         }
         let early = early.unwrap_or_default();
