@@ -237,8 +237,12 @@ impl Endpoint {
                 Ok(Some(r)) => resumed = Some(r),
                 Ok(None) => refusal = Some(TransportCode::TicketRefused),
                 Err(_) => {
+                    // Message 1 does not open under the ticket's secret: a
+                    // ticket taken off the wire without its secret, or
+                    // altered. Refused as a ticket: a genuine starter
+                    // falls back to its full handshake.
                     self.stats.dropped_unauthenticated += 1;
-                    refusal = Some(TransportCode::AuthenticationFailed);
+                    refusal = Some(TransportCode::TicketRefused);
                 }
             }
         } else if refusal.is_none() {

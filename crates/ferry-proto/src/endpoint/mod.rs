@@ -387,7 +387,7 @@ impl Endpoint {
             (Some(_), None) => return Err(ConnectError::NoListenerKey),
             (_, pin) => pin,
         };
-        self.open(now, remote, pin)
+        self.open(now, remote, pin, None)
     }
 
     /// Starts a session with `remote` as [`connect`](Self::connect) does,
@@ -404,7 +404,7 @@ impl Endpoint {
         if self.config.identity.is_none() {
             return Err(ConnectError::NoIdentity);
         }
-        self.open(now, remote, Some(listener_key))
+        self.open(now, remote, Some(listener_key), None)
     }
 
     /// Gives the endpoint the wall-clock time at `now`, from which it dates
@@ -438,11 +438,14 @@ impl Endpoint {
         self.last_timestamp
     }
 
+    /// Starts a session with `remote`: a full handshake pinning `pin`, or
+    /// resumed with `ticket`.
     fn open(
         &mut self,
         now: Instant,
         remote: SocketAddr,
         pin: Option<PublicKey>,
+        ticket: Option<&crate::Ticket>,
     ) -> Result<SessionId, ConnectError> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(ConnectError::InvalidRemote(remote));
@@ -456,16 +459,30 @@ impl Endpoint {
         } else {
             0
         };
-        let session = SessionCore::connect(
-            id,
-            remote,
-            self.config.clone(),
-            self.shared.clone(),
-            now,
-            pin,
-            timestamp,
-            &mut self.rng,
-        );
+        let (config, shared) = (self.config.clone(), self.shared.clone());
+        let session = match ticket {
+            None => SessionCore::connect(
+                id,
+                remote,
+                config,
+                shared,
+                now,
+                pin,
+                timestamp,
+                &mut self.rng,
+            ),
+            Some(t) => SessionCore::connect_resumed(
+                id,
+                remote,
+                config,
+                shared,
+                now,
+                pin,
+                timestamp,
+                t.clone(),
+                &mut self.rng,
+            ),
+        };
         self.sessions.insert(id, Slot::new(session, false));
         self.stats.sessions_started += 1;
         self.touched(id);

@@ -141,11 +141,7 @@ impl Endpoint {
         if ticket.mode.has_identity() && pin.is_none() {
             return Err(ConnectError::NoListenerKey);
         }
-        let id = self.open(now, ticket.listener, pin)?;
-        if let Some(slot) = self.sessions.get_mut(&id) {
-            slot.session.resume_with(ticket.clone(), &mut self.rng);
-        }
-        Ok(id)
+        self.open(now, ticket.listener, pin, Some(ticket))
     }
 
     /// Makes this endpoint seal and open resumption tickets with `other`'s

@@ -5,16 +5,25 @@
 //! data, and its fallback to the full handshake when the listener refuses
 //! the ticket.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use tracing::debug;
+use zeroize::Zeroize;
 
 use super::{SessionCore, SessionEvent, State};
+use crate::config::Config;
 use crate::crypto::{
-    HANDSHAKE_OVERHEAD, Handshake as Noise, MAX_NEGOTIATION_LEN, PreSharedKey, TicketMode,
+    HANDSHAKE_OVERHEAD, Handshake as Noise, MAX_NEGOTIATION_LEN, PreSharedKey, PublicKey,
+    TicketMode,
 };
+use crate::endpoint::Shared;
 use crate::event::TransportCode;
+use crate::id::SessionId;
 use crate::id::Side;
 use crate::message::fragment_cost;
 use crate::recovery::sent::SentKind;
@@ -48,9 +57,12 @@ pub(crate) struct Resumption {
 #[derive(Debug)]
 struct Resuming {
     ticket: Ticket,
-    /// The full handshake, ready should the listener refuse the ticket.
-    fallback: Option<Box<Noise>>,
-    fallback_auth: Bytes,
+    /// What the full handshake needs, should the listener refuse the
+    /// ticket (it is written only then): the pinned listener key, the date
+    /// of message 1, and the seed of its ephemeral key.
+    pin: Option<PublicKey>,
+    timestamp: u64,
+    seed: [u8; 32],
     /// The Connect was written (message 1, early data).
     written: bool,
     /// Messages of stream 0 the early data carries.
@@ -58,6 +70,12 @@ struct Resuming {
     /// The early data of a session in the clear (with keys it travels in
     /// message 1).
     early: Bytes,
+}
+
+impl Drop for Resuming {
+    fn drop(&mut self) {
+        self.seed.zeroize();
+    }
 }
 
 #[derive(Debug)]
@@ -100,31 +118,47 @@ impl SessionCore {
         self.resumption.as_ref().is_some_and(|r| r.resumed)
     }
 
-    /// A starter opens with `ticket`: the full handshake `connect` prepared
-    /// is kept for a fallback, and on an encrypted session the resumed
-    /// handshake (NNpsk0 under the ticket's secret) takes its place. Its
-    /// message 1 is written with the first Connect, so that the messages
-    /// queued by then can ride in it as early data.
-    pub(crate) fn resume_with(&mut self, ticket: Ticket, rng: &mut impl rand::CryptoRng) {
-        let fallback = self.noise.take();
-        let fallback_auth = std::mem::take(&mut self.auth);
+    /// A session started by this side with `ticket`: on an encrypted
+    /// session the resumed handshake (NNpsk0 under the ticket's secret),
+    /// whose message 1 is written with the first Connect, so that the
+    /// messages queued by then can ride in it as early data. The full
+    /// handshake (`listener` and `timestamp` as for
+    /// [`connect`](Self::connect)) is written only if the listener refuses
+    /// the ticket.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn connect_resumed(
+        id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        shared: Shared,
+        now: Instant,
+        listener: Option<PublicKey>,
+        timestamp: u64,
+        ticket: Ticket,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Self {
+        let mut s = Self::starting(id, remote, config, shared, now);
         if ticket.mode.is_keyed() {
             let psk = PreSharedKey::from_bytes(ticket.secret);
-            self.noise = Some(Box::new(Noise::initiator_with(
+            s.noise = Some(Box::new(Noise::initiator_with(
                 &psk,
-                &super::prologue(self.id),
-                self.config.cipher,
+                &super::prologue(id),
+                s.config.cipher,
                 rng,
             )));
         }
-        self.resumption().resuming = Some(Resuming {
+        let mut seed = [0; 32];
+        rng.fill_bytes(&mut seed);
+        s.resumption().resuming = Some(Resuming {
             ticket,
-            fallback,
-            fallback_auth,
+            pin: listener,
+            timestamp,
+            seed,
             written: false,
             early_messages: 0,
             early: Bytes::new(),
         });
+        s
     }
 
     /// Before a resuming starter's first Connect: its early data and, with
@@ -238,8 +272,8 @@ impl SessionCore {
             return false;
         };
         debug!(session = %self.id, "ticket refused: full handshake");
-        self.noise = resuming.fallback;
-        self.auth = resuming.fallback_auth;
+        let mut rng = ChaCha20Rng::from_seed(resuming.seed);
+        (self.noise, self.auth) = self.full_handshake(resuming.pin, resuming.timestamp, &mut rng);
         self.connect_due = true;
         // A new exchange: its answer is an RTT sample.
         self.connects_sent = 0;
