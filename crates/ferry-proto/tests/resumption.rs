@@ -581,3 +581,48 @@ fn shards_sharing_tickets_take_each_others_once() {
         "another endpoint's keys"
     );
 }
+
+#[test]
+fn a_keyed_ticket_taken_off_the_wire_without_its_secret_opens_nothing_and_is_not_used_up() {
+    use ferry_proto::wire::packet::{Handshake, Packet};
+    let mut pair = pair(TicketMode::Psk, true);
+    let t = ticket(&mut pair);
+    let stored = t.to_bytes();
+    let sealed = &stored[stored.len() - ferry_proto::crypto::ticket::SEALED_LEN..];
+    // An attacker's Connect: the ticket, and a message 1 it made up.
+    let s = pair.server;
+    let attacker: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+    let connect = Packet::Connect(Handshake {
+        max_udp_payload: 1200,
+        max_message_size: 1 << 20,
+        initial_max_data: 1 << 25,
+        max_ack_delay_micros: 10_000,
+        max_streams: 100,
+        initial_max_stream_data: 1 << 24,
+        listener_id: None,
+        auth: Bytes::from(vec![0x11; 51]),
+        token: Bytes::new(),
+        features: 1,
+        resume: Bytes::copy_from_slice(sealed),
+        early: Bytes::new(),
+    });
+    let mut datagram = Vec::new();
+    connect.encode(SessionId([7; 8]), 0, &mut datagram);
+    datagram.resize(1196, 0);
+    let (header, header_len) = Header::decode(&datagram).unwrap();
+    Protection::Checksum.seal(header.number, header_len, &mut datagram);
+    let now = pair.net.now();
+    pair.net
+        .endpoint(s)
+        .handle_datagram(now, attacker, BytesMut::from(&datagram[..]));
+    let stats = pair.net.endpoint(s).stats().clone();
+    assert_eq!(stats.tickets_refused, 1);
+    assert_eq!(stats.sessions_resumed, 0);
+    // The genuine starter still resumes with it, early data and all.
+    let id = resume(&mut pair, &t, &[b"mine"]);
+    assert_eq!(received(&mut pair, 1, Duration::from_secs(5)), ["mine"]);
+    until_connected(&mut pair, id);
+    let c = pair.client;
+    assert!(is_resumed(&mut pair, c, id));
+    assert_eq!(pair.net.endpoint(s).stats().early_data_accepted, 1);
+}
