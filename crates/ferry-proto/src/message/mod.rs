@@ -15,6 +15,9 @@ use crate::error::ProtocolViolation;
 use crate::wire::codec::varint_len;
 use crate::wire::stream::StreamId;
 
+// Early data (resumption): the first messages of a queue, sent otherwise.
+mod early;
+
 /// Flow-control cost of a fragment carrying `len` payload bytes.
 pub(crate) fn fragment_cost(len: usize) -> u64 {
     len as u64 + FRAGMENT_COST
@@ -324,36 +327,6 @@ impl SendQueue {
             self.settle(number, index, true);
         } else if self.get(number).is_some_and(|m| !m.is_acked(index)) {
             self.retransmit.push_back((number, index));
-        }
-    }
-
-    /// The first messages, whole and never sent, whose encodings (a varint
-    /// length and the bytes) fit `budget`: early data. None once a fragment
-    /// left.
-    pub(crate) fn unsent_front(&self, budget: usize) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        let mut used = 0;
-        for m in self.messages.iter().take_while(|m| m.count == 0) {
-            used += varint_len(m.data.len() as u64) + m.data.len();
-            if self.cursor != 0 || used > budget {
-                break;
-            }
-            out.push(m.data.clone());
-        }
-        out
-    }
-
-    /// The first `n` messages, never sent, reached the peer otherwise (as
-    /// early data): settled as if acknowledged.
-    pub(crate) fn settle_unsent(&mut self, n: usize) {
-        for _ in 0..n {
-            if self.cursor != 0 || self.messages.front().is_none_or(|m| m.count != 0) {
-                return;
-            }
-            if let Some(m) = self.messages.pop_front() {
-                self.buffered -= m.data.len();
-                self.acknowledged += 1;
-            }
         }
     }
 
