@@ -76,5 +76,5 @@ pub use {
     endpoint_listener::check_endpoint, endpoint_starter::OUR_SESSION,
     endpoint_starter::check_starter, handshake::check_handshake,
     keyed_listener::check_keyed_listener, shared::*, ticket::check_ticket,
-    ticket::genuine_stored_ticket,
+    ticket::genuine_stored_ticket, ticket::ticket_seeds,
 };

@@ -173,28 +173,6 @@ fn ticket_corpus() {
     );
 }
 
-/// Seeds of `ticket`: the genuine ticket stored, unaltered, with a bit
-/// flipped, cut short, and bytes of no ticket.
-fn ticket_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let stored = props::genuine_stored_ticket();
-    let mut flipped = vec![0; 20];
-    flipped[12] = 0x20;
-    vec![
-        ("stored", [&[0][..], &stored].concat()),
-        (
-            "stored_cut",
-            [&[0][..], &stored[..stored.len() - 1]].concat(),
-        ),
-        (
-            "genuine_with_early",
-            [&[1][..], &[0; 155], b"early"].concat(),
-        ),
-        ("bit_flipped", [&[1][..], &flipped].concat()),
-        ("garbage", [&[2][..], &[0xab; 155]].concat()),
-        ("empty", vec![2]),
-    ]
-}
-
 #[test]
 fn identity_handshake_seeds_establish_exactly_when_the_starter_is_admitted() {
     let clean: Vec<(String, Vec<u8>)> = handshake_seeds()
@@ -843,7 +821,7 @@ fn write_seed_corpus() {
         ("diode_receiver", diode_seeds()),
         ("keyed_listener", keyed_seeds()),
         ("endpoint_starter", starter_seeds()),
-        ("ticket", ticket_seeds()),
+        ("ticket", props::ticket_seeds()),
     ]
     .into_iter()
     .map(|(target, seeds)| {

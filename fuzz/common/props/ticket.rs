@@ -129,6 +129,28 @@ pub fn genuine_stored_ticket() -> Vec<u8> {
     with_ticket(Instant::now()).2.to_bytes()
 }
 
+/// Seeds of `ticket`: the genuine ticket stored, unaltered, with a bit
+/// flipped, cut short, and bytes of no ticket.
+pub fn ticket_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let stored = genuine_stored_ticket();
+    let mut flipped = vec![0; 20];
+    flipped[12] = 0x20;
+    vec![
+        ("stored", [&[0][..], &stored].concat()),
+        (
+            "stored_cut",
+            [&[0][..], &stored[..stored.len() - 1]].concat(),
+        ),
+        (
+            "genuine_with_early",
+            [&[1][..], &[0; 155], b"early"].concat(),
+        ),
+        ("bit_flipped", [&[1][..], &flipped].concat()),
+        ("garbage", [&[2][..], &[0xab; 155]].concat()),
+        ("empty", vec![2]),
+    ]
+}
+
 /// Forged, altered and stored tickets: see the top of this file.
 pub fn check_ticket(data: &[u8]) -> bool {
     let now = Instant::now();
@@ -142,7 +164,11 @@ pub fn check_ticket(data: &[u8]) -> bool {
             let Ok(stored) = Ticket::from_bytes(rest) else {
                 return false;
             };
-            assert_eq!(stored.to_bytes(), rest, "a stored ticket reads back the same");
+            assert_eq!(
+                stored.to_bytes(),
+                rest,
+                "a stored ticket reads back the same"
+            );
             if stored.listener() != listener_addr {
                 return false;
             }
