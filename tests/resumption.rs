@@ -91,3 +91,39 @@ fn a_ticket_resumes_a_session_with_early_data_once(driver: Driver) {
 }
 
 ferry_tests::on_every_driver!(a_ticket_resumes_a_session_with_early_data_once,);
+
+/// A server of four shards: tickets issued by one shard open at any other
+/// (the shards share their ticket keys and strike register), so every
+/// resumption from clients on other ports, dealt over the shards, resumes.
+#[test]
+fn tickets_resume_across_the_shards_of_a_server() {
+    within(60, || {
+        let driver = Driver::Tokio;
+        let server = driver.bind(
+            local(),
+            EndpointConfig::from(Config {
+                accept_incoming: true,
+                issue_tickets: true,
+                ..Config::default()
+            })
+            .with_shards(4),
+        );
+        let clients: Vec<_> = (0..8)
+            .map(|_| driver.bind(local(), EndpointConfig::default()))
+            .collect();
+        let first = clients[0].connect(server.local_addr()).unwrap();
+        let _first = server.accept().unwrap();
+        let mut ticket = ticket_of(first.as_ref());
+        let mut held = Vec::new();
+        for client in &clients[1..] {
+            let session = client.connect_resumed(&ticket, &[]).unwrap();
+            assert!(session.is_resumed());
+            held.push(server.accept().unwrap());
+            ticket = ticket_of(session.as_ref());
+            held.push(session);
+        }
+        let stats = server.stats();
+        assert_eq!(stats.sessions_resumed, 7);
+        assert_eq!(stats.tickets_refused, 0);
+    });
+}
