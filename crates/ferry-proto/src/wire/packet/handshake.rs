@@ -68,11 +68,11 @@ pub struct Handshake {
     /// Connect, message 2 in a ConnectAck, see [`crate::crypto`]). Empty
     /// without encryption, and then not encoded at all.
     pub auth: Bytes,
-    /// In a Connect only: the token of the listener's [`Packet::Retry`],
+    /// In a Connect only: the token of the listener's [`Packet::Retry`](super::Packet::Retry),
     /// proving the starter receives at its address. Empty otherwise, and
     /// then not encoded.
     pub token: Bytes,
-    /// Optional features this side supports, as bits ([`FEATURES`]): a
+    /// Optional features this side supports, as bits ([`FEATURES`](super::FEATURES)): a
     /// starter announces every one it supports, a listener those of the
     /// starter's it supports too. Encoded after `token` only when not zero
     /// (older decoders ignore what follows `token`), and then also at the
