@@ -231,7 +231,22 @@ fn an_expired_ticket_is_refused() {
         pair.net.endpoint(c).session(id).unwrap().close(now, 0);
     }
     pair.net.run_for(Duration::from_secs(3));
-    refused_then_full(&mut pair, &t);
+    // A starter whose stored ticket claims a later expiry (it is in clear
+    // in the stored form) presents it: the listener goes by the sealed
+    // time of issue, and refuses it.
+    let mut bytes = t.to_bytes();
+    bytes[10..18].copy_from_slice(&u64::MAX.to_be_bytes());
+    let claimed = Ticket::from_bytes(&bytes).unwrap();
+    refused_then_full(&mut pair, &claimed);
+    // The ticket as it came: expired by the starter's own clock too, so it
+    // is not even presented; a full handshake at once, nothing refused.
+    let s = pair.server;
+    let id = resume(&mut pair, &t, &[b"late"]);
+    until_connected(&mut pair, id);
+    assert!(!is_resumed(&mut pair, c, id));
+    assert_eq!(pair.net.endpoint(s).stats().tickets_refused, 1);
+    assert_eq!(pair.net.endpoint(c).stats().resumptions_refused, 1);
+    assert_eq!(received(&mut pair, 1, Duration::from_secs(3)), ["late"]);
 }
 
 #[test]

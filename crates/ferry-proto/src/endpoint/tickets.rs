@@ -123,6 +123,10 @@ impl Endpoint {
     /// identity, [`Session::peer_identity`](crate::Session::peer_identity)
     /// names the listener key the ticket came from.
     ///
+    /// A ticket already expired by this endpoint's clock
+    /// ([`Ticket::expires`]) is not presented: the session runs the full
+    /// handshake at once.
+    ///
     /// The endpoint must be configured as the one the ticket was given to
     /// (the same kind of keys), else [`ConnectError::TicketMismatch`].
     pub fn connect_resumed(
@@ -140,6 +144,15 @@ impl Endpoint {
         let pin = ticket.listener_key.or(self.config.listener_key);
         if ticket.mode.has_identity() && pin.is_none() {
             return Err(ConnectError::NoListenerKey);
+        }
+        if self
+            .unix_seconds(now)
+            .is_some_and(|unix| unix >= ticket.expires)
+        {
+            // Expired by this side's clock: not worth a refusal's round
+            // trip. A full handshake at once (the early messages go after
+            // it).
+            return self.open(now, ticket.listener, pin, None);
         }
         self.open(now, ticket.listener, pin, Some(ticket))
     }
