@@ -678,3 +678,53 @@ fn under_loss_and_duplication_a_resumed_session_delivers_early_and_later_message
         }
     }
 }
+
+/// Runs until the listener reports an incoming session, and accepts it.
+fn accept_incoming(pair: &mut Pair) {
+    let (c, s) = (pair.client, pair.server);
+    let mut incoming = None;
+    pair.net.run_until(Duration::from_secs(5), |net| {
+        drain(net, c);
+        incoming = drain(net, s).into_iter().find_map(|e| match e {
+            Event::Incoming { session } => Some(session),
+            _ => None,
+        });
+        incoming.is_some()
+    });
+    let now = pair.net.now();
+    let id = incoming.expect("an incoming session");
+    pair.net
+        .endpoint(s)
+        .session(id)
+        .unwrap()
+        .accept(now)
+        .unwrap();
+}
+
+#[test]
+fn a_listener_that_decides_issues_tickets_once_it_accepts_and_takes_no_early_data() {
+    let (client, server) = configs(TicketMode::Psk, true);
+    let server = Config {
+        decide_incoming: true,
+        ..server
+    };
+    let mut pair = Pair::with_configs(7, link(), client, server);
+    let id = pair.connect();
+    accept_incoming(&mut pair);
+    until_connected(&mut pair, id);
+    pair.net.run_for(Duration::from_secs(1));
+    let c = pair.client;
+    let t = pair.net.endpoint(c).session(id).unwrap().ticket();
+    let t = t.expect("a ticket once accepted");
+    let resumed = resume(&mut pair, &t, &[b"early"]);
+    accept_incoming(&mut pair);
+    until_connected(&mut pair, resumed);
+    assert!(is_resumed(&mut pair, c, resumed));
+    // Not before the decision: after the handshake, once.
+    assert_eq!(received(&mut pair, 2, Duration::from_secs(3)), ["early"]);
+    let s = pair.server;
+    let stats = pair.net.endpoint(s).stats().clone();
+    assert_eq!(stats.early_data_refused, 1);
+    assert_eq!(stats.early_data_accepted, 0);
+    assert_eq!(stats.tickets_issued, 2);
+}

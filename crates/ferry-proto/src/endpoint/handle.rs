@@ -73,6 +73,7 @@ impl Session<'_> {
         }
         self.endpoint.stats.sessions_accepted += 1;
         self.with(|s| s.admit(now));
+        self.endpoint.issue_ticket(now, self.id);
         Ok(())
     }
 

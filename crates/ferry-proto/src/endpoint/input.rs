@@ -319,7 +319,10 @@ impl Endpoint {
         }
         self.sessions.insert(local, slot);
         self.aliases.insert(id, local);
-        self.issue_ticket(now, local);
+        if !decide {
+            // (With a decision, once accepted: `Session::accept`.)
+            self.issue_ticket(now, local);
+        }
         self.touched(local);
     }
 
