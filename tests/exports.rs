@@ -24,6 +24,8 @@ macro_rules! every_driver_exports {
                 EndpointStats, PeerParams, SendProgress, SessionStats, ShardStats,
                 // Shards.
                 MAX_SHARDS,
+                // Resumption.
+                Ticket, TicketFormatError, TicketMode,
                 // Errors.
                 AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
                 StreamRecvError, StreamSendError,

@@ -7,6 +7,7 @@
 //   props/handshake.rs          `check_handshake`       two endpoints over a fuzzed network
 //   props/keyed_listener.rs     `check_keyed_listener`  a listener holding a pre-shared key
 //   props/diode_receiver.rs     `check_diode_receiver`  a diode receiver
+//   props/ticket.rs             `check_ticket`          resumption tickets forged, altered, stored
 //
 // and two files of helpers: `props/shared.rs` (the record format the stateful
 // properties read, the addresses and flags it names, packets sealed and opened
@@ -62,6 +63,11 @@ pub mod diode_receiver {
     include!("props/diode_receiver.rs");
 }
 
+/// `check_ticket`: resumption tickets forged, altered and stored.
+pub mod ticket {
+    include!("props/ticket.rs");
+}
+
 // What the targets and the replay test call, at the top of `props`. Each
 // includer uses only some of it (a target, its own check), hence the `allow`.
 #[allow(unused_imports)]
@@ -69,5 +75,6 @@ pub use {
     decode_packet::check_decode, diode_receiver::check_diode_receiver,
     endpoint_listener::check_endpoint, endpoint_starter::OUR_SESSION,
     endpoint_starter::check_starter, handshake::check_handshake,
-    keyed_listener::check_keyed_listener, shared::*,
+    keyed_listener::check_keyed_listener, shared::*, ticket::check_ticket,
+    ticket::genuine_stored_ticket, ticket::ticket_seeds,
 };

@@ -12,6 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferry_proto::{
     AuthorizedKeys, CloseReason, EndpointStats, PublicKey, SessionId, SessionTotals, Shard, State,
+    Ticket,
 };
 use rand_seed::seed;
 use tracing::debug;
@@ -118,7 +119,7 @@ impl Endpoint {
             );
             protocol.max_mtu = protocol.mtu;
         }
-        let mut shards = Vec::with_capacity(count);
+        let mut shards: Vec<Arc<Shared>> = Vec::with_capacity(count);
         for index in 0..count {
             let mut endpoint =
                 ferry_proto::Endpoint::with_seed(protocol.clone(), seed(local_addr)?)?;
@@ -130,6 +131,11 @@ impl Endpoint {
                     index: index as u8,
                     count: count as u8,
                 })?;
+            }
+            if let Some(first) = shards.first() {
+                // One endpoint's shards seal tickets alike and record their
+                // use together: a ticket issued by one opens at any, once.
+                endpoint.share_tickets(&first.lock().endpoint);
             }
             shards.push(Shared::new(endpoint));
         }
@@ -202,7 +208,27 @@ impl Endpoint {
     /// **Cancel-safe** in the sense that dropping the future abandons the
     /// attempt: the half-open session is closed.
     pub async fn connect(&self, remote: SocketAddr) -> Result<Session, ConnectError> {
-        self.open(remote, None).await
+        self.open(remote, Start::Pin(None)).await
+    }
+
+    /// Opens a session with the listener `ticket` came from
+    /// ([`Session::ticket`]), resuming: the shortened handshake of
+    /// [`ferry_proto::Endpoint::connect_resumed`], with `early` queued on
+    /// stream 0 before the Connect leaves, so that, if the ticket allows
+    /// early data, the listener may deliver them before the handshake
+    /// completes (those it does not take go normally, once each). Waits for
+    /// the handshake as [`connect`](Self::connect) does. A refused ticket
+    /// costs a full handshake, made by itself.
+    ///
+    /// Send as early data only what the application allows to take effect
+    /// before the handshake: see `Config::accept_early_data`.
+    pub async fn connect_resumed(
+        &self,
+        ticket: &Ticket,
+        early: &[Bytes],
+    ) -> Result<Session, ConnectError> {
+        self.open(ticket.listener(), Start::Resume(ticket, early))
+            .await
     }
 
     /// Opens a session with `remote` as [`connect`](Self::connect) does,
@@ -215,15 +241,11 @@ impl Endpoint {
         remote: SocketAddr,
         listener_key: PublicKey,
     ) -> Result<Session, ConnectError> {
-        self.open(remote, Some(listener_key)).await
+        self.open(remote, Start::Pin(Some(listener_key))).await
     }
 
-    async fn open(
-        &self,
-        remote: SocketAddr,
-        pin: Option<PublicKey>,
-    ) -> Result<Session, ConnectError> {
-        let (shared, session) = self.start_session(remote, pin)?;
+    async fn open(&self, remote: SocketAddr, start: Start<'_>) -> Result<Session, ConnectError> {
+        let (shared, session) = self.start_session(remote, start)?;
         let id = session.id();
         poll_fn(|cx| {
             let mut state = shared.lock();
@@ -251,7 +273,7 @@ impl Endpoint {
     fn start_session(
         &self,
         remote: SocketAddr,
-        pin: Option<PublicKey>,
+        start: Start<'_>,
     ) -> Result<(&Arc<Shared>, Session), ConnectError> {
         let shards = self.shards();
         let first = match shards.len() {
@@ -265,9 +287,31 @@ impl Endpoint {
             if state.closing || state.stopped {
                 return Err(ConnectError::EndpointClosed);
             }
-            let started = match pin {
-                Some(key) => state.endpoint.connect_to(Instant::now(), remote, key),
-                None => state.endpoint.connect(Instant::now(), remote),
+            let started = match start {
+                Start::Pin(Some(key)) => state.endpoint.connect_to(Instant::now(), remote, key),
+                Start::Pin(None) => state.endpoint.connect(Instant::now(), remote),
+                Start::Resume(ticket, early) => {
+                    let max = state.endpoint.config().max_message_size;
+                    if let Some(m) = early.iter().find(|m| m.len() > max) {
+                        return Err(ferry_proto::ConnectError::EarlyDataTooLarge {
+                            size: m.len(),
+                            max,
+                        }
+                        .into());
+                    }
+                    state
+                        .endpoint
+                        .connect_resumed(Instant::now(), ticket)
+                        .inspect(|&id| {
+                            // Queued before the driver writes the Connect
+                            // (it waits for this lock): early data.
+                            if let Some(mut s) = state.endpoint.session(id) {
+                                for m in early {
+                                    let _ = s.send(m.clone());
+                                }
+                            }
+                        })
+                }
             };
             let id = match started {
                 Ok(id) => id,
@@ -718,4 +762,12 @@ mod rand_seed {
         })?;
         Ok(seed)
     }
+}
+
+/// How a session starts: a full handshake (pinning a listener key, or
+/// `Config::listener_key`), or resumed with a ticket and early messages.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Pin(Option<PublicKey>),
+    Resume(&'a Ticket, &'a [Bytes]),
 }

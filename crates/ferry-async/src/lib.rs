@@ -154,7 +154,7 @@ pub use error::{
 pub use ferry_proto::{
     AuthorizedKeys, CloseCounts, CloseReason, CloseText, Config, EndpointStats, Histogram,
     Identity, PeerParams, PublicKey, SendProgress, SessionId, SessionStats, SessionTotals, State,
-    StreamEnd, StreamId, StreamKind,
+    StreamEnd, StreamId, StreamKind, Ticket, TicketFormatError, TicketMode,
 };
 pub use incoming::Incoming;
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};

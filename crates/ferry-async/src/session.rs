@@ -133,6 +133,26 @@ impl Session {
             .and_then(|s| s.peer_identity())
     }
 
+    /// The last resumption ticket the listener gave this session, to open
+    /// a later one with [`Endpoint::connect_resumed`](crate::Endpoint::connect_resumed); see
+    /// [`ferry_proto::Session::ticket`]. `None` before one came (a listener
+    /// sends it just after the handshake), at a listener, and once the
+    /// session is gone.
+    pub fn ticket(&self) -> Option<ferry_proto::Ticket> {
+        let mut state = self.shared().lock();
+        state.endpoint.session(self.id()).and_then(|s| s.ticket())
+    }
+
+    /// Whether the session was opened with a resumption ticket (the
+    /// shortened handshake).
+    pub fn is_resumed(&self) -> bool {
+        let mut state = self.shared().lock();
+        state
+            .endpoint
+            .session(self.id())
+            .is_some_and(|s| s.is_resumed())
+    }
+
     /// Where the session is in its lifecycle.
     pub fn state(&self) -> State {
         let mut state = self.shared().lock();

@@ -360,6 +360,8 @@ impl State {
                     w.acked.wake();
                 }
                 Event::SendReady { session } => self.waiters(session).wake_writers(),
+                // Read when asked for (`Session::ticket`).
+                Event::Ticket { .. } => {}
                 Event::Datagram { session, data } => {
                     let limit = self.datagram_queue;
                     let w = self.waiters(session);

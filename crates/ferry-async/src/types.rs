@@ -32,6 +32,7 @@ pub use ferry_proto::crypto::{
     AuthorizedKeys, Identity, KeyError, PreSharedKey, PskError, PublicKey,
 };
 pub use ferry_proto::{Config, ConfigError, CongestionControl};
+pub use ferry_proto::{Ticket, TicketFormatError, TicketMode};
 
 // Identifiers and kinds.
 pub use ferry_proto::{SessionId, Shard, Side, StreamId, StreamKind};

@@ -88,6 +88,18 @@ impl Endpoint {
         block_on(self.inner.connect_to(remote, listener_key)).map(Session::from_async)
     }
 
+    /// Opens a session with the listener `ticket` came from
+    /// ([`Session::ticket`]), resuming, with `early` as early data, and
+    /// blocks until it is established; see
+    /// [`ferry_async::Endpoint::connect_resumed`].
+    pub fn connect_resumed(
+        &self,
+        ticket: &ferry_async::Ticket,
+        early: &[bytes::Bytes],
+    ) -> Result<Session, ConnectError> {
+        block_on(self.inner.connect_resumed(ticket, early)).map(Session::from_async)
+    }
+
     /// Blocks until a peer opens a session and its handshake completes; `None`
     /// once the endpoint is closed. The endpoint must accept sessions
     /// (`accept_incoming`, as in [`EndpointConfig::server`], or

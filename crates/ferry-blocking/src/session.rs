@@ -62,6 +62,17 @@ impl Session {
         self.inner.peer_identity()
     }
 
+    /// The last resumption ticket the listener gave this session; see
+    /// [`ferry_async::Session::ticket`].
+    pub fn ticket(&self) -> Option<ferry_async::Ticket> {
+        self.inner.ticket()
+    }
+
+    /// Whether the session was opened with a resumption ticket.
+    pub fn is_resumed(&self) -> bool {
+        self.inner.is_resumed()
+    }
+
     /// Largest message [`send`](Self::send) accepts (0 once the session is gone).
     pub fn max_message_size(&self) -> usize {
         self.inner.max_message_size()

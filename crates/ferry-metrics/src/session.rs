@@ -179,6 +179,27 @@ pub fn encode(
         "endpoint_retries_sent",
         "Connects answered with a retry (address validation under load)",
         e.retries_sent,
+    )?;
+    f.counter_with(
+        "endpoint_tickets",
+        "Resumption tickets, by what happened to them",
+        "event",
+        &[
+            ("issued", e.tickets_issued),
+            ("received", e.tickets_received),
+            ("resumed", e.sessions_resumed),
+            ("refused", e.tickets_refused),
+            ("fell_back", e.resumptions_refused),
+        ],
+    )?;
+    f.counter_with(
+        "endpoint_early_data",
+        "Connects carrying early data, by whether the listener delivered it",
+        "outcome",
+        &[
+            ("accepted", e.early_data_accepted),
+            ("refused", e.early_data_refused),
+        ],
     )
 }
 

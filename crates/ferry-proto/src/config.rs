@@ -258,7 +258,33 @@ pub struct Config {
     /// its whole life. Default one hour. `None`: by packet count only.
     /// Without encryption it has no effect. Must not be zero.
     pub key_update_interval: Option<Duration>,
+    /// A listener gives each starter whose session is established a
+    /// *resumption ticket* (see [`crate::Ticket`]), with which a later
+    /// session opens in a shortened handshake
+    /// ([`Endpoint::connect_resumed`](crate::Endpoint::connect_resumed)).
+    /// Needs the wall clock
+    /// ([`Endpoint::set_wall_clock`](crate::Endpoint::set_wall_clock), which
+    /// the drivers and the simulator set): without it no ticket is issued.
+    /// Default `false`.
+    pub issue_tickets: bool,
+    /// How long a ticket this listener issues stays good, and how often the
+    /// key that seals tickets is replaced (the endpoint keeps the current key
+    /// and the one before, so no ticket outlives its lifetime). Default 24
+    /// hours; at least one second, at most a week.
+    pub ticket_lifetime: Duration,
+    /// A listener delivers the *early data* (0-RTT messages) a resumed
+    /// session's Connect carries, once per ticket, before the handshake
+    /// completes. Early data can be replayed by whoever records the Connect
+    /// while the ticket is good; the listener delivers it at most once, but
+    /// only messages whose effect the application allows before the
+    /// handshake should be sent so (see `docs/protocol.md`, §6.19). Without
+    /// it the starter sends them again, normally, after the handshake.
+    /// Default `false`.
+    pub accept_early_data: bool,
 }
+
+/// The longest [`Config::ticket_lifetime`]: a week.
+pub const MAX_TICKET_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for Config {
     fn default() -> Self {
@@ -301,6 +327,9 @@ impl Default for Config {
             authorized_keys: None,
             key_update_packets: 1 << 23,
             key_update_interval: Some(Duration::from_secs(3600)),
+            issue_tickets: false,
+            ticket_lifetime: Duration::from_secs(24 * 3600),
+            accept_early_data: false,
         }
     }
 }
@@ -367,6 +396,16 @@ impl Config {
         }
         if self.key_update_packets == 0 {
             return Err(ConfigError::Zero("key_update_packets"));
+        }
+        if self.ticket_lifetime < Duration::from_secs(1) {
+            return Err(ConfigError::ZeroDuration("ticket_lifetime"));
+        }
+        if self.ticket_lifetime > MAX_TICKET_LIFETIME {
+            return Err(ConfigError::TooLarge {
+                field: "ticket_lifetime",
+                value: self.ticket_lifetime.as_secs(),
+                max: MAX_TICKET_LIFETIME.as_secs(),
+            });
         }
         // Fragment indices travel as u32; keep every message's fragment count below that.
         let max_message = (u32::MAX as u64) * MIN_FRAGMENT_PAYLOAD as u64 / 2;

@@ -216,6 +216,28 @@ pub enum ConnectError {
     /// A listener key was given but this endpoint has no identity to prove.
     #[error("connecting with a listener key needs this endpoint's own identity: set `identity`")]
     NoIdentity,
+    /// The ticket was issued for sessions keyed otherwise than this
+    /// endpoint's are (a pre-shared key, an identity, or neither): should
+    /// the listener refuse it, the full handshake it falls back to could not
+    /// run.
+    #[error(
+        "the ticket is for {ticket:?} sessions, but this endpoint's configuration gives {config:?} ones: \
+         resume with an endpoint configured as the one that got the ticket"
+    )]
+    TicketMismatch {
+        /// The ticket's mode.
+        ticket: crate::crypto::TicketMode,
+        /// This endpoint's.
+        config: crate::crypto::TicketMode,
+    },
+    /// A message to send as early data is larger than `max_message_size`.
+    #[error("early message of {size} bytes exceeds max_message_size {max}: split it")]
+    EarlyDataTooLarge {
+        /// The message's size.
+        size: usize,
+        /// The limit in force.
+        max: usize,
+    },
 }
 
 /// An incoming session could not be accepted or refused.

@@ -79,6 +79,13 @@ pub enum Event {
         /// The session, in [`State::Incoming`](crate::State::Incoming).
         session: SessionId,
     },
+    /// The listener gave this starter a resumption ticket: take it with
+    /// [`Session::ticket`](crate::Session::ticket) (a later one replaces
+    /// it).
+    Ticket {
+        /// The session.
+        session: SessionId,
+    },
     /// The session ended. No more events follow for it.
     Closed {
         /// The session.
@@ -100,6 +107,7 @@ impl Event {
             | Self::StreamClosed { session, .. }
             | Self::Datagram { session, .. }
             | Self::SendReady { session }
+            | Self::Ticket { session }
             | Self::Closed { session, .. } => *session,
         }
     }
@@ -306,6 +314,10 @@ pub enum TransportCode {
     /// The listener's application did not decide on the incoming session
     /// within `handshake_timeout` (see `Config::decide_incoming`).
     Undecided = 5,
+    /// The listener does not take the resumption ticket the Connect carries
+    /// (used before, expired, forged, another endpoint's, or its starter's
+    /// key revoked): the starter falls back to a full handshake.
+    TicketRefused = 6,
 }
 
 impl TransportCode {

@@ -92,6 +92,7 @@ mod event;
 mod histogram;
 mod peer;
 mod stats;
+mod ticket;
 // The pieces a session is built from: messages (fragmenting and
 // reassembly), one stream's state, loss recovery.
 mod message;
@@ -109,6 +110,7 @@ pub mod diode;
 pub use config::{Config, CongestionControl};
 pub use crypto::{
     AuthorizedKeys, Cipher, CipherPreference, Identity, KeyError, PreSharedKey, PublicKey,
+    TicketMode,
 };
 pub use endpoint::{Endpoint, MAX_BATCH_BYTES, Session, Transmit};
 pub use error::{
@@ -123,6 +125,7 @@ pub use peer::PeerParams;
 pub use route::{Route, route};
 pub use session::State;
 pub use stats::{CloseCounts, EndpointStats, SessionStats, SessionTotals};
+pub use ticket::{Ticket, TicketFormatError};
 pub use wire::stream::{StreamId, StreamKind};
 
 #[cfg(test)]

@@ -195,6 +195,26 @@ pub struct EndpointStats {
     /// How long each established session's handshake took at this end
     /// ([`SessionStats::handshake_time`]).
     pub handshake_time: Histogram,
+    /// Resumption tickets this listener issued ([`Config::issue_tickets`](crate::Config::issue_tickets)).
+    pub tickets_issued: u64,
+    /// Tickets this starter received from listeners.
+    pub tickets_received: u64,
+    /// Sessions this listener accepted with a ticket, in the shortened
+    /// handshake.
+    pub sessions_resumed: u64,
+    /// Tickets this listener refused (used before, expired, forged, of
+    /// another endpoint, or whose starter key was revoked): their starters
+    /// fell back to a full handshake.
+    pub tickets_refused: u64,
+    /// Sessions this starter resumed that fell back to a full handshake
+    /// because the listener refused the ticket.
+    pub resumptions_refused: u64,
+    /// Connects whose early data this listener delivered.
+    pub early_data_accepted: u64,
+    /// Connects whose early data this listener did not deliver (not
+    /// allowed, ticket refused, or the strike register full): their
+    /// starters sent it again after the handshake.
+    pub early_data_refused: u64,
 }
 
 impl EndpointStats {
@@ -220,6 +240,13 @@ impl EndpointStats {
             sessions_established,
             sessions_closed,
             handshake_time,
+            tickets_issued,
+            tickets_received,
+            sessions_resumed,
+            tickets_refused,
+            resumptions_refused,
+            early_data_accepted,
+            early_data_refused,
         } = other;
         self.datagrams_received += datagrams_received;
         self.dropped_malformed += dropped_malformed;
@@ -239,6 +266,13 @@ impl EndpointStats {
         self.sessions_established += sessions_established;
         self.sessions_closed.add(sessions_closed);
         self.handshake_time.add(handshake_time);
+        self.tickets_issued += tickets_issued;
+        self.tickets_received += tickets_received;
+        self.sessions_resumed += sessions_resumed;
+        self.tickets_refused += tickets_refused;
+        self.resumptions_refused += resumptions_refused;
+        self.early_data_accepted += early_data_accepted;
+        self.early_data_refused += early_data_refused;
     }
 }
 

@@ -164,6 +164,16 @@ fn handshake_corpus() {
 }
 
 #[test]
+fn ticket_corpus() {
+    let resumed = replay("ticket", props::check_ticket);
+    assert!(
+        resumed.iter().any(|r| *r) && resumed.iter().any(|r| !*r),
+        "the ticket seeds should resume with the genuine ticket and be refused otherwise: \
+         regenerate them with `cargo test -p ferry-proto --test fuzz_corpus -- --ignored write_seed_corpus`"
+    );
+}
+
+#[test]
 fn identity_handshake_seeds_establish_exactly_when_the_starter_is_admitted() {
     let clean: Vec<(String, Vec<u8>)> = handshake_seeds()
         .into_iter()
@@ -811,6 +821,7 @@ fn write_seed_corpus() {
         ("diode_receiver", diode_seeds()),
         ("keyed_listener", keyed_seeds()),
         ("endpoint_starter", starter_seeds()),
+        ("ticket", props::ticket_seeds()),
     ]
     .into_iter()
     .map(|(target, seeds)| {

@@ -25,6 +25,8 @@ fn handshake() -> Handshake {
         auth: Bytes::new(),
         token: Bytes::new(),
         features: 0,
+        resume: Bytes::new(),
+        early: Bytes::new(),
     }
 }
 

@@ -262,6 +262,8 @@ fn default_params() -> ferry_proto::wire::packet::Handshake {
         auth: Bytes::new(),
         token: Bytes::new(),
         features: 0,
+        resume: Bytes::new(),
+        early: Bytes::new(),
     }
 }
 
@@ -442,5 +444,22 @@ fn section_4_15_data_part() {
     assert_eq!(
         dump(&part, 22),
         "01 0f 01 23 45 67 89 ab cd ef 16 00 05 03 42 bc 45 8c 45 8a 6f 6b 98 4a 02 86"
+    );
+}
+
+#[test]
+fn section_4_17_ticket() {
+    use ferry_proto::wire::packet::NewTicket;
+    // In the clear (no secret), a ticket cut short to 8 bytes for the example
+    // (Ferry's listener seals 155).
+    let ticket = NewTicket {
+        lifetime: 86_400,
+        flags: 0x01,
+        secret: Bytes::new(),
+        ticket: Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33]),
+    };
+    assert_eq!(
+        dump(&Packet::Ticket(ticket), 2),
+        "01 10 01 23 45 67 89 ab cd ef 02 80 01 51 80 01 00 08 de ad be ef 00 11 22 33 23 cf e9 2e"
     );
 }

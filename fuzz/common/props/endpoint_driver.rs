@@ -276,7 +276,7 @@ impl Driver {
         match event {
             // Incoming: the configurations here leave `decide_incoming` off.
             Event::Connected { .. } | Event::Incoming { .. } => unreachable!(),
-            Event::StreamOpened { .. } | Event::StreamClosed { .. } => {}
+            Event::StreamOpened { .. } | Event::StreamClosed { .. } | Event::Ticket { .. } => {}
             Event::Readable { session } | Event::StreamReadable { session, .. } => {
                 let stream = match event {
                     Event::StreamReadable { stream, .. } => stream,

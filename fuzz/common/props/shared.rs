@@ -52,6 +52,8 @@ pub const HANDSHAKE: Handshake = Handshake {
     auth: Bytes::new(),
     token: Bytes::new(),
     features: 0,
+    resume: Bytes::new(),
+    early: Bytes::new(),
 };
 
 /// The key of the fuzzed keyed listener and of the handshake's keyed sides

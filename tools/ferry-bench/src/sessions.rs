@@ -5,6 +5,10 @@
 //! - handshake latency (`connect` until established) over loopback, clear
 //!   and encrypted, p50 and p99 over many sequential handshakes, beside a raw
 //!   UDP round trip;
+//! - resumed handshakes (identities, with a ticket: Noise NNpsk0 under the
+//!   ticket's secret) beside full ones, p50 and p99, and the time from
+//!   `connect_resumed` to the listener's receipt of a message sent as early
+//!   data;
 //! - memory held per idle session with 10,000 sessions kept alive on one
 //!   endpoint, in the simulator (heap bytes counted by the executable's
 //!   [`CountingAllocator`](crate::CountingAllocator), else the growth of the
@@ -155,6 +159,36 @@ pub(crate) fn run(args: &Args) -> Result<Table, String> {
         table.add(format!("{name}, p99"), micros(p99), "µs", None, "");
     }
 
+    let [hs50, hs99, fb50, fb99] = rt.block_on(resumed(args.handshakes))?;
+    table.add(
+        "sessions: handshake, resumed (identities), p50",
+        micros(hs50),
+        "µs",
+        Some("sessions: handshake, identities, p50"),
+        "connect_resumed until established; a ticket from the session before (Noise NNpsk0 under its secret)",
+    );
+    table.add(
+        "sessions: handshake, resumed (identities), p99",
+        micros(hs99),
+        "µs",
+        None,
+        "",
+    );
+    table.add(
+        "sessions: first byte, resumed with early data, p50",
+        micros(fb50),
+        "µs",
+        Some("sessions: handshake, identities, p50"),
+        "connect_resumed until the listener received a message sent as early data",
+    );
+    table.add(
+        "sessions: first byte, resumed with early data, p99",
+        micros(fb99),
+        "µs",
+        None,
+        "",
+    );
+
     match idle_memory(args.sessions)? {
         Some((per_session, measure)) => {
             table.add(
@@ -303,6 +337,88 @@ async fn handshakes(n: usize, auth: Auth<'_>) -> Result<(Duration, Duration), St
     acceptor.abort();
     times.sort();
     Ok((times[n / 2], times[n * 99 / 100]))
+}
+
+/// Waits for the ticket the listener sends `session` after its handshake.
+async fn ticket_of(session: &ferry_tokio::Session) -> Result<ferry_tokio::Ticket, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(ticket) = session.ticket() {
+            return Ok(ticket);
+        }
+        if Instant::now() > deadline {
+            return Err("no resumption ticket came".into());
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// Resumed handshakes with identities, each with the ticket of the session
+/// before: (handshake p50, p99, first byte of early data p50, p99).
+async fn resumed(n: usize) -> Result<[Duration; 4], String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let (server_config, client_config) = configs(Auth::Identities);
+    let server_config = EndpointConfig {
+        protocol: Config {
+            issue_tickets: true,
+            accept_early_data: true,
+            ..server_config.protocol
+        },
+        ..server_config
+    };
+    let server =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), server_config).map_err(|x| e(&x))?;
+    let client =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), client_config).map_err(|x| e(&x))?;
+    let addr = server.local_addr();
+    let (received, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let acceptor = tokio::spawn(async move {
+        while let Some(session) = server.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                if session.recv().await.is_ok() {
+                    let _ = received.send(Instant::now());
+                }
+                // Held until the client closes it.
+                let _ = session.closed().await;
+            });
+        }
+    });
+    let first = client.connect(addr).await.map_err(|x| e(&x))?;
+    let mut ticket = ticket_of(&first).await?;
+    first.close(0);
+    let (mut handshakes, mut first_bytes) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let start = Instant::now();
+        let session = client
+            .connect_resumed(&ticket, &[])
+            .await
+            .map_err(|x| e(&x))?;
+        handshakes.push(start.elapsed());
+        ticket = ticket_of(&session).await?;
+        session.close(0);
+
+        let start = Instant::now();
+        let session = client
+            .connect_resumed(&ticket, &[Bytes::from_static(b"first")])
+            .await
+            .map_err(|x| e(&x))?;
+        let at = arrivals.recv().await.ok_or("the listener stopped")?;
+        first_bytes.push(at.saturating_duration_since(start));
+        ticket = ticket_of(&session).await?;
+        session.close(0);
+    }
+    client.close().await;
+    acceptor.abort();
+    handshakes.sort();
+    first_bytes.sort();
+    let pick = |v: &[Duration], q: usize| v[(v.len() * q / 100).min(v.len() - 1)];
+    Ok([
+        pick(&handshakes, 50),
+        pick(&handshakes, 99),
+        pick(&first_bytes, 50),
+        pick(&first_bytes, 99),
+    ])
 }
 
 fn udp_round_trip(n: usize) -> Result<(Duration, Duration), String> {

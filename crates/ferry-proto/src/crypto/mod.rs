@@ -200,6 +200,7 @@ mod noise;
 mod psk;
 #[cfg(test)]
 mod tests;
+pub mod ticket;
 pub mod update;
 
 use thiserror::Error;
@@ -211,6 +212,7 @@ pub use identity::{AuthorizedKeys, Identity, KeyError, PublicKey};
 pub use keys::{PacketKeys, nonce};
 pub use noise::Handshake;
 pub use psk::PreSharedKey;
+pub use ticket::TicketMode;
 pub use update::RecvGeneration;
 
 /// Bytes the authentication tag adds to each packet (the trailer of a sealed

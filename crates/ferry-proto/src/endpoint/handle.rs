@@ -73,6 +73,7 @@ impl Session<'_> {
         }
         self.endpoint.stats.sessions_accepted += 1;
         self.with(|s| s.admit(now));
+        self.endpoint.issue_ticket(now, self.id);
         Ok(())
     }
 
@@ -131,6 +132,20 @@ impl Session<'_> {
     /// listener has proved its key.
     pub fn peer_identity(&self) -> Option<crate::crypto::PublicKey> {
         self.core().peer_identity()
+    }
+
+    /// The last resumption ticket the listener gave this starter's session
+    /// (announced by [`Event::Ticket`](crate::Event::Ticket)), to open a
+    /// later session with [`Endpoint::connect_resumed`]. `None` before one
+    /// came, at a listener, or when the listener issues none.
+    pub fn ticket(&self) -> Option<crate::Ticket> {
+        self.endpoint.ticket_of(self.id)
+    }
+
+    /// Whether the session was opened with a resumption ticket (the
+    /// shortened handshake), at either side.
+    pub fn is_resumed(&self) -> bool {
+        self.core().is_resumed()
     }
 
     /// Counters and the current RTT estimate.

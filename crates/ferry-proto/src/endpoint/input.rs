@@ -19,6 +19,7 @@ use crate::wire::packet::{Close, CloseCode, FEATURES, Handshake, Header, Packet,
 use crate::wire::protection::Protection;
 
 use super::slot::Slot;
+use super::tickets::TicketVerdict;
 use super::{Endpoint, MAX_STATELESS, Retired};
 
 impl Endpoint {
@@ -189,10 +190,25 @@ impl Endpoint {
         } else {
             None
         };
+        // A resumption ticket, checked (not yet used): a valid one proves
+        // the address as a token does; a refused one is answered so, and
+        // its starter falls back to a full handshake.
+        let ticket = (!hs.resume.is_empty()).then(|| self.check_ticket(now, &hs.resume));
+        if refusal.is_none()
+            && let Some(TicketVerdict::Refused(why)) = &ticket
+        {
+            debug!(%from, why, "refused a resumption ticket");
+            refusal = Some(TransportCode::TicketRefused);
+        }
+        let ticket = match ticket {
+            Some(TicketVerdict::Valid(contents)) => Some(contents),
+            _ => None,
+        };
         // A token proves the address; without one, a listener holding too
         // many sessions still unproven answers with a retry and keeps nothing.
-        let proven = !hs.token.is_empty();
-        if proven
+        let tokened = !hs.token.is_empty();
+        let proven = tokened || ticket.is_some();
+        if tokened
             && !self
                 .retry
                 .check(now, from, id, &hs.token, self.config.handshake_timeout)
@@ -211,8 +227,25 @@ impl Endpoint {
         // Authentication last: the Diffie-Hellman work is spent only on a
         // connect that would otherwise be accepted.
         let mut keys = None;
+        let mut resumed = None;
         let local = self.listener_id(id);
-        if refusal.is_none() {
+        let decide = self.config.decide_incoming;
+        if refusal.is_none()
+            && let Some(contents) = &ticket
+        {
+            match self.resume(now, id, local, &hs, contents, decide) {
+                Ok(Some(r)) => resumed = Some(r),
+                Ok(None) => refusal = Some(TransportCode::TicketRefused),
+                Err(_) => {
+                    // Message 1 does not open under the ticket's secret: a
+                    // ticket taken off the wire without its secret, or
+                    // altered. Refused as a ticket: a genuine starter
+                    // falls back to its full handshake.
+                    self.stats.dropped_unauthenticated += 1;
+                    refusal = Some(TransportCode::TicketRefused);
+                }
+            }
+        } else if refusal.is_none() {
             match self.authenticate(id, local, &hs) {
                 Ok(k) => keys = k,
                 Err(Unauthenticated::Failed) => {
@@ -234,6 +267,9 @@ impl Endpoint {
             }
         }
         if let Some(code) = refusal {
+            if code == TransportCode::TicketRefused {
+                self.stats.tickets_refused += 1;
+            }
             self.stats.sessions_refused += 1;
             let close = Packet::Close(Close {
                 code: CloseCode::Transport(code as u64),
@@ -242,10 +278,16 @@ impl Endpoint {
             self.answer_statelessly(from, id, &close);
             return;
         }
-        let decide = self.config.decide_incoming;
         if !decide {
             self.stats.sessions_accepted += 1;
         }
+        let (keys, resumed) = match resumed {
+            Some(r) => {
+                self.stats.sessions_resumed += 1;
+                (r.keys, Some((r.early, r.answer)))
+            }
+            None => (keys, None),
+        };
         let challenge = (!proven).then(|| self.rng.next_u64());
         let mut session = SessionCore::incoming(
             local,
@@ -263,6 +305,9 @@ impl Endpoint {
         if !decide {
             session.admit(now);
         }
+        if let Some((early, answer)) = resumed {
+            session.on_resumed(now, early, answer);
+        }
         if !proven {
             self.unvalidated += 1;
         }
@@ -274,6 +319,10 @@ impl Endpoint {
         }
         self.sessions.insert(local, slot);
         self.aliases.insert(id, local);
+        if !decide {
+            // (With a decision, once accepted: `Session::accept`.)
+            self.issue_ticket(now, local);
+        }
         self.touched(local);
     }
 

@@ -10,6 +10,7 @@ mod retry;
 mod slot;
 #[cfg(test)]
 mod tests;
+mod tickets;
 mod timer_index;
 mod transmit;
 
@@ -40,6 +41,7 @@ use pool::BufferPool;
 use replay::ReplayGuard;
 use retry::RetryTokens;
 use slot::Slot;
+use tickets::SharedTickets;
 use timer_index::TimerIndex;
 use transmit::Carry;
 
@@ -172,6 +174,10 @@ pub struct Endpoint {
     wall_clock: Option<(Instant, SystemTime)>,
     /// The last timestamp this endpoint wrote: each is larger.
     last_timestamp: u64,
+    /// The keys this listener seals its resumption tickets under and the
+    /// ids of the tickets used (shared with the other shards of an
+    /// endpoint).
+    tickets: SharedTickets,
 }
 
 impl Endpoint {
@@ -195,7 +201,6 @@ impl Endpoint {
         let mut retry_key = [0; 32];
         rng.fill_bytes(&mut retry_key);
         Ok(Self {
-            config: Arc::new(config),
             rng,
             sessions: BTreeMap::new(),
             timers: TimerIndex::default(),
@@ -217,6 +222,8 @@ impl Endpoint {
             replay: ReplayGuard::default(),
             wall_clock: None,
             last_timestamp: 0,
+            tickets: SharedTickets::new(config.ticket_lifetime.as_secs()),
+            config: Arc::new(config),
         })
     }
 
@@ -380,7 +387,7 @@ impl Endpoint {
             (Some(_), None) => return Err(ConnectError::NoListenerKey),
             (_, pin) => pin,
         };
-        self.open(now, remote, pin)
+        self.open(now, remote, pin, None)
     }
 
     /// Starts a session with `remote` as [`connect`](Self::connect) does,
@@ -397,7 +404,7 @@ impl Endpoint {
         if self.config.identity.is_none() {
             return Err(ConnectError::NoIdentity);
         }
-        self.open(now, remote, Some(listener_key))
+        self.open(now, remote, Some(listener_key), None)
     }
 
     /// Gives the endpoint the wall-clock time at `now`, from which it dates
@@ -431,11 +438,14 @@ impl Endpoint {
         self.last_timestamp
     }
 
+    /// Starts a session with `remote`: a full handshake pinning `pin`, or
+    /// resumed with `ticket`.
     fn open(
         &mut self,
         now: Instant,
         remote: SocketAddr,
         pin: Option<PublicKey>,
+        ticket: Option<&crate::Ticket>,
     ) -> Result<SessionId, ConnectError> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(ConnectError::InvalidRemote(remote));
@@ -449,16 +459,30 @@ impl Endpoint {
         } else {
             0
         };
-        let session = SessionCore::connect(
-            id,
-            remote,
-            self.config.clone(),
-            self.shared.clone(),
-            now,
-            pin,
-            timestamp,
-            &mut self.rng,
-        );
+        let (config, shared) = (self.config.clone(), self.shared.clone());
+        let session = match ticket {
+            None => SessionCore::connect(
+                id,
+                remote,
+                config,
+                shared,
+                now,
+                pin,
+                timestamp,
+                &mut self.rng,
+            ),
+            Some(t) => SessionCore::connect_resumed(
+                id,
+                remote,
+                config,
+                shared,
+                now,
+                pin,
+                timestamp,
+                t.clone(),
+                &mut self.rng,
+            ),
+        };
         self.sessions.insert(id, Slot::new(session, false));
         self.stats.sessions_started += 1;
         self.touched(id);

@@ -40,8 +40,8 @@ impl Slot {
 }
 
 /// A session's event as the application sees it, naming the session.
-fn named(id: SessionId, event: SessionEvent) -> Event {
-    match event {
+fn named(id: SessionId, event: SessionEvent) -> Option<Event> {
+    Some(match event {
         SessionEvent::Connected => Event::Connected { session: id },
         SessionEvent::Readable => Event::Readable { session: id },
         SessionEvent::StreamOpened(stream) => Event::StreamOpened {
@@ -63,7 +63,9 @@ fn named(id: SessionId, event: SessionEvent) -> Event {
             session: id,
             reason,
         },
-    }
+        SessionEvent::Ticket => Event::Ticket { session: id },
+        SessionEvent::ResumptionRefused => return None,
+    })
 }
 
 impl Endpoint {
@@ -108,7 +110,7 @@ impl Endpoint {
         if session.has_events() {
             let stats = &mut self.stats;
             let handshake_time = session.handshake_time();
-            self.events.extend(session.drain_events().map(|e| {
+            self.events.extend(session.drain_events().filter_map(|e| {
                 match &e {
                     SessionEvent::Connected => {
                         stats.sessions_established += 1;
@@ -117,6 +119,8 @@ impl Endpoint {
                         }
                     }
                     SessionEvent::Closed(reason) => stats.sessions_closed.count(reason),
+                    SessionEvent::Ticket => stats.tickets_received += 1,
+                    SessionEvent::ResumptionRefused => stats.resumptions_refused += 1,
                     _ => {}
                 }
                 named(id, e)

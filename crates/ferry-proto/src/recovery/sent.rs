@@ -32,6 +32,8 @@ pub(crate) enum SentKind {
     },
     /// An unreliable datagram: counted for congestion control, never resent.
     Datagram,
+    /// A resumption ticket: sent again if lost.
+    Ticket,
     /// A path MTU probe: padding only. Its loss is not congestion and
     /// nothing is resent; no record of it is kept once lost.
     MtuProbe,

@@ -50,6 +50,8 @@ pub(crate) fn own_params(config: &Config) -> Handshake {
         } else {
             0
         },
+        resume: Bytes::new(),
+        early: Bytes::new(),
     }
 }
 
@@ -98,15 +100,45 @@ impl SessionCore {
         timestamp: u64,
         rng: &mut impl rand::CryptoRng,
     ) -> Self {
+        let mut s = Self::starting(id, remote, config, shared, now);
+        (s.noise, s.auth) = s.full_handshake(listener, timestamp, rng);
+        s
+    }
+
+    /// A starter's session before its handshake is written: its first
+    /// Connect due, its handshake deadline armed.
+    pub(super) fn starting(
+        id: SessionId,
+        remote: SocketAddr,
+        config: Arc<Config>,
+        shared: Shared,
+        now: Instant,
+    ) -> Self {
         let mut s = Self::new(id, remote, Side::Starter, config, shared, now);
-        let (noise, payload) = match (&s.config.identity, listener) {
+        s.connect_due = true;
+        s.timers
+            .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
+        s
+    }
+
+    /// The full handshake of a starter (none without keys): its Noise state
+    /// and message 1. With an identity, `listener` is the pinned listener
+    /// key and `timestamp` the date message 1 carries.
+    pub(super) fn full_handshake(
+        &self,
+        listener: Option<PublicKey>,
+        timestamp: u64,
+        rng: &mut impl rand::CryptoRng,
+    ) -> (Option<Box<Noise>>, Bytes) {
+        let id = self.id;
+        let (noise, payload) = match (&self.config.identity, listener) {
             (Some(identity), Some(listener)) => {
                 let noise = Noise::initiator_with_identity(
                     identity,
                     &listener,
-                    s.config.psk.as_ref(),
+                    self.config.psk.as_ref(),
                     &prologue(id),
-                    s.config.cipher,
+                    self.config.cipher,
                     rng,
                 );
                 // Message 1 carries the clock the listener's replay check
@@ -115,27 +147,24 @@ impl SessionCore {
                 (Some(noise), timestamp.to_be_bytes().to_vec())
             }
             (None, None) => (
-                s.config
+                self.config
                     .psk
                     .as_ref()
-                    .map(|psk| Noise::initiator_with(psk, &prologue(id), s.config.cipher, rng)),
+                    .map(|psk| Noise::initiator_with(psk, &prologue(id), self.config.cipher, rng)),
                 // Only the cipher offer, which the Noise handshake adds.
                 Vec::new(),
             ),
             // Refused by `Endpoint::connect` before a session exists.
             _ => (None, Vec::new()),
         };
-        if let Some(mut noise) = noise {
-            let mut message = Vec::new();
-            if noise.write_message(&payload, &mut message).is_ok() {
-                s.auth = message.into();
-                s.noise = Some(Box::new(noise));
-            }
+        let Some(mut noise) = noise else {
+            return (None, Bytes::new());
+        };
+        let mut message = Vec::new();
+        if noise.write_message(&payload, &mut message).is_err() {
+            return (None, Bytes::new());
         }
-        s.connect_due = true;
-        s.timers
-            .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
-        s
+        (Some(Box::new(noise)), message.into())
     }
 
     /// A session from a peer's connect packet, whose header carried
@@ -372,6 +401,7 @@ impl SessionCore {
         // Ack the ConnectAck at once: it gives the listener its first RTT
         // sample, which its ack pacing and window growth rely on.
         self.acks.request_immediate();
+        self.on_resume_answer(h);
         self.establish(now);
     }
 
@@ -384,11 +414,14 @@ impl SessionCore {
     }
 
     pub(super) fn handshake_params(&self) -> Handshake {
+        let (resume, early) = self.resume_fields();
         Handshake {
             listener_id: (self.side == Side::Listener).then_some(self.id),
             auth: self.auth.clone(),
             token: self.retry_token.clone(),
             features: self.own_features(),
+            resume,
+            early,
             ..own_params(&self.config)
         }
     }
@@ -398,6 +431,7 @@ impl SessionCore {
             return None;
         }
         self.connect_due = false;
+        self.write_resumed_connect();
         let begun = self.begin(buf, &Packet::Connect(self.handshake_params()));
         // Pad to the MTU: proves the path carries full-size datagrams and keeps the
         // listener's answer smaller than the question.

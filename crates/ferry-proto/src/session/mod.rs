@@ -10,6 +10,7 @@ mod path;
 mod recovery;
 use recovery::LossEpisode;
 mod recv;
+mod resume;
 mod streams;
 #[cfg(test)]
 mod test_pair;
@@ -22,6 +23,7 @@ use keyupdate::KeyUpdate;
 use mtu::MtuDiscovery;
 use parts::Parts;
 use path::PathCheck;
+pub(crate) use resume::decode_early;
 use streams::stream_window;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -127,6 +129,11 @@ pub(crate) enum SessionEvent {
     Datagram(Bytes),
     SendReady,
     Closed(CloseReason),
+    /// A starter received a resumption ticket.
+    Ticket,
+    /// A starter's ticket was refused: it fell back to a full handshake
+    /// (counted by the endpoint; no event for the application).
+    ResumptionRefused,
 }
 
 #[derive(Debug)]
@@ -231,6 +238,8 @@ pub(crate) struct SessionCore {
     retry_token: Bytes,
     /// A listener's address validation, until the peer proves its address.
     validation: Option<Validation>,
+    /// Tickets given or received, and a resumed handshake (boxed: rare).
+    resumption: Option<Box<resume::Resumption>>,
 
     // Receiving.
     acks: AckTracker,
@@ -363,6 +372,7 @@ impl SessionCore {
             amplification_blocked: false,
             retry_token: Bytes::new(),
             validation: None,
+            resumption: None,
             acks: AckTracker::new(),
             riding: None,
             credit_received: 0,
@@ -545,6 +555,7 @@ impl SessionCore {
                 match packet {
                     Packet::ConnectAck(h) => self.on_connect_ack(now, header.number, &h),
                     Packet::Retry { token } => self.on_retry(token),
+                    Packet::Close(c) if self.on_ticket_refused(&c) => {}
                     Packet::Close(c) => self.on_close(c),
                     _ => {
                         trace!(session = %self.id, kind = ?header.kind, "dropped before handshake")
@@ -586,6 +597,7 @@ impl SessionCore {
                 | Packet::Datagram(_)
                 | Packet::StreamControl { .. }
                 | Packet::Probe { .. }
+                | Packet::Ticket(_)
         );
         let (ack_delay, ack_frequency) = if eliciting {
             self.ack_policy(now)
@@ -700,6 +712,7 @@ impl SessionCore {
                 }
             }
             Packet::Close(c) => self.on_close(c),
+            Packet::Ticket(t) => self.on_ticket(now, t),
             Packet::Datagram(data) => {
                 if self.datagrams_queued >= self.config.datagram_queue {
                     self.stats.datagrams_dropped += 1;

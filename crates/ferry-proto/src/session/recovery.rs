@@ -58,6 +58,7 @@ impl SessionCore {
         let mut probes = Vec::new();
         let mut parts = Vec::new();
         let mut wholes = Vec::new();
+        let mut ticket_acked = false;
         let splitting = self.parts.is_some();
         for range in ack.ranges {
             let (streams, cc, delivery, pmtu) = (
@@ -117,6 +118,7 @@ impl SessionCore {
                             ended.push(stream);
                         }
                     }
+                    SentKind::Ticket => ticket_acked = true,
                     SentKind::Control { .. } | SentKind::Datagram => {}
                 }
                 if p.kind != SentKind::MtuProbe {
@@ -129,6 +131,9 @@ impl SessionCore {
         }
         for pn in probes {
             self.on_probe_acked(now, pn);
+        }
+        if ticket_acked {
+            self.on_ticket_acked();
         }
         if !parts.is_empty() {
             self.on_parts_acked(&parts);
@@ -364,6 +369,7 @@ impl SessionCore {
                 index,
                 ..
             } => self.on_part_lost(stream, message, index),
+            SentKind::Ticket => self.on_ticket_lost(),
             SentKind::Datagram | SentKind::MtuProbe => {}
         }
     }

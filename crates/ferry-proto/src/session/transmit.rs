@@ -294,6 +294,9 @@ impl SessionCore {
             self.last_ping = Some((pn, now));
             return Some(len);
         }
+        if let Some(len) = self.poll_ticket(now, buf) {
+            return Some(len);
+        }
         // A due ack rides on the next packet of data; with none to send it
         // goes alone.
         self.poll_payload(now, buf)

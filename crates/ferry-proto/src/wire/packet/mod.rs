@@ -26,7 +26,11 @@ use crate::error::DecodeError;
 use crate::id::SessionId;
 use crate::wire::codec::{Reader, put_varint, varint_len};
 
+mod handshake;
 mod header;
+pub use handshake::{
+    EARLY_ACCEPTED, FEATURE_RESUME, Handshake, MAX_EARLY_DATA, MAX_TICKET_LEN, NewTicket, RESUMED,
+};
 pub use header::Header;
 
 /// The protocol version this crate speaks. Datagrams with another version are dropped.
@@ -98,6 +102,8 @@ pub enum PacketKind {
     Probe = 0x0e,
     /// Part of a message fragment too large for the path since it was cut.
     DataPart = 0x0f,
+    /// A resumption ticket, from the listener of an established session.
+    Ticket = 0x10,
 }
 
 impl PacketKind {
@@ -119,6 +125,7 @@ impl PacketKind {
             0x0d => Self::Retry,
             0x0e => Self::Probe,
             0x0f => Self::DataPart,
+            0x10 => Self::Ticket,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -130,70 +137,6 @@ impl PacketKind {
             self,
             Self::Data | Self::DataPart | Self::Datagram | Self::StreamControl
         )
-    }
-}
-
-/// Parameters each side announces in the handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handshake {
-    /// The largest UDP payload this side accepts.
-    pub max_udp_payload: u64,
-    /// The largest message this side accepts.
-    pub max_message_size: u64,
-    /// Receive credit granted before the first ack: the cumulative flow-control
-    /// cost the peer may send.
-    pub initial_max_data: u64,
-    /// Longest time this side delays an ack, in microseconds; the peer adds it to
-    /// its retransmission timeout.
-    pub max_ack_delay_micros: u64,
-    /// Streams the peer may have open at once that it opened.
-    pub max_streams: u64,
-    /// Receive credit each stream grants before its first credit update.
-    pub initial_max_stream_data: u64,
-    /// In a ConnectAck only (and there always): the id the listener issued
-    /// for the session, which the starter writes in every later packet's
-    /// header. `None` in a Connect, whose header carries the starter's id.
-    pub listener_id: Option<SessionId>,
-    /// With a pre-shared key: the Noise handshake message (message 1 in a
-    /// Connect, message 2 in a ConnectAck, see [`crate::crypto`]). Empty
-    /// without encryption, and then not encoded at all.
-    pub auth: Bytes,
-    /// In a Connect only: the token of the listener's [`Packet::Retry`],
-    /// proving the starter receives at its address. Empty otherwise, and
-    /// then not encoded.
-    pub token: Bytes,
-    /// Optional features this side supports, as bits ([`FEATURES`]): a
-    /// starter announces every one it supports, a listener those of the
-    /// starter's it supports too. Encoded after `token` only when not zero
-    /// (older decoders ignore what follows `token`), and then also at the
-    /// end of [`encode_params`](Self::encode_params), so that message 2
-    /// authenticates the listener's answer. Unknown bits are ignored.
-    pub features: u64,
-}
-
-impl Handshake {
-    /// The parameters without `auth` and `token`, encoded: what message 2's
-    /// payload repeats so that the listener's parameters are authenticated.
-    /// `features` comes last, only when not zero.
-    pub fn encode_params(&self, out: &mut Vec<u8>) {
-        self.encode_fixed(out);
-        if self.features != 0 {
-            put_varint(out, self.features);
-        }
-    }
-
-    /// The fields before `auth`: the varints and, in a ConnectAck, the
-    /// listener's id.
-    fn encode_fixed(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.max_udp_payload);
-        put_varint(out, self.max_message_size);
-        put_varint(out, self.initial_max_data);
-        put_varint(out, self.max_ack_delay_micros);
-        put_varint(out, self.max_streams);
-        put_varint(out, self.initial_max_stream_data);
-        if let Some(id) = self.listener_id {
-            out.extend_from_slice(&id.0);
-        }
     }
 }
 
@@ -356,6 +299,8 @@ pub enum Packet {
     },
     /// Part of a message fragment.
     DataPart(DataPart),
+    /// A resumption ticket for the starter.
+    Ticket(NewTicket),
 }
 
 impl Packet {
@@ -377,27 +322,14 @@ impl Packet {
             Self::Retry { .. } => PacketKind::Retry,
             Self::Probe { .. } => PacketKind::Probe,
             Self::DataPart(_) => PacketKind::DataPart,
+            Self::Ticket(_) => PacketKind::Ticket,
         }
     }
 
     /// Appends the body (everything after the header) to `out`.
     pub fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Connect(h) | Self::ConnectAck(h) => {
-                h.encode_fixed(out);
-                let features = h.features != 0;
-                if !h.auth.is_empty() || !h.token.is_empty() || features {
-                    put_varint(out, h.auth.len() as u64);
-                    out.extend_from_slice(&h.auth);
-                }
-                if !h.token.is_empty() || features {
-                    put_varint(out, h.token.len() as u64);
-                    out.extend_from_slice(&h.token);
-                }
-                if features {
-                    put_varint(out, h.features);
-                }
-            }
+            Self::Connect(h) | Self::ConnectAck(h) => h.encode_body(out),
             Self::Data(d) => {
                 encode_data_fields(out, d.stream, d.message, d.fragment, d.fragments);
                 out.extend_from_slice(&d.payload);
@@ -451,6 +383,7 @@ impl Packet {
                 put_varint(out, u64::from(p.offset));
                 out.extend_from_slice(&p.payload);
             }
+            Self::Ticket(t) => t.encode(out),
         }
     }
 
@@ -489,46 +422,7 @@ impl Packet {
         let mut r = Reader::new(&body);
         let packet = match kind {
             PacketKind::Connect | PacketKind::ConnectAck => {
-                let mut h = Handshake {
-                    max_udp_payload: r.varint()?,
-                    max_message_size: r.varint()?,
-                    initial_max_data: r.varint()?,
-                    max_ack_delay_micros: r.varint()?,
-                    max_streams: r.varint()?,
-                    initial_max_stream_data: r.varint()?,
-                    listener_id: None,
-                    auth: Bytes::new(),
-                    token: Bytes::new(),
-                    features: 0,
-                };
-                if kind == PacketKind::ConnectAck {
-                    let id = r.bytes(8)?;
-                    h.listener_id = Some(SessionId(
-                        id.try_into().map_err(|_| DecodeError::Truncated)?,
-                    ));
-                }
-                // The Noise message and the retry token, if any (each at most
-                // the rest of the datagram, so they allocate nothing the input
-                // does not hold). Zero padding reads as empty fields.
-                if r.remaining() > 0 {
-                    let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
-                    let start = r.position();
-                    r.bytes(len)?;
-                    h.auth = body.slice(start..start + len);
-                }
-                if r.remaining() > 0 {
-                    let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
-                    let start = r.position();
-                    r.bytes(len)?;
-                    h.token = body.slice(start..start + len);
-                }
-                // Announced features, if any; a Connect's zero padding reads
-                // as none, and so does whatever is not a varint there.
-                if r.remaining() > 0 {
-                    h.features = r.varint().unwrap_or(0);
-                }
-                // Connect is padded; the rest is ignored.
-                r.rest();
+                let h = Handshake::decode_body(kind, &body, &mut r)?;
                 if kind == PacketKind::Connect {
                     Self::Connect(h)
                 } else {
@@ -636,6 +530,7 @@ impl Packet {
                     payload: body.slice(start..),
                 })
             }
+            PacketKind::Ticket => Self::Ticket(NewTicket::decode(&body, &mut r)?),
         };
         if r.remaining() != 0 {
             return Err(DecodeError::TrailingBytes(r.remaining()));

@@ -3,7 +3,7 @@
 //! make the decoder panic.
 
 use super::*;
-use crate::wire::codec::VARINT_MAX;
+use crate::wire::codec::{Reader, VARINT_MAX};
 use proptest::prelude::*;
 
 fn round_trip(packet: &Packet, session: SessionId, number: u64) {
@@ -32,6 +32,8 @@ fn every_kind_round_trips() {
         auth: Bytes::new(),
         token: Bytes::new(),
         features: 0,
+        resume: Bytes::new(),
+        early: Bytes::new(),
     };
     let ack = Handshake {
         listener_id: Some(SessionId::from(0xc0ff_ee00_1234_5678)),
@@ -273,9 +275,16 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
                 max_streams: e,
                 initial_max_stream_data: f,
                 listener_id: Some(SessionId::from(id)),
+                // Some with a resumption field (cut from the other fields'
+                // bytes), some without.
+                resume: token.slice(..token.len() / 2),
+                early: auth
+                    .slice(auth.len() / 2..)
+                    .slice(..if id % 2 == 0 { 0 } else { auth.len() / 4 }),
                 auth,
                 token,
-                features,
+                // The codec's own bit.
+                features: features & !FEATURE_RESUME,
             },
         );
     let token = prop::collection::vec(any::<u8>(), 0..=MAX_RETRY_TOKEN).prop_map(Bytes::from);
@@ -315,6 +324,24 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
             })
         }),
         arb_ranges().prop_map(|missing| Packet::RepeatRequest(RepeatRequest { missing })),
+        (
+            0..=VARINT_MAX,
+            any::<u8>(),
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 0..=MAX_TICKET_LEN)
+        )
+            .prop_map(
+                |(lifetime, flags, keyed, ticket)| Packet::Ticket(NewTicket {
+                    lifetime,
+                    flags,
+                    secret: if keyed {
+                        Bytes::from(vec![7; 32])
+                    } else {
+                        Bytes::new()
+                    },
+                    ticket: Bytes::from(ticket),
+                })
+            ),
         Just(Packet::Ping),
         (0..=VARINT_MAX).prop_map(|ping| Packet::PingAck { ping }),
         (
@@ -536,6 +563,8 @@ fn features_come_after_the_token_where_older_decoders_ignore_them() {
         auth: Bytes::new(),
         token: Bytes::new(),
         features: 0,
+        resume: Bytes::new(),
+        early: Bytes::new(),
     };
     let mut plain = Vec::new();
     Packet::Connect(hs.clone()).encode_body(&mut plain);
@@ -572,4 +601,51 @@ fn features_come_after_the_token_where_older_decoders_ignore_them() {
     }
     .encode_params(&mut with);
     assert_eq!(with, [&params[..], &[1]].concat());
+}
+
+#[test]
+fn a_resumption_field_comes_after_the_features_with_their_resume_bit() {
+    let hs = Handshake {
+        resume: Bytes::from_static(&[0xaa; 3]),
+        early: Bytes::from_static(b"hi"),
+        ..Handshake::decode_body(
+            PacketKind::Connect,
+            &Bytes::from_static(&[0x44, 0xb0, 1, 1, 1, 1, 1]),
+            &mut Reader::new(&[0x44, 0xb0, 1, 1, 1, 1, 1]),
+        )
+        .unwrap()
+    };
+    let mut body = Vec::new();
+    Packet::Connect(hs.clone()).encode_body(&mut body);
+    // Empty auth and token, the features (none but the resume bit), the
+    // ticket and the early data.
+    assert_eq!(
+        body[7..],
+        [
+            0,
+            0,
+            FEATURE_RESUME as u8,
+            3,
+            0xaa,
+            0xaa,
+            0xaa,
+            2,
+            b'h',
+            b'i'
+        ]
+    );
+    body.extend_from_slice(&[0; 40]);
+    let Packet::Connect(back) = Packet::decode_body(PacketKind::Connect, body.into()).unwrap()
+    else {
+        panic!("a connect");
+    };
+    assert_eq!(back, hs);
+    // A ticket longer than any this version issues is malformed.
+    let mut long = Vec::new();
+    Packet::Connect(Handshake {
+        resume: Bytes::from(vec![1; MAX_TICKET_LEN + 1]),
+        ..hs
+    })
+    .encode_body(&mut long);
+    assert!(Packet::decode_body(PacketKind::Connect, long.into()).is_err());
 }

@@ -15,6 +15,9 @@ use crate::error::ProtocolViolation;
 use crate::wire::codec::varint_len;
 use crate::wire::stream::StreamId;
 
+// Early data (resumption): the first messages of a queue, sent otherwise.
+mod early;
+
 /// Flow-control cost of a fragment carrying `len` payload bytes.
 pub(crate) fn fragment_cost(len: usize) -> u64 {
     len as u64 + FRAGMENT_COST
