@@ -135,6 +135,7 @@ mod config;
 mod driver;
 mod endpoint;
 mod error;
+pub mod fallback;
 mod incoming;
 mod manager;
 mod runtime;
@@ -156,6 +157,7 @@ pub use ferry_proto::{
     Identity, PeerParams, PublicKey, SendProgress, SessionId, SessionStats, SessionTotals, State,
     StreamEnd, StreamId, StreamKind,
 };
+pub use fallback::{FallbackConfig, FallbackStats, Transport};
 pub use incoming::Incoming;
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};

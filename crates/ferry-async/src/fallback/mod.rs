@@ -1,0 +1,432 @@
+//! The fallback transport: the same sessions carried over TCP, one datagram
+//! per binary WebSocket message, where UDP does not get through.
+//!
+//! The sans-IO core and the driver loop do not know about it. The driver
+//! talks to an [`AsyncUdpSocket`](crate::AsyncUdpSocket); an endpoint with
+//! the fallback configured ([`FallbackConfig`]) hands it a
+//! [`FallbackSocket`](socket::FallbackSocket) instead, which owns the
+//! runtime's UDP socket and shares a table (the [`Hub`]) of WebSocket
+//! connections by the address the sessions see:
+//!
+//! - sending to an address with a connection frames each datagram of the
+//!   batch as one binary message into that connection's bounded outgoing
+//!   buffer, which a writer thread empties into the TCP stream in one
+//!   `write` per batch; a full buffer drops the datagrams (counted), which
+//!   the protocol sees as a loss, as it would a full router queue. Other
+//!   addresses go to UDP;
+//! - receiving returns UDP datagrams and datagrams read by the connections'
+//!   reader threads, reported as coming from the connection's address; both
+//!   register the driver's waker.
+//!
+//! **Congestion control does not fight TCP's.** TCP paces the bytes of a
+//! fallback connection (its own congestion control and flow control); Ferry's
+//! controller sees only what a full outgoing buffer drops, and backs off as
+//! it would for a full network queue. No Ferry packet is lost in TCP, so no
+//! Ferry retransmission duplicates TCP's, and acknowledgements still drive
+//! Ferry's window. Ferry's pacing runs as usual (it paces into the buffer).
+//!
+//! **Threads, not a runtime.** The TCP side runs on std threads with
+//! blocking I/O: one accept thread for a listener, and per connection a
+//! reader thread and a writer thread. This works the same under every
+//! runtime (tokio, smol, async-std, the blocking driver) with no code per
+//! adapter: a reader thread wakes the driver through the waker the driver
+//! left when it found nothing to read, which on the blocking driver notifies
+//! its poller.
+//!
+//! **Addresses.** A listener keys a connection by the TCP peer's address:
+//! its sessions see that address as the peer's. A starter keys it by the
+//! address it connected to, the listener's: its session goes on sending to
+//! the same address, now over TCP. A UDP peer with the very address (IP and
+//! port) of a TCP peer would be confused with it.
+
+mod connection;
+pub mod frame;
+mod listener;
+pub(crate) mod socket;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::Waker;
+use std::time::Duration;
+
+use ferry_proto::SessionId;
+
+pub use frame::{Decoder, Frame, FrameError, MAX_HEADER, MAX_MESSAGE};
+
+use self::connection::Connection;
+use crate::shared::Shared;
+
+/// The path a fallback connection's HTTP upgrade asks for.
+pub const WEBSOCKET_PATH: &str = "/ferry";
+/// The WebSocket subprotocol a fallback connection asks for and gets.
+pub const WEBSOCKET_PROTOCOL: &str = "ferry";
+
+/// How an endpoint uses the fallback transport (WebSocket over TCP); see
+/// [`EndpointConfig::fallback`](crate::EndpointConfig::fallback).
+///
+/// Off by default: no TCP socket, no thread. A listener turns it on with
+/// [`listen`](Self::listen), a starter with [`after`](Self::after); an
+/// endpoint may do both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackConfig {
+    /// Accept WebSocket connections on TCP, at the UDP socket's address and
+    /// port number (or at [`listen_addr`](Self::listen_addr)). Default
+    /// `false`.
+    pub listen: bool,
+    /// Where to accept WebSocket connections instead of the UDP socket's
+    /// address (implies [`listen`](Self::listen)). Default `None`.
+    pub listen_addr: Option<SocketAddr>,
+    /// How long a [`connect`](crate::Endpoint::connect) waits for the
+    /// listener's answer over UDP before it opens a WebSocket connection to
+    /// the same address and port number and goes on over it. Default `None`:
+    /// UDP only. Keep it below `handshake_timeout`.
+    pub after: Option<Duration>,
+    /// The most WebSocket connections open at once, accepted and opened;
+    /// more are closed at once (counted in
+    /// [`FallbackStats::refused`]). Default 256.
+    pub max_connections: usize,
+    /// The most bytes waiting in one connection's outgoing buffer (and in
+    /// the queue of datagrams read from every connection, not yet taken by
+    /// the driver). Beyond, datagrams to send are dropped and counted; a
+    /// reader waits for the driver. Default 2 MiB.
+    pub buffer: usize,
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        Self {
+            listen: false,
+            listen_addr: None,
+            after: None,
+            max_connections: 256,
+            buffer: 2 << 20,
+        }
+    }
+}
+
+impl FallbackConfig {
+    /// Whether the endpoint needs the fallback at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.listen || self.listen_addr.is_some() || self.after.is_some()
+    }
+}
+
+/// Which transport carries a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP datagrams, the usual way.
+    Udp,
+    /// The fallback: one binary WebSocket message per datagram, over TCP.
+    WebSocket,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "UDP",
+            Self::WebSocket => "WebSocket/TCP",
+        })
+    }
+}
+
+/// The fallback's counters, for the whole endpoint; all zero without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FallbackStats {
+    /// WebSocket connections opened (accepted by a listener, or opened by a
+    /// starter whose UDP went unanswered).
+    pub opened: u64,
+    /// Connections that ended (closed by either side, or broken).
+    pub closed: u64,
+    /// Connections refused: over [`FallbackConfig::max_connections`], or a
+    /// failed HTTP upgrade.
+    pub refused: u64,
+    /// Connections closed for a malformed or unwelcome frame.
+    pub malformed: u64,
+    /// Datagrams sent over WebSocket connections.
+    pub datagrams_sent: u64,
+    /// Datagrams received over WebSocket connections.
+    pub datagrams_received: u64,
+    /// Datagrams dropped because a connection's outgoing buffer was full
+    /// (the protocol repairs them as losses).
+    pub datagrams_dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    opened: AtomicU64,
+    closed: AtomicU64,
+    refused: AtomicU64,
+    malformed: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    dropped: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Datagrams read from connections, waiting for the driver.
+#[derive(Debug, Default)]
+struct Inbox {
+    datagrams: VecDeque<(SocketAddr, Vec<u8>)>,
+    bytes: usize,
+    /// The driver's waker, left when it found nothing to read.
+    waker: Option<Waker>,
+    /// Buffers the driver emptied, for the readers to reuse.
+    free: Vec<Vec<u8>>,
+}
+
+/// Buffers kept for reuse at most.
+const FREE_BUFFERS: usize = 1024;
+
+/// What the fallback socket, its connections' threads and the endpoint's
+/// handles share.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    config: FallbackConfig,
+    conns: Mutex<HashMap<SocketAddr, Arc<Connection>>>,
+    /// How many connections are in `conns`: sending checks it first, so an
+    /// endpoint with no connection takes no lock per batch.
+    conn_count: AtomicUsize,
+    /// Connections open (in the table or not yet), against
+    /// `max_connections`.
+    open: AtomicUsize,
+    inbox: Mutex<Inbox>,
+    inbox_room: Condvar,
+    /// Destinations a `connect` may fall back for, with the last datagram
+    /// sent to each (the handshake, sent again over the connection once it
+    /// is up).
+    watched: Mutex<HashMap<SocketAddr, Vec<u8>>>,
+    watched_count: AtomicUsize,
+    closed: AtomicBool,
+    counters: Counters,
+}
+
+impl Hub {
+    pub(crate) fn new(config: FallbackConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            conns: Mutex::new(HashMap::new()),
+            conn_count: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            inbox: Mutex::new(Inbox::default()),
+            inbox_room: Condvar::new(),
+            watched: Mutex::new(HashMap::new()),
+            watched_count: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Which transport carries what is sent to `addr` now.
+    pub(crate) fn transport(&self, addr: SocketAddr) -> Transport {
+        if self.conn_count.load(Ordering::Acquire) > 0 && lock(&self.conns).contains_key(&addr) {
+            Transport::WebSocket
+        } else {
+            Transport::Udp
+        }
+    }
+
+    /// The counters.
+    pub(crate) fn stats(&self) -> FallbackStats {
+        let c = &self.counters;
+        FallbackStats {
+            opened: c.opened.load(Ordering::Relaxed),
+            closed: c.closed.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            datagrams_sent: c.sent.load(Ordering::Relaxed),
+            datagrams_received: c.received.load(Ordering::Relaxed),
+            datagrams_dropped: c.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The connection datagrams to `addr` go through, if any.
+    fn conn(&self, addr: SocketAddr) -> Option<Arc<Connection>> {
+        if self.conn_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        lock(&self.conns).get(&addr).cloned()
+    }
+
+    /// Takes a place for a new connection, or refuses it (counted).
+    fn reserve(&self) -> bool {
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.config.max_connections).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Gives back a place taken by [`reserve`](Self::reserve).
+    fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Files `conn` as the way to its address (replacing any other, which is
+    /// closed).
+    fn register(&self, conn: Arc<Connection>) {
+        self.counters.opened.fetch_add(1, Ordering::Relaxed);
+        let old = {
+            let mut conns = lock(&self.conns);
+            let old = conns.insert(conn.key(), conn);
+            self.conn_count.store(conns.len(), Ordering::Release);
+            old
+        };
+        if let Some(old) = old {
+            old.shutdown();
+        }
+    }
+
+    /// Removes `conn` from the table, if it is still there.
+    fn unregister(&self, conn: &Arc<Connection>) {
+        let mut conns = lock(&self.conns);
+        if conns.get(&conn.key()).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            conns.remove(&conn.key());
+        }
+        self.conn_count.store(conns.len(), Ordering::Release);
+    }
+
+    /// Queues a datagram a connection read, for the driver; waits while the
+    /// queue is full (the TCP stream then backs up to its sender). Returns
+    /// `false` once the endpoint is closed.
+    fn deliver(&self, from: SocketAddr, datagram: &[u8]) -> bool {
+        let waker = {
+            let mut inbox = lock(&self.inbox);
+            while inbox.bytes >= self.config.buffer {
+                if self.closed.load(Ordering::Acquire) {
+                    return false;
+                }
+                inbox = self
+                    .inbox_room
+                    .wait_timeout(inbox, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            let mut buf = inbox.free.pop().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(datagram);
+            inbox.bytes += buf.len();
+            let was_empty = inbox.datagrams.is_empty();
+            inbox.datagrams.push_back((from, buf));
+            if was_empty { inbox.waker.take() } else { None }
+        };
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Starts watching a `connect` to `remote`: if the session `id` of
+    /// `shared` is still handshaking after [`FallbackConfig::after`], a
+    /// thread opens a WebSocket connection to `remote` and the session goes
+    /// on over it.
+    pub(crate) fn watch(self: &Arc<Self>, remote: SocketAddr, shared: Weak<Shared>, id: SessionId) {
+        let Some(after) = self.config.after else {
+            return;
+        };
+        {
+            let mut watched = lock(&self.watched);
+            watched.entry(remote).or_default();
+            self.watched_count.store(watched.len(), Ordering::Release);
+        }
+        let hub = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ferry-fallback-dial".into())
+            .spawn(move || connection::dial_when_unanswered(&hub, remote, after, &shared, id));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the fallback's thread: UDP only");
+            self.unwatch(remote);
+        }
+    }
+
+    /// Stops watching `remote`; returns the last datagram sent to it.
+    fn unwatch(&self, remote: SocketAddr) -> Option<Vec<u8>> {
+        let mut watched = lock(&self.watched);
+        let last = watched.remove(&remote);
+        self.watched_count.store(watched.len(), Ordering::Release);
+        last.filter(|d| !d.is_empty())
+    }
+
+    /// Whether a `connect` to the host of `addr` is watched.
+    fn watches_host(&self, addr: SocketAddr) -> bool {
+        self.watched_count.load(Ordering::Acquire) > 0
+            && lock(&self.watched).keys().any(|w| w.ip() == addr.ip())
+    }
+
+    /// Notes the last datagram sent to a watched destination.
+    fn note_sent(&self, destination: SocketAddr, last: &[u8]) {
+        if self.watched_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if let Some(slot) = lock(&self.watched).get_mut(&destination) {
+            slot.clear();
+            slot.extend_from_slice(last);
+        }
+    }
+
+    /// Closes every connection (each sends what it holds, then a close
+    /// frame) and stops accepting.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let conns: Vec<_> = {
+            let mut conns = lock(&self.conns);
+            self.conn_count.store(0, Ordering::Release);
+            conns.drain().map(|(_, c)| c).collect()
+        };
+        for conn in conns {
+            conn.shutdown();
+        }
+        self.inbox_room.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The fallback of an endpoint being bound: `udp` wrapped so that the
+/// driver reaches the connections too, the hub, and the TCP address
+/// accepting them (if this endpoint listens). `shards`: how many the
+/// endpoint has (the fallback needs one).
+pub(crate) fn wrap(
+    config: &FallbackConfig,
+    udp: Arc<dyn crate::AsyncUdpSocket>,
+    shards: usize,
+) -> Result<
+    (
+        Arc<dyn crate::AsyncUdpSocket>,
+        Arc<Hub>,
+        Option<SocketAddr>,
+    ),
+    crate::BindError,
+> {
+    if shards > 1 {
+        return Err(crate::BindError::FallbackSharded(shards));
+    }
+    let udp_addr = udp.local_addr().map_err(|e| crate::BindError::Io {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source: e,
+    })?;
+    let hub = Hub::new(config.clone());
+    let socket: Arc<dyn crate::AsyncUdpSocket> =
+        Arc::new(socket::FallbackSocket::new(udp, hub.clone()));
+    let listening = if config.listen || config.listen_addr.is_some() {
+        let addr = config.listen_addr.unwrap_or(udp_addr);
+        let bound = listener::listen(&hub, addr)
+            .map_err(|source| crate::BindError::FallbackListen { addr, source })?;
+        Some(bound)
+    } else {
+        None
+    };
+    Ok((socket, hub, listening))
+}
