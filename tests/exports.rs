@@ -24,6 +24,8 @@ macro_rules! every_driver_exports {
                 EndpointStats, PeerParams, SendProgress, SessionStats, ShardStats,
                 // Shards.
                 MAX_SHARDS,
+                // The fallback transport.
+                FallbackConfig, FallbackStats, Transport,
                 // Errors.
                 AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
                 StreamRecvError, StreamSendError,

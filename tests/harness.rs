@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_async::types::{
     AckError, BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
-    EndpointConfig, EndpointStats, PublicKey, RecvError, SendError, SessionId, SessionStats, State,
-    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError,
+    EndpointConfig, EndpointStats, FallbackStats, PublicKey, RecvError, SendError, SessionId, SessionStats, State,
+    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError, Transport,
 };
 use futures_lite::future::{self, block_on};
 
@@ -168,6 +168,10 @@ pub trait Peer: Send + Sync {
     fn close(&self);
     /// Whether the endpoint is closed.
     fn is_closed(&self) -> bool;
+    /// The TCP address accepting the WebSocket fallback, if it listens.
+    fn fallback_addr(&self) -> Option<SocketAddr>;
+    /// The fallback's counters.
+    fn fallback_stats(&self) -> FallbackStats;
 }
 
 /// A subscription to closed sessions, whatever drives it.
@@ -186,6 +190,8 @@ pub trait Conn: Send + Sync {
     fn clone_handle(&self) -> Box<dyn Conn>;
     /// The peer's address.
     fn remote_addr(&self) -> SocketAddr;
+    /// Which transport carries the session.
+    fn transport(&self) -> Transport;
     /// The peer's authenticated public key (identities).
     fn peer_identity(&self) -> Option<PublicKey>;
     /// Where the session stands.
@@ -324,6 +330,14 @@ impl Peer for AsyncPeer {
     fn is_closed(&self) -> bool {
         self.endpoint.is_closed()
     }
+
+    fn fallback_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.fallback_addr()
+    }
+
+    fn fallback_stats(&self) -> FallbackStats {
+        self.endpoint.fallback_stats()
+    }
 }
 
 struct AsyncSubscription(ferry_async::ClosedEvents);
@@ -350,6 +364,10 @@ impl Conn for AsyncConn {
 
     fn remote_addr(&self) -> SocketAddr {
         self.0.remote_addr()
+    }
+
+    fn transport(&self) -> Transport {
+        self.0.transport()
     }
 
     fn peer_identity(&self) -> Option<PublicKey> {
@@ -553,6 +571,14 @@ impl Peer for ferry_blocking::Endpoint {
     fn is_closed(&self) -> bool {
         ferry_blocking::Endpoint::is_closed(self)
     }
+
+    fn fallback_addr(&self) -> Option<SocketAddr> {
+        ferry_blocking::Endpoint::fallback_addr(self)
+    }
+
+    fn fallback_stats(&self) -> FallbackStats {
+        ferry_blocking::Endpoint::fallback_stats(self)
+    }
 }
 
 impl Subscription for ferry_blocking::ClosedEvents {
@@ -572,6 +598,10 @@ impl Conn for ferry_blocking::Session {
 
     fn remote_addr(&self) -> SocketAddr {
         ferry_blocking::Session::remote_addr(self)
+    }
+
+    fn transport(&self) -> Transport {
+        ferry_blocking::Session::transport(self)
     }
 
     fn peer_identity(&self) -> Option<PublicKey> {
