@@ -64,6 +64,9 @@ pub(crate) enum Kind {
     /// Ferry on tokio, in clear, each side serving its metrics and scraping
     /// them every 100 ms (`scrape.rs`).
     TokioScraped,
+    /// Ferry on tokio, in clear, over the WebSocket fallback: the
+    /// receiver's UDP port number is blackholed, so the sender falls back.
+    TokioFallback,
     /// Ferry on async-std.
     AsyncStd,
     /// Ferry on smol.
@@ -305,6 +308,11 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "tokio, each side serving Prometheus metrics (ferry-metrics) scraped every 100 ms",
         ),
         (
+            Kind::TokioFallback,
+            format!("{TOKIO} fallback (WebSocket over TCP)"),
+            "tokio, UDP blackholed: one WebSocket connection over TCP (protocol unchanged)",
+        ),
+        (
             Kind::AsyncStd,
             "bulk: ferry async-std".to_owned(),
             "async-std block_on",
@@ -338,6 +346,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
                 | Kind::TokioPskKeyUpdates
                 | Kind::TokioMulti
                 | Kind::TokioScraped
+                | Kind::TokioFallback
         ) {
             row.also(TOKIO);
         }
@@ -477,7 +486,8 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
             | Kind::TokioPskChacha
             | Kind::TokioPskKeyUpdates
             | Kind::TokioMulti
-            | Kind::TokioScraped,
+            | Kind::TokioScraped
+            | Kind::TokioFallback,
             side,
         ) => {
             let rt = if args.kind == Kind::TokioMulti {
@@ -557,7 +567,7 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
     } else {
         CipherPreference::Auto
     };
-    ferry_async::EndpointConfig::from(Config {
+    let mut config = ferry_async::EndpointConfig::from(Config {
         accept_incoming: server,
         mtu: args.mtu,
         max_sessions: args.sessions.max(Config::default().max_sessions),
@@ -568,7 +578,33 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         key_update_packets,
         ..Config::default()
     })
-    .with_shards(args.shards)
+    .with_shards(args.shards);
+    if args.kind == Kind::TokioFallback {
+        config = fallback_config(config, server);
+    }
+    config
+}
+
+/// The fallback row's configuration: the receiver takes WebSocket on TCP at
+/// a port number whose UDP a socket held for the process's life swallows;
+/// the sender falls back after 100 ms.
+fn fallback_config(
+    mut config: ferry_async::EndpointConfig,
+    server: bool,
+) -> ferry_async::EndpointConfig {
+    if server {
+        match std::net::UdpSocket::bind("127.0.0.1:0") {
+            Ok(hole) => {
+                config.fallback.listen_addr = hole.local_addr().ok();
+                // Never read: UDP to this port number goes nowhere.
+                std::mem::forget(hole);
+            }
+            Err(e) => eprintln!("no blackhole socket: {e}"),
+        }
+    } else {
+        config.fallback.after = Some(Duration::from_millis(100));
+    }
+    config
 }
 
 /// The sizes of the messages one session sends.
@@ -590,7 +626,8 @@ async fn ferry_async(
         Side::Receive => {
             let server = bind(ferry_config(args, true))?;
             let scraper = scraper(args, &server)?;
-            tell(format_args!("READY {}", server.local_addr()));
+            let to = server.fallback_addr().unwrap_or(server.local_addr());
+            tell(format_args!("READY {to}"));
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let mut start = None;
             let mut ids = Vec::with_capacity(args.sessions);

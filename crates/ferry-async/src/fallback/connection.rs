@@ -264,7 +264,7 @@ pub(super) fn dial_when_unanswered(
         })
     };
     if hub.is_closed() || !waiting() || hub.conn(remote).is_some() {
-        hub.unwatch(remote);
+        hub.unwatch(remote, true);
         return;
     }
     info!(%remote, after = ?after, "UDP got no answer: falling back to WebSocket over TCP");
@@ -277,7 +277,7 @@ pub(super) fn dial_when_unanswered(
     } else {
         Err(io::Error::other("too many fallback connections"))
     };
-    let last = hub.unwatch(remote);
+    let last = hub.unwatch(remote, opened.is_ok());
     match opened {
         Ok(conn) => {
             if let Some(last) = last {
@@ -288,7 +288,13 @@ pub(super) fn dial_when_unanswered(
                 shared.lock().wake_driver();
             }
         }
-        Err(e) => warn!(%remote, error = %e, "could not open the WebSocket fallback: UDP only"),
+        Err(e) => {
+            warn!(%remote, error = %e, "could not open the WebSocket fallback: UDP only");
+            if let Some(shared) = shared.upgrade() {
+                // A refusal held back is the driver's now.
+                shared.lock().wake_driver();
+            }
+        }
     }
 }
 

@@ -179,6 +179,15 @@ struct Inbox {
     free: Vec<Vec<u8>>,
 }
 
+/// A `connect` that may fall back.
+#[derive(Debug, Default)]
+struct Watch {
+    /// The last datagram sent to the destination.
+    last: Vec<u8>,
+    /// An ICMP unreachable report about the destination's host, held back.
+    refused: Option<SocketAddr>,
+}
+
 /// Buffers kept for reuse at most.
 const FREE_BUFFERS: usize = 1024;
 
@@ -199,8 +208,11 @@ pub(crate) struct Hub {
     /// Destinations a `connect` may fall back for, with the last datagram
     /// sent to each (the handshake, sent again over the connection once it
     /// is up).
-    watched: Mutex<HashMap<SocketAddr, Vec<u8>>>,
+    watched: Mutex<HashMap<SocketAddr, Watch>>,
     watched_count: AtomicUsize,
+    /// ICMP unreachable reports held back while a `connect` to that host
+    /// was watched, handed to the driver once its fallback failed too.
+    unreachable: Mutex<Vec<SocketAddr>>,
     closed: AtomicBool,
     counters: Counters,
 }
@@ -216,6 +228,7 @@ impl Hub {
             inbox_room: Condvar::new(),
             watched: Mutex::new(HashMap::new()),
             watched_count: AtomicUsize::new(0),
+            unreachable: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
         })
@@ -345,22 +358,44 @@ impl Hub {
             .spawn(move || connection::dial_when_unanswered(&hub, remote, after, &shared, id));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start the fallback's thread: UDP only");
-            self.unwatch(remote);
+            self.unwatch(remote, false);
         }
     }
 
-    /// Stops watching `remote`; returns the last datagram sent to it.
-    fn unwatch(&self, remote: SocketAddr) -> Option<Vec<u8>> {
-        let mut watched = lock(&self.watched);
-        let last = watched.remove(&remote);
-        self.watched_count.store(watched.len(), Ordering::Release);
-        last.filter(|d| !d.is_empty())
+    /// Stops watching `remote`; returns the last datagram sent to it. An
+    /// unreachable report held back goes to the driver unless `fell_back`.
+    fn unwatch(&self, remote: SocketAddr, fell_back: bool) -> Option<Vec<u8>> {
+        let watch = {
+            let mut watched = lock(&self.watched);
+            let watch = watched.remove(&remote);
+            self.watched_count.store(watched.len(), Ordering::Release);
+            watch
+        }?;
+        if let (Some(addr), false) = (watch.refused, fell_back) {
+            lock(&self.unreachable).push(addr);
+        }
+        Some(watch.last).filter(|d| !d.is_empty())
     }
 
-    /// Whether a `connect` to the host of `addr` is watched.
-    fn watches_host(&self, addr: SocketAddr) -> bool {
-        self.watched_count.load(Ordering::Acquire) > 0
-            && lock(&self.watched).keys().any(|w| w.ip() == addr.ip())
+    /// Holds back an ICMP unreachable report about the host of a watched
+    /// `connect` (its fallback may still answer); returns whether it did.
+    fn hold_unreachable(&self, addr: SocketAddr) -> bool {
+        if self.watched_count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let mut watched = lock(&self.watched);
+        match watched.iter_mut().find(|(to, _)| to.ip() == addr.ip()) {
+            Some((_, watch)) => {
+                watch.refused = Some(addr);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An unreachable report held back and released.
+    fn take_released_unreachable(&self) -> Option<SocketAddr> {
+        lock(&self.unreachable).pop()
     }
 
     /// Notes the last datagram sent to a watched destination.
@@ -368,9 +403,9 @@ impl Hub {
         if self.watched_count.load(Ordering::Acquire) == 0 {
             return;
         }
-        if let Some(slot) = lock(&self.watched).get_mut(&destination) {
-            slot.clear();
-            slot.extend_from_slice(last);
+        if let Some(watch) = lock(&self.watched).get_mut(&destination) {
+            watch.last.clear();
+            watch.last.extend_from_slice(last);
         }
     }
 

@@ -151,11 +151,14 @@ impl AsyncUdpSocket for FallbackSocket {
     }
 
     fn take_unreachable(&self) -> Option<SocketAddr> {
+        if let Some(addr) = self.hub.take_released_unreachable() {
+            return Some(addr);
+        }
         loop {
             let addr = self.udp.take_unreachable()?;
-            // A host that refuses UDP may still take the fallback: a
-            // `connect` watched for it does not fail on the refusal.
-            if !self.hub.watches_host(addr) {
+            // A host that refuses UDP may still take the fallback: the
+            // report waits until the watched `connect`'s fallback failed.
+            if !self.hub.hold_unreachable(addr) {
                 return Some(addr);
             }
             tracing::debug!(%addr, "UDP refused; the WebSocket fallback may still answer");

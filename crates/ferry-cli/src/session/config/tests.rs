@@ -234,6 +234,7 @@ fn identity_keys_are_read_relative_to_the_file_and_each_role_takes_its_own() {
     let starter = StarterOptions {
         common: common.clone(),
         peer_key: None,
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -247,6 +248,7 @@ fn identity_keys_are_read_relative_to_the_file_and_each_role_takes_its_own() {
     let listener = ListenerOptions {
         common,
         authorized_keys: None,
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -292,6 +294,7 @@ fn flags_override_the_files_key_files_which_are_then_not_read() {
     let s = StarterOptions {
         common: common.clone(),
         peer_key: Some(server.to_string()),
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -304,6 +307,7 @@ fn flags_override_the_files_key_files_which_are_then_not_read() {
     let s = ListenerOptions {
         common,
         authorized_keys: Some(dir.path().join("authorized")),
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -324,6 +328,7 @@ fn an_identity_without_its_counterpart_says_what_to_give() {
     let err = StarterOptions {
         common: with_identity,
         peer_key: None,
+        fallback: Default::default(),
     }
     .load()
     .unwrap_err();
@@ -337,6 +342,7 @@ fn an_identity_without_its_counterpart_says_what_to_give() {
     let err = StarterOptions {
         common: SessionOptions::default(),
         peer_key: Some(server.to_string()),
+        fallback: Default::default(),
     }
     .load()
     .unwrap_err();
@@ -345,6 +351,7 @@ fn an_identity_without_its_counterpart_says_what_to_give() {
     let err = ListenerOptions {
         common: SessionOptions::default(),
         authorized_keys: Some(dir.path().join("authorized")),
+        fallback: Default::default(),
     }
     .load()
     .unwrap_err();
