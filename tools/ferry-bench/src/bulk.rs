@@ -67,6 +67,8 @@ pub(crate) enum Kind {
     /// Ferry on tokio, in clear, over the WebSocket fallback: the
     /// receiver's UDP port number is blackholed, so the sender falls back.
     TokioFallback,
+    /// The same with Cubic, a loss-based controller, instead of BBR.
+    TokioFallbackCubic,
     /// Ferry on async-std.
     AsyncStd,
     /// Ferry on smol.
@@ -310,7 +312,12 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
         (
             Kind::TokioFallback,
             format!("{TOKIO} fallback (WebSocket over TCP)"),
-            "tokio, UDP blackholed: one WebSocket connection over TCP (protocol unchanged)",
+            "tokio, UDP blackholed: one WebSocket connection over TCP, max_mtu 16384",
+        ),
+        (
+            Kind::TokioFallbackCubic,
+            format!("{TOKIO} fallback (WebSocket over TCP), cubic"),
+            "as the row above, with Cubic instead of BBR",
         ),
         (
             Kind::AsyncStd,
@@ -347,6 +354,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
                 | Kind::TokioMulti
                 | Kind::TokioScraped
                 | Kind::TokioFallback
+                | Kind::TokioFallbackCubic
         ) {
             row.also(TOKIO);
         }
@@ -487,7 +495,8 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
             | Kind::TokioPskKeyUpdates
             | Kind::TokioMulti
             | Kind::TokioScraped
-            | Kind::TokioFallback,
+            | Kind::TokioFallback
+            | Kind::TokioFallbackCubic,
             side,
         ) => {
             let rt = if args.kind == Kind::TokioMulti {
@@ -579,15 +588,22 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         ..Config::default()
     })
     .with_shards(args.shards);
-    if args.kind == Kind::TokioFallback {
+    if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
         config = fallback_config(config, server);
+    }
+    if args.kind == Kind::TokioFallbackCubic {
+        config.protocol.congestion = ferry_async::types::CongestionControl::Cubic;
     }
     config
 }
 
-/// The fallback row's configuration: the receiver takes WebSocket on TCP at
+/// `max_mtu` of the fallback rows.
+const FALLBACK_MAX_MTU: usize = 16_384;
+
+/// The fallback rows' configuration: the receiver takes WebSocket on TCP at
 /// a port number whose UDP a socket held for the process's life swallows;
-/// the sender falls back after 100 ms.
+/// the sender falls back after 100 ms; `max_mtu` is
+/// [`FALLBACK_MAX_MTU`].
 fn fallback_config(
     mut config: ferry_async::EndpointConfig,
     server: bool,
@@ -604,6 +620,9 @@ fn fallback_config(
     } else {
         config.fallback.after = Some(Duration::from_millis(100));
     }
+    // Over TCP nothing limits a datagram's size: path MTU discovery finds
+    // this at once (guide §2.8).
+    config.protocol.max_mtu = FALLBACK_MAX_MTU;
     config
 }
 
@@ -660,6 +679,9 @@ async fn ferry_async(
             crate::diagnostics::report_losses(all.into_iter());
             crate::diagnostics::report_endpoint(&server.stats());
             tell_shards("receiver", &ids, &server.shard_stats());
+            if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
+                eprintln!("FALLBACK receiver {:?}", server.fallback_stats());
+            }
             if let Some(scraper) = scraper {
                 eprintln!("SCRAPES receiver {}", scraper.stop());
             }
@@ -696,6 +718,9 @@ async fn ferry_async(
                 eprintln!("SCRAPES sender {}", scraper.stop());
             }
             crate::diagnostics::report_losses(sessions.iter().map(|s| s.stats()));
+            if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
+                eprintln!("FALLBACK sender {:?}", clients[0].fallback_stats());
+            }
             for client in &clients {
                 client.close().await;
             }

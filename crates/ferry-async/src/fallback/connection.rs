@@ -188,6 +188,8 @@ fn write_loop(conn: &Connection, mut stream: TcpStream) {
 fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) {
     let mut decoder = Decoder::new(masked);
     let mut buf = vec![0; READ_BUFFER.max(2 * (MAX_MESSAGE + MAX_HEADER))];
+    // The datagrams of one read, and buffers to copy them into.
+    let (mut batch, mut spare): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     let (mut start, mut end) = (0, 0);
     loop {
         if end == buf.len() {
@@ -206,34 +208,41 @@ fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) 
             }
         };
         end += n;
+        let mut closing = false;
         loop {
             match decoder.decode(&mut buf[start..end]) {
                 Ok(None) => break,
                 Ok(Some((frame, used))) => {
                     let base = start;
                     start += used;
-                    let delivered = match frame {
-                        Frame::Message(range) => {
-                            hub.deliver(conn.key, &buf[base + range.start..base + range.end])
-                        }
-                        Frame::Assembled => hub.deliver(conn.key, decoder.assembled()),
-                        Frame::Ping(range) => {
-                            conn.pong(&buf[base + range.start..base + range.end]);
-                            true
-                        }
-                        Frame::Partial | Frame::Pong => true,
-                        Frame::Close => return,
+                    let mut keep = |datagram: &[u8]| {
+                        let mut copy = spare.pop().unwrap_or_default();
+                        copy.clear();
+                        copy.extend_from_slice(datagram);
+                        batch.push(copy);
                     };
-                    if !delivered {
-                        return;
+                    match frame {
+                        Frame::Message(range) => keep(&buf[base + range.start..base + range.end]),
+                        Frame::Assembled => keep(decoder.assembled()),
+                        Frame::Ping(range) => conn.pong(&buf[base + range.start..base + range.end]),
+                        Frame::Partial | Frame::Pong => {}
+                        Frame::Close => {
+                            closing = true;
+                            break;
+                        }
                     }
                 }
                 Err(e) => {
                     hub.counters.malformed.fetch_add(1, Ordering::Relaxed);
                     warn!(peer = %conn.key, error = %e, "malformed WebSocket frame: connection closed");
-                    return;
+                    closing = true;
+                    break;
                 }
             }
+        }
+        // Every datagram of this read in one hand-over.
+        if !hub.deliver(conn.key, &mut batch, &mut spare) || closing {
+            return;
         }
         if start == end {
             (start, end) = (0, 0);

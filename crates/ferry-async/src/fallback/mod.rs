@@ -308,10 +308,15 @@ impl Hub {
         self.conn_count.store(conns.len(), Ordering::Release);
     }
 
-    /// Queues a datagram a connection read, for the driver; waits while the
-    /// queue is full (the TCP stream then backs up to its sender). Returns
-    /// `false` once the endpoint is closed.
-    fn deliver(&self, from: SocketAddr, datagram: &[u8]) -> bool {
+    /// Queues the datagrams a connection read (`batch`, emptied), for the
+    /// driver, under one lock; waits while the queue is full (the TCP
+    /// stream then backs up to its sender). Hands emptied buffers back into
+    /// `spare`. Returns `false` once the endpoint is closed.
+    fn deliver(&self, from: SocketAddr, batch: &mut Vec<Vec<u8>>, spare: &mut Vec<Vec<u8>>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let count = batch.len() as u64;
         let waker = {
             let mut inbox = lock(&self.inbox);
             while inbox.bytes >= self.config.buffer {
@@ -324,15 +329,17 @@ impl Hub {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
-            let mut buf = inbox.free.pop().unwrap_or_default();
-            buf.clear();
-            buf.extend_from_slice(datagram);
-            inbox.bytes += buf.len();
             let was_empty = inbox.datagrams.is_empty();
-            inbox.datagrams.push_back((from, buf));
+            for datagram in batch.drain(..) {
+                inbox.bytes += datagram.len();
+                inbox.datagrams.push_back((from, datagram));
+            }
+            let take = inbox.free.len().min(FREE_BUFFERS.saturating_sub(spare.len()));
+            let at = inbox.free.len() - take;
+            spare.extend(inbox.free.drain(at..));
             if was_empty { inbox.waker.take() } else { None }
         };
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        self.counters.received.fetch_add(count, Ordering::Relaxed);
         if let Some(waker) = waker {
             waker.wake();
         }
