@@ -13,7 +13,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 
 use super::frame::{self, Decoder, Frame, MAX_HEADER, MAX_MESSAGE, Masks};
-use super::{Hub, WEBSOCKET_PATH, WEBSOCKET_PROTOCOL, lock};
+use super::{Chunk, Hub, WEBSOCKET_PATH, WEBSOCKET_PROTOCOL, lock};
 use crate::shared::Shared;
 
 /// How long opening a connection, and its HTTP upgrade, may take.
@@ -184,21 +184,27 @@ fn write_loop(conn: &Connection, mut stream: TcpStream) {
 }
 
 /// Reads frames until the stream ends, an error, or a close frame; hands
-/// each datagram to the hub. `masked`: the peer is a client.
+/// each read's datagrams to the hub with the buffer they are in (no copy
+/// here; the driver copies each out, unmasking as it goes). `masked`: the
+/// peer is a client.
 fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) {
+    let size = READ_BUFFER.max(2 * (MAX_MESSAGE + MAX_HEADER));
     let mut decoder = Decoder::new(masked);
-    let mut buf = vec![0; READ_BUFFER.max(2 * (MAX_MESSAGE + MAX_HEADER))];
-    // The datagrams of one read, and buffers to copy them into.
-    let (mut batch, mut spare): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+    let mut chunk = Chunk::default();
+    chunk.data.resize(size, 0);
+    // The partial frame at the end of a buffer handed over, on its way to
+    // the next buffer.
+    let mut tail = Vec::new();
     let (mut start, mut end) = (0, 0);
     loop {
-        if end == buf.len() {
-            // Move the partial frame to the front.
-            buf.copy_within(start..end, 0);
+        if end == chunk.data.len() {
+            // Move the partial frame to the front (no datagram of this
+            // buffer was handed over: those buffers are swapped out).
+            chunk.data.copy_within(start..end, 0);
             end -= start;
             start = 0;
         }
-        let n = match stream.read(&mut buf[end..]) {
+        let n = match stream.read(&mut chunk.data[end..]) {
             Ok(0) => return,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -210,21 +216,30 @@ fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) 
         end += n;
         let mut closing = false;
         loop {
-            match decoder.decode(&mut buf[start..end]) {
+            match decoder.decode_lazily(&mut chunk.data[start..end]) {
                 Ok(None) => break,
-                Ok(Some((frame, used))) => {
+                Ok(Some((frame, used, mask))) => {
                     let base = start;
                     start += used;
-                    let mut keep = |datagram: &[u8]| {
-                        let mut copy = spare.pop().unwrap_or_default();
-                        copy.clear();
-                        copy.extend_from_slice(datagram);
-                        batch.push(copy);
-                    };
                     match frame {
-                        Frame::Message(range) => keep(&buf[base + range.start..base + range.end]),
-                        Frame::Assembled => keep(decoder.assembled()),
-                        Frame::Ping(range) => conn.pong(&buf[base + range.start..base + range.end]),
+                        Frame::Message(range) => chunk
+                            .datagrams
+                            .push_back((base + range.start..base + range.end, mask)),
+                        Frame::Assembled => {
+                            // Rare (a peer that fragments): a chunk of its own.
+                            let message = decoder.assembled().to_vec();
+                            let own = Chunk {
+                                from: Some(conn.key),
+                                datagrams: [(0..message.len(), None)].into(),
+                                data: message,
+                            };
+                            if hub.deliver(own).is_none() {
+                                return;
+                            }
+                        }
+                        Frame::Ping(range) => {
+                            conn.pong(&chunk.data[base + range.start..base + range.end]);
+                        }
                         Frame::Partial | Frame::Pong => {}
                         Frame::Close => {
                             closing = true;
@@ -240,8 +255,21 @@ fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) 
                 }
             }
         }
-        // Every datagram of this read in one hand-over.
-        if !hub.deliver(conn.key, &mut batch, &mut spare) || closing {
+        if !chunk.datagrams.is_empty() {
+            // Every datagram of this read in one hand-over, in the buffer
+            // as read; reading goes on in a spare one.
+            tail.clear();
+            tail.extend_from_slice(&chunk.data[start..end]);
+            chunk.from = Some(conn.key);
+            let Some(mut next) = hub.deliver(std::mem::take(&mut chunk)) else {
+                return;
+            };
+            next.data.resize(size, 0);
+            next.data[..tail.len()].copy_from_slice(&tail);
+            (start, end) = (0, tail.len());
+            chunk = next;
+        }
+        if closing {
             return;
         }
         if start == end {

@@ -119,6 +119,24 @@ impl Decoder {
     /// hold all of it yet, else the frame and how many bytes of `buf` it
     /// took. A masked payload is unmasked in place.
     pub fn decode(&mut self, buf: &mut [u8]) -> Result<Option<(Frame, usize)>, FrameError> {
+        Ok(self
+            .decode_lazily(buf)?
+            .map(|(frame, used, mask)| {
+                if let (Frame::Message(range), Some(key)) = (&frame, mask) {
+                    apply_mask(&mut buf[range.clone()], key);
+                }
+                (frame, used)
+            }))
+    }
+
+    /// [`decode`](Self::decode), but a whole message's bytes
+    /// ([`Frame::Message`]) are left masked, with the mask returned: the
+    /// caller unmasks them as it copies them (one pass over the bytes, not
+    /// two). Other frames are unmasked in place, and their mask is `None`.
+    pub fn decode_lazily(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<Option<(Frame, usize, Option<[u8; 4]>)>, FrameError> {
         if buf.len() < 2 {
             return Ok(None);
         }
@@ -187,7 +205,8 @@ impl Decoder {
         if buf.len() < end {
             return Ok(None);
         }
-        if let Some(key) = mask {
+        let whole_message = opcode == OP_BINARY && fin;
+        if let (Some(key), false) = (mask, whole_message) {
             apply_mask(&mut buf[at..end], key);
         }
         let payload = at..end;
@@ -209,7 +228,7 @@ impl Decoder {
                 }
             }
         };
-        Ok(Some((frame, end)))
+        Ok(Some((frame, end, mask.filter(|_| whole_message))))
     }
 }
 
@@ -226,6 +245,29 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4]) {
     }
     for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
         *byte ^= key[i % 4];
+    }
+}
+
+/// Copies `data` XORed with the repeating 4-byte `key` into `out` (as long
+/// as `data`).
+pub fn copy_unmasked(out: &mut [u8], data: &[u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut outs = out.chunks_exact_mut(8);
+    let mut ins = data.chunks_exact(8);
+    for (o, i) in (&mut outs).zip(&mut ins) {
+        let mut word = [0; 8];
+        word.copy_from_slice(i);
+        o.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    for (k, (o, i)) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(ins.remainder())
+        .enumerate()
+    {
+        *o = i ^ key[k % 4];
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) mod socket;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Waker;
@@ -168,16 +169,33 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What one read of a connection brought: the buffer as read, and where
+/// its datagrams are in it (each with the mask to remove as it is copied
+/// out, for a client's frames). Handing the buffer over whole costs no copy
+/// per datagram; the driver copies each out once, unmasking as it goes.
+#[derive(Debug, Default)]
+struct Chunk {
+    from: Option<SocketAddr>,
+    data: Vec<u8>,
+    datagrams: VecDeque<(Range<usize>, Option<[u8; 4]>)>,
+}
+
 /// Datagrams read from connections, waiting for the driver.
 #[derive(Debug, Default)]
 struct Inbox {
-    datagrams: VecDeque<(SocketAddr, Vec<u8>)>,
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the datagrams waiting.
     bytes: usize,
     /// The driver's waker, left when it found nothing to read.
     waker: Option<Waker>,
-    /// Buffers the driver emptied, for the readers to reuse.
-    free: Vec<Vec<u8>>,
+    /// Chunks the driver emptied, for the readers to reuse.
+    free: Vec<Chunk>,
 }
+
+/// Chunks waiting at most (each holds a read buffer of 256 KiB): with
+/// [`FallbackConfig::buffer`], what bounds the memory of datagrams read and
+/// not yet taken.
+const MAX_CHUNKS: usize = 16;
 
 /// A `connect` that may fall back.
 #[derive(Debug, Default)]
@@ -188,8 +206,8 @@ struct Watch {
     refused: Option<SocketAddr>,
 }
 
-/// Buffers kept for reuse at most.
-const FREE_BUFFERS: usize = 1024;
+/// Chunks kept for reuse at most.
+const FREE_CHUNKS: usize = MAX_CHUNKS;
 
 /// What the fallback socket, its connections' threads and the endpoint's
 /// handles share.
@@ -308,20 +326,18 @@ impl Hub {
         self.conn_count.store(conns.len(), Ordering::Release);
     }
 
-    /// Queues the datagrams a connection read (`batch`, emptied), for the
-    /// driver, under one lock; waits while the queue is full (the TCP
-    /// stream then backs up to its sender). Hands emptied buffers back into
-    /// `spare`. Returns `false` once the endpoint is closed.
-    fn deliver(&self, from: SocketAddr, batch: &mut Vec<Vec<u8>>, spare: &mut Vec<Vec<u8>>) -> bool {
-        if batch.is_empty() {
-            return true;
-        }
-        let count = batch.len() as u64;
-        let waker = {
+    /// Queues what a connection read (`chunk`, its datagrams located), for
+    /// the driver, under one lock; waits while the queue is full (the TCP
+    /// stream then backs up to its sender). Returns an emptied chunk to read
+    /// into next, or `None` once the endpoint is closed.
+    fn deliver(&self, chunk: Chunk) -> Option<Chunk> {
+        let count = chunk.datagrams.len() as u64;
+        let bytes: usize = chunk.datagrams.iter().map(|(r, _)| r.len()).sum();
+        let (waker, spare) = {
             let mut inbox = lock(&self.inbox);
-            while inbox.bytes >= self.config.buffer {
+            while inbox.bytes >= self.config.buffer || inbox.chunks.len() >= MAX_CHUNKS {
                 if self.closed.load(Ordering::Acquire) {
-                    return false;
+                    return None;
                 }
                 inbox = self
                     .inbox_room
@@ -329,21 +345,17 @@ impl Hub {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
-            let was_empty = inbox.datagrams.is_empty();
-            for datagram in batch.drain(..) {
-                inbox.bytes += datagram.len();
-                inbox.datagrams.push_back((from, datagram));
-            }
-            let take = inbox.free.len().min(FREE_BUFFERS.saturating_sub(spare.len()));
-            let at = inbox.free.len() - take;
-            spare.extend(inbox.free.drain(at..));
-            if was_empty { inbox.waker.take() } else { None }
+            let was_empty = inbox.chunks.is_empty();
+            inbox.bytes += bytes;
+            inbox.chunks.push_back(chunk);
+            let spare = inbox.free.pop().unwrap_or_default();
+            (if was_empty { inbox.waker.take() } else { None }, spare)
         };
         self.counters.received.fetch_add(count, Ordering::Relaxed);
         if let Some(waker) = waker {
             waker.wake();
         }
-        true
+        Some(spare)
     }
 
     /// Starts watching a `connect` to `remote`: if the session `id` of

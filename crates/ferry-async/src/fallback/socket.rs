@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use super::{FREE_BUFFERS, Hub, lock};
+use super::{FREE_CHUNKS, Hub, frame, lock};
 use crate::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
 
 /// An [`AsyncUdpSocket`] that sends to addresses with a WebSocket connection
@@ -31,28 +31,48 @@ impl FallbackSocket {
         }
     }
 
-    /// Moves datagrams read from connections into `bufs`; returns how many.
+    /// Moves datagrams read from connections into `bufs` (unmasking a
+    /// client's as they are copied); returns how many.
     fn take_websocket(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> usize {
         let mut inbox = lock(&self.hub.inbox);
         let mut n = 0;
         while n < bufs.len().min(meta.len()) {
-            let Some((from, datagram)) = inbox.datagrams.pop_front() else {
+            let Some(chunk) = inbox.chunks.front_mut() else {
                 break;
             };
-            inbox.bytes -= datagram.len();
-            if datagram.len() <= bufs[n].len() {
-                bufs[n][..datagram.len()].copy_from_slice(&datagram);
+            let Some((range, mask)) = chunk.datagrams.pop_front() else {
+                let mut done = inbox.chunks.pop_front().expect("a front chunk");
+                if inbox.free.len() < FREE_CHUNKS {
+                    done.datagrams.clear();
+                    inbox.free.push(done);
+                }
+                continue;
+            };
+            let from = chunk.from.expect("a delivered chunk names its connection");
+            let len = range.len();
+            if len <= bufs[n].len() {
+                let datagram = &chunk.data[range];
+                match mask {
+                    Some(key) => frame::copy_unmasked(&mut bufs[n][..len], datagram, key),
+                    None => bufs[n][..len].copy_from_slice(datagram),
+                }
                 let mut m = RecvMeta::default();
                 m.addr = from;
-                m.len = datagram.len();
-                m.stride = datagram.len();
+                m.len = len;
+                m.stride = len;
                 meta[n] = m;
                 n += 1;
             } else {
                 self.hub.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            if inbox.free.len() < FREE_BUFFERS {
-                inbox.free.push(datagram);
+            inbox.bytes -= len;
+        }
+        // A chunk emptied by the last datagram taken goes back now.
+        while inbox.chunks.front().is_some_and(|c| c.datagrams.is_empty()) {
+            let mut done = inbox.chunks.pop_front().expect("a front chunk");
+            if inbox.free.len() < FREE_CHUNKS {
+                done.datagrams.clear();
+                inbox.free.push(done);
             }
         }
         drop(inbox);
@@ -77,7 +97,7 @@ impl FallbackSocket {
         }
         {
             let mut inbox = lock(&self.hub.inbox);
-            if inbox.datagrams.is_empty() {
+            if inbox.chunks.is_empty() {
                 if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     inbox.waker = Some(cx.waker().clone());
                 }
