@@ -113,11 +113,16 @@ fn a_session_falls_back_to_websocket_when_udp_is_blackholed(driver: Driver) {
         let server = listener(driver, hole.addr);
         assert_eq!(server.fallback_addr(), Some(hole.addr));
         let client = starter(driver);
-        let session = client.connect(hole.addr).expect("connect through the fallback");
+        let session = client
+            .connect(hole.addr)
+            .expect("connect through the fallback");
         assert_eq!(session.transport(), Transport::WebSocket);
         let accepted = server.accept().expect("the session");
         assert_eq!(accepted.transport(), Transport::WebSocket);
-        assert!(hole.swallowed.load(Ordering::Relaxed) > 0, "UDP was tried first");
+        assert!(
+            hole.swallowed.load(Ordering::Relaxed) > 0,
+            "UDP was tried first"
+        );
         // Several MiB, every byte checked.
         let total = transfer(&*session, accepted, 1, 160, 64 << 10);
         assert!(total > 4 << 20, "{total} bytes");

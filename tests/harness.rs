@@ -8,8 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_async::types::{
     AckError, BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
-    EndpointConfig, EndpointStats, FallbackStats, PublicKey, RecvError, SendError, SessionId, SessionStats, State,
-    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError, Transport,
+    EndpointConfig, EndpointStats, FallbackStats, PublicKey, RecvError, SendError, SessionId,
+    SessionStats, State, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
+    StreamSendError, Transport,
 };
 use futures_lite::future::{self, block_on};
 

@@ -152,12 +152,12 @@ pub use error::{
     AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
     StreamRecvError, StreamSendError,
 };
+pub use fallback::{FallbackConfig, FallbackStats, Transport};
 pub use ferry_proto::{
     AuthorizedKeys, CloseCounts, CloseReason, CloseText, Config, EndpointStats, Histogram,
     Identity, PeerParams, PublicKey, SendProgress, SessionId, SessionStats, SessionTotals, State,
     StreamEnd, StreamId, StreamKind,
 };
-pub use fallback::{FallbackConfig, FallbackStats, Transport};
 pub use incoming::Incoming;
 pub use manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvent, ClosedEvents};
 pub use runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, Transmit};

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use ferry_proto::{CloseReason, SessionId, SessionStats, State, StreamKind};
 
 use crate::acknowledged::AckTarget;
-use crate::fallback::Transport;
 use crate::error::{AckError, DatagramError, RecvError, SendError, StreamError};
+use crate::fallback::Transport;
 use crate::shared::Shared;
 use crate::stream::Stream;
 

@@ -29,7 +29,10 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 fn the_websocket_frames_seeds_and_crashes_pass_their_property() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let seeds = files_in(&fuzz.join("corpus/websocket_frames"));
-    assert!(seeds.len() >= 5, "the seed corpus of websocket_frames is missing");
+    assert!(
+        seeds.len() >= 5,
+        "the seed corpus of websocket_frames is missing"
+    );
     let regressions = files_in(&fuzz.join("regressions/websocket_frames"));
     let failed: Vec<String> = seeds
         .iter()

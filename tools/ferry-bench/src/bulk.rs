@@ -589,40 +589,11 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
     })
     .with_shards(args.shards);
     if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
-        config = fallback_config(config, server);
+        config = crate::fallback::config(config, server);
     }
     if args.kind == Kind::TokioFallbackCubic {
         config.protocol.congestion = ferry_async::types::CongestionControl::Cubic;
     }
-    config
-}
-
-/// `max_mtu` of the fallback rows.
-const FALLBACK_MAX_MTU: usize = 16_384;
-
-/// The fallback rows' configuration: the receiver takes WebSocket on TCP at
-/// a port number whose UDP a socket held for the process's life swallows;
-/// the sender falls back after 100 ms; `max_mtu` is
-/// [`FALLBACK_MAX_MTU`].
-fn fallback_config(
-    mut config: ferry_async::EndpointConfig,
-    server: bool,
-) -> ferry_async::EndpointConfig {
-    if server {
-        match std::net::UdpSocket::bind("127.0.0.1:0") {
-            Ok(hole) => {
-                config.fallback.listen_addr = hole.local_addr().ok();
-                // Never read: UDP to this port number goes nowhere.
-                std::mem::forget(hole);
-            }
-            Err(e) => eprintln!("no blackhole socket: {e}"),
-        }
-    } else {
-        config.fallback.after = Some(Duration::from_millis(100));
-    }
-    // Over TCP nothing limits a datagram's size: path MTU discovery finds
-    // this at once (guide §2.8).
-    config.protocol.max_mtu = FALLBACK_MAX_MTU;
     config
 }
 

@@ -156,10 +156,7 @@ fn write_loop(conn: &Connection, mut stream: TcpStream) {
         let closing = {
             let mut out = lock(&conn.out);
             while out.buf.is_empty() && !out.closing {
-                out = conn
-                    .ready
-                    .wait(out)
-                    .unwrap_or_else(PoisonError::into_inner);
+                out = conn.ready.wait(out).unwrap_or_else(PoisonError::into_inner);
             }
             std::mem::swap(&mut out.buf, &mut sending);
             if out.closing {
@@ -353,10 +350,8 @@ fn open(remote: SocketAddr) -> io::Result<TcpStream> {
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(WEBSOCKET_PROTOCOL),
     );
-    let (_socket, response) =
-        tungstenite::client::client(request, stream.try_clone()?).map_err(|e| {
-            io::Error::other(format!("the WebSocket upgrade failed: {e}"))
-        })?;
+    let (_socket, response) = tungstenite::client::client(request, stream.try_clone()?)
+        .map_err(|e| io::Error::other(format!("the WebSocket upgrade failed: {e}")))?;
     let protocol = response.headers().get("Sec-WebSocket-Protocol");
     if protocol.is_none_or(|p| p != WEBSOCKET_PROTOCOL) {
         return Err(io::Error::other(

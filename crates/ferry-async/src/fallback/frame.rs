@@ -86,6 +86,10 @@ pub enum Frame {
     Close,
 }
 
+/// What [`Decoder::decode_lazily`] found: the frame, the bytes it took, and
+/// the mask still on a [`Frame::Message`]'s bytes.
+pub type Lazy = (Frame, usize, Option<[u8; 4]>);
+
 /// Decodes frames from a byte stream, one frame per call.
 #[derive(Debug)]
 pub struct Decoder {
@@ -119,24 +123,19 @@ impl Decoder {
     /// hold all of it yet, else the frame and how many bytes of `buf` it
     /// took. A masked payload is unmasked in place.
     pub fn decode(&mut self, buf: &mut [u8]) -> Result<Option<(Frame, usize)>, FrameError> {
-        Ok(self
-            .decode_lazily(buf)?
-            .map(|(frame, used, mask)| {
-                if let (Frame::Message(range), Some(key)) = (&frame, mask) {
-                    apply_mask(&mut buf[range.clone()], key);
-                }
-                (frame, used)
-            }))
+        Ok(self.decode_lazily(buf)?.map(|(frame, used, mask)| {
+            if let (Frame::Message(range), Some(key)) = (&frame, mask) {
+                apply_mask(&mut buf[range.clone()], key);
+            }
+            (frame, used)
+        }))
     }
 
     /// [`decode`](Self::decode), but a whole message's bytes
     /// ([`Frame::Message`]) are left masked, with the mask returned: the
     /// caller unmasks them as it copies them (one pass over the bytes, not
     /// two). Other frames are unmasked in place, and their mask is `None`.
-    pub fn decode_lazily(
-        &mut self,
-        buf: &mut [u8],
-    ) -> Result<Option<(Frame, usize, Option<[u8; 4]>)>, FrameError> {
+    pub fn decode_lazily(&mut self, buf: &mut [u8]) -> Result<Option<Lazy>, FrameError> {
         if buf.len() < 2 {
             return Ok(None);
         }
@@ -304,7 +303,12 @@ pub fn encode_message(out: &mut Vec<u8>, payload: &[u8], mask: Option<[u8; 4]>) 
 
 /// Appends a pong answering a ping's `payload` (at most 125 bytes).
 pub fn encode_pong(out: &mut Vec<u8>, payload: &[u8], mask: Option<[u8; 4]>) {
-    encode(out, OP_PONG, &payload[..payload.len().min(MAX_CONTROL)], mask);
+    encode(
+        out,
+        OP_PONG,
+        &payload[..payload.len().min(MAX_CONTROL)],
+        mask,
+    );
 }
 
 /// Appends a close frame (status 1000, normal closure).

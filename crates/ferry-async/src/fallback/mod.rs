@@ -448,6 +448,10 @@ impl Hub {
     }
 }
 
+/// What [`wrap`] makes: the socket the driver gets, the hub, and the TCP
+/// address accepting connections (if the endpoint listens).
+pub(crate) type Wrapped = (Arc<dyn crate::AsyncUdpSocket>, Arc<Hub>, Option<SocketAddr>);
+
 /// The fallback of an endpoint being bound: `udp` wrapped so that the
 /// driver reaches the connections too, the hub, and the TCP address
 /// accepting them (if this endpoint listens). `shards`: how many the
@@ -456,14 +460,7 @@ pub(crate) fn wrap(
     config: &FallbackConfig,
     udp: Arc<dyn crate::AsyncUdpSocket>,
     shards: usize,
-) -> Result<
-    (
-        Arc<dyn crate::AsyncUdpSocket>,
-        Arc<Hub>,
-        Option<SocketAddr>,
-    ),
-    crate::BindError,
-> {
+) -> Result<Wrapped, crate::BindError> {
     if shards > 1 {
         return Err(crate::BindError::FallbackSharded(shards));
     }

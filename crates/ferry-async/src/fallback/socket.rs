@@ -98,7 +98,11 @@ impl FallbackSocket {
         {
             let mut inbox = lock(&self.hub.inbox);
             if inbox.chunks.is_empty() {
-                if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !inbox
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
                     inbox.waker = Some(cx.waker().clone());
                 }
                 return Poll::Pending;
@@ -146,7 +150,10 @@ impl AsyncUdpSocket for FallbackSocket {
             return Ok(());
         }
         if self.hub.watched_count.load(Ordering::Acquire) > 0 {
-            let size = transmit.segment_size.unwrap_or(transmit.contents.len()).max(1);
+            let size = transmit
+                .segment_size
+                .unwrap_or(transmit.contents.len())
+                .max(1);
             if let Some(last) = transmit.contents.chunks(size).last() {
                 self.hub.note_sent(transmit.destination, last);
             }

@@ -27,7 +27,10 @@ fn a_server_message_decodes_to_its_bytes() {
     let mut out = Vec::new();
     encode_message(&mut out, b"hello", None);
     assert_eq!(out, [0x82, 5, b'h', b'e', b'l', b'l', b'o']);
-    assert_eq!(decode_all(false, &out, 100).unwrap(), vec![b"hello".to_vec()]);
+    assert_eq!(
+        decode_all(false, &out, 100).unwrap(),
+        vec![b"hello".to_vec()]
+    );
 }
 
 #[test]
@@ -83,7 +86,10 @@ fn a_message_above_the_limit_is_refused_from_its_header_alone() {
 fn fragments_are_assembled_and_bounded() {
     // "ab" + "cd" in two frames.
     let bytes = [0x02, 2, b'a', b'b', 0x80, 2, b'c', b'd'];
-    assert_eq!(decode_all(false, &bytes, 3).unwrap(), vec![b"abcd".to_vec()]);
+    assert_eq!(
+        decode_all(false, &bytes, 3).unwrap(),
+        vec![b"abcd".to_vec()]
+    );
     // A ping between fragments is allowed.
     let bytes = [0x02, 1, b'a', 0x89, 0, 0x80, 1, b'b'];
     assert_eq!(decode_all(false, &bytes, 8).unwrap(), vec![b"ab".to_vec()]);
@@ -108,7 +114,10 @@ fn out_of_order_fragments_text_reserved_bits_and_unknown_opcodes_are_errors() {
     assert_eq!(decode_all(false, &[0xC2, 0], 9), Err(FrameError::Reserved));
     assert_eq!(decode_all(false, &[0x83, 0], 9), Err(FrameError::Opcode(3)));
     assert_eq!(decode_all(false, &[0x09, 0], 9), Err(FrameError::Control));
-    assert_eq!(decode_all(false, &[0x89, 126, 0, 126], 9), Err(FrameError::Control));
+    assert_eq!(
+        decode_all(false, &[0x89, 126, 0, 126], 9),
+        Err(FrameError::Control)
+    );
 }
 
 #[test]

@@ -160,10 +160,13 @@ impl SessionSettings {
                     .unwrap_or(crate::shutdown::DEFAULT_GRACE)
                     .as_millis()
             ),
-            match (self.endpoint.fallback.listen, self.endpoint.fallback.listen_addr) {
-                (_, Some(addr)) => format!(
-                    "tcp_fallback_listen = {addr} (listeners: WebSocket over TCP there)"
-                ),
+            match (
+                self.endpoint.fallback.listen,
+                self.endpoint.fallback.listen_addr,
+            ) {
+                (_, Some(addr)) => {
+                    format!("tcp_fallback_listen = {addr} (listeners: WebSocket over TCP there)")
+                }
                 (true, None) => {
                     "tcp_fallback = true (listeners: WebSocket over TCP on the UDP port number)"
                         .into()

@@ -93,9 +93,7 @@ pub fn transport_note(session: &Session, after: Option<Duration>) -> String {
 /// What a listener's first line adds about the fallback: nothing, or
 /// `, WebSocket fallback on TCP ADDR`.
 pub fn listener_fallback_note(endpoint: &Endpoint) -> String {
-    endpoint
-        .fallback_addr()
-        .map_or_else(String::new, |addr| {
-            format!(", WebSocket fallback on TCP {addr}")
-        })
+    endpoint.fallback_addr().map_or_else(String::new, |addr| {
+        format!(", WebSocket fallback on TCP {addr}")
+    })
 }
