@@ -32,7 +32,8 @@ fn every_key_is_read() {
          amplification_factor = 2\nmax_recv_memory = 9000000\n\
          udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
          server_id = \"2:beef\"\nshards = 3\ngrace_period = 2500\n\
-         metrics = \"127.0.0.1:9100\"\n",
+         metrics = \"127.0.0.1:9100\"\ntcp_fallback = true\n\
+         tcp_fallback_listen = \"127.0.0.1:443\"\nfallback_after = 1500\n",
         origin(),
     )
     .unwrap();
@@ -68,7 +69,13 @@ fn every_key_is_read() {
     assert_eq!(s.endpoint.shards, 3);
     assert_eq!(s.metrics, Some("127.0.0.1:9100".parse().unwrap()));
     assert_eq!(s.grace_period, Some(Duration::from_millis(2500)));
-    assert_eq!(s.describe().len(), 35);
+    assert!(s.endpoint.fallback.listen);
+    assert_eq!(
+        s.endpoint.fallback.listen_addr,
+        Some("127.0.0.1:443".parse().unwrap())
+    );
+    assert_eq!(s.endpoint.fallback.after, Some(Duration::from_millis(1500)));
+    assert_eq!(s.describe().len(), 37);
 }
 
 #[test]
