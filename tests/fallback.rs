@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_async::types::{Config, EndpointConfig, FallbackConfig, FallbackStats, Transport};
+use ferry_async::types::{
+    BindError, Config, EndpointConfig, FallbackConfig, FallbackStats, Transport,
+};
 use ferry_tests::harness::{Conn, Driver, Messages, Peer, within};
 
 /// A UDP socket that reads and discards every datagram sent to it: UDP to
@@ -54,15 +56,25 @@ impl Drop for Blackhole {
     }
 }
 
-/// A listener whose WebSocket fallback listens on TCP at `tcp` (its UDP
-/// socket is elsewhere).
-fn listener(driver: Driver, tcp: SocketAddr) -> Box<dyn Peer> {
-    let mut config = EndpointConfig::server();
-    config.fallback = FallbackConfig {
-        listen_addr: Some(tcp),
-        ..FallbackConfig::default()
-    };
-    driver.bind("127.0.0.1:0".parse().unwrap(), config)
+/// A blackhole, and a listener whose WebSocket fallback listens on TCP at
+/// the blackhole's port number (its UDP socket is elsewhere). Tries again
+/// with another blackhole when a TCP socket of some other test holds that
+/// port number.
+fn listener_behind_hole(driver: Driver) -> (Blackhole, Box<dyn Peer>) {
+    for _ in 0..20 {
+        let hole = Blackhole::start();
+        let mut config = EndpointConfig::server();
+        config.fallback = FallbackConfig {
+            listen_addr: Some(hole.addr),
+            ..FallbackConfig::default()
+        };
+        match driver.try_bind("127.0.0.1:0".parse().unwrap(), config) {
+            Ok(server) => return (hole, server),
+            Err(BindError::FallbackListen { .. }) => continue,
+            Err(e) => panic!("bind: {e}"),
+        }
+    }
+    panic!("no port number free for both UDP and TCP");
 }
 
 /// A starter that falls back after 300 ms without an answer.
@@ -109,8 +121,7 @@ fn counters_reach(peer: &dyn Peer, done: impl Fn(&FallbackStats) -> bool) -> Fal
 
 fn a_session_falls_back_to_websocket_when_udp_is_blackholed(driver: Driver) {
     within(120, move || {
-        let hole = Blackhole::start();
-        let server = listener(driver, hole.addr);
+        let (hole, server) = listener_behind_hole(driver);
         assert_eq!(server.fallback_addr(), Some(hole.addr));
         let client = starter(driver);
         let session = client
@@ -137,8 +148,7 @@ fn a_session_falls_back_to_websocket_when_udp_is_blackholed(driver: Driver) {
 
 fn a_listener_serves_a_udp_session_and_a_websocket_session_at_once(driver: Driver) {
     within(120, move || {
-        let hole = Blackhole::start();
-        let server = listener(driver, hole.addr);
+        let (hole, server) = listener_behind_hole(driver);
         let over_udp = starter(driver);
         let over_tcp = starter(driver);
         let udp = over_udp.connect(server.local_addr()).unwrap();
@@ -189,8 +199,7 @@ fn upgrade(stream: &mut TcpStream) -> String {
 
 fn a_malformed_websocket_peer_is_dropped_without_harming_other_sessions(driver: Driver) {
     within(120, move || {
-        let hole = Blackhole::start();
-        let server = listener(driver, hole.addr);
+        let (hole, server) = listener_behind_hole(driver);
         let client = starter(driver);
         let session = client.connect(hole.addr).unwrap();
         let accepted = server.accept().unwrap();
@@ -221,10 +230,7 @@ fn a_sharded_endpoint_refuses_the_fallback_with_a_typed_error() {
     let mut config = EndpointConfig::server().with_shards(2);
     config.fallback.listen = true;
     let refused = Driver::Smol.try_bind("127.0.0.1:0".parse().unwrap(), config);
-    assert!(matches!(
-        refused.err(),
-        Some(ferry_async::types::BindError::FallbackSharded(2))
-    ));
+    assert!(matches!(refused.err(), Some(BindError::FallbackSharded(2))));
 }
 
 ferry_tests::on_every_driver! {

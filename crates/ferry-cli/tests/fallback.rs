@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -20,7 +20,13 @@ fn send_reaches_receive_over_the_websocket_fallback_when_udp_is_blackholed() {
     make_tree(src.path(), "tree", 3 << 20);
     // UDP to this port number is read and dropped; the receiver's TCP
     // fallback listens on the same number.
-    let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A port number free for UDP and, as far as can be told, for TCP.
+    let hole = loop {
+        let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if TcpListener::bind(hole.local_addr().unwrap()).is_ok() {
+            break hole;
+        }
+    };
     hole.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let addr = hole.local_addr().unwrap();

@@ -15,13 +15,19 @@ pub(crate) fn config(
     server: bool,
 ) -> ferry_async::EndpointConfig {
     if server {
-        match std::net::UdpSocket::bind("127.0.0.1:0") {
-            Ok(hole) => {
+        // A port number free for UDP and, as far as can be told, for TCP.
+        let hole = (0..20).find_map(|_| {
+            let hole = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            let addr = hole.local_addr().ok()?;
+            std::net::TcpListener::bind(addr).ok().map(|_| hole)
+        });
+        match hole {
+            Some(hole) => {
                 config.fallback.listen_addr = hole.local_addr().ok();
                 // Never read: UDP to this port number goes nowhere.
                 std::mem::forget(hole);
             }
-            Err(e) => eprintln!("no blackhole socket: {e}"),
+            None => eprintln!("no blackhole socket"),
         }
     } else {
         config.fallback.after = Some(Duration::from_millis(100));
