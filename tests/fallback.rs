@@ -224,6 +224,26 @@ fn a_malformed_websocket_peer_is_dropped_without_harming_other_sessions(driver: 
     });
 }
 
+fn a_refusal_over_udp_is_reported_once_the_fallback_failed_too(driver: Driver) {
+    within(60, move || {
+        // Nothing on this port number, neither UDP nor TCP: the ICMP error
+        // waits while the fallback is tried, then fails the connect.
+        let closed = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let client = starter(driver);
+        let refused = client.connect(closed).err();
+        assert_eq!(
+            refused,
+            Some(ferry_async::types::ConnectError::Failed(
+                ferry_async::types::CloseReason::Refused
+            ))
+        );
+        assert_eq!(client.fallback_stats().opened, 0);
+    });
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_sharded_endpoint_refuses_the_fallback_with_a_typed_error() {
@@ -238,4 +258,5 @@ ferry_tests::on_every_driver! {
     a_listener_serves_a_udp_session_and_a_websocket_session_at_once,
     the_listener_accepts_the_fallback_on_its_own_port_number,
     a_malformed_websocket_peer_is_dropped_without_harming_other_sessions,
+    a_refusal_over_udp_is_reported_once_the_fallback_failed_too,
 }
