@@ -91,7 +91,11 @@ pub struct FallbackConfig {
     /// The most bytes waiting in one connection's outgoing buffer (and in
     /// the queue of datagrams read from every connection, not yet taken by
     /// the driver). Beyond, datagrams to send are dropped and counted; a
-    /// reader waits for the driver. Default 2 MiB.
+    /// reader waits for the driver. Default 8 MiB: with 2 MiB, BBR (the
+    /// default controller, which hardly slows down for losses) overflowed
+    /// it so often on loopback that it sent half its data twice; with
+    /// 8 MiB it lost some 3%, and was as fast (docs/performance.md). Taken
+    /// only while the connection is slower than the session.
     pub buffer: usize,
 }
 
@@ -102,7 +106,7 @@ impl Default for FallbackConfig {
             listen_addr: None,
             after: None,
             max_connections: 256,
-            buffer: 2 << 20,
+            buffer: 8 << 20,
         }
     }
 }
