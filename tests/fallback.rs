@@ -253,6 +253,18 @@ fn a_sharded_endpoint_refuses_the_fallback_with_a_typed_error() {
     assert!(matches!(refused.err(), Some(BindError::FallbackSharded(2))));
 }
 
+#[test]
+fn a_buffer_too_small_for_the_largest_datagram_is_refused_with_a_typed_error() {
+    let mut config = EndpointConfig::server();
+    config.fallback.listen = true;
+    config.fallback.buffer = 1000;
+    let refused = Driver::Blocking.try_bind("127.0.0.1:0".parse().unwrap(), config);
+    assert!(matches!(
+        refused.err(),
+        Some(BindError::FallbackBuffer { buffer: 1000, min }) if min > 65_535
+    ));
+}
+
 ferry_tests::on_every_driver! {
     a_session_falls_back_to_websocket_when_udp_is_blackholed,
     a_listener_serves_a_udp_session_and_a_websocket_session_at_once,

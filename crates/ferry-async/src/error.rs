@@ -37,6 +37,17 @@ pub enum BindError {
         "the WebSocket fallback needs one shard (shards = {0}): set shards to 1, or turn the fallback off"
     )]
     FallbackSharded(usize),
+    /// [`FallbackConfig::buffer`](crate::FallbackConfig::buffer) cannot hold
+    /// the largest datagram.
+    #[error(
+        "fallback.buffer = {buffer} bytes cannot hold the largest datagram: give at least {min}"
+    )]
+    FallbackBuffer {
+        /// The size asked for.
+        buffer: usize,
+        /// The least accepted.
+        min: usize,
+    },
     /// The fallback's TCP listener could not be bound.
     #[error(
         "cannot accept the WebSocket fallback on TCP {addr}: {source}; pick another address (fallback.listen_addr) or free the port"

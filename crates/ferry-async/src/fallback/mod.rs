@@ -95,7 +95,9 @@ pub struct FallbackConfig {
     /// default controller, which hardly slows down for losses) overflowed
     /// it so often on loopback that it sent half its data twice; with
     /// 8 MiB it lost some 3%, and was as fast (docs/performance.md). Taken
-    /// only while the connection is slower than the session.
+    /// only while the connection is slower than the session. At least
+    /// [`MIN_BUFFER`]; less fails binding with
+    /// [`BindError::FallbackBuffer`](crate::BindError::FallbackBuffer).
     pub buffer: usize,
 }
 
@@ -209,6 +211,14 @@ struct Watch {
     /// An ICMP unreachable report about the destination's host, held back.
     refused: Option<SocketAddr>,
 }
+
+/// The least [`FallbackConfig::buffer`]: room for the largest datagram,
+/// framed.
+pub const MIN_BUFFER: usize = MAX_MESSAGE + MAX_HEADER;
+
+/// `connect`s watched at once at most (each a thread waiting
+/// [`FallbackConfig::after`]); beyond, a `connect` goes over UDP only.
+const MAX_WATCHED: usize = 256;
 
 /// Chunks kept for reuse at most.
 const FREE_CHUNKS: usize = MAX_CHUNKS;
@@ -372,6 +382,10 @@ impl Hub {
         };
         {
             let mut watched = lock(&self.watched);
+            if watched.len() >= MAX_WATCHED && !watched.contains_key(&remote) {
+                tracing::debug!(%remote, "too many connects watched: UDP only");
+                return;
+            }
             watched.entry(remote).or_default();
             self.watched_count.store(watched.len(), Ordering::Release);
         }
@@ -467,6 +481,12 @@ pub(crate) fn wrap(
 ) -> Result<Wrapped, crate::BindError> {
     if shards > 1 {
         return Err(crate::BindError::FallbackSharded(shards));
+    }
+    if config.buffer < MIN_BUFFER {
+        return Err(crate::BindError::FallbackBuffer {
+            buffer: config.buffer,
+            min: MIN_BUFFER,
+        });
     }
     let udp_addr = udp.local_addr().map_err(|e| crate::BindError::Io {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),

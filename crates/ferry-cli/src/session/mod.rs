@@ -101,7 +101,9 @@ pub(crate) fn bind(
             "cannot listen on UDP {a} ({flag}): permission denied; use a port above 1023, or run with the needed privilege"
         )),
         BindError::Config(e) => CliError::Invalid(format!("invalid session settings: {e}")),
-        e @ (BindError::TooManyShards { .. } | BindError::FallbackSharded(_)) => {
+        e @ (BindError::TooManyShards { .. }
+        | BindError::FallbackSharded(_)
+        | BindError::FallbackBuffer { .. }) => {
             CliError::Invalid(e.to_string())
         }
         BindError::FallbackListen { addr, source } => CliError::Network(format!(
