@@ -226,7 +226,7 @@ fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) 
                             // Rare (a peer that fragments): a chunk of its own.
                             let message = decoder.assembled().to_vec();
                             let own = Chunk {
-                                from: Some(conn.key),
+                                from: conn.key,
                                 datagrams: [(0..message.len(), None)].into(),
                                 data: message,
                             };
@@ -257,7 +257,7 @@ fn read_loop(hub: &Hub, conn: &Connection, mut stream: TcpStream, masked: bool) 
             // as read; reading goes on in a spare one.
             tail.clear();
             tail.extend_from_slice(&chunk.data[start..end]);
-            chunk.from = Some(conn.key);
+            chunk.from = conn.key;
             let Some(mut next) = hub.deliver(std::mem::take(&mut chunk)) else {
                 return;
             };

@@ -179,11 +179,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// its datagrams are in it (each with the mask to remove as it is copied
 /// out, for a client's frames). Handing the buffer over whole costs no copy
 /// per datagram; the driver copies each out once, unmasking as it goes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Chunk {
-    from: Option<SocketAddr>,
+    /// The connection's address (the sessions' view of the peer).
+    from: SocketAddr,
     data: Vec<u8>,
     datagrams: VecDeque<(Range<usize>, Option<[u8; 4]>)>,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self {
+            from: SocketAddr::from(([0, 0, 0, 0], 0)),
+            data: Vec::new(),
+            datagrams: VecDeque::new(),
+        }
+    }
 }
 
 /// Datagrams read from connections, waiting for the driver.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use super::{FREE_CHUNKS, Hub, frame, lock};
+use super::{FREE_CHUNKS, Hub, Inbox, frame, lock};
 use crate::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
 
 /// An [`AsyncUdpSocket`] that sends to addresses with a WebSocket connection
@@ -41,14 +41,10 @@ impl FallbackSocket {
                 break;
             };
             let Some((range, mask)) = chunk.datagrams.pop_front() else {
-                let mut done = inbox.chunks.pop_front().expect("a front chunk");
-                if inbox.free.len() < FREE_CHUNKS {
-                    done.datagrams.clear();
-                    inbox.free.push(done);
-                }
+                recycle_front(&mut inbox);
                 continue;
             };
-            let from = chunk.from.expect("a delivered chunk names its connection");
+            let from = chunk.from;
             let len = range.len();
             if len <= bufs[n].len() {
                 let datagram = &chunk.data[range];
@@ -69,11 +65,7 @@ impl FallbackSocket {
         }
         // A chunk emptied by the last datagram taken goes back now.
         while inbox.chunks.front().is_some_and(|c| c.datagrams.is_empty()) {
-            let mut done = inbox.chunks.pop_front().expect("a front chunk");
-            if inbox.free.len() < FREE_CHUNKS {
-                done.datagrams.clear();
-                inbox.free.push(done);
-            }
+            recycle_front(&mut inbox);
         }
         drop(inbox);
         if n > 0 {
@@ -109,6 +101,16 @@ impl FallbackSocket {
             }
         }
         Poll::Ready(self.take_websocket(bufs, meta))
+    }
+}
+
+/// Takes the front chunk (emptied) off the queue, to be read into again.
+fn recycle_front(inbox: &mut Inbox) {
+    if let Some(mut done) = inbox.chunks.pop_front()
+        && inbox.free.len() < FREE_CHUNKS
+    {
+        done.datagrams.clear();
+        inbox.free.push(done);
     }
 }
 
