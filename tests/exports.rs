@@ -26,6 +26,8 @@ macro_rules! every_driver_exports {
                 MAX_SHARDS,
                 // Resumption.
                 Ticket, TicketFormatError, TicketMode,
+                // The fallback transport.
+                FallbackConfig, FallbackStats, Transport,
                 // Errors.
                 AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
                 StreamRecvError, StreamSendError,

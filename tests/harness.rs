@@ -8,8 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_async::types::{
     AckError, BindError, BroadcastReport, CloseReason, ClosedEvent, ConnectError, DatagramError,
-    EndpointConfig, EndpointStats, PublicKey, RecvError, SendError, SessionId, SessionStats, State,
-    StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError, StreamSendError, Ticket,
+    EndpointConfig, EndpointStats, FallbackStats, PublicKey, RecvError, SendError, SessionId,
+    SessionStats, State, StreamEnd, StreamError, StreamId, StreamKind, StreamRecvError,
+    StreamSendError, Ticket, Transport,
 };
 use futures_lite::future::{self, block_on};
 
@@ -177,6 +178,10 @@ pub trait Peer: Send + Sync {
     fn close(&self);
     /// Whether the endpoint is closed.
     fn is_closed(&self) -> bool;
+    /// The TCP address accepting the WebSocket fallback, if it listens.
+    fn fallback_addr(&self) -> Option<SocketAddr>;
+    /// The fallback's counters.
+    fn fallback_stats(&self) -> FallbackStats;
 }
 
 /// A subscription to closed sessions, whatever drives it.
@@ -195,6 +200,8 @@ pub trait Conn: Send + Sync {
     fn clone_handle(&self) -> Box<dyn Conn>;
     /// The peer's address.
     fn remote_addr(&self) -> SocketAddr;
+    /// Which transport carries the session.
+    fn transport(&self) -> Transport;
     /// The peer's authenticated public key (identities).
     fn peer_identity(&self) -> Option<PublicKey>;
     /// The last resumption ticket the listener gave this session.
@@ -346,6 +353,14 @@ impl Peer for AsyncPeer {
     fn is_closed(&self) -> bool {
         self.endpoint.is_closed()
     }
+
+    fn fallback_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.fallback_addr()
+    }
+
+    fn fallback_stats(&self) -> FallbackStats {
+        self.endpoint.fallback_stats()
+    }
 }
 
 struct AsyncSubscription(ferry_async::ClosedEvents);
@@ -372,6 +387,10 @@ impl Conn for AsyncConn {
 
     fn remote_addr(&self) -> SocketAddr {
         self.0.remote_addr()
+    }
+
+    fn transport(&self) -> Transport {
+        self.0.transport()
     }
 
     fn peer_identity(&self) -> Option<PublicKey> {

@@ -82,6 +82,14 @@ impl Peer for ferry_blocking::Endpoint {
     fn is_closed(&self) -> bool {
         ferry_blocking::Endpoint::is_closed(self)
     }
+
+    fn fallback_addr(&self) -> Option<SocketAddr> {
+        ferry_blocking::Endpoint::fallback_addr(self)
+    }
+
+    fn fallback_stats(&self) -> FallbackStats {
+        ferry_blocking::Endpoint::fallback_stats(self)
+    }
 }
 
 impl Subscription for ferry_blocking::ClosedEvents {
@@ -101,6 +109,10 @@ impl Conn for ferry_blocking::Session {
 
     fn remote_addr(&self) -> SocketAddr {
         ferry_blocking::Session::remote_addr(self)
+    }
+
+    fn transport(&self) -> Transport {
+        ferry_blocking::Session::transport(self)
     }
 
     fn peer_identity(&self) -> Option<PublicKey> {

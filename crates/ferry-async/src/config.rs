@@ -3,6 +3,7 @@
 use tracing::debug;
 
 use crate::error::BindError;
+use crate::fallback::FallbackConfig;
 
 /// Settings of a driven endpoint: the protocol configuration plus the socket's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,12 @@ pub struct EndpointConfig {
     /// Sharding needs `SO_REUSEPORT` that spreads datagrams (Linux,
     /// Android); elsewhere the endpoint falls back to one shard.
     pub shards: usize,
+    /// The fallback transport: the same sessions over a TCP connection as
+    /// WebSocket messages, for where UDP does not get through. Off by
+    /// default; see [`FallbackConfig`]. Needs one shard: with
+    /// [`shards`](Self::shards) above one, binding fails with
+    /// [`BindError::FallbackSharded`].
+    pub fallback: FallbackConfig,
 }
 
 impl Default for EndpointConfig {
@@ -64,6 +71,7 @@ impl From<ferry_proto::Config> for EndpointConfig {
             socket_recv_buffer: 32 << 20,
             socket_send_buffer: 8 << 20,
             shards: 1,
+            fallback: FallbackConfig::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ use tracing::debug;
 use crate::config::EndpointConfig;
 use crate::driver::Driver;
 use crate::error::{BindError, ConnectError};
+use crate::fallback::{FallbackStats, Hub};
 use crate::incoming::Incoming;
 use crate::manager::{BroadcastReport, CLOSED_EVENTS_CAPACITY, ClosedEvents, Filed};
 use crate::runtime::Runtime;
@@ -55,6 +56,9 @@ struct EndpointRef {
     next_connect: AtomicUsize,
     /// The shard the next `accept` looks at first.
     next_accept: AtomicUsize,
+    /// The fallback transport's connections, and the TCP address accepting
+    /// them, when configured.
+    fallback: Option<(Arc<Hub>, Option<SocketAddr>)>,
 }
 
 impl Drop for EndpointRef {
@@ -109,6 +113,12 @@ impl Endpoint {
         let local_addr = first
             .local_addr()
             .map_err(|e| BindError::Io { addr, source: e })?;
+        let (first, fallback) = if config.fallback.enabled() {
+            let (socket, hub, listening) = crate::fallback::wrap(&config.fallback, first, count)?;
+            (socket, Some((hub, listening)))
+        } else {
+            (first, None)
+        };
         let mut protocol = config.shard_protocol(count);
         if first.may_fragment() && protocol.max_mtu > protocol.mtu {
             // Probes could arrive in fragments and seem to fit.
@@ -137,7 +147,9 @@ impl Endpoint {
                 // use together: a ticket issued by one opens at any, once.
                 endpoint.share_tickets(&first.lock().endpoint);
             }
-            shards.push(Shared::new(endpoint));
+            let shared = Shared::new(endpoint);
+            shared.lock().fallback = fallback.as_ref().map(|(hub, _)| hub.clone());
+            shards.push(shared);
         }
         let shards: Arc<[Arc<Shared>]> = shards.into();
         let endpoint = Self {
@@ -146,6 +158,7 @@ impl Endpoint {
                 local_addr,
                 next_connect: AtomicUsize::new(0),
                 next_accept: AtomicUsize::new(0),
+                fallback,
             }),
         };
         // From here on, an error drops `endpoint`, which closes the shards
@@ -185,6 +198,21 @@ impl Endpoint {
     /// port 0): every shard's.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The TCP address accepting the WebSocket fallback, when this endpoint
+    /// listens for it ([`FallbackConfig::listen`](crate::FallbackConfig::listen)).
+    pub fn fallback_addr(&self) -> Option<SocketAddr> {
+        self.inner.fallback.as_ref().and_then(|(_, addr)| *addr)
+    }
+
+    /// The fallback transport's counters (all zero without it).
+    pub fn fallback_stats(&self) -> FallbackStats {
+        self.inner
+            .fallback
+            .as_ref()
+            .map(|(hub, _)| hub.stats())
+            .unwrap_or_default()
     }
 
     /// How many shards serve the endpoint: [`EndpointConfig::shards`] as
@@ -247,6 +275,9 @@ impl Endpoint {
     async fn open(&self, remote: SocketAddr, start: Start<'_>) -> Result<Session, ConnectError> {
         let (shared, session) = self.start_session(remote, start)?;
         let id = session.id();
+        if let Some((hub, _)) = &self.inner.fallback {
+            hub.watch(remote, Arc::downgrade(shared), id);
+        }
         poll_fn(|cx| {
             let mut state = shared.lock();
             state.dispatch_events();

@@ -32,6 +32,32 @@ pub enum BindError {
         /// The most an endpoint can have ([`MAX_SHARDS`](ferry_proto::MAX_SHARDS)).
         max: u8,
     },
+    /// The fallback transport was asked for on a sharded endpoint.
+    #[error(
+        "the WebSocket fallback needs one shard (shards = {0}): set shards to 1, or turn the fallback off"
+    )]
+    FallbackSharded(usize),
+    /// [`FallbackConfig::buffer`](crate::FallbackConfig::buffer) cannot hold
+    /// the largest datagram.
+    #[error(
+        "fallback.buffer = {buffer} bytes cannot hold the largest datagram: give at least {min}"
+    )]
+    FallbackBuffer {
+        /// The size asked for.
+        buffer: usize,
+        /// The least accepted.
+        min: usize,
+    },
+    /// The fallback's TCP listener could not be bound.
+    #[error(
+        "cannot accept the WebSocket fallback on TCP {addr}: {source}; pick another address (fallback.listen_addr) or free the port"
+    )]
+    FallbackListen {
+        /// The TCP address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// The socket could not be created or registered.
     #[error("cannot open a UDP socket on {addr}: {source}")]
     Io {

@@ -135,6 +135,7 @@ mod config;
 mod driver;
 mod endpoint;
 mod error;
+pub mod fallback;
 mod incoming;
 mod manager;
 mod runtime;
@@ -151,6 +152,7 @@ pub use error::{
     AckError, BindError, ConnectError, DatagramError, RecvError, SendError, StreamError,
     StreamRecvError, StreamSendError,
 };
+pub use fallback::{FallbackConfig, FallbackStats, Transport};
 pub use ferry_proto::{
     AuthorizedKeys, CloseCounts, CloseReason, CloseText, Config, EndpointStats, Histogram,
     Identity, PeerParams, PublicKey, SendProgress, SessionId, SessionStats, SessionTotals, State,

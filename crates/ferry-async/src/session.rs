@@ -11,6 +11,7 @@ use ferry_proto::{CloseReason, SessionId, SessionStats, State, StreamKind};
 
 use crate::acknowledged::AckTarget;
 use crate::error::{AckError, DatagramError, RecvError, SendError, StreamError};
+use crate::fallback::Transport;
 use crate::shared::Shared;
 use crate::stream::Stream;
 
@@ -115,6 +116,21 @@ impl Session {
     /// takes this one.
     pub fn id(&self) -> SessionId {
         self.inner.id
+    }
+
+    /// Which transport carries the session now: [`Transport::Udp`], or
+    /// [`Transport::WebSocket`] once it fell back to a WebSocket connection
+    /// (see [`FallbackConfig`](crate::FallbackConfig)).
+    pub fn transport(&self) -> Transport {
+        let mut state = self.shared().lock();
+        let remote = state
+            .endpoint
+            .session(self.inner.id)
+            .map_or(self.inner.remote, |s| s.remote_addr());
+        state
+            .fallback
+            .as_ref()
+            .map_or(Transport::Udp, |hub| hub.transport(remote))
     }
 
     /// The peer's address.

@@ -170,6 +170,9 @@ pub(crate) struct State {
     pub(crate) handed_over: u64,
     /// Datagrams for this shard dropped because its inbox was full.
     pub(crate) inbox_dropped: u64,
+    /// The fallback transport's connections, when the endpoint has it: a
+    /// session's [`Transport`](crate::Transport) is looked up there.
+    pub(crate) fallback: Option<Arc<crate::fallback::Hub>>,
     datagram_queue: usize,
 }
 
@@ -195,6 +198,7 @@ impl State {
             inbox: VecDeque::new(),
             handed_over: 0,
             inbox_dropped: 0,
+            fallback: None,
             datagram_queue,
         }
     }

@@ -28,6 +28,7 @@
 
 // Configuration.
 pub use crate::config::EndpointConfig;
+pub use crate::fallback::FallbackConfig;
 pub use ferry_proto::crypto::{
     AuthorizedKeys, Identity, KeyError, PreSharedKey, PskError, PublicKey,
 };
@@ -48,6 +49,9 @@ pub use crate::shards::ShardStats;
 pub use ferry_proto::{
     CloseCounts, EndpointStats, Histogram, SendProgress, SessionStats, SessionTotals,
 };
+
+// The fallback transport.
+pub use crate::fallback::{FallbackStats, Transport};
 
 // Shards.
 pub use ferry_proto::MAX_SHARDS;

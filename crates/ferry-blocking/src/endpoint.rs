@@ -139,6 +139,18 @@ impl Endpoint {
             .ok_or(AcceptTimeout)
     }
 
+    /// The TCP address accepting the WebSocket fallback, when this endpoint
+    /// listens for it. See [`ferry_async::Endpoint::fallback_addr`].
+    pub fn fallback_addr(&self) -> Option<SocketAddr> {
+        self.inner.fallback_addr()
+    }
+
+    /// The fallback transport's counters (all zero without it). See
+    /// [`ferry_async::Endpoint::fallback_stats`].
+    pub fn fallback_stats(&self) -> ferry_async::FallbackStats {
+        self.inner.fallback_stats()
+    }
+
     /// How many shards serve the endpoint, each with a driver thread of its
     /// own (see [`EndpointConfig::shards`]).
     pub fn shard_count(&self) -> usize {

@@ -41,6 +41,12 @@ impl Session {
         self.inner.id()
     }
 
+    /// Which transport carries the session now (UDP, or the WebSocket
+    /// fallback). See [`ferry_async::Session::transport`].
+    pub fn transport(&self) -> ferry_async::Transport {
+        self.inner.transport()
+    }
+
     /// The peer's address.
     pub fn remote_addr(&self) -> SocketAddr {
         self.inner.remote_addr()

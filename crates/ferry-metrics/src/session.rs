@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use ferry_async::Endpoint;
+use ferry_async::{Endpoint, FallbackStats};
 use ferry_proto::{EndpointStats, SessionTotals};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -21,13 +21,40 @@ pub struct EndpointCollector(pub Endpoint);
 impl Collector for EndpointCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
         let open = self.0.session_count() as u64;
+        let mut families = Families(encoder);
         encode(
-            &mut Families(encoder),
+            &mut families,
             open,
             &self.0.stats(),
             &self.0.session_totals(),
-        )
+        )?;
+        encode_fallback(&mut families, &self.0.fallback_stats())
     }
+}
+
+/// Writes the WebSocket fallback's counters (all zero without it).
+pub fn encode_fallback(f: &mut Families<'_>, s: &FallbackStats) -> fmt::Result {
+    f.counter_with(
+        "fallback_connections",
+        "WebSocket fallback connections, by what happened to them",
+        "event",
+        &[
+            ("opened", s.opened),
+            ("closed", s.closed),
+            ("refused", s.refused),
+            ("malformed", s.malformed),
+        ],
+    )?;
+    f.counter_with(
+        "fallback_datagrams",
+        "Datagrams over WebSocket fallback connections: sent, received, dropped (outgoing buffer full)",
+        "direction",
+        &[
+            ("sent", s.datagrams_sent),
+            ("received", s.datagrams_received),
+            ("dropped", s.datagrams_dropped),
+        ],
+    )
 }
 
 /// Writes an endpoint's figures: `open` sessions now, its counters, and its
@@ -214,7 +241,16 @@ mod tests {
 
     impl Collector for Fixed {
         fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
-            encode(&mut Families(encoder), 2, &self.0, &self.1)
+            let mut families = Families(encoder);
+            encode(&mut families, 2, &self.0, &self.1)?;
+            encode_fallback(
+                &mut families,
+                &FallbackStats {
+                    opened: 3,
+                    datagrams_dropped: 9,
+                    ..FallbackStats::default()
+                },
+            )
         }
     }
 
@@ -252,6 +288,8 @@ mod tests {
             "ferry_session_rtt_seconds_bucket{le=\"+Inf\"} 2",
             "ferry_session_rtt_seconds_count 2",
             "ferry_session_handshake_seconds_count 1",
+            "ferry_fallback_connections_total{event=\"opened\"} 3",
+            "ferry_fallback_datagrams_total{direction=\"dropped\"} 9",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
         }

@@ -64,6 +64,11 @@ pub(crate) enum Kind {
     /// Ferry on tokio, in clear, each side serving its metrics and scraping
     /// them every 100 ms (`scrape.rs`).
     TokioScraped,
+    /// Ferry on tokio, in clear, over the WebSocket fallback: the
+    /// receiver's UDP port number is blackholed, so the sender falls back.
+    TokioFallback,
+    /// The same with Cubic, a loss-based controller, instead of BBR.
+    TokioFallbackCubic,
     /// Ferry on async-std.
     AsyncStd,
     /// Ferry on smol.
@@ -305,6 +310,16 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
             "tokio, each side serving Prometheus metrics (ferry-metrics) scraped every 100 ms",
         ),
         (
+            Kind::TokioFallback,
+            format!("{TOKIO} fallback (WebSocket over TCP)"),
+            "tokio, UDP blackholed: one WebSocket connection over TCP, max_mtu 16384",
+        ),
+        (
+            Kind::TokioFallbackCubic,
+            format!("{TOKIO} fallback (WebSocket over TCP), cubic"),
+            "as the row above, with Cubic instead of BBR",
+        ),
+        (
             Kind::AsyncStd,
             "bulk: ferry async-std".to_owned(),
             "async-std block_on",
@@ -338,6 +353,8 @@ pub(crate) fn run(settings: &Settings) -> Result<Table, String> {
                 | Kind::TokioPskKeyUpdates
                 | Kind::TokioMulti
                 | Kind::TokioScraped
+                | Kind::TokioFallback
+                | Kind::TokioFallbackCubic
         ) {
             row.also(TOKIO);
         }
@@ -477,7 +494,9 @@ pub(crate) fn role(args: &RoleArgs) -> Result<(), String> {
             | Kind::TokioPskChacha
             | Kind::TokioPskKeyUpdates
             | Kind::TokioMulti
-            | Kind::TokioScraped,
+            | Kind::TokioScraped
+            | Kind::TokioFallback
+            | Kind::TokioFallbackCubic,
             side,
         ) => {
             let rt = if args.kind == Kind::TokioMulti {
@@ -557,7 +576,7 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
     } else {
         CipherPreference::Auto
     };
-    ferry_async::EndpointConfig::from(Config {
+    let mut config = ferry_async::EndpointConfig::from(Config {
         accept_incoming: server,
         mtu: args.mtu,
         max_sessions: args.sessions.max(Config::default().max_sessions),
@@ -568,7 +587,14 @@ fn ferry_config(args: &RoleArgs, server: bool) -> ferry_async::EndpointConfig {
         key_update_packets,
         ..Config::default()
     })
-    .with_shards(args.shards)
+    .with_shards(args.shards);
+    if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
+        config = crate::fallback::config(config, server);
+    }
+    if args.kind == Kind::TokioFallbackCubic {
+        config.protocol.congestion = ferry_async::types::CongestionControl::Cubic;
+    }
+    config
 }
 
 /// The sizes of the messages one session sends.
@@ -590,7 +616,8 @@ async fn ferry_async(
         Side::Receive => {
             let server = bind(ferry_config(args, true))?;
             let scraper = scraper(args, &server)?;
-            tell(format_args!("READY {}", server.local_addr()));
+            let to = server.fallback_addr().unwrap_or(server.local_addr());
+            tell(format_args!("READY {to}"));
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let mut start = None;
             let mut ids = Vec::with_capacity(args.sessions);
@@ -623,6 +650,9 @@ async fn ferry_async(
             crate::diagnostics::report_losses(all.into_iter());
             crate::diagnostics::report_endpoint(&server.stats());
             tell_shards("receiver", &ids, &server.shard_stats());
+            if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
+                eprintln!("FALLBACK receiver {:?}", server.fallback_stats());
+            }
             if let Some(scraper) = scraper {
                 eprintln!("SCRAPES receiver {}", scraper.stop());
             }
@@ -659,6 +689,9 @@ async fn ferry_async(
                 eprintln!("SCRAPES sender {}", scraper.stop());
             }
             crate::diagnostics::report_losses(sessions.iter().map(|s| s.stats()));
+            if matches!(args.kind, Kind::TokioFallback | Kind::TokioFallbackCubic) {
+                eprintln!("FALLBACK sender {:?}", clients[0].fallback_stats());
+            }
             for client in &clients {
                 client.close().await;
             }

@@ -82,6 +82,7 @@ mod diagnostics;
 mod diode;
 mod diode_files;
 mod efficiency;
+mod fallback;
 mod files;
 mod forwarder;
 mod latency;

@@ -171,16 +171,24 @@ pub fn run(args: &PerfClientArgs, out: &mut dyn Write) -> Result<(), CliError> {
             interval_ms: (args.interval * 1000.0) as u64,
         };
         let encrypted = settings.encrypted();
+        let after = settings.endpoint.fallback.after;
+        let transport = crate::session::config::transport_note(&session, after);
+        tracing::info!(server = %args.server, "session open {transport}");
         if !args.json {
             writeln!(
                 out,
-                "ferry perf: {mode} with {} ({} stream{}, {}, {})",
+                "ferry perf: {mode} with {} ({} stream{}, {}, {}{})",
                 args.server,
                 args.streams,
                 if args.streams == 1 { "" } else { "s" },
                 args.bytes
                     .map_or_else(|| format!("{} s", args.time), |b| format!("{b} bytes")),
-                if encrypted { "encrypted" } else { "clear" }
+                if encrypted { "encrypted" } else { "clear" },
+                if after.is_some() {
+                    format!(", {transport}")
+                } else {
+                    String::new()
+                }
             )?;
         }
         let text = serde_json::to_vec(&request).map_err(|e| CliError::Failed(e.to_string()))?;

@@ -62,9 +62,10 @@ pub fn run(args: &PerfServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let mut reload = Reload::new(&settings)?;
         writeln!(
             out,
-            "listening on {}, serving ferry perf tests ({}){}",
+            "listening on {}, serving ferry perf tests ({}{}){}",
             endpoint.local_addr(),
             settings.listener_note(),
+            crate::session::config::listener_fallback_note(&endpoint),
             start_line(&metrics)
         )?;
         out.flush()?;

@@ -45,6 +45,10 @@
 //! metrics = "127.0.0.1:9100"    # receive, forward, forward-server: serve Prometheus metrics here (default: none)
 //! grace_period = 10000          # ms: on SIGTERM or Ctrl-C, how long receive, forward and
 //!                               # forward-server let work in flight finish (--grace-period)
+//! tcp_fallback = false          # listeners: also accept WebSocket over TCP on the UDP port number
+//! tcp_fallback_listen = "0.0.0.0:443"  # listeners: accept it on this TCP address instead
+//! fallback_after = 0            # ms: starters fall back to WebSocket/TCP after this long
+//!                               # without an answer over UDP (0: UDP only)
 //! ```
 //!
 //! Every key is optional; the defaults are those shown, which are
@@ -73,8 +77,10 @@ use crate::CliError;
 use crate::exit::io_advice;
 
 mod describe;
+pub mod fallback;
 pub mod keys;
 
+pub use fallback::{ListenerFallback, StarterFallback, listener_fallback_note, transport_note};
 pub use keys::{PeerKey, read_key};
 
 /// Longest duration accepted for a millisecond key: one day.
@@ -117,6 +123,9 @@ pub struct StarterOptions {
     /// `ferry keygen FILE` wrote there). Overrides `peer_key`.
     #[arg(long, value_name = "HEX_OR_FILE")]
     pub peer_key: Option<String>,
+    /// `--fallback-after`, `--no-fallback`.
+    #[command(flatten)]
+    pub fallback: StarterFallback,
 }
 
 /// The session flags of a command that accepts sessions (`receive`,
@@ -133,6 +142,9 @@ pub struct ListenerOptions {
     /// named by its key). Overrides `authorized_keys_file`.
     #[arg(long, value_name = "FILE")]
     pub authorized_keys: Option<PathBuf>,
+    /// `--tcp-fallback`, `--tcp-fallback-listen`.
+    #[command(flatten)]
+    pub fallback: ListenerFallback,
 }
 
 /// The congestion controller, as the file names it.
@@ -194,6 +206,9 @@ struct SessionTable {
     shards: Option<usize>,
     metrics: Option<std::net::SocketAddr>,
     grace_period: Option<u64>,
+    tcp_fallback: Option<bool>,
+    tcp_fallback_listen: Option<std::net::SocketAddr>,
+    fallback_after: Option<u64>,
 }
 
 /// The file as the session tools read it: the `[session]` table; every
@@ -257,6 +272,7 @@ impl StarterOptions {
         }
         settings.authorized_keys_file = None;
         settings.endpoint.protocol.authorized_keys = None;
+        self.fallback.apply(&mut settings.endpoint.fallback);
         let protocol = &mut settings.endpoint.protocol;
         match (&protocol.identity, &settings.peer_key) {
             (Some(_), Some(pin)) => protocol.listener_key = Some(pin.key),
@@ -297,6 +313,7 @@ impl ListenerOptions {
             settings.authorized_keys_file = Some(path.clone());
         }
         settings.peer_key = None;
+        self.fallback.apply(&mut settings.endpoint.fallback);
         let protocol = &settings.endpoint.protocol;
         match (&protocol.identity, &protocol.authorized_keys) {
             (None, Some(_)) => {
@@ -527,6 +544,17 @@ fn parse_skipping(text: &str, origin: &Path, skip: Skip) -> Result<SessionSettin
             }
             *field = v;
         }
+    }
+    endpoint.fallback.listen = table.tcp_fallback.unwrap_or(false);
+    endpoint.fallback.listen_addr = table.tcp_fallback_listen;
+    if let Some(ms) = table.fallback_after {
+        if ms > MAX_MS {
+            return Err(invalid(
+                "fallback_after",
+                format!("{ms} ms is more than a day: give milliseconds, at most {MAX_MS}"),
+            ));
+        }
+        endpoint.fallback.after = (ms > 0).then(|| Duration::from_millis(ms));
     }
     let dir = origin.parent();
     let relative = |path: PathBuf| match dir {

@@ -179,6 +179,11 @@ pub fn run_forward(args: &ForwardArgs, out: &mut dyn Write) -> Result<(), CliErr
                 .map_err(|e| connect_error(&args.to, e, timeout, "ferry forward-server --listen", identity))?,
             _ = shutdown.stopped() => return Ok(()),
         };
+        info!(
+            to = %args.to,
+            "session open {}",
+            super::config::transport_note(&session, settings.endpoint.fallback.after)
+        );
         let listener = crate::diode::bind_tcp(args.listen, "--listen")?;
         listener.set_nonblocking(true).map_err(|e| CliError::Io {
             context: "cannot set up the TCP listener".into(),
@@ -271,7 +276,11 @@ async fn keep_session(
         loop {
             match endpoint.connect(peer).await {
                 Ok(session) => {
-                    info!(server = %name, "session with the forward-server open again");
+                    info!(
+                        server = %name,
+                        transport = %session.transport(),
+                        "session with the forward-server open again"
+                    );
                     let _ = publish.send(Some(session));
                     break;
                 }
@@ -365,10 +374,11 @@ pub fn run_server(args: &ForwardServerArgs, out: &mut dyn Write) -> Result<(), C
         let grace = args.grace.resolve(settings.grace_period);
         writeln!(
             out,
-            "listening on {}, connecting to {} only ({}){}",
+            "listening on {}, connecting to {} only ({}{}){}",
             endpoint.local_addr(),
             allow.describe(),
             settings.listener_note(),
+            super::config::listener_fallback_note(&endpoint),
             start_line(&metrics)
         )?;
         out.flush()?;

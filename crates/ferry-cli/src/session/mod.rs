@@ -101,7 +101,14 @@ pub(crate) fn bind(
             "cannot listen on UDP {a} ({flag}): permission denied; use a port above 1023, or run with the needed privilege"
         )),
         BindError::Config(e) => CliError::Invalid(format!("invalid session settings: {e}")),
-        e @ BindError::TooManyShards { .. } => CliError::Invalid(e.to_string()),
+        e @ (BindError::TooManyShards { .. }
+        | BindError::FallbackSharded(_)
+        | BindError::FallbackBuffer { .. }) => {
+            CliError::Invalid(e.to_string())
+        }
+        BindError::FallbackListen { addr, source } => CliError::Network(format!(
+            "cannot accept the WebSocket fallback on TCP {addr} ({flag}): {source}; free the port, or give --tcp-fallback-listen another address"
+        )),
         BindError::Io { addr, source } => CliError::Network(format!(
             "cannot open a UDP socket on {addr} ({flag}): {source}"
         )),

@@ -165,10 +165,11 @@ pub fn run(args: &ReceiveArgs, quiet: bool, out: &mut dyn Write) -> Result<(), C
         view.println(
             out,
             &format!(
-                "listening on {}, storing into {} ({}){}",
+                "listening on {}, storing into {} ({}{}){}",
                 endpoint.local_addr(),
                 ctx.dir.display(),
                 settings.listener_note(),
+                super::config::listener_fallback_note(&endpoint),
                 start_line(&metrics)
             ),
         )?;

@@ -230,6 +230,12 @@ pub fn run(args: &SendArgs, quiet: bool, out: &mut dyn Write) -> Result<(), CliE
         if let Some(pin) = &settings.peer_key {
             notes.push(format!("listener key {}…", pin.key.short()));
         }
+        let transport =
+            super::config::transport_note(&session, settings.endpoint.fallback.after);
+        tracing::info!(to = %args.to, "session open {transport}");
+        if settings.endpoint.fallback.after.is_some() {
+            notes.push(transport);
+        }
         let notes = if notes.is_empty() {
             String::new()
         } else {

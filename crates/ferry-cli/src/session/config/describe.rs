@@ -160,6 +160,26 @@ impl SessionSettings {
                     .unwrap_or(crate::shutdown::DEFAULT_GRACE)
                     .as_millis()
             ),
+            match (
+                self.endpoint.fallback.listen,
+                self.endpoint.fallback.listen_addr,
+            ) {
+                (_, Some(addr)) => {
+                    format!("tcp_fallback_listen = {addr} (listeners: WebSocket over TCP there)")
+                }
+                (true, None) => {
+                    "tcp_fallback = true (listeners: WebSocket over TCP on the UDP port number)"
+                        .into()
+                }
+                (false, None) => "tcp_fallback = false (listeners: UDP only)".into(),
+            },
+            match self.endpoint.fallback.after {
+                Some(after) => format!(
+                    "fallback_after = {} ms (starters: WebSocket over TCP when UDP gets no answer)",
+                    after.as_millis()
+                ),
+                None => "fallback_after = 0 (starters: UDP only)".into(),
+            },
         ]);
         lines
     }

@@ -32,7 +32,8 @@ fn every_key_is_read() {
          amplification_factor = 2\nmax_recv_memory = 9000000\n\
          udp_send_buffer = 1234\nudp_recv_buffer = 4321\ncipher = \"aes-256-gcm\"\n\
          server_id = \"2:beef\"\nshards = 3\ngrace_period = 2500\n\
-         metrics = \"127.0.0.1:9100\"\n",
+         metrics = \"127.0.0.1:9100\"\ntcp_fallback = true\n\
+         tcp_fallback_listen = \"127.0.0.1:443\"\nfallback_after = 1500\n",
         origin(),
     )
     .unwrap();
@@ -68,7 +69,13 @@ fn every_key_is_read() {
     assert_eq!(s.endpoint.shards, 3);
     assert_eq!(s.metrics, Some("127.0.0.1:9100".parse().unwrap()));
     assert_eq!(s.grace_period, Some(Duration::from_millis(2500)));
-    assert_eq!(s.describe().len(), 35);
+    assert!(s.endpoint.fallback.listen);
+    assert_eq!(
+        s.endpoint.fallback.listen_addr,
+        Some("127.0.0.1:443".parse().unwrap())
+    );
+    assert_eq!(s.endpoint.fallback.after, Some(Duration::from_millis(1500)));
+    assert_eq!(s.describe().len(), 37);
 }
 
 #[test]
@@ -234,6 +241,7 @@ fn identity_keys_are_read_relative_to_the_file_and_each_role_takes_its_own() {
     let starter = StarterOptions {
         common: common.clone(),
         peer_key: None,
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -247,6 +255,7 @@ fn identity_keys_are_read_relative_to_the_file_and_each_role_takes_its_own() {
     let listener = ListenerOptions {
         common,
         authorized_keys: None,
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -292,6 +301,7 @@ fn flags_override_the_files_key_files_which_are_then_not_read() {
     let s = StarterOptions {
         common: common.clone(),
         peer_key: Some(server.to_string()),
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -304,6 +314,7 @@ fn flags_override_the_files_key_files_which_are_then_not_read() {
     let s = ListenerOptions {
         common,
         authorized_keys: Some(dir.path().join("authorized")),
+        fallback: Default::default(),
     }
     .load()
     .unwrap();
@@ -324,6 +335,7 @@ fn an_identity_without_its_counterpart_says_what_to_give() {
     let err = StarterOptions {
         common: with_identity,
         peer_key: None,
+        fallback: Default::default(),
     }
     .load()
     .unwrap_err();
@@ -337,6 +349,7 @@ fn an_identity_without_its_counterpart_says_what_to_give() {
     let err = StarterOptions {
         common: SessionOptions::default(),
         peer_key: Some(server.to_string()),
+        fallback: Default::default(),
     }
     .load()
     .unwrap_err();
@@ -345,6 +358,7 @@ fn an_identity_without_its_counterpart_says_what_to_give() {
     let err = ListenerOptions {
         common: SessionOptions::default(),
         authorized_keys: Some(dir.path().join("authorized")),
+        fallback: Default::default(),
     }
     .load()
     .unwrap_err();
