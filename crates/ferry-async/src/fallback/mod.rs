@@ -4,8 +4,8 @@
 //! The sans-IO core and the driver loop do not know about it. The driver
 //! talks to an [`AsyncUdpSocket`](crate::AsyncUdpSocket); an endpoint with
 //! the fallback configured ([`FallbackConfig`]) hands it a
-//! [`FallbackSocket`](socket::FallbackSocket) instead, which owns the
-//! runtime's UDP socket and shares a table (the [`Hub`]) of WebSocket
+//! `FallbackSocket` (`socket.rs`) instead, which owns the
+//! runtime's UDP socket and shares a table (the `Hub`) of WebSocket
 //! connections by the address the sessions see:
 //!
 //! - sending to an address with a connection frames each datagram of the
