@@ -1,5 +1,6 @@
 //! The WebSocket fallback on every driver: with UDP blackholed, a session
 //! falls back to a WebSocket connection over TCP and every byte arrives; a
+//! full connection holds the sender back rather than losing datagrams; a
 //! listener serves UDP and WebSocket sessions at once; a malformed
 //! WebSocket peer is dropped without harming the others.
 
@@ -146,6 +147,30 @@ fn a_session_falls_back_to_websocket_when_udp_is_blackholed(driver: Driver) {
     });
 }
 
+fn a_full_connection_holds_the_sender_back_instead_of_dropping(driver: Driver) {
+    within(120, move || {
+        let (_hole, server) = listener_behind_hole(driver);
+        // The smallest outgoing buffer there is: full all the time.
+        let mut config = EndpointConfig::from(Config::default());
+        config.fallback.after = Some(Duration::from_millis(300));
+        config.fallback.buffer = ferry_async::fallback::MIN_BUFFER;
+        let client = driver.bind("127.0.0.1:0".parse().unwrap(), config);
+        let session = client
+            .connect(server.fallback_addr().unwrap())
+            .expect("connect through the fallback");
+        assert_eq!(session.transport(), Transport::WebSocket);
+        let accepted = server.accept().expect("the session");
+        let total = transfer(&*session, accepted, 4, 160, 64 << 10);
+        assert!(total > 4 << 20, "{total} bytes");
+        let stats = client.fallback_stats();
+        assert_eq!(stats.datagrams_dropped, 0, "{stats:?}");
+        assert_eq!(session.stats().lost, 0, "TCP loses nothing");
+        session.close(0);
+        client.close();
+        server.close();
+    });
+}
+
 fn a_listener_serves_a_udp_session_and_a_websocket_session_at_once(driver: Driver) {
     within(120, move || {
         let (hole, server) = listener_behind_hole(driver);
@@ -267,6 +292,7 @@ fn a_buffer_too_small_for_the_largest_datagram_is_refused_with_a_typed_error() {
 
 ferry_tests::on_every_driver! {
     a_session_falls_back_to_websocket_when_udp_is_blackholed,
+    a_full_connection_holds_the_sender_back_instead_of_dropping,
     a_listener_serves_a_udp_session_and_a_websocket_session_at_once,
     the_listener_accepts_the_fallback_on_its_own_port_number,
     a_malformed_websocket_peer_is_dropped_without_harming_other_sessions,

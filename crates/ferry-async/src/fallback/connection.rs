@@ -5,7 +5,8 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use ferry_proto::{SessionId, State};
 use tracing::{debug, info, warn};
@@ -21,6 +22,22 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The reader's buffer: room for many frames per read, and at least two of
 /// the largest.
 const READ_BUFFER: usize = 256 << 10;
+/// How long a full outgoing buffer may go without the writer taking it
+/// before the connection counts as stalled: the driver then stops waiting
+/// for it (which holds up every session of the endpoint) and drops what
+/// does not fit, as a full network queue would.
+const STALL: Duration = Duration::from_secs(1);
+
+/// What became of a batch handed to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queued {
+    /// Framed into the outgoing buffer (or dropped, counted: the connection
+    /// is closing or stalled).
+    Done,
+    /// No room: nothing was queued; wait for room
+    /// ([`Connection::poll_room`]) and hand the batch again.
+    Full,
+}
 
 /// What the writer thread sends next.
 #[derive(Debug)]
@@ -31,6 +48,10 @@ struct Out {
     masks: Option<Masks>,
     /// Close once `buf` is sent.
     closing: bool,
+    /// When the writer last took the buffer (or it last became non-empty).
+    taken: Instant,
+    /// The driver, waiting for room.
+    waker: Option<Waker>,
 }
 
 /// A WebSocket connection in the [`Hub`]'s table.
@@ -50,14 +71,29 @@ impl Connection {
     }
 
     /// Frames each datagram of `contents` (`segment_size` apart) as one
-    /// message into the outgoing buffer; drops those that do not fit
-    /// (counted). Never waits for the network.
-    pub(super) fn send(&self, hub: &Hub, contents: &[u8], segment_size: Option<usize>) {
+    /// message into the outgoing buffer, or, if they do not all fit,
+    /// queues nothing and answers [`Queued::Full`]: the driver waits for
+    /// room, and TCP's pace becomes the session's (its congestion control
+    /// sees a path that is slower, not one that loses). A connection whose
+    /// writer has not taken its buffer for [`STALL`] is stalled: what does
+    /// not fit is dropped and counted instead, so that one stuck peer does
+    /// not hold up the endpoint's other sessions. Never waits for the
+    /// network.
+    pub(super) fn send(&self, hub: &Hub, contents: &[u8], segment_size: Option<usize>) -> Queued {
         let size = segment_size.unwrap_or(contents.len()).max(1);
+        let count = contents.len().div_ceil(size);
         let (mut sent, mut dropped) = (0, 0);
         let wake = {
             let mut out = lock(&self.out);
             let was_empty = out.buf.is_empty();
+            let needed = contents.len() + count * MAX_HEADER;
+            let fits = out.buf.len() + needed <= self.limit;
+            if !fits && !out.closing && !was_empty && out.taken.elapsed() < STALL {
+                return Queued::Full;
+            }
+            if was_empty {
+                out.taken = Instant::now();
+            }
             for datagram in contents.chunks(size) {
                 if out.closing || out.buf.len() + datagram.len() + MAX_HEADER > self.limit {
                     dropped += 1;
@@ -76,6 +112,22 @@ impl Connection {
         if dropped > 0 {
             hub.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
+        Queued::Done
+    }
+
+    /// Ready once the outgoing buffer is empty again (the writer took it:
+    /// any batch fits, as the buffer holds at least the largest), the
+    /// connection closes, or it stalls; else leaves the driver's waker for
+    /// the writer.
+    pub(super) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut out = lock(&self.out);
+        if out.buf.is_empty() || out.closing || out.taken.elapsed() >= STALL {
+            return Poll::Ready(());
+        }
+        if !out.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            out.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Queues a pong answering `payload`.
@@ -90,8 +142,15 @@ impl Connection {
 
     /// Has the writer send what is queued, then a close frame, and end.
     pub(super) fn shutdown(&self) {
-        lock(&self.out).closing = true;
+        let waker = {
+            let mut out = lock(&self.out);
+            out.closing = true;
+            out.waker.take()
+        };
         self.ready.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -115,6 +174,8 @@ pub(super) fn start(
             buf: Vec::with_capacity(64 << 10),
             masks: client.then(Masks::new),
             closing: false,
+            taken: Instant::now(),
+            waker: None,
         }),
         ready: Condvar::new(),
         limit: hub.config.buffer,
@@ -153,18 +214,23 @@ pub(super) fn start(
 fn write_loop(conn: &Connection, mut stream: TcpStream) {
     let mut sending = Vec::with_capacity(64 << 10);
     loop {
-        let closing = {
+        let (closing, waker) = {
             let mut out = lock(&conn.out);
             while out.buf.is_empty() && !out.closing {
                 out = conn.ready.wait(out).unwrap_or_else(PoisonError::into_inner);
             }
             std::mem::swap(&mut out.buf, &mut sending);
+            out.taken = Instant::now();
             if out.closing {
                 let mask = out.masks.as_mut().map(Masks::next_mask);
                 frame::encode_close(&mut sending, mask);
             }
-            out.closing
+            (out.closing, out.waker.take())
         };
+        // Room again: the driver may hand its batch.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         if let Err(e) = stream.write_all(&sending) {
             debug!(peer = %conn.key, error = %e, "WebSocket write failed");
             break;
@@ -174,7 +240,14 @@ fn write_loop(conn: &Connection, mut stream: TcpStream) {
             break;
         }
     }
-    lock(&conn.out).closing = true;
+    let waker = {
+        let mut out = lock(&conn.out);
+        out.closing = true;
+        out.waker.take()
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
     // The peer's reader sees the end, and so does ours.
     let _ = stream.shutdown(Shutdown::Write);
     let _ = conn.stream.shutdown(Shutdown::Read);

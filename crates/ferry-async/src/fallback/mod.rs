@@ -11,18 +11,23 @@
 //! - sending to an address with a connection frames each datagram of the
 //!   batch as one binary message into that connection's bounded outgoing
 //!   buffer, which a writer thread empties into the TCP stream in one
-//!   `write` per batch; a full buffer drops the datagrams (counted), which
-//!   the protocol sees as a loss, as it would a full router queue. Other
+//!   `write` per batch; when the batch does not fit, nothing is queued and
+//!   the driver waits for room (`WouldBlock`, then `poll_writable`) as for
+//!   a full UDP socket, unless the connection has stalled (its writer took
+//!   nothing for a second): then what does not fit is dropped and counted,
+//!   so one stuck peer cannot hold up the endpoint's other sessions. Other
 //!   addresses go to UDP;
 //! - receiving returns UDP datagrams and datagrams read by the connections'
 //!   reader threads, reported as coming from the connection's address; both
 //!   register the driver's waker.
 //!
 //! **Congestion control does not fight TCP's.** TCP paces the bytes of a
-//! fallback connection (its own congestion control and flow control); Ferry's
-//! controller sees only what a full outgoing buffer drops, and backs off as
-//! it would for a full network queue. No Ferry packet is lost in TCP, so no
-//! Ferry retransmission duplicates TCP's, and acknowledgements still drive
+//! fallback connection (its own congestion control and flow control), and
+//! its pace becomes the session's: a full buffer holds the driver back
+//! instead of losing datagrams, so Ferry's controller sees a slower path,
+//! never a lossy one, and path MTU discovery never mistakes a full buffer
+//! for a black hole. No Ferry packet is lost in TCP, so no Ferry
+//! retransmission duplicates TCP's, and acknowledgements still drive
 //! Ferry's window. Ferry's pacing runs as usual (it paces into the buffer).
 //!
 //! **Threads, not a runtime.** The TCP side runs on std threads with
@@ -90,12 +95,13 @@ pub struct FallbackConfig {
     pub max_connections: usize,
     /// The most bytes waiting in one connection's outgoing buffer (and in
     /// the queue of datagrams read from every connection, not yet taken by
-    /// the driver). Beyond, datagrams to send are dropped and counted; a
-    /// reader waits for the driver. Default 8 MiB: with 2 MiB, BBR (the
-    /// default controller, which hardly slows down for losses) overflowed
-    /// it so often on loopback that it sent half its data twice; with
-    /// 8 MiB it lost some 3%, and was as fast (docs/performance.md). Taken
-    /// only while the connection is slower than the session. At least
+    /// the driver). Beyond, the driver waits for the connection's writer
+    /// (datagrams are dropped and counted only once the connection stalled
+    /// for a second); a reader waits for the driver. Default 1 MiB (the
+    /// writer takes the whole buffer at each write, so up to twice this is
+    /// on its way); larger buffers were not faster on loopback
+    /// (docs/performance.md). Taken only while the connection is slower
+    /// than the session. At least
     /// [`MIN_BUFFER`]; less fails binding with
     /// [`BindError::FallbackBuffer`](crate::BindError::FallbackBuffer).
     pub buffer: usize,
@@ -108,7 +114,7 @@ impl Default for FallbackConfig {
             listen_addr: None,
             after: None,
             max_connections: 256,
-            buffer: 8 << 20,
+            buffer: 1 << 20,
         }
     }
 }
@@ -155,8 +161,9 @@ pub struct FallbackStats {
     pub datagrams_sent: u64,
     /// Datagrams received over WebSocket connections.
     pub datagrams_received: u64,
-    /// Datagrams dropped because a connection's outgoing buffer was full
-    /// (the protocol repairs them as losses).
+    /// Datagrams dropped because a stalled connection's outgoing buffer was
+    /// full, or the connection was closing (the protocol repairs them as
+    /// losses).
     pub datagrams_dropped: u64,
 }
 

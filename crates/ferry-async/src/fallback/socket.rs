@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use super::connection::{Connection, Queued};
 use super::{FREE_CHUNKS, Hub, Inbox, frame, lock};
 use crate::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
 
@@ -20,6 +21,9 @@ pub(crate) struct FallbackSocket {
     /// Whether the next receive looks at the connections first: the two
     /// take turns, so that neither starves the other.
     websocket_first: AtomicBool,
+    /// The connection whose full buffer refused the driver's last batch:
+    /// `poll_writable` waits for its room.
+    blocked: std::sync::Mutex<Option<Arc<Connection>>>,
 }
 
 impl FallbackSocket {
@@ -28,6 +32,7 @@ impl FallbackSocket {
             udp,
             hub,
             websocket_first: AtomicBool::new(false),
+            blocked: std::sync::Mutex::new(None),
         }
     }
 
@@ -143,13 +148,28 @@ impl AsyncUdpSocket for FallbackSocket {
     }
 
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.udp.poll_writable(cx)
+        let blocked = lock(&self.blocked).take();
+        match blocked {
+            Some(conn) => match conn.poll_room(cx) {
+                Poll::Ready(()) => Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    *lock(&self.blocked) = Some(conn);
+                    Poll::Pending
+                }
+            },
+            None => self.udp.poll_writable(cx),
+        }
     }
 
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         if let Some(conn) = self.hub.conn(transmit.destination) {
-            conn.send(&self.hub, transmit.contents, transmit.segment_size);
-            return Ok(());
+            return match conn.send(&self.hub, transmit.contents, transmit.segment_size) {
+                Queued::Done => Ok(()),
+                Queued::Full => {
+                    *lock(&self.blocked) = Some(conn);
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            };
         }
         if self.hub.watched_count.load(Ordering::Acquire) > 0 {
             let size = transmit
