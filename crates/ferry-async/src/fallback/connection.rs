@@ -433,3 +433,68 @@ fn open(remote: SocketAddr) -> io::Result<TcpStream> {
     }
     Ok(stream)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::task::Waker;
+
+    use super::super::{FallbackConfig, MIN_BUFFER};
+    use super::*;
+
+    #[test]
+    fn a_full_connection_refuses_a_batch_until_it_stalls_then_drops_it() {
+        let hub = Hub::new(FallbackConfig {
+            buffer: MIN_BUFFER,
+            ..FallbackConfig::default()
+        });
+        // A peer that never reads: the kernel's buffers fill, then ours.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        // Small kernel buffers, set by hand (which stops the kernel from
+        // growing them): once full they stay full.
+        socket2::SockRef::from(&stream)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&peer)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let key = stream.peer_addr().unwrap();
+        assert!(hub.reserve());
+        let conn = start(&hub, stream, key, false).unwrap();
+        let batch = vec![7u8; 32_000];
+        let fill = || {
+            let start = Instant::now();
+            while conn.send(&hub, &batch, Some(16_000)) == Queued::Done {
+                assert!(start.elapsed() < Duration::from_secs(30), "never full");
+            }
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        // Fill the buffer until the writer stops taking it: it is blocked on
+        // the socket, whose buffers the peer never empties.
+        let start = Instant::now();
+        loop {
+            fill();
+            let filled = Instant::now();
+            while conn.poll_room(&mut cx).is_pending()
+                && filled.elapsed() < Duration::from_millis(300)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if conn.poll_room(&mut cx).is_pending() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "never blocked");
+        }
+        // Full, not stalled yet: nothing dropped, the driver is to wait.
+        assert_eq!(hub.stats().datagrams_dropped, 0);
+        assert!(conn.poll_room(&mut cx).is_pending());
+        std::thread::sleep(STALL + Duration::from_millis(100));
+        // Stalled: the driver may go on, and what does not fit is dropped.
+        assert!(conn.poll_room(&mut cx).is_ready());
+        assert_eq!(conn.send(&hub, &batch, Some(16_000)), Queued::Done);
+        assert_eq!(hub.stats().datagrams_dropped, 2);
+        hub.close();
+    }
+}
