@@ -501,28 +501,40 @@ impl Endpoint {
             }
             dated = Some((key, date));
         }
-        let mut params = Vec::new();
-        Handshake {
+        let params = Handshake {
             listener_id: Some(local),
             // As the session's ConnectAck answers (see `own_features`).
             features: hs.features & FEATURES,
             ..own_params(&config)
-        }
-        .encode_params(&mut params);
-        let mut message = Vec::new();
-        noise
-            .write_message(&params, &mut message)
-            .map_err(|_| Unauthenticated::Failed)?;
-        let keys = noise.into_keys().map_err(|_| Unauthenticated::Failed)?;
+        };
+        let authenticated = answer(noise, &params, peer)?;
         if let Some((key, date)) = dated {
             self.replay.record(key, date);
         }
-        Ok(Some(Authenticated {
-            keys,
-            message: Bytes::from(message),
-            peer,
-        }))
+        Ok(Some(authenticated))
     }
+}
+
+/// The listener's message 2 carrying `params` (this side's parameters,
+/// authenticated with it), and the session's keys made from the finished
+/// handshake: what a ConnectAck to the starter `peer` carries.
+pub(super) fn answer(
+    mut noise: NoiseHandshake,
+    params: &Handshake,
+    peer: Option<crate::crypto::PublicKey>,
+) -> Result<Authenticated, Unauthenticated> {
+    let mut encoded = Vec::new();
+    params.encode_params(&mut encoded);
+    let mut message = Vec::new();
+    noise
+        .write_message(&encoded, &mut message)
+        .map_err(|_| Unauthenticated::Failed)?;
+    let keys = noise.into_keys().map_err(|_| Unauthenticated::Failed)?;
+    Ok(Authenticated {
+        keys,
+        message: Bytes::from(message),
+        peer,
+    })
 }
 
 /// Why a connect's handshake message did not admit its starter.

@@ -460,29 +460,17 @@ impl Endpoint {
             0
         };
         let (config, shared) = (self.config.clone(), self.shared.clone());
-        let session = match ticket {
-            None => SessionCore::connect(
-                id,
-                remote,
-                config,
-                shared,
-                now,
-                pin,
-                timestamp,
-                &mut self.rng,
-            ),
-            Some(t) => SessionCore::connect_resumed(
-                id,
-                remote,
-                config,
-                shared,
-                now,
-                pin,
-                timestamp,
-                t.clone(),
-                &mut self.rng,
-            ),
-        };
+        let session = SessionCore::connect(
+            id,
+            remote,
+            config,
+            shared,
+            now,
+            pin,
+            timestamp,
+            ticket.cloned(),
+            &mut self.rng,
+        );
         self.sessions.insert(id, Slot::new(session, false));
         self.stats.sessions_started += 1;
         self.touched(id);

@@ -326,25 +326,14 @@ impl Endpoint {
         let answer = RESUMED | if accepted { EARLY_ACCEPTED } else { 0 };
         let keys = match noise {
             None => None,
-            Some(mut noise) => {
-                let mut params = Vec::new();
-                Handshake {
+            Some(noise) => {
+                let params = Handshake {
                     listener_id: Some(local),
                     features: hs.features & FEATURES,
                     resume: Bytes::copy_from_slice(&[answer]),
                     ..own_params(&config)
-                }
-                .encode_params(&mut params);
-                let mut message = Vec::new();
-                noise
-                    .write_message(&params, &mut message)
-                    .map_err(|_| Unauthenticated::Failed)?;
-                let keys = noise.into_keys().map_err(|_| Unauthenticated::Failed)?;
-                Some(Authenticated {
-                    keys,
-                    message: Bytes::from(message),
-                    peer: contents.starter,
-                })
+                };
+                Some(super::input::answer(noise, &params, contents.starter)?)
             }
         };
         debug!(session = %local, early = accepted, "session resumed");

@@ -88,7 +88,9 @@ impl SessionCore {
     ///
     /// With an identity, `listener` is the pinned listener key and
     /// `timestamp` this side's clock for the listener's replay check
-    /// (microseconds since the Unix epoch, 0 for none).
+    /// (microseconds since the Unix epoch, 0 for none). With a `ticket`, the
+    /// session resumes ([`resume`](Self::resume)): the full handshake is
+    /// written only if the listener refuses the ticket.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn connect(
         id: SessionId,
@@ -98,26 +100,17 @@ impl SessionCore {
         now: Instant,
         listener: Option<PublicKey>,
         timestamp: u64,
+        ticket: Option<crate::ticket::Ticket>,
         rng: &mut impl rand::CryptoRng,
-    ) -> Self {
-        let mut s = Self::starting(id, remote, config, shared, now);
-        (s.noise, s.auth) = s.full_handshake(listener, timestamp, rng);
-        s
-    }
-
-    /// A starter's session before its handshake is written: its first
-    /// Connect due, its handshake deadline armed.
-    pub(super) fn starting(
-        id: SessionId,
-        remote: SocketAddr,
-        config: Arc<Config>,
-        shared: Shared,
-        now: Instant,
     ) -> Self {
         let mut s = Self::new(id, remote, Side::Starter, config, shared, now);
         s.connect_due = true;
         s.timers
             .set(Timer::HandshakeDeadline, now + s.config.handshake_timeout);
+        match ticket {
+            None => (s.noise, s.auth) = s.full_handshake(listener, timestamp, rng),
+            Some(ticket) => s.resume(ticket, listener, timestamp, rng),
+        }
         s
     }
 
@@ -531,6 +524,7 @@ mod tests {
             now,
             None,
             0,
+            None,
             &mut rng,
         );
         let connect = drain(&mut starter, now);

@@ -5,8 +5,6 @@
 //! data, and its fallback to the full handshake when the listener refuses
 //! the ticket.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,14 +14,11 @@ use tracing::debug;
 use zeroize::Zeroize;
 
 use super::{SessionCore, SessionEvent, State};
-use crate::config::Config;
 use crate::crypto::{
     HANDSHAKE_OVERHEAD, Handshake as Noise, MAX_NEGOTIATION_LEN, PreSharedKey, PublicKey,
     TicketMode,
 };
-use crate::endpoint::Shared;
 use crate::event::TransportCode;
-use crate::id::SessionId;
 use crate::id::Side;
 use crate::message::fragment_cost;
 use crate::recovery::sent::SentKind;
@@ -118,38 +113,31 @@ impl SessionCore {
         self.resumption.as_ref().is_some_and(|r| r.resumed)
     }
 
-    /// A session started by this side with `ticket`: on an encrypted
-    /// session the resumed handshake (NNpsk0 under the ticket's secret),
-    /// whose message 1 is written with the first Connect, so that the
-    /// messages queued by then can ride in it as early data. The full
-    /// handshake (`listener` and `timestamp` as for
-    /// [`connect`](Self::connect)) is written only if the listener refuses
-    /// the ticket.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn connect_resumed(
-        id: SessionId,
-        remote: SocketAddr,
-        config: Arc<Config>,
-        shared: Shared,
-        now: Instant,
+    /// Makes a starter's new session ([`connect`](Self::connect)) resume
+    /// with `ticket`: on an encrypted session the resumed handshake (NNpsk0
+    /// under the ticket's secret), whose message 1 is written with the
+    /// first Connect, so that the messages queued by then can ride in it as
+    /// early data. The full handshake (`listener` and `timestamp` as for
+    /// `connect`) is written only if the listener refuses the ticket.
+    pub(super) fn resume(
+        &mut self,
+        ticket: Ticket,
         listener: Option<PublicKey>,
         timestamp: u64,
-        ticket: Ticket,
         rng: &mut impl rand::CryptoRng,
-    ) -> Self {
-        let mut s = Self::starting(id, remote, config, shared, now);
+    ) {
         if ticket.mode.is_keyed() {
             let psk = PreSharedKey::from_bytes(ticket.secret);
-            s.noise = Some(Box::new(Noise::initiator_with(
+            self.noise = Some(Box::new(Noise::initiator_with(
                 &psk,
-                &super::prologue(id),
-                s.config.cipher,
+                &super::prologue(self.id),
+                self.config.cipher,
                 rng,
             )));
         }
         let mut seed = [0; 32];
         rng.fill_bytes(&mut seed);
-        s.resumption().resuming = Some(Resuming {
+        self.resumption().resuming = Some(Resuming {
             ticket,
             pin: listener,
             timestamp,
@@ -158,7 +146,6 @@ impl SessionCore {
             early_messages: 0,
             early: Bytes::new(),
         });
-        s
     }
 
     /// Before a resuming starter's first Connect: its early data and, with

@@ -98,6 +98,7 @@ impl Pair {
             now,
             None,
             0,
+            None,
             &mut rng,
         );
         let connect = drain(&mut starter, now);
